@@ -1,0 +1,78 @@
+"""The one exception hierarchy of backup-glance.
+
+    BackupGlanceError
+    ├── ConfigError            file, line and key path of every problem found
+    ├── ScheduleError          the expression and the part that is wrong (also a ValueError)
+    ├── SourceError            the source's name and kind; `permanent` tells the collector whether to retry soon
+    │   ├── SourceUnreachable      connection refused, DNS, reset: transient
+    │   ├── SourceTimeout          no answer within the per-request timeout: transient
+    │   ├── SourceAuthError        token rejected (HTTP 401/403): permanent until the config changes
+    │   ├── SourceTLSError         certificate not trusted or fingerprint mismatch: permanent
+    │   └── SourceProtocolError    payload not what the reference says (malformed, truncated, too large)
+    └── HistoryError           the SQLite history could not be opened or written
+
+Messages are written for a person and name the thing that is wrong, never a secret.
+"""
+
+from __future__ import annotations
+
+
+class BackupGlanceError(Exception):
+    """Base class of every error backup-glance raises on purpose."""
+
+
+class ConfigError(BackupGlanceError):
+    """The configuration is invalid; `problems` lists every problem found, one line each."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ScheduleError(BackupGlanceError, ValueError):
+    """A schedule expression cannot be parsed; `position` is the offset of the offending part."""
+
+    def __init__(self, message: str, *, expression: str = "", position: int | None = None) -> None:
+        self.expression = expression
+        self.position = position
+        super().__init__(message)
+
+
+class SourceError(BackupGlanceError):
+    """Talking to a source failed."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, source: str = "", kind: str = "") -> None:
+        self.source = source
+        self.kind = kind
+        prefix = f"{kind} '{source}': " if source else ""
+        super().__init__(prefix + message)
+
+
+class SourceUnreachable(SourceError):
+    """The source could not be reached (refused, DNS, reset)."""
+
+
+class SourceTimeout(SourceError):
+    """The source did not answer within the request timeout."""
+
+
+class SourceAuthError(SourceError):
+    """The source rejected our credentials; retrying fast will not help."""
+
+    permanent = True
+
+
+class SourceTLSError(SourceError):
+    """The source's certificate is not trusted or does not match the pinned fingerprint."""
+
+    permanent = True
+
+
+class SourceProtocolError(SourceError):
+    """The source answered with something that is not what its API documents."""
+
+
+class HistoryError(BackupGlanceError):
+    """The history database could not be used."""

@@ -1,0 +1,223 @@
+"""The one HTTP client every web-API source uses: TLS (CA or pinned fingerprint), timeouts, a cap on requests in
+flight and on response size, and translation of every failure into a `SourceError` a person can act on.
+
+It never puts a credential in a URL, a message or a log line: credentials travel only in `headers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    SourceAuthError,
+    SourceError,
+    SourceProtocolError,
+    SourceTimeout,
+    SourceTLSError,
+    SourceUnreachable,
+)
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
+
+
+def normalize_fingerprint(value: str) -> str:
+    """'64:D3:ff…' or '64d3ff…' -> '64:d3:ff:…' (lowercase colon pairs, as PBS prints it)."""
+    hexdigits = value.replace(":", "").strip().lower()
+    return ":".join(hexdigits[i : i + 2] for i in range(0, len(hexdigits), 2))
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    return normalize_fingerprint(hashlib.sha256(der).hexdigest())
+
+
+class HttpClient:
+    """JSON over HTTP(S) for one source. Counts requests and bytes so a poll's cost can be measured."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        kind: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        verify_tls: bool = True,
+        ca_file: str | None = None,
+        fingerprint: str | None = None,
+        max_in_flight: int = 4,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        self.source = source
+        self.kind = kind
+        self._fingerprint = normalize_fingerprint(fingerprint) if fingerprint else None
+        self._max_bytes = max_bytes
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self.requests_made = 0
+        self.bytes_received = 0
+        verify: ssl.SSLContext | bool
+        if self._fingerprint:
+            # Pinning replaces CA validation (self-signed PBS/PVE certificates): the leaf's SHA-256 is checked
+            # on every response before a byte of its body is accepted.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            verify = context
+        elif not verify_tls:
+            verify = False
+        elif ca_file:
+            verify = ssl.create_default_context(cafile=ca_file)
+        else:
+            verify = True
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(timeout_s),
+            verify=verify,
+            auth=auth,
+            follow_redirects=False,
+        )
+
+    def _error(self, cls: type[SourceError], message: str) -> SourceError:
+        return cls(message, source=self.source, kind=self.kind)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await self.request_json("GET", path, params=params)
+
+    async def post_json(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+        return await self.request_json("POST", path, json_body=body, headers=headers)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON body, or raise a SourceError naming `path`."""
+        async with self._limit:
+            self.requests_made += 1
+            try:
+                request = self._client.build_request(
+                    method, path, params=params, json=json_body, headers=dict(headers or {})
+                )
+                response = await self._client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
+            except httpx.ConnectError as exc:
+                if _is_tls_failure(exc):
+                    raise self._error(SourceTLSError, f"TLS handshake failed: {_tls_reason(exc)}") from None
+                raise self._error(SourceUnreachable, f"cannot connect: {_short(exc)}") from None
+            except httpx.HTTPError as exc:
+                raise self._error(SourceUnreachable, f"request to {path} failed: {_short(exc)}") from None
+            try:
+                self._check_pin(response)
+                body = await self._read_limited(response, path)
+            finally:
+                await response.aclose()
+        return self._decode(response, body, path)
+
+    def _check_pin(self, response: httpx.Response) -> None:
+        if not self._fingerprint:
+            return
+        stream = response.extensions.get("network_stream")
+        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is None:
+            raise self._error(SourceTLSError, "certificate fingerprint mismatch: the server sent no certificate")
+        if certificate_fingerprint(der) != self._fingerprint:
+            raise self._error(
+                SourceTLSError,
+                f"certificate fingerprint mismatch: server presents {certificate_fingerprint(der)}",
+            )
+
+    async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                self.bytes_received += len(chunk)
+                if size > self._max_bytes:
+                    raise self._error(
+                        SourceProtocolError,
+                        f"response on {path} is larger than {self._max_bytes // (1024 * 1024)} MB; refused",
+                    )
+                chunks.append(chunk)
+        except httpx.TimeoutException:
+            raise self._error(SourceTimeout, f"response on {path} stalled past the timeout") from None
+        except httpx.HTTPError as exc:
+            raise self._error(SourceProtocolError, f"truncated response on {path}: {_short(exc)}") from None
+        raw = b"".join(chunks)
+        return raw
+
+    def _decode(self, response: httpx.Response, body: bytes, path: str) -> Any:
+        status = response.status_code
+        if status in (401, 403):
+            what = "token rejected" if status == 401 else "permission denied"
+            raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}")
+        if status >= 400:
+            detail = _error_detail(body)
+            raise self._error(
+                SourceProtocolError if status < 500 else SourceUnreachable,
+                f"HTTP {status} on {path}" + (f": {detail}" if detail else ""),
+            )
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
+            raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
+
+
+def _error_detail(body: bytes) -> str:
+    """PBS sends a plain message string, PVE `{"message": ...}`, Laravel `{"message": ...}`."""
+    text = body[:500].decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text.splitlines()[0][:200] if text else ""
+    if isinstance(data, dict):
+        for key in ("message", "msg", "error"):
+            if isinstance(data.get(key), str):
+                return str(data[key])[:200]
+    if isinstance(data, str):
+        return data[:200]
+    return ""
+
+
+def _looks_truncated(body: bytes) -> bool:
+    stripped = body.rstrip()
+    return bool(stripped) and stripped[-1:] not in (b"}", b"]")
+
+
+def _is_tls_failure(exc: Exception) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "SSL" in str(exc) or "certificate" in str(exc).lower()
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "certificate not trusted (set `fingerprint:` to pin a self-signed certificate, or `ca_file:`)"
+    return _short(exc)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text.splitlines()[0][:200]
