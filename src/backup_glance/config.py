@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .model import ServiceSpec, Silence
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -294,7 +295,10 @@ def _compose_lines(text: str) -> dict[tuple[str | int, ...], int]:
 
 
 def _substitute_env(
-    value: Any, env: Mapping[str, str], path: tuple[str | int, ...], missing: list[tuple[tuple[str | int, ...], str]]
+    value: Any,
+    env: Mapping[str, str],
+    path: tuple[str | int, ...],
+    missing: list[tuple[tuple[str | int, ...], str]],
 ) -> Any:
     if isinstance(value, str):
 
@@ -377,3 +381,59 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
     return parse_config(text, filename=str(path), env=env)
+
+
+# --- config -> model ---------------------------------------------------------------------------------------
+
+
+def service_specs(config: Config) -> list[ServiceSpec]:
+    """The configured services as health reads them (empty: every target is discovered)."""
+    zone = ZoneInfo(config.timezone)
+    defaults = config.defaults
+    specs = []
+    for service in config.services:
+        source = service.source or "*"
+        keys = [*service.targets]
+        if service.guest is not None:
+            keys.append(f"guest:{service.guest}")
+        if service.database:
+            keys.append(f"databasement:{source}/{service.database}")
+        if service.plan:
+            keys.append(f"backrest:{source}/{service.plan}")
+        if service.restic:
+            keys.append(f"restic:{source}/{service.restic}")
+        silence = None
+        if service.silence is not None:
+            until = service.silence.until
+            if isinstance(until, date) and not isinstance(until, datetime):
+                until = datetime(until.year, until.month, until.day, tzinfo=zone)
+            elif isinstance(until, datetime) and until.tzinfo is None:
+                until = until.replace(tzinfo=zone)
+            silence = Silence(reason=service.silence.reason, until=until)
+        specs.append(
+            ServiceSpec(
+                id=service.id,
+                name=service.name or service.id,
+                target_keys=tuple(keys),
+                grace=service.grace or defaults.grace,
+                max_age=service.max_age or defaults.max_age,
+                lookback=service.lookback or defaults.lookback,
+                silence=silence,
+                after=tuple(service.after),
+                source=service.source,
+            )
+        )
+    return specs
+
+
+def secrets_of(config: Config) -> list[str]:
+    """Every secret value in the config, for the log redaction filter (a second line of defence)."""
+    values = []
+    for source in config.sources:
+        for name in ("token_secret", "token", "password"):
+            secret = getattr(source, name, None)
+            if isinstance(secret, SecretStr) and secret.get_secret_value():
+                values.append(secret.get_secret_value())
+    if config.server.auth_token is not None and config.server.auth_token.get_secret_value():
+        values.append(config.server.auth_token.get_secret_value())
+    return values

@@ -43,9 +43,12 @@ class SourceError(BackupGlanceError):
 
     permanent = False
 
-    def __init__(self, message: str, *, source: str = "", kind: str = "") -> None:
+    def __init__(self, message: str, *, source: str = "", kind: str = "", http_status: int | None = None) -> None:
         self.source = source
         self.kind = kind
+        # The HTTP status that caused this error, when there was one: lets a source tell "this endpoint does not
+        # exist on this version" (404/501) from other failures without parsing the message.
+        self.http_status = http_status
         prefix = f"{kind} '{source}': " if source else ""
         super().__init__(prefix + message)
 

@@ -31,6 +31,7 @@ class Status(StrEnum):
     FAILED = "failed"
     VERIFY_FAILED = "verify_failed"
     UNPROTECTED = "unprotected"
+    OUT_OF_ORDER = "out_of_order"  # ordering check: started before the job it depends on had finished
     UNKNOWN = "unknown"
     SILENCED = "silenced"
 
@@ -41,6 +42,7 @@ STATUS_SEVERITY: dict[Status, Severity] = {
     Status.SILENCED: Severity.OK,
     Status.GAPS: Severity.WARNING,
     Status.UNVERIFIED: Severity.WARNING,
+    Status.OUT_OF_ORDER: Severity.WARNING,
     Status.LATE: Severity.CRITICAL,
     Status.FAILED: Severity.CRITICAL,
     Status.VERIFY_FAILED: Severity.CRITICAL,

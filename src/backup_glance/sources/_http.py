@@ -85,8 +85,8 @@ class HttpClient:
             follow_redirects=False,
         )
 
-    def _error(self, cls: type[SourceError], message: str) -> SourceError:
-        return cls(message, source=self.source, kind=self.kind)
+    def _error(self, cls: type[SourceError], message: str, http_status: int | None = None) -> SourceError:
+        return cls(message, source=self.source, kind=self.kind, http_status=http_status)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -167,12 +167,13 @@ class HttpClient:
         status = response.status_code
         if status in (401, 403):
             what = "token rejected" if status == 401 else "permission denied"
-            raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}")
+            raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}", status)
         if status >= 400:
             detail = _error_detail(body)
             raise self._error(
                 SourceProtocolError if status < 500 else SourceUnreachable,
                 f"HTTP {status} on {path}" + (f": {detail}" if detail else ""),
+                status,
             )
         try:
             return json.loads(body)

@@ -1,0 +1,104 @@
+"""Merge what every source saw (last known good) with what history remembers, indexed for judging.
+
+Pure: no clock, no I/O. Duplicates across the live observation and history collapse on their identity
+(source + snapshot id, source + run id + target).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..model import (
+    Datastore,
+    HistoryView,
+    Job,
+    JobKind,
+    JobRun,
+    Observation,
+    Snapshot,
+    SourceState,
+    Target,
+)
+
+
+@dataclass
+class Evidence:
+    states: dict[str, SourceState]
+    targets: dict[str, list[Target]] = field(default_factory=lambda: defaultdict(list))
+    snapshots: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
+    runs_by_target: dict[str, list[JobRun]] = field(default_factory=lambda: defaultdict(list))
+    runs_by_job: dict[str, list[JobRun]] = field(default_factory=lambda: defaultdict(list))
+    jobs: list[Job] = field(default_factory=list)
+    backup_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
+    uncovered: set[str] = field(default_factory=set)
+    datastores: list[Datastore] = field(default_factory=list)
+    # Sources that report guests and their backup jobs (PVE): only they can say "in no job".
+    coverage_sources: set[str] = field(default_factory=set)
+    # Snapshots that exist at the source right now (history also holds pruned ones).
+    live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+
+    def observation(self, source: str) -> Observation | None:
+        state = self.states.get(source)
+        return state.observation if state else None
+
+
+def gather(states: list[SourceState] | tuple[SourceState, ...], history: HistoryView) -> Evidence:
+    evidence = Evidence(states={state.name: state for state in states})
+    seen_snapshots: set[tuple[str, str]] = set()
+    seen_runs: set[tuple[str, str, str | None]] = set()
+
+    def add_snapshot(snapshot: Snapshot) -> None:
+        identity = (snapshot.source, snapshot.snapshot_id)
+        if identity not in seen_snapshots:
+            seen_snapshots.add(identity)
+            evidence.snapshots[snapshot.target_key].append(snapshot)
+
+    def add_run(run: JobRun) -> None:
+        identity = (run.source, run.run_id, run.target_key)
+        if identity in seen_runs:
+            return
+        seen_runs.add(identity)
+        if run.target_key is None:
+            evidence.runs_by_job[run.job_key].append(run)
+        else:
+            evidence.runs_by_target[run.target_key].append(run)
+            evidence.runs_by_job.setdefault(run.job_key, [])
+
+    # Live observations first: their copies are the freshest (a running run may have finished since).
+    for state in states:
+        observation = state.observation
+        if observation is None:
+            continue
+        for target in observation.targets:
+            evidence.targets[target.key].append(target)
+        for snapshot in observation.snapshots:
+            add_snapshot(snapshot)
+            evidence.live_snapshots.add((snapshot.source, snapshot.snapshot_id))
+        for run in observation.runs:
+            add_run(run)
+        for job in observation.jobs:
+            evidence.jobs.append(job)
+            if job.last_run is not None:
+                add_run(job.last_run)
+            if job.kind is JobKind.BACKUP:
+                for key in job.target_keys:
+                    evidence.backup_jobs_by_target[key].append(job)
+        if observation.kind == "pve":
+            evidence.coverage_sources.add(observation.source)
+        evidence.uncovered.update(observation.uncovered_target_keys)
+        evidence.datastores.extend(observation.datastores)
+    for snapshot in history.snapshots:
+        add_snapshot(snapshot)
+    for run in history.runs:
+        add_run(run)
+    for snapshots in evidence.snapshots.values():
+        snapshots.sort(key=lambda s: s.taken_at)
+    for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
+        runs.sort(key=lambda r: r.started_at)
+    return evidence
+
+
+def latest(items: list[datetime]) -> datetime | None:
+    return max(items) if items else None

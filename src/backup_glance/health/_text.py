@@ -1,0 +1,36 @@
+"""Wording shared by every reason health writes. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+def when(moment: datetime, tz: str) -> str:
+    """A moment as a person reads it on the board.
+
+    >>> from datetime import UTC
+    >>> when(datetime(2026, 11, 26, 3, 0, tzinfo=UTC), "Europe/Madrid")
+    'Thu 26 Nov 04:00'
+    """
+    local = moment.astimezone(ZoneInfo(tz))
+    return local.strftime("%a %d %b %H:%M")
+
+
+def span(delta: timedelta) -> str:
+    """A duration in the two largest units.
+
+    >>> span(timedelta(hours=26, minutes=5))
+    '1d 2h'
+    >>> span(timedelta(minutes=90))
+    '1h 30m'
+    >>> span(timedelta(seconds=40))
+    '40s'
+    """
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) if shown else "0s"

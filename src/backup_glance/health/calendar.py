@@ -1,0 +1,219 @@
+"""Jobs and their slots for the calendar: next runs, and past slots coloured by what really happened (pure).
+
+A past slot's outcome is judged here, next to the service verdicts, so renderers only colour what they get.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome
+from ._evidence import Evidence
+from .services import SLOT_TOLERANCE, load_schedule
+
+CALENDAR_PAST = timedelta(days=7)
+CALENDAR_FUTURE = timedelta(days=30)
+# A job that runs every few minutes would flood the calendar; its newest slots are shown, up to this many.
+MAX_SLOTS_PER_JOB = 400
+DEFAULT_DURATION = timedelta(minutes=10)
+_SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
+
+
+def job_duration(job: Job, evidence: Evidence, durations: dict[str, timedelta]) -> timedelta | None:
+    if job.key in durations:
+        return durations[job.key]
+    runs = evidence.runs_by_job.get(job.key, [])
+    lengths = [(r.ended_at - r.started_at).total_seconds() for r in runs if r.ended_at is not None]
+    return timedelta(seconds=statistics.median(lengths)) if lengths else None
+
+
+def job_views(
+    evidence: Evidence,
+    *,
+    now: datetime,
+    durations: dict[str, timedelta],
+    services_by_target: dict[str, list[str]],
+) -> list[JobView]:
+    views = []
+    for job in evidence.jobs:
+        schedule = load_schedule(job.schedule) if job.schedule and job.enabled else None
+        next_run = None
+        if job.enabled:
+            next_run = job.next_run_at if job.next_run_at and job.next_run_at > now else None
+            if next_run is None and schedule is not None:
+                next_run = schedule.next_after(now)
+        runs = evidence.runs_by_job.get(job.key, [])
+        candidates = [r for r in (job.last_run, runs[-1] if runs else None) if r is not None]
+        last_run = max(candidates, key=lambda r: r.started_at) if candidates else None
+        views.append(
+            JobView(
+                job=job,
+                next_run_at=next_run,
+                last_run=last_run,
+                typical_duration=job_duration(job, evidence, durations),
+                service_ids=_service_ids(job, services_by_target),
+            )
+        )
+    views.sort(key=lambda v: (v.next_run_at is None, v.next_run_at or now, v.job.name))
+    return views
+
+
+def _service_ids(job: Job, services_by_target: dict[str, list[str]]) -> tuple[str, ...]:
+    ids: list[str] = []
+    for key in job.target_keys:
+        for service_id in services_by_target.get(key, []):
+            if service_id not in ids:
+                ids.append(service_id)
+    return tuple(ids)
+
+
+def calendar_slots(
+    evidence: Evidence,
+    *,
+    now: datetime,
+    grace: timedelta,
+    durations: dict[str, timedelta],
+    services_by_target: dict[str, list[str]],
+) -> list[CalendarSlot]:
+    slots: list[CalendarSlot] = []
+    for job in evidence.jobs:
+        if not job.enabled or job.schedule is None:
+            continue
+        schedule = load_schedule(job.schedule)
+        if schedule is None:
+            continue
+        occurrences = []
+        for slot in schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE):
+            occurrences.append(slot)
+            if len(occurrences) > 4 * MAX_SLOTS_PER_JOB:
+                break
+        if len(occurrences) > MAX_SLOTS_PER_JOB:
+            # Keep the slots around now: the recent past and the near future.
+            index = bisect.bisect_left(occurrences, now)
+            low = max(0, index - MAX_SLOTS_PER_JOB // 2)
+            occurrences = occurrences[low : low + MAX_SLOTS_PER_JOB]
+        usual = job_duration(job, evidence, durations) or DEFAULT_DURATION
+        job_runs = evidence.runs_by_job.get(job.key, [])
+        if job.last_run is not None and all(r.run_id != job.last_run.run_id for r in job_runs):
+            job_runs = sorted([*job_runs, job.last_run], key=lambda r: r.started_at)
+        evidence_start = _evidence_start(job, job_runs, evidence)
+        service_ids = _service_ids(job, services_by_target)
+        for slot, following in zip(occurrences, [*occurrences[1:], None], strict=True):
+            outcome, detail, duration = _slot_outcome(
+                job, slot, following, job_runs, evidence, now=now, grace=grace, evidence_start=evidence_start
+            )
+            if outcome is None:
+                continue
+            slots.append(
+                CalendarSlot(
+                    job_key=job.key,
+                    job_name=job.name,
+                    kind=job.kind,
+                    source=job.source,
+                    start_at=slot,
+                    duration=duration or usual,
+                    outcome=outcome,
+                    timezone=job.schedule.timezone,
+                    detail=detail,
+                    service_ids=service_ids,
+                )
+            )
+    return _mark_overlaps(slots)
+
+
+def _evidence_start(job: Job, job_runs: list[JobRun], evidence: Evidence) -> datetime | None:
+    """Before the first thing we know of a job, an empty slot means "no data", not "missed"."""
+    times = [r.started_at for r in job_runs[:1]]
+    for key in job.target_keys if job.kind is JobKind.BACKUP else ():
+        times += [s.taken_at for s in evidence.snapshots.get(key, [])[:1]]
+        times += [r.started_at for r in evidence.runs_by_target.get(key, [])[:1]]
+    return min(times) if times else None
+
+
+def _slot_outcome(
+    job: Job,
+    slot: datetime,
+    following: datetime | None,
+    job_runs: list[JobRun],
+    evidence: Evidence,
+    *,
+    now: datetime,
+    grace: timedelta,
+    evidence_start: datetime | None,
+) -> tuple[SlotOutcome | None, str, timedelta | None]:
+    if slot > now:
+        return SlotOutcome.UPCOMING, "", None
+    low = slot - SLOT_TOLERANCE
+    high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
+    for run in job_runs:
+        if low <= run.started_at < high:
+            return _run_outcome(run)
+    if job.kind is JobKind.BACKUP and job.target_keys:
+        per_target = _targets_outcome(job, low, high, evidence)
+        if per_target is not None:
+            return per_target
+    if slot + grace > now:
+        return SlotOutcome.UPCOMING, "due; not started yet", None
+    if evidence_start is None or slot < evidence_start - SLOT_TOLERANCE:
+        return None, "", None
+    return SlotOutcome.MISSED, "no run found for this slot", None
+
+
+def _run_outcome(run: JobRun) -> tuple[SlotOutcome, str, timedelta | None]:
+    duration = run.ended_at - run.started_at if run.ended_at else None
+    if run.outcome is RunOutcome.RUNNING:
+        return SlotOutcome.RUNNING, "running", None
+    if run.outcome in _SUCCESS:
+        return SlotOutcome.SUCCEEDED, run.message if run.outcome is RunOutcome.WARNING else "", duration
+    return SlotOutcome.FAILED, run.message or "failed", duration
+
+
+def _targets_outcome(
+    job: Job, low: datetime, high: datetime, evidence: Evidence
+) -> tuple[SlotOutcome, str, timedelta | None] | None:
+    succeeded: list[str] = []
+    failed: list[str] = []
+    running: list[str] = []
+    ends: list[datetime] = []
+    starts: list[datetime] = []
+    for key in job.target_keys:
+        runs = [r for r in evidence.runs_by_target.get(key, []) if low <= r.started_at < high]
+        snaps = [s for s in evidence.snapshots.get(key, []) if s.finished and low <= s.taken_at < high]
+        starts += [r.started_at for r in runs] + [s.taken_at for s in snaps]
+        ends += [r.ended_at for r in runs if r.ended_at]
+        label = key.split(":", 1)[-1]
+        if any(r.outcome is RunOutcome.RUNNING for r in runs):
+            running.append(label)
+        elif any(r.outcome is RunOutcome.FAILED for r in runs) and not snaps:
+            failed.append(label)
+        elif snaps or any(r.outcome in _SUCCESS for r in runs):
+            succeeded.append(label)
+    if not (succeeded or failed or running):
+        return None
+    duration = max(ends) - min(starts) if ends and starts else None
+    if running:
+        return SlotOutcome.RUNNING, "running: " + ", ".join(running), None
+    if failed:
+        return SlotOutcome.FAILED, "failed: " + ", ".join(failed), duration
+    return SlotOutcome.SUCCEEDED, f"{len(succeeded)} of {len(job.target_keys)} backed up", duration
+
+
+def _mark_overlaps(slots: list[CalendarSlot]) -> list[CalendarSlot]:
+    slots.sort(key=lambda s: (s.start_at, s.job_key))
+    overlaps: dict[int, set[str]] = defaultdict(set)
+    active: list[int] = []
+    for index, slot in enumerate(slots):
+        active = [i for i in active if slots[i].start_at + slots[i].duration > slot.start_at]
+        for other in active:
+            if slots[other].job_key != slot.job_key:
+                overlaps[index].add(slots[other].job_key)
+                overlaps[other].add(slot.job_key)
+        active.append(index)
+    if not overlaps:
+        return slots
+    from dataclasses import replace
+
+    return [replace(s, overlaps=tuple(sorted(overlaps[i]))) if i in overlaps else s for i, s in enumerate(slots)]

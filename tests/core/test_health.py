@@ -1,0 +1,360 @@
+"""Health decides every verdict; each status has a test that produces it from plain records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from backup_glance.health import Defaults, evaluate
+from backup_glance.model import (
+    Board,
+    GuestRef,
+    HistoryView,
+    Job,
+    JobKind,
+    JobRun,
+    Observation,
+    RunOutcome,
+    ScheduleRef,
+    ServiceSpec,
+    Severity,
+    Silence,
+    SlotOutcome,
+    Snapshot,
+    SourceState,
+    Status,
+    Target,
+    Verdict,
+    Verification,
+)
+
+ZONE = "Europe/Madrid"  # UTC+1 in November: the nightly 04:00 slot is 03:00 UTC
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # Thursday, 10:00 in Madrid
+TODAY_SLOT = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def a_guest(vmid: int = 101, name: str = "vault", *, running: bool = False) -> Target:
+    return Target(
+        key=f"guest:{vmid}",
+        source="pve",
+        name=name,
+        kind="guest",
+        guest=GuestRef(vmid, "lxc", "pve"),
+        backup_running=running,
+    )
+
+
+def a_job(
+    *vmids: int, schedule: str = "04:00", enabled: bool = True, job_id: str = "nightly", kind: JobKind = JobKind.BACKUP
+) -> Job:
+    return Job(
+        key=f"pve/{kind.value}/{job_id}",
+        source="pve",
+        kind=kind,
+        job_id=job_id,
+        name=job_id,
+        schedule=ScheduleRef(schedule, "proxmox", ZONE),
+        enabled=enabled,
+        target_keys=tuple(f"guest:{v}" for v in (vmids or (101,))),
+    )
+
+
+def a_snapshot(
+    at: datetime, *, vmid: int = 101, verification: Verification = Verification.OK, finished: bool = True
+) -> Snapshot:
+    return Snapshot(
+        target_key=f"guest:{vmid}",
+        source="pbs",
+        snapshot_id=f"main/ct/{vmid}/{at.isoformat()}",
+        taken_at=at,
+        finished=finished,
+        size_bytes=1_000_000,
+        verification=verification,
+        location="main",
+    )
+
+
+def nightly(days: int = 14, *, vmid: int = 101, skip: tuple[int, ...] = (), start: int = 0) -> list[Snapshot]:
+    """A finished snapshot five minutes after each 04:00 slot, `start` days ago back to `days` ago."""
+    return [
+        a_snapshot(TODAY_SLOT - n * DAY + timedelta(minutes=5), vmid=vmid) for n in range(start, days) if n not in skip
+    ]
+
+
+def a_run(at: datetime, outcome: RunOutcome, *, vmid: int = 101, message: str = "", ended: bool = True) -> JobRun:
+    return JobRun(
+        job_key="pve/backup/nightly",
+        source="pve",
+        run_id=f"UPID:{at.timestamp()}",
+        started_at=at,
+        ended_at=at + timedelta(minutes=3) if ended else None,
+        outcome=outcome,
+        message=message,
+        target_key=f"guest:{vmid}",
+    )
+
+
+def pve(
+    *targets: Target, jobs: tuple[Job, ...] = (), runs: tuple[JobRun, ...] = (), uncovered: tuple[str, ...] = ()
+) -> SourceState:
+    observation = Observation(
+        source="pve",
+        kind="pve",
+        observed_at=NOW,
+        timezone=ZONE,
+        targets=targets or (a_guest(),),
+        jobs=jobs or (a_job(),),
+        runs=runs,
+        uncovered_target_keys=uncovered,
+    )
+    return SourceState("pve", "pve", timedelta(minutes=5), observation, NOW, NOW)
+
+
+def pbs(
+    snapshots: list[Snapshot], *, jobs: tuple[Job, ...] = (), error: str | None = None, age: timedelta = timedelta(0)
+) -> SourceState:
+    observation = Observation(
+        source="pbs", kind="pbs", observed_at=NOW - age, timezone=ZONE, snapshots=tuple(snapshots), jobs=jobs
+    )
+    return SourceState("pbs", "pbs", timedelta(minutes=5), observation, NOW, NOW - age, error)
+
+
+def judge(
+    *states: SourceState,
+    services: tuple[ServiceSpec, ...] = (),
+    now: datetime = NOW,
+    history: HistoryView | None = None,
+) -> Board:
+    return evaluate(
+        services=services,
+        sources=states,
+        history=history or HistoryView(),
+        now=now,
+        display_tz=ZONE,
+        defaults=Defaults(),
+    )
+
+
+def verdict(board: Board, service_id: str = "vault") -> Verdict:
+    return next(v for v in board.verdicts if v.service_id == service_id)
+
+
+def a_service(service_id: str = "vault", *keys: str, **changes: object) -> ServiceSpec:
+    spec = ServiceSpec(
+        id=service_id,
+        name=service_id,
+        target_keys=keys or ("guest:101",),
+        grace=timedelta(hours=1),
+        max_age=timedelta(hours=26),
+        lookback=timedelta(days=14),
+    )
+    from dataclasses import replace
+
+    return replace(spec, **changes)  # type: ignore[arg-type]
+
+
+class TestOk:
+    def test_it_is_ok_when_the_latest_due_run_produced_a_snapshot(self) -> None:
+        v = verdict(judge(pve(), pbs(nightly())))
+        assert v.status is Status.OK, v.reasons
+        assert v.severity is Severity.OK
+        assert v.reasons == ()
+        assert v.snapshot_count == 14
+        assert v.last_success_at == TODAY_SLOT + timedelta(minutes=5)
+        assert v.previous_due_at == TODAY_SLOT
+        assert v.next_run_at is not None and v.next_run_at.isoformat() == "2026-11-27T04:00:00+01:00"
+        assert v.schedule is not None and v.schedule.expression == "04:00" and v.schedule.timezone == ZONE
+        assert v.guest == GuestRef(101, "lxc", "pve")
+
+    def test_it_is_not_late_inside_the_grace_period(self) -> None:
+        # 04:30 in Madrid: today's 04:00 run has not produced anything yet, grace (1h) still runs.
+        now = TODAY_SLOT + timedelta(minutes=30)
+        v = verdict(judge(pve(), pbs(nightly(start=1)), now=now))
+        assert v.status is Status.OK, v.reasons
+
+
+class TestLate:
+    def test_it_marks_the_service_late_once_slot_plus_grace_has_passed(self) -> None:
+        now = TODAY_SLOT + timedelta(hours=1, seconds=1)
+        v = verdict(judge(pve(), pbs(nightly(start=1)), now=now))
+        assert v.status is Status.LATE
+        assert v.severity is Severity.CRITICAL
+        assert "no backup since the run due Thu 26 Nov 04:00" in v.reasons[0]
+
+    def test_it_uses_max_age_when_no_schedule_is_known(self) -> None:
+        # PBS alone: no PVE job tells when backups are due.
+        old = [a_snapshot(NOW - timedelta(hours=30))]
+        assert verdict(judge(pbs(old)), "101").status is Status.LATE
+        assert "max_age" in verdict(judge(pbs(old)), "101").reasons[0]
+        fresh = [a_snapshot(NOW - timedelta(hours=20))]
+        assert verdict(judge(pbs(fresh)), "101").status is Status.OK
+
+
+class TestFailed:
+    def test_it_reports_the_failed_attempt_with_its_message(self) -> None:
+        runs = (a_run(TODAY_SLOT, RunOutcome.FAILED, message="unable to open file"),)
+        v = verdict(judge(pve(runs=runs), pbs(nightly(start=1))))
+        assert v.status is Status.FAILED
+        assert v.reasons[0] == "last attempt Thu 26 Nov 04:00 failed: unable to open file"
+        assert any(r.startswith("no backup since") for r in v.reasons)  # late too, shown second
+        assert v.last_outcome is RunOutcome.FAILED
+
+    def test_a_later_success_clears_a_failure(self) -> None:
+        runs = (a_run(TODAY_SLOT - timedelta(hours=2), RunOutcome.FAILED, message="boom"),)
+        assert verdict(judge(pve(runs=runs), pbs(nightly()))).status is Status.OK
+
+
+class TestGaps:
+    def test_it_lists_due_runs_in_the_lookback_that_produced_nothing(self) -> None:
+        v = verdict(judge(pve(), pbs(nightly(skip=(5,)))))
+        assert v.status is Status.GAPS
+        assert v.severity is Severity.WARNING
+        assert v.missed_slots == (TODAY_SLOT - 5 * DAY,)
+
+    def test_history_keeps_evidence_the_source_pruned(self) -> None:
+        live = nightly(skip=(5,))
+        pruned = [a_snapshot(TODAY_SLOT - 5 * DAY + timedelta(minutes=5))]
+        v = verdict(judge(pve(), pbs(live), history=HistoryView(snapshots=tuple(pruned))))
+        assert v.status is Status.OK, v.reasons
+        assert v.snapshot_count == 13  # what exists now; history only proves the run happened
+
+
+class TestRunning:
+    def test_a_backup_in_progress_is_running_not_late(self) -> None:
+        now = TODAY_SLOT + timedelta(hours=1, minutes=10)
+        runs = (a_run(TODAY_SLOT, RunOutcome.RUNNING, ended=False),)
+        v = verdict(judge(pve(a_guest(running=True), runs=runs), pbs(nightly(start=1)), now=now))
+        assert v.status is Status.RUNNING, v.reasons
+        assert v.severity is Severity.OK
+
+    def test_running_far_beyond_its_usual_duration_is_late(self) -> None:
+        now = TODAY_SLOT + timedelta(hours=2)
+        runs = (a_run(TODAY_SLOT, RunOutcome.RUNNING, ended=False),)
+        history = HistoryView(typical_durations={"pve/backup/nightly": timedelta(minutes=10)})
+        v = verdict(judge(pve(a_guest(running=True), runs=runs), pbs(nightly(start=1)), now=now, history=history))
+        assert v.status is Status.LATE
+        assert "over 3x its usual 10m" in " ".join(v.reasons)
+
+
+class TestVerification:
+    def test_a_failed_verification_of_the_newest_snapshot_is_critical(self) -> None:
+        snaps = [*nightly(start=1), a_snapshot(TODAY_SLOT + timedelta(minutes=5), verification=Verification.FAILED)]
+        v = verdict(judge(pve(), pbs(snaps)))
+        assert v.status is Status.VERIFY_FAILED
+        assert v.verification is Verification.FAILED
+
+    def test_unverified_when_a_verify_job_was_due_after_the_newest_snapshot(self) -> None:
+        verify = Job(
+            key="pbs/verify/v1",
+            source="pbs",
+            kind=JobKind.VERIFY,
+            job_id="v1",
+            name="v1",
+            schedule=ScheduleRef("06:00", "proxmox", ZONE),
+            store="main",
+        )
+        snaps = [*nightly(start=1), a_snapshot(TODAY_SLOT + timedelta(minutes=5), verification=Verification.NONE)]
+        v = verdict(judge(pve(), pbs(snaps, jobs=(verify,))))
+        assert v.status is Status.UNVERIFIED
+        assert "verify job 'v1' was due Thu 26 Nov 06:00" in v.reasons[0]
+        # Before the verify slot + grace, not verified yet is fine.
+        early = verdict(judge(pve(), pbs(snaps, jobs=(verify,)), now=TODAY_SLOT + timedelta(hours=2, minutes=30)))
+        assert early.status is Status.OK
+
+
+class TestUnprotected:
+    def test_a_guest_in_no_job_is_unprotected(self) -> None:
+        board = judge(pve(a_guest(), a_guest(120, "scratch"), uncovered=("guest:120",)), pbs(nightly()))
+        v = verdict(board, "scratch")
+        assert v.status is Status.UNPROTECTED
+        assert v.reasons == ("CT 120 (scratch) is in no backup job",)
+
+    def test_a_guest_covered_only_by_a_disabled_job_is_unprotected(self) -> None:
+        jobs = (a_job(), a_job(121, job_id="legacy", enabled=False, schedule="sun 01:00"))
+        v = verdict(judge(pve(a_guest(), a_guest(121, "old-wiki"), jobs=jobs), pbs(nightly())), "old-wiki")
+        assert v.status is Status.UNPROTECTED
+        assert v.reasons == ("CT 121 (old-wiki) is only in disabled backup job(s): legacy",)
+
+
+class TestUnknown:
+    def test_a_source_down_past_two_intervals_makes_its_services_unknown(self) -> None:
+        v = verdict(judge(pve(), pbs(nightly(), error="connection refused", age=timedelta(minutes=11))))
+        assert v.status is Status.UNKNOWN
+        assert "source 'pbs' unreachable since" in v.reasons[0] and "connection refused" in v.reasons[0]
+
+    def test_a_short_outage_keeps_the_last_known_good_verdict(self) -> None:
+        v = verdict(judge(pve(), pbs(nightly(), error="connection refused", age=timedelta(minutes=6))))
+        assert v.status is Status.OK
+
+    def test_a_configured_service_no_source_reports_is_unknown(self) -> None:
+        v = verdict(judge(pve(), pbs(nightly()), services=(a_service("ghost", "guest:999"),)), "ghost")
+        assert v.status is Status.UNKNOWN
+        assert v.reasons == ("never seen: no source reports guest:999",)
+
+
+class TestSilenced:
+    def test_a_silenced_service_is_ok_with_its_reason_and_end(self) -> None:
+        silence = Silence("throwaway test box", datetime(2027, 1, 1, tzinfo=UTC))
+        spec = a_service("vault", silence=silence)
+        v = verdict(judge(pve(), pbs([]), services=(spec,)))
+        assert v.status is Status.SILENCED
+        assert v.severity is Severity.OK
+        assert v.reasons[0].startswith("silenced until Fri 01 Jan 01:00: throwaway test box (underneath: late)")
+
+    def test_an_expired_silence_no_longer_hides_anything(self) -> None:
+        spec = a_service("vault", silence=Silence("old", NOW - DAY))
+        assert verdict(judge(pve(), pbs([]), services=(spec,))).status is Status.LATE
+
+
+class TestOrdering:
+    def test_it_warns_when_a_job_starts_before_the_one_it_depends_on_finished(self) -> None:
+        dumps = JobRun(
+            "db/backup/x",
+            "db",
+            "d1",
+            TODAY_SLOT,
+            TODAY_SLOT + timedelta(minutes=40),
+            RunOutcome.OK,
+            target_key="guest:101",
+        )
+        files = JobRun(
+            "br/backup/y",
+            "br",
+            "f1",
+            TODAY_SLOT + timedelta(minutes=30),
+            TODAY_SLOT + timedelta(minutes=35),
+            RunOutcome.OK,
+            target_key="guest:102",
+        )
+        state = pve(a_guest(), a_guest(102, "files"), jobs=(a_job(101, 102),), runs=(dumps, files))
+        services = (a_service("dumps", "guest:101"), a_service("files", "guest:102", after=("dumps",)))
+        snaps = nightly() + nightly(vmid=102)
+        v = verdict(judge(state, pbs(snaps), services=services), "files")
+        assert v.status is Status.OUT_OF_ORDER
+        assert v.severity is Severity.WARNING
+        assert v.reasons == ("files started Thu 26 Nov 04:30 before dumps finished (Thu 26 Nov 04:40)",)
+
+
+class TestCalendar:
+    def test_past_slots_are_coloured_by_what_happened_and_future_ones_are_upcoming(self) -> None:
+        runs = (a_run(TODAY_SLOT - DAY, RunOutcome.FAILED, message="disk full"),)
+        board = judge(pve(runs=runs), pbs(nightly(skip=(1, 3))))
+        by_start = {s.start_at: s for s in board.slots if s.job_key == "pve/backup/nightly"}
+        assert by_start[TODAY_SLOT].outcome is SlotOutcome.SUCCEEDED
+        assert by_start[TODAY_SLOT - DAY].outcome is SlotOutcome.FAILED
+        assert by_start[TODAY_SLOT - 3 * DAY].outcome is SlotOutcome.MISSED
+        assert by_start[TODAY_SLOT + DAY].outcome is SlotOutcome.UPCOMING
+        assert min(by_start) >= NOW - 7 * DAY and max(by_start) < NOW + 30 * DAY
+        assert by_start[TODAY_SLOT].service_ids == ("vault",)
+
+    def test_jobs_show_their_next_run_from_the_schedule(self) -> None:
+        board = judge(pve(), pbs(nightly()))
+        (view,) = [j for j in board.jobs if j.job.key == "pve/backup/nightly"]
+        assert view.next_run_at is not None and view.next_run_at.isoformat() == "2026-11-27T04:00:00+01:00"
+        assert view.service_ids == ("vault",)
+
+
+def test_problems_sort_first_and_overall_is_the_worst() -> None:
+    board = judge(pve(a_guest(), a_guest(120, "scratch"), uncovered=("guest:120",)), pbs(nightly()))
+    assert [v.service_id for v in board.verdicts] == ["scratch", "vault"]
+    assert board.overall is Severity.CRITICAL

@@ -1,0 +1,84 @@
+"""`backup-glance schedule`: run in-process through argparse, and once as a subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backup_glance.commands import schedule as command
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="backup-glance")
+    command.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["schedule", *argv])
+    code: int = args.func(args)
+    return code
+
+
+def test_it_prints_the_next_runs_like_systemd_analyze(capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["mon..fri 02:00", "--tz", "Europe/Vienna", "--after", "2025-01-15T12:00", "-n", "3"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == "Expression:  mon..fri 02:00  (proxmox, Europe/Vienna)"
+    assert out[1] == "Description: Mon–Fri at 02:00 (Europe/Vienna)"
+    assert out[2:] == [
+        "  1  Thu 2025-01-16 02:00:00 +01:00  in 14h",
+        "  2  Fri 2025-01-17 02:00:00 +01:00  in 1d 14h",
+        "  3  Mon 2025-01-20 02:00:00 +01:00  in 4d 14h",
+    ]
+
+
+def test_it_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["30 2 * * *", "--dialect", "cron", "--after", "1736942400", "-n", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {
+        "expression": "30 2 * * *",
+        "dialect": "cron",
+        "timezone": "UTC",
+        "description": "At 02:30 every day (UTC)",
+        "next": ["2025-01-16T02:30:00+00:00", "2025-01-17T02:30:00+00:00"],
+    }
+
+
+def test_it_says_when_there_are_no_more_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["2015-10-21", "--after", "2025-01-01T00:00Z"]) == 0
+    assert "no runs after 2025-01-01T00:00:00+00:00" in capsys.readouterr().out
+
+
+def test_a_bad_expression_exits_2_with_a_caret(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["mon,xyz 02:00"]) == 2
+    err = capsys.readouterr().err
+    assert "bad weekday 'xyz'" in err
+    assert err.splitlines()[-2:] == ["  mon,xyz 02:00", "      ^"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["daily", "--tz", "Nowhere/Town"], "unknown time zone 'Nowhere/Town'"),
+        (["daily", "--after", "yesterday"], "--after: not an ISO-8601 time or epoch seconds: 'yesterday'"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_module_entry_point_works_as_a_subprocess() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "backup_glance", "schedule", "hourly", "--after", "2025-01-15T10:17:23Z", "-n", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Wed 2025-01-15 11:00:00 +00:00  in 42m 37s" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "backup_glance", "schedule", "12:60"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "bad minute '60'" in bad.stderr
