@@ -1,0 +1,163 @@
+"""The web app factory: routes over the current Board only (never a source, never health).
+
+    create_app(config, store) -> Starlette
+
+Routes: `/healthz` (open), `/api/v1/status`, `/glance/{status|datastores|calendar}` (Glance extension widgets),
+`/health` and `/health/{service_id}` (monitor URLs), `/calendar.ics`, `/` (standalone page). Everything but
+`/healthz` sits behind `TokenAuth` when `server.auth_token` is set.
+
+Glance waits for every extension with no timeout, so each answer is rendered once per board version and then
+served from `VersionCache`; a request costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from zoneinfo import ZoneInfo
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..board import BoardStore
+from ..config import Config
+from ..model import Board
+from . import api, ics, monitor
+from .auth import TokenAuth
+from .page import build_page
+from .params import ParamError
+from .render import Payload, Renderer, VersionCache
+from .widgets import WIDGETS
+
+log = logging.getLogger(__name__)
+
+HTML = "text/html; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class _Web:
+    """Per-app objects, kept on `app.state.web` (no module globals)."""
+
+    def __init__(self, config: Config, store: BoardStore, demo_note: str | None) -> None:
+        self.config = config
+        self.store = store
+        self.zone = ZoneInfo(config.timezone)
+        self.demo_note = demo_note
+        self.renderer = Renderer()
+        # Separate caches so a flood of odd widget query strings cannot evict the JSON or the page.
+        self.fragments: VersionCache[Payload] = VersionCache(store)
+        self.documents: VersionCache[Payload] = VersionCache(store)
+
+    def title_url(self, request: Request) -> str:
+        return self.config.server.base_url or str(request.base_url)
+
+
+def _web(request: Request) -> _Web:
+    web: _Web = request.app.state.web
+    return web
+
+
+async def healthz(request: Request) -> Response:
+    board = _web(request).store.current()
+    body = {"status": "ok", "board_generated_at": board.generated_at.isoformat(timespec="seconds")}
+    return Response(json.dumps(body), media_type="application/json", headers=NO_STORE)
+
+
+def _send(request: Request, payload: Payload, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    body, is_gzip = payload.pick(request.headers.get("accept-encoding", ""))
+    out = {**NO_STORE, "Vary": "Accept-Encoding", **(headers or {})}
+    if is_gzip:
+        out["Content-Encoding"] = "gzip"
+    return Response(body, status_code=payload.status_code, media_type=media_type, headers=out)
+
+
+async def api_status(request: Request) -> Response:
+    web = _web(request)
+    payload = web.documents.get("api", lambda board: Payload(api.encode_status(board, web.zone)))
+    return _send(request, payload, "application/json")
+
+
+def _widget_response(web: _Web, request: Request, title: str, payload: Payload) -> Response:
+    headers = {"Widget-Title": title, "Widget-Title-URL": web.title_url(request), "Widget-Content-Type": "html"}
+    return _send(request, payload, HTML, headers)
+
+
+def _error(web: _Web, status_code: int, message: str) -> Payload:
+    return Payload(web.renderer.error(message).encode("utf-8"), status_code)
+
+
+async def glance_widget(request: Request) -> Response:
+    web = _web(request)
+    name = request.path_params["widget"]
+    spec = WIDGETS.get(name)
+    if spec is None:
+        known = ", ".join(sorted(WIDGETS))
+        return _widget_response(web, request, "Backups", _error(web, 404, f"no widget {name[:40]!r}: {known}"))
+    try:
+        params = spec.parse(request.query_params)
+    except ParamError as exc:
+        return _widget_response(web, request, spec.title, _error(web, 400, str(exc)))
+
+    def build(board: Board) -> Payload:
+        try:
+            return Payload(web.renderer.widget(spec.build(board, web.zone, params)).encode("utf-8"))
+        except Exception:
+            # Logged once here, at the boundary; Glance shows the body whatever the status code.
+            log.exception("widget rendering failed", extra={"widget": name})
+            return _error(web, 500, "internal error while rendering; see the backup-glance log")
+
+    return _widget_response(web, request, spec.title, web.fragments.get((name, params), build))
+
+
+def _plain(status_and_text: tuple[int, str]) -> Response:
+    status_code, text = status_and_text
+    return PlainTextResponse(text + "\n", status_code=status_code, headers=NO_STORE)
+
+
+async def health_all(request: Request) -> Response:
+    return _plain(monitor.overall_health(_web(request).store.current()))
+
+
+async def health_service(request: Request) -> Response:
+    return _plain(monitor.service_health(_web(request).store.current(), request.path_params["service_id"]))
+
+
+async def calendar_ics(request: Request) -> Response:
+    payload = _web(request).documents.get("ics", lambda board: Payload(ics.encode_calendar(board)))
+    return _send(request, payload, "text/calendar; charset=utf-8")
+
+
+async def page(request: Request) -> Response:
+    web = _web(request)
+
+    def build(board: Board) -> Payload:
+        return Payload(web.renderer.page(build_page(board, web.zone, web.demo_note)).encode("utf-8"))
+
+    # No X-Frame-Options on purpose: the page is meant to be embeddable in Glance's iframe widget.
+    return _send(request, web.documents.get("page", build), HTML)
+
+
+def create_app(config: Config, store: BoardStore, *, demo_note: str | None = None) -> Starlette:
+    """Build the app. Objects live on `app.state.web`, built here rather than in a lifespan because none of them
+    needs async setup or teardown, and tests can then use the app without entering its lifespan."""
+    token = config.server.auth_token.get_secret_value() if config.server.auth_token else None
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/api/v1/status", api_status),
+            Route("/glance/{widget}", glance_widget),
+            Route("/health", health_all),
+            Route("/health/{service_id}", health_service),
+            Route("/calendar.ics", calendar_ics),
+            Route("/", page),
+        ],
+        middleware=[Middleware(TokenAuth, token=token)],
+    )
+    app.state.web = _Web(config, store, demo_note)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,151 @@
+"""Small pure formatters shared by every renderer: times, relative times, bytes, durations.
+
+Renderers only; nothing here decides anything about a backup. No clock: "now" is always passed in (the web
+layer uses the board's `generated_at`, so one board renders the same way on every request and can be cached).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def epoch(at: datetime) -> int:
+    """Unix seconds, the unit Glance's `data-dynamic-relative-time` expects (not milliseconds).
+
+    >>> from datetime import UTC
+    >>> epoch(datetime(2026, 1, 1, tzinfo=UTC))
+    1767225600
+    """
+    return int(at.timestamp())
+
+
+def iso(at: datetime | None, zone: ZoneInfo) -> str | None:
+    """ISO-8601 with the offset of the display zone, to the second.
+
+    >>> from datetime import UTC
+    >>> iso(datetime(2026, 7, 1, 2, 0, tzinfo=UTC), ZoneInfo("Europe/Vienna"))
+    '2026-07-01T04:00:00+02:00'
+    >>> iso(None, ZoneInfo("UTC")) is None
+    True
+    """
+    return None if at is None else at.astimezone(zone).isoformat(timespec="seconds")
+
+
+def clock(at: datetime, zone: ZoneInfo, *, now: datetime | None = None) -> str:
+    """Wall-clock time in the display zone; the date is added when it is not `now`'s day.
+
+    >>> from datetime import UTC
+    >>> z = ZoneInfo("Europe/Vienna")
+    >>> clock(datetime(2026, 7, 1, 2, 5, tzinfo=UTC), z, now=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    '04:05'
+    >>> clock(datetime(2026, 7, 3, 2, 5, tzinfo=UTC), z, now=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    'Fri 3 Jul 04:05'
+    """
+    local = at.astimezone(zone)
+    if now is not None and now.astimezone(zone).date() == local.date():
+        return local.strftime("%H:%M")
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def stamp(at: datetime, zone: ZoneInfo) -> str:
+    """Full local date and time, for tooltips and plain-text bodies.
+
+    >>> from datetime import UTC
+    >>> stamp(datetime(2026, 11, 26, 3, 3, tzinfo=UTC), ZoneInfo("Europe/Vienna"))
+    '2026-11-26 04:03'
+    """
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def span(delta: timedelta) -> str:
+    """A compact duration, two units at most.
+
+    >>> span(timedelta(seconds=42))
+    '42s'
+    >>> span(timedelta(minutes=65))
+    '1h 5m'
+    >>> span(timedelta(days=3, hours=4, minutes=9))
+    '3d 4h'
+    >>> span(timedelta(hours=2))
+    '2h'
+    """
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [(days, "d"), (hours, "h"), (minutes, "m")]
+    first = next(i for i, (value, _) in enumerate(parts) if value)
+    shown = [f"{value}{unit}" for value, unit in parts[first : first + 2] if value]
+    return " ".join(shown)
+
+
+def relative(at: datetime, now: datetime) -> str:
+    """Glance's relative-time style ("5m", "3h", "2d", "in 3h"), used as the text Glance's JS later replaces.
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    >>> relative(now - timedelta(hours=3, minutes=20), now)
+    '3h'
+    >>> relative(now + timedelta(days=2), now)
+    'in 2d'
+    >>> relative(now - timedelta(seconds=5), now)
+    '1m'
+    >>> relative(now - timedelta(days=70), now)
+    '2mo'
+    """
+    seconds = (at - now).total_seconds()
+    magnitude = abs(seconds)
+    if magnitude < 3600:
+        text = f"{max(1, int(magnitude // 60))}m"
+    elif magnitude < 86400:
+        text = f"{int(magnitude // 3600)}h"
+    elif magnitude < 30 * 86400:
+        text = f"{int(magnitude // 86400)}d"
+    elif magnitude < 365 * 86400:
+        text = f"{int(magnitude // (30 * 86400))}mo"
+    else:
+        text = f"{int(magnitude // (365 * 86400))}y"
+    return f"in {text}" if seconds > 0 else text
+
+
+def size(num_bytes: int | None) -> str:
+    """Binary units, as Proxmox shows them; three significant digits.
+
+    >>> size(0)
+    '0 B'
+    >>> size(1536)
+    '1.50 KiB'
+    >>> size(3 * 1024**4 + 1024**3 * 512)
+    '3.50 TiB'
+    >>> size(None)
+    '–'
+    """
+    if num_bytes is None:
+        return "–"
+    value = float(num_bytes)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    digits = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+def percent(fraction: float | None) -> str:
+    """
+    >>> percent(0.734)
+    '73%'
+    >>> percent(None)
+    '–'
+    """
+    return "–" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+__all__ = ["clock", "epoch", "iso", "percent", "relative", "size", "span", "stamp"]

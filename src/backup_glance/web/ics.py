@@ -1,0 +1,109 @@
+"""`GET /calendar.ics`: every calendar slot from 7 days back to 30 days ahead, for any calendar app.
+
+Built with the `icalendar` library, never by string concatenation, so names with newlines, commas or `;` are
+escaped by the library. DTSTART/DTEND carry the job's own zone as TZID (a 04:00 Vienna job stays at 04:00 across
+DST), and `add_missing_timezones()` adds the matching VTIMEZONE blocks (icalendar 6+).
+
+Sample event:
+    BEGIN:VEVENT
+    SUMMARY:✓ vault backup
+    DTSTART;TZID=Europe/Vienna:20261126T040000
+    DTEND;TZID=Europe/Vienna:20261126T044500
+    UID:3f1c...@backup-glance
+    DESCRIPTION:succeeded · pbs-main ...
+    END:VEVENT
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from icalendar import Calendar, Event
+
+from ..model import Board, CalendarSlot, SlotOutcome
+from .views import SLOT_WORD
+
+PAST = timedelta(days=7)
+AHEAD = timedelta(days=30)
+PRODID = "-//backup-glance//calendar//EN"
+
+_PREFIX: dict[SlotOutcome, str] = {
+    SlotOutcome.SUCCEEDED: "✓ ",
+    SlotOutcome.FAILED: "✗ ",
+    SlotOutcome.MISSED: "missed ",
+    SlotOutcome.RUNNING: "▸ ",
+    SlotOutcome.UPCOMING: "",
+}
+
+
+def slot_uid(slot: CalendarSlot) -> str:
+    """Stable per job and slot: the same run keeps its UID across boards, so calendar apps update, not duplicate.
+
+    >>> from datetime import datetime, UTC
+    >>> from backup_glance.model import JobKind
+    >>> s = CalendarSlot("pbs/backup/1", "vault", JobKind.BACKUP, "pbs", datetime(2026, 1, 1, 3, tzinfo=UTC),
+    ...                  timedelta(minutes=5), SlotOutcome.UPCOMING, "UTC")
+    >>> slot_uid(s)
+    'e121f55e0aed9ba62a2f82dc6b6759612c5b385d@backup-glance'
+    """
+    key = f"{slot.job_key}|{slot.start_at.astimezone(ZoneInfo('UTC')).isoformat()}"
+    return f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}@backup-glance"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A zone name health could not resolve still gets a correct instant, shown in UTC.
+        return ZoneInfo("UTC")
+
+
+def summary(slot: CalendarSlot) -> str:
+    kind = slot.kind.value.replace("_", " ")
+    name = slot.job_name if kind in slot.job_name.lower() else f"{slot.job_name} {kind}"
+    return _PREFIX[slot.outcome] + name
+
+
+def description(slot: CalendarSlot) -> str:
+    lines = [f"{SLOT_WORD[slot.outcome]} · {slot.source} · {slot.job_key}"]
+    if slot.detail:
+        lines.append(slot.detail)
+    if slot.overlaps:
+        lines.append("overlaps: " + ", ".join(slot.overlaps))
+    if slot.service_ids:
+        lines.append("services: " + ", ".join(slot.service_ids))
+    return "\n".join(lines)
+
+
+def build_calendar(board: Board) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", "Backups")
+    first, last = board.generated_at - PAST, board.generated_at + AHEAD
+    for slot in sorted(board.slots, key=lambda s: (s.start_at, s.job_key)):
+        if not first <= slot.start_at <= last:
+            continue
+        zone = _zone(slot.timezone)
+        start = slot.start_at.astimezone(zone)
+        event = Event()
+        event.add("uid", slot_uid(slot))
+        event.add("dtstamp", board.generated_at)
+        event.add("dtstart", start)
+        event.add("dtend", (slot.start_at + slot.duration).astimezone(zone))
+        event.add("summary", summary(slot))
+        event.add("description", description(slot))
+        event.add("categories", [slot.kind.value])
+        cal.add_component(event)
+    cal.add_missing_timezones()
+    return cal
+
+
+def encode_calendar(board: Board) -> bytes:
+    body: bytes = build_calendar(board).to_ical()
+    return body
+
+
+__all__ = ["build_calendar", "encode_calendar", "slot_uid", "summary"]

@@ -1,0 +1,85 @@
+"""`GET /`: the whole board on one standalone page (status table, week calendar, grid, datastores, upcoming).
+
+Pure view-model builder; `templates/page.html` is a full document with inline CSS only (no external assets,
+no JavaScript), light and dark by `prefers-color-scheme`, and embeddable in an iframe. The widgets inside are
+the same view records and templates the Glance endpoints use, so the page and the widgets never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from ..model import Board, Severity
+from . import fmt
+from .views import SEVERITY_CLASS, source_label, source_problem
+from .widgets import calendar, datastores, status
+from .widgets._spec import View
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    label: str
+    problem: str | None
+    last_success: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageView:
+    overall: str
+    overall_css: str
+    generated: str
+    zone: str
+    demo_note: str | None
+    problems: tuple[str, ...]  # failing or stale sources, shown as a banner
+    sources: tuple[SourceLine, ...]
+    counts: str
+    panels: tuple[tuple[str, View], ...]  # (title, widget view), main column first
+    side: tuple[tuple[str, View], ...]
+
+
+OVERALL_WORD: dict[Severity, str] = {
+    Severity.OK: "all good",
+    Severity.WARNING: "needs a look",
+    Severity.CRITICAL: "needs attention",
+    Severity.UNKNOWN: "unknown",
+}
+
+
+def build_page(board: Board, zone: ZoneInfo, demo_note: str | None) -> PageView:
+    now = board.generated_at
+    problems = tuple(p for s in board.sources if (p := source_problem(s, now)) is not None)
+    sources = tuple(
+        SourceLine(
+            label=source_label(s),
+            problem=source_problem(s, now),
+            last_success=fmt.clock(s.last_success_at, zone, now=now) if s.last_success_at else "never",
+        )
+        for s in board.sources
+    )
+    bad = sum(1 for v in board.verdicts if v.severity is not Severity.OK)
+    counts = f"{len(board.verdicts)} services, {bad} need attention" if bad else f"{len(board.verdicts)} services"
+    panels: tuple[tuple[str, View], ...] = (
+        ("Backups", status.build_view(board, zone, status.Params(column="full"))),
+        ("This week", calendar.build_view(board, zone, calendar.Params(view="week", column="full"))),
+        ("Last 14 days · next 7", calendar.build_view(board, zone, calendar.Params(view="grid", column="full"))),
+    )
+    side: tuple[tuple[str, View], ...] = (
+        ("Datastores", datastores.build_view(board, zone, datastores.Params())),
+        ("Next runs", calendar.build_view(board, zone, calendar.Params(view="upcoming", n=10))),
+    )
+    return PageView(
+        overall=OVERALL_WORD[board.overall],
+        overall_css=SEVERITY_CLASS[board.overall],
+        generated=fmt.stamp(now, zone),
+        zone=str(zone.key),
+        demo_note=demo_note,
+        problems=problems,
+        sources=sources,
+        counts=counts,
+        panels=panels,
+        side=side,
+    )
+
+
+__all__ = ["PageView", "build_page"]

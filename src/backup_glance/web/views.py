@@ -1,0 +1,202 @@
+"""Shared view pieces: status -> word / colour class / icon, and the widget state (content, notice, error).
+
+Like Glance's `statusCodeToText` / `statusCodeToStyle`: small pure lookups that format a verdict health already
+made. Nothing here re-decides a status; a new `Status` without a word here fails a test (and still renders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..model import Board, RunOutcome, Severity, SlotOutcome, SourceState, Status
+from .fmt import span
+
+STATUS_WORD: dict[Status, str] = {
+    Status.OK: "ok",
+    Status.RUNNING: "running",
+    Status.GAPS: "gaps",
+    Status.UNVERIFIED: "unverified",
+    Status.LATE: "late",
+    Status.FAILED: "failed",
+    Status.VERIFY_FAILED: "verify failed",
+    Status.UNPROTECTED: "unprotected",
+    Status.OUT_OF_ORDER: "out of order",
+    Status.UNKNOWN: "unknown",
+    Status.SILENCED: "silenced",
+}
+
+# Glance has no amber: "bkg-warn" is defined once in the fragment's scoped <style> from its own variables.
+SEVERITY_CLASS: dict[Severity, str] = {
+    Severity.OK: "color-positive",
+    Severity.WARNING: "bkg-warn",
+    Severity.CRITICAL: "color-negative",
+    Severity.UNKNOWN: "color-subdue",
+}
+
+RUN_MARK: dict[RunOutcome, str] = {
+    RunOutcome.OK: "✓",
+    RunOutcome.WARNING: "!",
+    RunOutcome.FAILED: "✗",
+    RunOutcome.RUNNING: "▸",
+    RunOutcome.UNKNOWN: "?",
+}
+
+RUN_CLASS: dict[RunOutcome, str] = {
+    RunOutcome.OK: "color-positive",
+    RunOutcome.WARNING: "bkg-warn",
+    RunOutcome.FAILED: "color-negative",
+    RunOutcome.RUNNING: "color-primary",
+    RunOutcome.UNKNOWN: "color-subdue",
+}
+
+SLOT_WORD: dict[SlotOutcome, str] = {
+    SlotOutcome.SUCCEEDED: "succeeded",
+    SlotOutcome.FAILED: "failed",
+    SlotOutcome.MISSED: "missed",
+    SlotOutcome.RUNNING: "running",
+    SlotOutcome.UPCOMING: "upcoming",
+}
+
+SLOT_MARK: dict[SlotOutcome, str] = {
+    SlotOutcome.SUCCEEDED: "✓",
+    SlotOutcome.FAILED: "✗",
+    SlotOutcome.MISSED: "missed",
+    SlotOutcome.RUNNING: "▸",
+    SlotOutcome.UPCOMING: "",
+}
+
+# Short CSS class per slot outcome; defined in the scoped <style> of the calendar templates.
+SLOT_CLASS: dict[SlotOutcome, str] = {
+    SlotOutcome.SUCCEEDED: "bkg-ok",
+    SlotOutcome.FAILED: "bkg-fail",
+    SlotOutcome.MISSED: "bkg-miss",
+    SlotOutcome.RUNNING: "bkg-run",
+    SlotOutcome.UPCOMING: "bkg-next",
+}
+
+# Worst first, to pick one mark for a day with several runs.
+SLOT_RANK: dict[SlotOutcome, int] = {
+    SlotOutcome.FAILED: 0,
+    SlotOutcome.MISSED: 1,
+    SlotOutcome.RUNNING: 2,
+    SlotOutcome.SUCCEEDED: 3,
+    SlotOutcome.UPCOMING: 4,
+}
+
+# A source whose last good poll is older than this many poll intervals counts as stale on the widgets.
+STALE_AFTER_INTERVALS = 3
+
+
+def status_word(status: Status) -> str:
+    """The word for a status. A status added to the model later still renders (as its value), and a test
+    fails until it gets a proper word here.
+
+    >>> status_word(Status.VERIFY_FAILED)
+    'verify failed'
+    """
+    return STATUS_WORD.get(status) or status.value.replace("_", " ")
+
+
+def status_icon(status: Status, severity: Severity) -> str:
+    """Icon name for a status (see `templates/_icons.html`).
+
+    >>> status_icon(Status.RUNNING, Severity.OK), status_icon(Status.LATE, Severity.CRITICAL)
+    ('running', 'critical')
+    """
+    if status is Status.RUNNING:
+        return "running"
+    if status is Status.SILENCED:
+        return "silenced"
+    return severity.value
+
+
+def status_class(status: Status, severity: Severity) -> str:
+    """
+    >>> status_class(Status.GAPS, Severity.WARNING), status_class(Status.SILENCED, Severity.OK)
+    ('bkg-warn', 'color-subdue')
+    """
+    if status is Status.RUNNING:
+        return "color-primary"
+    if status is Status.SILENCED:
+        return "color-subdue"
+    return SEVERITY_CLASS[severity]
+
+
+def source_label(state: SourceState) -> str:
+    """How a source is named to a person: "PBS 'pbs-main'".
+
+    >>> from datetime import timedelta
+    >>> source_label(SourceState(name="pbs-main", kind="pbs", poll_interval=timedelta(minutes=5)))
+    "PBS 'pbs-main'"
+    """
+    kind = {"databasement": "Databasement", "backrest": "Backrest"}.get(state.kind, state.kind.upper())
+    return f"{kind} '{state.name}'"
+
+
+def source_problem(state: SourceState, now: datetime) -> str | None:
+    """One line about a failing or stale source, or None when it is fine.
+
+    Source errors already start with "<kind> '<name>': " (errors.SourceError); that prefix is replaced by the
+    friendlier label so the name is not said twice.
+
+    >>> from datetime import UTC, timedelta
+    >>> s = SourceState(name="pbs-main", kind="pbs", poll_interval=timedelta(minutes=5),
+    ...                 error="pbs 'pbs-main': token rejected (HTTP 401)")
+    >>> source_problem(s, datetime(2026, 1, 1, tzinfo=UTC))
+    "PBS 'pbs-main': token rejected (HTTP 401)"
+    """
+    label = source_label(state)
+    if state.error:
+        message = state.error
+        prefix = f"{state.kind} '{state.name}': "
+        if message.lower().startswith(prefix.lower()):
+            message = message[len(prefix) :]
+        return f"{label}: {message}"
+    if state.last_success_at is None:
+        return f"{label}: not polled yet"
+    if now - state.last_success_at > state.poll_interval * STALE_AFTER_INTERVALS:
+        return f"{label}: no successful poll for {span(now - state.last_success_at)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetState:
+    """Glance's three widget states: content; content with a notice (a source failing); error (nothing to show)."""
+
+    notices: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def has_content(self) -> bool:
+        return self.error is None
+
+
+def widget_state(board: Board) -> WidgetState:
+    """Notices for failing sources; an error only when no source has ever been read."""
+    problems = tuple(p for s in board.sources if (p := source_problem(s, board.generated_at)) is not None)
+    never_read = all(s.observation is None and s.last_success_at is None for s in board.sources)
+    if board.sources and never_read and not board.verdicts and any(s.error for s in board.sources):
+        return WidgetState(notices=problems, error="no source could be read yet")
+    if not board.sources and not board.verdicts:
+        return WidgetState(error="no data yet: waiting for the first poll")
+    return WidgetState(notices=problems)
+
+
+__all__ = [
+    "RUN_CLASS",
+    "RUN_MARK",
+    "SEVERITY_CLASS",
+    "SLOT_CLASS",
+    "SLOT_MARK",
+    "SLOT_RANK",
+    "SLOT_WORD",
+    "STATUS_WORD",
+    "WidgetState",
+    "source_label",
+    "source_problem",
+    "status_class",
+    "status_icon",
+    "status_word",
+    "widget_state",
+]

@@ -1,0 +1,114 @@
+"""Real headless Chromium: fragments in a Glance-like frame (300 px small column, full column, light and dark),
+and the standalone page at phone and desktop widths. Nothing may overflow sideways; key texts must be visible.
+
+The frame uses our own stand-in stylesheet (`templates/_glance-like.css`, Glance's variable and class names, no
+Glance code). The real-Glance check is the glance-preview tool; this one runs in CI without Glance's sources.
+Screenshots go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ClientFactory
+from web_builders import a_full_board, a_source
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+COLUMNS = {"small": 300, "full": 1200}
+FRAGMENTS = {
+    "status": ("/glance/status?column={column}&limit=8", "service 000 web"),
+    "status-problems": ("/glance/status?column={column}&status=problems", "verify failed"),
+    "datastores": ("/glance/datastores?column={column}", "offsite"),
+    "upcoming": ("/glance/calendar?view=upcoming&column={column}", "nightly 0"),
+    "week": ("/glance/calendar?view=week&column={column}", "18h"),
+    "grid": ("/glance/calendar?view=grid&column={column}", "planned"),
+}
+
+pytestmark = pytest.mark.browser
+
+
+def _frame(fragment: str, width: int, scheme: str) -> str:
+    css = resources.files("backup_glance.web").joinpath("templates/_glance-like.css").read_text(encoding="utf-8")
+    return (
+        f'<!DOCTYPE html><html data-scheme="{scheme}"><head><meta charset="utf-8"><style>{css}'
+        f"body{{padding:20px}}.frame{{width:{width}px}}</style></head><body>"
+        f'<div class="frame"><div class="widget-header">Widget</div><div class="widget-content">'
+        f"{fragment}</div></div></body></html>"
+    )
+
+
+@pytest.fixture(scope="module")
+def fragments(client_for: Any) -> dict[tuple[str, str], str]:
+    board = a_full_board(50)
+    from dataclasses import replace
+
+    board = replace(board, sources=(*board.sources, a_source("pbs-off", error="token rejected (HTTP 401)")))
+    client = client_for(board)
+    return {
+        (name, column): client.get(url.format(column=column)).text
+        for name, (url, _) in FRAGMENTS.items()
+        for column in COLUMNS
+    }
+
+
+@pytest.fixture(scope="module")
+def client_for() -> ClientFactory:  # module-scoped twin of conftest's, for the module-scoped fragments
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    from web_builders import ZONE
+
+    from backup_glance.board import BoardStore
+    from backup_glance.config import Config
+    from backup_glance.web import create_app
+
+    def make(board: Any, **_: Any) -> TestClient:
+        return TestClient(create_app(Config(timezone=ZONE), BoardStore(board), demo_note="Demo data"))
+
+    return make
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+@pytest.mark.parametrize("column", list(COLUMNS))
+@pytest.mark.parametrize("name", list(FRAGMENTS))
+def test_fragment_fits_its_column(
+    browser: Any, fragments: dict[tuple[str, str], str], name: str, column: str, scheme: str
+) -> None:
+    page = browser.new_page(viewport={"width": COLUMNS[column] + 80, "height": 900})
+    try:
+        page.set_content(_frame(fragments[(name, column)], COLUMNS[column], scheme))
+        widths = page.eval_on_selector(".widget-content", "e => [e.scrollWidth, e.clientWidth]")
+        assert widths[0] <= widths[1], f"{name}/{column}: content {widths[0]} px in a {widths[1]} px widget"
+        key = FRAGMENTS[name][1]
+        assert page.get_by_text(key).filter(visible=True).first.is_visible(), f"{key!r} not visible"
+        assert page.get_by_text("token rejected (HTTP 401)").first.is_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{column}-{scheme}.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+@pytest.mark.parametrize("width", [390, 1280])
+def test_standalone_page_is_responsive(browser: Any, client_for: Any, width: int, scheme: str) -> None:
+    html = client_for(a_full_board(20)).get("/").text
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    try:
+        page.set_content(html)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner, f"page is {scroll} px wide in a {inner} px viewport"
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark = sum(int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]) < 200
+        assert dark == (scheme == "dark"), background
+        for text in ("service 000 web", "offsite", "Sources", "18h"):
+            assert page.get_by_text(text).filter(visible=True).first.is_visible(), text
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"page-{width}-{scheme}.png"), full_page=True)
+    finally:
+        context.close()

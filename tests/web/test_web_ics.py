@@ -1,0 +1,65 @@
+"""`/calendar.ics` parses back with icalendar: UIDs stable per job+slot, TZID of the job's zone, window limits."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from conftest import ClientFactory
+from icalendar import Calendar
+from web_builders import NOW, a_board, a_slot
+
+from backup_glance.model import SlotOutcome
+
+
+def _events(client_for: ClientFactory, *slots: object) -> list[object]:
+    response = client_for(a_board(slots=tuple(slots))).get("/calendar.ics")  # type: ignore[arg-type]
+    assert response.headers["content-type"].startswith("text/calendar")
+    return list(Calendar.from_ical(response.content).walk("VEVENT"))
+
+
+class TestCalendarFeed:
+    def test_it_keeps_the_jobs_zone_and_wall_clock_time(self, client_for: ClientFactory) -> None:
+        start = datetime(2026, 11, 27, 4, 0, tzinfo=ZoneInfo("Europe/Vienna"))
+        slot = a_slot(start=start - NOW, duration=timedelta(minutes=45))
+        response = client_for(a_board(slots=(slot,))).get("/calendar.ics")
+        text = response.text
+        assert "DTSTART;TZID=Europe/Vienna:20261127T040000" in text
+        assert "DTEND;TZID=Europe/Vienna:20261127T044500" in text
+        assert "BEGIN:VTIMEZONE" in text and "TZID:Europe/Vienna" in text
+        (event,) = Calendar.from_ical(response.content).walk("VEVENT")
+        assert event.decoded("dtstart") == start
+        assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=45)
+
+    def test_uids_are_stable_per_job_and_slot(self, client_for: ClientFactory) -> None:
+        slot = a_slot(start=timedelta(hours=3))
+        expected = hashlib.sha1(f"{slot.job_key}|{slot.start_at.isoformat()}".encode()).hexdigest()
+        (event,) = _events(client_for, slot)
+        assert str(event["uid"]) == f"{expected}@backup-glance"  # type: ignore[index]
+        (again,) = _events(client_for, slot)
+        assert again["uid"] == event["uid"]  # type: ignore[index]
+
+    def test_summaries_mark_past_outcomes_and_leave_the_future_plain(self, client_for: ClientFactory) -> None:
+        slots = [
+            a_slot("vault backup", job_key="a", start=-timedelta(days=1), outcome=SlotOutcome.SUCCEEDED),
+            a_slot("vault backup", job_key="b", start=-timedelta(days=2), outcome=SlotOutcome.FAILED, detail="exit 2"),
+            a_slot("vault backup", job_key="c", start=-timedelta(days=3), outcome=SlotOutcome.MISSED),
+            a_slot("vault backup", job_key="d", start=timedelta(days=1)),
+        ]
+        events = _events(client_for, *slots)
+        summaries = [str(e["summary"]) for e in events]  # type: ignore[index]
+        assert summaries == ["missed vault backup", "✗ vault backup", "✓ vault backup", "vault backup"]
+        assert "exit 2" in str(events[1]["description"])  # type: ignore[index]
+
+    def test_window_is_seven_days_back_to_thirty_ahead(self, client_for: ClientFactory) -> None:
+        slots = [
+            a_slot(job_key="old", start=-timedelta(days=8)),
+            a_slot(job_key="in", start=-timedelta(days=6)),
+            a_slot(job_key="far", start=timedelta(days=31)),
+        ]
+        assert len(_events(client_for, *slots)) == 1
+
+    def test_a_utc_job_is_written_in_utc(self, client_for: ClientFactory) -> None:
+        text = client_for(a_board(slots=(a_slot(start=timedelta(hours=1), timezone="UTC"),))).get("/calendar.ics").text
+        assert "DTSTART:20261126T140000Z" in text

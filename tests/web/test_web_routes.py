@@ -1,0 +1,225 @@
+"""Routes through Starlette's TestClient: headers, status codes, params, JSON shape, monitor URLs, auth."""
+
+from __future__ import annotations
+
+import base64
+import re
+import typing
+from datetime import timedelta
+
+import pytest
+from conftest import ClientFactory
+from web_builders import NOW, a_board, a_full_board, a_verdict, every_status
+
+from backup_glance.model import Severity, Status
+from backup_glance.web.api import ServiceDict, StatusDict
+
+TOKEN = "t0ken-s3cret"
+FRAGMENTS = [
+    "/glance/status",
+    "/glance/status?column=full",
+    "/glance/status?status=problems&limit=3",
+    "/glance/datastores",
+    "/glance/datastores?column=full",
+    "/glance/calendar",
+    "/glance/calendar?view=week",
+    "/glance/calendar?view=grid",
+    "/glance/calendar?view=grid&column=full&limit=10",
+]
+PROTECTED = ["/", "/api/v1/status", "/glance/status", "/health", "/health/vault", "/calendar.ics"]
+
+
+class TestHealthz:
+    def test_it_answers_ok_with_the_board_time(self, client_for: ClientFactory) -> None:
+        response = client_for(a_board()).get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "board_generated_at": "2026-11-26T13:00:00+00:00"}
+
+
+class TestGlanceHeaders:
+    @pytest.mark.parametrize("url", FRAGMENTS)
+    def test_every_fragment_has_glance_headers_and_no_script(self, client_for: ClientFactory, url: str) -> None:
+        response = client_for(a_full_board(50)).get(url)
+        assert response.status_code == 200
+        assert response.headers["Widget-Content-Type"] == "html"
+        assert response.headers["Widget-Title"]
+        assert response.headers["Widget-Title-URL"] == "http://testserver/"
+        assert "<script" not in response.text.lower()
+        assert len(response.content) < 40 * 1024, f"{url}: {len(response.content)} bytes"
+
+    def test_title_url_is_the_configured_base_url(self, client_for: ClientFactory) -> None:
+        client = client_for(a_board(), base_url="https://backups.lan")
+        assert client.get("/glance/status").headers["Widget-Title-URL"] == "https://backups.lan"
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("/glance/status?column=wide", "bad column &#39;wide&#39;: use small or full"),
+            ("/glance/status?limit=0", "bad limit &#39;0&#39;"),
+            ("/glance/calendar?view=month", "bad view &#39;month&#39;: use upcoming or week or grid"),
+            ("/glance/nope", "no widget &#39;nope&#39;: calendar, datastores, status"),
+        ],
+    )
+    def test_bad_parameters_get_an_error_fragment_naming_them(
+        self, client_for: ClientFactory, url: str, message: str
+    ) -> None:
+        response = client_for(a_board()).get(url)
+        assert response.status_code in (400, 404)
+        assert response.headers["Widget-Content-Type"] == "html"
+        assert message in response.text
+        assert "ERROR" in response.text
+
+
+class TestStatusFragment:
+    def test_status_icons_have_explicit_size_and_relative_times_are_seconds(self, client_for: ClientFactory) -> None:
+        text = client_for(a_board(every_status())).get("/glance/status").text
+        assert re.search(r'<svg[^>]* width="18" height="18"', text)
+        assert f'data-dynamic-relative-time="{int((NOW - timedelta(hours=9)).timestamp())}"' in text
+
+    def test_problem_reasons_go_in_a_glance_popover(self, client_for: ClientFactory) -> None:
+        board = a_board((a_verdict("vault", status=Status.LATE, reasons=("due 04:00 + 1h grace",)),))
+        text = client_for(board).get("/glance/status").text
+        assert 'data-popover-type="html"' in text and "<div data-popover-html>" in text
+        assert "due 04:00 + 1h grace" in text
+
+    def test_limit_uses_glance_collapsible_list(self, client_for: ClientFactory) -> None:
+        text = client_for(a_full_board(20)).get("/glance/status?limit=5").text
+        assert 'class="bkg-rows-status list list-gap-10 list-with-separator collapsible-container"' in text
+        assert 'data-collapse-after="5"' in text
+
+    def test_problems_only_hides_ok_services(self, client_for: ClientFactory) -> None:
+        board = a_board((a_verdict("fine"), a_verdict("broken", status=Status.FAILED, reasons=("exit 2",))))
+        text = client_for(board).get("/glance/status?status=problems").text
+        assert "broken" in text and "fine" not in text
+
+    def test_all_ok_with_problems_only_says_so(self, client_for: ClientFactory) -> None:
+        text = client_for(a_board((a_verdict("fine"),))).get("/glance/status?status=problems").text
+        assert "All 1 services ok" in text
+
+    def test_source_filter(self, client_for: ClientFactory) -> None:
+        board = a_board((a_verdict("a", sources=("pbs-main",)), a_verdict("b", sources=("backrest",))))
+        text = client_for(board).get("/glance/status?source=backrest").text
+        assert ">b<" in text and ">a<" not in text
+
+
+class TestApi:
+    def test_it_has_the_declared_shape(self, client_for: ClientFactory) -> None:
+        data = client_for(a_full_board(12)).get("/api/v1/status").json()
+        assert set(data) == set(typing.get_type_hints(StatusDict))
+        assert set(data["services"][0]) == set(typing.get_type_hints(ServiceDict))
+        assert data["generated_at"] == "2026-11-26T14:00:00+01:00"
+        assert data["overall"] == "critical"
+        assert sum(data["counts"]["status"].values()) == 12
+        assert set(data["counts"]["severity"]) == {s.value for s in Severity}
+        assert data["datastores"][0]["full_in_days"] == 41.0
+        assert data["sources"][0]["healthy"] is True
+        service = data["services"][0]
+        assert service["guest"] == {"vmid": 101, "type": "qemu", "node": "pve1"}
+        assert service["schedule"]["timezone"] == "Europe/Vienna"
+        assert service["last_success_at"].endswith("+01:00")
+
+    def test_it_is_serialised_once_per_board_version(self, client_for: ClientFactory) -> None:
+        client = client_for(a_board((a_verdict(),)))
+        first = client.get("/api/v1/status").content
+        web = client.app.state.web  # type: ignore[attr-defined]
+        web.store.publish(a_board((a_verdict("other"),)))
+        second = client.get("/api/v1/status").content
+        assert b'"vault"' in first and b'"other"' in second
+
+
+class TestMonitor:
+    def test_ok_service_is_200_and_late_is_503_with_why(self, client_for: ClientFactory) -> None:
+        board = a_board(
+            (
+                a_verdict("db"),
+                a_verdict(
+                    "vault",
+                    status=Status.LATE,
+                    reasons=("last backup 2026-11-26 04:03, due 04:00 + 1h grace",),
+                ),
+            )
+        )
+        client = client_for(board)
+        ok = client.get("/health/db")
+        late = client.get("/health/vault")
+        assert (ok.status_code, ok.text) == (200, "db: ok\n")
+        assert late.status_code == 503
+        assert late.text == "vault: late — last backup 2026-11-26 04:03, due 04:00 + 1h grace\n"
+        assert late.headers["content-type"].startswith("text/plain")
+
+    @pytest.mark.parametrize("status", [Status.OK, Status.RUNNING, Status.SILENCED])
+    def test_severity_ok_statuses_are_200(self, client_for: ClientFactory, status: Status) -> None:
+        assert client_for(a_board((a_verdict(status=status),))).get("/health/vault").status_code == 200
+
+    def test_unknown_service_is_404(self, client_for: ClientFactory) -> None:
+        response = client_for(a_board()).get("/health/nope")
+        assert (response.status_code, response.text) == (404, "unknown service 'nope'\n")
+
+    def test_overall_names_the_problems(self, client_for: ClientFactory) -> None:
+        response = client_for(a_board(every_status())).get("/health")
+        assert response.status_code == 503
+        assert response.text.startswith("8 of 11 services need attention: ")
+
+    def test_overall_all_ok_is_200(self, client_for: ClientFactory) -> None:
+        response = client_for(a_board((a_verdict(),))).get("/health")
+        assert (response.status_code, response.text) == (200, "all 1 services ok\n")
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class TestAuth:
+    @pytest.mark.parametrize("url", PROTECTED)
+    def test_missing_token_is_401_with_a_basic_challenge(self, client_for: ClientFactory, url: str) -> None:
+        response = client_for(a_board((a_verdict(),)), token=TOKEN).get(url)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == 'Basic realm="backup-glance"'
+        assert "vault" not in response.text and TOKEN not in response.text
+
+    @pytest.mark.parametrize(
+        "headers",
+        [{"Authorization": f"Bearer {TOKEN}"}, _basic("glance", TOKEN), _basic("", TOKEN)],
+        ids=["bearer", "basic", "basic-no-user"],
+    )
+    def test_right_token_passes(self, client_for: ClientFactory, headers: dict[str, str]) -> None:
+        client = client_for(a_board((a_verdict(),)), token=TOKEN)
+        for url in PROTECTED:
+            assert client.get(url, headers=headers).status_code in (200, 503), url
+
+    @pytest.mark.parametrize(
+        "headers",
+        [{"Authorization": "Bearer wrong"}, _basic("glance", "wrong"), _basic(TOKEN, ""), {"Authorization": TOKEN}],
+        ids=["bearer", "basic", "token-as-user", "no-scheme"],
+    )
+    def test_wrong_token_is_401(self, client_for: ClientFactory, headers: dict[str, str]) -> None:
+        response = client_for(a_board(), token=TOKEN).get("/api/v1/status", headers=headers)
+        assert response.status_code == 401 and TOKEN not in response.text
+
+    def test_healthz_stays_open(self, client_for: ClientFactory) -> None:
+        assert client_for(a_board(), token=TOKEN).get("/healthz").status_code == 200
+
+    def test_no_token_configured_means_open(self, client_for: ClientFactory) -> None:
+        assert client_for(a_board()).get("/api/v1/status").status_code == 200
+
+
+class TestPage:
+    def test_it_shows_source_errors_and_the_demo_note_and_can_be_framed(self, client_for: ClientFactory) -> None:
+        from web_builders import a_source
+
+        board = a_board((a_verdict(),), sources=(a_source(error="pbs 'pbs-main': token rejected (HTTP 401)"),))
+        response = client_for(board, demo_note="Demo: simulated homelab").get("/")
+        assert response.status_code == 200
+        assert "X-Frame-Options" not in response.headers
+        assert "PBS &#39;pbs-main&#39;: token rejected (HTTP 401)" in response.text
+        assert "Demo: simulated homelab" in response.text
+        assert "<script" not in response.text and "<link" not in response.text
+
+
+class TestCompression:
+    def test_gzip_when_asked_as_go_clients_do(self, client_for: ClientFactory) -> None:
+        client = client_for(a_full_board(50))
+        zipped = client.get("/glance/status", headers={"Accept-Encoding": "gzip"})
+        plain = client.get("/glance/status", headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["Content-Encoding"] == "gzip" and "content-encoding" not in plain.headers
+        assert zipped.text == plain.text
