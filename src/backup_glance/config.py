@@ -140,7 +140,7 @@ class BackrestSourceConfig(HttpSourceConfig):
     username: str | None = None
     password: SecretStr | None = None
     password_file: str | None = None
-    timezone: Zone | None = None  # the Backrest host's zone for CLOCK_LOCAL cron; default: display zone
+    timezone: Zone | None = None  # the Backrest host's zone for CLOCK_LOCAL cron; default: UTC
 
     @model_validator(mode="after")
     def _secret(self) -> BackrestSourceConfig:
@@ -195,7 +195,7 @@ class ServiceConfig(_Strict):
     max_age: Duration | None = None
     lookback: Duration | None = None
     silence: SilenceConfig | None = None
-    after: list[str] = []  # services whose runs must finish before this one starts
+    after: list[str] = []  # services (or whole sources) whose runs must finish before this one starts
 
 
 class DefaultsConfig(_Strict):
@@ -228,7 +228,9 @@ class Config(_Strict):
     defaults: DefaultsConfig = DefaultsConfig()
     history: HistoryConfig = HistoryConfig()
     server: ServerConfig = ServerConfig()
-    demo: bool = False  # set by `serve` without a config: run the built-in demo homelab on the simulators
+    # Also show everything the sources report that no configured service claims. Default: only when no
+    # services are configured.
+    discover: bool | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -244,8 +246,8 @@ class Config(_Strict):
             ids.add(service.id)
         for service in self.services:
             for other in service.after:
-                if other not in ids:
-                    raise ValueError(f"service {service.id!r}: 'after' names unknown service {other!r}")
+                if other not in ids and other not in seen:
+                    raise ValueError(f"service {service.id!r}: 'after' names no service id and no source: {other!r}")
         return self
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..model import SEVERITY_RANK, Board, HistoryView, ServiceSpec, SourceState, Target, Verdict
 from ._evidence import Evidence, gather
 from .calendar import calendar_slots, job_views
-from .services import gather_facts, judge, matching_keys, ordering_reasons, slug
+from .services import _Facts, gather_facts, judge, matching_keys, ordering_reasons, slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +33,21 @@ def evaluate(
     now: datetime,
     display_tz: str,
     defaults: Defaults = Defaults(),
+    discover_rest: bool = False,
 ) -> Board:
-    """Judge every service. With no services configured, every target any source reports is one."""
+    """Judge every service. With no services configured (or `discover_rest`), every target a source reports and
+    no configured service claims becomes a service of its own."""
     evidence = gather(tuple(sources), history)
-    specs = list(services) or discover(evidence, defaults)
+    specs = list(services)
+    configured = {spec.id for spec in specs}
+    if discover_rest or not specs:
+        claimed_keys = {key for spec in specs for key in matching_keys(spec, evidence)}
+        specs += discover(evidence, defaults, claimed={spec.id for spec in specs}, claimed_keys=claimed_keys)
     facts = {spec.id: gather_facts(spec, evidence) for spec in specs}
     by_id = {spec.id: spec for spec in specs}
     verdicts: list[Verdict] = []
     for spec in specs:
-        predecessors = [(by_id[other], facts[other]) for other in spec.after if other in by_id]
+        predecessors = [_predecessor(other, configured, by_id, facts, evidence) for other in spec.after]
         verdicts.append(
             judge(
                 spec,
@@ -79,20 +86,31 @@ def evaluate(
     )
 
 
-def discover(evidence: Evidence, defaults: Defaults) -> list[ServiceSpec]:
-    """One service per backed-up thing any source knows of, named after it."""
+def discover(
+    evidence: Evidence,
+    defaults: Defaults,
+    *,
+    claimed: AbstractSet[str] = frozenset(),
+    claimed_keys: AbstractSet[str] = frozenset(),
+) -> list[ServiceSpec]:
+    """One service per backed-up thing any source knows of and no configured service claims, named after it."""
     keys = sorted(
         set(evidence.targets) | set(evidence.snapshots) | set(evidence.backup_jobs_by_target) | evidence.uncovered
     )
+    # Guests first, so that they keep the plain name when a plan or a database is called the same.
+    keys.sort(key=lambda key: (not key.startswith("guest:"), key))
     names = {key: _display_name(key, evidence.targets.get(key, [])) for key in keys}
-    counts: dict[str, int] = defaultdict(int)
-    for key in keys:
-        counts[slug(names[key])] += 1
+    taken: set[str] = set(claimed)
     specs = []
     for key in keys:
+        if key in claimed_keys:
+            continue
         service_id = slug(names[key])
-        if counts[service_id] > 1:
-            service_id = slug(f"{names[key]}-{key.rsplit(':', 1)[-1]}")
+        if service_id in taken:
+            service_id = slug(f"{names[key]}-{key.split(':', 1)[0]}")
+        while service_id in taken:
+            service_id = slug(f"{service_id}-{key.rsplit('/', 1)[-1]}-{len(taken)}")
+        taken.add(service_id)
         specs.append(
             ServiceSpec(
                 id=service_id,
@@ -104,6 +122,26 @@ def discover(evidence: Evidence, defaults: Defaults) -> list[ServiceSpec]:
             )
         )
     return specs
+
+
+def _predecessor(
+    name: str, configured: set[str], by_id: dict[str, ServiceSpec], facts: dict[str, _Facts], evidence: Evidence
+) -> tuple[ServiceSpec, _Facts]:
+    """`after:` names a configured service, else a whole source ("every Databasement dump"), else a discovered
+    service — in that order, because discovered ids come from names a source may change."""
+    if name in configured or (name in by_id and name not in evidence.states):
+        return by_id[name], facts[name]
+    keys = sorted({t.key for t in evidence.observation_targets(name)})
+    spec = ServiceSpec(
+        id=name,
+        name=name,
+        target_keys=tuple(keys),
+        grace=timedelta(0),
+        max_age=timedelta(0),
+        lookback=timedelta(0),
+        source=name,
+    )
+    return spec, gather_facts(spec, evidence)
 
 
 def _display_name(key: str, targets: list[Target]) -> str:

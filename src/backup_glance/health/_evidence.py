@@ -43,6 +43,10 @@ class Evidence:
         state = self.states.get(source)
         return state.observation if state else None
 
+    def observation_targets(self, source: str) -> tuple[Target, ...]:
+        observation = self.observation(source)
+        return observation.targets if observation else ()
+
 
 def gather(states: list[SourceState] | tuple[SourceState, ...], history: HistoryView) -> Evidence:
     evidence = Evidence(states={state.name: state for state in states})

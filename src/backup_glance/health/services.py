@@ -38,8 +38,8 @@ from ._text import span, when
 SLOT_TOLERANCE = timedelta(minutes=5)
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
 RUNNING_LIMIT_FACTOR = 3
-# How far back a predecessor's run may lie and still be "the one before" in an ordering check.
-ORDERING_WINDOW = timedelta(hours=24)
+# How far back a predecessor's runs may lie and still belong to "the batch before" in an ordering check.
+ORDERING_WINDOW = timedelta(hours=12)
 
 # Worst first: the status shown is the first that applies; the others still add their reasons.
 PRECEDENCE = (
@@ -250,10 +250,14 @@ def _check_sources(
 def _check_coverage(
     spec: ServiceSpec, facts: _Facts, evidence: Evidence, enabled: list[Job], findings: _Findings
 ) -> None:
-    guests_known_to_pve = [t for t in facts.targets if t.source in evidence.coverage_sources]
-    if not guests_known_to_pve or enabled:
+    # Only a source that knows both the guests and the jobs (PVE), or one that says so itself, can tell that
+    # something is in no job; a PBS group alone says nothing about coverage.
+    covered_by_source = [t for t in facts.targets if t.source in evidence.coverage_sources]
+    said_uncovered = [t for t in facts.targets if t.key in evidence.uncovered]
+    known = covered_by_source or said_uncovered
+    if not known or enabled:
         return
-    label = _describe_target(guests_known_to_pve[0])
+    label = _describe_target(known[0])
     disabled = sorted({j.job_id for j in facts.jobs if not j.enabled})
     if disabled:
         findings.add(Status.UNPROTECTED, f"{label} is only in disabled backup job(s): {', '.join(disabled)}")
@@ -454,24 +458,25 @@ def ordering_reasons(
     predecessors: list[tuple[ServiceSpec, _Facts]],
     tz: str,
 ) -> list[str]:
-    """Reasons why this service's latest run broke an `after:` ordering (pure; the caller adds them)."""
+    """Why this service's latest run broke an `after:` ordering: it started while a run of a predecessor was
+    still going, or after one had failed (pure; the caller adds the reasons)."""
     if not facts.runs:
         return []
     run = facts.runs[-1]
     reasons = []
     for other, other_facts in predecessors:
         before = [r for r in other_facts.runs if run.started_at - ORDERING_WINDOW <= r.started_at <= run.started_at]
-        if not before:
-            continue
-        previous = before[-1]
-        if previous.outcome is RunOutcome.FAILED:
+        unfinished = [r for r in before if r.ended_at is None or r.ended_at > run.started_at]
+        failed = [r for r in before if r.outcome is RunOutcome.FAILED]
+        if unfinished:
+            ends = [r.ended_at for r in unfinished if r.ended_at is not None]
+            finished = when(max(ends), tz) if len(ends) == len(unfinished) else "still running"
+            reasons.append(f"{spec.name} started {when(run.started_at, tz)} before {other.name} finished ({finished})")
+        if failed:
             reasons.append(
                 f"{spec.name} ran at {when(run.started_at, tz)} after {other.name} failed "
-                f"({when(previous.started_at, tz)})"
+                f"({when(failed[-1].started_at, tz)})"
             )
-        elif previous.ended_at is None or previous.ended_at > run.started_at:
-            finished = when(previous.ended_at, tz) if previous.ended_at else "still running"
-            reasons.append(f"{spec.name} started {when(run.started_at, tz)} before {other.name} finished ({finished})")
     return reasons
 
 

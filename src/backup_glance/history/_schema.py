@@ -1,0 +1,90 @@
+"""The history schema and its migrations. `PRAGMA user_version` holds the version a file is at."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from ..errors import HistoryError
+
+log = logging.getLogger(__name__)
+
+
+def _migrate_1_facts(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE snapshots (
+            source TEXT NOT NULL, snapshot_id TEXT NOT NULL, target_key TEXT NOT NULL, location TEXT NOT NULL,
+            taken_at INTEGER NOT NULL, finished INTEGER NOT NULL, size_bytes INTEGER,
+            verification TEXT NOT NULL, verified_at INTEGER,
+            first_seen_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL,
+            PRIMARY KEY (source, snapshot_id)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX snapshots_by_time ON snapshots (taken_at)")
+    conn.execute("CREATE INDEX snapshots_by_target ON snapshots (target_key, taken_at)")
+    # target_key '' is a job-level run: NULL would not do, NULLs never collide in a primary key.
+    conn.execute(
+        """CREATE TABLE runs (
+            source TEXT NOT NULL, run_id TEXT NOT NULL, target_key TEXT NOT NULL, job_key TEXT NOT NULL,
+            started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL, message TEXT NOT NULL,
+            size_bytes INTEGER,
+            PRIMARY KEY (source, run_id, target_key)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX runs_by_time ON runs (started_at)")
+    conn.execute("CREATE INDEX runs_by_job ON runs (job_key, started_at)")
+
+
+def _migrate_2_gone(conn: sqlite3.Connection) -> None:
+    # Remember disappearances. A present snapshot's last sighting is its scope's last coverage (`scopes`), so
+    # a steady-state poll rewrites one row per target instead of one per snapshot.
+    conn.execute("ALTER TABLE snapshots ADD COLUMN gone_at INTEGER")
+    conn.execute(
+        """CREATE TABLE scopes (
+            source TEXT NOT NULL, location TEXT NOT NULL, target_key TEXT NOT NULL,
+            last_covered_at INTEGER NOT NULL,
+            PRIMARY KEY (source, location, target_key)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """INSERT INTO scopes (source, location, target_key, last_covered_at)
+           SELECT source, location, target_key, MAX(last_seen_at) FROM snapshots
+           GROUP BY source, location, target_key"""
+    )
+    conn.execute(
+        """CREATE INDEX snapshots_present ON snapshots (source, location, target_key)
+           WHERE gone_at IS NULL"""
+    )
+
+
+# Append only: a released migration never changes; new ones go at the end. Index + 1 = the version it makes.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1_facts, _migrate_2_gone)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Bring the database at `where` to `SCHEMA_VERSION`, one transaction per step."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise HistoryError(
+            f"the history database {where} has schema version {version}, but this backup-glance only knows "
+            f"up to version {SCHEMA_VERSION}; upgrade backup-glance or point history.path at another file"
+        )
+    if version == 0:
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        if tables:
+            raise HistoryError(
+                f"{where} is an SQLite database but not a backup-glance history (it has the tables "
+                f"{', '.join(sorted(tables))}); point history.path at another file"
+            )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[number - 1](conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        log.info("history schema migrated", extra={"path": where, "version": number})

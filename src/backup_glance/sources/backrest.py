@@ -1,0 +1,408 @@
+"""Backrest source: Connect RPC (`POST /v1.Backrest/<Method>`, protojson) -> one `Observation` per poll.
+
+Sits at the start of the flow (sources -> observations -> health). It owns Backrest's wire (see
+`reference/backrest-restic.md` Part A): int64 values arrive as strings, zero values are omitted (every field is
+read with a default), enums are names. It makes no verdicts.
+
+`GetConfig` returns repository passwords and env secrets in plain text (A.4). The response is reduced at once to
+plan ids, repo ids/guids and schedules (`_parse_config`); nothing else of it is kept, logged or forwarded.
+
+What one poll reads:
+- `GetConfig` (plans, repos, schedules) and `GetSummaryDashboard` (next run per plan; v1.6.0+, skipped for good
+  once the server answers `unimplemented`/404; the PENDING operation gives the next run otherwise).
+- operations: the first poll (and every `_FULL_RESYNC`) asks per plan for the newest `_INITIAL_OPS` operations
+  (`{"selector": {"planId": ...}, "lastN": ...}`; a bare `{}` is rejected, A.6) and per repo for the newest
+  `_SYSTEM_OPS` `_system_` operations (prune, check). Later polls send one request,
+  `{"selector": {"modnoGte": <highest modno seen + 1>}}`: the oplog gives every insert *and* update a new,
+  higher modno, so this returns exactly the operations that appeared or changed since (a running backup that
+  finished, a pending one that started). If it returns `_MAX_CHANGES` or more, or a plan/repo appears that we
+  have no history for, that part is read again in full. The first change query after a full read reaches back
+  `_OVERLAP` modnos, for updates that landed while the full read's requests were in flight.
+
+Schedules: cron with `CLOCK_LOCAL`/default is evaluated in the Backrest host's zone, which the API does not
+expose: `config.timezone`, or "UTC" when unset (set it when the host is not on UTC). `CLOCK_UTC` -> "UTC".
+`maxFrequencyDays/Hours` -> an "interval" ScheduleRef.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from ..config import BackrestSourceConfig
+from ..errors import SourceError, SourceProtocolError
+from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
+from ._http import HttpClient
+
+log = logging.getLogger(__name__)
+
+KIND = "backrest"
+RPC = "/v1.Backrest/"
+SYSTEM_PLAN = "_system_"  # prune, check, repo-level forget and stats ops use this plan id (A.5)
+_INITIAL_OPS = 400  # per plan: one run makes ~3-4 ops (backup, index, forget), so ~100 runs of history
+_SYSTEM_OPS = 200
+_MAX_CHANGES = 2000  # more changes than this between two polls: resynchronise instead of trusting the delta
+_OVERLAP = 256  # modnos re-read once after a full read (see `_read_changes`)
+_KEEP_RUNS = 500  # per job, bounds memory of a long-running collector
+_FULL_RESYNC = timedelta(hours=6)  # forgets operations Backrest garbage-collected
+_OUTCOME = {
+    "STATUS_SUCCESS": (RunOutcome.OK, ""),
+    # A restic partial backup (exit 3): some files were not read, so the backup is not whole (A.5).
+    "STATUS_WARNING": (RunOutcome.FAILED, "partial backup (warnings)"),
+    "STATUS_ERROR": (RunOutcome.FAILED, ""),
+    "STATUS_INPROGRESS": (RunOutcome.RUNNING, ""),
+    "STATUS_USER_CANCELLED": (RunOutcome.FAILED, "cancelled by a user"),
+    "STATUS_SYSTEM_CANCELLED": (RunOutcome.FAILED, "cancelled by Backrest"),
+}
+_KINDS = {"operationBackup": "backup", "operationPrune": "prune", "operationCheck": "check"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    id: str
+    repo: str
+    schedule: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Repo:
+    id: str
+    guid: str
+    prune: dict[str, Any] | None
+    check: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """An operation reduced to what we use; `kind` is backup | prune | check."""
+
+    id: int
+    modno: int
+    plan_id: str
+    repo_id: str
+    kind: str
+    status: str
+    start_ms: int
+    end_ms: int
+    message: str
+    snapshot_id: str
+    data_added: int | None
+    total_bytes: int | None
+    dry_run: bool
+
+
+class BackrestSource:
+    """Polls one Backrest instance; remembers operations by id so later polls ask only for changes."""
+
+    def __init__(
+        self,
+        config: BackrestSourceConfig,
+        *,
+        client: HttpClient | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.name = config.name
+        self.kind = KIND
+        self._zone = config.timezone or "UTC"
+        self._clock = clock
+        auth = None
+        if config.username and config.password is not None:
+            auth = httpx.BasicAuth(config.username, config.password.get_secret_value())
+        self._client = client or HttpClient(
+            source=config.name,
+            kind=KIND,
+            base_url=config.url,
+            headers={"Connect-Protocol-Version": "1"},
+            timeout_s=config.timeout.total_seconds(),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+            fingerprint=config.fingerprint,
+            max_in_flight=config.max_in_flight,
+            auth=auth,
+        )
+        self._ops: dict[int, _Op] = {}
+        self._modno = -1
+        self._known: set[str] = set()  # plan ids and repo guids whose history we have read
+        self._has_summary = True
+        self._catch_up = False
+        self._synced_at: datetime | None = None
+
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _protocol(self, message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source=self.name, kind=KIND)
+
+    async def _call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        reply = await self._client.post_json(RPC + method, body)
+        if not isinstance(reply, dict):
+            raise self._protocol(f"{method}: expected a JSON object")
+        return reply
+
+    async def poll(self) -> Observation:
+        now = self._clock()
+        plans, repos = self._parse_config(await self._call("GetConfig", {}))
+        next_runs = await self._read_summary()
+        if self._synced_at is None or now - self._synced_at >= _FULL_RESYNC or not await self._read_changes():
+            self._ops, self._known, self._modno, self._catch_up = {}, set(), -1, True
+            self._synced_at = now
+        for plan in plans:
+            if plan.id not in self._known:
+                self._merge(await self._operations({"planId": plan.id}, _INITIAL_OPS))
+                self._known.add(plan.id)
+        for repo in repos:
+            if repo.guid and repo.guid not in self._known:
+                self._merge(await self._operations({"repoGuid": repo.guid, "planId": SYSTEM_PLAN}, _SYSTEM_OPS))
+                self._known.add(repo.guid)
+        self._trim()
+        return self._observation(now, plans, repos, next_runs)
+
+    # --- wire --------------------------------------------------------------------------------------------
+
+    def _parse_config(self, config: dict[str, Any]) -> tuple[list[_Plan], list[_Repo]]:
+        """Plans, repos and schedules only. Passwords, env and hooks are dropped here, unread (A.4)."""
+        plans, repos = config.get("plans", []), config.get("repos", [])
+        if not isinstance(plans, list) or not isinstance(repos, list):
+            raise self._protocol("GetConfig: `plans` and `repos` must be lists")
+        try:
+            return (
+                [_Plan(str(p["id"]), str(p.get("repo", "")), p.get("schedule")) for p in plans],
+                [
+                    _Repo(
+                        str(r["id"]),
+                        str(r.get("guid", "")),
+                        (r.get("prunePolicy") or {}).get("schedule"),
+                        (r.get("checkPolicy") or {}).get("schedule"),
+                    )
+                    for r in repos
+                ],
+            )
+        except (KeyError, TypeError, AttributeError):
+            raise self._protocol("GetConfig: a plan or repo without an `id`") from None
+
+    async def _read_summary(self) -> dict[str, int]:
+        """Next backup time per plan id, from GetSummaryDashboard (v1.6.0+)."""
+        if not self._has_summary:
+            return {}
+        try:
+            summary = await self._call("GetSummaryDashboard", {})
+        except SourceError as exc:
+            if exc.http_status in (404, 501):  # Connect `unimplemented` / no such route: an older Backrest
+                self._has_summary = False
+                log.info("no GetSummaryDashboard; using pending operations", extra={"source": self.name})
+                return {}
+            raise
+        out: dict[str, int] = {}
+        for item in summary.get("planSummaries", []) or []:
+            if isinstance(item, dict) and _int(item.get("nextBackupTimeMs")):
+                out[str(item.get("id", ""))] = _int(item.get("nextBackupTimeMs")) or 0
+        return out
+
+    async def _operations(self, selector: dict[str, Any], last_n: int | None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"selector": selector}
+        if last_n:
+            body["lastN"] = str(last_n)  # int64: sent as a string, as protojson does
+        ops = (await self._call("GetOperations", body)).get("operations", [])
+        if not isinstance(ops, list):
+            raise self._protocol("GetOperations: `operations` must be a list")
+        return [op for op in ops if isinstance(op, dict)]
+
+    async def _read_changes(self) -> bool:
+        """Merge operations created or updated since the last poll; False if there were too many to trust."""
+        since = self._modno + 1
+        if self._catch_up:
+            # The first poll's per-plan requests are not one snapshot: an operation updated between two of them
+            # got a modno below the highest we saw. Reach back once, as upstream's own sync does (scanOverlap).
+            since, self._catch_up = max(since - _OVERLAP, 0), False
+        ops = await self._operations({"modnoGte": str(since)}, _MAX_CHANGES)
+        if len(ops) >= _MAX_CHANGES:
+            return False
+        self._merge(ops)
+        return True
+
+    def _merge(self, ops: list[dict[str, Any]]) -> None:
+        for raw in ops:
+            modno = _int(raw.get("modno")) or 0
+            self._modno = max(self._modno, modno)
+            op = self._op(raw)
+            if op is not None:
+                self._ops[op.id] = op
+
+    def _op(self, raw: dict[str, Any]) -> _Op | None:
+        kind = next((k for key, k in _KINDS.items() if key in raw), None)
+        op_id = _int(raw.get("id"))
+        if op_id is None:
+            raise self._protocol("GetOperations: an operation without an `id`")
+        if kind is None:
+            return None  # index snapshot, forget, hooks, stats: the backup op already says what we need
+        detail = raw.get(next(key for key, k in _KINDS.items() if k == kind)) or {}
+        summary = ((detail.get("lastStatus") or {}).get("summary") or {}) if isinstance(detail, dict) else {}
+        return _Op(
+            id=op_id,
+            modno=_int(raw.get("modno")) or 0,
+            plan_id=str(raw.get("planId", "")),
+            repo_id=str(raw.get("repoId", "")),
+            kind=kind,
+            status=str(raw.get("status", "STATUS_UNKNOWN")),
+            start_ms=_int(raw.get("unixTimeStartMs")) or 0,
+            end_ms=_int(raw.get("unixTimeEndMs")) or 0,
+            message=str(raw.get("displayMessage", "")),
+            snapshot_id=str(raw.get("snapshotId") or summary.get("snapshotId") or ""),
+            data_added=_int(summary.get("dataAdded")) if summary else None,
+            total_bytes=_int(summary.get("totalBytesProcessed")) if summary else None,
+            dry_run=bool(detail.get("dryRun")) if isinstance(detail, dict) else False,
+        )
+
+    def _trim(self) -> None:
+        by_job: dict[tuple[str, str, str], list[_Op]] = {}
+        for op in self._ops.values():
+            by_job.setdefault((op.kind, op.plan_id, op.repo_id), []).append(op)
+        for ops in by_job.values():
+            if len(ops) > _KEEP_RUNS:
+                for op in sorted(ops, key=lambda o: o.id)[:-_KEEP_RUNS]:
+                    del self._ops[op.id]
+
+    # --- records -----------------------------------------------------------------------------------------
+
+    def _schedule(self, schedule: dict[str, Any] | None) -> ScheduleRef | None:
+        if not isinstance(schedule, dict) or schedule.get("disabled"):
+            return None
+        zone = "UTC" if schedule.get("clock") == "CLOCK_UTC" else self._zone
+        if schedule.get("cron"):
+            return ScheduleRef(str(schedule["cron"]), "cron", zone)
+        if _int(schedule.get("maxFrequencyDays")):
+            days = _int(schedule.get("maxFrequencyDays")) or 0
+            return ScheduleRef("", "interval", zone, interval=timedelta(days=days))
+        if _int(schedule.get("maxFrequencyHours")):
+            hours = _int(schedule.get("maxFrequencyHours")) or 0
+            return ScheduleRef("", "interval", zone, interval=timedelta(hours=hours))
+        return None
+
+    def _run(self, op: _Op, job_key: str, target_key: str | None) -> JobRun:
+        outcome, text = _OUTCOME.get(op.status, (RunOutcome.UNKNOWN, f"status {op.status}"))
+        message = "; ".join(part for part in (text, op.message) if part)
+        return JobRun(
+            job_key=job_key,
+            source=self.name,
+            run_id=str(op.id),
+            started_at=_at(op.start_ms),
+            ended_at=_at(op.end_ms) if op.end_ms else None,
+            outcome=outcome,
+            message=message,
+            target_key=target_key,
+            size_bytes=op.data_added,
+        )
+
+    def _observation(
+        self, now: datetime, plans: list[_Plan], repos: list[_Repo], next_runs: dict[str, int]
+    ) -> Observation:
+        ops = sorted(self._ops.values(), key=lambda o: (o.start_ms, o.id))
+        targets: list[Target] = []
+        jobs: list[Job] = []
+        runs: list[JobRun] = []
+        snapshots: list[Snapshot] = []
+        for plan in plans:
+            key = f"backrest:{self.name}/{plan.id}"
+            job_key = f"{self.name}/backup/{plan.id}"
+            mine = [o for o in ops if o.kind == "backup" and o.plan_id == plan.id and not o.dry_run]
+            pending = [o.start_ms for o in mine if o.status == "STATUS_PENDING"]
+            done = [o for o in mine if o.status != "STATUS_PENDING"]
+            plan_runs = [self._run(o, job_key, key) for o in done]
+            runs.extend(plan_runs)
+            snapshots.extend(
+                Snapshot(key, self.name, o.snapshot_id, _at(o.start_ms), size_bytes=o.total_bytes, location=plan.repo)
+                for o in done
+                if o.status == "STATUS_SUCCESS" and o.snapshot_id
+            )
+            running = any(r.outcome is RunOutcome.RUNNING for r in plan_runs)
+            targets.append(Target(key, self.name, f"{plan.id} (Backrest)", "plan", backup_running=running))
+            next_ms = next_runs.get(plan.id) or (max(pending) if pending else None)
+            schedule = self._schedule(plan.schedule)
+            jobs.append(
+                Job(
+                    key=job_key,
+                    source=self.name,
+                    kind=JobKind.BACKUP,
+                    job_id=plan.id,
+                    name=plan.id,
+                    schedule=schedule,
+                    enabled=schedule is not None,
+                    next_run_at=_at(next_ms) if next_ms else None,
+                    last_run=_last(plan_runs),
+                    target_keys=(key,),
+                    store=plan.repo,
+                )
+            )
+        for repo in repos:
+            for kind, job_kind, policy in (("prune", JobKind.PRUNE, repo.prune), ("check", JobKind.CHECK, repo.check)):
+                mine = [o for o in ops if o.kind == kind and o.repo_id == repo.id and o.plan_id == SYSTEM_PLAN]
+                if policy is None and not mine:
+                    continue
+                job_key = f"{self.name}/{kind}/{repo.id}"
+                job_runs = [self._run(o, job_key, None) for o in mine if o.status != "STATUS_PENDING"]
+                pending = [o.start_ms for o in mine if o.status == "STATUS_PENDING"]
+                runs.extend(job_runs)
+                schedule = self._schedule(policy)
+                jobs.append(
+                    Job(
+                        key=job_key,
+                        source=self.name,
+                        kind=job_kind,
+                        job_id=repo.id,
+                        name=f"{kind} {repo.id}",
+                        schedule=schedule,
+                        enabled=schedule is not None,
+                        next_run_at=_at(max(pending)) if pending else None,
+                        last_run=_last(job_runs),
+                        store=repo.id,
+                    )
+                )
+        return Observation(
+            source=self.name,
+            kind=KIND,
+            observed_at=now,
+            timezone=self._zone,
+            targets=tuple(targets),
+            snapshots=tuple(snapshots),
+            jobs=tuple(jobs),
+            runs=tuple(runs),
+        )
+
+
+def _last(runs: list[JobRun]) -> JobRun | None:
+    finished = [r for r in runs if r.outcome is not RunOutcome.RUNNING]
+    return max(finished, key=lambda r: r.started_at, default=None)
+
+
+def _int(value: object) -> int | None:
+    """protojson int64 is a string ("5120"); int32 a number; a missing key is zero, i.e. None here."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def create(config: BackrestSourceConfig) -> BackrestSource:
+    return BackrestSource(config)
+
+
+__all__ = ["BackrestSource", "create"]

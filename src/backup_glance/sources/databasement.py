@@ -1,0 +1,539 @@
+"""Databasement source: REST API (Sanctum bearer token) -> one `Observation` per poll.
+
+Sits at the start of the flow (sources -> observations -> health). It owns Databasement's wire (field
+names, Laravel pagination, Spatie filters; see `reference/databasement-api.md`) and returns model records. It
+makes no verdicts, never puts the token anywhere but the `Authorization` header, and never reads `metadata`
+(it names hosts and users we have no use for).
+
+What one poll reads:
+- the inventory, every poll (small: one page per 100 servers): `/database-servers` (schedules are embedded in
+  `backups[].backup_schedule`; the January 2026 shape has `backup.recurrence` instead), `/scheduled-restores`
+  (absent before ~2026-03: a 404 means "no restore tests"), and `/backup-schedules` only when a restore test
+  names a schedule no server embeds.
+- dump attempts: `/snapshots?sort=-started_at` (one row per attempt, failed ones included). The API has no
+  "newer than" filter, so the first poll pages through everything and later polls read newest-first and **stop
+  at the first page that ends before the newest `started_at` already known** (rows are created at dispatch, so
+  nothing new can appear behind that point). Attempts we last saw pending/running that did not show up again
+  are re-read one by one (`/snapshots/{id}`; at most `_MAX_RECHECKS` a poll). Every `_FULL_RESYNC` the whole
+  list is read again, which also forgets dumps that retention cleanup deleted upstream.
+- error text: `/jobs?filter[type]=backup&filter[status]=failed&sort=-created_at`, only while a failed attempt
+  still lacks its message, stopping as soon as every missing message is found or the rows get older than the
+  oldest one missing.
+- restore-test runs: `/jobs?filter[type]=restore&sort=-created_at` with the same "stop at what we know" rule.
+
+Page URLs are built here (`page = meta.current_page + 1`): `links.next` drops `per_page`, filters and sort.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..config import DatabasementSourceConfig
+from ..errors import SourceError, SourceProtocolError
+from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
+from ._http import HttpClient
+
+log = logging.getLogger(__name__)
+
+KIND = "databasement"
+API = "/api/v1"
+_FULL_RESYNC = timedelta(hours=6)  # bounds how long a dump deleted upstream lingers in our view
+_MAX_RECHECKS = 20  # individual re-reads of still-running attempts per poll; the rest wait for the next poll
+# January 2026 builds: `recurrence` was driven by BACKUP_DAILY_CRON / BACKUP_WEEKLY_CRON, not visible in the
+# API; these are their defaults (reference §5.1). An operator who changed them sees a wrong next-run time.
+_LEGACY_CRON = {"daily": "0 2 * * *", "weekly": "0 3 * * 0"}
+_OUTCOME = {
+    "completed": RunOutcome.OK,
+    "failed": RunOutcome.FAILED,
+    "cancelled": RunOutcome.FAILED,  # newest builds; no dump was made, which is what the dashboard must say
+    "pending": RunOutcome.RUNNING,
+    "running": RunOutcome.RUNNING,
+}
+_TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One row of `/snapshots`, reduced to what we use."""
+
+    id: str
+    server_id: str
+    server_name: str
+    database: str
+    status: str
+    method: str
+    started_at: datetime
+    updated_at: datetime | None
+    size: int
+    job_id: str | None
+    location: str
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in _TERMINAL or self.status not in _OUTCOME  # unknown status: don't chase it
+
+
+@dataclass(frozen=True, slots=True)
+class _Backup:
+    """One backup configuration of a server: which databases, on which schedule."""
+
+    schedule_key: str
+    schedule_name: str
+    expression: str
+    databases: tuple[str, ...] | None  # None: "all" or "pattern" mode, i.e. whatever the dumps show
+    include_pattern: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Server:
+    id: str
+    name: str
+    enabled: bool
+    backups: tuple[_Backup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _RestoreTest:
+    id: str
+    name: str
+    source_server_id: str
+    database: str
+    target_server_id: str
+    schema_name: str
+    schedule_id: str | None
+    enabled: bool
+
+
+class DatabasementSource:
+    """Polls one Databasement instance. Keeps the dump attempts it has seen so later polls read only news."""
+
+    def __init__(
+        self,
+        config: DatabasementSourceConfig,
+        *,
+        client: HttpClient | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.name = config.name
+        self.kind = KIND
+        self._config = config
+        self._clock = clock
+        token = config.token.get_secret_value() if config.token else ""
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if config.organization_id:
+            headers["X-Organization-Id"] = config.organization_id
+        self._client = client or HttpClient(
+            source=config.name,
+            kind=KIND,
+            base_url=config.url,
+            headers=headers,
+            timeout_s=config.timeout.total_seconds(),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+            fingerprint=config.fingerprint,
+            max_in_flight=config.max_in_flight,
+        )
+        self._attempts: dict[str, _Attempt] = {}
+        self._messages: dict[str, str] = {}  # BackupJob id -> error_message
+        self._restore_runs: dict[str, dict[str, Any]] = {}  # restore BackupJob id -> its row
+        self._synced_at: datetime | None = None
+        # Schedules only restore tests need (servers embed their own): re-read on a full resync or a new id.
+        self._schedules: dict[str, tuple[str, str]] = {}
+
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _protocol(self, message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source=self.name, kind=KIND)
+
+    # --- wire ------------------------------------------------------------------------------------------
+
+    async def _pages(
+        self, path: str, params: dict[str, Any], *, stop: Callable[[list[dict[str, Any]]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row of a paginated list, or fewer when `stop(page_rows)` says the rest is known."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = await self._client.get_json(path, {**params, "per_page": self._config.per_page, "page": page})
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise self._protocol(f"{path}: expected a paginated object with `data`")
+            data = [row for row in body["data"] if isinstance(row, dict)]
+            rows.extend(data)
+            if data and stop is not None and stop(data):
+                return rows
+            meta: dict[str, Any] = body["meta"] if isinstance(body.get("meta"), dict) else {}
+            try:
+                current = int(meta.get("current_page", page))
+                last = int(meta.get("last_page", current))
+            except (TypeError, ValueError):
+                raise self._protocol(f"{path}: `meta.current_page`/`last_page` are not numbers") from None
+            if current >= last or not data:
+                return rows
+            page = current + 1
+
+    async def _optional_pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """A list that older builds lack: None on 404 (or 400 for an unknown filter)."""
+        try:
+            return await self._pages(path, params)
+        except SourceError as exc:
+            if exc.http_status in (400, 404):
+                return None
+            raise
+
+    # --- poll ------------------------------------------------------------------------------------------
+
+    async def poll(self) -> Observation:
+        now = self._clock()
+        servers = [self._server(row) for row in await self._pages(f"{API}/database-servers", {})]
+        full = self._synced_at is None or now - self._synced_at >= _FULL_RESYNC
+        await self._read_attempts(full)
+        if full:
+            self._synced_at = now
+        await self._read_messages()
+        tests = [self._restore_test(r) for r in await self._optional_pages(f"{API}/scheduled-restores", {}) or []]
+        schedules = self._schedules
+        schedules.update({b.schedule_key: (b.schedule_name, b.expression) for s in servers for b in s.backups})
+        if tests:
+            if full or any(t.schedule_id and t.schedule_id not in schedules for t in tests):
+                for row in await self._optional_pages(f"{API}/backup-schedules", {}) or []:
+                    schedules[str(row.get("id"))] = (str(row.get("name", "")), str(row.get("expression", "")))
+            await self._read_restore_runs()
+        return self._observation(now, servers, tests, schedules)
+
+    async def _read_attempts(self, full: bool) -> None:
+        horizon = None if full or not self._attempts else max(a.started_at for a in self._attempts.values())
+        # Rows dispatched in the same second as the newest known one: once all of them came back, the rest of
+        # the list is known too (one run dispatches all its dumps at once, so it cannot gain members later).
+        edge = {a.id for a in self._attempts.values() if a.started_at == horizon}
+        seen: set[str] = set()
+
+        def reached_known(page: list[dict[str, Any]]) -> bool:
+            seen.update(str(row.get("id")) for row in page)
+            started = _maybe_time(page[-1].get("started_at"))
+            return horizon is not None and started is not None and (started < horizon or edge <= seen)
+
+        rows = await self._pages(f"{API}/snapshots", {"sort": "-started_at"}, stop=reached_known)
+        fresh = {a.id: a for a in (self._attempt(row) for row in rows)}
+        if full:
+            self._attempts = fresh
+            jobs = {a.job_id for a in fresh.values()}
+            self._messages = {job: text for job, text in self._messages.items() if job in jobs}
+            return
+        stale = [a.id for a in self._attempts.values() if not a.is_terminal and a.id not in fresh]
+        self._attempts.update(fresh)
+        for attempt_id in stale[:_MAX_RECHECKS]:
+            try:
+                body = await self._client.get_json(f"{API}/snapshots/{attempt_id}")
+            except SourceError as exc:
+                if exc.http_status == 404:  # deleted upstream
+                    self._attempts.pop(attempt_id, None)
+                    continue
+                raise
+            if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+                raise self._protocol(f"{API}/snapshots/{{id}}: expected an object with `data`")
+            self._attempts[attempt_id] = self._attempt(body["data"])
+
+    async def _read_messages(self) -> None:
+        wanted = {
+            a.job_id: a.started_at
+            for a in self._attempts.values()
+            if a.status == "failed" and a.job_id and a.job_id not in self._messages
+        }
+        if not wanted:
+            return
+        oldest = min(wanted.values()) - timedelta(minutes=1)
+
+        def done(page: list[dict[str, Any]]) -> bool:
+            created = _maybe_time(page[-1].get("created_at"))
+            return all(j in self._messages for j in wanted) or (created is not None and created < oldest)
+
+        def collect(page: list[dict[str, Any]]) -> bool:
+            for row in page:
+                self._messages[str(row.get("id"))] = str(row.get("error_message") or "")
+            return done(page)
+
+        params = {"filter[type]": "backup", "filter[status]": "failed", "sort": "-created_at"}
+        await self._pages(f"{API}/jobs", params, stop=collect)
+
+    async def _read_restore_runs(self) -> None:
+        known = [r for r in self._restore_runs.values() if r.get("status") in _TERMINAL]
+        horizon = max((t for r in known if (t := _maybe_time(r.get("created_at")))), default=None)
+
+        def reached_known(page: list[dict[str, Any]]) -> bool:
+            created = _maybe_time(page[-1].get("created_at"))
+            return horizon is not None and created is not None and created < horizon
+
+        params = {"filter[type]": "restore", "sort": "-created_at"}
+        for row in await self._pages(f"{API}/jobs", params, stop=reached_known):
+            if isinstance(row.get("restore"), dict):
+                self._restore_runs[str(row.get("id"))] = row
+
+    # --- parsing ---------------------------------------------------------------------------------------
+
+    def _server(self, row: dict[str, Any]) -> _Server:
+        backups: list[_Backup] = []
+        for b in row.get("backups") or []:
+            schedule = b.get("backup_schedule") if isinstance(b, dict) else None
+            if not isinstance(schedule, dict):
+                continue  # a backup config without a schedule only runs by hand
+            names = b.get("database_names") if b.get("database_selection_mode") == "selected" else None
+            backups.append(
+                _Backup(
+                    schedule_key=str(schedule.get("id")),
+                    schedule_name=str(schedule.get("name", "")),
+                    expression=str(schedule.get("expression", "")),
+                    databases=tuple(str(n) for n in names or ()) if names is not None else None,
+                    include_pattern=b.get("database_include_pattern"),
+                )
+            )
+        legacy = row.get("backup")
+        if isinstance(legacy, dict) and legacy.get("recurrence") in _LEGACY_CRON:
+            recurrence = str(legacy["recurrence"])
+            names = None if row.get("backup_all_databases") else row.get("database_names")
+            databases = tuple(str(n) for n in names) if isinstance(names, list) else None
+            backups.append(_Backup(recurrence, recurrence.title(), _LEGACY_CRON[recurrence], databases, None))
+        if "id" not in row or "name" not in row:
+            raise self._protocol(f"{API}/database-servers: a server without `id` or `name`")
+        return _Server(str(row["id"]), str(row["name"]), bool(row.get("backups_enabled", True)), tuple(backups))
+
+    def _attempt(self, row: dict[str, Any]) -> _Attempt:
+        try:
+            server = row.get("server") or {}
+            job = row.get("job") or {}
+            volumes = row.get("volumes") or []
+            return _Attempt(
+                id=str(row["id"]),
+                server_id=str(server.get("id", "")),
+                server_name=str(server.get("name", "")),
+                database=str(row["database_name"]),
+                status=str(job.get("status") or "unknown"),
+                method=str(row.get("method") or "scheduled"),
+                started_at=_time(row["started_at"]),
+                updated_at=_time(row["updated_at"]) if row.get("updated_at") else None,
+                size=int(row.get("file_size") or 0),
+                job_id=str(job["id"]) if job.get("id") else None,
+                location=", ".join(str(v.get("name")) for v in volumes if isinstance(v, dict) and v.get("name")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._protocol(
+                f"{API}/snapshots: unexpected snapshot row ({exc.__class__.__name__}: {exc})"
+            ) from None
+
+    def _restore_test(self, row: dict[str, Any]) -> _RestoreTest:
+        return _RestoreTest(
+            id=str(row.get("id")),
+            name=str(row.get("name") or ""),
+            source_server_id=str(row.get("source_server_id")),
+            database=str(row.get("source_database_name") or ""),
+            target_server_id=str(row.get("target_server_id")),
+            schema_name=str(row.get("schema_name") or ""),
+            schedule_id=str(row["backup_schedule_id"]) if row.get("backup_schedule_id") else None,
+            enabled=bool(row.get("enabled", True)),
+        )
+
+    # --- records ---------------------------------------------------------------------------------------
+
+    def _key(self, server: str, database: str) -> str:
+        return f"databasement:{self.name}/{server}/{database}"
+
+    def _observation(
+        self,
+        now: datetime,
+        servers: list[_Server],
+        tests: list[_RestoreTest],
+        schedules: dict[str, tuple[str, str]],
+    ) -> Observation:
+        zone = self._config.timezone
+        by_id = {s.id: s for s in servers}
+        preflight = {b.include_pattern for s in servers for b in s.backups if b.include_pattern}
+        seen: dict[str, set[str]] = {}  # server id -> databases that have dumps
+        for a in self._attempts.values():
+            if not _is_preflight(a.database, preflight):
+                seen.setdefault(a.server_id, set()).add(a.database)
+        targets: dict[str, Target] = {}
+        covers: dict[str, list[str]] = {}  # job key -> target keys
+        job_of: dict[tuple[str, str], str] = {}  # (server id, database) -> job key
+        server_job: dict[str, str] = {}  # server id -> its first job, for dumps no selection names
+        uncovered: list[str] = []
+        for server in servers:
+            names = set(seen.get(server.id, ()))
+            for b in server.backups:
+                names |= set(b.databases or ())
+            for name in sorted(names):
+                targets[self._key(server.name, name)] = Target(
+                    self._key(server.name, name), self.name, f"{name} on {server.name}", "database"
+                )
+            for b in server.backups:
+                job_key = f"{self.name}/backup/{b.schedule_key}"
+                covered = sorted(b.databases if b.databases is not None else seen.get(server.id, ()))
+                server_job.setdefault(server.id, job_key)
+                for name in covered:
+                    job_of.setdefault((server.id, name), job_key)
+                    if server.enabled:
+                        covers.setdefault(job_key, []).append(self._key(server.name, name))
+            if not server.enabled:
+                # Scheduled runs skip servers with backups disabled (reference §5.1): they are in no job.
+                uncovered.extend(self._key(server.name, n) for n in sorted(names))
+
+        snapshots: list[Snapshot] = []
+        runs: list[JobRun] = []
+        running: set[str] = set()
+        for a in sorted(self._attempts.values(), key=lambda a: a.started_at):
+            server_name = by_id[a.server_id].name if a.server_id in by_id else a.server_name
+            is_preflight = _is_preflight(a.database, preflight)
+            key = None if is_preflight else self._key(server_name, a.database)
+            if key is not None and key not in targets:
+                targets[key] = Target(key, self.name, f"{a.database} on {server_name}", "database")
+            outcome = _OUTCOME.get(a.status, RunOutcome.UNKNOWN)
+            if outcome is RunOutcome.RUNNING and key:
+                running.add(key)
+            # Manual dumps are real backups but say nothing about whether the schedule fires (reference §8.5).
+            job_key = f"{self.name}/backup/manual"
+            if a.method != "manual":
+                job_key = job_of.get((a.server_id, a.database)) or server_job.get(a.server_id, job_key)
+            message = self._messages.get(a.job_id or "", "") if a.status == "failed" else ""
+            if a.status == "cancelled":
+                message = "cancelled"
+            if is_preflight:
+                message = f"pre-flight failed ({a.database})" + (f": {message}" if message else "")
+            runs.append(
+                JobRun(
+                    job_key=job_key,
+                    source=self.name,
+                    run_id=a.id,
+                    started_at=a.started_at,
+                    ended_at=a.updated_at if a.is_terminal else None,
+                    outcome=outcome,
+                    message=message,
+                    target_key=key,
+                    size_bytes=a.size or None,
+                )
+            )
+            if a.status == "completed" and key is not None:
+                snapshots.append(Snapshot(key, self.name, a.id, a.started_at, size_bytes=a.size, location=a.location))
+
+        jobs: list[Job] = []
+        for server in servers:
+            for b in server.backups:
+                job_key = f"{self.name}/backup/{b.schedule_key}"
+                if any(j.key == job_key for j in jobs):
+                    continue
+                jobs.append(
+                    Job(
+                        key=job_key,
+                        source=self.name,
+                        kind=JobKind.BACKUP,
+                        job_id=b.schedule_key,
+                        name=b.schedule_name or b.schedule_key,
+                        schedule=ScheduleRef(b.expression, "cron", zone) if b.expression else None,
+                        target_keys=tuple(dict.fromkeys(covers.get(job_key, ()))),
+                    )
+                )
+        restore_runs = self._restore_job_runs(tests)
+        runs.extend(restore_runs)
+        for t in tests:
+            source_server = by_id.get(t.source_server_id)
+            name, expression = schedules.get(t.schedule_id or "", ("", ""))
+            jobs.append(
+                Job(
+                    key=f"{self.name}/restore_test/{t.id}",
+                    source=self.name,
+                    kind=JobKind.RESTORE_TEST,
+                    job_id=t.id,
+                    name=t.name,
+                    schedule=ScheduleRef(expression, "cron", zone) if expression else None,
+                    enabled=t.enabled,
+                    target_keys=(self._key(source_server.name, t.database),) if source_server else (),
+                    comment=f"restores into {t.schema_name}" + (f" (schedule {name})" if name else ""),
+                )
+            )
+        jobs = [replace(j, last_run=_last(runs, j.key)) for j in jobs]
+        return Observation(
+            source=self.name,
+            kind=KIND,
+            observed_at=now,
+            timezone=zone,
+            targets=tuple(replace(t, backup_running=t.key in running) for t in targets.values()),
+            snapshots=tuple(snapshots),
+            jobs=tuple(jobs),
+            runs=tuple(runs),
+            uncovered_target_keys=tuple(uncovered),
+        )
+
+    def _restore_job_runs(self, tests: list[_RestoreTest]) -> list[JobRun]:
+        runs: list[JobRun] = []
+        for row in self._restore_runs.values():
+            restore = row["restore"]
+            target = restore.get("target_server") or {}
+            test = next(
+                (
+                    t
+                    for t in tests
+                    if t.target_server_id == str(target.get("id")) and t.schema_name == restore.get("schema_name")
+                ),
+                None,
+            )
+            if test is None:
+                continue  # a restore run by hand, not a restore test
+            status = str(row.get("status") or "unknown")
+            started = _maybe_time(row.get("started_at")) or _maybe_time(row.get("created_at"))
+            if started is None:
+                continue  # not dispatched yet
+            runs.append(
+                JobRun(
+                    job_key=f"{self.name}/restore_test/{test.id}",
+                    source=self.name,
+                    run_id=str(row.get("id")),
+                    started_at=started,
+                    ended_at=_maybe_time(row.get("completed_at")),
+                    outcome=_OUTCOME.get(status, RunOutcome.UNKNOWN),
+                    message=str(row.get("error_message") or ""),
+                )
+            )
+        return sorted(runs, key=lambda r: r.started_at)
+
+
+def _is_preflight(database: str, patterns: set[str]) -> bool:
+    # BackupJobFactory::recordPreflightFailure names the row "(all databases)", "(preflight)" or the pattern.
+    return (database.startswith("(") and database.endswith(")")) or database in patterns
+
+
+def _last(runs: list[JobRun], job_key: str) -> JobRun | None:
+    """Newest finished run of a job; of several started at the same moment, the worst one."""
+    rank = {RunOutcome.FAILED: 0, RunOutcome.UNKNOWN: 1, RunOutcome.WARNING: 2, RunOutcome.OK: 3}
+    done = [r for r in runs if r.job_key == job_key and r.outcome is not RunOutcome.RUNNING]
+    return min(done, key=lambda r: (-r.started_at.timestamp(), rank.get(r.outcome, 1)), default=None)
+
+
+def _maybe_time(value: object) -> datetime | None:
+    try:
+        return _time(value)
+    except ValueError:
+        return None
+
+
+def _time(value: object) -> datetime:
+    """Carbon `toJSON()` ("2026-08-06T02:00:04.000000Z") -> aware UTC datetime."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a timestamp, got {type(value).__name__}")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def create(config: DatabasementSourceConfig) -> DatabasementSource:
+    return DatabasementSource(config)
+
+
+__all__ = ["DatabasementSource", "create"]

@@ -1,0 +1,278 @@
+"""restic source: `restic snapshots --json` on a repository -> one `Observation` per poll.
+
+Sits at the start of the flow (sources -> observations -> health). It runs the restic binary as a child process
+(see `reference/backrest-restic.md` Part B) and returns model records; it makes no verdicts.
+
+Secrets: the password reaches restic only through the child's environment: `RESTIC_PASSWORD_FILE` (from
+`password_file`) or `RESTIC_PASSWORD` (copied from the variable `password_env` names). The repository goes in
+`RESTIC_REPOSITORY`, not argv, because a REST/S3 URL may carry credentials; argv is world-readable in `ps`.
+Messages quote at most restic's first stderr line, with the repository's user-info redacted.
+
+restic keeps no run history: a failed run leaves no snapshot. Each snapshot is reported as one successful run of
+its group's job, so health judges "newest snapshot vs schedule". `--no-lock` because listing is read-only and a
+lock would both write to the repository and fail while a backup holds an exclusive lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import ResticSourceConfig
+from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
+from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
+
+log = logging.getLogger(__name__)
+
+KIND = "restic"
+_MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
+# Inherited variables that would override ours or point restic elsewhere.
+_SCRUB = frozenset(
+    {
+        "RESTIC_PASSWORD",
+        "RESTIC_PASSWORD_FILE",
+        "RESTIC_PASSWORD_COMMAND",
+        "RESTIC_REPOSITORY",
+        "RESTIC_REPOSITORY_FILE",
+        "RESTIC_KEY_HINT",
+    }
+)
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def redact(text: str) -> str:
+    """Hide `user:password@` in URLs.
+
+    >>> redact("rest:https://u:secret@host:8000/repo")
+    'rest:https://***@host:8000/repo'
+    """
+    return _USERINFO.sub("***@", text)
+
+
+def parse_time(value: str) -> datetime:
+    """RFC 3339 with nanoseconds and an offset -> aware UTC (Python keeps microseconds).
+
+    >>> parse_time("2026-08-06T02:00:05.123456789+02:00").isoformat()
+    '2026-08-06T00:00:05.123456+00:00'
+    """
+    text = _FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without an offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+class ResticSource:
+    """Lists the snapshots of one restic repository and groups them (host, paths, tags)."""
+
+    def __init__(
+        self,
+        config: ResticSourceConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.name = config.name
+        self.kind = KIND
+        self._config = config
+        self._environ = os.environ if environ is None else environ
+        self._clock = clock
+
+    async def aclose(self) -> None:
+        return None
+
+    def _error(self, cls: type[SourceError], message: str, *, permanent: bool | None = None) -> SourceError:
+        error = cls(message, source=self.name, kind=KIND)
+        if permanent is not None:
+            error.permanent = permanent  # a config problem: retrying soon will not help
+        return error
+
+    def _child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in self._environ.items() if k not in _SCRUB}
+        env.update(self._config.env)
+        env["RESTIC_REPOSITORY"] = self._config.repository
+        if self._config.password_file:
+            if not os.access(self._config.password_file, os.R_OK):
+                raise self._error(
+                    SourceError, f"cannot read password_file {self._config.password_file!r}", permanent=True
+                )
+            env["RESTIC_PASSWORD_FILE"] = self._config.password_file
+        elif self._config.password_env:
+            password = self._environ.get(self._config.password_env)
+            if not password:
+                raise self._error(
+                    SourceError, f"environment variable {self._config.password_env} is not set", permanent=True
+                )
+            env["RESTIC_PASSWORD"] = password
+        return env
+
+    async def _run(self, *args: str) -> bytes:
+        env = self._child_env()
+        binary = self._config.restic_binary
+        try:
+            process = await asyncio.create_subprocess_exec(
+                binary,
+                *args,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise self._error(
+                SourceError, f"restic binary {binary!r} not found (install restic or set restic_binary)", permanent=True
+            ) from None
+        except PermissionError:
+            raise self._error(SourceError, f"restic binary {binary!r} is not executable", permanent=True) from None
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), self._config.timeout.total_seconds())
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            seconds = self._config.timeout.total_seconds()
+            raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
+        if process.returncode != 0:
+            raise self._exit_error(process.returncode or 0, stderr.decode("utf-8", "replace"))
+        if len(stdout) > _MAX_OUTPUT:
+            raise self._error(SourceProtocolError, "restic printed more than 256 MB; refused")
+        return stdout
+
+    def _exit_error(self, code: int, stderr: str) -> SourceError:
+        """Exit codes per reference B.2; restic < 0.17 exits 1 for everything, so stderr is read too."""
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        first = redact(lines[0].removeprefix("Fatal: "))[:200] if lines else "no message"
+        repository = redact(self._config.repository)
+        if code == 12 or "wrong password" in stderr:
+            return self._error(SourceAuthError, f"wrong password or no key found for repository {repository}")
+        if code == 10 or "Is there a repository at the following location" in stderr:
+            return self._error(SourceUnreachable, f"no repository at {repository} ({first})")
+        if code == 11:
+            return self._error(SourceUnreachable, f"repository {repository} is locked ({first})")
+        if code == 130:
+            return self._error(SourceUnreachable, "restic was interrupted")
+        return self._error(SourceUnreachable, f"restic exited with code {code}: {first}")
+
+    async def poll(self) -> Observation:
+        now = self._clock()
+        raw = await self._run("snapshots", "--json", "--no-lock")
+        try:
+            items = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._error(
+                SourceProtocolError, f"restic printed malformed JSON ({exc.__class__.__name__})"
+            ) from None
+        if items is None:  # restic 0.9-0.11 print `null` for an empty repository
+            items = []
+        if not isinstance(items, list):
+            raise self._error(SourceProtocolError, "restic snapshots --json did not print a list")
+        return self._observation(now, [item for item in items if isinstance(item, dict)])
+
+    def group_of(self, item: Mapping[str, Any]) -> str:
+        """The group label: parts in `group_by` order joined by ':' (e.g. "nas01:/data/home")."""
+        parts: list[str] = []
+        for part in self._config.group_by:
+            if part == "host":
+                parts.append(str(item.get("hostname", "")))
+            elif part == "paths":
+                parts.append(",".join(sorted(str(p) for p in item.get("paths") or ())))
+            else:
+                parts.append(",".join(sorted(str(t) for t in item.get("tags") or ())))
+        return ":".join(parts)
+
+    def _observation(self, now: datetime, items: list[dict[str, Any]]) -> Observation:
+        location = redact(self._config.repository)
+        targets: dict[str, Target] = {}
+        snapshots: list[Snapshot] = []
+        runs: list[JobRun] = []
+        for item in items:
+            try:
+                taken_at = parse_time(str(item["time"]))
+                snapshot_id = str(item.get("short_id") or str(item["id"])[:8])
+            except (KeyError, ValueError) as exc:
+                raise self._error(SourceProtocolError, f"unexpected snapshot entry ({exc})") from None
+            group = self.group_of(item)
+            key = f"restic:{self.name}/{group}"
+            targets.setdefault(key, Target(key, self.name, group, "restic"))
+            summary: dict[str, Any] = item["summary"] if isinstance(item.get("summary"), dict) else {}
+            total = summary.get("total_bytes_processed")
+            added = summary.get("data_added")
+            snapshots.append(
+                Snapshot(
+                    key,
+                    self.name,
+                    snapshot_id,
+                    taken_at,
+                    size_bytes=total if isinstance(total, int) else None,
+                    location=location,
+                )
+            )
+            started, ended = _maybe_time(summary.get("backup_start")), _maybe_time(summary.get("backup_end"))
+            runs.append(
+                JobRun(
+                    job_key=f"{self.name}/backup/{group}",
+                    source=self.name,
+                    run_id=snapshot_id,
+                    started_at=started or taken_at,
+                    ended_at=ended,
+                    outcome=RunOutcome.OK,
+                    target_key=key,
+                    size_bytes=added if isinstance(added, int) else None,
+                )
+            )
+        jobs: list[Job] = []
+        if self._config.schedule:
+            ref = ScheduleRef(self._config.schedule, self._config.dialect, self._config.timezone)
+            for key, target in sorted(targets.items()):
+                job_key = f"{self.name}/backup/{target.name}"
+                mine = [r for r in runs if r.job_key == job_key]
+                jobs.append(
+                    Job(
+                        key=job_key,
+                        source=self.name,
+                        kind=JobKind.BACKUP,
+                        job_id=target.name,
+                        name=target.name,
+                        schedule=ref,
+                        last_run=max(mine, key=lambda r: r.started_at, default=None),
+                        target_keys=(key,),
+                        store=location,
+                    )
+                )
+        snapshots.sort(key=lambda s: s.taken_at)
+        return Observation(
+            source=self.name,
+            kind=KIND,
+            observed_at=now,
+            timezone=self._config.timezone,
+            targets=tuple(targets.values()),
+            snapshots=tuple(snapshots),
+            jobs=tuple(jobs),
+            runs=tuple(sorted(runs, key=lambda r: r.started_at)),
+        )
+
+
+def _maybe_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def create(config: ResticSourceConfig) -> ResticSource:
+    return ResticSource(config)
+
+
+__all__ = ["ResticSource", "create", "parse_time", "redact"]

@@ -1,0 +1,581 @@
+"""History: real SQLite files in tmp_path, fixed instants, one concern per class."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backup_glance.errors import HistoryError
+from backup_glance.history import History
+from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION
+from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
+
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+RETENTION = timedelta(days=90)
+JOB = "pbs1/backup/daily"
+
+
+def a_snapshot(
+    *,
+    target: str = "guest:101",
+    taken_at: datetime = NOW - timedelta(hours=3),
+    location: str = "main",
+    source: str = "pbs1",
+    size: int | None = 1_000,
+    finished: bool = True,
+    verification: Verification = Verification.NONE,
+) -> Snapshot:
+    return Snapshot(
+        target_key=target,
+        source=source,
+        snapshot_id=f"{location}/{target}/{taken_at.isoformat()}",
+        taken_at=taken_at,
+        finished=finished,
+        size_bytes=size,
+        verification=verification,
+        location=location,
+    )
+
+
+def a_run(
+    *,
+    run_id: str = "UPID:1",
+    job: str = JOB,
+    started_at: datetime = NOW - timedelta(hours=4),
+    took: timedelta | None = timedelta(minutes=10),  # None: still running
+    outcome: RunOutcome = RunOutcome.OK,
+    target: str | None = None,
+) -> JobRun:
+    return JobRun(
+        job_key=job,
+        source="pbs1",
+        run_id=run_id,
+        started_at=started_at,
+        ended_at=None if took is None else started_at + took,
+        outcome=RunOutcome.RUNNING if took is None else outcome,
+        target_key=target,
+    )
+
+
+def an_observation(
+    *,
+    at: datetime = NOW,
+    snapshots: Sequence[Snapshot] = (),
+    runs: Sequence[JobRun] = (),
+    jobs: Sequence[Job] = (),
+    problems: Sequence[str] = (),
+) -> Observation:
+    return Observation(
+        source="pbs1",
+        kind="pbs",
+        observed_at=at,
+        timezone="UTC",
+        snapshots=tuple(snapshots),
+        runs=tuple(runs),
+        jobs=tuple(jobs),
+        problems=tuple(problems),
+    )
+
+
+def iso(instants: Sequence[datetime | None]) -> list[str | None]:
+    return [None if at is None else at.isoformat() for at in instants]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "history.sqlite3"
+
+
+@pytest.fixture
+def history(db_path: Path) -> Iterator[History]:
+    with History.open(db_path, retention=RETENTION) as opened:
+        yield opened
+
+
+def gone_at(history: History, snapshot_id: str, *, source: str = "pbs1") -> str | None:
+    """When history found the snapshot gone (ISO), or None while the source still has it."""
+    sighting = history.sighting(source, snapshot_id)
+    assert sighting is not None, f"history never saw {snapshot_id}"
+    return None if sighting.gone_at is None else sighting.gone_at.isoformat()
+
+
+def pragma(path: Path, statement: str) -> object:
+    """Run one PRAGMA on the file behind History's back and return its first value."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        row = conn.execute(f"PRAGMA {statement}").fetchone()
+        return None if row is None else row[0]
+    finally:
+        conn.close()
+
+
+def everything(history: History) -> tuple[Snapshot, ...]:
+    return history.view(since=NOW - timedelta(days=3650)).snapshots
+
+
+class TestRecordAndView:
+    def test_it_returns_what_it_recorded(self, history: History) -> None:
+        snapshot = a_snapshot(verification=Verification.OK)
+        run = a_run()
+        history.record(an_observation(snapshots=[snapshot], runs=[run]))
+
+        view = history.view(since=NOW - timedelta(days=1))
+
+        assert view.snapshots == (snapshot,)
+        assert view.runs == (run,)
+
+    def test_it_keeps_only_what_falls_in_the_half_open_window(self, history: History) -> None:
+        days = [NOW - timedelta(days=n) for n in (3, 2, 1)]
+        history.record(an_observation(snapshots=[a_snapshot(taken_at=at) for at in days]))
+
+        view = history.view(since=days[0], until=days[2])
+
+        assert iso([s.taken_at for s in view.snapshots]) == iso(days[:2])
+
+    def test_it_returns_aware_utc_instants_for_any_input_zone(self, history: History) -> None:
+        vienna = NOW.astimezone(ZoneInfo("Europe/Vienna"))
+        history.record(an_observation(snapshots=[a_snapshot(taken_at=vienna)]))
+
+        (snapshot,) = everything(history)
+
+        assert snapshot.taken_at.isoformat() == "2025-03-14T12:00:00+00:00"
+        assert snapshot.taken_at.tzinfo is UTC
+
+    def test_it_records_a_jobs_last_run(self, history: History) -> None:
+        run = a_run(run_id="UPID:last")
+        job = Job(key=JOB, source="pbs1", kind=JobKind.BACKUP, job_id="daily", name="daily", last_run=run)
+        history.record(an_observation(jobs=[job]))
+
+        assert history.view(since=NOW - timedelta(days=1)).runs == (run,)
+
+    def test_it_rejects_naive_instants(self, history: History) -> None:
+        with pytest.raises(ValueError, match="naive datetime 2025-03-14T12:00:00"):
+            history.record(an_observation(at=NOW.replace(tzinfo=None)))
+
+    def test_it_creates_missing_directories_and_uses_wal(self, db_path: Path) -> None:
+        with History.open(db_path, retention=RETENTION):
+            pass
+        assert pragma(db_path, "journal_mode") == "wal"
+
+    def test_it_works_in_memory(self) -> None:
+        with History.open(":memory:", retention=RETENTION) as history:
+            history.record(an_observation(snapshots=[a_snapshot()]))
+            assert len(everything(history)) == 1
+
+
+class TestIdempotence:
+    def test_recording_the_same_observation_twice_changes_nothing(self, history: History) -> None:
+        observation = an_observation(snapshots=[a_snapshot(), a_snapshot(target="guest:102")], runs=[a_run()])
+        first = history.record(observation)
+        view = history.view(since=NOW - timedelta(days=1))
+
+        again = history.record(observation)
+
+        assert (first.snapshots_added, first.runs_written) == (2, 1)
+        assert (again.snapshots_added, again.snapshots_updated, again.snapshots_gone, again.runs_written) == (
+            0,
+            0,
+            0,
+            0,
+        )
+        assert history.view(since=NOW - timedelta(days=1)) == view
+
+    def test_it_updates_a_snapshot_whose_fields_changed(self, history: History) -> None:
+        history.record(an_observation(snapshots=[a_snapshot()]))
+
+        failed = a_snapshot(verification=Verification.FAILED)
+
+        stats = history.record(an_observation(at=LATER, snapshots=[failed]))
+
+        assert stats.snapshots_updated == 1
+        assert [s.verification for s in everything(history)] == [Verification.FAILED]
+
+
+class TestRuns:
+    def test_a_running_run_is_updated_in_place_when_it_finishes(self, history: History) -> None:
+        history.record(an_observation(runs=[a_run(took=None)]))
+
+        finished = a_run(took=timedelta(minutes=7), outcome=RunOutcome.FAILED)
+
+        history.record(an_observation(at=LATER, runs=[finished]))
+
+        (run,) = history.view(since=NOW - timedelta(days=1)).runs
+        assert run.outcome is RunOutcome.FAILED
+        assert iso([run.ended_at]) == iso([NOW - timedelta(hours=4) + timedelta(minutes=7)])
+
+    def test_a_finished_run_never_goes_back_to_running(self, history: History) -> None:
+        history.record(an_observation(runs=[a_run()]))
+
+        stats = history.record(an_observation(at=LATER, runs=[a_run(took=None)]))
+
+        assert stats.runs_written == 0
+        assert [r.outcome for r in history.view(since=NOW - timedelta(days=1)).runs] == [RunOutcome.OK]
+
+    def test_job_level_and_per_target_parts_of_one_run_are_kept_apart(self, history: History) -> None:
+        parts = [a_run(), a_run(target="guest:101"), a_run(target="guest:102")]
+        history.record(an_observation(runs=parts))
+
+        assert [r.target_key for r in history.view(since=NOW - timedelta(days=1)).runs] == [
+            None,
+            "guest:101",
+            "guest:102",
+        ]
+
+
+class TestEvidence:
+    def test_a_snapshot_pruned_at_the_source_stays_in_the_view_marked_gone(self, history: History) -> None:
+        old, new = a_snapshot(taken_at=NOW - timedelta(days=2)), a_snapshot(taken_at=NOW - timedelta(days=1))
+        history.record(an_observation(snapshots=[old, new]))
+
+        stats = history.record(an_observation(at=LATER, snapshots=[new]))
+
+        assert stats.snapshots_gone == 1
+        assert everything(history) == (old, new)
+        assert gone_at(history, old.snapshot_id) == LATER.isoformat()
+        assert gone_at(history, new.snapshot_id) is None
+
+    def test_it_records_first_and_last_sighting(self, history: History) -> None:
+        snapshot = a_snapshot()
+        for hours in range(3):
+            history.record(an_observation(at=NOW + timedelta(hours=hours), snapshots=[snapshot]))
+        history.record(an_observation(at=NOW + timedelta(hours=3), snapshots=[a_snapshot(target="guest:102")]))
+
+        sighting = history.sighting("pbs1", snapshot.snapshot_id)
+
+        assert sighting is not None
+        assert iso([sighting.first_seen_at, sighting.last_seen_at, sighting.gone_at]) == iso(
+            [NOW, NOW + timedelta(hours=2), NOW + timedelta(hours=3)]
+        )
+
+    def test_it_knows_nothing_of_a_snapshot_it_never_saw(self, history: History) -> None:
+        assert history.sighting("pbs1", "main/vm/999/2025-01-01T00:00:00Z") is None
+
+    def test_a_snapshot_seen_again_is_no_longer_gone(self, history: History) -> None:
+        snapshot = a_snapshot()
+        history.record(an_observation(snapshots=[snapshot]))
+        history.record(an_observation(at=LATER, snapshots=[a_snapshot(target="guest:102")]))
+
+        history.record(an_observation(at=LATER + timedelta(hours=1), snapshots=[snapshot]))
+
+        assert gone_at(history, snapshot.snapshot_id) is None
+
+    def test_a_complete_observation_marks_a_deleted_backup_group_gone(self, history: History) -> None:
+        deleted = a_snapshot(target="guest:102")
+        history.record(an_observation(snapshots=[a_snapshot(), deleted]))
+
+        history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
+
+        assert gone_at(history, deleted.snapshot_id) == LATER.isoformat()
+
+    def test_an_unreadable_datastore_marks_nothing_there_gone(self, history: History) -> None:
+        elsewhere = a_snapshot(location="offsite")
+        history.record(an_observation(snapshots=[a_snapshot(), elsewhere]))
+
+        history.record(an_observation(at=LATER, snapshots=[a_snapshot()], problems=["datastore offsite: EIO"]))
+
+        assert gone_at(history, elsewhere.snapshot_id) is None
+
+    def test_a_partial_observation_marks_gone_only_for_targets_it_lists(self, history: History) -> None:
+        pruned = a_snapshot(taken_at=NOW - timedelta(days=9))
+        unlisted = a_snapshot(target="guest:102")
+        history.record(an_observation(snapshots=[pruned, a_snapshot(), unlisted]))
+
+        history.record(an_observation(at=LATER, snapshots=[a_snapshot()], problems=["namespace 'dev': 403"]))
+
+        assert gone_at(history, pruned.snapshot_id) == LATER.isoformat()
+        assert gone_at(history, unlisted.snapshot_id) is None
+
+    def test_an_observation_without_snapshots_marks_nothing_gone(self, history: History) -> None:
+        snapshot = a_snapshot()
+        history.record(an_observation(snapshots=[snapshot]))
+
+        history.record(an_observation(at=LATER))
+
+        assert gone_at(history, snapshot.snapshot_id) is None
+
+    def test_another_sources_snapshots_are_left_alone(self, history: History) -> None:
+        theirs = a_snapshot(source="pbs2")
+        history.record(an_observation(snapshots=[theirs, a_snapshot()]))
+
+        history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
+
+        assert gone_at(history, theirs.snapshot_id, source="pbs2") is None
+
+
+class TestTypicalDurations:
+    def test_it_is_the_median_of_the_last_20_finished_runs(self, history: History) -> None:
+        # 25 runs: the 5 oldest last 100 minutes and must fall out of the sample; then 11 x 10 min, 9 x 30 min.
+        minutes = [100] * 5 + [10] * 11 + [30] * 9
+        runs = [
+            a_run(run_id=f"UPID:{n}", started_at=NOW - timedelta(days=30 - n), took=timedelta(minutes=m))
+            for n, m in enumerate(minutes)
+        ]
+        history.record(an_observation(runs=[*runs, a_run(run_id="UPID:now", started_at=NOW, took=None)]))
+
+        assert history.view(since=NOW).typical_durations == {JOB: timedelta(minutes=10)}
+
+    def test_job_level_runs_win_over_per_target_parts(self, history: History) -> None:
+        history.record(
+            an_observation(
+                runs=[a_run(took=timedelta(minutes=20)), a_run(target="guest:101", took=timedelta(minutes=5))]
+            )
+        )
+
+        assert history.view(since=NOW).typical_durations == {JOB: timedelta(minutes=20)}
+
+    def test_per_target_parts_of_one_run_count_as_one_run_spanning_them_all(self, history: History) -> None:
+        start = NOW - timedelta(hours=4)
+        parts = [
+            a_run(target="guest:101", started_at=start, took=timedelta(minutes=5)),
+            a_run(target="guest:102", started_at=start + timedelta(minutes=5), took=timedelta(minutes=7)),
+        ]
+        history.record(an_observation(runs=parts))
+
+        assert history.view(since=NOW).typical_durations == {JOB: timedelta(minutes=12)}
+
+    def test_a_job_with_only_running_runs_has_no_typical_duration(self, history: History) -> None:
+        history.record(an_observation(runs=[a_run(took=None), a_run(run_id="x", target="guest:101", took=None)]))
+
+        assert history.view(since=NOW).typical_durations == {}
+
+
+class TestSizeTrend:
+    def test_it_lists_finished_sized_snapshots_of_one_target_oldest_first(self, history: History) -> None:
+        days = [NOW - timedelta(days=n) for n in (4, 3, 2, 1)]
+        history.record(
+            an_observation(
+                snapshots=[
+                    a_snapshot(taken_at=days[2], size=300),
+                    a_snapshot(taken_at=days[0], size=100),  # before `since`
+                    a_snapshot(taken_at=days[1], size=200),
+                    a_snapshot(taken_at=days[3], size=None, finished=False),  # still being written
+                    a_snapshot(taken_at=days[1], size=999, target="guest:102"),
+                ]
+            )
+        )
+
+        trend = history.size_trend("guest:101", since=days[1])
+
+        assert [(at.isoformat(), size) for at, size in trend] == [
+            (days[1].isoformat(), 200),
+            (days[2].isoformat(), 300),
+        ]
+
+
+class TestRetention:
+    def test_it_deletes_gone_snapshots_and_runs_older_than_retention(self, history: History) -> None:
+        ancient, recent = NOW - RETENTION - timedelta(days=1), NOW - timedelta(days=1)
+        old_snapshot, new_snapshot = a_snapshot(taken_at=ancient), a_snapshot(taken_at=recent)
+        history.record(
+            an_observation(
+                at=ancient,
+                snapshots=[old_snapshot, new_snapshot],
+                runs=[a_run(run_id="old", started_at=ancient), a_run(run_id="new", started_at=recent)],
+            )
+        )
+        history.record(an_observation(snapshots=[new_snapshot]))  # the source pruned the old one
+
+        deleted = history.prune(now=NOW)
+
+        view = history.view(since=ancient - timedelta(days=1))
+        assert deleted == 2
+        assert view.snapshots == (new_snapshot,)
+        assert [r.run_id for r in view.runs] == ["new"]
+
+    def test_it_keeps_an_old_snapshot_the_source_still_has(self, history: History) -> None:
+        monthly = a_snapshot(taken_at=NOW - RETENTION * 2)
+        history.record(an_observation(snapshots=[monthly]))
+
+        assert history.prune(now=NOW) == 0
+        assert everything(history) == (monthly,)
+
+    def test_it_deletes_an_old_snapshot_no_observation_has_covered_within_retention(self, history: History) -> None:
+        stale = a_snapshot(taken_at=NOW - RETENTION * 2)
+        history.record(an_observation(at=NOW - RETENTION - timedelta(days=1), snapshots=[stale]))
+
+        assert history.prune(now=NOW) == 1
+        assert everything(history) == ()
+
+
+def a_version_1_database(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](conn)  # exactly what a backup-glance that knew only version 1 created
+    conn.execute(
+        "INSERT INTO snapshots VALUES ('pbs1', 'main/vm/101/a', 'guest:101', 'main', ?, 1, 5, 'ok', NULL, ?, ?)",
+        (int((NOW - timedelta(days=1)).timestamp()), int(NOW.timestamp()) - 60, int(NOW.timestamp())),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+class TestSchema:
+    def test_a_new_database_is_at_the_latest_version(self, db_path: Path) -> None:
+        History.open(db_path, retention=RETENTION).close()
+
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 2
+
+    def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
+        db_path.parent.mkdir()
+        a_version_1_database(db_path)
+
+        with History.open(db_path, retention=RETENTION) as history:
+            assert [s.snapshot_id for s in everything(history)] == ["main/vm/101/a"]
+            sighting = history.sighting("pbs1", "main/vm/101/a")
+            assert sighting is not None
+            assert iso([sighting.last_seen_at, sighting.gone_at]) == iso([NOW, None])
+            history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
+            assert gone_at(history, "main/vm/101/a") == LATER.isoformat()
+        assert pragma(db_path, "user_version") == 2
+
+    def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
+        History.open(db_path, retention=RETENTION).close()
+        pragma(db_path, "user_version = 7")
+
+        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 2"):
+            History.open(db_path, retention=RETENTION)
+
+    def test_it_names_the_path_of_a_file_that_is_not_sqlite(self, db_path: Path) -> None:
+        db_path.parent.mkdir()
+        db_path.write_bytes(b"this is a backup manifest, not a database\n" * 100)
+
+        with pytest.raises(HistoryError, match=rf"{re.escape(str(db_path))}: file is not a database"):
+            History.open(db_path, retention=RETENTION)
+
+    def test_it_refuses_another_programs_sqlite_database(self, db_path: Path) -> None:
+        db_path.parent.mkdir()
+        with closing(sqlite3.connect(db_path)) as other:
+            other.execute("CREATE TABLE moz_places (id INTEGER)")
+
+        with pytest.raises(HistoryError, match=r"not a backup-glance history .*moz_places"):
+            History.open(db_path, retention=RETENTION)
+
+    def test_it_names_the_path_it_cannot_create(self, tmp_path: Path) -> None:
+        (tmp_path / "file").write_text("")
+
+        with pytest.raises(HistoryError, match=r"cannot open the history database .*file/history\.sqlite3"):
+            History.open(tmp_path / "file" / "history.sqlite3", retention=RETENTION)
+
+    def test_a_closed_history_says_so(self, db_path: Path) -> None:
+        history = History.open(db_path, retention=RETENTION)
+        history.close()
+
+        with pytest.raises(HistoryError, match=r"history database .* is closed"):
+            history.view(since=NOW)
+
+
+class TestThreads:
+    def test_a_request_thread_never_sees_half_an_observation(self, history: History) -> None:
+        batch = 200
+        observations = [
+            an_observation(
+                at=NOW + timedelta(minutes=n),
+                snapshots=[a_snapshot(target=f"guest:{n}", taken_at=NOW - timedelta(minutes=m)) for m in range(batch)],
+            )
+            for n in range(30)
+        ]
+        failures: list[BaseException] = []
+
+        def collector() -> None:
+            try:
+                for observation in observations:
+                    history.record(observation)
+            except BaseException as exc:  # handed to the main thread, which fails the test
+                failures.append(exc)
+
+        writer = threading.Thread(target=collector)
+        writer.start()
+        seen: list[int] = []
+        while writer.is_alive():
+            seen.append(len(history.view(since=NOW - timedelta(days=1)).snapshots))
+        writer.join()
+
+        assert failures == []
+        assert [count for count in seen if count % batch] == []
+        assert len(history.view(since=NOW - timedelta(days=1)).snapshots) == 30 * batch
+
+
+# The child records one observation per round (the previous round's snapshots go gone, _ROUND new ones arrive)
+# and says "start n" before and "done n" after each record(), so the parent can time a round, aim its kill at
+# a point inside the next record() and know which rounds must have survived.
+_ROUND = 2_000
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from backup_glance.history import History
+    from backup_glance.model import Observation, Snapshot
+
+    start = datetime(2025, 3, 14, tzinfo=UTC)
+    history = History.open(sys.argv[1], retention=timedelta(days=90))
+    for n in range(100_000):
+        at = start + timedelta(minutes=n)
+        snapshots = tuple(
+            Snapshot(target_key=f"guest:{i}", source="pbs1", snapshot_id=f"main/vm/{i}/{n}", taken_at=at,
+                     location="main")
+            for i in range(int(sys.argv[2]))
+        )
+        print("start", n, flush=True)
+        history.record(Observation(source="pbs1", kind="pbs", observed_at=at, timezone="UTC", snapshots=snapshots))
+        print("done", n, flush=True)
+    """
+)
+
+
+def kill_writer_inside_a_record(db_path: Path, *, fraction: float) -> int:
+    """Run the writer, SIGKILL it `fraction` of the way into its sixth record(); return the last round done."""
+    done, took = -1, timedelta(0)
+    with subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(db_path), str(_ROUND)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        try:
+            started = time.monotonic()
+            for line in child.stdout:
+                event, number = line.split()
+                if event == "start" and int(number) == 5:
+                    time.sleep(took.total_seconds() * fraction)
+                    break
+                if event == "start":
+                    started = time.monotonic()
+                else:
+                    done, took = int(number), max(took, timedelta(seconds=time.monotonic() - started))
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+    assert child.returncode == -signal.SIGKILL, "the writer ended on its own"
+    return done
+
+
+def round_of(snapshot: Snapshot) -> int:
+    return int(snapshot.snapshot_id.rsplit("/", 1)[1])  # the writer's ids end in the round number
+
+
+class TestCrashSafety:
+    @pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+    def test_it_survives_being_killed_mid_write(self, db_path: Path, fraction: float) -> None:
+        done = kill_writer_inside_a_record(db_path, fraction=fraction)
+
+        assert pragma(db_path, "integrity_check") == "ok"
+        with History.open(db_path, retention=RETENTION) as history:
+            snapshots = history.view(since=datetime(2025, 3, 14, tzinfo=UTC)).snapshots
+            rounds = Counter(round_of(s) for s in snapshots)
+            present = Counter(round_of(s) for s in snapshots if gone_at(history, s.snapshot_id) is None)
+            history.record(an_observation(at=datetime(2025, 4, 1, tzinfo=UTC), snapshots=[a_snapshot()]))
+        assert set(range(done + 1)) <= set(rounds), "a committed round is missing"
+        assert set(rounds.values()) == {_ROUND}, "a round was half written"
+        assert present == {max(rounds): _ROUND}, "a round was half marked gone"
