@@ -42,9 +42,10 @@ RUNNING_LIMIT_FACTOR = 3
 ORDERING_WINDOW = timedelta(hours=12)
 
 # Worst first: the status shown is the first that applies; the others still add their reasons.
+# UNPROTECTED comes before UNKNOWN: "in no job" is a fact from PVE whatever the other sources say.
 PRECEDENCE = (
-    Status.UNKNOWN,
     Status.UNPROTECTED,
+    Status.UNKNOWN,
     Status.FAILED,
     Status.VERIFY_FAILED,
     Status.LATE,
@@ -54,6 +55,14 @@ PRECEDENCE = (
     Status.RUNNING,
 )
 _SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
+# Which kinds of service a source can hold backups of (for a source whose first poll has not succeeded).
+SOURCE_COVERS = {
+    "pbs": ("guest", "pbs-host"),
+    "pve": ("guest",),
+    "databasement": ("database",),
+    "backrest": ("plan",),
+    "restic": ("restic",),
+}
 
 
 def load_schedule(ref: ScheduleRef) -> Schedule | None:
@@ -231,7 +240,12 @@ def _check_sources(
     tz: str,
     findings: _Findings,
 ) -> None:
-    relevant = sources or ([spec.source] if spec.source else list(evidence.states))
+    relevant = list(sources or ([spec.source] if spec.source else []))
+    kind = _kind(facts)
+    for state in evidence.states.values():
+        # A source that never answered may hold this service's backups: until it does, nothing is certain.
+        if state.observation is None and state.name not in relevant and kind in SOURCE_COVERS.get(state.kind, ()):
+            relevant.append(state.name)
     for name in relevant:
         state = evidence.states.get(name)
         if state is None or state.error is None:

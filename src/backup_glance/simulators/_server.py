@@ -54,7 +54,14 @@ class SimulatorServer:
             self.fingerprint = _leaf_fingerprint(leaf.cert_chain_pems[0].bytes())
             options = {"ssl_certfile": str(cert_path), "ssl_keyfile": str(key_path)}
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off", **options
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # clients may hold keep-alive connections; don't wait on them
+            **options,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"sim-{self.port}", daemon=True)

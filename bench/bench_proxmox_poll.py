@@ -1,0 +1,163 @@
+"""What does polling a big PBS + PVE cost, first and after a little change?
+
+Run: .venv/bin/python bench/bench_proxmox_poll.py
+
+2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator, the same 2,000
+guests on the PVE simulator (two nightly vzdump runs with full logs, 2 days of PBS backup tasks). The simulators
+run in a child process (multiprocessing) over real HTTPS, so the CPU time printed is the client's own. Then 5%
+of the groups get a new snapshot (and their backup tasks) and both sources are polled again.
+Targets: first poll < 10 s wall, peak RSS < 300 MB, second poll <= 15% of the first in CPU and in bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+import time
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import Any
+
+from backup_glance.config import PbsSourceConfig, PveSourceConfig
+from backup_glance.simulators._server import SimulatorServer
+from backup_glance.simulators.pbs import create_pbs_app
+from backup_glance.simulators.proxmox_lab import Guest, PbsDatastore, ProxmoxLab, VzdumpJob
+from backup_glance.simulators.pve import create_pve_app
+from backup_glance.sources.pbs import PbsSource
+from backup_glance.sources.pve import PveSource
+
+GUESTS, SNAPSHOTS, STORES, NAMESPACES = 2000, 60, 3, 20
+CHANGED_SHARE = 0.05
+TOKEN_ID, SECRET = "bench@pbs!glance", "bench-secret"
+
+
+def big_lab(now: datetime) -> ProxmoxLab:
+    lab = ProxmoxLab(pve_timezone="UTC", pbs_timezone="UTC")
+    stores = [f"store{s}" for s in range(STORES)]
+    namespaces = [(stores[n % STORES], f"site{n:02d}") for n in range(NAMESPACES)]
+    for store in stores:
+        lab.datastores[store] = PbsDatastore(store, namespaces={"": {}}, gc_schedule="sat 03:00")
+    for store, ns in namespaces:
+        lab.datastores[store].namespaces[ns] = {}
+    nightly = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    if nightly > now:
+        nightly -= timedelta(days=1)
+    for index in range(GUESTS):
+        vmid = 1000 + index
+        guest_type = "qemu" if index % 3 else "lxc"
+        lab.guests.append(Guest(vmid, guest_type, f"guest-{vmid}", node=f"pve{index % 4}"))
+        store, ns = namespaces[index % NAMESPACES]
+        group = lab.datastores[store].group(ns, "vm" if guest_type == "qemu" else "ct", str(vmid))
+        for day in range(SNAPSHOTS, 0, -1):
+            group.snapshots.append(_snapshot(lab, nightly - timedelta(days=day - 1, seconds=-index), vmid))
+    lab.vzdump_jobs = [VzdumpJob("nightly", "02:00", all=True, storage="pbs-store0")]
+    for days_ago in (1, 0):
+        start = nightly - timedelta(days=days_ago)
+        log = []
+        for guest in lab.guests:
+            log += [f"INFO: Starting Backup of VM {guest.vmid} ({guest.type})", "INFO: status = running"]
+            log += [f"INFO: Finished Backup of VM {guest.vmid} (00:00:01)"]
+        for node in lab.pve_nodes():
+            lab.add_pve_task("vzdump", "", start, start + timedelta(minutes=40), "OK", log, node=node)
+        for guest in lab.guests:
+            kind = "vm" if guest.type == "qemu" else "ct"
+            lab.add_pbs_task("backup", f"store0:{kind}/{guest.vmid}", start, start + timedelta(seconds=30))
+    return lab
+
+
+def _snapshot(lab: ProxmoxLab, at: datetime, vmid: int) -> Any:
+    from backup_glance.simulators.proxmox_lab import PbsSnapshot
+
+    return PbsSnapshot(int(at.timestamp()), 4 * 1024**3 + vmid, "ok", None, comment=f"guest-{vmid}")
+
+
+def serve(conn: Connection) -> None:
+    """Child process: build the lab, serve PBS and PVE, apply the change on request."""
+    now = datetime.now(UTC)
+    lab = big_lab(now)
+    pbs = SimulatorServer(create_pbs_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
+    pve = SimulatorServer(create_pve_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
+    _warm_up(pbs.url, lab)
+    conn.send({"pbs": (pbs.url, pbs.fingerprint), "pve": (pve.url, pve.fingerprint)})
+    while (command := conn.recv()) != "stop":
+        assert command == "change"
+        with lab.lock:
+            at = datetime.now(UTC)
+            changed = 0
+            for store in lab.datastores.values():
+                for groups in store.namespaces.values():
+                    for key, group in list(groups.items())[:: int(1 / CHANGED_SHARE)]:
+                        group.snapshots.append(_snapshot(lab, at, int(key[1])))
+                        lab.add_pbs_task("backup", f"{store.name}:{key[0]}/{key[1]}", at, at + timedelta(seconds=9))
+                        changed += 1
+        conn.send(changed)
+    pbs.stop()
+    pve.stop()
+
+
+def _warm_up(url: str, lab: ProxmoxLab) -> None:
+    """Let the simulator encode every snapshot once, so the first poll measures the client, not a slow fake."""
+    import httpx
+
+    headers = {"Authorization": f"PBSAPIToken={TOKEN_ID}:{SECRET}"}
+    with httpx.Client(base_url=url, verify=False, headers=headers, timeout=60) as client:
+        for store in lab.datastores.values():
+            for ns in store.namespaces:
+                client.get(f"/api2/json/admin/datastore/{store.name}/snapshots", params={"ns": ns})
+
+
+async def poll_both(pbs: PbsSource, pve: PveSource) -> tuple[float, float, int, int]:
+    bytes_before = pbs.client.bytes_received + pve.client.bytes_received
+    requests_before = pbs.client.requests_made + pve.client.requests_made
+    wall, cpu = time.perf_counter(), time.process_time()
+    pbs_obs, pve_obs = await asyncio.gather(pbs.poll(), pve.poll())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert len(pbs_obs.snapshots) >= GUESTS * SNAPSHOTS and len(pve_obs.targets) == GUESTS, "incomplete poll"
+    assert not pbs_obs.problems and not pve_obs.problems, (pbs_obs.problems, pve_obs.problems)
+    received = pbs.client.bytes_received + pve.client.bytes_received - bytes_before
+    requests = pbs.client.requests_made + pve.client.requests_made - requests_before
+    return wall, cpu, received, requests
+
+
+async def main() -> None:
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,), daemon=True)
+    process.start()
+    endpoints = parent.recv()
+    common = {"token_id": TOKEN_ID, "token_secret": SECRET, "timeout": "60s", "max_in_flight": 8}
+    pbs_url, pbs_pin = endpoints["pbs"]
+    pve_url, pve_pin = endpoints["pve"]
+    pbs = PbsSource(PbsSourceConfig(name="pbs", type="pbs", url=pbs_url, fingerprint=pbs_pin, **common))
+    pve = PveSource(PveSourceConfig(name="pve", type="pve", url=pve_url, fingerprint=pve_pin, **common))
+    first = await poll_both(pbs, pve)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    parent.send("change")
+    changed = parent.recv()
+    second = await poll_both(pbs, pve)
+    await pbs.aclose()
+    await pve.aclose()
+    parent.send("stop")
+    process.join(timeout=10)
+
+    print(f"{GUESTS} guests x {SNAPSHOTS} snapshots, {STORES} datastores, {NAMESPACES} namespaces")
+    print(f"first poll : {first[0]:6.2f} s wall  {first[1]:6.2f} s CPU  {first[2] / 1e6:7.2f} MB  {first[3]} requests")
+    print(f"peak RSS   : {rss_mb:6.1f} MB (client process)")
+    print(
+        f"second poll: {second[0]:6.2f} s wall  {second[1]:6.2f} s CPU  {second[2] / 1e6:7.2f} MB  {second[3]} requests"
+    )
+    print(f"             after {changed} groups got a new snapshot ({CHANGED_SHARE:.0%})")
+    cpu_share, bytes_share = second[1] / first[1], second[2] / first[2]
+    print(f"second/first: CPU {cpu_share:.1%}, bytes {bytes_share:.1%}")
+    verdicts = [
+        ("first poll under 10 s", first[0] < 10),
+        ("peak RSS under 300 MB", rss_mb < 300),
+        ("second poll CPU <= 15% of first", cpu_share <= 0.15),
+        ("second poll bytes <= 15% of first", bytes_share <= 0.15),
+    ]
+    for label, ok in verdicts:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

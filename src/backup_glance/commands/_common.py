@@ -1,0 +1,31 @@
+"""Helpers the subcommands share: where the config comes from."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEFAULT_PATHS = ("backup-glance.yaml", "/etc/backup-glance/config.yaml")
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="YAML configuration (default: $BACKUP_GLANCE_CONFIG, ./backup-glance.yaml, "
+        "/etc/backup-glance/config.yaml; none found: the built-in demo homelab)",
+    )
+
+
+def find_config(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("BACKUP_GLANCE_CONFIG")
+    if from_env:
+        return Path(from_env)
+    for candidate in DEFAULT_PATHS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None

@@ -1,0 +1,91 @@
+"""`backup-glance check`: poll every source once, print the verdicts, exit with the Nagios code.
+
+Exit codes: 0 all ok, 1 a warning, 2 anything critical, 3 unknown (and nothing critical).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+from zoneinfo import ZoneInfo
+
+from ..config import Config, load_config
+from ..model import Board, Severity, Verdict
+from ..runtime import build_runtime
+from ._common import add_config_argument, find_config
+
+EXIT_CODES = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2, Severity.UNKNOWN: 3}
+_MARKS = {Severity.OK: "ok ", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT", Severity.UNKNOWN: "UNKN"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("check", help="poll once, print verdicts, exit 0/1/2/3 (Nagios convention)")
+    add_config_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the /api/v1/status document instead")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = find_config(args.config)
+    if path is None:
+        from ..demo import DemoLab
+
+        print("no configuration found: checking the built-in demo homelab", file=sys.stderr)
+        with DemoLab() as lab:
+            board = asyncio.run(_poll(lab.config()))
+    else:
+        board = asyncio.run(_poll(load_config(path)))
+    if args.json:
+        from ..web.api import build_status
+
+        print(json.dumps(build_status(board, ZoneInfo(board.timezone)), indent=2))
+    else:
+        print(render_table(board))
+    return exit_code(board)
+
+
+async def _poll(config: Config) -> Board:
+    runtime = build_runtime(config)
+    try:
+        return await runtime.collector.poll_once()
+    finally:
+        await runtime.collector.stop()
+        if runtime.history is not None:
+            runtime.history.close()
+
+
+def exit_code(board: Board) -> int:
+    return EXIT_CODES[board.overall]
+
+
+def render_table(board: Board) -> str:
+    """A plain table: one line per service, its reasons indented under it, then the sources."""
+    zone = ZoneInfo(board.timezone)
+    width = shutil.get_terminal_size((120, 20)).columns
+    name_width = max([len(v.name) for v in board.verdicts] + [7])
+    lines = [f"{'':4}  {'SERVICE':<{name_width}}  {'STATUS':<13}  {'LAST SUCCESS':<16}  {'SNAPS':>5}  NEXT RUN"]
+    for verdict in board.verdicts:
+        lines.append(_row(verdict, name_width, zone))
+        for reason in verdict.reasons:
+            lines.append(f"{'':6}{'':{name_width}}  - {reason}"[:width])
+    lines.append("")
+    for state in board.sources:
+        health = "ok" if state.error is None else f"ERROR: {state.error}"
+        lines.append(f"source {state.name} ({state.kind}): {health}")
+    lines.append(f"overall: {board.overall.value}")
+    return "\n".join(lines)
+
+
+def _row(verdict: Verdict, name_width: int, zone: ZoneInfo) -> str:
+    def fmt(moment: object) -> str:
+        from datetime import datetime
+
+        return moment.astimezone(zone).strftime("%a %d %b %H:%M") if isinstance(moment, datetime) else "-"
+
+    return (
+        f"{_MARKS[verdict.severity]:4}  {verdict.name:<{name_width}}  {verdict.status.value:<13}  "
+        f"{fmt(verdict.last_success_at):<16}  {verdict.snapshot_count:>5}  {fmt(verdict.next_run_at)}"
+    )

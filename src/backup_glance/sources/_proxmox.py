@@ -1,0 +1,170 @@
+"""Wire helpers shared by the PBS and PVE sources (and their simulators): UPIDs, task status strings, payload
+shape checks and a small calendar-event fallback.
+
+Sits under `sources/`; it knows Proxmox's wire words but returns plain values, makes no verdicts and does no I/O.
+Facts are from /work/shared/reference/proxmox-api.md (§1.3 UPIDs, §1.4 task status strings).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ..errors import ScheduleError, SourceProtocolError
+from ..model import RunOutcome
+from ..schedule import Schedule, parse_schedule
+
+T = TypeVar("T")
+
+# --- UPIDs (§1.3) -------------------------------------------------------------------------------------------
+
+_PBS_UPID_RE = re.compile(
+    r"^UPID:(?P<node>[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):"
+    r"(?P<task_id>[0-9A-Fa-f]{8,16}):(?P<starttime>[0-9A-Fa-f]{8}):(?P<wtype>[^:\s]+):(?P<wid>[^:\s]*):"
+    r"(?P<authid>[^:\s]+):$"
+)
+_PVE_UPID_RE = re.compile(
+    r"^UPID:(?P<node>[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):"
+    r"(?P<starttime>[0-9A-Fa-f]{8}):(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$"
+)
+_SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+
+
+def escape_worker_id(worker_id: str) -> str:
+    r"""PBS's systemd-like escaping of the worker id inside a UPID.
+
+    >>> escape_worker_id("store1:vm/100")
+    'store1\\x3avm-100'
+    """
+    out: list[str] = []
+    for index, byte in enumerate(worker_id.encode()):
+        if byte == ord("/"):
+            out.append("-")
+        elif byte in _SAFE_BYTES and not (index == 0 and byte == ord(".")):
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
+
+
+def unescape_worker_id(escaped: str) -> str:
+    r"""Inverse of `escape_worker_id` (a `-` that was a `/` becomes `/` again).
+
+    >>> unescape_worker_id("store1\\x3avm-100")
+    'store1:vm/100'
+    """
+    raw = bytearray()
+    index = 0
+    while index < len(escaped):
+        if escaped.startswith("\\x", index) and index + 4 <= len(escaped):
+            raw.append(int(escaped[index + 2 : index + 4], 16))
+            index += 4
+            continue
+        raw.append(ord("/") if escaped[index] == "-" else ord(escaped[index]))
+        index += 1
+    return raw.decode("utf-8", "replace")
+
+
+def pbs_upid(
+    *, node: str, pid: int, pstart: int, task_id: int, starttime: int, worker_type: str, worker_id: str, auth_id: str
+) -> str:
+    return (
+        f"UPID:{node}:{pid:08X}:{pstart:08X}:{task_id:08X}:{starttime:08X}:{worker_type}:"
+        f"{escape_worker_id(worker_id)}:{auth_id}:"
+    )
+
+
+def pve_upid(*, node: str, pid: int, pstart: int, starttime: int, task_type: str, task_id: str, user: str) -> str:
+    return f"UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{task_type}:{task_id}:{user}:"
+
+
+def upid_started_at(upid: str) -> datetime | None:
+    """The task start time encoded in a PBS or PVE UPID (the hex `starttime` field), or None if not a UPID."""
+    match = _PBS_UPID_RE.match(upid) or _PVE_UPID_RE.match(upid)
+    if match is None:
+        return None
+    return datetime.fromtimestamp(int(match.group("starttime"), 16), UTC)
+
+
+# --- task status strings (§1.4) ------------------------------------------------------------------------------
+
+
+def task_outcome(status: str | None, *, running: bool) -> tuple[RunOutcome, str]:
+    """Map a PBS/PVE task status string to an outcome and a message (the status text when it is not plain OK)."""
+    if running or status is None or status.upper() == "RUNNING":
+        return RunOutcome.RUNNING, ""
+    if status == "OK":
+        return RunOutcome.OK, ""
+    if status.startswith("WARNINGS"):
+        return RunOutcome.WARNING, status
+    if status in ("unknown", "unexpected status"):
+        return RunOutcome.UNKNOWN, status
+    return RunOutcome.FAILED, status
+
+
+# --- payload shape checks --------------------------------------------------------------------------------------
+
+
+def unwrap(payload: Any, path: str, expected: type[T], error: Callable[[str], SourceProtocolError]) -> T:
+    """Return `payload["data"]` if it is of the expected type, else raise a protocol error naming `path`."""
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise error(f"unexpected payload on {path}: no 'data' member")
+    data = payload["data"]
+    if not isinstance(data, expected):
+        raise error(f"unexpected payload on {path}: 'data' is {type(data).__name__}, not {expected.__name__}")
+    return data
+
+
+def as_int(value: Any) -> int | None:
+    """Lenient integer: PVE values read from config files may arrive as strings (§1.2)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def as_bool(value: Any, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def epoch(value: Any) -> datetime | None:
+    number = as_int(value)
+    return datetime.fromtimestamp(number, UTC) if number is not None else None
+
+
+# --- calendar events -----------------------------------------------------------------------------------------
+
+
+def calendar_for(expression: str, zone: str) -> Schedule | None:
+    """The schedule of a Proxmox calendar event in `zone`, or None if it cannot be parsed (the server's own
+    `next-run` still stands then)."""
+    try:
+        return parse_schedule(expression, dialect="proxmox", tz=zone)
+    except ScheduleError:
+        return None
+
+
+__all__ = [
+    "as_bool",
+    "as_int",
+    "calendar_for",
+    "epoch",
+    "escape_worker_id",
+    "pbs_upid",
+    "pve_upid",
+    "task_outcome",
+    "unescape_worker_id",
+    "unwrap",
+    "upid_started_at",
+]

@@ -1,0 +1,234 @@
+"""PVE wire items -> model records: guests, vzdump jobs (with their guest selection resolved), vzdump task logs
+(per-guest results) and backup files on dir/NFS storages.
+
+Sits under `sources/` next to `pve.py`, which does the requests. Pure functions over decoded JSON and log text;
+PVE's field names and log phrasing stop here (reference /work/shared/reference/proxmox-api.md §4). No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Snapshot, Target
+from ..schedule import Schedule
+from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
+
+# vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg.
+_STARTING = re.compile(r"^INFO: Starting Backup of VM (\d+) \((\w+)\)")
+_STARTED_AT = re.compile(r"^INFO: Backup started at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+_FINISHED = re.compile(r"^INFO: Finished Backup of VM (\d+) \((\d+):(\d\d):(\d\d)\)")
+_ENDED_AT = re.compile(r"^INFO: (?:Backup finished|Failed) at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+_FAILED = re.compile(r"^ERROR: Backup of VM (\d+) failed - (.*)$")
+# A scheduled run starts within a minute or so of its slot (pvescheduler wakes each minute); allow some slack.
+JOB_MATCH_WINDOW = timedelta(minutes=5)
+
+
+def guest_target(source: str, item: dict[str, Any]) -> Target | None:
+    vmid = as_int(item.get("vmid"))
+    guest_type = item.get("type")
+    if vmid is None or guest_type not in ("qemu", "lxc"):
+        return None
+    node = str(item["node"]) if item.get("node") is not None else None
+    return Target(
+        key=f"guest:{vmid}",
+        source=source,
+        name=str(item.get("name") or f"{guest_type}/{vmid}"),
+        kind="guest",
+        guest=GuestRef(vmid, str(guest_type), node),
+        backup_running=item.get("lock") == "backup",  # vzdump holds this lock while it runs
+        template=as_bool(item.get("template")),
+    )
+
+
+def _vmids(value: Any) -> list[int]:
+    text = str(value or "")
+    return [int(part) for part in re.split(r"[,;\s]+", text) if part.strip().isdigit()]
+
+
+def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1)."""
+    by_vmid = {as_int(g.get("vmid")): g for g in guests}
+    if job.get("pool"):
+        chosen = [as_int(g.get("vmid")) for g in guests if g.get("pool") == job["pool"]]
+    elif job.get("vmid"):
+        chosen = list(_vmids(job["vmid"]))
+    elif as_bool(job.get("all")):
+        excluded = set(_vmids(job.get("exclude")))
+        chosen = [as_int(g.get("vmid")) for g in guests if as_int(g.get("vmid")) not in excluded]
+    else:
+        chosen = []
+    node = job.get("node")
+    keys = []
+    for vmid in chosen:
+        if vmid is None:
+            continue
+        guest = by_vmid.get(vmid)
+        # A guest the cluster no longer knows stays listed: the job still names it, and that is worth seeing.
+        if node and guest is not None and guest.get("node") != node:
+            continue
+        keys.append(f"guest:{vmid}")
+    return tuple(sorted(set(keys), key=lambda key: int(key.split(":")[1])))
+
+
+def parse_job(source: str, index: int, item: dict[str, Any], guests: list[dict[str, Any]], timezone: str) -> Job:
+    # Legacy vzdump.cron entries may lack `id` and `type` (reference §4.1); give them a stable position-based id.
+    job_id = str(item.get("id") or f"vzdump-cron-{index + 1}")
+    schedule = item.get("schedule")
+    return Job(
+        key=f"{source}/backup/{job_id}",
+        source=source,
+        kind=JobKind.BACKUP,
+        job_id=job_id,
+        name=job_id,
+        schedule=ScheduleRef(str(schedule), "proxmox", timezone) if schedule else None,
+        enabled=as_bool(item.get("enabled"), default=True),
+        next_run_at=epoch(item.get("next-run")),  # from now, even for disabled jobs: check `enabled`
+        target_keys=resolve_selection(item, guests),
+        store=str(item["storage"]) if item.get("storage") else None,
+        comment=str(item.get("comment") or ""),
+    )
+
+
+@dataclass
+class _GuestResult:
+    vmid: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: RunOutcome | None = None
+    message: str = ""
+
+
+@dataclass
+class VzdumpLog:
+    guests: dict[int, _GuestResult] = field(default_factory=dict)
+
+    @property
+    def vmids(self) -> set[int]:
+        return set(self.guests)
+
+
+def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) -> VzdumpLog:
+    """Per-guest results from a vzdump task log. Times in the log are node-local."""
+    zone = ZoneInfo(timezone)
+    result = VzdumpLog()
+    current: _GuestResult | None = None
+
+    def local(text: str) -> datetime:
+        # Node-local wall time -> UTC at the edge, so durations across a DST change stay right.
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone).astimezone(UTC)
+
+    for line in lines:
+        if match := _STARTING.match(line):
+            current = _GuestResult(int(match.group(1)), task_start)
+            result.guests[current.vmid] = current
+        elif (match := _STARTED_AT.match(line)) and current is not None:
+            current.started_at = local(match.group(1))
+        elif match := _FINISHED.match(line):
+            guest = result.guests.setdefault(int(match.group(1)), _GuestResult(int(match.group(1)), task_start))
+            hours, minutes, seconds = (int(match.group(i)) for i in (2, 3, 4))
+            guest.outcome = RunOutcome.OK
+            guest.ended_at = guest.started_at + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+            current = guest
+        elif match := _FAILED.match(line):
+            guest = result.guests.setdefault(int(match.group(1)), _GuestResult(int(match.group(1)), task_start))
+            guest.outcome, guest.message = RunOutcome.FAILED, match.group(2).strip()
+            current = guest
+        elif (match := _ENDED_AT.match(line)) and current is not None:
+            current.ended_at = local(match.group(1))
+    return result
+
+
+def task_runs(source: str, task: dict[str, Any], job_key: str, log: VzdumpLog | None) -> tuple[JobRun, ...]:
+    """One job-level run for the task plus one run per guest named in its log."""
+    upid = str(task["upid"])
+    started = epoch(task.get("starttime"))
+    assert started is not None
+    ended = epoch(task.get("endtime"))
+    status = task.get("status")
+    running = ended is None or status == "RUNNING"
+    outcome, message = task_outcome(status if isinstance(status, str) else None, running=running)
+    runs = [JobRun(job_key, source, upid, started, None if running else ended, outcome, message)]
+    for guest in log.guests.values() if log else ():
+        if guest.outcome is not None:
+            guest_outcome, guest_message = guest.outcome, guest.message
+        elif running:
+            guest_outcome, guest_message = RunOutcome.RUNNING, ""
+        else:
+            guest_outcome, guest_message = RunOutcome.UNKNOWN, "no result for this guest in the task log"
+        runs.append(
+            JobRun(
+                job_key,
+                source,
+                upid,
+                guest.started_at,
+                guest.ended_at if guest_outcome is not RunOutcome.RUNNING else None,
+                guest_outcome,
+                guest_message,
+                target_key=f"guest:{guest.vmid}",
+            )
+        )
+    return tuple(runs)
+
+
+def match_job(
+    task: dict[str, Any], vmids: set[int], jobs: list[Job], calendars: dict[str, Schedule | None]
+) -> Job | None:
+    """The job a vzdump task ran for. PVE does not record it (reference §4.1), so: the enabled job with a
+    schedule slot just before the task start whose guests overlap the task's guests the most."""
+    started = epoch(task.get("starttime"))
+    if started is None:
+        return None
+    best: tuple[int, Job] | None = None
+    for job in jobs:
+        if not job.enabled or job.schedule is None:
+            continue
+        calendar = calendars.get(job.key)
+        slot = calendar.previous_before(started + timedelta(seconds=1)) if calendar else None
+        if slot is None or started - slot > JOB_MATCH_WINDOW:
+            continue
+        overlap = len(vmids & {int(key.split(":")[1]) for key in job.target_keys})
+        if vmids and not overlap:
+            continue
+        if best is None or overlap > best[0]:
+            best = (overlap, job)
+    return best[1] if best else None
+
+
+def job_calendars(jobs: list[Job]) -> dict[str, Schedule | None]:
+    return {
+        job.key: calendar_for(job.schedule.expression, job.schedule.timezone) if job.schedule else None for job in jobs
+    }
+
+
+def file_snapshot(source: str, storage: str, item: dict[str, Any]) -> Snapshot | None:
+    vmid = as_int(item.get("vmid"))
+    taken_at = epoch(item.get("ctime"))
+    if vmid is None or taken_at is None or not item.get("volid"):
+        return None
+    return Snapshot(
+        target_key=f"guest:{vmid}",
+        source=source,
+        snapshot_id=str(item["volid"]),
+        taken_at=taken_at,  # PVE parsed it from the file name in node-local time (reference §4.4)
+        finished=True,
+        size_bytes=as_int(item.get("size")),
+        location=storage,
+    )
+
+
+__all__ = [
+    "VzdumpLog",
+    "file_snapshot",
+    "guest_target",
+    "job_calendars",
+    "match_job",
+    "parse_job",
+    "parse_vzdump_log",
+    "resolve_selection",
+    "task_runs",
+]

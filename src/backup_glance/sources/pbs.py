@@ -1,0 +1,335 @@
+"""Proxmox Backup Server source: datastores, namespaces, groups, snapshots, jobs and tasks -> `Observation`.
+
+Sits under `sources/`; owns the PBS wire (see /work/shared/reference/proxmox-api.md §3) and makes no verdicts.
+Cost grows with change, not with history: the cheap lists (datastores, namespaces, groups, jobs, new tasks) are
+read every poll, a group's snapshot list only when the group list says it changed (`last-backup`,
+`backup-count`), when it held an unfinished snapshot, or when a verification finished on its store since the
+last poll (verification changes neither field). Everything else comes from the previous poll's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ..config import PbsSourceConfig
+from ..errors import SourceError, SourceProtocolError
+from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target
+from ._http import DEFAULT_MAX_BYTES, HttpClient
+from ._pbs_wire import (
+    GroupState,
+    make_target,
+    parse_datastore,
+    parse_group,
+    parse_job,
+    parse_snapshot,
+    parse_task,
+    require,
+    task_job_key,
+)
+from ._proxmox import as_int, unwrap
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
+TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
+TASK_PAGE = 500
+MAX_TASK_PAGES = 40
+# Above this share of changed groups in a namespace, one namespace-wide snapshot list is cheaper than one
+# request per group.
+WHOLE_NAMESPACE_SHARE = 0.25
+WHOLE_NAMESPACE_MIN = 8
+
+GroupKey = tuple[str, str, str, str]  # store, ns, backup-type, backup-id
+
+
+class PbsSource:
+    kind = "pbs"
+
+    def __init__(
+        self,
+        config: PbsSourceConfig,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = config.name
+        self._stores_wanted = set(config.datastores)
+        secret = config.token_secret.get_secret_value() if config.token_secret else ""
+        base = config.url.rstrip("/")
+        self._client = HttpClient(
+            source=config.name,
+            kind=self.kind,
+            base_url=base if base.endswith("/api2/json") else base + "/api2/json",
+            # PBS splits the value at the first ':' and percent-decodes the secret (§2.1).
+            headers={"Authorization": f"PBSAPIToken={config.token_id}:{quote(secret, safe='')}"},
+            timeout_s=config.timeout.total_seconds(),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+            fingerprint=config.fingerprint,
+            max_in_flight=config.max_in_flight,
+            max_bytes=max_bytes,
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._groups: dict[GroupKey, GroupState] = {}
+        self._snapshots: dict[GroupKey, tuple[Snapshot, ...]] = {}
+        self._names: dict[GroupKey, str] = {}
+        self._unfinished: set[GroupKey] = set()  # groups holding an in-progress snapshot: read until it finishes
+        self._newest_comment: dict[GroupKey, str] = {}  # PVE's notes-template puts the guest name here
+        self._runs: dict[str, JobRun] = {}
+        self._verify_seen: set[str] = set()
+        self._verify_last: dict[str, str] = {}
+        self._last_server_time: datetime | None = None
+        # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
+        self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
+
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"PbsSource(name={self.name!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _protocol(self, message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source=self.name, kind=self.kind)
+
+    async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
+        return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
+
+    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
+        """Run one part of the poll; an HTTP-level failure of that part becomes a problem, not an exception.
+
+        Connection, TLS, timeout and auth failures still end the poll: they concern the whole source."""
+        try:
+            return await call
+        except SourceError as exc:
+            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
+                problems.append(f"{what}: {exc}")
+                return None
+            raise
+
+    async def poll(self) -> Observation:
+        observed_at = self._clock()
+        problems: list[str] = []
+        clock = await self._get("/nodes/localhost/time", dict)
+        timezone = str(clock.get("timezone") or "UTC")
+        server_now = datetime.fromtimestamp(as_int(clock.get("time")) or int(observed_at.timestamp()), UTC)
+        listed = await self._get("/admin/datastore", list)
+        maintenance = {
+            str(require(item, "store", "/admin/datastore", self._protocol)): item.get("maintenance") for item in listed
+        }
+        stores = [s for s in maintenance if not self._stores_wanted or s in self._stores_wanted]
+        async with asyncio.TaskGroup() as group:
+            usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage(stores)))
+            jobs_task = group.create_task(self._jobs(timezone, problems))
+            tasks_task = group.create_task(self._tasks(server_now))
+        jobs, prune_keys, verify_last = jobs_task.result()
+        new_tasks = tasks_task.result()
+        usage = usage_task.result() or {}
+        datastores = [parse_datastore(self.name, usage.get(s, {"store": s}), maintenance[s]) for s in stores]
+        refresh = self._stores_with_new_verification(new_tasks, verify_last)
+        self._record_runs(new_tasks, prune_keys, server_now)
+        await self._read_groups(stores, refresh, problems)
+        self._last_server_time = server_now
+        return self._observation(observed_at, timezone, datastores, jobs, problems)
+
+    async def _usage(self, stores: list[str]) -> dict[str, dict[str, Any]]:
+        items = await self._get("/status/datastore-usage", list)
+        return {
+            str(item.get("store")): item for item in items if isinstance(item, dict) and item.get("store") in stores
+        }
+
+    async def _jobs(self, timezone: str, problems: list[str]) -> tuple[list[Job], dict[Any, str], dict[str, str]]:
+        async def listing(path: str, params: dict[str, Any] | None = None) -> list[Any]:
+            try:
+                return await self._get(path, list, params)
+            except SourceProtocolError as exc:
+                if path == "/admin/sync" and exc.http_status == 400:
+                    return await self._get(path, list)  # PBS < 3.3 has no sync-direction parameter
+                raise
+
+        kinds = [
+            (JobKind.PRUNE, "/admin/prune", None),
+            (JobKind.VERIFY, "/admin/verify", None),
+            # Push jobs are hidden unless sync-direction=all is asked for (PBS >= 3.3, §3.9).
+            (JobKind.SYNC, "/admin/sync", {"sync-direction": "all"}),
+            (JobKind.GC, "/admin/gc", None),
+        ]
+        results = await asyncio.gather(
+            *(self._partial(problems, f"{kind.value} jobs", listing(path, params)) for kind, path, params in kinds)
+        )
+        jobs: list[Job] = []
+        prune_keys: dict[Any, str] = {}
+        verify_last: dict[str, str] = {}
+        for (kind, path, _params), items in zip(kinds, results, strict=True):
+            for item in items or []:
+                job = parse_job(self.name, kind, item, timezone, path, self._protocol)
+                jobs.append(job)
+                if kind is JobKind.PRUNE:
+                    prune_keys.setdefault((job.store, item.get("ns") or None), job.job_id)
+                if kind is JobKind.VERIFY and job.last_run and job.store:
+                    verify_last[job.job_id] = f"{job.store}\0{job.last_run.run_id}"
+        return jobs, prune_keys, verify_last
+
+    async def _tasks(self, server_now: datetime) -> list[dict[str, Any]]:
+        if self._last_server_time is None:
+            since = server_now - TASK_LOOKBACK
+        else:
+            since = self._last_server_time - TASK_OVERLAP
+            # Tasks are filtered by *start* time: keep reading a running task until it has ended.
+            running = [r.started_at for r in self._runs.values() if r.ended_at is None]
+            since = min([since, *running])
+        tasks: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"since": int(since.timestamp()), "limit": TASK_PAGE, "start": 0}
+        for _page in range(MAX_TASK_PAGES):
+            payload = await self._client.get_json("/nodes/localhost/tasks", params)
+            page = unwrap(payload, "/nodes/localhost/tasks", list, self._protocol)
+            tasks += [t for t in page if isinstance(t, dict)]
+            total = as_int(payload.get("total")) or 0  # approximate: returned + start, +1 if more (§3.7)
+            if len(page) < TASK_PAGE or total <= params["start"] + len(page):
+                break
+            params["start"] += len(page)
+        return tasks
+
+    def _stores_with_new_verification(self, tasks: list[dict[str, Any]], verify_last: dict[str, str]) -> set[str]:
+        stores: set[str] = set()
+        finished: set[str] = set()
+        for task in tasks:
+            if str(task.get("worker_type", "")).startswith("verif") and task.get("endtime") is not None:
+                finished.add(str(task.get("upid")))
+                if str(task.get("upid")) not in self._verify_seen:
+                    stores.add(str(task.get("worker_id") or "").split(":", 1)[0])
+        # The overlap re-reads the last poll's tail, so remembering one batch is enough (and stays small).
+        self._verify_seen = finished
+        for job_id, marker in verify_last.items():
+            # A verify job's last run can change without us seeing its task (task list filtered by privileges).
+            if self._verify_last.get(job_id) != marker:
+                stores.add(marker.split("\0", 1)[0])
+        self._verify_last = verify_last
+        return stores
+
+    def _record_runs(self, tasks: list[dict[str, Any]], prune_keys: dict[Any, str], server_now: datetime) -> None:
+        for task in tasks:
+            job_key = task_job_key(self.name, task, prune_keys)
+            if job_key is not None:
+                run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
+                self._runs[run.run_id] = run
+        horizon = server_now - TASK_LOOKBACK
+        self._runs = {k: r for k, r in self._runs.items() if r.ended_at is None or r.started_at >= horizon}
+
+    async def _read_groups(self, stores: list[str], refresh: set[str], problems: list[str]) -> None:
+        async def namespaces(store: str) -> list[str]:
+            path = f"/admin/datastore/{store}/namespace"
+            return [str(require(item, "ns", path, self._protocol)) for item in await self._get(path, list)]
+
+        listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces(s)) for s in stores))
+        pairs = [(store, ns) for store, names in zip(stores, listed, strict=True) for ns in names or []]
+        unreadable = {store for store, names in zip(stores, listed, strict=True) if names is None}
+        results = await asyncio.gather(*(self._read_namespace(s, ns, s in refresh, problems) for s, ns in pairs))
+        seen = {key for keys in results for key in keys}
+        for key in list(self._groups):
+            # Groups that vanished (pruned away) are forgotten; an unreadable store keeps its last known groups.
+            if key not in seen and key[0] not in unreadable:
+                self._groups.pop(key, None)
+                self._unfinished.discard(key)
+                self._assembled = None
+                self._snapshots.pop(key, None)
+                self._names.pop(key, None)
+                self._newest_comment.pop(key, None)
+
+    async def _read_namespace(self, store: str, ns: str, refresh: bool, problems: list[str]) -> list[GroupKey]:
+        what = f"datastore '{store}' namespace '{ns or '/'}'"
+        path = f"/admin/datastore/{store}/groups"
+        items = await self._partial(problems, what, self._get(path, list, {"ns": ns}))
+        if items is None:
+            return [key for key in self._groups if key[:2] == (store, ns)]
+        current: dict[GroupKey, GroupState] = {}
+        for item in items:
+            backup_type, backup_id, state = parse_group(item, path, self._protocol)
+            current[(store, ns, backup_type, backup_id)] = state
+        changed = [
+            key
+            for key, state in current.items()
+            if refresh or self._groups.get(key) != state or key in self._unfinished
+        ]
+        if changed:
+            whole = len(changed) >= max(WHOLE_NAMESPACE_MIN, WHOLE_NAMESPACE_SHARE * len(current))
+            fetched = await self._partial(problems, what, self._fetch_snapshots(store, ns, changed, whole))
+            if fetched is not None:
+                for key in changed:
+                    self._snapshots[key] = tuple(sorted(fetched.get(key, []), key=lambda s: s.taken_at))
+                    if any(not snap.finished for snap in self._snapshots[key]):
+                        self._unfinished.add(key)
+                    else:
+                        self._unfinished.discard(key)
+                    self._groups[key] = current[key]
+                self._assembled = None
+        for key, state in current.items():
+            name = state.comment or self._newest_comment.get(key) or f"{key[2]}/{key[3]}"
+            if self._names.get(key) != name:
+                self._names[key] = name
+                self._assembled = None
+        return list(current)
+
+    async def _fetch_snapshots(
+        self, store: str, ns: str, keys: list[GroupKey], whole: bool
+    ) -> dict[GroupKey, list[Snapshot]]:
+        path = f"/admin/datastore/{store}/snapshots"
+        requests: list[dict[str, Any]] = [{"ns": ns}]  # the whole namespace in one answer
+        if not whole:
+            requests = [{"ns": ns, "backup-type": key[2], "backup-id": key[3]} for key in keys]
+        pages = await asyncio.gather(*(self._get(path, list, params) for params in requests))
+        out: dict[GroupKey, list[Snapshot]] = {}
+        newest: dict[GroupKey, tuple[datetime, str]] = {}
+        for page in pages:
+            for item in page:
+                backup_type, backup_id, snapshot, comment = parse_snapshot(
+                    item, source=self.name, store=store, ns=ns, path=path, error=self._protocol
+                )
+                key = (store, ns, backup_type, backup_id)
+                out.setdefault(key, []).append(snapshot)
+                if comment and (key not in newest or newest[key][0] < snapshot.taken_at):
+                    newest[key] = (snapshot.taken_at, comment)
+        for key, (_at, comment) in newest.items():
+            self._newest_comment[key] = comment
+        return out
+
+    def _observation(
+        self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
+    ) -> Observation:
+        if self._assembled is None:
+            targets: dict[str, Target] = {}
+            for key in sorted(self._groups):
+                target = make_target(self.name, key[2], key[3], self._names.get(key, f"{key[2]}/{key[3]}"))
+                targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
+            snapshots = tuple(snap for key in sorted(self._groups) for snap in self._snapshots.get(key, ()))
+            self._assembled = (tuple(targets.values()), snapshots)
+        targets_out, snapshots_out = self._assembled
+        runs = sorted(self._runs.values(), key=lambda r: (r.started_at, r.run_id))
+        return Observation(
+            source=self.name,
+            kind=self.kind,
+            observed_at=observed_at,
+            timezone=timezone,
+            targets=targets_out,
+            snapshots=snapshots_out,
+            jobs=tuple(jobs),
+            runs=tuple(runs),
+            datastores=tuple(datastores),
+            problems=tuple(problems),
+        )
+
+
+def create(config: PbsSourceConfig) -> PbsSource:
+    return PbsSource(config)
+
+
+__all__ = ["PbsSource", "create"]

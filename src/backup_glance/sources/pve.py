@@ -1,0 +1,276 @@
+"""Proxmox VE source: guests, vzdump jobs, coverage, vzdump runs (per guest, from task logs) and backup files on
+dir/NFS storages -> `Observation`.
+
+Sits under `sources/`; owns the PVE wire (see /work/shared/reference/proxmox-api.md §4) and makes no verdicts.
+PBS-backed storages are not listed here: the PBS source reads those snapshots directly, with verification.
+Task logs are fetched once per task (again only while a task is still running); tasks are read since the last
+poll, so a poll's cost follows what changed, not how much history exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ..config import PveSourceConfig
+from ..errors import SourceError, SourceProtocolError
+from ..model import Job, JobRun, Observation, Snapshot, Target
+from ._http import DEFAULT_MAX_BYTES, HttpClient
+from ._proxmox import as_int, epoch, unwrap
+from ._pve_wire import (
+    VzdumpLog,
+    file_snapshot,
+    guest_target,
+    job_calendars,
+    match_job,
+    parse_job,
+    parse_vzdump_log,
+    task_runs,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TASK_LOOKBACK = timedelta(days=7)
+TASK_OVERLAP = timedelta(minutes=2)
+TASK_PAGE = 500
+MAX_TASK_PAGES = 20
+LOG_PAGE = 5000  # lines per log request; PVE's default is 50
+FILE_STORAGE_TYPES_EXCLUDED = {"pbs"}  # read from PBS directly
+
+
+class PveSource:
+    kind = "pve"
+
+    def __init__(
+        self,
+        config: PveSourceConfig,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = config.name
+        secret = config.token_secret.get_secret_value() if config.token_secret else ""
+        base = config.url.rstrip("/")
+        self._client = HttpClient(
+            source=config.name,
+            kind=self.kind,
+            base_url=base if base.endswith("/api2/json") else base + "/api2/json",
+            # PVE splits USER@REALM!TOKENID=SECRET at the last '=' after URI-unescaping (§2.1).
+            headers={"Authorization": f"PVEAPIToken={config.token_id}={quote(secret, safe='')}"},
+            timeout_s=config.timeout.total_seconds(),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+            fingerprint=config.fingerprint,
+            max_in_flight=config.max_in_flight,
+            max_bytes=max_bytes,
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._last_server_time: datetime | None = None
+        self._tasks: dict[str, dict[str, Any]] = {}  # upid -> task item, within TASK_LOOKBACK
+        self._logs: dict[str, VzdumpLog] = {}  # upid -> parsed log of a finished task: final, never re-read
+        self._run_cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
+        self._running_logs: dict[str, VzdumpLog] = {}  # upid -> log of a task that was running when read
+
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"PveSource(name={self.name!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _protocol(self, message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source=self.name, kind=self.kind)
+
+    async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
+        return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
+
+    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
+        """An HTTP-level failure of one part becomes a problem; connection/TLS/auth failures end the poll."""
+        try:
+            return await call
+        except SourceError as exc:
+            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
+                problems.append(f"{what}: {exc}")
+                return None
+            raise
+
+    async def poll(self) -> Observation:
+        observed_at = self._clock()
+        problems: list[str] = []
+        guests = [g for g in await self._get("/cluster/resources", list, {"type": "vm"}) if isinstance(g, dict)]
+        nodes = sorted({str(g["node"]) for g in guests if g.get("node")}) or ["localhost"]
+        clock = await self._get(f"/nodes/{quote(nodes[0])}/time", dict)
+        timezone = str(clock.get("timezone") or "UTC")
+        server_now = epoch(clock.get("time")) or observed_at
+        async with asyncio.TaskGroup() as group:
+            jobs_task = group.create_task(self._get("/cluster/backup", list))
+            uncovered_task = group.create_task(
+                self._partial(problems, "not-backed-up", self._get("/cluster/backup-info/not-backed-up", list))
+            )
+            group.create_task(self._read_tasks(nodes, server_now))
+            files_task = group.create_task(self._read_files(nodes, problems))
+        jobs = [
+            parse_job(self.name, index, item, guests, timezone)
+            for index, item in enumerate(jobs_task.result())
+            if isinstance(item, dict)
+        ]
+        await self._read_logs(timezone, problems)
+        self._last_server_time = server_now
+        runs = self._runs(jobs, timezone)
+        jobs = [self._with_last_run(job, runs) for job in jobs]
+        targets = [t for t in (guest_target(self.name, g) for g in guests) if t is not None]
+        uncovered = sorted(
+            {f"guest:{as_int(item.get('vmid'))}" for item in uncovered_task.result() or [] if isinstance(item, dict)}
+        )
+        return Observation(
+            source=self.name,
+            kind=self.kind,
+            observed_at=observed_at,
+            timezone=timezone,
+            targets=tuple(sorted(targets, key=_target_order)),
+            snapshots=tuple(files_task.result()),
+            jobs=tuple(jobs),
+            runs=tuple(runs),
+            uncovered_target_keys=tuple(uncovered),
+            problems=tuple(problems),
+        )
+
+    async def _read_tasks(self, nodes: list[str], server_now: datetime) -> None:
+        if self._last_server_time is None:
+            since = server_now - TASK_LOOKBACK
+        else:
+            since = self._last_server_time - TASK_OVERLAP
+            running = [epoch(t["starttime"]) for t in self._tasks.values() if t.get("endtime") is None]
+            since = min([since, *(r for r in running if r is not None)])  # tasks are listed by start time
+        pages = await asyncio.gather(*(self._node_tasks(node, since) for node in nodes))
+        for items in pages:
+            for item in items:
+                self._tasks[str(item["upid"])] = item
+        horizon = server_now - TASK_LOOKBACK
+        for upid, item in list(self._tasks.items()):
+            started = epoch(item.get("starttime"))
+            if item.get("endtime") is not None and (started is None or started < horizon):
+                del self._tasks[upid]
+                self._logs.pop(upid, None)
+                self._running_logs.pop(upid, None)
+
+    async def _node_tasks(self, node: str, since: datetime) -> list[dict[str, Any]]:
+        path = f"/nodes/{quote(node)}/tasks"
+        params: dict[str, Any] = {"typefilter": "vzdump", "source": "all", "since": int(since.timestamp())}
+        params |= {"limit": TASK_PAGE, "start": 0}
+        out: list[dict[str, Any]] = []
+        for _page in range(MAX_TASK_PAGES):
+            payload = await self._client.get_json(path, params)
+            page = unwrap(payload, path, list, self._protocol)
+            for item in page:
+                if not isinstance(item, dict) or not item.get("upid") or as_int(item.get("starttime")) is None:
+                    raise self._protocol(f"unexpected payload on {path}: a task has no 'upid' or 'starttime'")
+                out.append(item)
+            if len(page) < TASK_PAGE or (as_int(payload.get("total")) or 0) <= params["start"] + len(page):
+                break
+            params["start"] += len(page)
+        return out
+
+    async def _read_logs(self, timezone: str, problems: list[str]) -> None:
+        # Finished tasks are read once; a running task's log grows, so it is read again until it ends.
+        wanted = [task for upid, task in self._tasks.items() if upid not in self._logs or task.get("endtime") is None]
+
+        async def read(task: dict[str, Any]) -> None:
+            upid = str(task["upid"])
+            path = f"/nodes/{quote(str(task.get('node') or 'localhost'))}/tasks/{quote(upid, safe='')}/log"
+            lines: list[str] = []
+            while True:
+                payload = await self._client.get_json(path, {"start": len(lines), "limit": LOG_PAGE})
+                page = unwrap(payload, path, list, self._protocol)
+                lines += [str(entry.get("t", "")) for entry in page if isinstance(entry, dict)]
+                if len(page) < LOG_PAGE or len(lines) >= (as_int(payload.get("total")) or 0):
+                    break
+            started = epoch(task.get("starttime")) or datetime.fromtimestamp(0, UTC)
+            parsed = parse_vzdump_log(lines, started, timezone)
+            if task.get("endtime") is not None:
+                self._logs[upid] = parsed
+                self._running_logs.pop(upid, None)
+            else:
+                self._running_logs[upid] = parsed
+
+        await asyncio.gather(*(self._partial(problems, f"task log {t['upid']}", read(t)) for t in wanted))
+
+    async def _read_files(self, nodes: list[str], problems: list[str]) -> list[Snapshot]:
+        seen_shared: set[str] = set()
+        listings: list[tuple[str, str]] = []
+        for node in nodes:
+            path = f"/nodes/{quote(node)}/storage"
+            storages = await self._partial(problems, f"storages of node {node}", self._get(path, list))
+            for item in storages or []:
+                if not isinstance(item, dict) or "backup" not in str(item.get("content", "")).split(","):
+                    continue
+                if item.get("type") in FILE_STORAGE_TYPES_EXCLUDED:
+                    continue
+                name = str(item.get("storage"))
+                if str(item.get("shared")) in ("1", "True", "true"):
+                    if name in seen_shared:
+                        continue  # a shared storage lists the same files on every node
+                    seen_shared.add(name)
+                listings.append((node, name))
+
+        async def content(node: str, storage: str) -> list[Snapshot]:
+            path = f"/nodes/{quote(node)}/storage/{quote(storage)}/content"
+            items = await self._get(path, list, {"content": "backup"})
+            return [s for s in (file_snapshot(self.name, storage, i) for i in items if isinstance(i, dict)) if s]
+
+        results = await asyncio.gather(
+            *(self._partial(problems, f"storage '{s}' on {n}", content(n, s)) for n, s in listings)
+        )
+        return [snap for snaps in results for snap in snaps or []]
+
+    def _runs(self, jobs: list[Job], timezone: str) -> list[JobRun]:
+        calendars = job_calendars(jobs)
+        jobs_signature = hash(tuple((j.key, j.enabled, j.schedule, j.target_keys) for j in jobs))
+        runs: list[JobRun] = []
+        cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
+        for upid, task in sorted(self._tasks.items(), key=lambda kv: (as_int(kv[1].get("starttime")) or 0, kv[0])):
+            parsed = self._logs.get(upid) or self._running_logs.get(upid)
+            # Re-deriving thousands of per-guest runs from unchanged tasks each poll would make a quiet poll cost
+            # as much as the first: reuse them while the task, its log and the jobs are the same.
+            signature = (jobs_signature, task.get("endtime"), task.get("status"), id(parsed))
+            cached = self._run_cache.get(upid)
+            if cached is not None and cached[0] == signature:
+                task_result = cached[1]
+            else:
+                vmids = set(parsed.vmids) if parsed else set()
+                if str(task.get("id") or "").isdigit():
+                    vmids.add(int(task["id"]))  # single-guest runs carry the VMID in the task id
+                job = match_job(task, vmids, jobs, calendars)
+                job_key = job.key if job else f"{self.name}/backup/manual"
+                task_result = task_runs(self.name, task, job_key, parsed)
+            cache[upid] = (signature, task_result)
+            runs.extend(task_result)
+        self._run_cache = cache
+        return runs
+
+    @staticmethod
+    def _with_last_run(job: Job, runs: list[JobRun]) -> Job:
+        own = [r for r in runs if r.job_key == job.key and r.target_key is None]
+        if not own:
+            return job
+        return replace(job, last_run=max(own, key=lambda r: r.started_at))
+
+
+def _target_order(target: Target) -> int:
+    return target.guest.vmid if target.guest else 0
+
+
+def create(config: PveSourceConfig) -> PveSource:
+    return PveSource(config)
+
+
+__all__ = ["PveSource", "create"]

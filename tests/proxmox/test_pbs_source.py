@@ -1,0 +1,225 @@
+"""PBS source against the PBS simulator over real HTTPS with a pinned fingerprint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from conftest import NOW, Clock, pbs_config
+
+from backup_glance.model import JobKind, RunOutcome, Verification
+from backup_glance.simulators._server import SimulatorServer
+from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, ProxmoxLab
+from backup_glance.sources.pbs import PbsSource
+
+
+def a_source(server: SimulatorServer, **overrides: object) -> PbsSource:
+    return PbsSource(pbs_config(server, **overrides), clock=Clock())
+
+
+def snapshot_calls(server: SimulatorServer) -> list[dict[str, str]]:
+    return [query for _path, query in server.app.requests.matching("/snapshots")]
+
+
+class TestDemoLab:
+    async def test_it_lists_every_guest_group_as_a_guest_target(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        keys = [t.key for t in obs.targets]
+        assert keys == [f"guest:{i}" for i in (101, 102, 103, 104, 105, 106, 110, 111, 112, 113)]
+        vault = obs.targets[0]
+        assert (vault.name, vault.kind, vault.guest and vault.guest.type) == ("vault", "guest", "lxc")
+        assert obs.timezone == "Europe/Madrid"
+        assert obs.problems == ()
+
+    async def test_it_keeps_two_weeks_of_nightlies_and_weeks_of_weeklies(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        vault = sorted(s.taken_at for s in obs.snapshots if s.target_key == "guest:101")
+        jellyfin = sorted(s.taken_at for s in obs.snapshots if s.target_key == "guest:113")
+        assert NOW - vault[0] > timedelta(days=14)
+        assert vault[-1].isoformat() == "2025-01-15T03:00:02+00:00"  # today 04:00:02 in Madrid
+        assert len(jellyfin) >= 6 and NOW - jellyfin[0] > timedelta(weeks=6)
+        snap = next(s for s in obs.snapshots if s.target_key == "guest:101" and s.taken_at == vault[-1])
+        assert snap.snapshot_id == "main//ct/101/2025-01-15T03:00:02Z"
+        assert snap.location == "main" and snap.finished and (snap.size_bytes or 0) > 10**9
+
+    async def test_postgres_has_no_snapshot_from_last_night(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        newest = max(s.taken_at for s in obs.snapshots if s.target_key == "guest:104")
+        assert newest.date().isoformat() == "2025-01-14"
+
+    async def test_vaultwarden_newest_snapshot_failed_verification(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        newest = max((s for s in obs.snapshots if s.target_key == "guest:105"), key=lambda s: s.taken_at)
+        assert newest.verification is Verification.FAILED
+        # verified_at comes from the hex start time inside the verify task's UPID: today 06:00 Madrid
+        assert newest.verified_at == datetime(2025, 1, 15, 5, 0, tzinfo=UTC)
+        vault = max((s for s in obs.snapshots if s.target_key == "guest:101"), key=lambda s: s.taken_at)
+        assert vault.verification is Verification.OK
+
+    async def test_it_reports_prune_verify_and_gc_jobs(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        jobs = {job.key: job for job in obs.jobs}
+        assert set(jobs) == {"pbs1/prune/prune-main-daily", "pbs1/verify/v-main-daily", "pbs1/gc/main"}
+        prune = jobs["pbs1/prune/prune-main-daily"]
+        assert prune.kind is JobKind.PRUNE and prune.schedule and prune.schedule.expression == "05:00"
+        assert prune.schedule.timezone == "Europe/Madrid"
+        assert prune.next_run_at == datetime(2025, 1, 16, 4, 0, tzinfo=UTC)
+        assert prune.last_run and prune.last_run.outcome is RunOutcome.OK
+        gc = jobs["pbs1/gc/main"]
+        assert gc.schedule and gc.schedule.expression == "sat 03:00" and gc.store == "main"
+        assert gc.last_run and gc.last_run.ended_at and gc.last_run.ended_at.weekday() == 5
+
+    async def test_it_maps_tasks_to_runs(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        backups = [r for r in obs.runs if r.target_key == "guest:103"]
+        assert backups and all(r.job_key == "pbs1/backup/main" and r.outcome is RunOutcome.OK for r in backups)
+        verify = [r for r in obs.runs if r.job_key == "pbs1/verify/v-main-daily"]
+        prune = [r for r in obs.runs if r.job_key == "pbs1/prune/prune-main-daily"]
+        assert len(verify) == 7 and len(prune) == 7  # a week of daily runs (first poll reads 7 days)
+
+    async def test_it_reports_datastore_usage_and_dedup(self, pbs_server: SimulatorServer) -> None:
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        (store,) = obs.datastores
+        assert store.key == "pbs1/main" and store.total_bytes == 2 * 1024**4
+        assert store.dedup_factor == 9.4 and not store.usage_is_flat
+        assert store.estimated_full_at and store.estimated_full_at > NOW
+
+
+def add_store(lab: ProxmoxLab) -> None:
+    offsite = PbsDatastore("offsite", namespaces={"": {}, "site-b": {}, "site-b/prod": {}})
+    offsite.estimated_full_date = 0
+    lab.datastores["offsite"] = offsite
+    lab.add_snapshot("offsite", "site-b/prod", "vm", "300", NOW - timedelta(hours=5), 5 * 10**9, comment="erp")
+    lab.add_snapshot("offsite", "site-b/prod", "vm", "300", NOW - timedelta(minutes=3), None)
+    lab.add_snapshot("offsite", "site-b", "host", "fileserver", NOW - timedelta(hours=2), 7 * 10**9)
+
+
+class TestNamespacesAndPartialFailure:
+    async def test_it_iterates_every_namespace(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
+        add_store(lab)
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        erp = sorted((s for s in obs.snapshots if s.target_key == "guest:300"), key=lambda s: s.taken_at)
+        assert [s.location for s in erp] == ["offsite/site-b/prod"] * 2
+        assert erp[0].finished and not erp[1].finished  # in progress: no `size` on the wire
+        assert erp[1].size_bytes is None
+        host = next(t for t in obs.targets if t.key == "pbs-host:pbs1/fileserver")
+        assert host.kind == "host" and host.guest is None
+        offsite = next(d for d in obs.datastores if d.name == "offsite")
+        assert offsite.usage_is_flat and offsite.estimated_full_at is None
+
+    async def test_an_unreadable_datastore_is_a_problem_not_a_failure(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer
+    ) -> None:
+        add_store(lab)
+        lab.datastores["offsite"].unreadable = "unable to open chunk store 'offsite' - No such file or directory"
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert len(obs.problems) == 1
+        assert "datastore 'offsite'" in obs.problems[0] and "unable to open chunk store" in obs.problems[0]
+        assert {s.location for s in obs.snapshots} == {"main"}
+        offsite = next(d for d in obs.datastores if d.name == "offsite")
+        assert offsite.error and "unable to open chunk store" in offsite.error
+        assert len(obs.targets) == 10
+
+    async def test_it_restricts_to_configured_datastores(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
+        add_store(lab)
+        source = a_source(pbs_server, datastores=["offsite"])
+        obs = await source.poll()
+        await source.aclose()
+        assert [d.name for d in obs.datastores] == ["offsite"]
+        assert {t.key for t in obs.targets} == {"guest:300", "pbs-host:pbs1/fileserver"}
+
+
+class TestSyncJobs:
+    async def test_it_asks_for_push_jobs_too(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
+        lab.pbs_jobs.append(PbsJob("sync", "s-pull", "main", "06:00", options={"remote": "far", "remote-store": "x"}))
+        push = {"remote": "far", "remote-store": "y", "sync-direction": "push"}
+        lab.pbs_jobs.append(PbsJob("sync", "s-push", "main", None, options=push))
+        lab.add_pbs_task("syncjob", "far:x:main::s-pull", NOW - timedelta(hours=4), NOW, "connection refused")
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        sync = {j.job_id: j for j in obs.jobs if j.kind is JobKind.SYNC}
+        assert set(sync) == {"s-pull", "s-push"}
+        assert sync["s-push"].schedule is None and sync["s-push"].next_run_at is None
+        (run,) = [r for r in obs.runs if r.job_key == "pbs1/sync/s-pull"]
+        assert run.outcome is RunOutcome.FAILED and run.message == "connection refused"
+
+
+class TestIncrementalPolling:
+    async def test_a_second_poll_without_change_reads_no_snapshot_list(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer
+    ) -> None:
+        source = a_source(pbs_server)
+        first = await source.poll()
+        assert len(snapshot_calls(pbs_server)) == 1  # the first poll reads the namespace in one go
+        pbs_server.app.requests.clear()
+        second = await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == []
+        assert second.snapshots == first.snapshots and second.runs == first.runs
+
+    async def test_a_new_snapshot_refetches_only_its_group(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        source = a_source(pbs_server)
+        await source.poll()
+        pbs_server.app.requests.clear()
+        clock.now = NOW + timedelta(minutes=10)
+        lab.add_snapshot("main", "", "ct", "104", NOW + timedelta(minutes=5), 7 * 10**9, comment="postgres")
+        lab.add_pbs_task("backup", "main:ct/104", NOW + timedelta(minutes=5), NOW + timedelta(minutes=9), "OK")
+        obs = await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == [{"ns": "", "backup-type": "ct", "backup-id": "104"}]
+        newest = max(s.taken_at for s in obs.snapshots if s.target_key == "guest:104")
+        assert newest == NOW + timedelta(minutes=5)
+        (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")]
+        assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
+        assert any(r.target_key == "guest:104" and r.started_at == NOW + timedelta(minutes=5) for r in obs.runs)
+
+    async def test_a_finished_verify_job_refetches_the_store(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=30), 7 * 10**9)
+        source = a_source(pbs_server)
+        first = await source.poll()
+        unverified = [s for s in first.snapshots if s.verification is Verification.NONE]
+        assert [s.target_key for s in unverified] == ["guest:104"]
+        pbs_server.app.requests.clear()
+        clock.now = NOW + timedelta(minutes=20)
+        lab.finish_verify_job("v-main-daily", NOW + timedelta(minutes=10), NOW + timedelta(minutes=13))
+        obs = await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == [{"ns": ""}]
+        assert not [s for s in obs.snapshots if s.verification is Verification.NONE]
+
+    async def test_an_in_progress_snapshot_is_read_again_until_it_finishes(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        snap = lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=1), None)
+        source = a_source(pbs_server)
+        first = await source.poll()
+        assert [s.finished for s in first.snapshots if s.taken_at == NOW - timedelta(minutes=1)] == [False]
+        with lab.lock:
+            snap.size = 7 * 10**9  # same count, same last-backup: only the unfinished flag says "look again"
+        pbs_server.app.requests.clear()
+        obs = await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == [{"ns": "", "backup-type": "ct", "backup-id": "104"}]
+        assert [s.finished for s in obs.snapshots if s.taken_at == NOW - timedelta(minutes=1)] == [True]
