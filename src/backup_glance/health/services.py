@@ -242,11 +242,11 @@ def _check_sources(
 ) -> None:
     relevant = list(sources or ([spec.source] if spec.source else []))
     kind = _kind(facts)
-    for state in evidence.states.values():
+    for candidate in evidence.states.values():
         # A source that never answered may hold this service's backups: until it does, nothing is certain.
-        if state.observation is None and state.name not in relevant and kind in SOURCE_COVERS.get(state.kind, ()):
-            relevant.append(state.name)
-    for name in relevant:
+        if candidate.observation is None and kind in SOURCE_COVERS.get(candidate.kind, ()):
+            relevant.append(candidate.name)
+    for name in dict.fromkeys(relevant):
         state = evidence.states.get(name)
         if state is None or state.error is None:
             continue
