@@ -315,6 +315,9 @@ class CalendarSlot:
     detail: str = ""
     overlaps: tuple[str, ...] = ()  # job keys running at the same time
     service_ids: tuple[str, ...] = ()
+    # A job that backs up several services can succeed for some and fail for others: (service id, outcome, detail).
+    service_outcomes: tuple[tuple[str, SlotOutcome, str], ...] = ()
+    after: tuple[str, ...] = ()  # what must finish before this run starts (the services' `after:`)
 
 
 @dataclass(frozen=True, slots=True)

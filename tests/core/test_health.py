@@ -344,8 +344,19 @@ class TestCalendar:
         assert by_start[TODAY_SLOT - DAY].outcome is SlotOutcome.FAILED
         assert by_start[TODAY_SLOT - 3 * DAY].outcome is SlotOutcome.MISSED
         assert by_start[TODAY_SLOT + DAY].outcome is SlotOutcome.UPCOMING
-        assert min(by_start) >= NOW - 7 * DAY and max(by_start) < NOW + 30 * DAY
+        assert min(by_start) >= NOW - 14 * DAY and max(by_start) < NOW + 30 * DAY
         assert by_start[TODAY_SLOT].service_ids == ("vault",)
+
+    def test_a_job_for_several_services_tells_each_its_own_outcome(self) -> None:
+        runs = (a_run(TODAY_SLOT, RunOutcome.FAILED, vmid=104, message="zfs error"),)
+        state = pve(a_guest(), a_guest(104, "postgres"), jobs=(a_job(101, 104),), runs=runs)
+        board = judge(state, pbs(nightly() + nightly(vmid=104, start=1)))
+        (today,) = [s for s in board.slots if s.start_at == TODAY_SLOT]
+        assert today.outcome is SlotOutcome.FAILED
+        assert dict((sid, outcome) for sid, outcome, _ in today.service_outcomes) == {
+            "vault": SlotOutcome.SUCCEEDED,
+            "postgres": SlotOutcome.FAILED,
+        }
 
     def test_jobs_show_their_next_run_from_the_schedule(self) -> None:
         board = judge(pve(), pbs(nightly()))

@@ -81,6 +81,7 @@ def evaluate(
                 grace=grace,
                 durations=history.typical_durations,
                 services_by_target=services_by_target,
+                after_by_service={spec.id: spec.after for spec in specs if spec.after},
             )
         ),
     )

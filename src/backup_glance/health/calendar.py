@@ -8,13 +8,14 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome
 from ._evidence import Evidence
 from .services import SLOT_TOLERANCE, load_schedule
 
-CALENDAR_PAST = timedelta(days=7)
+CALENDAR_PAST = timedelta(days=14)  # the grid shows two weeks back; the ICS feed one
 CALENDAR_FUTURE = timedelta(days=30)
 # A job that runs every few minutes would flood the calendar; its newest slots are shown, up to this many.
 MAX_SLOTS_PER_JOB = 400
@@ -77,6 +78,7 @@ def calendar_slots(
     grace: timedelta,
     durations: dict[str, timedelta],
     services_by_target: dict[str, list[str]],
+    after_by_service: dict[str, tuple[str, ...]] | None = None,
 ) -> list[CalendarSlot]:
     slots: list[CalendarSlot] = []
     for job in evidence.jobs:
@@ -101,12 +103,18 @@ def calendar_slots(
             job_runs = sorted([*job_runs, job.last_run], key=lambda r: r.started_at)
         evidence_start = _evidence_start(job, job_runs, evidence)
         service_ids = _service_ids(job, services_by_target)
+        after = tuple(dict.fromkeys(a for sid in service_ids for a in (after_by_service or {}).get(sid, ())))
         for slot, following in zip(occurrences, [*occurrences[1:], None], strict=True):
             outcome, detail, duration = _slot_outcome(
                 job, slot, following, job_runs, evidence, now=now, grace=grace, evidence_start=evidence_start
             )
             if outcome is None:
                 continue
+            per_service = (
+                _service_outcomes(job, slot, following, evidence, services_by_target, now=now, grace=grace)
+                if outcome is not SlotOutcome.UPCOMING and len(service_ids) > 1
+                else ()
+            )
             slots.append(
                 CalendarSlot(
                     job_key=job.key,
@@ -119,9 +127,37 @@ def calendar_slots(
                     timezone=job.schedule.timezone,
                     detail=detail,
                     service_ids=service_ids,
+                    service_outcomes=per_service,
+                    after=after,
                 )
             )
     return _mark_overlaps(slots)
+
+
+def _service_outcomes(
+    job: Job,
+    slot: datetime,
+    following: datetime | None,
+    evidence: Evidence,
+    services_by_target: dict[str, list[str]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> tuple[tuple[str, SlotOutcome, str], ...]:
+    """What the slot meant for each service the job covers: one failed guest does not make the others red."""
+    low = slot - SLOT_TOLERANCE
+    high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
+    single = replace(job, target_keys=())
+    outcomes = []
+    for key in job.target_keys:
+        result = _targets_outcome(replace(single, target_keys=(key,)), low, high, evidence)
+        if result is None:
+            outcome, detail = (SlotOutcome.UPCOMING, "") if slot + grace > now else (SlotOutcome.MISSED, "no backup")
+        else:
+            outcome, detail = result[0], result[1]
+        for service_id in services_by_target.get(key, []):
+            outcomes.append((service_id, outcome, detail))
+    return tuple(outcomes)
 
 
 def _evidence_start(job: Job, job_runs: list[JobRun], evidence: Evidence) -> datetime | None:
@@ -214,6 +250,4 @@ def _mark_overlaps(slots: list[CalendarSlot]) -> list[CalendarSlot]:
         active.append(index)
     if not overlaps:
         return slots
-    from dataclasses import replace
-
     return [replace(s, overlaps=tuple(sorted(overlaps[i]))) if i in overlaps else s for i, s in enumerate(slots)]

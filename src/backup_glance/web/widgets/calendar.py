@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -157,8 +157,13 @@ def build_grid(board: Board, zone: ZoneInfo, params: Params) -> GridView:
     for slot in _slots(board, params):
         local_day = slot.start_at.astimezone(zone).date()
         if first <= local_day <= last:
+            own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
             for service_id in slot.service_ids:
-                by_service_day[(service_id, local_day)].append(slot)
+                if service_id in own:
+                    outcome, detail = own[service_id]
+                    by_service_day[(service_id, local_day)].append(replace(slot, outcome=outcome, detail=detail))
+                else:
+                    by_service_day[(service_id, local_day)].append(slot)
     verdicts = [v for v in board.verdicts if params.source is None or params.source in v.sources]
     rows = tuple(
         GridRow(v.name, tuple(_cell(d, by_service_day.get((v.service_id, d), []), zone) for d in days))

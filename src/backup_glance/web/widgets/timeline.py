@@ -31,6 +31,7 @@ class Block:
     css: str
     is_overlap: bool
     title: str
+    is_chained: bool = False  # must wait for another job (`after:`); marked so the chain shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ def slot_title(slot: CalendarSlot, zone: ZoneInfo) -> str:
         text += f": {slot.detail}"
     if slot.overlaps:
         text += f" — overlaps {', '.join(slot.overlaps)}"
+    if slot.after:
+        text += f" — runs after {', '.join(slot.after)}"
     return text
 
 
@@ -108,7 +111,17 @@ def build_day(day: date, slots: list[CalendarSlot], board: Board, zone: ZoneInfo
         width = max(MIN_WIDTH_PCT, (end - start).total_seconds() / length * 100)
         width = min(width, 100 - left)
         css = SLOT_CLASS[slot.outcome]
-        blocks.append(Block(round(left, 1), round(width, 1), lane, css, bool(slot.overlaps), slot_title(slot, zone)))
+        blocks.append(
+            Block(
+                round(left, 1),
+                round(width, 1),
+                lane,
+                css,
+                bool(slot.overlaps),
+                slot_title(slot, zone),
+                bool(slot.after),
+            )
+        )
     now = board.generated_at
     now_pct = round((now - day_start).total_seconds() / length * 100, 1) if day_start <= now < day_end else None
     label = f"{day:%a} {day.day}"
