@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from ..model import (
     Datastore,
@@ -38,6 +39,12 @@ class Evidence:
     coverage_sources: set[str] = field(default_factory=set)
     # Snapshots that exist at the source right now (history also holds pruned ones).
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+
+    @cached_property
+    def known_keys(self) -> frozenset[str]:
+        """Every target key any source or history mentions."""
+        keys = set(self.targets) | set(self.snapshots) | set(self.runs_by_target)
+        return frozenset(keys | set(self.backup_jobs_by_target) | self.uncovered)
 
     def observation(self, source: str) -> Observation | None:
         state = self.states.get(source)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome
+from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot
 from ._evidence import Evidence
 from .services import SLOT_TOLERANCE, load_schedule
 
@@ -21,6 +23,7 @@ CALENDAR_FUTURE = timedelta(days=30)
 MAX_SLOTS_PER_JOB = 400
 DEFAULT_DURATION = timedelta(minutes=10)
 _SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
+T = TypeVar("T")
 
 
 def job_duration(job: Job, evidence: Evidence, durations: dict[str, timedelta]) -> timedelta | None:
@@ -184,9 +187,8 @@ def _slot_outcome(
         return SlotOutcome.UPCOMING, "", None
     low = slot - SLOT_TOLERANCE
     high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
-    for run in job_runs:
-        if low <= run.started_at < high:
-            return _run_outcome(run)
+    for run in _window(job_runs, low, high, _run_start):
+        return _run_outcome(run)
     if job.kind is JobKind.BACKUP and job.target_keys:
         per_target = _targets_outcome(job, low, high, evidence)
         if per_target is not None:
@@ -216,8 +218,8 @@ def _targets_outcome(
     ends: list[datetime] = []
     starts: list[datetime] = []
     for key in job.target_keys:
-        runs = [r for r in evidence.runs_by_target.get(key, []) if low <= r.started_at < high]
-        snaps = [s for s in evidence.snapshots.get(key, []) if s.finished and low <= s.taken_at < high]
+        runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
+        snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
         starts += [r.started_at for r in runs] + [s.taken_at for s in snaps]
         ends += [r.ended_at for r in runs if r.ended_at]
         label = key.split(":", 1)[-1]
@@ -235,6 +237,19 @@ def _targets_outcome(
     if failed:
         return SlotOutcome.FAILED, "failed: " + ", ".join(failed), duration
     return SlotOutcome.SUCCEEDED, f"{len(succeeded)} of {len(job.target_keys)} backed up", duration
+
+
+def _run_start(run: JobRun) -> datetime:
+    return run.started_at
+
+
+def _taken(snapshot: Snapshot) -> datetime:
+    return snapshot.taken_at
+
+
+def _window(items: list[T], low: datetime, high: datetime, at: Callable[[T], datetime]) -> list[T]:
+    """The items with low <= at(item) < high, from a list sorted by `at` (evidence lists are)."""
+    return items[bisect.bisect_left(items, low, key=at) : bisect.bisect_left(items, high, key=at)]
 
 
 def _mark_overlaps(slots: list[CalendarSlot]) -> list[CalendarSlot]:

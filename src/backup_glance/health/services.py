@@ -106,13 +106,13 @@ class _Facts:
 
 
 def matching_keys(spec: ServiceSpec, evidence: Evidence) -> list[str]:
-    known = set(evidence.targets) | set(evidence.snapshots) | set(evidence.runs_by_target)
-    known |= set(evidence.backup_jobs_by_target) | evidence.uncovered
-    keys = []
-    for key in sorted(known):
-        if any(key == pattern or fnmatchcase(key, pattern) for pattern in spec.target_keys):
-            keys.append(key)
-    return keys
+    """The target keys a service stands for: its exact keys, plus every known key its patterns match."""
+    known = evidence.known_keys
+    keys = {pattern for pattern in spec.target_keys if pattern in known}
+    patterns = [p for p in spec.target_keys if p not in known and any(c in p for c in "*?[")]
+    if patterns:
+        keys |= {key for key in known if any(fnmatchcase(key, p) for p in patterns)}
+    return sorted(keys)
 
 
 def gather_facts(spec: ServiceSpec, evidence: Evidence) -> _Facts:
