@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ..config import HttpSourceConfig
 from ..errors import (
     SourceAuthError,
     SourceError,
@@ -83,6 +84,32 @@ class HttpClient:
             verify=verify,
             auth=auth,
             follow_redirects=False,
+        )
+
+    @classmethod
+    def for_source(
+        cls,
+        config: HttpSourceConfig,
+        *,
+        kind: str,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> HttpClient:
+        """The client for one configured source: its URL, TLS settings, timeout and request cap."""
+        return cls(
+            source=config.name,
+            kind=kind,
+            base_url=base_url or config.url,
+            headers=headers,
+            timeout_s=config.timeout.total_seconds(),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+            fingerprint=config.fingerprint,
+            max_in_flight=config.max_in_flight,
+            max_bytes=max_bytes,
+            auth=auth,
         )
 
     def _error(self, cls: type[SourceError], message: str, http_status: int | None = None) -> SourceError:

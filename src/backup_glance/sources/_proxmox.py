@@ -8,13 +8,16 @@ Facts are from /work/shared/reference/proxmox-api.md (§1.3 UPIDs, §1.4 task st
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from ..errors import ScheduleError, SourceProtocolError
+from ..config import ProxmoxSourceConfig
+from ..errors import ScheduleError, SourceError, SourceProtocolError
 from ..model import RunOutcome
 from ..schedule import Schedule, parse_schedule
+from ._http import DEFAULT_MAX_BYTES, HttpClient
 
 T = TypeVar("T")
 
@@ -146,6 +149,63 @@ def epoch(value: Any) -> datetime | None:
 # --- calendar events -----------------------------------------------------------------------------------------
 
 
+class ProxmoxSource:
+    """What the PBS and PVE clients share: the token header, `{"data": ...}` unwrapping, partial failures."""
+
+    kind = ""
+    # PBS splits "ID:SECRET" at the first ':'; PVE splits "ID=SECRET" at the last '='; both URI-unescape (§2.1).
+    auth_scheme = ""
+    auth_separator = ""
+
+    def __init__(
+        self,
+        config: ProxmoxSourceConfig,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = config.name
+        secret = config.token_secret.get_secret_value() if config.token_secret else ""
+        base = config.url.rstrip("/")
+        token = f"{self.auth_scheme}={config.token_id}{self.auth_separator}{quote(secret, safe='')}"
+        self._client = HttpClient.for_source(
+            config,
+            kind=self.kind,
+            base_url=base if base.endswith("/api2/json") else base + "/api2/json",
+            headers={"Authorization": token},
+            max_bytes=max_bytes,
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _protocol(self, message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source=self.name, kind=self.kind)
+
+    async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
+        return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
+
+    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
+        """Run one part of the poll; an HTTP-level failure of that part becomes a problem, not an exception.
+
+        Connection, TLS, timeout and auth failures still end the poll: they concern the whole source."""
+        try:
+            return await call
+        except SourceError as exc:
+            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
+                problems.append(f"{what}: {exc}")
+                return None
+            raise
+
+
 def calendar_for(expression: str, zone: str) -> Schedule | None:
     """The schedule of a Proxmox calendar event in `zone`, or None if it cannot be parsed (the server's own
     `next-run` still stands then)."""
@@ -156,6 +216,7 @@ def calendar_for(expression: str, zone: str) -> Schedule | None:
 
 
 __all__ = [
+    "ProxmoxSource",
     "as_bool",
     "as_int",
     "calendar_for",

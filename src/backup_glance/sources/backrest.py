@@ -117,17 +117,8 @@ class BackrestSource:
         auth = None
         if config.username and config.password is not None:
             auth = httpx.BasicAuth(config.username, config.password.get_secret_value())
-        self._client = client or HttpClient(
-            source=config.name,
-            kind=KIND,
-            base_url=config.url,
-            headers={"Connect-Protocol-Version": "1"},
-            timeout_s=config.timeout.total_seconds(),
-            verify_tls=config.verify_tls,
-            ca_file=config.ca_file,
-            fingerprint=config.fingerprint,
-            max_in_flight=config.max_in_flight,
-            auth=auth,
+        self._client = client or HttpClient.for_source(
+            config, kind=KIND, headers={"Connect-Protocol-Version": "1"}, auth=auth
         )
         self._ops: dict[int, _Op] = {}
         self._modno = -1

@@ -130,17 +130,7 @@ class DatabasementSource:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if config.organization_id:
             headers["X-Organization-Id"] = config.organization_id
-        self._client = client or HttpClient(
-            source=config.name,
-            kind=KIND,
-            base_url=config.url,
-            headers=headers,
-            timeout_s=config.timeout.total_seconds(),
-            verify_tls=config.verify_tls,
-            ca_file=config.ca_file,
-            fingerprint=config.fingerprint,
-            max_in_flight=config.max_in_flight,
-        )
+        self._client = client or HttpClient.for_source(config, kind=KIND, headers=headers)
         self._attempts: dict[str, _Attempt] = {}
         self._messages: dict[str, str] = {}  # BackupJob id -> error_message
         self._restore_runs: dict[str, dict[str, Any]] = {}  # restore BackupJob id -> its row

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from ..config import PbsSourceConfig
-from ..errors import SourceError, SourceProtocolError
+from ..errors import SourceProtocolError
 from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target
-from ._http import DEFAULT_MAX_BYTES, HttpClient
+from ._http import DEFAULT_MAX_BYTES
 from ._pbs_wire import (
     GroupState,
     make_target,
@@ -31,7 +30,7 @@ from ._pbs_wire import (
     require,
     task_job_key,
 )
-from ._proxmox import as_int, unwrap
+from ._proxmox import ProxmoxSource, as_int, unwrap
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,8 +47,10 @@ WHOLE_NAMESPACE_MIN = 8
 GroupKey = tuple[str, str, str, str]  # store, ns, backup-type, backup-id
 
 
-class PbsSource:
+class PbsSource(ProxmoxSource):
     kind = "pbs"
+    auth_scheme = "PBSAPIToken"
+    auth_separator = ":"
 
     def __init__(
         self,
@@ -58,24 +59,8 @@ class PbsSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.name = config.name
+        super().__init__(config, max_bytes=max_bytes, clock=clock)
         self._stores_wanted = set(config.datastores)
-        secret = config.token_secret.get_secret_value() if config.token_secret else ""
-        base = config.url.rstrip("/")
-        self._client = HttpClient(
-            source=config.name,
-            kind=self.kind,
-            base_url=base if base.endswith("/api2/json") else base + "/api2/json",
-            # PBS splits the value at the first ':' and percent-decodes the secret (§2.1).
-            headers={"Authorization": f"PBSAPIToken={config.token_id}:{quote(secret, safe='')}"},
-            timeout_s=config.timeout.total_seconds(),
-            verify_tls=config.verify_tls,
-            ca_file=config.ca_file,
-            fingerprint=config.fingerprint,
-            max_in_flight=config.max_in_flight,
-            max_bytes=max_bytes,
-        )
-        self._clock = clock or (lambda: datetime.now(UTC))
         self._groups: dict[GroupKey, GroupState] = {}
         self._snapshots: dict[GroupKey, tuple[Snapshot, ...]] = {}
         self._names: dict[GroupKey, str] = {}
@@ -87,34 +72,6 @@ class PbsSource:
         self._last_server_time: datetime | None = None
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
-
-    @property
-    def client(self) -> HttpClient:
-        return self._client
-
-    def __repr__(self) -> str:
-        return f"PbsSource(name={self.name!r})"
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    def _protocol(self, message: str) -> SourceProtocolError:
-        return SourceProtocolError(message, source=self.name, kind=self.kind)
-
-    async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
-        return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
-
-    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
-        """Run one part of the poll; an HTTP-level failure of that part becomes a problem, not an exception.
-
-        Connection, TLS, timeout and auth failures still end the poll: they concern the whole source."""
-        try:
-            return await call
-        except SourceError as exc:
-            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
-                problems.append(f"{what}: {exc}")
-                return None
-            raise
 
     async def poll(self) -> Observation:
         observed_at = self._clock()

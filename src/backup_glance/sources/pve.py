@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..config import PveSourceConfig
-from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobRun, Observation, Snapshot, Target
-from ._http import DEFAULT_MAX_BYTES, HttpClient
-from ._proxmox import as_int, epoch, unwrap
+from ._http import DEFAULT_MAX_BYTES
+from ._proxmox import ProxmoxSource, as_int, epoch, unwrap
 from ._pve_wire import (
     VzdumpLog,
     file_snapshot,
@@ -44,8 +43,10 @@ LOG_PAGE = 5000  # lines per log request; PVE's default is 50
 FILE_STORAGE_TYPES_EXCLUDED = {"pbs"}  # read from PBS directly
 
 
-class PveSource:
+class PveSource(ProxmoxSource):
     kind = "pve"
+    auth_scheme = "PVEAPIToken"
+    auth_separator = "="
 
     def __init__(
         self,
@@ -54,54 +55,12 @@ class PveSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.name = config.name
-        secret = config.token_secret.get_secret_value() if config.token_secret else ""
-        base = config.url.rstrip("/")
-        self._client = HttpClient(
-            source=config.name,
-            kind=self.kind,
-            base_url=base if base.endswith("/api2/json") else base + "/api2/json",
-            # PVE splits USER@REALM!TOKENID=SECRET at the last '=' after URI-unescaping (§2.1).
-            headers={"Authorization": f"PVEAPIToken={config.token_id}={quote(secret, safe='')}"},
-            timeout_s=config.timeout.total_seconds(),
-            verify_tls=config.verify_tls,
-            ca_file=config.ca_file,
-            fingerprint=config.fingerprint,
-            max_in_flight=config.max_in_flight,
-            max_bytes=max_bytes,
-        )
-        self._clock = clock or (lambda: datetime.now(UTC))
+        super().__init__(config, max_bytes=max_bytes, clock=clock)
         self._last_server_time: datetime | None = None
         self._tasks: dict[str, dict[str, Any]] = {}  # upid -> task item, within TASK_LOOKBACK
         self._logs: dict[str, VzdumpLog] = {}  # upid -> parsed log of a finished task: final, never re-read
         self._run_cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
         self._running_logs: dict[str, VzdumpLog] = {}  # upid -> log of a task that was running when read
-
-    @property
-    def client(self) -> HttpClient:
-        return self._client
-
-    def __repr__(self) -> str:
-        return f"PveSource(name={self.name!r})"
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    def _protocol(self, message: str) -> SourceProtocolError:
-        return SourceProtocolError(message, source=self.name, kind=self.kind)
-
-    async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
-        return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
-
-    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
-        """An HTTP-level failure of one part becomes a problem; connection/TLS/auth failures end the poll."""
-        try:
-            return await call
-        except SourceError as exc:
-            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
-                problems.append(f"{what}: {exc}")
-                return None
-            raise
 
     async def poll(self) -> Observation:
         observed_at = self._clock()
