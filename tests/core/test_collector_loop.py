@@ -1,0 +1,121 @@
+"""The collector's loop decisions: retries, isolation of failing sources, last known good, publishing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from backup_glance.board import BoardStore
+from backup_glance.collector import AUTH_RETRY, Collector
+from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
+from backup_glance.health import Defaults
+from backup_glance.history import History
+from backup_glance.model import GuestRef, Observation, Snapshot, Target
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class ScriptedSource:
+    """A source that answers from a script: an Observation, or an exception to raise."""
+
+    def __init__(self, name: str, script: list[Observation | BaseException]) -> None:
+        self.name = name
+        self.kind = "pbs"
+        self.script = script
+        self.closed = False
+
+    async def poll(self) -> Observation:
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def an_observation(source: str = "pbs", vmid: int = 101) -> Observation:
+    target = Target(f"guest:{vmid}", source, f"guest{vmid}", "guest", GuestRef(vmid, "lxc"))
+    snapshot = Snapshot(f"guest:{vmid}", source, f"main/ct/{vmid}/1", NOW - timedelta(hours=2), size_bytes=10)
+    return Observation(source, "pbs", NOW, "UTC", targets=(target,), snapshots=(snapshot,))
+
+
+def a_collector(*sources: ScriptedSource, history: History | None = None) -> tuple[Collector, BoardStore]:
+    store = BoardStore()
+    collector = Collector(
+        sources=sources,
+        poll_intervals={s.name: timedelta(minutes=1) for s in sources},
+        services=[],
+        store=store,
+        display_tz="UTC",
+        defaults=Defaults(),
+        history=history,
+        clock=lambda: NOW,
+    )
+    return collector, store
+
+
+def test_a_rejected_token_is_retried_no_sooner_than_five_minutes() -> None:
+    source = ScriptedSource("pbs", [SourceAuthError("token rejected (HTTP 401)", source="pbs", kind="pbs")])
+    collector, _ = a_collector(source)
+    delay = asyncio.run(collector._poll("pbs"))
+    assert delay == AUTH_RETRY.total_seconds() == 300
+
+
+def test_a_transient_failure_is_retried_early_and_backs_off_up_to_the_interval() -> None:
+    source = ScriptedSource("pbs", [SourceUnreachable("cannot connect", source="pbs", kind="pbs")])
+    collector, _ = a_collector(source)
+
+    async def three() -> list[float]:
+        return [await collector._poll("pbs") for _ in range(3)]
+
+    delays = asyncio.run(three())
+    assert delays == [15.0, 20.0, 45.0]  # 5 s x failures², at least 15 s, never past the 1 min interval
+    assert asyncio.run(collector._poll("pbs")) == 60.0
+
+
+def test_a_crashing_source_is_an_error_on_that_source_and_the_others_still_publish() -> None:
+    broken = ScriptedSource("broken", [ZeroDivisionError("bug")])
+    fine = ScriptedSource("fine", [an_observation("fine")])
+    collector, store = a_collector(broken, fine)
+    board = asyncio.run(collector.poll_once())
+    states = {s.name: s for s in board.sources}
+    assert states["broken"].error == "internal error while polling: ZeroDivisionError"
+    assert states["fine"].error is None and states["fine"].observation is not None
+    assert store.current() is board
+    assert [v.service_id for v in board.verdicts] == ["guest101"]
+
+
+def test_a_failed_poll_keeps_the_last_known_good_observation(tmp_path: Path) -> None:
+    history = History.open(tmp_path / "h.sqlite3", retention=timedelta(days=90))
+    source = ScriptedSource(
+        "pbs", [an_observation(), SourceError("HTTP 503 on /admin/datastore", source="pbs", kind="pbs")]
+    )
+    collector, _ = a_collector(source, history=history)
+
+    async def twice() -> None:
+        await collector.poll_once()
+        await collector.poll_once()
+
+    asyncio.run(twice())
+    (state,) = collector.states
+    assert state.error == "pbs 'pbs': HTTP 503 on /admin/datastore"
+    assert state.observation is not None and state.observation.snapshots
+    assert state.last_success_at == NOW
+    assert len(history.view(since=NOW - timedelta(days=1)).snapshots) == 1
+    history.close()
+
+
+def test_stop_closes_every_source() -> None:
+    sources = [ScriptedSource("a", [an_observation("a")]), ScriptedSource("b", [an_observation("b", 102)])]
+    collector, store = a_collector(*sources)
+
+    async def run_briefly() -> None:
+        collector.start()
+        await asyncio.sleep(0.2)
+        await collector.stop()
+
+    asyncio.run(run_briefly())
+    assert all(s.closed for s in sources)
+    assert store.version >= 1
