@@ -87,10 +87,6 @@ def main() -> None:
                 lambda: history.view(since=NOW - timedelta(days=14)),
                 lambda v: f"{len(v.snapshots):,} snapshots, {len(v.runs):,} runs, {len(v.typical_durations)} jobs",
             )
-            timed(
-                "size_trend, one target, 60 days",
-                lambda: len(history.size_trend("guest:100", since=NOW - timedelta(days=60))),
-            )
             timed("prune (retention 90 days, nothing old)", lambda: history.prune(now=NOW + timedelta(days=1)))
             timed("prune 30 days later", lambda: history.prune(now=NOW + timedelta(days=31)))
         print(f"file size after close: {path.stat().st_size / 1e6:.1f} MB")

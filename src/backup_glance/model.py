@@ -287,6 +287,8 @@ class Verdict:
     previous_due_at: datetime | None = None
     missed_slots: tuple[datetime, ...] = ()
     silence: Silence | None = None
+    # (taken_at, size) of the finished snapshots inside the lookback, oldest first: the backup's size trend.
+    size_trend: tuple[tuple[datetime, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

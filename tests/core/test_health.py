@@ -165,6 +165,7 @@ class TestOk:
         assert v.next_run_at is not None and v.next_run_at.isoformat() == "2026-11-27T04:00:00+01:00"
         assert v.schedule is not None and v.schedule.expression == "04:00" and v.schedule.timezone == ZONE
         assert v.guest == GuestRef(101, "lxc", "pve")
+        assert [at for at, _ in v.size_trend] == sorted(s.taken_at for s in nightly())
 
     def test_it_is_not_late_inside_the_grace_period(self) -> None:
         # 04:30 in Madrid: today's 04:00 run has not produced anything yet, grace (1h) still runs.

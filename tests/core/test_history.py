@@ -355,29 +355,6 @@ class TestTypicalDurations:
         assert history.view(since=NOW).typical_durations == {}
 
 
-class TestSizeTrend:
-    def test_it_lists_finished_sized_snapshots_of_one_target_oldest_first(self, history: History) -> None:
-        days = [NOW - timedelta(days=n) for n in (4, 3, 2, 1)]
-        history.record(
-            an_observation(
-                snapshots=[
-                    a_snapshot(taken_at=days[2], size=300),
-                    a_snapshot(taken_at=days[0], size=100),  # before `since`
-                    a_snapshot(taken_at=days[1], size=200),
-                    a_snapshot(taken_at=days[3], size=None, finished=False),  # still being written
-                    a_snapshot(taken_at=days[1], size=999, target="guest:102"),
-                ]
-            )
-        )
-
-        trend = history.size_trend("guest:101", since=days[1])
-
-        assert [(at.isoformat(), size) for at, size in trend] == [
-            (days[1].isoformat(), 200),
-            (days[2].isoformat(), 300),
-        ]
-
-
 class TestRetention:
     def test_it_deletes_gone_snapshots_and_runs_older_than_retention(self, history: History) -> None:
         ancient, recent = NOW - RETENTION - timedelta(days=1), NOW - timedelta(days=1)

@@ -228,6 +228,11 @@ def judge(
         previous_due_at=previous_due,
         missed_slots=tuple(missed),
         silence=silence,
+        size_trend=tuple(
+            (s.taken_at, s.size_bytes)
+            for s in facts.snapshots
+            if s.size_bytes is not None and s.taken_at >= now - spec.lookback
+        ),
     )
 
 

@@ -5,7 +5,7 @@ after each poll it calls `History.record(observation)`. Health and the calendar 
 existed in the lookback window plus each job's typical duration, so a snapshot pruned at the source still
 proves that its slot was not missed. No network and no clock: every instant comes from the caller.
 
-    _store.py    History: open, record, view, size_trend, sighting, prune, close
+    _store.py    History: open, record, view, sighting, prune, close
     _schema.py   tables and the ordered migrations (`PRAGMA user_version`)
     _rows.py     records <-> rows: epoch seconds (UTC) and enum string values
 

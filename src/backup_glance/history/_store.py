@@ -245,20 +245,6 @@ class History:
             typical_durations=durations,
         )
 
-    def size_trend(self, target_key: str, *, since: datetime) -> list[tuple[datetime, int]]:
-        """(taken_at, size_bytes) of the target's finished snapshots since `since`, oldest first.
-
-        One point per snapshot, so a snapshot synced to a second datastore appears twice.
-        """
-        with self._reading(f"read the size trend of '{target_key}'") as conn:
-            rows = conn.execute(
-                """SELECT taken_at, size_bytes FROM snapshots
-                   WHERE target_key = ? AND taken_at >= ? AND finished = 1 AND size_bytes IS NOT NULL
-                   ORDER BY taken_at, source, snapshot_id""",
-                (target_key, epoch(since)),
-            ).fetchall()
-        return [(instant(taken_at), size) for taken_at, size in rows]
-
     def sighting(self, source: str, snapshot_id: str) -> Sighting | None:
         """When a snapshot was first and last seen and when it was found gone; None if never seen."""
         with self._reading(f"read the sighting of '{snapshot_id}'") as conn:
