@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import re
 import typing
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from conftest import ClientFactory
-from web_builders import NOW, a_board, a_full_board, a_verdict, every_status
+from web_builders import NOW, a_board, a_full_board, a_slot, a_verdict, every_status
 
 from backup_glance.model import Severity, Status
 from backup_glance.web.api import ServiceDict, StatusDict
@@ -82,6 +83,17 @@ class TestStatusFragment:
         assert 'data-popover-type="html"' in text and "<div data-popover-html>" in text
         assert "due 04:00 + 1h grace" in text
 
+    @pytest.mark.parametrize("column", ["small", "full"])
+    def test_the_first_reason_is_shown_whole_in_both_columns(self, client_for: ClientFactory, column: str) -> None:
+        reason = "last attempt failed: zfs error: cannot create snapshot 'rpool/data/subvol-104-disk-0': out of space"
+        board = a_board((a_verdict("postgres", status=Status.FAILED, reasons=(reason,)),))
+        text = client_for(board).get(f"/glance/status?column={column}").text
+        # Shown in the row (not only in the popover), wrapping instead of one truncated line: the end matters.
+        row = text.split("<div data-popover-html>", 1)[1].split("</div>", 1)[1]
+        escaped = reason.replace("'", "&#39;")
+        assert f'<div class="bkg-detail-status size-h6">{escaped}</div>' in row
+        assert 'text-truncate">' + escaped not in text
+
     def test_limit_uses_glance_collapsible_list(self, client_for: ClientFactory) -> None:
         text = client_for(a_full_board(20)).get("/glance/status?limit=5").text
         assert 'class="bkg-rows-status list list-gap-10 list-with-separator collapsible-container"' in text
@@ -100,6 +112,24 @@ class TestStatusFragment:
         board = a_board((a_verdict("a", sources=("pbs-main",)), a_verdict("b", sources=("backrest",))))
         text = client_for(board).get("/glance/status?source=backrest").text
         assert ">b<" in text and ">a<" not in text
+
+
+class TestCalendarFragment:
+    def test_week_legend_explains_the_chain_marker_only_when_there_is_one(self, client_for: ClientFactory) -> None:
+        plain = a_slot(start=timedelta(hours=2))
+        text = client_for(a_board(slots=(plain,))).get("/glance/calendar?view=week").text
+        assert "waits for another job" not in text
+        chained = replace(plain, after=("databasement",))
+        text = client_for(a_board(slots=(chained,))).get("/glance/calendar?view=week").text
+        assert 'class="bkg-next bkg-chain"' in text  # the block, and the legend swatch drawn with the same classes
+        assert "waits for another job" in text and "waits for databasement" in text
+
+    def test_running_is_drawn_differently_from_ok(self, client_for: ClientFactory) -> None:
+        # Glance's default dark theme gives positive and primary the same colour: running must not rely on it.
+        text = client_for(a_board(slots=(a_slot(),))).get("/glance/calendar?view=week").text
+        ok = re.search(r"\.bkg-cal \.bkg-ok\{([^}]*)\}", text)
+        run = re.search(r"\.bkg-cal \.bkg-run\{([^}]*)\}", text)
+        assert ok and run and "gradient" in run.group(1) and "gradient" not in ok.group(1)
 
 
 class TestApi:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -159,10 +160,39 @@ class TestCalendar:
             a_slot(start=-timedelta(days=1, hours=1), job_key="x", outcome=SlotOutcome.FAILED, detail="exit 1"),
             a_slot(start=timedelta(days=1)),
         )
-        view = calendar.build_grid(a_board((a_verdict(),), slots=slots), Z, calendar.Params(view="grid"))
+        view = calendar.build_grid(a_board((a_verdict(),), slots=slots), Z, calendar.Params(view="grid", column="full"))
         cells = view.rows[0].cells
         assert len(cells) == 22
         assert cells[view.today_index - 1].css == "bkg-fail"
         assert "exit 1" in cells[view.today_index - 1].title
         assert cells[view.today_index + 1].css == "bkg-next"
         assert cells[0].css == ""
+
+    def test_small_grid_shows_fewer_days_so_cells_and_names_stay_readable(self) -> None:
+        view = calendar.build_grid(a_board((a_verdict(),)), Z, calendar.Params(view="grid", column="small"))
+        assert len(view.rows[0].cells) == len(view.head) == 14
+        assert view.head[view.today_index].is_today
+
+    def test_grid_cell_title_names_the_job_and_says_the_outcome_once(self) -> None:
+        slot = a_slot("nightly", start=-timedelta(hours=2), outcome=SlotOutcome.FAILED, detail="failed: 104")
+        view = calendar.build_grid(a_board((a_verdict(),), slots=(slot,)), Z, calendar.Params(view="grid"))
+        title = view.rows[0].cells[view.today_index].title
+        assert "nightly: failed: 104" in title and "failed: failed" not in title
+
+    def test_upcoming_is_compact_and_names_what_it_overlaps_and_waits_for(self) -> None:
+        other = a_slot("verify main", job_key="pbs-main/verify/v-1", start=timedelta(days=1))
+        slot = replace(
+            a_slot("vault", start=timedelta(days=1), overlaps=("pbs-main/verify/v-1",)), after=("databasement",)
+        )
+        row = next(r for r in calendar.build_upcoming(a_board(slots=(slot, other)), Z, calendar.Params()).rows)
+        assert row.overlaps == "overlaps verify main"
+        assert row.after == "after databasement"
+        assert row.duration == "takes 45m"
+        assert "Nov" not in row.clock and len(row.clock) <= len("Sat 02:00")
+
+    def test_week_flags_chained_runs_for_the_legend(self) -> None:
+        chained = replace(a_slot(start=timedelta(hours=2)), after=("databasement",))
+        view = calendar.build_week_view(a_board(slots=(chained,)), Z, calendar.Params(view="week"))
+        block = view.days[3].blocks[0]
+        assert block.is_chained and view.has_chains
+        assert "waits for databasement" in block.title

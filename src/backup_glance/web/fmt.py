@@ -50,6 +50,28 @@ def clock(at: datetime, zone: ZoneInfo, *, now: datetime | None = None) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
+def soon(at: datetime, zone: ZoneInfo, *, now: datetime) -> str:
+    """A compact wall-clock time for something coming up: the weekday is enough within the next six days
+    (a relative time usually sits next to it); further out the date is added.
+
+    >>> from datetime import UTC
+    >>> z, now = ZoneInfo("Europe/Vienna"), datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+    >>> soon(datetime(2026, 7, 1, 20, 5, tzinfo=UTC), z, now=now)
+    '22:05'
+    >>> soon(datetime(2026, 7, 3, 2, 5, tzinfo=UTC), z, now=now)
+    'Fri 04:05'
+    >>> soon(datetime(2026, 7, 9, 2, 5, tzinfo=UTC), z, now=now)
+    'Thu 9 Jul 04:05'
+    """
+    local = at.astimezone(zone)
+    days = (local.date() - now.astimezone(zone).date()).days
+    if days == 0:
+        return local.strftime("%H:%M")
+    if 0 < days < 7:
+        return local.strftime("%a %H:%M")
+    return clock(at, zone)
+
+
 def stamp(at: datetime, zone: ZoneInfo) -> str:
     """Full local date and time, for tooltips and plain-text bodies.
 
@@ -148,4 +170,4 @@ def percent(fraction: float | None) -> str:
     return "–" if fraction is None else f"{fraction * 100:.0f}%"
 
 
-__all__ = ["clock", "epoch", "iso", "percent", "relative", "size", "span", "stamp"]
+__all__ = ["clock", "epoch", "iso", "percent", "relative", "size", "soon", "span", "stamp"]

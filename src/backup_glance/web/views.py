@@ -98,6 +98,30 @@ def status_word(status: Status) -> str:
     return STATUS_WORD.get(status) or status.value.replace("_", " ")
 
 
+def outcome_text(outcome: SlotOutcome, detail: str) -> str:
+    """A slot's outcome word with its detail, without saying the word twice when the detail already starts with it.
+
+    >>> outcome_text(SlotOutcome.FAILED, "failed: 104"), outcome_text(SlotOutcome.FAILED, "exit 1")
+    ('failed: 104', 'failed: exit 1')
+    >>> outcome_text(SlotOutcome.MISSED, "")
+    'missed'
+    """
+    word = SLOT_WORD[outcome]
+    if not detail:
+        return word
+    if detail.casefold().startswith(word.casefold()):
+        return detail
+    return f"{word}: {detail}"
+
+
+def job_names(board: Board) -> dict[str, str]:
+    """Job key -> the name a person knows it by, for texts that would otherwise show "pbs-main/verify/v-1"."""
+    names = {j.job.key: j.job.name for j in board.jobs}
+    for slot in board.slots:
+        names.setdefault(slot.job_key, slot.job_name)
+    return names
+
+
 def status_icon(status: Status, severity: Severity) -> str:
     """Icon name for a status (see `templates/_icons.html`).
 
@@ -193,6 +217,8 @@ __all__ = [
     "SLOT_WORD",
     "STATUS_WORD",
     "WidgetState",
+    "job_names",
+    "outcome_text",
     "source_label",
     "source_problem",
     "status_class",

@@ -4,7 +4,8 @@ Pure view-model builders over `board.slots`; one template per view (`widget-cale
 `view`, `n` (upcoming: how many runs), `column=small|full`, `source=NAME`, `limit=N` (grid rows before
 "show more").
 
-Sample (grid, one service):  vault  ✓✓✓✓✓✓✓✗✓✓✓✓✓✓ | · · · · · · ·   (14 days back, today outlined, 7 ahead)
+Sample (grid, one service):  vault  ✓✓✓✓✓✓✓✗✓✓✓✓✓✓ | · · · · · · ·   (14 days back, today outlined, 7 ahead;
+in the small column 10 back and 3 ahead, so the cells stay wide enough to read and the names to tell apart)
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from zoneinfo import ZoneInfo
 from ...model import Board, CalendarSlot, SlotOutcome
 from .. import fmt
 from ..params import choice, count, text
-from ..views import SLOT_CLASS, SLOT_RANK, SLOT_WORD, WidgetState, widget_state
+from ..views import SLOT_CLASS, SLOT_RANK, WidgetState, job_names, outcome_text, widget_state
 from ._spec import WidgetSpec
 from .status import Moment, moment, sort_key
 from .timeline import DayRow, build_week
 
 GRID_DAYS_BEFORE = 14
 GRID_DAYS_AFTER = 7
+# Days back and ahead per column. A 300 px column fits 14 readable day cells next to a readable name; 22 made
+# both the cells and the names unreadable. Ten days back still shows a weekly job's last run.
+GRID_DAYS: dict[str, tuple[int, int]] = {"full": (GRID_DAYS_BEFORE, GRID_DAYS_AFTER), "small": (10, 3)}
 DEFAULT_UPCOMING = 8
 
 
@@ -43,9 +47,10 @@ class UpcomingRow:
     kind: str
     source: str
     at: Moment
-    clock: str
-    duration: str
-    overlaps: str  # "" or "overlaps a, b"
+    clock: str  # "02:00" today, "Sat 02:00" this week
+    duration: str  # "takes 1m": a bare "1m" next to "in 18h" reads like another relative time
+    overlaps: str  # "" or "overlaps a, b" (job names)
+    after: str  # "" or "after a, b": the run waits for these
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class WeekView:
     days: tuple[DayRow, ...]
     column: str
     has_overlaps: bool
+    has_chains: bool
     template: str = "widget-calendar-week.html"
 
 
@@ -114,6 +120,7 @@ def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView
         (s for s in _slots(board, params) if s.outcome is SlotOutcome.UPCOMING and s.start_at >= board.generated_at),
         key=lambda s: (s.start_at, s.job_name.casefold(), s.job_key),
     )
+    names = job_names(board)
     rows = []
     for slot in future[: params.n]:
         at = moment(slot.start_at, board, zone)
@@ -124,9 +131,10 @@ def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView
                 kind=slot.kind.value.replace("_", " "),
                 source=slot.source,
                 at=at,
-                clock=fmt.clock(slot.start_at, zone, now=board.generated_at),
-                duration=fmt.span(slot.duration),
-                overlaps=f"overlaps {', '.join(slot.overlaps)}" if slot.overlaps else "",
+                clock=fmt.soon(slot.start_at, zone, now=board.generated_at),
+                duration=f"takes {fmt.span(slot.duration)}",
+                overlaps=f"overlaps {', '.join(names.get(k, k) for k in slot.overlaps)}" if slot.overlaps else "",
+                after=f"after {', '.join(slot.after)}" if slot.after else "",
             )
         )
     return UpcomingView(state=widget_state(board), rows=tuple(rows), column=params.column)
@@ -135,7 +143,10 @@ def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView
 def build_week_view(board: Board, zone: ZoneInfo, params: Params) -> WeekView:
     days = build_week(board, zone, _slots(board, params))
     has_overlaps = any(b.is_overlap for d in days for b in d.blocks)
-    return WeekView(state=widget_state(board), days=days, column=params.column, has_overlaps=has_overlaps)
+    has_chains = any(b.is_chained for d in days for b in d.blocks)
+    return WeekView(
+        state=widget_state(board), days=days, column=params.column, has_overlaps=has_overlaps, has_chains=has_chains
+    )
 
 
 def _cell(day: date, slots: list[CalendarSlot], zone: ZoneInfo) -> GridCell:
@@ -145,13 +156,14 @@ def _cell(day: date, slots: list[CalendarSlot], zone: ZoneInfo) -> GridCell:
     if worst.outcome in (SlotOutcome.SUCCEEDED, SlotOutcome.UPCOMING):
         return GridCell(SLOT_CLASS[worst.outcome], "")
     when = worst.start_at.astimezone(zone)
-    detail = f": {worst.detail}" if worst.detail else ""
-    return GridCell(SLOT_CLASS[worst.outcome], f"{day:%a %d} {when:%H:%M} {SLOT_WORD[worst.outcome]}{detail}")
+    title = f"{day:%a %d %b} {when:%H:%M} {worst.job_name}: {outcome_text(worst.outcome, worst.detail)}"
+    return GridCell(SLOT_CLASS[worst.outcome], title)
 
 
 def build_grid(board: Board, zone: ZoneInfo, params: Params) -> GridView:
     today = board.generated_at.astimezone(zone).date()
-    days = [today + timedelta(days=o) for o in range(-GRID_DAYS_BEFORE, GRID_DAYS_AFTER + 1)]
+    before, after = GRID_DAYS[params.column]
+    days = [today + timedelta(days=o) for o in range(-before, after + 1)]
     first, last = days[0], days[-1]
     by_service_day: dict[tuple[str, date], list[CalendarSlot]] = defaultdict(list)
     for slot in _slots(board, params):
@@ -176,7 +188,7 @@ def build_grid(board: Board, zone: ZoneInfo, params: Params) -> GridView:
         state=widget_state(board),
         head=head,
         rows=rows,
-        today_index=GRID_DAYS_BEFORE,
+        today_index=before,
         column=params.column,
         collapse_after=collapse,
     )

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from ...model import Board, CalendarSlot, SlotOutcome
 from .. import fmt
-from ..views import SLOT_CLASS, SLOT_WORD
+from ..views import SLOT_CLASS, job_names, outcome_text
 
 DAYS_BEFORE = 3  # the week shows three days back, today, three days ahead
 DAYS_AFTER = 3
@@ -82,21 +82,25 @@ def assign_lanes(spans: list[tuple[datetime, datetime]]) -> list[int]:
     return lanes
 
 
-def slot_title(slot: CalendarSlot, zone: ZoneInfo) -> str:
+def slot_title(slot: CalendarSlot, zone: ZoneInfo, names: dict[str, str] | None = None) -> str:
+    """The tooltip of a block: what, when, how it went, and what it overlaps or waits for (by job name)."""
     start = slot.start_at.astimezone(zone)
     text = f"{slot.job_name} {start:%a %H:%M} ({fmt.span(slot.duration)})"
     if slot.outcome is not SlotOutcome.UPCOMING:
-        text += f" {SLOT_WORD[slot.outcome]}"
-    if slot.detail:
+        text += f" {outcome_text(slot.outcome, slot.detail)}"
+    elif slot.detail:
         text += f": {slot.detail}"
     if slot.overlaps:
-        text += f" — overlaps {', '.join(slot.overlaps)}"
+        named = (names or {}).get
+        text += f" — overlaps {', '.join(named(key, key) for key in slot.overlaps)}"
     if slot.after:
-        text += f" — runs after {', '.join(slot.after)}"
+        text += f" — waits for {', '.join(slot.after)}"
     return text
 
 
-def build_day(day: date, slots: list[CalendarSlot], board: Board, zone: ZoneInfo) -> DayRow:
+def build_day(
+    day: date, slots: list[CalendarSlot], board: Board, zone: ZoneInfo, names: dict[str, str] | None = None
+) -> DayRow:
     day_start, day_end = day_bounds(day, zone)
     length = (day_end - day_start).total_seconds()
     inside = sorted(
@@ -118,7 +122,7 @@ def build_day(day: date, slots: list[CalendarSlot], board: Board, zone: ZoneInfo
                 lane,
                 css,
                 bool(slot.overlaps),
-                slot_title(slot, zone),
+                slot_title(slot, zone, names),
                 bool(slot.after),
             )
         )
@@ -131,7 +135,8 @@ def build_day(day: date, slots: list[CalendarSlot], board: Board, zone: ZoneInfo
 def build_week(board: Board, zone: ZoneInfo, slots: list[CalendarSlot]) -> tuple[DayRow, ...]:
     today = board.generated_at.astimezone(zone).date()
     days = [today + timedelta(days=offset) for offset in range(-DAYS_BEFORE, DAYS_AFTER + 1)]
-    return tuple(build_day(day, slots, board, zone) for day in days)
+    names = job_names(board)
+    return tuple(build_day(day, slots, board, zone, names) for day in days)
 
 
 __all__ = ["Block", "DayRow", "assign_lanes", "build_week", "day_bounds", "slot_title"]
