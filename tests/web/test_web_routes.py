@@ -147,6 +147,10 @@ class TestApi:
         assert service["guest"] == {"vmid": 101, "type": "qemu", "node": "pve1"}
         assert service["schedule"]["timezone"] == "Europe/Vienna"
         assert service["last_success_at"].endswith("+01:00")
+        assert service["size_trend"] == [
+            ["2026-11-25T05:00:00+01:00", 11 * 1024**3],
+            ["2026-11-26T05:00:00+01:00", 12 * 1024**3],
+        ]
 
     def test_it_is_serialised_once_per_board_version(self, client_for: ClientFactory) -> None:
         client = client_for(a_board((a_verdict(),)))

@@ -62,6 +62,7 @@ def a_verdict(
         next_run_at=NOW + next_run_in if next_run_in is not None else None,
         previous_due_at=NOW - timedelta(hours=10),
         silence=silence,
+        size_trend=((NOW - timedelta(hours=33), 11 * 1024**3), (NOW - timedelta(hours=9), 12 * 1024**3)),
     )
 
 

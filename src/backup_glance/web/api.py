@@ -64,6 +64,7 @@ class ServiceDict(TypedDict):
     previous_due_at: str | None
     missed_slots: list[str]
     silence: SilenceDict | None
+    size_trend: list[tuple[str, int]]  # [taken_at, bytes] of the finished snapshots in the lookback
     as_of: str
 
 
@@ -164,6 +165,7 @@ def service_dict(v: Verdict, zone: ZoneInfo) -> ServiceDict:
         "previous_due_at": iso(v.previous_due_at, zone),
         "missed_slots": [_isos(at, zone) for at in v.missed_slots],
         "silence": silence,
+        "size_trend": [(_isos(at, zone), size) for at, size in v.size_trend],
         "as_of": _isos(v.as_of, zone),
     }
 
