@@ -333,9 +333,4 @@ class Board:
     datastores: tuple[Datastore, ...] = ()
     sources: tuple[SourceState, ...] = ()
     slots: tuple[CalendarSlot, ...] = ()
-
-    @property
-    def overall(self) -> Severity:
-        if not self.verdicts:
-            return Severity.UNKNOWN if not self.sources else Severity.OK
-        return min((v.severity for v in self.verdicts), key=SEVERITY_RANK.__getitem__)
+    overall: Severity = Severity.UNKNOWN  # decided by health; unknown until the first evaluation

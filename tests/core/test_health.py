@@ -182,6 +182,13 @@ class TestLate:
         assert v.severity is Severity.CRITICAL
         assert "no backup since the run due Thu 26 Nov 04:00" in v.reasons[0]
 
+    def test_a_backup_up_to_five_minutes_before_the_slot_counts_for_it(self) -> None:
+        now = TODAY_SLOT + timedelta(hours=2)
+        early = a_snapshot(TODAY_SLOT - timedelta(minutes=5))
+        assert verdict(judge(pve(), pbs([*nightly(start=1), early]), now=now)).status is Status.OK
+        too_early = a_snapshot(TODAY_SLOT - timedelta(minutes=5, seconds=1))
+        assert verdict(judge(pve(), pbs([*nightly(start=1), too_early]), now=now)).status is Status.LATE
+
     def test_it_uses_max_age_when_no_schedule_is_known(self) -> None:
         # PBS alone: no PVE job tells when backups are due.
         old = [a_snapshot(NOW - timedelta(hours=30))]
@@ -211,6 +218,15 @@ class TestGaps:
         assert v.status is Status.GAPS
         assert v.severity is Severity.WARNING
         assert v.missed_slots == (TODAY_SLOT - 5 * DAY,)
+
+    def test_a_slot_owns_backups_from_five_minutes_before_it_to_five_minutes_before_the_next(self) -> None:
+        slot = TODAY_SLOT - 5 * DAY
+        first_second = a_snapshot(slot - timedelta(minutes=5))
+        assert verdict(judge(pve(), pbs([*nightly(skip=(5,)), first_second]))).status is Status.OK
+        last_second = a_snapshot(slot + DAY - timedelta(minutes=5, seconds=1))
+        assert verdict(judge(pve(), pbs([*nightly(skip=(5,)), last_second]))).status is Status.OK
+        next_slots = a_snapshot(slot + DAY - timedelta(minutes=5))
+        assert verdict(judge(pve(), pbs([*nightly(skip=(5,)), next_slots]))).missed_slots == (slot,)
 
     def test_history_keeps_evidence_the_source_pruned(self) -> None:
         live = nightly(skip=(5,))
@@ -370,3 +386,11 @@ def test_problems_sort_first_and_overall_is_the_worst() -> None:
     board = judge(pve(a_guest(), a_guest(120, "scratch"), uncovered=("guest:120",)), pbs(nightly()))
     assert [v.service_id for v in board.verdicts] == ["scratch", "vault"]
     assert board.overall is Severity.CRITICAL
+
+
+def test_a_source_that_never_answered_keeps_the_overall_from_being_ok() -> None:
+    never = SourceState("pbs", "pbs", timedelta(minutes=5), None, NOW, None, "pbs 'pbs': token rejected (HTTP 401)")
+    board = judge(never)
+    assert board.verdicts == ()
+    assert board.overall is Severity.UNKNOWN
+    assert judge(pve(), pbs(nightly())).overall is Severity.OK

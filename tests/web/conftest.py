@@ -48,13 +48,13 @@ def client_for() -> ClientFactory:
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # module, not session: Playwright's loop must be gone before other tests run
 def browser() -> Iterator[Any]:
     if not shutil.which(CHROMIUM):
         # The Makefile's check-system-deps installs it in CI; locally, as root, do the same.
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, capture_output=True)
     if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed")
+        pytest.fail("Debian's chromium is not installed (make test installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import ClientFactory
-from web_builders import NOW, a_board, a_full_board, a_slot, a_verdict, every_status
+from web_builders import NOW, a_board, a_full_board, a_slot, a_source, a_verdict, every_status
 
 from backup_glance.model import Severity, Status
 from backup_glance.web.api import ServiceDict, StatusDict
@@ -193,6 +193,12 @@ class TestMonitor:
         response = client_for(a_board(every_status())).get("/health")
         assert response.status_code == 503
         assert response.text.startswith("8 of 11 services need attention: ")
+
+    def test_a_source_that_never_answered_is_503_naming_it(self, client_for: ClientFactory) -> None:
+        failing = replace(a_source(error="token rejected (HTTP 401)"), observation=None, last_success_at=None)
+        response = client_for(a_board(sources=(failing,))).get("/health")
+        assert response.status_code == 503
+        assert response.text == "source(s) not answering: pbs-main: token rejected (HTTP 401)\n"
 
     def test_overall_all_ok_is_200(self, client_for: ClientFactory) -> None:
         response = client_for(a_board((a_verdict(),))).get("/health")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from backup_glance.health import overall
 from backup_glance.model import (
     STATUS_SEVERITY,
     Board,
@@ -145,14 +146,16 @@ def a_board(
     datastores: tuple[Datastore, ...] = (),
     sources: tuple[SourceState, ...] | None = None,
 ) -> Board:
+    sources = (a_source(),) if sources is None else sources
     return Board(
         generated_at=NOW,
         timezone=ZONE,
         verdicts=verdicts,
         jobs=jobs,
         datastores=datastores,
-        sources=(a_source(),) if sources is None else sources,
+        sources=sources,
         slots=slots,
+        overall=overall(verdicts, sources),
     )
 
 

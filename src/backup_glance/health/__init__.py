@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..model import SEVERITY_RANK, Board, HistoryView, ServiceSpec, SourceState, Target, Verdict
+from ..model import SEVERITY_RANK, Board, HistoryView, ServiceSpec, Severity, SourceState, Target, Verdict
 from ._evidence import Evidence, gather
 from .calendar import calendar_slots, job_views
 from .services import _Facts, gather_facts, judge, matching_keys, ordering_reasons, slug
@@ -74,6 +74,7 @@ def evaluate(
         ),
         datastores=tuple(sorted(evidence.datastores, key=lambda d: (d.source, d.name))),
         sources=tuple(sources),
+        overall=overall(verdicts, sources),
         slots=tuple(
             calendar_slots(
                 evidence,
@@ -85,6 +86,17 @@ def evaluate(
             )
         ),
     )
+
+
+def overall(verdicts: Sequence[Verdict], sources: Sequence[SourceState]) -> Severity:
+    """The worst verdict; a source that has never answered makes it at least unknown, since whatever it holds
+    has no verdict yet, and with nothing judged at all there is nothing to call ok."""
+    severities = [v.severity for v in verdicts]
+    if any(state.error is not None and state.observation is None for state in sources):
+        severities.append(Severity.UNKNOWN)
+    if not severities:
+        return Severity.OK if sources else Severity.UNKNOWN
+    return min(severities, key=SEVERITY_RANK.__getitem__)
 
 
 def discover(
@@ -152,4 +164,4 @@ def _display_name(key: str, targets: list[Target]) -> str:
     return key.split(":", 1)[-1].replace("/", " ")
 
 
-__all__ = ["Defaults", "discover", "evaluate", "matching_keys"]
+__all__ = ["Defaults", "discover", "evaluate", "matching_keys", "overall"]

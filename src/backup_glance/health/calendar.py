@@ -150,10 +150,9 @@ def _service_outcomes(
     """What the slot meant for each service the job covers: one failed guest does not make the others red."""
     low = slot - SLOT_TOLERANCE
     high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
-    single = replace(job, target_keys=())
     outcomes = []
     for key in job.target_keys:
-        result = _targets_outcome(replace(single, target_keys=(key,)), low, high, evidence)
+        result = _targets_outcome((key,), low, high, evidence)
         if result is None:
             outcome, detail = (SlotOutcome.UPCOMING, "") if slot + grace > now else (SlotOutcome.MISSED, "no backup")
         else:
@@ -190,7 +189,7 @@ def _slot_outcome(
     for run in _window(job_runs, low, high, _run_start):
         return _run_outcome(run)
     if job.kind is JobKind.BACKUP and job.target_keys:
-        per_target = _targets_outcome(job, low, high, evidence)
+        per_target = _targets_outcome(job.target_keys, low, high, evidence)
         if per_target is not None:
             return per_target
     if slot + grace > now:
@@ -210,14 +209,14 @@ def _run_outcome(run: JobRun) -> tuple[SlotOutcome, str, timedelta | None]:
 
 
 def _targets_outcome(
-    job: Job, low: datetime, high: datetime, evidence: Evidence
+    target_keys: tuple[str, ...], low: datetime, high: datetime, evidence: Evidence
 ) -> tuple[SlotOutcome, str, timedelta | None] | None:
     succeeded: list[str] = []
     failed: list[str] = []
     running: list[str] = []
     ends: list[datetime] = []
     starts: list[datetime] = []
-    for key in job.target_keys:
+    for key in target_keys:
         runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
         snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
         starts += [r.started_at for r in runs] + [s.taken_at for s in snaps]
@@ -236,7 +235,7 @@ def _targets_outcome(
         return SlotOutcome.RUNNING, "running: " + ", ".join(running), None
     if failed:
         return SlotOutcome.FAILED, "failed: " + ", ".join(failed), duration
-    return SlotOutcome.SUCCEEDED, f"{len(succeeded)} of {len(job.target_keys)} backed up", duration
+    return SlotOutcome.SUCCEEDED, f"{len(succeeded)} of {len(target_keys)} backed up", duration
 
 
 def _run_start(run: JobRun) -> datetime:

@@ -7,6 +7,7 @@ service, in each job's own zone, through the schedule engine; with no schedule k
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -359,7 +360,7 @@ def _check_schedule(
         return info, next_run, previous_due, []
 
     latest_due = due_slots[-1]
-    if not any(t >= latest_due - SLOT_TOLERANCE for t in facts.success_times) and not is_running:
+    if not (facts.success_times and facts.success_times[-1] >= latest_due - SLOT_TOLERANCE) and not is_running:
         last = f"last success {when(last_success, tz)}" if last_success else "no successful backup found"
         findings.add(
             Status.LATE,
@@ -371,7 +372,9 @@ def _check_schedule(
         if slot < evidence_start - SLOT_TOLERANCE or slot == latest_due:
             continue
         low, high = slot - SLOT_TOLERANCE, following - SLOT_TOLERANCE
-        if not any(low <= t < high for t in facts.success_times):
+        # success_times is sorted: the first one at or after `low` decides whether any falls in [low, high).
+        index = bisect.bisect_left(facts.success_times, low)
+        if index == len(facts.success_times) or facts.success_times[index] >= high:
             missed.append(slot)
     if missed:
         shown = ", ".join(when(m, tz) for m in missed[-3:])

@@ -41,18 +41,19 @@ def _named(verdict: Verdict) -> str:
 
 
 def overall_health(board: Board) -> tuple[int, str]:
-    if not board.verdicts:
-        if board.overall is Severity.OK:
-            return OK, "no services configured"
-        return UNAVAILABLE, "no data yet: waiting for the first poll"
     problems = sorted((v for v in board.verdicts if v.severity is not Severity.OK), key=sort_key)
     total = len(board.verdicts)
-    if not problems:
-        return OK, f"all {total} services ok"
-    names = ", ".join(_named(v) for v in problems[:MAX_NAMED])
-    if len(problems) > MAX_NAMED:
-        names += f" and {len(problems) - MAX_NAMED} more"
-    return UNAVAILABLE, _one_line(f"{len(problems)} of {total} services need attention: {names}")
+    if board.overall is Severity.OK:
+        return OK, f"all {total} services ok" if total else "no services configured"
+    if problems:
+        names = ", ".join(_named(v) for v in problems[:MAX_NAMED])
+        if len(problems) > MAX_NAMED:
+            names += f" and {len(problems) - MAX_NAMED} more"
+        return UNAVAILABLE, _one_line(f"{len(problems)} of {total} services need attention: {names}")
+    failing = [f"{s.name}: {s.error}" for s in board.sources if s.error is not None]
+    if failing:
+        return UNAVAILABLE, _one_line("source(s) not answering: " + "; ".join(failing))
+    return UNAVAILABLE, "no data yet: waiting for the first poll"
 
 
 __all__ = ["overall_health", "service_health"]
