@@ -1,12 +1,17 @@
-"""What does polling a big PBS + PVE cost, first and after a little change?
+"""What does polling a big PBS + PVE and judging it cost, first and after a little change?
 
 Run: .venv/bin/python bench/bench_proxmox_poll.py
 
 2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator, the same 2,000
 guests on the PVE simulator (two nightly vzdump runs with full logs, 2 days of PBS backup tasks). The simulators
-run in a child process (multiprocessing) over real HTTPS, so the CPU time printed is the client's own. Then 5%
-of the groups get a new snapshot (and their backup tasks) and both sources are polled again.
-Targets: first poll < 10 s wall, peak RSS < 300 MB, second poll <= 15% of the first in CPU and in bytes.
+run in a child process (multiprocessing) over real HTTPS, so the CPU time printed is the client's own.
+
+After the first poll the verdicts are computed as the service does: `health.evaluate` with no configured
+services (so 2,000 services are discovered, calendar slots included), once with an empty history and once with
+a real history file that recorded both observations (what `Collector.poll_once` does: poll, record, view,
+evaluate). Then 5% of the groups get a new snapshot (and their backup tasks) and both sources are polled again.
+Targets: first poll + verdicts < 10 s wall, peak RSS < 300 MB, second poll <= 15% of the first in CPU and in
+bytes.
 """
 
 from __future__ import annotations
@@ -14,12 +19,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+from backup_glance import health
 from backup_glance.config import PbsSourceConfig, PveSourceConfig
+from backup_glance.history import History
+from backup_glance.model import Board, HistoryView, Observation, SourceState
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.pbs import create_pbs_app
 from backup_glance.simulators.proxmox_lab import Guest, PbsDatastore, ProxmoxLab, VzdumpJob
@@ -30,6 +42,9 @@ from backup_glance.sources.pve import PveSource
 GUESTS, SNAPSHOTS, STORES, NAMESPACES = 2000, 60, 3, 20
 CHANGED_SHARE = 0.05
 TOKEN_ID, SECRET = "bench@pbs!glance", "bench-secret"
+DISPLAY_TZ = "Europe/Madrid"
+POLL_INTERVAL = timedelta(minutes=5)
+T = TypeVar("T")
 
 
 def big_lab(now: datetime) -> ProxmoxLab:
@@ -107,7 +122,10 @@ def _warm_up(url: str, lab: ProxmoxLab) -> None:
                 client.get(f"/api2/json/admin/datastore/{store.name}/snapshots", params={"ns": ns})
 
 
-async def poll_both(pbs: PbsSource, pve: PveSource) -> tuple[float, float, int, int]:
+Poll = tuple[float, float, int, int]
+
+
+async def poll_both(pbs: PbsSource, pve: PveSource) -> tuple[Poll, list[Observation]]:
     bytes_before = pbs.client.bytes_received + pve.client.bytes_received
     requests_before = pbs.client.requests_made + pve.client.requests_made
     wall, cpu = time.perf_counter(), time.process_time()
@@ -117,7 +135,36 @@ async def poll_both(pbs: PbsSource, pve: PveSource) -> tuple[float, float, int, 
     assert not pbs_obs.problems and not pve_obs.problems, (pbs_obs.problems, pve_obs.problems)
     received = pbs.client.bytes_received + pve.client.bytes_received - bytes_before
     requests = pbs.client.requests_made + pve.client.requests_made - requests_before
-    return wall, cpu, received, requests
+    return (wall, cpu, received, requests), [pbs_obs, pve_obs]
+
+
+def timed(work: Callable[[], T]) -> tuple[T, float, float]:
+    """(result, wall seconds, CPU seconds of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def judge(observations: list[Observation], history: HistoryView) -> Board:
+    now = datetime.now(UTC)
+    states = [
+        SourceState(
+            name=o.source,
+            kind=o.kind,
+            poll_interval=POLL_INTERVAL,
+            observation=o,
+            last_attempt_at=o.observed_at,
+            last_success_at=o.observed_at,
+        )
+        for o in observations
+    ]
+    board = health.evaluate(services=[], sources=states, history=history, now=now, display_tz=DISPLAY_TZ)
+    assert len(board.verdicts) == GUESTS, f"{len(board.verdicts)} verdicts for {GUESTS} guests"
+    return board
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def main() -> None:
@@ -130,11 +177,27 @@ async def main() -> None:
     pve_url, pve_pin = endpoints["pve"]
     pbs = PbsSource(PbsSourceConfig(name="pbs", type="pbs", url=pbs_url, fingerprint=pbs_pin, **common))
     pve = PveSource(PveSourceConfig(name="pve", type="pve", url=pve_url, fingerprint=pve_pin, **common))
-    first = await poll_both(pbs, pve)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    first, observations = await poll_both(pbs, pve)
+    rss_poll = rss_mb()
+    board, eval_wall, eval_cpu = timed(lambda: judge(observations, HistoryView()))
+    statuses = Counter(v.status.value for v in board.verdicts)
+    slots = len(board.slots)
+    with tempfile.TemporaryDirectory() as tmp:
+        history = History.open(Path(tmp) / "history.sqlite3", retention=timedelta(days=90))
+        try:
+            _, record_wall, _ = timed(lambda: [history.record(o) for o in observations])
+            # The collector reads max(lookback, 8 days) back; the default lookback is 14 days.
+            since = datetime.now(UTC) - timedelta(days=14)
+            view, view_wall, _ = timed(lambda: history.view(since=since))
+            history_rows = (len(view.snapshots), len(view.runs))
+            board, hist_wall, hist_cpu = timed(lambda: judge(observations, view))
+            hist_statuses = Counter(v.status.value for v in board.verdicts)
+        finally:
+            history.close()
+    rss_verdicts = rss_mb()
     parent.send("change")
     changed = parent.recv()
-    second = await poll_both(pbs, pve)
+    second, _ = await poll_both(pbs, pve)
     await pbs.aclose()
     await pve.aclose()
     parent.send("stop")
@@ -142,7 +205,18 @@ async def main() -> None:
 
     print(f"{GUESTS} guests x {SNAPSHOTS} snapshots, {STORES} datastores, {NAMESPACES} namespaces")
     print(f"first poll : {first[0]:6.2f} s wall  {first[1]:6.2f} s CPU  {first[2] / 1e6:7.2f} MB  {first[3]} requests")
-    print(f"peak RSS   : {rss_mb:6.1f} MB (client process)")
+    print(f"verdicts   : {eval_wall:6.2f} s wall  {eval_cpu:6.2f} s CPU  evaluate, empty history")
+    print(f"             {GUESTS} services discovered, {slots} calendar slots, {_counts(statuses)}")
+    print(
+        f"with history: record {record_wall:5.2f} s + view {view_wall:5.2f} s + evaluate {hist_wall:5.2f} s wall",
+        end="",
+    )
+    print(f" ({hist_cpu:.2f} s CPU)")
+    print(f"             history view: {history_rows[0]} snapshots, {history_rows[1]} runs; {_counts(hist_statuses)}")
+    total = first[0] + eval_wall
+    total_history = first[0] + record_wall + view_wall + hist_wall
+    print(f"first poll + verdicts: {total:6.2f} s wall (no history), {total_history:6.2f} s wall (with history)")
+    print(f"peak RSS   : {rss_poll:6.1f} MB after the poll, {rss_verdicts:6.1f} MB after the verdicts (client process)")
     print(
         f"second poll: {second[0]:6.2f} s wall  {second[1]:6.2f} s CPU  {second[2] / 1e6:7.2f} MB  {second[3]} requests"
     )
@@ -150,13 +224,17 @@ async def main() -> None:
     cpu_share, bytes_share = second[1] / first[1], second[2] / first[2]
     print(f"second/first: CPU {cpu_share:.1%}, bytes {bytes_share:.1%}")
     verdicts = [
-        ("first poll under 10 s", first[0] < 10),
-        ("peak RSS under 300 MB", rss_mb < 300),
+        ("first poll + verdicts under 10 s (with history)", total_history < 10),
+        ("peak RSS under 300 MB", rss_verdicts < 300),
         ("second poll CPU <= 15% of first", cpu_share <= 0.15),
         ("second poll bytes <= 15% of first", bytes_share <= 0.15),
     ]
     for label, ok in verdicts:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+
+
+def _counts(statuses: Counter[str]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in statuses.most_common())
 
 
 if __name__ == "__main__":
