@@ -394,3 +394,12 @@ def test_a_source_that_never_answered_keeps_the_overall_from_being_ok() -> None:
     assert board.verdicts == ()
     assert board.overall is Severity.UNKNOWN
     assert judge(pve(), pbs(nightly())).overall is Severity.OK
+
+
+def test_a_schedule_with_thousands_of_slots_is_judged_on_its_newest_ones() -> None:
+    # Every minute for 14 days is 20,160 due slots: the newest must still decide "late".
+    job = a_job(schedule="*:*")
+    snaps = [a_snapshot(NOW - timedelta(minutes=30))]
+    v = verdict(judge(pve(jobs=(job,)), pbs(snaps), services=(a_service(grace=timedelta(minutes=1)),)))
+    assert v.status is Status.LATE
+    assert v.previous_due_at == NOW - timedelta(minutes=1)

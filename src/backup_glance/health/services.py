@@ -8,6 +8,8 @@ service, in each job's own zone, through the schedule engine; with no schedule k
 from __future__ import annotations
 
 import bisect
+import collections
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +41,8 @@ from ._text import span, when
 SLOT_TOLERANCE = timedelta(minutes=5)
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
 RUNNING_LIMIT_FACTOR = 3
+# Slots per schedule judged for gaps; beyond this only the newest count (per-minute schedules).
+MAX_DUE_SLOTS = 5000
 # How far back a predecessor's runs may lie and still belong to "the batch before" in an ordering check.
 ORDERING_WINDOW = timedelta(hours=12)
 
@@ -347,7 +351,7 @@ def _check_schedule(
         if info_job is not None and info_job.schedule is not None
         else None
     )
-    previous_due = max((p for _, s in schedules if (p := s.previous_before(now)) is not None), default=None)
+    previous_due = max((p for _, s in schedules if (p := _previous(s, now)) is not None), default=None)
     due_slots = _due_slots(schedules, since=now - spec.lookback, until=now - spec.grace)
     for job in interval_jobs:
         assert job.schedule is not None and job.schedule.interval is not None
@@ -407,18 +411,25 @@ def _next_run(
 
 def _due_slots(schedules: list[tuple[Job, Schedule]], *, since: datetime, until: datetime) -> list[datetime]:
     """Every scheduled slot in [since, until], merged across jobs (slots within a minute count once)."""
-    slots: list[datetime] = []
-    for _, schedule in schedules:
-        for count, slot in enumerate(schedule.between(since, until + timedelta(seconds=1))):
-            if count >= 5000:  # a per-minute schedule over 14 days: the newest slots are what matters
-                break
-            slots.append(slot)
-    slots.sort()
+    slots = sorted(slot for _, schedule in schedules for slot in _slots(schedule, since, until))
     merged: list[datetime] = []
     for slot in slots:
         if not merged or slot - merged[-1] >= timedelta(minutes=1):
             merged.append(slot)
     return merged
+
+
+# One vzdump job often covers every guest: its slots are the same for all of them within one evaluation, so
+# they are worked out once. Schedules are immutable and the results depend only on the arguments.
+@functools.lru_cache(maxsize=4096)
+def _slots(schedule: Schedule, since: datetime, until: datetime) -> tuple[datetime, ...]:
+    # A per-minute schedule has 20,160 slots in 14 days; the newest ones are what matters.
+    return tuple(collections.deque(schedule.between(since, until + timedelta(seconds=1)), maxlen=MAX_DUE_SLOTS))
+
+
+@functools.lru_cache(maxsize=4096)
+def _previous(schedule: Schedule, now: datetime) -> datetime | None:
+    return schedule.previous_before(now)
 
 
 def _check_max_age(
