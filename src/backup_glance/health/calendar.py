@@ -9,7 +9,7 @@ import bisect
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -98,8 +98,8 @@ def calendar_slots(
         if len(occurrences) > MAX_SLOTS_PER_JOB:
             # Keep the slots around now: the recent past and the near future.
             index = bisect.bisect_left(occurrences, now)
-            low = max(0, index - MAX_SLOTS_PER_JOB // 2)
-            occurrences = occurrences[low : low + MAX_SLOTS_PER_JOB]
+            first = max(0, index - MAX_SLOTS_PER_JOB // 2)
+            occurrences = occurrences[first : first + MAX_SLOTS_PER_JOB]
         usual = job_duration(job, evidence, durations) or DEFAULT_DURATION
         job_runs = evidence.runs_by_job.get(job.key, [])
         if job.last_run is not None and all(r.run_id != job.last_run.run_id for r in job_runs):
@@ -108,13 +108,20 @@ def calendar_slots(
         service_ids = _service_ids(job, services_by_target)
         after = tuple(dict.fromkeys(a for sid in service_ids for a in (after_by_service or {}).get(sid, ())))
         for slot, following in zip(occurrences, [*occurrences[1:], None], strict=True):
+            low = slot - SLOT_TOLERANCE
+            high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
+            results = (
+                _target_results(job.target_keys, low, high, evidence)
+                if job.kind is JobKind.BACKUP and slot <= now
+                else {}
+            )
             outcome, detail, duration = _slot_outcome(
-                job, slot, following, job_runs, evidence, now=now, grace=grace, evidence_start=evidence_start
+                job, slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=evidence_start
             )
             if outcome is None:
                 continue
             per_service = (
-                _service_outcomes(job, slot, following, evidence, services_by_target, now=now, grace=grace)
+                _service_outcomes(results, slot, services_by_target, now=now, grace=grace)
                 if outcome is not SlotOutcome.UPCOMING and len(service_ids) > 1
                 else ()
             )
@@ -138,25 +145,20 @@ def calendar_slots(
 
 
 def _service_outcomes(
-    job: Job,
+    results: dict[str, _TargetResult],
     slot: datetime,
-    following: datetime | None,
-    evidence: Evidence,
     services_by_target: dict[str, list[str]],
     *,
     now: datetime,
     grace: timedelta,
 ) -> tuple[tuple[str, SlotOutcome, str], ...]:
     """What the slot meant for each service the job covers: one failed guest does not make the others red."""
-    low = slot - SLOT_TOLERANCE
-    high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
     outcomes = []
-    for key in job.target_keys:
-        result = _targets_outcome((key,), low, high, evidence)
-        if result is None:
+    for key, result in results.items():
+        if result.outcome is None:
             outcome, detail = (SlotOutcome.UPCOMING, "") if slot + grace > now else (SlotOutcome.MISSED, "no backup")
         else:
-            outcome, detail = result[0], result[1]
+            outcome, detail = result.outcome, result.message
         for service_id in services_by_target.get(key, []):
             outcomes.append((service_id, outcome, detail))
     return tuple(outcomes)
@@ -174,9 +176,9 @@ def _evidence_start(job: Job, job_runs: list[JobRun], evidence: Evidence) -> dat
 def _slot_outcome(
     job: Job,
     slot: datetime,
-    following: datetime | None,
+    window: tuple[datetime, datetime],
     job_runs: list[JobRun],
-    evidence: Evidence,
+    results: dict[str, _TargetResult],
     *,
     now: datetime,
     grace: timedelta,
@@ -184,14 +186,11 @@ def _slot_outcome(
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
-    low = slot - SLOT_TOLERANCE
-    high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
-    for run in _window(job_runs, low, high, _run_start):
+    for run in _window(job_runs, *window, _run_start):
         return _run_outcome(run)
-    if job.kind is JobKind.BACKUP and job.target_keys:
-        per_target = _targets_outcome(job.target_keys, low, high, evidence)
-        if per_target is not None:
-            return per_target
+    combined = _combined(results)
+    if combined is not None:
+        return combined
     if slot + grace > now:
         return SlotOutcome.UPCOMING, "due; not started yet", None
     if evidence_start is None or slot < evidence_start - SLOT_TOLERANCE:
@@ -208,34 +207,53 @@ def _run_outcome(run: JobRun) -> tuple[SlotOutcome, str, timedelta | None]:
     return SlotOutcome.FAILED, run.message or "failed", duration
 
 
-def _targets_outcome(
+@dataclass(frozen=True, slots=True)
+class _TargetResult:
+    """What one target of a backup job shows in one slot's window (outcome None: nothing at all)."""
+
+    outcome: SlotOutcome | None
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    message: str = ""  # why it failed, from the source
+
+
+def _target_results(
     target_keys: tuple[str, ...], low: datetime, high: datetime, evidence: Evidence
-) -> tuple[SlotOutcome, str, timedelta | None] | None:
-    succeeded: list[str] = []
-    failed: list[str] = []
-    running: list[str] = []
-    ends: list[datetime] = []
-    starts: list[datetime] = []
+) -> dict[str, _TargetResult]:
+    results = {}
     for key in target_keys:
         runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
         snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
-        starts += [r.started_at for r in runs] + [s.taken_at for s in snaps]
-        ends += [r.ended_at for r in runs if r.ended_at]
-        label = key.split(":", 1)[-1]
+        outcome = None
         if any(r.outcome is RunOutcome.RUNNING for r in runs):
-            running.append(label)
+            outcome = SlotOutcome.RUNNING
         elif any(r.outcome is RunOutcome.FAILED for r in runs) and not snaps:
-            failed.append(label)
+            outcome = SlotOutcome.FAILED
         elif snaps or any(r.outcome in _SUCCESS for r in runs):
-            succeeded.append(label)
-    if not (succeeded or failed or running):
+            outcome = SlotOutcome.SUCCEEDED
+        starts = tuple(r.started_at for r in runs) + tuple(s.taken_at for s in snaps)
+        ends = tuple(r.ended_at for r in runs if r.ended_at)
+        message = next((r.message for r in runs if r.outcome is RunOutcome.FAILED and r.message), "")
+        results[key] = _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "")
+    return results
+
+
+def _combined(results: dict[str, _TargetResult]) -> tuple[SlotOutcome, str, timedelta | None] | None:
+    """The job's slot from its targets: running if any runs, failed if any failed, else how many succeeded."""
+    by_outcome: dict[SlotOutcome, list[str]] = defaultdict(list)
+    for key, result in results.items():
+        if result.outcome is not None:
+            by_outcome[result.outcome].append(key.split(":", 1)[-1])
+    if not by_outcome:
         return None
+    starts = [t for r in results.values() for t in r.starts]
+    ends = [t for r in results.values() for t in r.ends]
     duration = max(ends) - min(starts) if ends and starts else None
-    if running:
-        return SlotOutcome.RUNNING, "running: " + ", ".join(running), None
-    if failed:
-        return SlotOutcome.FAILED, "failed: " + ", ".join(failed), duration
-    return SlotOutcome.SUCCEEDED, f"{len(succeeded)} of {len(target_keys)} backed up", duration
+    if SlotOutcome.RUNNING in by_outcome:
+        return SlotOutcome.RUNNING, "running: " + ", ".join(by_outcome[SlotOutcome.RUNNING]), None
+    if SlotOutcome.FAILED in by_outcome:
+        return SlotOutcome.FAILED, "failed: " + ", ".join(by_outcome[SlotOutcome.FAILED]), duration
+    return SlotOutcome.SUCCEEDED, f"{len(by_outcome[SlotOutcome.SUCCEEDED])} of {len(results)} backed up", duration
 
 
 def _run_start(run: JobRun) -> datetime:
