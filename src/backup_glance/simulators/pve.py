@@ -179,17 +179,9 @@ class _PveApi:
     async def task_status(self, request: Request) -> Response:
         with self.lab.lock:
             task = self._task(request)
-            item: dict[str, Any] = {
-                "upid": task.upid,
-                "node": task.node,
-                "pid": task.pid,
-                "pstart": task.pstart,
-                "starttime": task.starttime,
-                "type": task.type,
-                "id": task.id,
-                "user": task.user,
-                "status": "running" if task.endtime is None else "stopped",
-            }
+            # The status endpoint says running/stopped and moves the final text to `exitstatus` (§4.6).
+            item = {k: v for k, v in _task_item(task).items() if k != "endtime"}
+            item["status"] = "running" if task.endtime is None else "stopped"
             if task.endtime is not None:
                 item["exitstatus"] = task.status
         return _ok(item)
