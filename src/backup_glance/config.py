@@ -417,9 +417,9 @@ def service_specs(config: Config) -> list[ServiceSpec]:
                 id=service.id,
                 name=service.name or service.id,
                 target_keys=tuple(keys),
-                grace=service.grace or defaults.grace,
-                max_age=service.max_age or defaults.max_age,
-                lookback=service.lookback or defaults.lookback,
+                grace=defaults.grace if service.grace is None else service.grace,
+                max_age=defaults.max_age if service.max_age is None else service.max_age,
+                lookback=defaults.lookback if service.lookback is None else service.lookback,
                 silence=silence,
                 after=tuple(service.after),
                 source=service.source,
@@ -436,6 +436,12 @@ def secrets_of(config: Config) -> list[str]:
             secret = getattr(source, name, None)
             if isinstance(secret, SecretStr) and secret.get_secret_value():
                 values.append(secret.get_secret_value())
+    for source in config.sources:
+        if isinstance(source, ResticSourceConfig):
+            # restic's extra environment carries cloud credentials; the password may sit in a variable.
+            values += [v for v in source.env.values() if v]
+            if source.password_env and os.environ.get(source.password_env):
+                values.append(os.environ[source.password_env])
     if config.server.auth_token is not None and config.server.auth_token.get_secret_value():
         values.append(config.server.auth_token.get_secret_value())
     return values

@@ -175,6 +175,8 @@ class Job:
     last_run: JobRun | None = None
     target_keys: tuple[str, ...] = ()  # what a backup job covers, selection already resolved by the source
     store: str | None = None  # datastore / repository the job works on
+    namespace: str | None = None  # PBS: the namespace a verify/prune job starts at ("" root; None: all)
+    max_depth: int | None = None  # PBS: how many namespace levels below it the job reaches (None: all)
     comment: str = ""
 
 
@@ -253,6 +255,7 @@ class HistoryView:
     snapshots: tuple[Snapshot, ...] = ()
     runs: tuple[JobRun, ...] = ()
     typical_durations: dict[str, timedelta] = field(default_factory=dict)  # job_key -> median duration
+    recorded_since: datetime | None = None  # when history first recorded anything: it has watched since then
 
 
 @dataclass(frozen=True, slots=True)

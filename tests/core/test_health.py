@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from backup_glance.health import Defaults, evaluate
@@ -403,3 +404,142 @@ def test_a_schedule_with_thousands_of_slots_is_judged_on_its_newest_ones() -> No
     v = verdict(judge(pve(jobs=(job,)), pbs(snaps), services=(a_service(grace=timedelta(minutes=1)),)))
     assert v.status is Status.LATE
     assert v.previous_due_at == NOW - timedelta(minutes=1)
+
+
+class TestDueRunsBeyondTheLookback:
+    def test_a_monthly_job_that_stopped_is_late_however_short_the_lookback(self) -> None:
+        job = a_job(schedule="sat *-1..7 02:00")
+        old = [a_snapshot(datetime(2026, 9, 5, 1, 0, tzinfo=UTC))]
+        v = verdict(judge(pve(jobs=(job,)), pbs(old)))
+        assert v.status is Status.LATE
+        assert v.reasons[0].startswith("no backup since the run due Sat 07 Nov 02:00")
+
+    def test_an_interval_plan_that_never_ran_is_late(self) -> None:
+        plan = Target("backrest:br/docs", "br", "docs", "plan")
+        job = Job(
+            "br/backup/docs",
+            "br",
+            JobKind.BACKUP,
+            "docs",
+            "docs",
+            schedule=ScheduleRef("", "interval", "UTC", interval=DAY),
+            target_keys=("backrest:br/docs",),
+        )
+        state = SourceState(
+            "br",
+            "backrest",
+            timedelta(minutes=5),
+            Observation("br", "backrest", NOW, "UTC", (plan,), jobs=(job,)),
+            NOW,
+            NOW,
+        )
+        v = verdict(judge(state), "docs")
+        assert (v.status, v.reasons) == (Status.LATE, ("no successful backup found",))
+
+
+class TestRunningEdges:
+    def test_a_lock_without_a_run_counts_from_the_due_slot_not_the_last_backup(self) -> None:
+        now = TODAY_SLOT + timedelta(minutes=2)
+        history = HistoryView(typical_durations={"pve/backup/nightly": timedelta(minutes=10)})
+        v = verdict(judge(pve(a_guest(running=True)), pbs(nightly(start=1)), now=now, history=history))
+        assert v.status is Status.RUNNING
+        assert v.reasons == ("backup in progress since Thu 26 Nov 04:00",)
+
+    def test_a_hung_run_is_late_from_the_runs_seen_even_without_history(self) -> None:
+        finished = tuple(
+            a_run(TODAY_SLOT - n * DAY, RunOutcome.OK)
+            for n in range(3, 8)  # 3 minutes each
+        )
+        hung = a_run(TODAY_SLOT - 2 * DAY, RunOutcome.RUNNING, ended=False)
+        job_runs = tuple(replace(r, target_key=None, run_id=f"job-{r.run_id}") for r in finished)
+        v = verdict(judge(pve(runs=(*finished, *job_runs, hung)), pbs(nightly(start=3))))
+        assert v.status is Status.LATE
+        assert "over 3x its usual 3m" in v.reasons[0]
+
+
+class TestEvidenceWindows:
+    def test_pruned_dailies_are_not_gaps_when_history_only_started_recording_now(self) -> None:
+        kept = [a_snapshot(TODAY_SLOT - n * DAY + timedelta(minutes=5)) for n in (*range(7), 10, 17, 24)]
+        fresh = HistoryView(recorded_since=NOW - timedelta(minutes=5))
+        assert verdict(judge(pve(), pbs(kept), history=fresh)).status is Status.OK
+        # Once history has been watching for two weeks, the same holes are real misses.
+        watched = HistoryView(recorded_since=NOW - 20 * DAY)
+        assert verdict(judge(pve(), pbs(kept), history=watched)).status is Status.GAPS
+
+    def test_a_nightly_backup_does_not_make_a_missed_weekly_slot_green(self) -> None:
+        jobs = (a_job(), a_job(job_id="weekly", schedule="sun 01:00"))
+        board = judge(pve(jobs=jobs), pbs(nightly()))
+        weekly = [s for s in board.slots if s.job_key == "pve/backup/weekly" and s.start_at <= NOW]
+        assert weekly and all(s.outcome is SlotOutcome.MISSED for s in weekly)
+
+    def test_each_slot_uses_the_grace_of_its_own_services(self) -> None:
+        now = TODAY_SLOT + timedelta(hours=1, minutes=30)
+        services = (a_service("vault", grace=timedelta(hours=2)), a_service("other", "guest:102"))
+        state = pve(a_guest(), a_guest(102, "other"), jobs=(a_job(101),))
+        board = judge(state, pbs(nightly(start=1)), services=services, now=now)
+        (today,) = [s for s in board.slots if s.start_at == TODAY_SLOT]
+        assert today.outcome is SlotOutcome.UPCOMING
+        assert verdict(board).status is Status.OK
+
+    def test_a_guest_new_to_a_job_has_no_missed_slots_before_its_first_backup(self) -> None:
+        state = pve(a_guest(), a_guest(104, "postgres"), jobs=(a_job(101, 104),))
+        board = judge(state, pbs(nightly() + nightly(2, vmid=104)))
+        cells = [
+            outcome
+            for s in board.slots
+            for sid, outcome, _ in s.service_outcomes
+            if sid == "postgres" and s.start_at <= NOW
+        ]
+        assert cells == [SlotOutcome.SUCCEEDED, SlotOutcome.SUCCEEDED]
+
+
+class TestOrderingRetries:
+    def test_a_failed_dump_retried_in_time_is_no_ordering_problem(self) -> None:
+        failed = JobRun(
+            "db/backup/x",
+            "db",
+            "d1",
+            TODAY_SLOT,
+            TODAY_SLOT + timedelta(minutes=2),
+            RunOutcome.FAILED,
+            target_key="guest:101",
+        )
+        retry = JobRun(
+            "db/backup/x",
+            "db",
+            "d2",
+            TODAY_SLOT + timedelta(minutes=10),
+            TODAY_SLOT + timedelta(minutes=20),
+            RunOutcome.OK,
+            target_key="guest:101",
+        )
+        files = JobRun(
+            "br/backup/y",
+            "br",
+            "f1",
+            TODAY_SLOT + timedelta(minutes=30),
+            TODAY_SLOT + timedelta(minutes=35),
+            RunOutcome.OK,
+            target_key="guest:102",
+        )
+        state = pve(a_guest(), a_guest(102, "files"), jobs=(a_job(101, 102),), runs=(failed, retry, files))
+        services = (a_service("dumps", "guest:101"), a_service("files", "guest:102", after=("dumps",)))
+        board = judge(state, pbs(nightly() + nightly(vmid=102)), services=services)
+        assert verdict(board, "files").status is Status.OK
+
+
+def test_a_verify_job_for_another_namespace_does_not_make_root_snapshots_unverified() -> None:
+    verify = Job(
+        "pbs/verify/v-prod",
+        "pbs",
+        JobKind.VERIFY,
+        "v-prod",
+        "v-prod",
+        schedule=ScheduleRef("06:00", "proxmox", ZONE),
+        store="main",
+        namespace="prod",
+    )
+    unverified = [replace(s, verification=Verification.NONE) for s in nightly()]
+    assert verdict(judge(pve(), pbs(unverified, jobs=(verify,)))).status is Status.OK
+    in_prod = [replace(s, location="main/prod") for s in unverified]
+    assert verdict(judge(pve(), pbs(in_prod, jobs=(verify,)))).status is Status.UNVERIFIED

@@ -86,3 +86,10 @@ def test_a_missing_config_file_is_a_message_not_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "cannot read the configuration file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    result = run("serve", "--port", "70000")
+    assert result.returncode == 2
+    assert "port 70000 is out of range (1-65535)" in result.stderr
+    assert "Traceback" not in result.stderr

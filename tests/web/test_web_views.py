@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from web_builders import NOW, ZONE, a_board, a_datastore, a_job, a_slot, a_source, a_verdict, every_status
 
-from backup_glance.model import JobKind, RunOutcome, SlotOutcome, Status
+from backup_glance.model import JobKind, Observation, RunOutcome, SlotOutcome, Status
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets.timeline import build_week
@@ -101,6 +101,19 @@ class TestWidgetState:
         state = widget_state(board)
         assert state.has_content
         assert state.notices == ("PBS 'pbs-main': token rejected (HTTP 401)",)
+
+    def test_a_partly_readable_source_is_a_notice_naming_what_failed(self) -> None:
+        observation = Observation(
+            "pbs-main",
+            "pbs",
+            NOW,
+            ZONE,
+            problems=("datastore 'usb': HTTP 500 on /admin/datastore/usb/groups", "namespace 'a': HTTP 500"),
+        )
+        board = a_board((a_verdict(),), sources=(replace(a_source(), observation=observation),))
+        assert widget_state(board).notices == (
+            "PBS 'pbs-main': datastore 'usb': HTTP 500 on /admin/datastore/usb/groups (and 1 more)",
+        )
 
     def test_no_data_at_all_is_an_error(self) -> None:
         state = widget_state(a_board(sources=()))

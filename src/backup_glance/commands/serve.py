@@ -16,7 +16,7 @@ import uvicorn
 from ..config import Config, load_config, secrets_of
 from ..logs import setup_logging
 from ..runtime import build_runtime
-from ._common import add_config_argument, find_config
+from ._common import add_config_argument, find_config, port_number
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser("serve", help="poll in the background and serve the board, widgets and API")
     add_config_argument(parser)
     parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="listen port (default: server.port, 8765)")
+    parser.add_argument("--port", type=port_number, help="listen port (default: server.port, 8765)")
     parser.set_defaults(func=run)
 
 

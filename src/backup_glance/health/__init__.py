@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 
 from ..model import SEVERITY_RANK, Board, HistoryView, ServiceSpec, Severity, SourceState, Target, Verdict
 from ._evidence import Evidence, gather
-from .calendar import calendar_slots, job_views
-from .services import _Facts, gather_facts, judge, matching_keys, ordering_reasons, slug
+from ._facts import Facts, gather_facts, matching_keys
+from .calendar import CalendarContext, calendar_slots, job_views
+from .ordering import ordering_reasons
+from .services import judge, slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +66,23 @@ def evaluate(
     for spec in specs:
         for key in facts[spec.id].keys:
             services_by_target[key].append(spec.id)
-    grace = min((spec.grace for spec in specs), default=defaults.grace)
+    ctx = CalendarContext(
+        now=now,
+        durations=history.typical_durations,
+        services_by_target=services_by_target,
+        grace_by_service={spec.id: spec.grace for spec in specs},
+        default_grace=defaults.grace,
+        after_by_service={spec.id: spec.after for spec in specs if spec.after},
+    )
     return Board(
         generated_at=now,
         timezone=display_tz,
         verdicts=tuple(verdicts),
-        jobs=tuple(
-            job_views(evidence, now=now, durations=history.typical_durations, services_by_target=services_by_target)
-        ),
+        jobs=tuple(job_views(evidence, ctx)),
         datastores=tuple(sorted(evidence.datastores, key=lambda d: (d.source, d.name))),
         sources=tuple(sources),
+        slots=tuple(calendar_slots(evidence, ctx)),
         overall=overall(verdicts, sources),
-        slots=tuple(
-            calendar_slots(
-                evidence,
-                now=now,
-                grace=grace,
-                durations=history.typical_durations,
-                services_by_target=services_by_target,
-                after_by_service={spec.id: spec.after for spec in specs if spec.after},
-            )
-        ),
     )
 
 
@@ -116,8 +114,9 @@ def discover(
     taken: set[str] = set(claimed)
     specs = []
     for key in keys:
-        if key in claimed_keys:
-            continue
+        targets = evidence.targets.get(key, [])
+        if key in claimed_keys or (targets and all(t.template for t in targets)):
+            continue  # a VM template is a blueprint, not a guest to back up (list it under services: to watch it)
         service_id = slug(names[key])
         if service_id in taken:
             service_id = slug(f"{names[key]}-{key.split(':', 1)[0]}")
@@ -138,8 +137,8 @@ def discover(
 
 
 def _predecessor(
-    name: str, configured: set[str], by_id: dict[str, ServiceSpec], facts: dict[str, _Facts], evidence: Evidence
-) -> tuple[ServiceSpec, _Facts]:
+    name: str, configured: set[str], by_id: dict[str, ServiceSpec], facts: dict[str, Facts], evidence: Evidence
+) -> tuple[ServiceSpec, Facts]:
     """`after:` names a configured service, else a whole source ("every Databasement dump"), else a discovered
     service — in that order, because discovered ids come from names a source may change."""
     if name in configured or (name in by_id and name not in evidence.states):

@@ -39,6 +39,7 @@ class Evidence:
     coverage_sources: set[str] = field(default_factory=set)
     # Snapshots that exist at the source right now (history also holds pruned ones).
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+    recorded_since: datetime | None = None  # history has watched since then
 
     @cached_property
     def known_keys(self) -> frozenset[str]:
@@ -56,7 +57,7 @@ class Evidence:
 
 
 def gather(states: list[SourceState] | tuple[SourceState, ...], history: HistoryView) -> Evidence:
-    evidence = Evidence(states={state.name: state for state in states})
+    evidence = Evidence(states={state.name: state for state in states}, recorded_since=history.recorded_since)
     seen_snapshots: set[tuple[str, str]] = set()
     seen_runs: set[tuple[str, str, str | None]] = set()
 
@@ -109,7 +110,3 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
     for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
         runs.sort(key=lambda r: r.started_at)
     return evidence
-
-
-def latest(items: list[datetime]) -> datetime | None:
-    return max(items) if items else None

@@ -1,12 +1,13 @@
 """Jobs and their slots for the calendar: next runs, and past slots coloured by what really happened (pure).
 
-A past slot's outcome is judged here, next to the service verdicts, so renderers only colour what they get.
+A past slot's outcome is judged here, next to the service verdicts, so renderers only colour what they get. A
+slot's evidence is what happened from just before it until the next slot — of the same job, or, for one
+guest, of any job that backs it up (a nightly backup must not make a missed weekly one green).
 """
 
 from __future__ import annotations
 
 import bisect
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -14,114 +15,90 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot
+from ..schedule import Schedule
+from ._common import SLOT_TOLERANCE, SUCCESS, job_duration, load_schedule, next_run
 from ._evidence import Evidence
-from .services import SLOT_TOLERANCE, load_schedule
 
 CALENDAR_PAST = timedelta(days=14)  # the grid shows two weeks back; the ICS feed one
 CALENDAR_FUTURE = timedelta(days=30)
-# A job that runs every few minutes would flood the calendar; its newest slots are shown, up to this many.
+# A job that runs every few minutes would flood the calendar; its slots around now are shown, up to this many.
 MAX_SLOTS_PER_JOB = 400
 DEFAULT_DURATION = timedelta(minutes=10)
-_SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
 T = TypeVar("T")
 
 
-def job_duration(job: Job, evidence: Evidence, durations: dict[str, timedelta]) -> timedelta | None:
-    if job.key in durations:
-        return durations[job.key]
-    runs = evidence.runs_by_job.get(job.key, [])
-    lengths = [(r.ended_at - r.started_at).total_seconds() for r in runs if r.ended_at is not None]
-    return timedelta(seconds=statistics.median(lengths)) if lengths else None
+@dataclass(frozen=True, slots=True)
+class CalendarContext:
+    now: datetime
+    durations: dict[str, timedelta]
+    services_by_target: dict[str, list[str]]
+    grace_by_service: dict[str, timedelta]
+    default_grace: timedelta
+    after_by_service: dict[str, tuple[str, ...]]
+
+    def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
+        return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
 
 
-def job_views(
-    evidence: Evidence,
-    *,
-    now: datetime,
-    durations: dict[str, timedelta],
-    services_by_target: dict[str, list[str]],
-) -> list[JobView]:
+def job_views(evidence: Evidence, ctx: CalendarContext) -> list[JobView]:
     views = []
     for job in evidence.jobs:
         schedule = load_schedule(job.schedule) if job.schedule and job.enabled else None
-        next_run = None
-        if job.enabled:
-            next_run = job.next_run_at if job.next_run_at and job.next_run_at > now else None
-            if next_run is None and schedule is not None:
-                next_run = schedule.next_after(now)
         runs = evidence.runs_by_job.get(job.key, [])
         candidates = [r for r in (job.last_run, runs[-1] if runs else None) if r is not None]
-        last_run = max(candidates, key=lambda r: r.started_at) if candidates else None
         views.append(
             JobView(
                 job=job,
-                next_run_at=next_run,
-                last_run=last_run,
-                typical_duration=job_duration(job, evidence, durations),
-                service_ids=_service_ids(job, services_by_target),
+                next_run_at=next_run(job, schedule, ctx.now) if job.enabled else None,
+                last_run=max(candidates, key=lambda r: r.started_at) if candidates else None,
+                typical_duration=job_duration(job, evidence, ctx.durations),
+                service_ids=_service_ids(job, ctx.services_by_target),
             )
         )
-    views.sort(key=lambda v: (v.next_run_at is None, v.next_run_at or now, v.job.name))
+    views.sort(key=lambda v: (v.next_run_at is None, v.next_run_at or ctx.now, v.job.name))
     return views
 
 
 def _service_ids(job: Job, services_by_target: dict[str, list[str]]) -> tuple[str, ...]:
-    ids: list[str] = []
-    for key in job.target_keys:
-        for service_id in services_by_target.get(key, []):
-            if service_id not in ids:
-                ids.append(service_id)
-    return tuple(ids)
+    return tuple(dict.fromkeys(sid for key in job.target_keys for sid in services_by_target.get(key, [])))
 
 
-def calendar_slots(
-    evidence: Evidence,
-    *,
-    now: datetime,
-    grace: timedelta,
-    durations: dict[str, timedelta],
-    services_by_target: dict[str, list[str]],
-    after_by_service: dict[str, tuple[str, ...]] | None = None,
-) -> list[CalendarSlot]:
+def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlot]:
+    now = ctx.now
+    scheduled = [(job, schedule) for job in evidence.jobs if (schedule := _enabled_schedule(job)) is not None]
+    occurrences = {job.key: _occurrences(schedule, now) for job, schedule in scheduled}
+    target_slots = _slots_by_target(scheduled, occurrences)
     slots: list[CalendarSlot] = []
-    for job in evidence.jobs:
-        if not job.enabled or job.schedule is None:
-            continue
-        schedule = load_schedule(job.schedule)
-        if schedule is None:
-            continue
-        occurrences = []
-        for slot in schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE):
-            occurrences.append(slot)
-            if len(occurrences) > 4 * MAX_SLOTS_PER_JOB:
-                break
-        if len(occurrences) > MAX_SLOTS_PER_JOB:
-            # Keep the slots around now: the recent past and the near future.
-            index = bisect.bisect_left(occurrences, now)
-            first = max(0, index - MAX_SLOTS_PER_JOB // 2)
-            occurrences = occurrences[first : first + MAX_SLOTS_PER_JOB]
-        usual = job_duration(job, evidence, durations) or DEFAULT_DURATION
+    for job, _ in scheduled:
+        assert job.schedule is not None
+        usual = job_duration(job, evidence, ctx.durations) or DEFAULT_DURATION
         job_runs = evidence.runs_by_job.get(job.key, [])
         if job.last_run is not None and all(r.run_id != job.last_run.run_id for r in job_runs):
             job_runs = sorted([*job_runs, job.last_run], key=lambda r: r.started_at)
-        evidence_start = _evidence_start(job, job_runs, evidence)
-        service_ids = _service_ids(job, services_by_target)
-        after = tuple(dict.fromkeys(a for sid in service_ids for a in (after_by_service or {}).get(sid, ())))
-        for slot, following in zip(occurrences, [*occurrences[1:], None], strict=True):
+        starts = {key: _first_evidence(key, evidence) for key in job.target_keys} if _per_target(job) else {}
+        job_start = min([*(r.started_at for r in job_runs[:1]), *filter(None, starts.values())], default=None)
+        service_ids = _service_ids(job, ctx.services_by_target)
+        grace = ctx.grace_for(service_ids)
+        after = tuple(dict.fromkeys(a for sid in service_ids for a in ctx.after_by_service.get(sid, ())))
+        mine = occurrences[job.key]
+        for slot, following in zip(mine, [*mine[1:], None], strict=True):
             low = slot - SLOT_TOLERANCE
             high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
             results = (
-                _target_results(job.target_keys, low, high, evidence)
-                if job.kind is JobKind.BACKUP and slot <= now
+                {
+                    key: _target_result(key, low, min(high, _next_slot(target_slots[key], slot)), evidence)
+                    for key in job.target_keys
+                }
+                if _per_target(job) and slot <= now
                 else {}
             )
             outcome, detail, duration = _slot_outcome(
-                job, slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=evidence_start
+                slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=job_start
             )
             if outcome is None:
                 continue
             per_service = (
-                _service_outcomes(results, slot, services_by_target, now=now, grace=grace)
+                _service_outcomes(results, starts, slot, ctx)
                 if outcome is not SlotOutcome.UPCOMING and len(service_ids) > 1
                 else ()
             )
@@ -144,37 +121,54 @@ def calendar_slots(
     return _mark_overlaps(slots)
 
 
-def _service_outcomes(
-    results: dict[str, _TargetResult],
-    slot: datetime,
-    services_by_target: dict[str, list[str]],
-    *,
-    now: datetime,
-    grace: timedelta,
-) -> tuple[tuple[str, SlotOutcome, str], ...]:
-    """What the slot meant for each service the job covers: one failed guest does not make the others red."""
-    outcomes = []
-    for key, result in results.items():
-        if result.outcome is None:
-            outcome, detail = (SlotOutcome.UPCOMING, "") if slot + grace > now else (SlotOutcome.MISSED, "no backup")
-        else:
-            outcome, detail = result.outcome, result.message
-        for service_id in services_by_target.get(key, []):
-            outcomes.append((service_id, outcome, detail))
-    return tuple(outcomes)
+def _enabled_schedule(job: Job) -> Schedule | None:
+    return load_schedule(job.schedule) if job.enabled and job.schedule is not None else None
 
 
-def _evidence_start(job: Job, job_runs: list[JobRun], evidence: Evidence) -> datetime | None:
-    """Before the first thing we know of a job, an empty slot means "no data", not "missed"."""
-    times = [r.started_at for r in job_runs[:1]]
-    for key in job.target_keys if job.kind is JobKind.BACKUP else ():
-        times += [s.taken_at for s in evidence.snapshots.get(key, [])[:1]]
-        times += [r.started_at for r in evidence.runs_by_target.get(key, [])[:1]]
-    return min(times) if times else None
+def _per_target(job: Job) -> bool:
+    return job.kind is JobKind.BACKUP and bool(job.target_keys)
+
+
+def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
+    found = []
+    for slot in schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE):
+        found.append(slot)
+        if len(found) > 4 * MAX_SLOTS_PER_JOB:
+            break
+    if len(found) > MAX_SLOTS_PER_JOB:
+        index = bisect.bisect_left(found, now)
+        first = max(0, index - MAX_SLOTS_PER_JOB // 2)
+        found = found[first : first + MAX_SLOTS_PER_JOB]
+    return found
+
+
+def _slots_by_target(
+    scheduled: list[tuple[Job, Schedule]], occurrences: dict[str, list[datetime]]
+) -> dict[str, list[datetime]]:
+    """Every backup slot of every job covering each target, merged and sorted."""
+    merged: dict[str, list[datetime]] = defaultdict(list)
+    for job, _ in scheduled:
+        if _per_target(job):
+            for key in job.target_keys:
+                merged[key].extend(occurrences[job.key])
+    for slots in merged.values():
+        slots.sort()
+    return merged
+
+
+def _next_slot(slots: list[datetime], slot: datetime) -> datetime:
+    """Where the evidence window of `slot` ends for one target: just before its next slot of any job."""
+    index = bisect.bisect_right(slots, slot + timedelta(minutes=1))  # another job due within a minute is the same run
+    return slots[index] - SLOT_TOLERANCE if index < len(slots) else datetime.max.replace(tzinfo=slot.tzinfo)
+
+
+def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
+    times = [s.taken_at for s in evidence.snapshots.get(key, [])[:1]]
+    times += [r.started_at for r in evidence.runs_by_target.get(key, [])[:1]]
+    return min(times, default=None)
 
 
 def _slot_outcome(
-    job: Job,
     slot: datetime,
     window: tuple[datetime, datetime],
     job_runs: list[JobRun],
@@ -194,15 +188,35 @@ def _slot_outcome(
     if slot + grace > now:
         return SlotOutcome.UPCOMING, "due; not started yet", None
     if evidence_start is None or slot < evidence_start - SLOT_TOLERANCE:
-        return None, "", None
+        return None, "", None  # before the first thing known of the job: no data, not "missed"
     return SlotOutcome.MISSED, "no run found for this slot", None
+
+
+def _service_outcomes(
+    results: dict[str, _TargetResult], starts: dict[str, datetime | None], slot: datetime, ctx: CalendarContext
+) -> tuple[tuple[str, SlotOutcome, str], ...]:
+    """What the slot meant for each service the job covers: one failed guest does not make the others red.
+    A service whose guest had no backup yet at that time gets no entry (no data)."""
+    outcomes = []
+    for key, result in results.items():
+        first = starts.get(key)
+        for service_id in ctx.services_by_target.get(key, []):
+            if result.outcome is not None:
+                outcomes.append((service_id, result.outcome, result.message))
+            elif first is None or slot < first - SLOT_TOLERANCE:
+                continue
+            elif slot + ctx.grace_by_service.get(service_id, ctx.default_grace) > ctx.now:
+                outcomes.append((service_id, SlotOutcome.UPCOMING, ""))
+            else:
+                outcomes.append((service_id, SlotOutcome.MISSED, "no backup"))
+    return tuple(outcomes)
 
 
 def _run_outcome(run: JobRun) -> tuple[SlotOutcome, str, timedelta | None]:
     duration = run.ended_at - run.started_at if run.ended_at else None
     if run.outcome is RunOutcome.RUNNING:
         return SlotOutcome.RUNNING, "running", None
-    if run.outcome in _SUCCESS:
+    if run.outcome in SUCCESS:
         return SlotOutcome.SUCCEEDED, run.message if run.outcome is RunOutcome.WARNING else "", duration
     return SlotOutcome.FAILED, run.message or "failed", duration
 
@@ -217,25 +231,20 @@ class _TargetResult:
     message: str = ""  # why it failed, from the source
 
 
-def _target_results(
-    target_keys: tuple[str, ...], low: datetime, high: datetime, evidence: Evidence
-) -> dict[str, _TargetResult]:
-    results = {}
-    for key in target_keys:
-        runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
-        snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
-        outcome = None
-        if any(r.outcome is RunOutcome.RUNNING for r in runs):
-            outcome = SlotOutcome.RUNNING
-        elif any(r.outcome is RunOutcome.FAILED for r in runs) and not snaps:
-            outcome = SlotOutcome.FAILED
-        elif snaps or any(r.outcome in _SUCCESS for r in runs):
-            outcome = SlotOutcome.SUCCEEDED
-        starts = tuple(r.started_at for r in runs) + tuple(s.taken_at for s in snaps)
-        ends = tuple(r.ended_at for r in runs if r.ended_at)
-        message = next((r.message for r in runs if r.outcome is RunOutcome.FAILED and r.message), "")
-        results[key] = _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "")
-    return results
+def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
+    runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
+    snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
+    outcome = None
+    if any(r.outcome is RunOutcome.RUNNING for r in runs):
+        outcome = SlotOutcome.RUNNING
+    elif any(r.outcome is RunOutcome.FAILED for r in runs) and not snaps:
+        outcome = SlotOutcome.FAILED
+    elif snaps or any(r.outcome in SUCCESS for r in runs):
+        outcome = SlotOutcome.SUCCEEDED
+    starts = tuple(r.started_at for r in runs) + tuple(s.taken_at for s in snaps)
+    ends = tuple(r.ended_at for r in runs if r.ended_at)
+    message = next((r.message for r in runs if r.outcome is RunOutcome.FAILED and r.message), "")
+    return _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "")
 
 
 def _combined(results: dict[str, _TargetResult]) -> tuple[SlotOutcome, str, timedelta | None] | None:

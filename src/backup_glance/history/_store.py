@@ -239,10 +239,12 @@ class History:
                 window,
             ).fetchall()
             durations = _typical_durations(conn)
+            (first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
         return HistoryView(
             snapshots=tuple(map(snapshot_from_row, snapshots)),
             runs=tuple(map(run_from_row, runs)),
             typical_durations=durations,
+            recorded_since=instant(first_seen) if first_seen is not None else None,
         )
 
     def sighting(self, source: str, snapshot_id: str) -> Sighting | None:

@@ -127,6 +127,8 @@ def parse_job(source: str, kind: JobKind, item: Any, timezone: str, path: str, e
         # GC status carries its last task as `upid` (from the GC status), the other jobs as `last-run-upid`.
         last_run=last_run(source, key, item, "upid" if kind is JobKind.GC else "last-run-upid"),
         store=str(item.get("store")) if item.get("store") is not None else None,
+        namespace=str(item["ns"]) if isinstance(item.get("ns"), str) else None,
+        max_depth=as_int(item.get("max-depth")),
         comment=str(comment),
     )
 

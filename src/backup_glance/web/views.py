@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..model import Board, RunOutcome, Severity, SlotOutcome, SourceState, Status
-from .fmt import span
 
 STATUS_WORD: dict[Status, str] = {
     Status.OK: "ok",
@@ -85,9 +84,6 @@ SLOT_RANK: dict[SlotOutcome, int] = {
 }
 
 # A source whose last good poll is older than this many poll intervals counts as stale on the widgets.
-STALE_AFTER_INTERVALS = 3
-
-
 def status_word(status: Status) -> str:
     """The word for a status. A status added to the model later still renders (as its value), and a test
     fails until it gets a proper word here.
@@ -159,7 +155,7 @@ def source_label(state: SourceState) -> str:
 
 
 def source_problem(state: SourceState, now: datetime) -> str | None:
-    """One line about a failing or stale source, or None when it is fine.
+    """One line about a failing source, or one that could only be read in part; None when it is fine.
 
     Source errors already start with "<kind> '<name>': " (errors.SourceError); that prefix is replaced by the
     friendlier label so the name is not said twice.
@@ -179,8 +175,10 @@ def source_problem(state: SourceState, now: datetime) -> str | None:
         return f"{label}: {message}"
     if state.last_success_at is None:
         return f"{label}: not polled yet"
-    if now - state.last_success_at > state.poll_interval * STALE_AFTER_INTERVALS:
-        return f"{label}: no successful poll for {span(now - state.last_success_at)}"
+    problems = state.observation.problems if state.observation is not None else ()
+    if problems:  # partial content: part of the source could not be read, the rest is on the board
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return f"{label}: {problems[0]}{more}"
     return None
 
 

@@ -171,6 +171,8 @@ def build_grid(board: Board, zone: ZoneInfo, params: Params) -> GridView:
         if first <= local_day <= last:
             own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
             for service_id in slot.service_ids:
+                if slot.service_outcomes and service_id not in own:
+                    continue  # health says: no data for this service at that time
                 if service_id in own:
                     outcome, detail = own[service_id]
                     by_service_day[(service_id, local_day)].append(replace(slot, outcome=outcome, detail=detail))

@@ -1,0 +1,100 @@
+"""What every part of health shares: tolerances, schedule lookups worked out once, typical durations. Pure."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..errors import ScheduleError
+from ..model import Job, RunOutcome, ScheduleRef, Status
+from ..schedule import Schedule, parse_schedule
+from ._evidence import Evidence
+
+# A run may start a little before its slot: schedulers wake about once a minute and clocks drift.
+SLOT_TOLERANCE = timedelta(minutes=5)
+# Slots per schedule judged for gaps; beyond this only the newest count (per-minute schedules).
+MAX_DUE_SLOTS = 5000
+SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
+
+# Worst first: the status shown is the first that applies; the others still add their reasons.
+# UNPROTECTED comes before UNKNOWN: "in no job" is a fact from PVE whatever the other sources say.
+PRECEDENCE = (
+    Status.UNPROTECTED,
+    Status.UNKNOWN,
+    Status.FAILED,
+    Status.VERIFY_FAILED,
+    Status.LATE,
+    Status.UNVERIFIED,
+    Status.OUT_OF_ORDER,
+    Status.GAPS,
+    Status.RUNNING,
+)
+
+
+@dataclass
+class Findings:
+    """Every condition found for one service, each with its reasons; the worst one names the verdict."""
+
+    found: dict[Status, list[str]] = field(default_factory=dict)
+
+    def add(self, status: Status, reason: str) -> None:
+        self.found.setdefault(status, []).append(reason)
+
+    def verdict_status(self) -> Status:
+        for status in PRECEDENCE:
+            if status in self.found:
+                return status
+        return Status.OK
+
+    def reasons(self, primary: Status) -> tuple[str, ...]:
+        ordered = [primary, *(s for s in PRECEDENCE if s != primary)]
+        return tuple(reason for status in ordered for reason in self.found.get(status, []))
+
+
+def load_schedule(ref: ScheduleRef) -> Schedule | None:
+    if ref.dialect == "interval" or not ref.expression:
+        return None
+    try:
+        return parse_schedule(ref.expression, dialect=ref.dialect, tz=ref.timezone)
+    except ScheduleError:
+        return None
+
+
+# One vzdump job often covers every guest: its slots are the same for all of them within one evaluation, so
+# they are worked out once. Schedules are immutable and the results depend only on the arguments.
+@functools.lru_cache(maxsize=4096)
+def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple[datetime, ...]:
+    """Slots with since <= t <= until; a per-minute schedule has 20,160 in 14 days, and the newest matter."""
+    return tuple(collections.deque(schedule.between(since, until + timedelta(seconds=1)), maxlen=MAX_DUE_SLOTS))
+
+
+@functools.lru_cache(maxsize=4096)
+def previous_slot(schedule: Schedule, moment: datetime) -> datetime | None:
+    return schedule.previous_before(moment)
+
+
+def next_run(job: Job, schedule: Schedule | None, now: datetime) -> datetime | None:
+    """The server's own next run when it gave one still ahead (PBS counts from the last run), else the schedule's."""
+    if job.next_run_at is not None and job.next_run_at > now:
+        return job.next_run_at
+    return schedule.next_after(now) if schedule is not None else None
+
+
+def job_duration(job: Job, evidence: Evidence, durations: dict[str, timedelta]) -> timedelta | None:
+    """How long a run of the job usually takes: history's median, else the median of the runs seen now."""
+    if job.key in durations:
+        return durations[job.key]
+    runs = evidence.runs_by_job.get(job.key, [])
+    lengths = [(r.ended_at - r.started_at).total_seconds() for r in runs if r.ended_at is not None]
+    if not lengths:
+        # Per-target runs (one per guest of a vzdump job): a guest's share is the best guess there is.
+        lengths = [
+            (r.ended_at - r.started_at).total_seconds()
+            for key in job.target_keys[:50]
+            for r in evidence.runs_by_target.get(key, [])
+            if r.ended_at is not None and r.job_key == job.key
+        ]
+    return timedelta(seconds=statistics.median(lengths)) if lengths else None

@@ -1,0 +1,90 @@
+"""What one service is judged on, gathered once from the evidence: its targets, snapshots, attempts, jobs. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from ..model import Job, JobRun, ServiceSpec, Snapshot, Target
+from ._common import SUCCESS
+from ._evidence import Evidence
+
+
+@dataclass
+class Facts:
+    keys: list[str]
+    targets: list[Target]
+    snapshots: list[Snapshot]  # finished, oldest first (live + history)
+    unfinished: list[Snapshot]
+    runs: list[JobRun]  # attempts for these targets, oldest first
+    jobs: list[Job]  # backup jobs covering them, enabled or not
+    success_times: list[datetime]  # sorted
+    judged_from: datetime | None  # before this, an empty slot means "no data", not "missed"
+
+    @property
+    def kind(self) -> str:
+        if self.targets:
+            return self.targets[0].kind
+        for key in self.keys:
+            return key.split(":", 1)[0] if ":" in key else "guest"
+        return "guest"
+
+
+def matching_keys(spec: ServiceSpec, evidence: Evidence) -> list[str]:
+    """The target keys a service stands for: its exact keys, plus every known key its patterns match."""
+    known = evidence.known_keys
+    keys = {pattern for pattern in spec.target_keys if pattern in known}
+    patterns = [p for p in spec.target_keys if p not in known and any(c in p for c in "*?[")]
+    if patterns:
+        keys |= {key for key in known if any(fnmatchcase(key, p) for p in patterns)}
+    return sorted(keys)
+
+
+def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
+    keys = matching_keys(spec, evidence)
+
+    def wanted(source: str) -> bool:
+        return spec.source is None or source == spec.source
+
+    targets = [t for k in keys for t in evidence.targets.get(k, []) if wanted(t.source)]
+    all_snapshots = [s for k in keys for s in evidence.snapshots.get(k, []) if wanted(s.source)]
+    finished = sorted((s for s in all_snapshots if s.finished), key=lambda s: s.taken_at)
+    unfinished = sorted((s for s in all_snapshots if not s.finished), key=lambda s: s.taken_at)
+    runs = [r for k in keys for r in evidence.runs_by_target.get(k, []) if wanted(r.source)]
+    jobs: dict[str, Job] = {}
+    for key in keys:
+        for job in evidence.backup_jobs_by_target.get(key, []):
+            if wanted(job.source):
+                jobs[job.key] = job
+    if not runs:
+        # Sources that report runs per job only (one plan = one target): use them when the job is ours alone.
+        for job in jobs.values():
+            if set(job.target_keys) <= set(keys):
+                runs.extend(evidence.runs_by_job.get(job.key, []))
+    runs.sort(key=lambda r: r.started_at)
+    success_times = sorted([s.taken_at for s in finished] + [r.started_at for r in runs if r.outcome in SUCCESS])
+    return Facts(
+        keys,
+        targets,
+        finished,
+        unfinished,
+        runs,
+        list(jobs.values()),
+        success_times,
+        judged_from(success_times, runs, evidence.recorded_since),
+    )
+
+
+def judged_from(success_times: list[datetime], runs: list[JobRun], recorded_since: datetime | None) -> datetime | None:
+    """From when an empty slot can be called missed.
+
+    Not before the first evidence of the service at all. And a source prunes old snapshots (keep-daily 7 leaves
+    gaps behind it), so older slots count only where something could have seen them: history, from the day it
+    started recording, or the source's own run list (PBS/PVE tasks reach back a week).
+    """
+    first = min([*success_times[:1], *(r.started_at for r in runs[:1])], default=None)
+    if first is None or recorded_since is None:
+        return first
+    watched = min([recorded_since, *(r.started_at for r in runs[:1])])
+    return max(first, watched)
