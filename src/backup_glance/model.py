@@ -196,6 +196,17 @@ class Datastore:
 
 
 @dataclass(frozen=True, slots=True)
+class DatastoreView:
+    """A datastore as the board shows it: its facts plus health's judgement of its space."""
+
+    datastore: Datastore
+    severity: Severity
+    reasons: tuple[str, ...] = ()
+    used_fraction: float | None = None
+    full_in_days: float | None = None  # None: usage flat or unknown
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything one poll of one source saw. Facts only; health decides what they mean."""
 
@@ -333,7 +344,7 @@ class Board:
     timezone: str  # display zone
     verdicts: tuple[Verdict, ...] = ()
     jobs: tuple[JobView, ...] = ()
-    datastores: tuple[Datastore, ...] = ()
+    datastores: tuple[DatastoreView, ...] = ()
     sources: tuple[SourceState, ...] = ()
     slots: tuple[CalendarSlot, ...] = ()
     overall: Severity = Severity.UNKNOWN  # decided by health; unknown until the first evaluation

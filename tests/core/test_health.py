@@ -543,3 +543,34 @@ def test_a_verify_job_for_another_namespace_does_not_make_root_snapshots_unverif
     assert verdict(judge(pve(), pbs(unverified, jobs=(verify,)))).status is Status.OK
     in_prod = [replace(s, location="main/prod") for s in unverified]
     assert verdict(judge(pve(), pbs(in_prod, jobs=(verify,)))).status is Status.UNVERIFIED
+
+
+class TestDatastores:
+    def a_store(self, **changes: object) -> SourceState:
+        from backup_glance.model import Datastore
+
+        store = replace(Datastore("pbs/main", "pbs", "main", total_bytes=100, used_bytes=50), **changes)  # type: ignore[arg-type]
+        return SourceState(
+            "pbs", "pbs", timedelta(minutes=5), Observation("pbs", "pbs", NOW, ZONE, datastores=(store,)), NOW, NOW
+        )
+
+    def test_a_datastore_filling_up_soon_is_critical_and_counts_in_the_overall(self) -> None:
+        board = judge(pve(), self.a_store(estimated_full_at=NOW + 10 * DAY), pbs(nightly()))
+        (view,) = board.datastores
+        assert (view.severity, view.reasons) == (
+            Severity.CRITICAL,
+            ("datastore main is expected to be full in 10 days",),
+        )
+        assert view.full_in_days == 10.0 and view.used_fraction == 0.5
+        assert board.overall is Severity.CRITICAL
+
+    def test_thresholds_for_space(self) -> None:
+        def severity(**changes: object) -> Severity:
+            return judge(self.a_store(**changes)).datastores[0].severity
+
+        assert severity(estimated_full_at=NOW + 45 * DAY) is Severity.WARNING
+        assert severity(estimated_full_at=NOW + 200 * DAY) is Severity.OK
+        assert severity(used_bytes=91) is Severity.WARNING
+        assert severity(used_bytes=96) is Severity.CRITICAL
+        assert severity(usage_is_flat=True, estimated_full_at=None) is Severity.OK
+        assert severity(error="HTTP 500 on /admin/datastore/main/status") is Severity.UNKNOWN

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from backup_glance.health import overall
+from backup_glance.health.datastores import judge_datastore
 from backup_glance.model import (
     STATUS_SEVERITY,
     Board,
@@ -147,15 +148,16 @@ def a_board(
     sources: tuple[SourceState, ...] | None = None,
 ) -> Board:
     sources = (a_source(),) if sources is None else sources
+    views = tuple(judge_datastore(d, NOW) for d in datastores)
     return Board(
         generated_at=NOW,
         timezone=ZONE,
         verdicts=verdicts,
         jobs=jobs,
-        datastores=datastores,
+        datastores=views,
         sources=sources,
         slots=slots,
-        overall=overall(verdicts, sources),
+        overall=overall(verdicts, sources, views),
     )
 
 

@@ -12,10 +12,21 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..model import SEVERITY_RANK, Board, HistoryView, ServiceSpec, Severity, SourceState, Target, Verdict
+from ..model import (
+    SEVERITY_RANK,
+    Board,
+    DatastoreView,
+    HistoryView,
+    ServiceSpec,
+    Severity,
+    SourceState,
+    Target,
+    Verdict,
+)
 from ._evidence import Evidence, gather
 from ._facts import Facts, gather_facts, matching_keys
 from .calendar import CalendarContext, calendar_slots, job_views
+from .datastores import judge_datastore
 from .ordering import ordering_reasons
 from .services import judge, slug
 
@@ -74,22 +85,25 @@ def evaluate(
         default_grace=defaults.grace,
         after_by_service={spec.id: spec.after for spec in specs if spec.after},
     )
+    datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(
         generated_at=now,
         timezone=display_tz,
         verdicts=tuple(verdicts),
         jobs=tuple(job_views(evidence, ctx)),
-        datastores=tuple(sorted(evidence.datastores, key=lambda d: (d.source, d.name))),
+        datastores=datastores,
         sources=tuple(sources),
         slots=tuple(calendar_slots(evidence, ctx)),
-        overall=overall(verdicts, sources),
+        overall=overall(verdicts, sources, datastores),
     )
 
 
-def overall(verdicts: Sequence[Verdict], sources: Sequence[SourceState]) -> Severity:
-    """The worst verdict; a source that has never answered makes it at least unknown, since whatever it holds
-    has no verdict yet, and with nothing judged at all there is nothing to call ok."""
-    severities = [v.severity for v in verdicts]
+def overall(
+    verdicts: Sequence[Verdict], sources: Sequence[SourceState], datastores: Sequence[DatastoreView] = ()
+) -> Severity:
+    """The worst verdict or datastore; a source that has never answered makes it at least unknown, since
+    whatever it holds has no verdict yet, and with nothing judged at all there is nothing to call ok."""
+    severities = [v.severity for v in verdicts] + [d.severity for d in datastores]
     if any(state.error is not None and state.observation is None for state in sources):
         severities.append(Severity.UNKNOWN)
     if not severities:

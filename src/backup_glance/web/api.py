@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TypedDict
 from zoneinfo import ZoneInfo
 
-from ..model import Board, Datastore, JobView, ScheduleInfo, Severity, SourceState, Status, Verdict
+from ..model import Board, DatastoreView, JobView, ScheduleInfo, Severity, SourceState, Status, Verdict
 from .fmt import iso
 
 
@@ -99,6 +99,8 @@ class JobDict(TypedDict):
 class DatastoreDict(TypedDict):
     name: str
     source: str
+    severity: str
+    reasons: list[str]
     used_bytes: int | None
     total_bytes: int | None
     used_fraction: float | None
@@ -206,32 +208,17 @@ def job_dict(view: JobView, zone: ZoneInfo) -> JobDict:
     }
 
 
-def used_fraction(ds: Datastore) -> float | None:
-    """
-    >>> used_fraction(Datastore(key="a/b", source="a", name="b", used_bytes=25, total_bytes=100))
-    0.25
-    """
-    if ds.used_bytes is None or not ds.total_bytes:
-        return None
-    return ds.used_bytes / ds.total_bytes
-
-
-def full_in_days(ds: Datastore, now: datetime) -> float | None:
-    """Days until PBS expects the datastore full; None when usage is flat or unknown."""
-    if ds.usage_is_flat or ds.estimated_full_at is None:
-        return None
-    return round(max(0.0, (ds.estimated_full_at - now).total_seconds() / 86400), 1)
-
-
-def datastore_dict(ds: Datastore, now: datetime) -> DatastoreDict:
-    fraction = used_fraction(ds)
+def datastore_dict(view: DatastoreView) -> DatastoreDict:
+    ds = view.datastore
     return {
         "name": ds.name,
         "source": ds.source,
+        "severity": view.severity.value,
+        "reasons": list(view.reasons),
         "used_bytes": ds.used_bytes,
         "total_bytes": ds.total_bytes,
-        "used_fraction": round(fraction, 4) if fraction is not None else None,
-        "full_in_days": full_in_days(ds, now),
+        "used_fraction": round(view.used_fraction, 4) if view.used_fraction is not None else None,
+        "full_in_days": view.full_in_days,
         "dedup_factor": ds.dedup_factor,
         "error": ds.error,
     }
@@ -260,7 +247,7 @@ def build_status(board: Board, zone: ZoneInfo) -> StatusDict:
         "counts": {"status": status_counts, "severity": severity_counts},
         "services": [service_dict(v, zone) for v in board.verdicts],
         "jobs": [job_dict(j, zone) for j in board.jobs],
-        "datastores": [datastore_dict(d, board.generated_at) for d in board.datastores],
+        "datastores": [datastore_dict(d) for d in board.datastores],
         "sources": [source_dict(s, zone) for s in board.sources],
     }
 
@@ -270,4 +257,4 @@ def encode_status(board: Board, zone: ZoneInfo) -> bytes:
     return json.dumps(build_status(board, zone), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-__all__ = ["StatusDict", "build_status", "encode_status", "full_in_days", "used_fraction"]
+__all__ = ["StatusDict", "build_status", "encode_status"]

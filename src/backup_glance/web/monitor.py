@@ -45,11 +45,15 @@ def overall_health(board: Board) -> tuple[int, str]:
     total = len(board.verdicts)
     if board.overall is Severity.OK:
         return OK, f"all {total} services ok" if total else "no services configured"
+    stores = [reason for d in board.datastores if d.severity is not Severity.OK for reason in d.reasons[:1]]
     if problems:
         names = ", ".join(_named(v) for v in problems[:MAX_NAMED])
         if len(problems) > MAX_NAMED:
             names += f" and {len(problems) - MAX_NAMED} more"
-        return UNAVAILABLE, _one_line(f"{len(problems)} of {total} services need attention: {names}")
+        line = f"{len(problems)} of {total} services need attention: {names}"
+        return UNAVAILABLE, _one_line("; ".join([line, *stores]))
+    if stores:
+        return UNAVAILABLE, _one_line("; ".join(stores))
     failing = [f"{s.name}: {s.error}" for s in board.sources if s.error is not None]
     if failing:
         return UNAVAILABLE, _one_line("source(s) not answering: " + "; ".join(failing))

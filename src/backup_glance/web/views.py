@@ -83,6 +83,7 @@ SLOT_RANK: dict[SlotOutcome, int] = {
     SlotOutcome.UPCOMING: 4,
 }
 
+
 # A source whose last good poll is older than this many poll intervals counts as stale on the widgets.
 def status_word(status: Status) -> str:
     """The word for a status. A status added to the model later still renders (as its value), and a test

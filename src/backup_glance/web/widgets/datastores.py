@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from ...model import Board, Datastore, JobKind, JobView
+from ...model import Board, Datastore, DatastoreView, JobKind, JobView, Severity
 from .. import fmt
-from ..api import full_in_days, used_fraction
 from ..params import choice, text
-from ..views import RUN_CLASS, RUN_MARK, WidgetState, widget_state
+from ..views import RUN_CLASS, RUN_MARK, SEVERITY_CLASS, WidgetState, widget_state
 from ._spec import WidgetSpec
 from .status import Moment, moment
 
@@ -28,11 +27,6 @@ MAINTENANCE: tuple[tuple[JobKind, str], ...] = (
     (JobKind.VERIFY, "verify"),
     (JobKind.SYNC, "sync"),
 )
-# Above this share used the bar turns to Glance's own "notice" gradient.
-HIGH_USAGE = 0.9
-# "Full in N days" turns red below this many days, amber below the second.
-FULL_SOON_DAYS = 30
-FULL_LATER_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +97,13 @@ def task_lines(ds: Datastore, board: Board, zone: ZoneInfo) -> tuple[TaskLine, .
     return tuple(lines)
 
 
-def build_card(ds: Datastore, board: Board, zone: ZoneInfo) -> DatastoreCard:
-    fraction = used_fraction(ds)
-    days = full_in_days(ds, board.generated_at)
+def build_card(view: DatastoreView, board: Board, zone: ZoneInfo) -> DatastoreCard:
+    ds, fraction, days = view.datastore, view.used_fraction, view.full_in_days
+    concern = SEVERITY_CLASS[view.severity] if view.severity is not Severity.OK else ""
     if days is None:
         full_in, full_css = ("usage flat", "color-subdue") if ds.usage_is_flat else (None, "")
     else:
-        full_in = f"full in {days:.0f}d"
-        full_css = "color-negative" if days < FULL_SOON_DAYS else "bkg-warn" if days < FULL_LATER_DAYS else ""
+        full_in, full_css = f"full in {days:.0f}d", concern
     if fraction is None:
         usage = f"{fmt.size(ds.used_bytes)} used" if ds.used_bytes is not None else "usage unknown"
     else:
@@ -119,7 +112,7 @@ def build_card(ds: Datastore, board: Board, zone: ZoneInfo) -> DatastoreCard:
         name=ds.name,
         source=ds.source,
         percent=None if fraction is None else max(0, min(100, round(fraction * 100))),
-        is_high=fraction is not None and fraction >= HIGH_USAGE,
+        is_high=view.severity is not Severity.OK and fraction is not None,
         usage=usage,
         full_in=full_in,
         full_css=full_css,
@@ -131,8 +124,8 @@ def build_card(ds: Datastore, board: Board, zone: ZoneInfo) -> DatastoreCard:
 
 
 def build_view(board: Board, zone: ZoneInfo, params: Params) -> DatastoresView:
-    stores = [d for d in board.datastores if params.source is None or d.source == params.source]
-    stores.sort(key=lambda d: (d.source.casefold(), d.name.casefold()))
+    stores = [d for d in board.datastores if params.source is None or d.datastore.source == params.source]
+    stores.sort(key=lambda d: (d.datastore.source.casefold(), d.datastore.name.casefold()))
     cards = tuple(build_card(d, board, zone) for d in stores)
     return DatastoresView(state=widget_state(board), cards=cards, column=params.column)
 
