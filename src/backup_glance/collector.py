@@ -144,8 +144,16 @@ class Collector:
             return board
 
     async def _loop(self, name: str) -> None:
+        failing = False
         while True:
-            delay = await self._poll(name)
+            try:
+                delay = await self._poll(name)
+                failing = False
+            except Exception:  # e.g. a history write with an unexpected error: the loop must go on
+                if not failing:  # logged once per streak, not on every round
+                    log.exception("polling loop error; retrying", extra={"source": name})
+                failing = True
+                delay = self._states[name].poll_interval.total_seconds()
             try:
                 await self.rebuild()
             except Exception:  # publishing must survive a bug in one verdict; the old board stays up

@@ -9,6 +9,9 @@ from collections.abc import Iterable
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactSecrets(logging.Filter):
     """Replaces any configured secret that slipped into a message or field with stars."""
 
@@ -24,6 +27,14 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self._clean(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # Format the traceback now (Formatter.format reuses a set exc_text), so it can be cleaned too: an
+            # exception message may quote a URL, a header or a config value.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._clean(record.stack_info)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, self._clean(value))

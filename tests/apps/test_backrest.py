@@ -188,6 +188,22 @@ class TestSteadyState:
         assert job(obs, "br/backup/vault").next_run_at.isoformat() == "2026-08-07T00:15:00+00:00"  # type: ignore[union-attr]
         assert [m for m, _ in scenario.requests].count("GetSummaryDashboard") == 1
 
+    async def test_a_failing_summary_dashboard_is_a_problem_not_a_failed_poll(self, backrest: Sim) -> None:
+        scenario, server = backrest
+        scenario.fault = "summary500"
+        source = a_source(server)
+        obs = await source.poll()
+        scenario.fault = None
+        again = await source.poll()
+        await source.aclose()
+        (problem,) = obs.problems
+        assert problem.startswith("next-run times (GetSummaryDashboard):") and "HTTP 500" in problem
+        assert len(obs.runs) == len(again.runs) > 0
+        # Still the pending operation's time; and the dashboard is asked again once it answers.
+        assert job(obs, "br/backup/vault").next_run_at.isoformat() == "2026-08-07T00:15:00+00:00"  # type: ignore[union-attr]
+        assert again.problems == ()
+        assert [m for m, _ in scenario.requests].count("GetSummaryDashboard") == 2
+
 
 class TestFailures:
     async def test_it_reports_rejected_credentials_without_echoing_them(self, backrest: Sim) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +19,7 @@ from backup_glance.simulators.databasement import (
     create_app,
     ulid,
 )
+from backup_glance.sources import databasement as databasement_source
 from backup_glance.sources.databasement import DatabasementSource
 
 from .conftest import NOW
@@ -235,3 +237,38 @@ class TestShapes:
         manual = [r for r in obs.runs if r.job_key == "dbm/backup/manual"]
         assert len(manual) == 5
         assert len(obs.snapshots) == 74
+
+
+class TestReviewFixes:
+    def test_a_timestamp_without_offset_is_utc_not_the_host_zone(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TZ", "America/New_York")
+        time.tzset()
+        try:
+            parsed = databasement_source._time("2026-08-06T02:00:04.000000")
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+        assert parsed == datetime(2026, 8, 6, 2, 0, 4, tzinfo=UTC)
+        assert databasement_source._time("2026-08-06T02:00:04.000000Z") == parsed
+
+    async def test_restore_runs_deleted_upstream_are_forgotten_on_the_full_resync(self, databasement: Sim) -> None:
+        scenario, server = databasement
+        now = [NOW]
+        source = a_source(server, scenario.token)
+        source._clock = lambda: now[0]
+        first = await source.poll()
+        assert len([r for r in first.runs if "/restore_test/" in r.job_key]) == 2
+        oldest = min(scenario.restore_jobs, key=lambda j: j.created_at)
+        scenario.restore_jobs.remove(oldest)  # retention cleaned it up
+        now[0] = NOW + timedelta(hours=7)
+        second = await source.poll()
+        await source.aclose()
+        runs = [r for r in second.runs if "/restore_test/" in r.job_key]
+        assert [r.started_at.isoformat() for r in runs] == ["2026-08-02T01:00:02+00:00"]
+
+    async def test_restore_runs_kept_are_bounded(self, databasement: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+        scenario, server = databasement
+        monkeypatch.setattr(databasement_source, "_KEEP_RESTORE_RUNS", 1)
+        obs = await poll_once(a_source(server, scenario.token))
+        runs = [r for r in obs.runs if "/restore_test/" in r.job_key]
+        assert [r.started_at.isoformat() for r in runs] == ["2026-08-02T01:00:02+00:00"]

@@ -6,6 +6,7 @@ hang, or show us its argv and environment.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
@@ -182,6 +183,31 @@ class TestProcess:
         source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="0.3s")
         with pytest.raises(SourceTimeout, match=r"did not finish within 0\.3s"):
             await source.poll()
+
+    async def test_a_binary_that_cannot_be_executed_is_a_source_error(self, tmp_path: Path) -> None:
+        binary = tmp_path / "not-a-program"
+        binary.write_bytes(b"\x00\x01garbage, no shebang")
+        binary.chmod(0o755)
+        source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=str(binary))
+        with pytest.raises(SourceError, match=r"cannot start restic binary .*: Exec format error") as exc:
+            await source.poll()
+        assert exc.value.permanent
+
+    async def test_a_cancelled_poll_kills_restic(self, tmp_path: Path) -> None:
+        pid_file = tmp_path / "pid"
+        binary = fake_restic(tmp_path, f"echo $$ > {pid_file}; exec sleep 30")
+        source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="60s")
+        poll = asyncio.create_task(source.poll())
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.02)
+        pid = int(pid_file.read_text())
+        poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await poll
+        with pytest.raises(ProcessLookupError):  # killed and reaped, not left sleeping
+            os.kill(pid, 0)
 
     @pytest.mark.parametrize(
         ("code", "cls", "message"),

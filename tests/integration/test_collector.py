@@ -117,7 +117,7 @@ class TestTheDemoHomelab:
         assert any("after databasement failed" in r for r in dump_folder.reasons), dump_folder.reasons
         jobs = {j.job.kind.value for j in board.jobs}
         assert {"backup", "prune", "gc", "verify"} <= jobs
-        (main,) = [d for d in board.datastores if d.name == "main"]
+        (main,) = [d.datastore for d in board.datastores if d.datastore.name == "main"]
         assert main.total_bytes and main.dedup_factor and main.dedup_factor > 1
 
     def test_a_silenced_service_is_silenced(self, h: Harness) -> None:

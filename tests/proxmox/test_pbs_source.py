@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from conftest import NOW, Clock, pbs_config
 
+from backup_glance.errors import SourceProtocolError
 from backup_glance.model import JobKind, RunOutcome, Verification
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, ProxmoxLab
@@ -223,3 +225,80 @@ class TestIncrementalPolling:
         await source.aclose()
         assert snapshot_calls(pbs_server) == [{"ns": "", "backup-type": "ct", "backup-id": "104"}]
         assert [s.finished for s in obs.snapshots if s.taken_at == NOW - timedelta(minutes=1)] == [True]
+
+
+class TestReviewFixes:
+    async def test_a_source_error_inside_the_task_group_stays_a_source_error(self, pbs_server: SimulatorServer) -> None:
+        pbs_server.app.faults.missing_paths = {"/nodes/localhost/tasks"}
+        source = a_source(pbs_server)
+        with pytest.raises(SourceProtocolError, match="HTTP 404 on /nodes/localhost/tasks"):
+            await source.poll()
+        await source.aclose()
+
+    async def test_a_long_verification_is_seen_when_it_finishes(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        snap = lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=30), 7 * 10**9)
+        task = lab.add_pbs_task("verify_snapshot", "main:ct/104/678716A5", NOW - timedelta(minutes=10), None, None)
+        source = a_source(pbs_server)
+        first = await source.poll()
+        assert [s.verification for s in first.snapshots if s.taken_at == NOW - timedelta(minutes=30)] == [
+            Verification.NONE
+        ]
+        with lab.lock:  # it ends after the next poll's `since` has moved past its start
+            task.endtime, task.status = int((NOW + timedelta(minutes=3)).timestamp()), "OK"
+            snap.verification, snap.verify_upid = "failed", task.upid
+        clock.now = NOW + timedelta(minutes=10)
+        pbs_server.app.requests.clear()
+        obs = await source.poll()
+        await source.aclose()
+        (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")]
+        assert int(task_call["since"]) <= task.starttime
+        assert [s.verification for s in obs.snapshots if s.taken_at == NOW - timedelta(minutes=30)] == [
+            Verification.FAILED
+        ]
+
+    async def test_a_failed_refetch_after_a_verification_is_retried(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=30), 7 * 10**9)
+        source = a_source(pbs_server)
+        await source.poll()
+        clock.now = NOW + timedelta(minutes=20)
+        lab.finish_verify_job("v-main-daily", NOW + timedelta(minutes=10), NOW + timedelta(minutes=13))
+        pbs_server.app.faults.missing_paths = {"/admin/datastore/main/snapshots"}
+        second = await source.poll()
+        assert second.problems and "snapshots" in second.problems[0]
+        assert [s for s in second.snapshots if s.verification is Verification.NONE]
+        pbs_server.app.faults.missing_paths = set()
+        clock.now = NOW + timedelta(minutes=30)
+        third = await source.poll()
+        await source.aclose()
+        assert third.problems == ()
+        assert not [s for s in third.snapshots if s.verification is Verification.NONE]
+
+    async def test_prune_runs_go_to_the_job_whose_last_run_they_are(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer
+    ) -> None:
+        weekly = PbsJob("prune", "prune-main-weekly", "main", "sun 06:00", options={"keep-weekly": 8})
+        lab.pbs_jobs.append(weekly)
+        task = lab.add_pbs_task("prunejob", "main", NOW - timedelta(hours=1), NOW - timedelta(minutes=59), "OK")
+        weekly.last_upid, weekly.last_state, weekly.last_endtime = task.upid, "OK", task.endtime
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        (run,) = [r for r in obs.runs if r.run_id == task.upid]
+        assert run.job_key == "pbs1/prune/prune-main-weekly"
+        daily = [r for r in obs.runs if r.job_key == "pbs1/prune/prune-main-daily"]
+        assert len(daily) == 7  # its own week of runs, and not the weekly job's
+
+    async def test_a_pbs_without_the_gc_job_view_has_no_gc_job_and_no_problem(
+        self, pbs_server: SimulatorServer
+    ) -> None:
+        pbs_server.app.faults.missing_paths = {"/admin/gc"}  # PBS < 3.2
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert obs.problems == ()
+        assert not [j for j in obs.jobs if j.kind is JobKind.GC]
+        assert {j.kind for j in obs.jobs} == {JobKind.PRUNE, JobKind.VERIFY}

@@ -72,6 +72,18 @@ class TestTls:
             await source.poll()
         await source.aclose()
 
+    async def test_a_fingerprint_mismatch_stops_the_handshake_before_any_request(
+        self, pbs_server: SimulatorServer
+    ) -> None:
+        source = PbsSource(pbs_config(pbs_server, fingerprint=OTHER_FINGERPRINT), clock=Clock())
+        with pytest.raises(SourceTLSError, match="certificate fingerprint mismatch: server presents") as caught:
+            await source.poll()
+        await source.aclose()
+        assert caught.value.permanent
+        assert pbs_server.fingerprint and pbs_server.fingerprint in str(caught.value)
+        # The pin is checked inside the TLS handshake: the server never saw a request, nor the token in it.
+        assert pbs_server.app.requests.calls == []
+
     async def test_the_fingerprint_may_be_upper_case_without_colons(self, pve_server: SimulatorServer) -> None:
         assert pve_server.fingerprint
         pin = pve_server.fingerprint.replace(":", "").upper()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from conftest import NOW, Clock, pve_config
 
+from backup_glance.errors import SourceAuthError
 from backup_glance.model import JobRun, RunOutcome
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, VzdumpJob
@@ -144,3 +146,115 @@ class TestTasks:
         legacy = obs.jobs[-1]
         assert legacy.key == "pve1/backup/vzdump-cron-4" and legacy.next_run_at is None
         assert legacy.target_keys == ("guest:120",) and legacy.enabled
+
+
+def two_node_lab(lab: ProxmoxLab) -> None:
+    """A second node `pve2` with guest 200, and a job "two-nodes" (09:00 Madrid = 08:00 UTC) over 150 and 200."""
+    lab.guests.append(Guest(150, "qemu", "web", node="pve"))
+    lab.guests.append(Guest(200, "qemu", "db2", node="pve2"))
+    lab.vzdump_jobs.append(VzdumpJob("two-nodes", "09:00", vmids=(150, 200), storage="pbs-main"))
+
+
+def guest_log(vmid: int, ok: bool, started_local: str | None = None) -> list[str]:
+    lines = [f"INFO: Starting Backup of VM {vmid} (qemu)"]
+    if started_local:
+        lines.append(f"INFO: Backup started at {started_local}")
+    if ok:
+        return [*lines, f"INFO: Finished Backup of VM {vmid} (00:00:30)", "TASK OK"]
+    return [*lines, f"ERROR: Backup of VM {vmid} failed - disk full", "TASK ERROR: job errors"]
+
+
+SLOT = NOW.replace(hour=8, minute=0, second=0)
+
+
+class TestClusters:
+    async def test_a_permission_error_on_the_job_list_stays_a_permanent_auth_error(
+        self, pve_server: SimulatorServer
+    ) -> None:
+        pve_server.app.faults.forbidden_paths = {"/cluster/backup"}
+        source = a_source(pve_server)
+        with pytest.raises(SourceAuthError, match=r"permission denied \(HTTP 403\) on /cluster/backup") as caught:
+            await source.poll()
+        await source.aclose()
+        assert caught.value.permanent
+
+    async def test_a_node_that_does_not_answer_is_a_problem_and_keeps_its_runs(
+        self, lab: ProxmoxLab, clock: Clock, pve_server: SimulatorServer
+    ) -> None:
+        two_node_lab(lab)
+        task = lab.add_pve_task("vzdump", "", SLOT, SLOT + timedelta(minutes=1), "OK", guest_log(200, True), "pve2")
+        source = a_source(pve_server)
+        first = await source.poll()
+        assert newest(first.runs, "guest:200").run_id == task.upid
+        lab.offline_nodes = {"pve2"}
+        clock.now = NOW + timedelta(minutes=10)
+        second = await source.poll()
+        assert any(p.startswith("tasks of node pve2:") and "HTTP 595" in p for p in second.problems)
+        assert newest(second.runs, "guest:200").run_id == task.upid  # still known
+        # Back online: the node's tasks are read from where its last successful read left off.
+        late = lab.add_pve_task(
+            "vzdump", "150", NOW + timedelta(minutes=5), NOW + timedelta(minutes=6), "OK", [], "pve2"
+        )
+        lab.offline_nodes = set()
+        clock.now = NOW + timedelta(minutes=20)
+        third = await source.poll()
+        await source.aclose()
+        assert third.problems == ()
+        assert any(r.run_id == late.upid for r in third.runs)
+
+    async def test_the_clock_comes_from_the_first_node_that_answers(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        two_node_lab(lab)
+        lab.offline_nodes = {"pve"}  # sorted first
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert obs.timezone == "Europe/Madrid"
+        assert any(p.startswith("tasks of node pve:") for p in obs.problems)
+
+    async def test_a_running_task_of_a_node_no_longer_queried_does_not_run_forever(
+        self, lab: ProxmoxLab, clock: Clock, pve_server: SimulatorServer
+    ) -> None:
+        two_node_lab(lab)
+        task = lab.add_pve_task(
+            "vzdump", "200", NOW - timedelta(minutes=5), None, None, guest_log(200, True)[:1], "pve2"
+        )
+        source = a_source(pve_server)
+        first = await source.poll()
+        assert [r.outcome for r in first.runs if r.run_id == task.upid and r.target_key is None] == [RunOutcome.RUNNING]
+        with lab.lock:  # the node leaves the cluster (its guest with it) before the task is seen ending
+            lab.guests = [g for g in lab.guests if g.node != "pve2"]
+        clock.now = NOW + timedelta(minutes=10)
+        second = await source.poll()
+        await source.aclose()
+        assert [r for r in second.runs if r.run_id == task.upid] == []
+
+    async def test_a_job_on_two_nodes_takes_the_worst_task_of_the_slot(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        two_node_lab(lab)
+        failed = lab.add_pve_task(
+            "vzdump", "", SLOT + timedelta(seconds=2), SLOT + timedelta(minutes=1), "job errors",
+            guest_log(200, False), "pve2",
+        )  # fmt: skip
+        lab.add_pve_task(
+            "vzdump", "", SLOT + timedelta(seconds=9), SLOT + timedelta(minutes=2), "OK", guest_log(150, True), "pve"
+        )
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        job = next(j for j in obs.jobs if j.job_id == "two-nodes")
+        assert job.last_run and job.last_run.run_id == failed.upid and job.last_run.outcome is RunOutcome.FAILED
+
+    async def test_task_logs_are_read_in_their_node_time_zone(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        two_node_lab(lab)
+        lab.node_timezones = {"pve2": "America/New_York"}
+        log = guest_log(200, True, started_local="2025-01-15 03:00:05")  # 08:00:05 UTC
+        lab.add_pve_task("vzdump", "", SLOT, SLOT + timedelta(minutes=1), "OK", log, "pve2")
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert newest(obs.runs, "guest:200").started_at == SLOT + timedelta(seconds=5)

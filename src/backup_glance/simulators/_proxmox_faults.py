@@ -36,6 +36,10 @@ class Faults:
     slow_seconds: float = 0.0  # delay before answering
     # Real PBS delays failed logins ~3 s (reference §1.1); a short default keeps the tests fast.
     auth_failure_delay_s: float = 0.2
+    # API paths (after /api2/json) this "older version" lacks: answered 404 as an unknown path.
+    missing_paths: set[str] = field(default_factory=set)
+    # API paths the token lacks the privilege for: answered 403 "Permission check failed".
+    forbidden_paths: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -96,6 +100,12 @@ class ProxmoxFaultWrapper:
         if faults.unauthorized or not self._check_token(header):
             await asyncio.sleep(faults.auth_failure_delay_s)
             await _respond(send, 401, self._unauthorized_body, "application/json;charset=UTF-8")
+            return
+        if scope["path"].removeprefix("/api2/json") in faults.forbidden_paths:
+            await _respond(send, 403, b'{"data":null,"message":"Permission check failed"}', "application/json")
+            return
+        if scope["path"].removeprefix("/api2/json") in faults.missing_paths:
+            await _respond(send, 404, f"Path '{scope['path']}' not found.".encode(), "application/json")
             return
         if faults.malformed_json:
             await _respond(send, 200, b'{"data": [{"store": "main",, }]}', "application/json")

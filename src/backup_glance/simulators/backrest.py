@@ -86,7 +86,7 @@ class BackrestScenario:
     plans: list[BrPlan] = field(default_factory=list)
     operations: list[BrOperation] = field(default_factory=list)
     has_summary: bool = True
-    fault: str | None = None  # "malformed" | "truncated" | "slow" | "error500"
+    fault: str | None = None  # "malformed" | "truncated" | "slow" | "error500" | "summary500"
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
@@ -252,6 +252,8 @@ def create_app(scenario: BackrestScenario, *, clock: Any = None) -> Starlette:
         if method == "GetConfig":
             return reply(_config_json(scenario))
         if method == "GetSummaryDashboard":
+            if scenario.fault == "summary500":  # only the dashboard fails (its stats query), the rest answers
+                return error("internal", "get summary dashboard: database is locked")
             if not scenario.has_summary:
                 return error("unimplemented", "v1.Backrest.GetSummaryDashboard is not implemented")
             backups = [o for o in scenario.operations if o.kind == "backup" and not o.dry_run]

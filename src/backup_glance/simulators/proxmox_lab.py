@@ -11,16 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ..sources._proxmox import pbs_upid, pve_upid
+from ..sources._util import utc_now
 
 PBS_NODE = "pbs"
 PVE_STORAGE_TOKEN = "pve@pbs!pve"  # the PBS token PVE's storage plugin writes backups with
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- PVE --------------------------------------------------------------------------------------------------------
@@ -196,7 +193,11 @@ class ProxmoxLab:
     datastores: dict[str, PbsDatastore] = field(default_factory=dict)
     pbs_jobs: list[PbsJob] = field(default_factory=list)
     pbs_tasks: list[PbsTask] = field(default_factory=list)
-    clock: Callable[[], datetime] = _utcnow
+    # PVE cluster switches: nodes whose API the cluster cannot reach (answers 595, as pveproxy does when it
+    # cannot proxy to a node), and per-node time zones (default `pve_timezone`).
+    offline_nodes: set[str] = field(default_factory=set)
+    node_timezones: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _task_counter: int = 0
     _pid: int = 1010

@@ -71,6 +71,8 @@ class _PveApi:
             raise PveError(
                 f"hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
             )
+        if node in self.lab.offline_nodes:
+            raise PveError(f"proxy loop detected or no route to host ({node})", 595)
         return node
 
     async def backup_jobs(self, request: Request) -> Response:
@@ -263,12 +265,13 @@ class _PveApi:
         return items
 
     async def time(self, request: Request) -> Response:
-        self._node(request)
+        node = self._node(request)
+        zone = self.lab.node_timezones.get(node, self.lab.pve_timezone)
         now = self.lab.clock()
-        offset = now.astimezone(ZoneInfo(self.lab.pve_timezone)).utcoffset()
+        offset = now.astimezone(ZoneInfo(zone)).utcoffset()
         epoch = int(now.timestamp())
         localtime = epoch + (int(offset.total_seconds()) if offset else 0)
-        return _ok({"timezone": self.lab.pve_timezone, "time": epoch, "localtime": localtime})
+        return _ok({"timezone": zone, "time": epoch, "localtime": localtime})
 
     async def schedule_analyze(self, request: Request) -> Response:
         schedule = request.query_params.get("schedule")

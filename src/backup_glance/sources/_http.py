@@ -38,6 +38,33 @@ def certificate_fingerprint(der: bytes) -> str:
     return normalize_fingerprint(hashlib.sha256(der).hexdigest())
 
 
+class FingerprintMismatch(ssl.SSLError):
+    """The server's certificate is not the pinned one; raised inside the TLS handshake, before any request."""
+
+
+def pinned_context(fingerprint: str) -> ssl.SSLContext:
+    """A TLS context that trusts exactly the certificate whose SHA-256 is `fingerprint` (pinning replaces CA
+    validation for self-signed PBS/PVE certificates). The check runs at the end of the handshake, so a server
+    with another certificate never sees a request, let alone the Authorization header."""
+    expected = normalize_fingerprint(fingerprint)
+
+    class PinnedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            super().do_handshake()
+            der = self.getpeercert(binary_form=True)
+            if der is None:
+                raise FingerprintMismatch("certificate fingerprint mismatch: the server sent no certificate")
+            actual = certificate_fingerprint(der)
+            if actual != expected:
+                raise FingerprintMismatch(f"certificate fingerprint mismatch: server presents {actual}")
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.sslobject_class = PinnedSSLObject
+    return context
+
+
 class HttpClient:
     """JSON over HTTP(S) for one source. Counts requests and bytes so a poll's cost can be measured."""
 
@@ -58,19 +85,13 @@ class HttpClient:
     ) -> None:
         self.source = source
         self.kind = kind
-        self._fingerprint = normalize_fingerprint(fingerprint) if fingerprint else None
         self._max_bytes = max_bytes
         self._limit = asyncio.Semaphore(max_in_flight)
         self.requests_made = 0
         self.bytes_received = 0
         verify: ssl.SSLContext | bool
-        if self._fingerprint:
-            # Pinning replaces CA validation (self-signed PBS/PVE certificates): the leaf's SHA-256 is checked
-            # on every response before a byte of its body is accepted.
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            verify = context
+        if fingerprint:
+            verify = pinned_context(fingerprint)
         elif not verify_tls:
             verify = False
         elif ca_file:
@@ -121,8 +142,8 @@ class HttpClient:
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request_json("GET", path, params=params)
 
-    async def post_json(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
-        return await self.request_json("POST", path, json_body=body, headers=headers)
+    async def post_json(self, path: str, body: Any) -> Any:
+        return await self.request_json("POST", path, json_body=body)
 
     async def request_json(
         self,
@@ -131,15 +152,12 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON body, or raise a SourceError naming `path`."""
         async with self._limit:
             self.requests_made += 1
             try:
-                request = self._client.build_request(
-                    method, path, params=params, json=json_body, headers=dict(headers or {})
-                )
+                request = self._client.build_request(method, path, params=params, json=json_body)
                 response = await self._client.send(request, stream=True)
             except httpx.TimeoutException:
                 raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
@@ -150,25 +168,10 @@ class HttpClient:
             except httpx.HTTPError as exc:
                 raise self._error(SourceUnreachable, f"request to {path} failed: {_short(exc)}") from None
             try:
-                self._check_pin(response)
                 body = await self._read_limited(response, path)
             finally:
                 await response.aclose()
         return self._decode(response, body, path)
-
-    def _check_pin(self, response: httpx.Response) -> None:
-        if not self._fingerprint:
-            return
-        stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if der is None:
-            raise self._error(SourceTLSError, "certificate fingerprint mismatch: the server sent no certificate")
-        if certificate_fingerprint(der) != self._fingerprint:
-            raise self._error(
-                SourceTLSError,
-                f"certificate fingerprint mismatch: server presents {certificate_fingerprint(der)}",
-            )
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
         chunks: list[bytes] = []
@@ -240,6 +243,11 @@ def _is_tls_failure(exc: Exception) -> bool:
 
 
 def _tls_reason(exc: Exception) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, FingerprintMismatch):
+            return str(cause.args[0]) if cause.args else "certificate fingerprint mismatch"
+        cause = cause.__cause__ or cause.__context__
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "certificate not trusted (set `fingerprint:` to pin a self-signed certificate, or `ca_file:`)"

@@ -18,6 +18,7 @@ from ..errors import ScheduleError, SourceError, SourceProtocolError
 from ..model import RunOutcome
 from ..schedule import Schedule, parse_schedule
 from ._http import DEFAULT_MAX_BYTES, HttpClient
+from ._util import SourceBase, as_int, utc_now
 
 T = TypeVar("T")
 
@@ -120,19 +121,6 @@ def unwrap(payload: Any, path: str, expected: type[T], error: Callable[[str], So
     return data
 
 
-def as_int(value: Any) -> int | None:
-    """Lenient integer: PVE values read from config files may arrive as strings (§1.2)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
 def as_bool(value: Any, default: bool = False) -> bool:
     if value is None:
         return default
@@ -149,7 +137,7 @@ def epoch(value: Any) -> datetime | None:
 # --- calendar events -----------------------------------------------------------------------------------------
 
 
-class ProxmoxSource:
+class ProxmoxSource(SourceBase):
     """What the PBS and PVE clients share: the token header, `{"data": ...}` unwrapping, partial failures."""
 
     kind = ""
@@ -175,7 +163,7 @@ class ProxmoxSource:
             headers={"Authorization": token},
             max_bytes=max_bytes,
         )
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
 
     @property
     def client(self) -> HttpClient:
@@ -186,9 +174,6 @@ class ProxmoxSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def _protocol(self, message: str) -> SourceProtocolError:
-        return SourceProtocolError(message, source=self.name, kind=self.kind)
 
     async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
         return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
@@ -204,6 +189,18 @@ class ProxmoxSource:
                 problems.append(f"{what}: {exc}")
                 return None
             raise
+
+
+def first_source_error(group: BaseExceptionGroup[BaseException]) -> SourceError | None:
+    """The first SourceError inside a (possibly nested) exception group, e.g. from an `asyncio.TaskGroup`."""
+    for exc in group.exceptions:
+        if isinstance(exc, SourceError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_source_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def calendar_for(expression: str, zone: str) -> Schedule | None:
@@ -222,6 +219,7 @@ __all__ = [
     "calendar_for",
     "epoch",
     "escape_worker_id",
+    "first_source_error",
     "pbs_upid",
     "pve_upid",
     "task_outcome",

@@ -38,6 +38,7 @@ from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
+from ._util import SourceBase, as_int, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,6 @@ _OUTCOME = {
     "STATUS_SYSTEM_CANCELLED": (RunOutcome.FAILED, "cancelled by Backrest"),
 }
 _KINDS = {"operationBackup": "backup", "operationPrune": "prune", "operationCheck": "check"}
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +97,7 @@ class _Op:
     dry_run: bool
 
 
-class BackrestSource:
+class BackrestSource(SourceBase):
     """Polls one Backrest instance; remembers operations by id so later polls ask only for changes."""
 
     def __init__(
@@ -108,7 +105,7 @@ class BackrestSource:
         config: BackrestSourceConfig,
         *,
         client: HttpClient | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = config.name
         self.kind = KIND
@@ -134,9 +131,6 @@ class BackrestSource:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _protocol(self, message: str) -> SourceProtocolError:
-        return SourceProtocolError(message, source=self.name, kind=KIND)
-
     async def _call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         reply = await self._client.post_json(RPC + method, body)
         if not isinstance(reply, dict):
@@ -145,8 +139,9 @@ class BackrestSource:
 
     async def poll(self) -> Observation:
         now = self._clock()
+        problems: list[str] = []
         plans, repos = self._parse_config(await self._call("GetConfig", {}))
-        next_runs = await self._read_summary()
+        next_runs = await self._read_summary(problems)
         if self._synced_at is None or now - self._synced_at >= _FULL_RESYNC or not await self._read_changes():
             self._ops, self._known, self._modno, self._catch_up = {}, set(), -1, True
             self._synced_at = now
@@ -159,7 +154,7 @@ class BackrestSource:
                 self._merge(await self._operations({"repoGuid": repo.guid, "planId": SYSTEM_PLAN}, _SYSTEM_OPS))
                 self._known.add(repo.guid)
         self._trim()
-        return self._observation(now, plans, repos, next_runs)
+        return self._observation(now, plans, repos, next_runs, problems)
 
     # --- wire --------------------------------------------------------------------------------------------
 
@@ -184,8 +179,9 @@ class BackrestSource:
         except (KeyError, TypeError, AttributeError):
             raise self._protocol("GetConfig: a plan or repo without an `id`") from None
 
-    async def _read_summary(self) -> dict[str, int]:
-        """Next backup time per plan id, from GetSummaryDashboard (v1.6.0+)."""
+    async def _read_summary(self, problems: list[str]) -> dict[str, int]:
+        """Next backup time per plan id, from GetSummaryDashboard (v1.6.0+). Optional: when it fails on its own
+        (a server error, a broken answer) the poll goes on without it and says so in `problems`."""
         if not self._has_summary:
             return {}
         try:
@@ -195,11 +191,14 @@ class BackrestSource:
                 self._has_summary = False
                 log.info("no GetSummaryDashboard; using pending operations", extra={"source": self.name})
                 return {}
+            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
+                problems.append(f"next-run times (GetSummaryDashboard): {exc}")
+                return {}
             raise
         out: dict[str, int] = {}
         for item in summary.get("planSummaries", []) or []:
-            if isinstance(item, dict) and _int(item.get("nextBackupTimeMs")):
-                out[str(item.get("id", ""))] = _int(item.get("nextBackupTimeMs")) or 0
+            if isinstance(item, dict) and as_int(item.get("nextBackupTimeMs")):
+                out[str(item.get("id", ""))] = as_int(item.get("nextBackupTimeMs")) or 0
         return out
 
     async def _operations(self, selector: dict[str, Any], last_n: int | None) -> list[dict[str, Any]]:
@@ -226,7 +225,7 @@ class BackrestSource:
 
     def _merge(self, ops: list[dict[str, Any]]) -> None:
         for raw in ops:
-            modno = _int(raw.get("modno")) or 0
+            modno = as_int(raw.get("modno")) or 0
             self._modno = max(self._modno, modno)
             op = self._op(raw)
             if op is not None:
@@ -234,7 +233,7 @@ class BackrestSource:
 
     def _op(self, raw: dict[str, Any]) -> _Op | None:
         kind = next((k for key, k in _KINDS.items() if key in raw), None)
-        op_id = _int(raw.get("id"))
+        op_id = as_int(raw.get("id"))
         if op_id is None:
             raise self._protocol("GetOperations: an operation without an `id`")
         if kind is None:
@@ -243,17 +242,17 @@ class BackrestSource:
         summary = ((detail.get("lastStatus") or {}).get("summary") or {}) if isinstance(detail, dict) else {}
         return _Op(
             id=op_id,
-            modno=_int(raw.get("modno")) or 0,
+            modno=as_int(raw.get("modno")) or 0,
             plan_id=str(raw.get("planId", "")),
             repo_id=str(raw.get("repoId", "")),
             kind=kind,
             status=str(raw.get("status", "STATUS_UNKNOWN")),
-            start_ms=_int(raw.get("unixTimeStartMs")) or 0,
-            end_ms=_int(raw.get("unixTimeEndMs")) or 0,
+            start_ms=as_int(raw.get("unixTimeStartMs")) or 0,
+            end_ms=as_int(raw.get("unixTimeEndMs")) or 0,
             message=str(raw.get("displayMessage", "")),
             snapshot_id=str(raw.get("snapshotId") or summary.get("snapshotId") or ""),
-            data_added=_int(summary.get("dataAdded")) if summary else None,
-            total_bytes=_int(summary.get("totalBytesProcessed")) if summary else None,
+            data_added=as_int(summary.get("dataAdded")) if summary else None,
+            total_bytes=as_int(summary.get("totalBytesProcessed")) if summary else None,
             dry_run=bool(detail.get("dryRun")) if isinstance(detail, dict) else False,
         )
 
@@ -274,11 +273,11 @@ class BackrestSource:
         zone = "UTC" if schedule.get("clock") == "CLOCK_UTC" else self._zone
         if schedule.get("cron"):
             return ScheduleRef(str(schedule["cron"]), "cron", zone)
-        if _int(schedule.get("maxFrequencyDays")):
-            days = _int(schedule.get("maxFrequencyDays")) or 0
+        if as_int(schedule.get("maxFrequencyDays")):
+            days = as_int(schedule.get("maxFrequencyDays")) or 0
             return ScheduleRef("", "interval", zone, interval=timedelta(days=days))
-        if _int(schedule.get("maxFrequencyHours")):
-            hours = _int(schedule.get("maxFrequencyHours")) or 0
+        if as_int(schedule.get("maxFrequencyHours")):
+            hours = as_int(schedule.get("maxFrequencyHours")) or 0
             return ScheduleRef("", "interval", zone, interval=timedelta(hours=hours))
         return None
 
@@ -298,7 +297,7 @@ class BackrestSource:
         )
 
     def _observation(
-        self, now: datetime, plans: list[_Plan], repos: list[_Repo], next_runs: dict[str, int]
+        self, now: datetime, plans: list[_Plan], repos: list[_Repo], next_runs: dict[str, int], problems: list[str]
     ) -> Observation:
         ops = sorted(self._ops.values(), key=lambda o: (o.start_ms, o.id))
         targets: list[Target] = []
@@ -370,22 +369,13 @@ class BackrestSource:
             snapshots=tuple(snapshots),
             jobs=tuple(jobs),
             runs=tuple(runs),
+            problems=tuple(problems),
         )
 
 
 def _last(runs: list[JobRun]) -> JobRun | None:
     finished = [r for r in runs if r.outcome is not RunOutcome.RUNNING]
     return max(finished, key=lambda r: r.started_at, default=None)
-
-
-def _int(value: object) -> int | None:
-    """protojson int64 is a string ("5120"); int32 a number; a missing key is zero, i.e. None here."""
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def _at(epoch_ms: int) -> datetime:

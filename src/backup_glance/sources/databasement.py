@@ -26,23 +26,22 @@ Page URLs are built here (`page = meta.current_page + 1`): `links.next` drops `p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..config import DatabasementSourceConfig
-from ..errors import SourceError, SourceProtocolError
+from ..errors import SourceError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-
-log = logging.getLogger(__name__)
+from ._util import SourceBase, utc_now
 
 KIND = "databasement"
 API = "/api/v1"
 _FULL_RESYNC = timedelta(hours=6)  # bounds how long a dump deleted upstream lingers in our view
 _MAX_RECHECKS = 20  # individual re-reads of still-running attempts per poll; the rest wait for the next poll
+_KEEP_RESTORE_RUNS = 1000  # newest restore-job rows kept between full resyncs; bounds a long-running collector
 # January 2026 builds: `recurrence` was driven by BACKUP_DAILY_CRON / BACKUP_WEEKLY_CRON, not visible in the
 # API; these are their defaults (reference §5.1). An operator who changed them sees a wrong next-run time.
 _LEGACY_CRON = {"daily": "0 2 * * *", "weekly": "0 3 * * 0"}
@@ -54,10 +53,6 @@ _OUTCOME = {
     "running": RunOutcome.RUNNING,
 }
 _TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +107,7 @@ class _RestoreTest:
     enabled: bool
 
 
-class DatabasementSource:
+class DatabasementSource(SourceBase):
     """Polls one Databasement instance. Keeps the dump attempts it has seen so later polls read only news."""
 
     def __init__(
@@ -120,7 +115,7 @@ class DatabasementSource:
         config: DatabasementSourceConfig,
         *,
         client: HttpClient | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = config.name
         self.kind = KIND
@@ -144,9 +139,6 @@ class DatabasementSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def _protocol(self, message: str) -> SourceProtocolError:
-        return SourceProtocolError(message, source=self.name, kind=KIND)
 
     # --- wire ------------------------------------------------------------------------------------------
 
@@ -200,7 +192,7 @@ class DatabasementSource:
             if full or any(t.schedule_id and t.schedule_id not in schedules for t in tests):
                 for row in await self._optional_pages(f"{API}/backup-schedules", {}) or []:
                     schedules[str(row.get("id"))] = (str(row.get("name", "")), str(row.get("expression", "")))
-            await self._read_restore_runs()
+            await self._read_restore_runs(full)
         return self._observation(now, servers, tests, schedules)
 
     async def _read_attempts(self, full: bool) -> None:
@@ -258,8 +250,11 @@ class DatabasementSource:
         params = {"filter[type]": "backup", "filter[status]": "failed", "sort": "-created_at"}
         await self._pages(f"{API}/jobs", params, stop=collect)
 
-    async def _read_restore_runs(self) -> None:
-        known = [r for r in self._restore_runs.values() if r.get("status") in _TERMINAL]
+    async def _read_restore_runs(self, full: bool) -> None:
+        """Restore-job rows, newest first, until the known ones. A full resync starts afresh (forgets rows deleted
+        upstream); at most `_KEEP_RESTORE_RUNS` rows are kept."""
+        runs = {} if full else dict(self._restore_runs)
+        known = [r for r in runs.values() if r.get("status") in _TERMINAL]
         horizon = max((t for r in known if (t := _maybe_time(r.get("created_at")))), default=None)
 
         def reached_known(page: list[dict[str, Any]]) -> bool:
@@ -269,7 +264,12 @@ class DatabasementSource:
         params = {"filter[type]": "restore", "sort": "-created_at"}
         for row in await self._pages(f"{API}/jobs", params, stop=reached_known):
             if isinstance(row.get("restore"), dict):
-                self._restore_runs[str(row.get("id"))] = row
+                runs[str(row.get("id"))] = row
+        if len(runs) > _KEEP_RESTORE_RUNS:
+            oldest_first = sorted(runs, key=lambda k: _maybe_time(runs[k].get("created_at")) or _EPOCH)
+            for key in oldest_first[: len(runs) - _KEEP_RESTORE_RUNS]:
+                del runs[key]
+        self._restore_runs = runs
 
     # --- parsing ---------------------------------------------------------------------------------------
 
@@ -516,10 +516,17 @@ def _maybe_time(value: object) -> datetime | None:
 
 
 def _time(value: object) -> datetime:
-    """Carbon `toJSON()` ("2026-08-06T02:00:04.000000Z") -> aware UTC datetime."""
+    """Carbon `toJSON()` ("2026-08-06T02:00:04.000000Z") -> aware UTC datetime. A timestamp without an offset
+    (a serializer that drops it) is taken as UTC, Laravel's default storage zone, never as this host's zone."""
     if not isinstance(value, str):
         raise ValueError(f"expected a timestamp, got {type(value).__name__}")
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def create(config: DatabasementSourceConfig) -> DatabasementSource:

@@ -10,10 +10,10 @@ last poll (verification changes neither field). Everything else comes from the p
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from ..config import PbsSourceConfig
 from ..errors import SourceProtocolError
@@ -30,10 +30,8 @@ from ._pbs_wire import (
     require,
     task_job_key,
 )
-from ._proxmox import ProxmoxSource, as_int, unwrap
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from ._proxmox import ProxmoxSource, first_source_error, unwrap
+from ._util import as_int
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
 TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
@@ -45,6 +43,8 @@ WHOLE_NAMESPACE_SHARE = 0.25
 WHOLE_NAMESPACE_MIN = 8
 
 GroupKey = tuple[str, str, str, str]  # store, ns, backup-type, backup-id
+# Manual and verify-new verifications (`verify`, `verify_group`, `verify_snapshot`) and verify jobs.
+VERIFY_PREFIX = "verif"
 
 
 class PbsSource(ProxmoxSource):
@@ -69,6 +69,11 @@ class PbsSource(ProxmoxSource):
         self._runs: dict[str, JobRun] = {}
         self._verify_seen: set[str] = set()
         self._verify_last: dict[str, str] = {}
+        # verif* tasks seen running (upid -> start): `since` reaches back to them so their end is seen.
+        self._verify_running: dict[str, datetime] = {}
+        # Stores whose snapshot lists must be re-read because a verification finished, until a re-read succeeds.
+        self._refresh_pending: set[str] = set()
+        self._prune_upids: dict[str, str] = {}  # prune task UPID -> job id, from each job's `last-run-upid`
         self._last_server_time: datetime | None = None
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
@@ -84,17 +89,27 @@ class PbsSource(ProxmoxSource):
             str(require(item, "store", "/admin/datastore", self._protocol)): item.get("maintenance") for item in listed
         }
         stores = [s for s in maintenance if not self._stores_wanted or s in self._stores_wanted]
-        async with asyncio.TaskGroup() as group:
-            usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage(stores)))
-            jobs_task = group.create_task(self._jobs(timezone, problems))
-            tasks_task = group.create_task(self._tasks(server_now))
+        try:
+            async with asyncio.TaskGroup() as group:
+                usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage(stores)))
+                jobs_task = group.create_task(self._jobs(timezone, problems))
+                tasks_task = group.create_task(self._tasks(server_now))
+        except BaseExceptionGroup as failed:
+            # A TaskGroup wraps what its tasks raise; the collector needs the SourceError itself (its message,
+            # whether it is permanent), not "internal error".
+            error = first_source_error(failed)
+            if error is None:
+                raise
+            raise error from None
         jobs, prune_keys, verify_last = jobs_task.result()
         new_tasks = tasks_task.result()
         usage = usage_task.result() or {}
         datastores = [parse_datastore(self.name, usage.get(s, {"store": s}), maintenance[s]) for s in stores]
-        refresh = self._stores_with_new_verification(new_tasks, verify_last)
+        refresh = self._stores_with_new_verification(new_tasks, verify_last, server_now)
         self._record_runs(new_tasks, prune_keys, server_now)
-        await self._read_groups(stores, refresh, problems)
+        # A store is marked done only once its snapshot lists were read again without failure.
+        refresh = (refresh | self._refresh_pending) & set(stores)
+        self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
         self._last_server_time = server_now
         return self._observation(observed_at, timezone, datastores, jobs, problems)
 
@@ -111,6 +126,8 @@ class PbsSource(ProxmoxSource):
             except SourceProtocolError as exc:
                 if path == "/admin/sync" and exc.http_status == 400:
                     return await self._get(path, list)  # PBS < 3.3 has no sync-direction parameter
+                if path == "/admin/gc" and exc.http_status == 404:
+                    return []  # PBS < 3.2 has no GC job view: not supported, not a problem (§3.9)
                 raise
 
         kinds = [
@@ -132,6 +149,10 @@ class PbsSource(ProxmoxSource):
                 jobs.append(job)
                 if kind is JobKind.PRUNE:
                     prune_keys.setdefault((job.store, item.get("ns") or None), job.job_id)
+                    if job.last_run is not None:
+                        # Two prune jobs may share a store and namespace: the worker id cannot tell them apart,
+                        # the job's own last-run UPID can.
+                        self._prune_upids[job.last_run.run_id] = job.job_id
                 if kind is JobKind.VERIFY and job.last_run and job.store:
                     verify_last[job.job_id] = f"{job.store}\0{job.last_run.run_id}"
         return jobs, prune_keys, verify_last
@@ -143,6 +164,7 @@ class PbsSource(ProxmoxSource):
             since = self._last_server_time - TASK_OVERLAP
             # Tasks are filtered by *start* time: keep reading a running task until it has ended.
             running = [r.started_at for r in self._runs.values() if r.ended_at is None]
+            running += self._verify_running.values()
             since = min([since, *running])
         tasks: list[dict[str, Any]] = []
         params: dict[str, Any] = {"since": int(since.timestamp()), "limit": TASK_PAGE, "start": 0}
@@ -156,16 +178,27 @@ class PbsSource(ProxmoxSource):
             params["start"] += len(page)
         return tasks
 
-    def _stores_with_new_verification(self, tasks: list[dict[str, Any]], verify_last: dict[str, str]) -> set[str]:
+    def _stores_with_new_verification(
+        self, tasks: list[dict[str, Any]], verify_last: dict[str, str], server_now: datetime
+    ) -> set[str]:
         stores: set[str] = set()
         finished: set[str] = set()
         for task in tasks:
-            if str(task.get("worker_type", "")).startswith("verif") and task.get("endtime") is not None:
-                finished.add(str(task.get("upid")))
-                if str(task.get("upid")) not in self._verify_seen:
-                    stores.add(str(task.get("worker_id") or "").split(":", 1)[0])
+            if not str(task.get("worker_type", "")).startswith(VERIFY_PREFIX):
+                continue
+            upid = str(task.get("upid"))
+            if task.get("endtime") is None:
+                started = datetime.fromtimestamp(as_int(task.get("starttime")) or 0, UTC)
+                self._verify_running[upid] = started
+                continue
+            self._verify_running.pop(upid, None)
+            finished.add(upid)
+            if upid not in self._verify_seen:
+                stores.add(str(task.get("worker_id") or "").split(":", 1)[0])
         # The overlap re-reads the last poll's tail, so remembering one batch is enough (and stays small).
         self._verify_seen = finished
+        horizon = server_now - TASK_LOOKBACK  # a verification "running" for a week is not waited for any more
+        self._verify_running = {u: at for u, at in self._verify_running.items() if at >= horizon}
         for job_id, marker in verify_last.items():
             # A verify job's last run can change without us seeing its task (task list filtered by privileges).
             if self._verify_last.get(job_id) != marker:
@@ -179,10 +212,20 @@ class PbsSource(ProxmoxSource):
             if job_key is not None:
                 run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
                 self._runs[run.run_id] = run
+        for upid, job_id in self._prune_upids.items():
+            # Credit a prune run to the job whose last-run UPID it is (also a run recorded under its neighbour).
+            known = self._runs.get(upid)
+            job_key = f"{self.name}/prune/{job_id}"
+            if known is not None and known.job_key != job_key and known.job_key.startswith(f"{self.name}/prune/"):
+                self._runs[upid] = replace(known, job_key=job_key)
         horizon = server_now - TASK_LOOKBACK
-        self._runs = {k: r for k, r in self._runs.items() if r.ended_at is None or r.started_at >= horizon}
+        # Runs still running after the look-back are dropped too: nothing may stay RUNNING forever.
+        self._runs = {k: r for k, r in self._runs.items() if r.started_at >= horizon}
+        self._prune_upids = {u: j for u, j in self._prune_upids.items() if u in self._runs}
 
-    async def _read_groups(self, stores: list[str], refresh: set[str], problems: list[str]) -> None:
+    async def _read_groups(self, stores: list[str], refresh: set[str], problems: list[str]) -> set[str]:
+        """Read every namespace's groups (and changed snapshot lists); return the stores read without failure."""
+
         async def namespaces(store: str) -> list[str]:
             path = f"/admin/datastore/{store}/namespace"
             return [str(require(item, "ns", path, self._protocol)) for item in await self._get(path, list)]
@@ -191,7 +234,10 @@ class PbsSource(ProxmoxSource):
         pairs = [(store, ns) for store, names in zip(stores, listed, strict=True) for ns in names or []]
         unreadable = {store for store, names in zip(stores, listed, strict=True) if names is None}
         results = await asyncio.gather(*(self._read_namespace(s, ns, s in refresh, problems) for s, ns in pairs))
-        seen = {key for keys in results for key in keys}
+        seen = {key for keys, _complete in results for key in keys}
+        failed = unreadable | {
+            store for (store, _ns), (_keys, complete) in zip(pairs, results, strict=True) if not complete
+        }
         for key in list(self._groups):
             # Groups that vanished (pruned away) are forgotten; an unreadable store keeps its last known groups.
             if key not in seen and key[0] not in unreadable:
@@ -201,17 +247,22 @@ class PbsSource(ProxmoxSource):
                 self._snapshots.pop(key, None)
                 self._names.pop(key, None)
                 self._newest_comment.pop(key, None)
+        return set(stores) - failed
 
-    async def _read_namespace(self, store: str, ns: str, refresh: bool, problems: list[str]) -> list[GroupKey]:
+    async def _read_namespace(
+        self, store: str, ns: str, refresh: bool, problems: list[str]
+    ) -> tuple[list[GroupKey], bool]:
+        """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
         path = f"/admin/datastore/{store}/groups"
         items = await self._partial(problems, what, self._get(path, list, {"ns": ns}))
         if items is None:
-            return [key for key in self._groups if key[:2] == (store, ns)]
+            return [key for key in self._groups if key[:2] == (store, ns)], False
         current: dict[GroupKey, GroupState] = {}
         for item in items:
             backup_type, backup_id, state = parse_group(item, path, self._protocol)
             current[(store, ns, backup_type, backup_id)] = state
+        complete = True
         changed = [
             key
             for key, state in current.items()
@@ -220,6 +271,7 @@ class PbsSource(ProxmoxSource):
         if changed:
             whole = len(changed) >= max(WHOLE_NAMESPACE_MIN, WHOLE_NAMESPACE_SHARE * len(current))
             fetched = await self._partial(problems, what, self._fetch_snapshots(store, ns, changed, whole))
+            complete = fetched is not None
             if fetched is not None:
                 for key in changed:
                     self._snapshots[key] = tuple(sorted(fetched.get(key, []), key=lambda s: s.taken_at))
@@ -234,7 +286,7 @@ class PbsSource(ProxmoxSource):
             if self._names.get(key) != name:
                 self._names[key] = name
                 self._assembled = None
-        return list(current)
+        return list(current), complete
 
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool

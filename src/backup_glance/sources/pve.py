@@ -10,18 +10,20 @@ poll, so a poll's cost follows what changed, not how much history exists.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from ..config import PveSourceConfig
-from ..model import Job, JobRun, Observation, Snapshot, Target
+from ..errors import SourceError, SourceProtocolError
+from ..model import Job, JobRun, Observation, RunOutcome, Snapshot, Target
+from ..schedule import Schedule
 from ._http import DEFAULT_MAX_BYTES
-from ._proxmox import ProxmoxSource, as_int, epoch, unwrap
+from ._proxmox import ProxmoxSource, epoch, first_source_error, unwrap
 from ._pve_wire import (
+    JOB_MATCH_WINDOW,
     VzdumpLog,
     file_snapshot,
     guest_target,
@@ -31,9 +33,7 @@ from ._pve_wire import (
     parse_vzdump_log,
     task_runs,
 )
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from ._util import as_int
 
 TASK_LOOKBACK = timedelta(days=7)
 TASK_OVERLAP = timedelta(minutes=2)
@@ -41,6 +41,14 @@ TASK_PAGE = 500
 MAX_TASK_PAGES = 20
 LOG_PAGE = 5000  # lines per log request; PVE's default is 50
 FILE_STORAGE_TYPES_EXCLUDED = {"pbs"}  # read from PBS directly
+# Of one job's runs in the same slot (one task per node), the worst decides the job's last run.
+_OUTCOME_RANK = {
+    RunOutcome.FAILED: 0,
+    RunOutcome.UNKNOWN: 1,
+    RunOutcome.WARNING: 2,
+    RunOutcome.RUNNING: 3,
+    RunOutcome.OK: 4,
+}
 
 
 class PveSource(ProxmoxSource):
@@ -56,8 +64,9 @@ class PveSource(ProxmoxSource):
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(config, max_bytes=max_bytes, clock=clock)
-        self._last_server_time: datetime | None = None
+        self._node_read: dict[str, datetime] = {}  # node -> server time of its last successful task read
         self._tasks: dict[str, dict[str, Any]] = {}  # upid -> task item, within TASK_LOOKBACK
+        self._task_node: dict[str, str] = {}  # upid -> the node name whose task list returned it
         self._logs: dict[str, VzdumpLog] = {}  # upid -> parsed log of a finished task: final, never re-read
         self._run_cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
         self._running_logs: dict[str, VzdumpLog] = {}  # upid -> log of a task that was running when read
@@ -67,25 +76,33 @@ class PveSource(ProxmoxSource):
         problems: list[str] = []
         guests = [g for g in await self._get("/cluster/resources", list, {"type": "vm"}) if isinstance(g, dict)]
         nodes = sorted({str(g["node"]) for g in guests if g.get("node")}) or ["localhost"]
-        clock = await self._get(f"/nodes/{quote(nodes[0])}/time", dict)
+        clock_node, clock = await self._node_time(nodes)
         timezone = str(clock.get("timezone") or "UTC")
         server_now = epoch(clock.get("time")) or observed_at
-        async with asyncio.TaskGroup() as group:
-            jobs_task = group.create_task(self._get("/cluster/backup", list))
-            uncovered_task = group.create_task(
-                self._partial(problems, "not-backed-up", self._get("/cluster/backup-info/not-backed-up", list))
-            )
-            group.create_task(self._read_tasks(nodes, server_now))
-            files_task = group.create_task(self._read_files(nodes, problems))
+        try:
+            async with asyncio.TaskGroup() as group:
+                jobs_task = group.create_task(self._get("/cluster/backup", list))
+                uncovered_task = group.create_task(
+                    self._partial(problems, "not-backed-up", self._get("/cluster/backup-info/not-backed-up", list))
+                )
+                group.create_task(self._read_tasks(nodes, server_now, problems))
+                files_task = group.create_task(self._read_files(nodes, problems))
+        except BaseExceptionGroup as failed:
+            # A TaskGroup wraps what its tasks raise; the collector needs the SourceError itself (a 403 on
+            # /cluster/backup is permanent), not "internal error".
+            error = first_source_error(failed)
+            if error is None:
+                raise
+            raise error from None
         jobs = [
             parse_job(self.name, index, item, guests, timezone)
             for index, item in enumerate(jobs_task.result())
             if isinstance(item, dict)
         ]
-        await self._read_logs(timezone, problems)
-        self._last_server_time = server_now
-        runs = self._runs(jobs, timezone)
-        jobs = [self._with_last_run(job, runs) for job in jobs]
+        await self._read_logs({clock_node: timezone}, timezone, problems)
+        calendars = job_calendars(jobs)
+        runs = self._runs(jobs, calendars)
+        jobs = [self._with_last_run(job, runs, calendars.get(job.key)) for job in jobs]
         targets = [t for t in (guest_target(self.name, g) for g in guests) if t is not None]
         uncovered = sorted(
             {f"guest:{as_int(item.get('vmid'))}" for item in uncovered_task.result() or [] if isinstance(item, dict)}
@@ -103,22 +120,54 @@ class PveSource(ProxmoxSource):
             problems=tuple(problems),
         )
 
-    async def _read_tasks(self, nodes: list[str], server_now: datetime) -> None:
-        if self._last_server_time is None:
-            since = server_now - TASK_LOOKBACK
-        else:
-            since = self._last_server_time - TASK_OVERLAP
-            running = [epoch(t["starttime"]) for t in self._tasks.values() if t.get("endtime") is None]
-            since = min([since, *(r for r in running if r is not None)])  # tasks are listed by start time
-        pages = await asyncio.gather(*(self._node_tasks(node, since) for node in nodes))
-        for items in pages:
-            for item in items:
-                self._tasks[str(item["upid"])] = item
+    async def _node_time(self, nodes: list[str]) -> tuple[str, dict[str, Any]]:
+        """`/nodes/X/time` of the first node that answers: one node down must not take the cluster with it."""
+        failure: SourceError | None = None
+        for node in nodes:
+            try:
+                return node, await self._get(f"/nodes/{quote(node)}/time", dict)
+            except SourceError as exc:
+                if not (isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500):
+                    raise  # connection, TLS, timeout, auth: about the whole source, not this node
+                failure = failure or exc
+        assert failure is not None
+        raise failure
+
+    async def _read_tasks(self, nodes: list[str], server_now: datetime, problems: list[str]) -> None:
         horizon = server_now - TASK_LOOKBACK
+
+        def since(node: str) -> datetime:
+            last = self._node_read.get(node)
+            if last is None:
+                return horizon
+            running = [
+                epoch(t["starttime"])
+                for upid, t in self._tasks.items()
+                if t.get("endtime") is None and self._task_node.get(upid) == node
+            ]
+            # Tasks are listed by start time: reach back to this node's tasks that were still running.
+            return max(horizon, min([last - TASK_OVERLAP, *(r for r in running if r is not None)]))
+
+        pages = await asyncio.gather(
+            *(self._partial(problems, f"tasks of node {node}", self._node_tasks(node, since(node))) for node in nodes)
+        )
+        for node, items in zip(nodes, pages, strict=True):
+            if items is None:
+                continue  # that node did not answer: keep what we knew of its tasks
+            self._node_read[node] = server_now
+            for item in items:
+                upid = str(item["upid"])
+                self._tasks[upid] = item
+                self._task_node[upid] = node
         for upid, item in list(self._tasks.items()):
             started = epoch(item.get("starttime"))
-            if item.get("endtime") is not None and (started is None or started < horizon):
+            old = started is None or started < horizon
+            # A task we saw running but can no longer ask about (its node left the cluster, or it is older than
+            # the look-back) is forgotten rather than shown RUNNING forever.
+            gone = item.get("endtime") is None and self._task_node.get(upid) not in nodes
+            if old or gone:
                 del self._tasks[upid]
+                self._task_node.pop(upid, None)
                 self._logs.pop(upid, None)
                 self._running_logs.pop(upid, None)
 
@@ -139,9 +188,19 @@ class PveSource(ProxmoxSource):
             params["start"] += len(page)
         return out
 
-    async def _read_logs(self, timezone: str, problems: list[str]) -> None:
+    async def _read_logs(self, zones: dict[str, str], default_zone: str, problems: list[str]) -> None:
+        """Read the logs of new and running tasks. Log times are node-local: each node's own time zone is asked
+        for (once a poll, only for nodes with logs to read); `default_zone` stands in if a node does not say."""
         # Finished tasks are read once; a running task's log grows, so it is read again until it ends.
         wanted = [task for upid, task in self._tasks.items() if upid not in self._logs or task.get("endtime") is None]
+        zones = dict(zones)
+
+        async def zone_of(node: str) -> None:
+            clock = await self._partial(problems, f"time of node {node}", self._get(f"/nodes/{quote(node)}/time", dict))
+            zones[node] = str((clock or {}).get("timezone") or default_zone)
+
+        log_nodes = {str(task.get("node") or "localhost") for task in wanted}
+        await asyncio.gather(*(zone_of(node) for node in sorted(log_nodes - set(zones))))
 
         async def read(task: dict[str, Any]) -> None:
             upid = str(task["upid"])
@@ -154,7 +213,7 @@ class PveSource(ProxmoxSource):
                 if len(page) < LOG_PAGE or len(lines) >= (as_int(payload.get("total")) or 0):
                     break
             started = epoch(task.get("starttime")) or datetime.fromtimestamp(0, UTC)
-            parsed = parse_vzdump_log(lines, started, timezone)
+            parsed = parse_vzdump_log(lines, started, zones.get(str(task.get("node") or "localhost"), default_zone))
             if task.get("endtime") is not None:
                 self._logs[upid] = parsed
                 self._running_logs.pop(upid, None)
@@ -191,8 +250,7 @@ class PveSource(ProxmoxSource):
         )
         return [snap for snaps in results for snap in snaps or []]
 
-    def _runs(self, jobs: list[Job], timezone: str) -> list[JobRun]:
-        calendars = job_calendars(jobs)
+    def _runs(self, jobs: list[Job], calendars: dict[str, Schedule | None]) -> list[JobRun]:
         jobs_signature = hash(tuple((j.key, j.enabled, j.schedule, j.target_keys) for j in jobs))
         runs: list[JobRun] = []
         cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
@@ -217,11 +275,21 @@ class PveSource(ProxmoxSource):
         return runs
 
     @staticmethod
-    def _with_last_run(job: Job, runs: list[JobRun]) -> Job:
+    def _with_last_run(job: Job, runs: list[JobRun], calendar: Schedule | None) -> Job:
+        """The job's newest run; a job covering guests on several nodes runs one task per node for each slot,
+        and the worst of that slot's tasks is its outcome (one node failing fails the run)."""
         own = [r for r in runs if r.job_key == job.key and r.target_key is None]
         if not own:
             return job
-        return replace(job, last_run=max(own, key=lambda r: r.started_at))
+
+        def slot(run: JobRun) -> datetime:
+            at = calendar.previous_before(run.started_at + timedelta(seconds=1)) if calendar else None
+            return at if at is not None and run.started_at - at <= JOB_MATCH_WINDOW else run.started_at
+
+        newest = slot(max(own, key=lambda r: r.started_at))
+        same = [r for r in own if slot(r) == newest]
+        worst = min(same, key=lambda r: (_OUTCOME_RANK.get(r.outcome, 1), -r.started_at.timestamp()))
+        return replace(job, last_run=worst)
 
 
 def _target_order(target: Target) -> int:

@@ -16,8 +16,9 @@ lock would both write to the repository and fail while a backup holds an exclusi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
-import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -27,8 +28,7 @@ from typing import Any
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
-
-log = logging.getLogger(__name__)
+from ._util import utc_now
 
 KIND = "restic"
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
@@ -45,10 +45,8 @@ _SCRUB = frozenset(
 )
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+# Starting the binary failed in a way only a config change fixes (not a binary, a directory, a bad path).
+_PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 
 
 def redact(text: str) -> str:
@@ -81,7 +79,7 @@ class ResticSource:
         config: ResticSourceConfig,
         *,
         environ: Mapping[str, str] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = config.name
         self.kind = KIND
@@ -135,13 +133,23 @@ class ResticSource:
             ) from None
         except PermissionError:
             raise self._error(SourceError, f"restic binary {binary!r} is not executable", permanent=True) from None
+        except OSError as exc:  # exec format error, a directory, out of processes or memory, ...
+            reason = exc.strerror or exc.__class__.__name__
+            permanent = exc.errno in _PERMANENT_ERRNOS
+            raise self._error(
+                SourceError, f"cannot start restic binary {binary!r}: {reason}", permanent=permanent
+            ) from None
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(), self._config.timeout.total_seconds())
         except TimeoutError:
-            process.kill()
-            await process.wait()
             seconds = self._config.timeout.total_seconds()
             raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
+        finally:
+            # Timed out, or the poll was cancelled (shutdown): never leave restic running behind us.
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
         if process.returncode != 0:
             raise self._exit_error(process.returncode or 0, stderr.decode("utf-8", "replace"))
         if len(stdout) > _MAX_OUTPUT:
