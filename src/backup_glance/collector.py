@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .board import BoardStore
 from .errors import BackupGlanceError, SourceError
@@ -22,15 +22,12 @@ from .health import Defaults, evaluate
 from .history import History
 from .model import Board, HistoryView, ServiceSpec, SourceState
 from .sources import Source
+from .sources._util import utc_now
 
 log = logging.getLogger(__name__)
 
 AUTH_RETRY = timedelta(minutes=5)  # a rejected token will not start working by itself; don't hammer
 MIN_RETRY = timedelta(seconds=15)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Collector:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .board import BoardStore
-from .collector import Collector, utc_now
+from .collector import Collector
 from .config import Config, service_specs
 from .health import Defaults
 from .history import History
 from .sources import create_source
+from .sources._util import utc_now
 
 
 @dataclass

@@ -13,13 +13,15 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from backup_glance.config import ResticSourceConfig
 from backup_glance.errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
-from backup_glance.model import JobKind
+from backup_glance.health import evaluate
+from backup_glance.model import HistoryView, JobKind, SourceState, Status
 from backup_glance.sources.restic import ResticSource, parse_time, redact
 
 from .conftest import NOW
@@ -132,6 +134,26 @@ class TestRealRestic:
             "Europe/Madrid",
         )
         assert nas.last_run is not None and nas.last_run.started_at.isoformat() == "2026-08-05T02:00:00+00:00"
+
+    async def test_max_age_without_a_schedule_is_an_interval_health_judges_from_the_last_snapshot(
+        self, repo: Repo, tmp_path: Path
+    ) -> None:
+        source = a_source(
+            str(repo.path), tmp_path, password_file=str(repo.password_file), group_by=["host"], max_age="8d"
+        )
+        obs = await source.poll()
+        nas = next(j for j in obs.jobs if j.key == "rs/backup/nas01")
+        assert nas.schedule is not None
+        assert (nas.schedule.dialect, nas.schedule.interval) == ("interval", timedelta(days=8))
+        state = SourceState("rs", "restic", timedelta(minutes=5), obs, NOW, NOW)
+
+        def status_at(moment: datetime) -> Status:
+            board = evaluate(services=[], sources=[state], history=HistoryView(), now=moment, display_tz="UTC")
+            return next(v.status for v in board.verdicts if v.name == "nas01")
+
+        last = datetime(2026, 8, 5, 2, 0, tzinfo=UTC)
+        assert status_at(last + timedelta(days=7)) is Status.OK  # a weekly repo is fine at 7 days...
+        assert status_at(last + timedelta(days=9, hours=2)) is Status.LATE  # ...and late after 8 days + 1h grace
 
     async def test_a_wrong_password_is_an_auth_error_that_does_not_echo_it(self, repo: Repo, tmp_path: Path) -> None:
         source = a_source(str(repo.path), tmp_path, password_env="PW", PW="Wrong-Secret-123")

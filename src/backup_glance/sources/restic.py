@@ -239,8 +239,13 @@ class ResticSource:
                 )
             )
         jobs: list[Job] = []
+        ref = None
         if self._config.schedule:
             ref = ScheduleRef(self._config.schedule, self._config.dialect, self._config.timezone)
+        elif self._config.max_age is not None:
+            # No schedule: "a snapshot at least every max_age" is an interval counted from the last one.
+            ref = ScheduleRef("", "interval", self._config.timezone, interval=self._config.max_age)
+        if ref is not None:
             for key, target in sorted(targets.items()):
                 job_key = f"{self.name}/backup/{target.name}"
                 mine = [r for r in runs if r.job_key == job_key]
