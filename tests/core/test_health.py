@@ -324,33 +324,42 @@ class TestSilenced:
         assert verdict(judge(pve(), pbs([]), services=(spec,))).status is Status.LATE
 
 
+def ran(job: str, run_id: str, vmid: int, start_min: int, end_min: int, outcome: RunOutcome = RunOutcome.OK) -> JobRun:
+    """A run of `job` for guest `vmid`, from start_min to end_min minutes after today's 04:00 slot."""
+    start = TODAY_SLOT + timedelta(minutes=start_min)
+    return JobRun(
+        job,
+        job.split("/")[0],
+        run_id,
+        start,
+        TODAY_SLOT + timedelta(minutes=end_min),
+        outcome,
+        target_key=f"guest:{vmid}",
+    )
+
+
 class TestOrdering:
+    SERVICES = (a_service("dumps", "guest:101"), a_service("files", "guest:102", after=("dumps",)))
+
+    def judge_files(self, *runs: JobRun) -> Verdict:
+        state = pve(a_guest(), a_guest(102, "files"), jobs=(a_job(101, 102),), runs=runs)
+        return verdict(judge(state, pbs(nightly() + nightly(vmid=102)), services=self.SERVICES), "files")
+
     def test_it_warns_when_a_job_starts_before_the_one_it_depends_on_finished(self) -> None:
-        dumps = JobRun(
-            "db/backup/x",
-            "db",
-            "d1",
-            TODAY_SLOT,
-            TODAY_SLOT + timedelta(minutes=40),
-            RunOutcome.OK,
-            target_key="guest:101",
-        )
-        files = JobRun(
-            "br/backup/y",
-            "br",
-            "f1",
-            TODAY_SLOT + timedelta(minutes=30),
-            TODAY_SLOT + timedelta(minutes=35),
-            RunOutcome.OK,
-            target_key="guest:102",
-        )
-        state = pve(a_guest(), a_guest(102, "files"), jobs=(a_job(101, 102),), runs=(dumps, files))
-        services = (a_service("dumps", "guest:101"), a_service("files", "guest:102", after=("dumps",)))
-        snaps = nightly() + nightly(vmid=102)
-        v = verdict(judge(state, pbs(snaps), services=services), "files")
+        v = self.judge_files(ran("db/backup/x", "d1", 101, 0, 40), ran("br/backup/y", "f1", 102, 30, 35))
         assert v.status is Status.OUT_OF_ORDER
         assert v.severity is Severity.WARNING
         assert v.reasons == ("files started Thu 26 Nov 04:30 before dumps finished (Thu 26 Nov 04:40)",)
+
+    def test_a_failed_dump_retried_in_time_is_no_ordering_problem(self) -> None:
+        failed = ran("db/backup/x", "d1", 101, 0, 2, RunOutcome.FAILED)
+        retry = ran("db/backup/x", "d2", 101, 10, 20)
+        assert self.judge_files(failed, retry, ran("br/backup/y", "f1", 102, 30, 35)).status is Status.OK
+
+    def test_it_warns_when_the_job_it_depends_on_failed(self) -> None:
+        failed = ran("db/backup/x", "d1", 101, 0, 2, RunOutcome.FAILED)
+        v = self.judge_files(failed, ran("br/backup/y", "f1", 102, 30, 35))
+        assert v.reasons == ("files ran at Thu 26 Nov 04:30 after dumps failed (Thu 26 Nov 04:00: 101)",)
 
 
 class TestCalendar:
@@ -491,41 +500,6 @@ class TestEvidenceWindows:
             if sid == "postgres" and s.start_at <= NOW
         ]
         assert cells == [SlotOutcome.SUCCEEDED, SlotOutcome.SUCCEEDED]
-
-
-class TestOrderingRetries:
-    def test_a_failed_dump_retried_in_time_is_no_ordering_problem(self) -> None:
-        failed = JobRun(
-            "db/backup/x",
-            "db",
-            "d1",
-            TODAY_SLOT,
-            TODAY_SLOT + timedelta(minutes=2),
-            RunOutcome.FAILED,
-            target_key="guest:101",
-        )
-        retry = JobRun(
-            "db/backup/x",
-            "db",
-            "d2",
-            TODAY_SLOT + timedelta(minutes=10),
-            TODAY_SLOT + timedelta(minutes=20),
-            RunOutcome.OK,
-            target_key="guest:101",
-        )
-        files = JobRun(
-            "br/backup/y",
-            "br",
-            "f1",
-            TODAY_SLOT + timedelta(minutes=30),
-            TODAY_SLOT + timedelta(minutes=35),
-            RunOutcome.OK,
-            target_key="guest:102",
-        )
-        state = pve(a_guest(), a_guest(102, "files"), jobs=(a_job(101, 102),), runs=(failed, retry, files))
-        services = (a_service("dumps", "guest:101"), a_service("files", "guest:102", after=("dumps",)))
-        board = judge(state, pbs(nightly() + nightly(vmid=102)), services=services)
-        assert verdict(board, "files").status is Status.OK
 
 
 def test_a_verify_job_for_another_namespace_does_not_make_root_snapshots_unverified() -> None:

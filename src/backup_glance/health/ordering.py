@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 
 from ..model import JobRun, RunOutcome, ServiceSpec
@@ -43,8 +42,6 @@ def ordering_reasons(
 
 
 def _labels(runs: list[JobRun]) -> str:
-    by_key: dict[str, int] = defaultdict(int)
-    for r in runs:
-        if r.target_key:
-            by_key[r.target_key.rsplit("/", 1)[-1]] += 1
-    return (": " + ", ".join(sorted(by_key))) if by_key else ""
+    """ ": nextcloud, vault" — which of the predecessor's targets failed (the last part of each key)."""
+    names = sorted({r.target_key.split(":", 1)[-1].rsplit("/", 1)[-1] for r in runs if r.target_key})
+    return (": " + ", ".join(names)) if names else ""
