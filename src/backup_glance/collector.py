@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from .board import BoardStore
 from .errors import BackupGlanceError, SourceError
 from .health import Defaults, evaluate
+from .health.calendar import CALENDAR_PAST
 from .history import History
 from .model import Board, HistoryView, ServiceSpec, SourceState
 from .sources import Source
@@ -123,12 +124,14 @@ class Collector:
             view = HistoryView()
             if self._history is not None:
                 lookback = max((s.lookback for s in self._services), default=self._defaults.lookback)
-                since = now - max(lookback, timedelta(days=8))
+                since = now - max(lookback, CALENDAR_PAST) - timedelta(days=1)
                 try:
                     view = await asyncio.to_thread(self._history.view, since=since)
                 except BackupGlanceError as exc:
                     log.error("history read failed", extra={"error": str(exc)})
-            board = evaluate(
+            # In a thread: judging 2,000 services takes a second, and the web server shares this event loop.
+            board = await asyncio.to_thread(
+                evaluate,
                 services=self._services,
                 sources=self.states,
                 history=view,
