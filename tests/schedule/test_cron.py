@@ -5,22 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from schedule_helpers import NOW, runs_of
 
 from backup_glance.schedule import ScheduleError, parse_schedule
 
-NOW = datetime(2025, 1, 15, 10, 17, 23, tzinfo=UTC)  # Wednesday
-
 
 def next_runs(expr: str, n: int = 3, tz: str = "UTC", start: datetime = NOW) -> list[str]:
-    s = parse_schedule(expr, "cron", tz)
-    out: list[str] = []
-    when: datetime | None = start
-    for _ in range(n):
-        when = s.next_after(when) if when else None
-        if when is None:
-            break
-        out.append(when.isoformat())
-    return out
+    return runs_of("cron", expr, n, tz, start)
 
 
 def test_it_ors_day_of_month_and_day_of_week_when_both_are_restricted() -> None:

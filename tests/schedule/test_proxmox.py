@@ -6,22 +6,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from schedule_helpers import NOW, runs_of
 
 from backup_glance.schedule import Schedule, ScheduleError, parse_schedule
 
-NOW = datetime(2025, 1, 15, 10, 17, 23, tzinfo=UTC)  # a Wednesday, the vectors' base
-
 
 def next_runs(expr: str, n: int = 3, tz: str = "UTC", start: datetime = NOW) -> list[str]:
-    s = parse_schedule(expr, "proxmox", tz)
-    out: list[str] = []
-    when: datetime | None = start
-    for _ in range(n):
-        when = s.next_after(when) if when else None
-        if when is None:
-            break
-        out.append(when.isoformat())
-    return out
+    return runs_of("proxmox", expr, n, tz, start)
 
 
 class TestParse:
