@@ -27,7 +27,7 @@ from ..model import (
 from ._common import Findings, job_duration, load_schedule
 from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
-from ._facts import Facts, gather_facts
+from ._facts import Facts
 from ._text import span, when
 
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
@@ -49,10 +49,9 @@ def judge(
     now: datetime,
     display_tz: str,
     durations: dict[str, timedelta],
-    facts: Facts | None = None,
+    facts: Facts,
     ordering: Iterable[str] = (),
 ) -> Verdict:
-    facts = facts or gather_facts(spec, evidence)
     findings = Findings()
     for reason in ordering:
         findings.add(Status.OUT_OF_ORDER, reason)
