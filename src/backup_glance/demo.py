@@ -7,6 +7,7 @@ a late Backrest plan and an ordering problem — before pointing it at a real ho
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from .config import Config, parse_config
+from .config._variables import SECRETS_DIR_VARIABLE
 from .simulators import backrest as backrest_sim
 from .simulators import databasement as databasement_sim
 from .simulators._server import SimulatorServer
@@ -52,6 +54,14 @@ class DemoLab:
             "backrest": backrest_sim.create_app(self.backrest, clock=(lambda: frozen) if frozen else None),
         }
         self.servers = {name: SimulatorServer(app) for name, app in self.apps.items()}
+        # The config reads its secrets the way a real deployment does: ${secret:NAME} files, here in the temp folder.
+        self._secrets_dir = Path(self._dir.name) / "secrets"
+        self._secrets_dir.mkdir(mode=0o700)
+        values = {**self._secrets, "databasement": self.databasement.token}
+        for name, (file, _) in SECRET_FILES.items():
+            path = self._secrets_dir / file
+            path.touch(mode=0o600)
+            path.write_text(values[name] + "\n")
 
     def __enter__(self) -> DemoLab:
         started: list[SimulatorServer] = []
@@ -72,40 +82,113 @@ class DemoLab:
         self._dir.cleanup()
 
     def config_text(self) -> str:
-        """The YAML a user would write for this homelab (secrets as ${VAR}, fingerprints pinned)."""
+        """The demo's configuration: `starter_config()` pointed at the simulators, with their pinned certificates,
+        and history kept in the demo's temporary folder."""
         s = self.servers
-        return f"""\
-timezone: {DEMO_ZONE}
+        return starter_config(
+            urls={name: server.url for name, server in s.items()},
+            fingerprints={name: server.fingerprint for name, server in s.items()},
+            history_path=str(Path(self._dir.name) / "history.sqlite3"),
+            port=self.port,
+        )
+
+    def secret(self, source: str) -> str:
+        """The secret the demo's config reads for `source` ("pve", "pbs", "databasement", "backrest")."""
+        return (self._secrets_dir / SECRET_FILES[source][0]).read_text().rstrip("\n")
+
+    def environment(self) -> dict[str, str]:
+        """The environment the demo's config is read with: its secrets folder instead of /run/secrets."""
+        return {**os.environ, SECRETS_DIR_VARIABLE: str(self._secrets_dir)}
+
+    def config(self, text: str | None = None) -> Config:
+        """The demo config, or `text` (a variant of `config_text()`) with the demo's secrets."""
+        return parse_config(text or self.config_text(), filename="<demo>", env=self.environment())
+
+
+# Where each demo source's secret goes, what it is, and the source it belongs to.
+SECRET_FILES = {
+    "pve": ("pve_token", f"the secret of the PVE API token {PVE_TOKEN_ID} (role PVEAuditor on /)"),
+    "pbs": ("pbs_token", f"the secret of the PBS API token {PBS_TOKEN_ID} (role Audit on /)"),
+    "databasement": ("databasement_token", "a Databasement API token (Sanctum), read access"),
+    "backrest": ("backrest_password", "the password of the Backrest user 'monitor'"),
+}
+EXAMPLE_URLS = {
+    "pve": "https://pve.lan:8006",
+    "pbs": "https://pbs.lan:8007",
+    "databasement": "https://databasement.lan",
+    "backrest": "http://nas.lan:9898",
+}
+
+
+def starter_config(
+    *,
+    urls: dict[str, str] | None = None,
+    fingerprints: dict[str, str] | None = None,
+    history_path: str | None = None,
+    port: int = 8765,
+) -> str:
+    """The demo homelab's configuration as a starting point for a real one (`demo --print-config`).
+
+    Secrets come from files (`${secret:NAME}` reads /run/secrets/NAME, or $BACKUP_GLANCE_SECRETS_DIR/NAME);
+    the comments say what each file holds. Without `urls`, the addresses are examples to replace."""
+    urls = urls or EXAMPLE_URLS
+    example = fingerprints is None
+
+    def pin(name: str, hint: str) -> str:
+        if fingerprints is not None:
+            return f'    fingerprint: "{fingerprints[name]}"\n'
+        return f'    # fingerprint: "64:d3:ff:..."   # pin a self-signed certificate: {hint}\n' if hint else ""
+
+    def secret(name: str) -> str:
+        file, what = SECRET_FILES[name]
+        note = f"   # {what}" if example else ""
+        return f"${{secret:{file}}}{note}"
+
+    header = (
+        "# backup-glance configuration — see README.md.\n"
+        "# Secrets are read from files: ${secret:NAME} is /run/secrets/NAME (Docker secrets), or\n"
+        "# $BACKUP_GLANCE_SECRETS_DIR/NAME. Check this file with: backup-glance validate FILE\n"
+        if example
+        else ""
+    )
+    history = f"history: {{path: {history_path}, retention: 90d}}\n" if history_path else ""
+    history = (
+        history
+        or "# history: {path: /var/lib/backup-glance/history.sqlite3, retention: 90d}   # default: the state folder\n"
+    )
+    auth = (
+        ""
+        if not example
+        else "  # auth_token: ${secret:backup_glance_token}   # at least 16 characters; needed beyond localhost\n"
+    )
+    return f"""\
+{header}timezone: {DEMO_ZONE}
 discover: true                  # configured services below, and everything else the sources report
 sources:
   - name: pve
     type: pve
-    url: {s["pve"].url}
+    url: {urls["pve"]}
     token_id: "{PVE_TOKEN_ID}"
-    token_secret: ${{DEMO_PVE_TOKEN}}
-    fingerprint: "{s["pve"].fingerprint}"
-    poll_interval: 1m
+    token_secret: {secret("pve")}
+{pin("pve", "pvenode cert info")}    poll_interval: 1m
   - name: pbs-main
     type: pbs
-    url: {s["pbs"].url}
+    url: {urls["pbs"]}
     token_id: "{PBS_TOKEN_ID}"
-    token_secret: ${{DEMO_PBS_TOKEN}}
-    fingerprint: "{s["pbs"].fingerprint}"
-    poll_interval: 1m
+    token_secret: {secret("pbs")}
+{pin("pbs", "proxmox-backup-manager cert info")}    poll_interval: 1m
   - name: databasement
     type: databasement
-    url: {s["databasement"].url}
-    token: ${{DEMO_DATABASEMENT_TOKEN}}
-    fingerprint: "{s["databasement"].fingerprint}"
-    timezone: {DEMO_ZONE}
+    url: {urls["databasement"]}
+    token: {secret("databasement")}
+{pin("databasement", "")}    timezone: {DEMO_ZONE}
     poll_interval: 2m
   - name: backrest
     type: backrest
-    url: {s["backrest"].url}
+    url: {urls["backrest"]}
     username: monitor
-    password: ${{DEMO_BACKREST_PASSWORD}}
-    fingerprint: "{s["backrest"].fingerprint}"
-    timezone: {DEMO_ZONE}
+    password: {secret("backrest")}
+{pin("backrest", "")}    timezone: {DEMO_ZONE}
     poll_interval: 2m
 services:
   - id: vault
@@ -115,20 +198,9 @@ services:
   - id: dump-folder
     name: Database dump folder
     plan: databasement-dumps
-    after: [databasement]       # the 02:00 dumps must be done before Backrest snapshots them at 02:30
+    after: [source:databasement]    # the 02:00 dumps must be done before Backrest snapshots them at 02:30
 defaults: {{grace: 1h, lookback: 14d, max_age: 26h}}
-history: {{path: {Path(self._dir.name) / "history.sqlite3"}, retention: 90d}}
-server: {{host: 127.0.0.1, port: {self.port}}}
-"""
-
-    def environment(self) -> dict[str, str]:
-        return {
-            "DEMO_PVE_TOKEN": self._secrets["pve"],
-            "DEMO_PBS_TOKEN": self._secrets["pbs"],
-            "DEMO_DATABASEMENT_TOKEN": self.databasement.token,
-            "DEMO_BACKREST_PASSWORD": self._secrets["backrest"],
-        }
-
-    def config(self, text: str | None = None) -> Config:
-        """The demo config, or `text` (a variant of `config_text()`) with the demo's secrets."""
-        return parse_config(text or self.config_text(), filename="<demo>", env=self.environment())
+{history}server:
+  host: 127.0.0.1
+  port: {port}
+{auth}"""

@@ -37,6 +37,17 @@ class ScheduleError(BackupGlanceError, ValueError):
         self.position = position
         super().__init__(message)
 
+    def caret(self) -> str:
+        """The expression on its own line with a caret under the offending part ("" when that is unknown).
+
+        >>> ScheduleError("bad hour", expression="mon 25:00", position=4).caret()
+        '\\n  mon 25:00\\n      ^'
+        """
+        if self.position is None or not 0 <= self.position <= len(self.expression):
+            return ""
+        shown = self.expression.replace("\t", " ")
+        return f"\n  {shown}\n  {' ' * self.position}^"
+
 
 class SourceError(BackupGlanceError):
     """Talking to a source failed."""

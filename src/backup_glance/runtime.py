@@ -11,6 +11,7 @@ from .collector import Collector
 from .config import Config, service_specs
 from .health import Defaults
 from .history import History
+from .paths import history_path
 from .sources import create_source
 from .sources._util import utc_now
 
@@ -24,8 +25,11 @@ class Runtime:
 
 
 def build_runtime(config: Config, *, with_history: bool = True, clock: Callable[[], datetime] = utc_now) -> Runtime:
+    """Raises HistoryError or DataFolderError (both BackupGlanceError) when the history cannot be opened."""
     store = BoardStore(timezone=config.timezone)
-    history = History.open(config.history.path, retention=config.history.retention) if with_history else None
+    history = None
+    if with_history:
+        history = History.open(history_path(config.history.path), retention=config.history.retention)
     sources = [create_source(source_config) for source_config in config.sources]
     collector = Collector(
         sources=sources,

@@ -1,4 +1,4 @@
-"""Configuration: every problem with file, line and key; secrets from env and files; config -> service specs."""
+"""Configuration files: YAML 1.2, ${...} references, every problem at its key's line and column, in plain words."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from backup_glance.config import parse_config, secrets_of, service_specs
+from backup_glance.config import parse_config, parse_text, read_config, secrets_of, service_specs
 from backup_glance.errors import ConfigError
 
 PBS = """\
@@ -18,6 +18,7 @@ PBS = """\
     token_id: "monitor@pbs!glance"
     token_secret: ${PBS_TOKEN}
 """
+ENV = {"PBS_TOKEN": "x"}
 
 
 def config_text(*, sources: str = PBS, services: str = "", extra: str = "") -> str:
@@ -29,37 +30,185 @@ def config_text(*, sources: str = PBS, services: str = "", extra: str = "") -> s
 
 def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        parse_config(text, filename="bg.yaml", env={"PBS_TOKEN": "x"} if env is None else env)
+        parse_config(text, filename="bg.yaml", env=ENV if env is None else env)
     return caught.value.problems
 
 
 class TestProblems:
-    def test_a_missing_environment_variable_is_named_with_its_line(self) -> None:
+    def test_a_missing_environment_variable_is_named_at_its_key(self) -> None:
         assert problems_of(config_text(), env={}) == [
-            "bg.yaml:7: sources[0].token_secret: environment variable PBS_TOKEN is not set"
+            "bg.yaml:7:5: sources[0].token_secret: environment variable PBS_TOKEN is not set"
         ]
 
-    def test_every_problem_is_listed_at_once_with_line_and_key(self) -> None:
+    def test_every_problem_is_listed_at_once_at_the_key_itself(self) -> None:
         services = "  - id: vault\n    guest: 101\n    grace: soon\n    colour: red\n"
         problems = problems_of(config_text(services=services, extra="timezone2: x\n"))
         assert problems == [
-            "bg.yaml:11: services[0].grace: bad duration 'soon': use e.g. 30s, 5m, 2h, 14d",
-            "bg.yaml:12: services[0].colour: unknown key",
-            "bg.yaml:13: timezone2: unknown key",
+            "bg.yaml:11:5: services[0].grace: not a duration: 'soon'; "
+            "use a number with a unit, e.g. 30s, 5m, 2h, 14d, 1w or 1h30m",
+            "bg.yaml:12:5: services[0].colour: unknown key 'colour'",
+            "bg.yaml:13:1: timezone2: unknown key 'timezone2' — did you mean 'timezone'?",
         ]
 
-    def test_after_must_name_a_service_or_a_source(self) -> None:
-        services = "  - id: files\n    plan: files\n    after: [nothing]\n"
-        (problem,) = problems_of(config_text(services=services))
-        assert "'after' names no service id and no source: 'nothing'" in problem
-        ok = config_text(services="  - id: files\n    plan: files\n    after: [pbs]\n")
-        assert parse_config(ok, env={"PBS_TOKEN": "x"}).services[0].after == ["pbs"]
+    def test_missing_variables_are_listed_with_everything_else(self) -> None:
+        text = config_text(services="  - id: vault\n    guest: 101\n    grac: 2h\n")
+        assert problems_of(text, env={}) == [
+            "bg.yaml:7:5: sources[0].token_secret: environment variable PBS_TOKEN is not set",
+            "bg.yaml:11:5: services[0].grac: unknown key 'grac' — did you mean 'grace'?",
+        ]
 
-    def test_yaml_syntax_errors_name_the_line(self) -> None:
-        assert problems_of("sources: [\n  - name: x\n")[0].startswith("bg.yaml:2: not valid YAML")
+    def test_misspelt_source_types_get_a_suggestion_and_the_list(self) -> None:
+        (problem,) = problems_of(config_text(sources="  - {name: nas, type: backrst, url: 'http://nas:9898'}\n"))
+        assert problem == (
+            "bg.yaml:3:5: sources[0]: unknown source type 'backrst' — did you mean 'backrest'? "
+            "(known: pbs, pve, databasement, backrest, restic)"
+        )
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("url: pbs.lan:8007", "must start with http:// or https://, e.g. https://pbs.lan:8007"),
+            ("url: https://pbs.lan:99999", "the port is not a number from 1 to 65535"),
+            ("fingerprint: '64:d3'", "fingerprint must be 32 hex pairs like 64:d3:ff:... (SHA-256); "),
+            ("max_in_flight: 0", "must be at least 1, not 0"),
+            ("verify_tls: maybe", "must be true or false, not 'maybe'"),
+            ("poll_interval: 2 hours", "not a duration: '2 hours'"),
+            ("poll_interval: 99999999999w", "is out of range (at most 100 years)"),
+            ("poll_interval: .inf", "is out of range"),
+        ],
+    )
+    def test_values_are_explained_without_regexes_or_library_wording(self, line: str, message: str) -> None:
+        source = PBS.replace("    url: https://pbs.lan:8007\n", "") + "    url: https://pbs.lan:8007\n"
+        if line.startswith("url:"):
+            source = source.replace("url: https://pbs.lan:8007", line)
+        else:
+            source += f"    {line}\n"
+        (problem,) = problems_of(config_text(sources=source))
+        assert message in problem
+        assert "String should" not in problem and "Input should" not in problem and "^(?:" not in problem
+        assert problem.startswith(("bg.yaml:7:5: sources[0].", "bg.yaml:8:5: sources[0]."))
+
+    def test_a_name_with_spaces_is_refused_in_words(self) -> None:
+        (problem,) = problems_of(config_text(sources=PBS.replace("name: pbs", "name: pbs main")))
+        assert problem == (
+            "bg.yaml:3:5: sources[0].name: 'pbs main' is not a usable name: start with a letter or digit, "
+            "then letters, digits, '.', '_', '-'"
+        )
+
+    def test_yaml_syntax_errors_name_the_line_and_column(self) -> None:
+        (problem,) = problems_of("sources: [\n  - name: x\n")
+        assert problem.startswith("bg.yaml:2:3: not valid YAML")
+
+    def test_a_tab_indent_is_explained(self) -> None:
+        (problem,) = problems_of("sources:\n\t- name: x\n")
+        assert problem == "bg.yaml:2:1: not valid YAML: a tab character here; indent with spaces"
+
+    def test_a_duplicate_key_is_an_error_at_the_second_one(self) -> None:
+        problems = problems_of(config_text(extra="timezone: UTC\n"))
+        assert problems == ["bg.yaml:8:1: key 'timezone' appears twice (first on line 1); keep one"]
+
+    def test_an_empty_file_says_there_are_no_sources(self) -> None:
+        assert problems_of("") == ["bg.yaml: sources: no sources: add at least one under sources: (pbs, pve, ...)"]
+
+    def test_a_list_at_the_top_level_is_refused(self) -> None:
+        assert problems_of("- a\n- b\n") == [
+            "bg.yaml:1:1: the top level must be a mapping of keys (timezone, sources, services, ...)"
+        ]
+
+    def test_an_alias_bomb_is_refused_not_expanded(self) -> None:
+        bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+        for level in "bcdefgh":
+            prev = chr(ord(level) - 1)
+            bomb += f"{level}: &{level} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        (problem,) = problems_of(bomb)
+        assert "more than 200000 values" in problem
 
 
-class TestSecrets:
+class TestYaml12:
+    @pytest.mark.parametrize("word", ["off", "no", "on", "yes", "Off", "NO", "y", "n"])
+    def test_yaml_1_1_booleans_are_strings(self, word: str) -> None:
+        text = config_text(services=f"  - {{id: svc, name: {word}, guest: 101}}\n")
+        config = parse_config(text, env=ENV)
+        assert config.services[0].name == word
+
+    def test_numbers_are_accepted_where_text_is_expected(self) -> None:
+        config = parse_config(config_text(services="  - {id: 101, guest: 101, database: 2024}\n"), env=ENV)
+        assert (config.services[0].id, config.services[0].database) == ("101", "2024")
+
+    def test_sexagesimal_and_underscores_stay_strings(self) -> None:
+        text = config_text(services="  - {id: a, targets: [12:30:00, 1_000]}\n")
+        assert parse_config(text, env=ENV).services[0].targets == ["12:30:00", "1_000"]
+
+    def test_a_date_is_read_from_text(self) -> None:
+        text = config_text(services="  - {id: a, guest: 1, silence: {reason: r, until: 2027-01-01}}\n")
+        (spec,) = service_specs(parse_config(text, env=ENV))
+        assert spec.silence is not None and spec.silence.until == datetime(2027, 1, 1, tzinfo=ZoneInfo("Europe/Madrid"))
+
+
+class TestVariables:
+    def test_a_reference_works_inside_a_flow_mapping(self) -> None:
+        text = config_text(extra="server: {host: 127.0.0.1, auth_token: ${TOKEN}}\n")
+        config = parse_config(text, env={**ENV, "TOKEN": "t" * 20})
+        assert config.server.auth_token is not None and config.server.auth_token.get_secret_value() == "t" * 20
+
+    @pytest.mark.parametrize("secret", [": # ' \" {", "a: b", "[1, 2]", "- x", "&anchor *alias", "${NOT_AGAIN}", "|"])
+    def test_a_substituted_value_is_one_string_exactly_as_written(self, secret: str) -> None:
+        config = parse_config(config_text(), env={"PBS_TOKEN": secret})
+        assert config.sources[0].token_secret is not None
+        assert config.sources[0].token_secret.get_secret_value() == secret
+
+    def test_a_reference_mid_string_and_for_a_number(self) -> None:
+        text = config_text(sources=PBS.replace("https://pbs.lan:8007", "https://${HOST}:${PORT}"))
+        config = parse_config(text + "server: {port: ${PORT}}\n", env={**ENV, "HOST": "pbs.lan", "PORT": "8007"})
+        assert config.sources[0].url == "https://pbs.lan:8007"
+        assert config.server.port == 8007
+
+    def test_an_escaped_reference_is_literal(self) -> None:
+        text = config_text(services="  - {id: a, guest: 1, name: 'costs \\${PRICE}'}\n")
+        assert parse_config(text, env=ENV).services[0].name == "costs ${PRICE}"
+
+    def test_a_reference_in_a_comment_is_ignored(self) -> None:
+        assert parse_config(config_text() + "# token: ${NOT_SET}\n", env=ENV).sources[0].name == "pbs"
+
+    def test_columns_stay_right_after_a_reference(self) -> None:
+        text = config_text(services="  - {id: a, name: ${NAME}, guest: 1, colour: x}\n")
+        (problem,) = problems_of(text, env={**ENV, "NAME": "a much longer value than the reference"})
+        assert problem == "bg.yaml:9:38: services[0].colour: unknown key 'colour'"
+
+    def test_secret_files_come_from_the_secrets_folder(self, tmp_path: Path) -> None:
+        (tmp_path / "pbs_token").write_text("from-docker-secret\n")
+        text = config_text().replace("${PBS_TOKEN}", "${secret:pbs_token}")
+        config = parse_config(text, env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)})
+        assert config.sources[0].token_secret is not None
+        assert config.sources[0].token_secret.get_secret_value() == "from-docker-secret"
+        assert "from-docker-secret" in secrets_of(config)
+
+    def test_read_file_from_env_reads_the_file_named_there(self, tmp_path: Path) -> None:
+        (tmp_path / "t").write_text("s3cret: with # odd {chars}\r\n")
+        text = config_text().replace("${PBS_TOKEN}", "${readFileFromEnv:PBS_TOKEN_FILE}")
+        config = parse_config(text, env={"PBS_TOKEN_FILE": str(tmp_path / "t")})
+        assert config.sources[0].token_secret is not None
+        assert config.sources[0].token_secret.get_secret_value() == "s3cret: with # odd {chars}"
+
+    def test_unreadable_secret_references_are_named(self, tmp_path: Path) -> None:
+        text = config_text().replace("${PBS_TOKEN}", "${secret:nope}")
+        (problem,) = problems_of(text, env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)})
+        assert problem == f"bg.yaml:7:5: sources[0].token_secret: secret 'nope': cannot read {tmp_path}/nope: " + (
+            "no such file or directory"
+        )
+        text = config_text().replace("${PBS_TOKEN}", "${readFileFromEnv:WHERE}")
+        (problem,) = problems_of(text, env={"WHERE": "relative/path"})
+        assert "environment variable WHERE must hold an absolute path, not 'relative/path'" in problem
+        (problem,) = problems_of(config_text().replace("${PBS_TOKEN}", "${vault:x}"))
+        assert "${vault:x}: unknown kind 'vault' (use ${NAME}, ${secret:NAME}, ${readFileFromEnv:NAME})" in problem
+
+    def test_env_values_that_look_secret_are_redacted_wherever_they_land(self) -> None:
+        text = config_text(services="  - {id: a, guest: 1, name: 'x ${API_KEY} y'}\n")
+        config = parse_config(text, env={**ENV, "API_KEY": "key-material-123"})
+        assert "key-material-123" in secrets_of(config)
+
+
+class TestSecretFiles:
     def test_a_secret_file_is_read_and_never_shown(self, tmp_path: Path) -> None:
         secret = tmp_path / "token"
         secret.write_text("from-a-file\n")
@@ -70,13 +219,46 @@ class TestSecrets:
         assert "from-a-file" not in repr(config)
         assert secrets_of(config) == ["from-a-file"]
 
-    def test_restic_environment_values_count_as_secrets(self, tmp_path: Path) -> None:
+    def test_relative_files_are_relative_to_the_config_file(self, tmp_path: Path) -> None:
+        (tmp_path / "secrets").mkdir()
+        (tmp_path / "secrets" / "pbs").write_text("relative-secret")
+        config_file = tmp_path / "bg.yaml"
+        config_file.write_text(
+            config_text(sources=PBS.replace("token_secret: ${PBS_TOKEN}", "token_secret_file: secrets/pbs"))
+        )
+        report = read_config(config_file, env={})
+        assert report.config is not None
+        assert report.config.sources[0].token_secret is not None
+        assert report.config.sources[0].token_secret.get_secret_value() == "relative-secret"
+
+    def test_both_a_secret_and_its_file_is_an_error(self, tmp_path: Path) -> None:
+        (tmp_path / "t").write_text("x")
+        (problem,) = problems_of(config_text(sources=PBS + f"    token_secret_file: {tmp_path / 't'}\n"))
+        assert problem == "bg.yaml:8:5: sources[0].token_secret_file: give token_secret or token_secret_file, not both"
+
+    def test_restic_environment_values_count_as_secrets(self) -> None:
         restic = (
             "  - name: offsite\n    type: restic\n    repository: s3:host/bucket\n    password_env: RESTIC_PW\n"
-            "    env: {AWS_SECRET_ACCESS_KEY: aws-secret-value}\n"
+            "    env: {AWS_SECRET_ACCESS_KEY: aws-secret-value}\n    restic_binary: /bin/true\n"
         )
-        config = parse_config(config_text(sources=restic), env={})
+        config = parse_config(config_text(sources=restic), env={"RESTIC_PW": "pw"})
         assert "aws-secret-value" in secrets_of(config)
+
+
+class TestFiles:
+    def test_bad_files_become_one_problem_each(self, tmp_path: Path) -> None:
+        (tmp_path / "latin1.yaml").write_bytes(b"timezone: Europe/Madrid\nname: caf\xe9\n")
+        (tmp_path / "binary.yaml").write_bytes(b"\x00\x01\x02ELF\x7f")
+        (tmp_path / "folder.yaml").mkdir()
+        expected = {
+            "latin1.yaml": "line 2, column 10: not UTF-8 text (byte 0xe9); save the file as UTF-8",
+            "binary.yaml": "not valid YAML: a control character here (is this a binary file?)",
+            "folder.yaml": "is a folder, not a configuration file",
+            "missing.yaml": "cannot read the configuration file: no such file",
+        }
+        for name, message in expected.items():
+            (problem,) = read_config(tmp_path / name, env={}).errors
+            assert message in str(problem), name
 
 
 class TestServiceSpecs:
@@ -87,7 +269,7 @@ class TestServiceSpecs:
             "  - {id: dumps, plan: databasement-dumps, source: pbs}\n"
             "  - {id: nas, restic: 'nas:/srv'}\n"
         )
-        specs = {s.id: s for s in service_specs(parse_config(config_text(services=services), env={"PBS_TOKEN": "x"}))}
+        specs = {s.id: s for s in service_specs(parse_config(config_text(services=services), env=ENV))}
         assert specs["vault"].target_keys == ("guest:101",)
         assert specs["nc"].target_keys == ("databasement:*/mariadb/nextcloud",)
         assert specs["dumps"].target_keys == ("backrest:pbs/databasement-dumps",)
@@ -95,8 +277,16 @@ class TestServiceSpecs:
         assert specs["vault"].grace == timedelta(0)  # zero is a value, not "use the default"
         assert specs["nc"].grace == timedelta(hours=1)
 
-    def test_a_silence_until_a_date_ends_at_midnight_in_the_display_zone(self) -> None:
-        services = "  - id: scratch\n    guest: 120\n    silence: {reason: test box, until: 2027-01-01}\n"
-        (spec,) = service_specs(parse_config(config_text(services=services), env={"PBS_TOKEN": "x"}))
-        assert spec.silence is not None
-        assert spec.silence.until == datetime(2027, 1, 1, tzinfo=ZoneInfo("Europe/Madrid"))
+    def test_after_is_resolved_to_a_service_or_a_source(self) -> None:
+        services = "  - {id: db, guest: 1}\n  - {id: files, plan: files, after: [db, pbs, 'source:pbs']}\n"
+        specs = {s.id: s for s in service_specs(parse_config(config_text(services=services), env=ENV))}
+        assert specs["files"].after == ("service:db", "source:pbs", "source:pbs")
+
+    def test_a_compound_duration(self) -> None:
+        config = parse_config(config_text(services="  - {id: a, guest: 1, grace: 1h30m}\n"), env=ENV)
+        assert config.services[0].grace == timedelta(minutes=90)
+
+    def test_problems_carry_their_position_for_tools(self) -> None:
+        report = parse_text(config_text(services="  - {id: a}\n"), filename="bg.yaml", env=ENV)
+        (problem,) = report.errors
+        assert (problem.line, problem.column, problem.path) == (9, 5, ("services", 0))

@@ -198,8 +198,8 @@ class TestFailingSources:
         assert verdict(board, "vault-on-postgres").status is Status.OK
 
     def test_a_rejected_token_is_named_and_never_echoed(self, h: Harness) -> None:
-        secret = h.lab.environment()["DEMO_PBS_TOKEN"]
-        board = h.board(lambda t: t.replace("${DEMO_PBS_TOKEN}", "wrong-secret-123"))
+        secret = h.lab.secret("pbs")
+        board = h.board(lambda t: t.replace("${secret:pbs_token}", "wrong-secret-123"))
         error = source_error(board, "pbs-main") or ""
         assert "token rejected (HTTP 401)" in error
         assert secret not in error and "wrong-secret-123" not in error

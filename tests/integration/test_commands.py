@@ -1,11 +1,23 @@
-"""The command line as a user runs it: real processes, exit codes, no tracebacks."""
+"""The command line as a user runs it: real processes, exit codes, signals, logs, no tracebacks."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
+import pytest
+from serve_process import ServeProcess
+
+from backup_glance import __version__
 
 ENV_CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TZ": "UTC"}
 
@@ -22,74 +34,271 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
     )
 
 
-def test_check_without_a_config_judges_the_demo_and_exits_critical(tmp_path: Path) -> None:
-    result = run("check", "--json", cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    document = json.loads(result.stdout)
-    statuses = {s["id"]: s["status"] for s in document["services"]}
-    assert statuses["postgres"] == "failed" and statuses["scratch"] == "unprotected"
-    assert document["overall"] == "critical"
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "data").exists()  # the demo keeps its history in a temporary folder
-
-
-def test_check_prints_a_table_with_reasons(tmp_path: Path) -> None:
-    result = run("check", cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stdout.splitlines()
-    assert lines[0].split()[:2] == ["SERVICE", "STATUS"]
-    assert any(line.startswith("CRIT") and " postgres " in line and "failed" in line for line in lines)
-    assert any("is in no backup job" in line for line in lines)
-
-
-def test_validate_lists_every_problem_with_file_line_and_key(tmp_path: Path) -> None:
-    config = tmp_path / "bad.yaml"
+def pbs_config(tmp_path: Path, url: str, extra: str = "") -> Path:
+    config = tmp_path / "bg.yaml"
     config.write_text(
-        "timezone: Mars/Olympus\n"
-        "sources:\n"
-        "  - name: pbs\n"
-        "    type: pbs\n"
-        "    url: https://pbs.lan:8007\n"
-        "    token_id: a@pbs!b\n"
-        "    token_secret: ${NOT_SET_ANYWHERE}\n"
+        "timezone: UTC\nsources:\n"
+        f"  - {{name: pbs-main, type: pbs, url: '{url}', token_id: 'a@pbs!b', token_secret: s3cret-token-value,"
+        f" timeout: 2s, poll_interval: 30s}}\n"
+        f"history: {{path: {tmp_path / 'history.sqlite3'}}}\n" + extra
     )
-    result = run("validate", str(config))
-    assert result.returncode == 2
-    assert f"{config}:7: sources[0].token_secret: environment variable NOT_SET_ANYWHERE is not set" in result.stdout
-    config.write_text("timezone: Mars/Olympus\nsources: []\nservices:\n  - id: x\n    grace: soon\n    colour: red\n")
-    result = run("validate", str(config))
-    assert result.returncode == 2
-    assert f"{config}:1: timezone: unknown time zone 'Mars/Olympus'" in result.stdout
-    assert f"{config}:5: services[0].grace: bad duration 'soon'" in result.stdout
-    assert f"{config}:6: services[0].colour: unknown key" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    config.chmod(0o600)
+    return config
 
 
-def test_validate_accepts_a_good_file_and_reads_secrets_from_files(tmp_path: Path) -> None:
-    secret = tmp_path / "token"
-    secret.write_text("s3cret-value\n")
-    config = tmp_path / "good.yaml"
-    config.write_text(
-        "timezone: Europe/Vienna\n"
-        "sources:\n"
-        "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b',\n"
-        f"     token_secret_file: {secret}, poll_interval: 2m}}\n"
-        "services:\n  - {id: vault, guest: 101, grace: 2h}\n"
-    )
-    result = run("validate", str(config))
-    assert result.returncode == 0, result.stdout
-    assert "1 source(s)" in result.stdout and "s3cret" not in result.stdout
+@pytest.fixture
+def hanging_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers: a source stuck mid-request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
 
 
-def test_a_missing_config_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
-    result = run("check", "--config", str(tmp_path / "nope.yaml"))
-    assert result.returncode == 2
-    assert "cannot read the configuration file" in result.stderr
-    assert "Traceback" not in result.stderr
+class TestCheck:
+    def test_without_a_config_it_judges_the_demo_and_exits_critical(self, tmp_path: Path) -> None:
+        result = run("check", "--json", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        document = json.loads(result.stdout)
+        statuses = {s["id"]: s["status"] for s in document["services"]}
+        assert statuses["postgres"] == "failed" and statuses["scratch"] == "unprotected"
+        assert document["overall"] == "critical"
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "data").exists()  # the demo keeps its history in a temporary folder
+
+    def test_it_prints_a_table_with_reasons(self, tmp_path: Path) -> None:
+        result = run("check", cwd=tmp_path)
+        assert result.returncode == 2
+        lines = result.stdout.splitlines()
+        assert lines[0].split()[:2] == ["SERVICE", "STATUS"]
+        assert any(line.startswith("CRIT") and " postgres " in line and "failed" in line for line in lines)
+        assert any("is in no backup job" in line for line in lines)
+
+    def test_a_failing_source_is_logged_by_name_with_its_reason(self, tmp_path: Path) -> None:
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        result = run("check", "--config", str(pbs_config(tmp_path, f"https://127.0.0.1:{port}")))
+        assert result.returncode == 3, result.stdout + result.stderr  # nothing known: unknown
+        (line,) = [line for line in result.stderr.splitlines() if "poll failed" in line]
+        assert "source=pbs-main" in line and "error=pbs 'pbs-main': cannot connect" in line
+        assert "s3cret-token-value" not in result.stdout + result.stderr
+
+    def test_logs_can_be_json(self, tmp_path: Path) -> None:
+        result = run("check", "--log-format", "json", "--config", str(pbs_config(tmp_path, "https://127.0.0.1:9")))
+        events = [json.loads(line) for line in result.stderr.splitlines()]
+        failed = [e for e in events if e["message"] == "poll failed"]
+        assert failed and failed[0]["source"] == "pbs-main" and failed[0]["level"] == "warning"
+
+    def test_a_missing_config_file_is_a_message_not_a_traceback(self, tmp_path: Path) -> None:
+        result = run("check", "--config", str(tmp_path / "nope.yaml"))
+        assert result.returncode == 2
+        assert "cannot read the configuration file: no such file" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
-def test_a_port_out_of_range_is_a_usage_error() -> None:
-    result = run("serve", "--port", "70000")
-    assert result.returncode == 2
-    assert "port 70000 is out of range (1-65535)" in result.stderr
-    assert "Traceback" not in result.stderr
+class TestValidate:
+    def test_it_lists_every_problem_with_file_line_column_and_key(self, tmp_path: Path) -> None:
+        config = tmp_path / "bad.yaml"
+        config.write_text(
+            "timezone: Mars/Olympus\n"
+            "sources:\n"
+            "  - name: pbs\n"
+            "    type: pbs\n"
+            "    url: https://pbs.lan:8007\n"
+            "    token_id: a@pbs!b\n"
+            "    token_secret: ${NOT_SET_ANYWHERE}\n"
+            "services:\n  - id: x\n    grace: soon\n    colour: red\n"
+        )
+        result = run("validate", str(config))
+        assert result.returncode == 2
+        assert (
+            f"{config}:7:5: sources[0].token_secret: environment variable NOT_SET_ANYWHERE is not set" in result.stdout
+        )
+        assert f"{config}:1:1: timezone: unknown time zone 'Mars/Olympus'" in result.stdout
+        assert f"{config}:10:5: services[0].grace: not a duration: 'soon'" in result.stdout
+        assert f"{config}:11:5: services[0].colour: unknown key 'colour'" in result.stdout
+        assert f"{config}:9:5: services[0]: service 'x' names nothing to watch" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
+
+    def test_it_accepts_a_good_file_and_reads_secrets_from_files(self, tmp_path: Path) -> None:
+        secret = tmp_path / "token"
+        secret.write_text("s3cret-value\n")
+        secret.chmod(0o600)
+        config = tmp_path / "good.yaml"
+        config.write_text(
+            "timezone: Europe/Vienna\n"
+            "sources:\n"
+            "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b',\n"
+            f"     token_secret_file: {secret}, poll_interval: 2m}}\n"
+            "services:\n  - {id: vault, guest: 101, grace: 2h}\n"
+        )
+        config.chmod(0o600)
+        result = run("validate", str(config))
+        assert result.returncode == 0, result.stdout
+        assert "1 source(s)" in result.stdout and "s3cret" not in result.stdout
+        for args, env in (
+            (["validate", "--config", str(config)], {}),
+            (["validate"], {"BACKUP_GLANCE_CONFIG": str(config)}),
+        ):
+            result = run(*args, env=env)
+            assert result.returncode == 0 and f"{config}: ok" in result.stdout, (args, result.stdout + result.stderr)
+
+    def test_without_any_file_it_says_how_to_give_one(self, tmp_path: Path) -> None:
+        result = run("validate", cwd=tmp_path)
+        assert result.returncode == 2
+        assert "no configuration file found; give FILE, --config FILE or $BACKUP_GLANCE_CONFIG" in result.stderr
+
+
+class TestServeStartsAndStops:
+    def test_sigterm_and_sigint_take_the_same_graceful_path(self, tmp_path: Path) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with ServeProcess(env={"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}) as serve:
+                assert httpx.get(serve.url + "/healthz").status_code == 200
+                demo_dirs = list(tmp_path.glob("backup-glance-demo-*"))
+                assert len(demo_dirs) == 1
+                code, seconds = serve.stop(signum)
+            assert code == 0, serve.output
+            assert seconds < 5, seconds
+            assert not demo_dirs[0].exists(), "the demo's temporary folder was left behind"
+            assert "Traceback" not in serve.output
+
+    def test_history_is_checkpointed_and_closed_even_while_a_source_hangs(
+        self, tmp_path: Path, hanging_server: str
+    ) -> None:
+        config = pbs_config(tmp_path, hanging_server)
+        with ServeProcess(["--config", str(config)], env={"HOME": str(tmp_path)}) as serve:
+            assert httpx.get(serve.url + "/api/v1/status").status_code == 200
+            code, seconds = serve.stop(signal.SIGTERM)
+        assert code == 0, serve.output
+        assert seconds < 8, seconds
+        assert (tmp_path / "history.sqlite3").exists()
+        assert not (tmp_path / "history.sqlite3-wal").exists() and not (tmp_path / "history.sqlite3-shm").exists()
+        sqlite3.connect(tmp_path / "history.sqlite3").execute("PRAGMA quick_check").fetchall()
+
+    def test_a_port_in_use_is_one_line_naming_it(self, tmp_path: Path) -> None:
+        taken = socket.create_server(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        try:
+            result = run("serve", "--port", str(port), cwd=tmp_path, env={"HOME": str(tmp_path)})
+        finally:
+            taken.close()
+        assert result.returncode == 4
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"backup-glance: cannot listen on 127.0.0.1:{port}: the port is already in use (another backup-glance, "
+            "or another program); stop it or choose another port with --port or server.port"
+        )
+        assert "serving on" not in result.stderr
+
+    def test_an_unknown_host_is_one_line_naming_it(self, tmp_path: Path) -> None:
+        result = run("serve", "--host", "no-such-host.invalid", cwd=tmp_path, env={"HOME": str(tmp_path)})
+        assert result.returncode == 4
+        assert "cannot listen on no-such-host.invalid:8765: unknown host name 'no-such-host.invalid'" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_port_out_of_range_is_a_usage_error(self) -> None:
+        result = run("serve", "--port", "70000")
+        assert result.returncode == 2
+        assert "port 70000 is out of range" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_uvicorns_own_lines_use_our_format(self, tmp_path: Path) -> None:
+        with ServeProcess(["--log-format", "json"], env={"HOME": str(tmp_path)}) as serve:
+            host, port = serve.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as conn:
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                conn.recv(1024)
+            serve.stop()
+        events = [json.loads(line) for line in serve.lines]
+        assert any(e["logger"].startswith("uvicorn") for e in events), serve.output
+
+
+class TestState:
+    def test_history_defaults_to_the_user_state_folder_not_the_current_one(self, tmp_path: Path) -> None:
+        config = (
+            pbs_config(tmp_path, "https://127.0.0.1:9")
+            .read_text()
+            .replace(f"history: {{path: {tmp_path / 'history.sqlite3'}}}\n", "")
+        )
+        (tmp_path / "bg.yaml").write_text(config)
+        home = tmp_path / "home"
+        home.mkdir()
+        result = run("check", "--config", str(tmp_path / "bg.yaml"), cwd=Path("/"), env={"HOME": str(home)})
+        assert result.returncode == 3, result.stderr
+        state = home / ".local" / "state" / "backup-glance"
+        assert (state / "history.sqlite3").exists()
+        assert oct(state.stat().st_mode & 0o777) == "0o700"
+        data = tmp_path / "data"
+        result = run("check", "--config", str(tmp_path / "bg.yaml"), env={"BACKUP_GLANCE_DATA": str(data)})
+        assert (data / "history.sqlite3").exists(), result.stderr
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as nobody")
+    def test_an_unprivileged_user_in_the_root_folder_gets_a_working_state_folder(self, tmp_path: Path) -> None:
+        home = Path("/tmp") / f"bg-home-{os.getpid()}"
+        home.mkdir(mode=0o777, exist_ok=True)
+        home.chmod(0o777)
+        try:
+            result = subprocess.run(
+                [
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "backup_glance",
+                    "check",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd="/",
+                env={**ENV_CLEAN, "HOME": str(home)},
+                check=False,
+            )
+            assert result.returncode == 2, result.stderr  # the demo: critical
+            assert "Permission denied" not in result.stderr and "Traceback" not in result.stderr
+        finally:
+            subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+class TestVersionAndDemo:
+    def test_version(self) -> None:
+        result = run("--version")
+        assert result.returncode == 0 and result.stdout.strip() == f"backup-glance {__version__}"
+
+    def test_print_config_prints_a_starting_point_and_exits(self, tmp_path: Path) -> None:
+        result = run("demo", "--print-config", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "DEMO_" not in result.stdout and "${secret:pbs_token}" in result.stdout
+        assert "serving on" not in result.stderr
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        for name in ("pve_token", "pbs_token", "databasement_token", "backrest_password"):
+            (secrets / name).write_text(f"{name}-value\n")
+        config = tmp_path / "starter.yaml"
+        config.write_text(result.stdout)
+        config.chmod(0o600)
+        checked = run("validate", str(config), env={"BACKUP_GLANCE_SECRETS_DIR": str(secrets)})
+        assert checked.returncode == 0, checked.stdout
+        assert "warning" not in checked.stdout

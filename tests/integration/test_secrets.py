@@ -36,12 +36,12 @@ def test_no_output_contains_a_secret(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with DemoLab(now=NOW) as lab:
         wrong = "wrong-but-still-secret-7f3a"
-        text = lab.config_text().replace("${DEMO_BACKREST_PASSWORD}", wrong)
-        text = text.replace(
-            "server: {host: 127.0.0.1,", "server: {auth_token: glance-bearer-token-123, host: 127.0.0.1,"
-        )
+        text = lab.config_text().replace("${secret:backrest_password}", wrong)
+        assert "\nserver:\n" in text
+        text = text.replace("\nserver:\n", "\nserver:\n  auth_token: glance-bearer-token-123\n")
         config = lab.config(text)
-        secrets = [*lab.environment().values(), wrong, "glance-bearer-token-123"]
+        secrets = [*(lab.secret(name) for name in ("pve", "pbs", "databasement", "backrest")), wrong]
+        secrets.append("glance-bearer-token-123")
         runtime = build_runtime(config, clock=lambda: NOW)
         loop = asyncio.new_event_loop()
         try:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
 import pytest
 
-from backup_glance.commands import schedule as command
+from backup_glance.cli import build_parser
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="backup-glance")
-    command.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["schedule", *argv])
+    args = build_parser().parse_args(["schedule", *argv])
     code: int = args.func(args)
     return code
 

@@ -1,12 +1,29 @@
-"""Helpers the subcommands share: where the config comes from."""
+"""What the subcommands share: where the config comes from, how problems with it are shown, logging options.
+
+Exit codes (all commands): 0 success, 2 bad configuration or usage; `check` adds 1 warning, 2 critical and
+3 unknown (the Nagios convention); `serve` adds 4 cannot listen and 5 cannot open the data folder or history.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from pathlib import Path
+from typing import TextIO
 
-DEFAULT_PATHS = ("backup-glance.yaml", "/etc/backup-glance/config.yaml")
+from ..config import Config, Report, read_config, secrets_of
+from ..logs import FORMATS, LEVELS, setup_logging, update_secrets
+
+CONFIG_VARIABLE = "BACKUP_GLANCE_CONFIG"
+DEFAULT_PATHS = ("backup-glance.yaml", "/config/backup-glance.yaml", "/etc/backup-glance/config.yaml")
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_LISTEN = 4
+EXIT_DATA = 5
+
+log = logging.getLogger("backup_glance")
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -14,15 +31,34 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         metavar="FILE",
-        help="YAML configuration (default: $BACKUP_GLANCE_CONFIG, ./backup-glance.yaml, "
-        "/etc/backup-glance/config.yaml; none found: the built-in demo homelab)",
+        help=f"YAML configuration (default: ${CONFIG_VARIABLE}, then {', '.join(DEFAULT_PATHS)}; "
+        "none found: the built-in demo homelab)",
     )
+
+
+def logging_options() -> argparse.ArgumentParser:
+    """A parent parser: every command takes --log-level and --log-format (also from the environment)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("logging")
+    group.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=os.environ.get("BACKUP_GLANCE_LOG_LEVEL", "info").lower(),
+        help="default: $BACKUP_GLANCE_LOG_LEVEL or info",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("BACKUP_GLANCE_LOG_FORMAT", "text").lower(),
+        help="default: $BACKUP_GLANCE_LOG_FORMAT or text",
+    )
+    return parent
 
 
 def find_config(explicit: str | None) -> Path | None:
     if explicit:
         return Path(explicit)
-    from_env = os.environ.get("BACKUP_GLANCE_CONFIG")
+    from_env = os.environ.get(CONFIG_VARIABLE)
     if from_env:
         return Path(from_env)
     for candidate in DEFAULT_PATHS:
@@ -32,11 +68,34 @@ def find_config(explicit: str | None) -> Path | None:
 
 
 def port_number(text: str) -> int:
-    """argparse type: a TCP port, 1-65535."""
+    """argparse type: a TCP port, 1-65535, or 0 for any free port."""
     try:
         port = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range (1-65535)")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (1-65535, or 0 for any free port)")
     return port
+
+
+def print_problems(report: Report, stream: TextIO | None = None) -> None:
+    for problem in report.problems:
+        print(str(problem), file=stream or sys.stderr)
+
+
+def start_logging(args: argparse.Namespace) -> logging.Handler:
+    return setup_logging(level=getattr(args, "log_level", "info"), fmt=getattr(args, "log_format", "text"))
+
+
+def checked_config(path: Path, handler: logging.Handler) -> Config | None:
+    """The config at `path` with its warnings logged, or None after printing every error (exit 2)."""
+    report = read_config(path)
+    if report.config is None:
+        print_problems(report)
+        errors = len(report.errors)
+        print(f"backup-glance: {path}: {errors} error{'s' * (errors != 1)}; nothing was started", file=sys.stderr)
+        return None
+    update_secrets(handler, secrets_of(report.config))
+    for problem in report.warnings:
+        log.warning(str(problem))
+    return report.config

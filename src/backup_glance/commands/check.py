@@ -1,6 +1,7 @@
 """`backup-glance check`: poll every source once, print the verdicts, exit with the Nagios code.
 
-Exit codes: 0 all ok, 1 a warning, 2 anything critical, 3 unknown (and nothing critical).
+Exit codes: 0 all ok, 1 a warning, 2 anything critical (or a configuration with errors: nothing is polled),
+3 unknown (and nothing critical). Each source that fails is logged by name with its reason.
 """
 
 from __future__ import annotations
@@ -8,36 +9,55 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shutil
 import sys
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..config import Config, load_config
+from ..config import Config, secrets_of
+from ..errors import HistoryError
+from ..logs import update_secrets
 from ..model import Board, Severity, Verdict
+from ..paths import DataFolderError
 from ..runtime import build_runtime
-from ._common import add_config_argument, find_config
+from ._common import EXIT_CONFIG, add_config_argument, checked_config, find_config, start_logging
 
 EXIT_CODES = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2, Severity.UNKNOWN: 3}
 _MARKS = {Severity.OK: "ok ", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT", Severity.UNKNOWN: "UNKN"}
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("check", help="poll once, print verdicts, exit 0/1/2/3 (Nagios convention)")
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    parser = subparsers.add_parser(
+        "check", parents=parents, help="poll once, print verdicts, exit 0/1/2/3 (Nagios convention)"
+    )
     add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the /api/v1/status document instead")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    handler = start_logging(args)
     path = find_config(args.config)
     if path is None:
         from ..demo import DemoLab
 
-        print("no configuration found: checking the built-in demo homelab", file=sys.stderr)
+        logging.getLogger("backup_glance").info("no configuration found: checking the built-in demo homelab")
         with DemoLab() as lab:
-            board = asyncio.run(_poll(lab.config()))
+            config = lab.config()
+            update_secrets(handler, secrets_of(config))
+            board = asyncio.run(_poll(config))
     else:
-        board = asyncio.run(_poll(load_config(path)))
+        checked = checked_config(path, handler)
+        if checked is None:
+            return EXIT_CONFIG
+        try:
+            board = asyncio.run(_poll(checked))
+        except (HistoryError, DataFolderError) as exc:
+            print(f"backup-glance check: {exc}", file=sys.stderr)
+            return EXIT_CODES[Severity.UNKNOWN]
     if args.json:
         from ..web.api import build_status
 
@@ -80,12 +100,13 @@ def render_table(board: Board) -> str:
 
 
 def _row(verdict: Verdict, name_width: int, zone: ZoneInfo) -> str:
-    def fmt(moment: object) -> str:
-        from datetime import datetime
-
-        return moment.astimezone(zone).strftime("%a %d %b %H:%M") if isinstance(moment, datetime) else "-"
+    def fmt(moment: datetime | None) -> str:
+        return moment.astimezone(zone).strftime("%a %d %b %H:%M") if moment is not None else "-"
 
     return (
         f"{_MARKS[verdict.severity]:4}  {verdict.name:<{name_width}}  {verdict.status.value:<13}  "
         f"{fmt(verdict.last_success_at):<16}  {verdict.snapshot_count:>5}  {fmt(verdict.next_run_at)}"
     )
+
+
+__all__ = ["exit_code", "render_table", "run"]

@@ -1,22 +1,30 @@
-"""`backup-glance demo`: serve the built-in demo homelab (what `serve` does without a configuration)."""
+"""`backup-glance demo`: serve the built-in demo homelab, or print a starting config for a real one."""
 
 from __future__ import annotations
 
 import argparse
 
-from . import serve
-from ._common import port_number
+from ._common import EXIT_OK, start_logging
+from .serve import add_listen_arguments, serve_demo
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("demo", help="serve the built-in demo homelab on its simulators")
-    parser.add_argument("--host", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=port_number, help="listen port (default 8765)")
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    parser = subparsers.add_parser("demo", parents=parents, help="serve the built-in demo homelab on its simulators")
+    add_listen_arguments(parser)
     parser.add_argument(
-        "--print-config", action="store_true", help="print the YAML that watches the simulators, then serve"
+        "--print-config",
+        action="store_true",
+        help="print the demo's configuration as a starting point for your own, and exit",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return serve.serve_demo(args.host, args.port, print_config=args.print_config)
+    if args.print_config:
+        from ..demo import starter_config
+
+        print(starter_config(), end="")
+        return EXIT_OK
+    return serve_demo(args, start_logging(args))

@@ -22,9 +22,12 @@ from ..schedule import DIALECTS, Schedule, parse_schedule
 MAX_RUNS = 1000
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
     parser = subparsers.add_parser(
         "schedule",
+        parents=parents,
         help="show the next runs of a schedule expression",
         description="Show the next runs of a Proxmox calendar event or cron expression.",
     )
@@ -83,18 +86,11 @@ def relative(seconds: float) -> str:
     return "in " + " ".join(parts)
 
 
-def _caret(expression: str, position: int | None) -> str:
-    if position is None or not 0 <= position <= len(expression):
-        return ""
-    shown = expression.replace("\t", " ")
-    return f"\n  {shown}\n  {' ' * position}^"
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         schedule = parse_schedule(args.expression, dialect=args.dialect, tz=args.tz)
     except ScheduleError as exc:
-        caret = _caret(args.expression, exc.position) if exc.expression == args.expression else ""
+        caret = exc.caret() if exc.expression == args.expression else ""
         print(f"backup-glance schedule: {exc}{caret}", file=sys.stderr)
         return 2
     try:

@@ -1,83 +1,103 @@
 """`backup-glance serve`: the background collector plus the web endpoints, in one process.
 
-Without a configuration it starts the simulators of the built-in demo homelab and serves them.
+Without a configuration it starts the simulators of the built-in demo homelab and serves them. The socket is
+bound before anything is announced; a config with errors, a port in use or an unusable data folder ends with
+one line and exit 2, 4 or 5. SIGTERM and SIGINT stop it cleanly with exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import logging
 import sys
-from contextlib import suppress
+from collections.abc import Iterator
 
-import uvicorn
+from ..config import Config, secrets_of
+from ..errors import HistoryError
+from ..logs import update_secrets
+from ..paths import DataFolderError
+from ._common import (
+    EXIT_CONFIG,
+    EXIT_DATA,
+    EXIT_LISTEN,
+    EXIT_OK,
+    add_config_argument,
+    checked_config,
+    find_config,
+    port_number,
+    start_logging,
+)
 
-from ..config import Config, load_config, secrets_of
-from ..logs import setup_logging
-from ..runtime import build_runtime
-from ._common import add_config_argument, find_config, port_number
+log = logging.getLogger("backup_glance")
 
-log = logging.getLogger(__name__)
+DEMO_NOTE = (
+    "Demo homelab: simulated PVE, PBS, Databasement and Backrest. "
+    "Run `backup-glance serve --config FILE` to watch your real backups."
+)
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("serve", help="poll in the background and serve the board, widgets and API")
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    parser = subparsers.add_parser(
+        "serve", parents=parents, help="poll in the background and serve the board, widgets and API"
+    )
     add_config_argument(parser)
-    parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
-    parser.add_argument("--port", type=port_number, help="listen port (default: server.port, 8765)")
+    add_listen_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=port_number, help="listen port (default: server.port, 8765; 0: any free)")
+
+
 def run(args: argparse.Namespace) -> int:
+    handler = start_logging(args)
     path = find_config(args.config)
     if path is None:
-        return serve_demo(args.host, args.port)
-    config = load_config(path)
-    setup_logging(secrets_of(config))
-    with suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, args.host, args.port, None))
-    return 0
+        return serve_demo(args, handler)
+    config = checked_config(path, handler)
+    if config is None:
+        return EXIT_CONFIG
+    return serve(config, args.host, args.port)
 
 
-def serve_demo(host: str | None, port: int | None, *, print_config: bool = False) -> int:
+def serve_demo(args: argparse.Namespace, handler: logging.Handler) -> int:
     from ..demo import DemoLab
 
-    note = (
-        "Demo homelab: simulated PVE, PBS, Databasement and Backrest. "
-        "Run `backup-glance serve --config FILE` to watch your real backups."
-    )
-    with DemoLab(port=port or 8765) as lab:
+    with DemoLab(port=args.port or 8765) as lab:
         config = lab.config()
-        if print_config:
-            print(lab.config_text(), flush=True)
-        setup_logging(secrets_of(config))
+        update_secrets(handler, secrets_of(config))
         log.info("no configuration found: serving the built-in demo homelab")
-        with suppress(KeyboardInterrupt):
-            asyncio.run(_serve(config, host, port, note))
-    return 0
+        return serve(config, args.host, args.port, demo_note=DEMO_NOTE)
 
 
-async def _serve(config: Config, host: str | None, port: int | None, demo_note: str | None) -> None:
-    from ..web.app import create_app
+def serve(config: Config, host: str | None, port: int | None, *, demo_note: str | None = None) -> int:
+    from ..runtime import build_runtime
+    from ..serving import ListenError, bind_socket, run_event_loop, serve_board
+    from ..web.app import create_app, root_path_of
 
-    runtime = build_runtime(config)
-    app = create_app(config, runtime.store, demo_note=demo_note)
-    server_config = uvicorn.Config(
-        app,
-        host=host or config.server.host,
-        port=port or config.server.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(server_config)
-    await runtime.collector.rebuild()
-    runtime.collector.start()
-    print(f"backup-glance: serving on http://{server_config.host}:{server_config.port}", file=sys.stderr, flush=True)
     try:
-        await server.serve()
-    finally:
-        await runtime.collector.stop()
-        if runtime.history is not None:
-            runtime.history.close()
+        sock = bind_socket(host or config.server.host, config.server.port if port is None else port)
+    except ListenError as exc:
+        print(f"backup-glance: {exc}", file=sys.stderr)
+        return EXIT_LISTEN
+    with contextlib.closing(sock):
+        try:
+            runtime = build_runtime(config)
+        except (HistoryError, DataFolderError) as exc:
+            print(f"backup-glance: {exc}", file=sys.stderr)
+            return EXIT_DATA
+        app = create_app(config, runtime.store, demo_note=demo_note)
+        with _quiet_interrupt():
+            run_event_loop(serve_board(runtime, app, sock, root_path=root_path_of(config)))
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _quiet_interrupt() -> Iterator[None]:
+    # A Ctrl-C that lands before the loop's own handler is installed ends the same way as one after it.
+    with contextlib.suppress(KeyboardInterrupt):
+        yield

@@ -1,30 +1,50 @@
-"""`backup-glance validate CONFIG`: check a configuration file without polling anything."""
+"""`backup-glance validate [FILE]`: check a configuration without polling anything.
+
+Everything short of the network: shape, values, references between keys, secret and CA files, schedules.
+Every problem is printed at once (file:line:column: key: what is wrong). Exit 0 when there are no errors
+(warnings are printed but pass), 2 otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..config import load_config
-from ..errors import ConfigError
+from ..config import read_config
+from ._common import CONFIG_VARIABLE, EXIT_CONFIG, EXIT_OK, add_config_argument, find_config
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("validate", help="check a configuration file and exit")
-    parser.add_argument("config", metavar="CONFIG", help="the YAML file to check")
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    parser = subparsers.add_parser(
+        "validate", parents=parents, help="check a configuration file and exit (0 ok, 2 errors)"
+    )
+    parser.add_argument("file", nargs="?", metavar="FILE", help="the YAML file to check (or use --config)")
+    add_config_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        problems = exc.problems
-        print(f"{args.config}: {len(problems)} problem(s)")
-        for problem in problems:
-            print(f"  {problem}")
-        return 2
-    print(
-        f"{args.config}: ok — {len(config.sources)} source(s), "
-        f"{len(config.services) or 'all discovered'} service(s), display zone {config.timezone}"
-    )
-    return 0
+    if args.file and args.config and args.file != args.config:
+        print("backup-glance validate: give the file once, as FILE or as --config", file=sys.stderr)
+        return EXIT_CONFIG
+    path = find_config(args.file or args.config)
+    if path is None:
+        print(
+            f"backup-glance validate: no configuration file found; give FILE, --config FILE or ${CONFIG_VARIABLE}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    report = read_config(path)
+    for problem in report.problems:
+        print(problem)
+    errors, warnings = len(report.errors), len(report.warnings)
+    if report.config is None:
+        print(f"{path}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        return EXIT_CONFIG
+    config = report.config
+    services = len(config.services) or "all discovered"
+    note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+    print(f"{path}: ok — {len(config.sources)} source(s), {services} service(s), display zone {config.timezone}{note}")
+    return EXIT_OK

@@ -83,7 +83,7 @@ def evaluate(
         services_by_target=services_by_target,
         grace_by_service={spec.id: spec.grace for spec in specs},
         default_grace=defaults.grace,
-        after_by_service={spec.id: spec.after for spec in specs if spec.after},
+        after_by_service={spec.id: tuple(_after_label(a, by_id) for a in spec.after) for spec in specs if spec.after},
     )
     datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(
@@ -153,9 +153,15 @@ def discover(
 def _predecessor(
     name: str, configured: set[str], by_id: dict[str, ServiceSpec], facts: dict[str, Facts], evidence: Evidence
 ) -> tuple[ServiceSpec, Facts]:
-    """`after:` names a configured service, else a whole source ("every Databasement dump"), else a discovered
-    service — in that order, because discovered ids come from names a source may change."""
-    if name in configured or (name in by_id and name not in evidence.states):
+    """`after:` names "service:ID" or "source:NAME" (config resolves bare names to these). A bare name is a
+    configured service, else a whole source ("every Databasement dump"), else a discovered service — in that
+    order, because discovered ids come from names a source may change."""
+    kind, sep, bare = name.partition(":")
+    if sep and kind == "service" and bare in by_id:
+        return by_id[bare], facts[bare]
+    if sep and kind in ("service", "source"):
+        name = bare
+    elif name in configured or (name in by_id and name not in evidence.states):
         return by_id[name], facts[name]
     keys = sorted({t.key for t in evidence.observation_targets(name)})
     spec = ServiceSpec(
@@ -168,6 +174,14 @@ def _predecessor(
         source=name,
     )
     return spec, gather_facts(spec, evidence)
+
+
+def _after_label(name: str, by_id: dict[str, ServiceSpec]) -> str:
+    """How an `after:` reference reads on the calendar: a service's display name, or the source's name."""
+    kind, sep, bare = name.partition(":")
+    if sep and kind == "service" and bare in by_id:
+        return by_id[bare].name
+    return bare if sep and kind in ("service", "source") else name
 
 
 def _display_name(key: str, targets: list[Target]) -> str:

@@ -12,7 +12,7 @@ import sqlite3
 import statistics
 import threading
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -164,8 +164,11 @@ class History:
         return cls(conn, path=where, retention=retention)
 
     def close(self) -> None:
+        """Checkpoint the WAL into the database and close: no -wal or -shm file is left behind."""
         with self._lock:
             if self._conn is not None:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.close()
                 self._conn = None
 

@@ -57,7 +57,8 @@ class SimulatorServer:
             self.app,
             host=self.host,
             port=self.port,
-            log_level="warning",
+            log_config=None,  # the process's own logging setup applies (the demo runs these inside `serve`)
+            log_level=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,  # clients may hold keep-alive connections; don't wait on them

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from .auth import TokenAuth
 from .page import build_page
 from .params import ParamError
 from .render import Payload, Renderer, VersionCache
+from .subpath import SubPath
 from .widgets import WIDGETS
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,20 @@ class _Web:
         self.fragments: VersionCache[Payload] = VersionCache(store)
         self.documents: VersionCache[Payload] = VersionCache(store)
 
-    def title_url(self, request: Request) -> str:
-        return self.config.server.base_url or str(request.base_url)
+        server = config.server
+        # Links point at the public URL when one is configured, else at the sub-path (never at the Host header a
+        # client sent: that is the client's word, and Glance would show it to everyone).
+        self.public = (server.base_url or "").rstrip("/")
+        self.prefix = self.public or root_path_of(config)
+
+    def link(self, path: str) -> str:
+        return self.prefix + path
+
+    def widget_headers(self, title: str) -> dict[str, str]:
+        headers = {"Widget-Title": title, "Widget-Content-Type": "html"}
+        if self.public:
+            headers["Widget-Title-URL"] = self.public + "/"
+        return headers
 
 
 def _web(request: Request) -> _Web:
@@ -81,8 +95,7 @@ async def api_status(request: Request) -> Response:
 
 
 def _widget_response(web: _Web, request: Request, title: str, payload: Payload) -> Response:
-    headers = {"Widget-Title": title, "Widget-Title-URL": web.title_url(request), "Widget-Content-Type": "html"}
-    return _send(request, payload, HTML, headers)
+    return _send(request, payload, HTML, web.widget_headers(title))
 
 
 def _error(web: _Web, status_code: int, message: str) -> Payload:
@@ -134,16 +147,24 @@ async def page(request: Request) -> Response:
     web = _web(request)
 
     def build(board: Board) -> Payload:
-        return Payload(web.renderer.page(build_page(board, web.zone, web.demo_note)).encode("utf-8"))
+        return Payload(web.renderer.page(build_page(board, web.zone, web.demo_note, web.link)).encode("utf-8"))
 
     # No X-Frame-Options on purpose: the page is meant to be embeddable in Glance's iframe widget.
     return _send(request, web.documents.get("page", build), HTML)
+
+
+def root_path_of(config: Config) -> str:
+    """The sub-path a reverse proxy serves backup-glance under: server.root_path, else base_url's path."""
+    server = config.server
+    path = server.root_path if server.root_path is not None else urlsplit(server.base_url or "").path
+    return path.rstrip("/")
 
 
 def create_app(config: Config, store: BoardStore, *, demo_note: str | None = None) -> Starlette:
     """Build the app. Objects live on `app.state.web`, built here rather than in a lifespan because none of them
     needs async setup or teardown, and tests can then use the app without entering its lifespan."""
     token = config.server.auth_token.get_secret_value() if config.server.auth_token else None
+    key = config.server.calendar_key.get_secret_value() if config.server.calendar_key else None
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -154,7 +175,7 @@ def create_app(config: Config, store: BoardStore, *, demo_note: str | None = Non
             Route("/calendar.ics", calendar_ics),
             Route("/", page),
         ],
-        middleware=[Middleware(TokenAuth, token=token)],
+        middleware=[Middleware(SubPath), Middleware(TokenAuth, token=token, calendar_key=key)],
     )
     app.state.web = _Web(config, store, demo_note)
     return app

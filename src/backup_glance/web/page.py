@@ -7,6 +7,7 @@ the same view records and templates the Glance endpoints use, so the page and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ class PageView:
     counts: str
     panels: tuple[tuple[str, View], ...]  # (title, widget view), main column first
     side: tuple[tuple[str, View], ...]
+    links: tuple[tuple[str, str], ...]  # (label, href) of the machine-readable views, for the footer
 
 
 OVERALL_WORD: dict[Severity, str] = {
@@ -46,7 +48,13 @@ OVERALL_WORD: dict[Severity, str] = {
 }
 
 
-def build_page(board: Board, zone: ZoneInfo, demo_note: str | None) -> PageView:
+FOOTER_LINKS = (("Status JSON", "/api/v1/status"), ("Calendar feed (ICS)", "/calendar.ics"), ("Health", "/health"))
+
+
+def build_page(
+    board: Board, zone: ZoneInfo, demo_note: str | None, link: Callable[[str], str] = lambda path: path
+) -> PageView:
+    """`link` turns a route ("/calendar.ics") into the href a browser should follow (public URL, sub-path)."""
     now = board.generated_at
     problems = tuple(p for s in board.sources if (p := source_problem(s, now)) is not None)
     sources = tuple(
@@ -79,6 +87,7 @@ def build_page(board: Board, zone: ZoneInfo, demo_note: str | None) -> PageView:
         counts=counts,
         panels=panels,
         side=side,
+        links=tuple((label, link(path)) for label, path in FOOTER_LINKS),
     )
 
 

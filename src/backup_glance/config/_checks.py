@@ -1,0 +1,344 @@
+"""What a configuration means, checked short of the network: references, files, schedules, safe values.
+
+These run on the parsed YAML (not on the validated records), so they report alongside shape problems and still
+run when a shape problem elsewhere stops the records from being built. Each finding names its key path;
+values with a bad shape are skipped here, since `_messages` already reports them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import ssl
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import ScheduleError
+from ..schedule import parse_schedule
+from ._schema import parse_duration
+from ._variables import SecretFileError, read_secret_file
+from ._yaml import KeyPath, dotted
+
+MIN_POLL_INTERVAL = timedelta(seconds=10)
+MIN_TOKEN_LENGTH = 16
+CALENDAR_PAST = timedelta(days=14)  # mirrors health.calendar.CALENDAR_PAST; the config may not import health
+SERVICE_TARGET_KEYS = ("guest", "database", "plan", "restic", "targets")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    path: KeyPath
+    message: str
+    warning: bool = False
+
+
+def check(data: Any, env: Mapping[str, str], secrets_dir: str) -> list[Finding]:
+    """Every finding about what the values mean together; `data` is the parsed document after substitution."""
+    if not isinstance(data, dict):
+        return []
+    findings: list[Finding] = []
+    sources = list(_items(data, "sources"))
+    services = list(_items(data, "services"))
+    if not sources:
+        findings.append(Finding(("sources",), "no sources: add at least one under sources: (pbs, pve, ...)"))
+    findings += _unique(sources, "name", "two sources are named")
+    findings += _unique(services, "id", "two services have the id")
+    for path, source in sources:
+        findings += _source(path, source, env, secrets_dir)
+    findings += _services(services, sources)
+    findings += _durations(data, sources, services)
+    findings += _server(data)
+    return findings
+
+
+def _items(data: dict[str, Any], key: str) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
+    value = data.get(key)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield (key, index), item
+
+
+def _text(mapping: dict[str, Any], key: str) -> str | None:
+    value = mapping.get(key)
+    if isinstance(value, bool) or value is None:
+        return None
+    return str(value) if isinstance(value, str | int | float) else None
+
+
+def _unique(items: list[tuple[KeyPath, dict[str, Any]]], key: str, what: str) -> list[Finding]:
+    seen: dict[str, KeyPath] = {}
+    findings = []
+    for path, item in items:
+        name = _text(item, key)
+        if name is None:
+            continue
+        if name in seen:
+            findings.append(Finding((*path, key), f"{what} '{name}' (also {dotted(seen[name])})"))
+        else:
+            seen[name] = path
+    return findings
+
+
+def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secrets_dir: str) -> list[Finding]:
+    findings: list[Finding] = []
+    ca_file = _text(source, "ca_file")
+    if ca_file is not None:
+        findings += _ca_file((*path, "ca_file"), ca_file, pinned=bool(source.get("fingerprint")))
+    if source.get("type") != "restic":
+        return findings
+    password_file = _text(source, "password_file")
+    if password_file is not None:
+        try:
+            read_secret_file(password_file)
+        except SecretFileError as exc:
+            findings.append(Finding((*path, "password_file"), str(exc)))
+        else:
+            findings += file_mode_findings((*path, "password_file"), Path(password_file), secrets_dir)
+    password_env = _text(source, "password_env")
+    if password_env is not None and not env.get(password_env):
+        findings.append(Finding((*path, "password_env"), f"environment variable {password_env} is not set"))
+    schedule = _text(source, "schedule")
+    if schedule is not None:
+        dialect = source.get("dialect", "cron")
+        zone = source.get("timezone", "UTC")
+        if dialect in ("cron", "proxmox") and isinstance(zone, str):
+            try:
+                parse_schedule(schedule, dialect=dialect, tz=zone)
+            except ScheduleError as exc:
+                findings.append(Finding((*path, "schedule"), f"{exc}{exc.caret()}"))
+    binary = _text(source, "restic_binary") or "restic"
+    if shutil.which(binary) is None:
+        findings.append(
+            Finding(
+                (*path, "restic_binary"),
+                f"the restic program '{binary}' is not on PATH here; install restic or set restic_binary",
+                warning=True,
+            )
+        )
+    return findings
+
+
+def _ca_file(path: KeyPath, ca_file: str, *, pinned: bool) -> list[Finding]:
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        return [Finding(path, f"cannot read {ca_file}: no such file")]
+    except PermissionError:
+        return [Finding(path, f"cannot read {ca_file}: permission denied")]
+    except IsADirectoryError:
+        return [Finding(path, f"{ca_file} is a folder; name the PEM file that holds the CA certificate")]
+    except (ssl.SSLError, OSError, ValueError):
+        return [Finding(path, f"{ca_file} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    if not context.get_ca_certs() and not _has_pem_certificate(ca_file):
+        return [Finding(path, f"{ca_file} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    if pinned:
+        return [Finding(path, "ca_file is not used when a fingerprint is pinned", warning=True)]
+    return []
+
+
+def _has_pem_certificate(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return b"-----BEGIN CERTIFICATE-----" in handle.read(1024 * 1024)
+    except OSError:
+        return False
+
+
+def _services(
+    services: list[tuple[KeyPath, dict[str, Any]]], sources: list[tuple[KeyPath, dict[str, Any]]]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    service_ids = {sid for _, s in services if (sid := _text(s, "id")) is not None}
+    source_names = {name for _, s in sources if (name := _text(s, "name")) is not None}
+    claimed: dict[str, KeyPath] = {}
+    for path, service in services:
+        sid = _text(service, "id") or f"#{path[-1]}"
+        targets = [key for key in SERVICE_TARGET_KEYS if service.get(key) not in (None, [], "")]
+        if not targets:
+            findings.append(
+                Finding(
+                    path,
+                    f"service '{sid}' names nothing to watch: add guest:, database:, plan:, restic: or targets:",
+                )
+            )
+        for key in target_keys_of(service):
+            if key in claimed:
+                findings.append(
+                    Finding(
+                        path,
+                        f"service '{sid}' watches {key}, which {dotted(claimed[key])} watches too",
+                        warning=True,
+                    )
+                )
+            else:
+                claimed[key] = path
+        source = _text(service, "source")
+        if source is not None and source not in source_names:
+            findings.append(Finding((*path, "source"), f"no source is named '{source}'" + _close(source, source_names)))
+        after = service.get("after")
+        if isinstance(after, list):
+            for index, name in enumerate(after):
+                if isinstance(name, str):
+                    _, problem = resolve_after(name, service_ids, source_names)
+                    if problem:
+                        findings.append(Finding((*path, "after", index), problem))
+    return findings
+
+
+def target_keys_of(service: dict[str, Any]) -> list[str]:
+    """The target keys a configured service names (as health matches them); shared with `service_specs`."""
+    source = _text(service, "source") or "*"
+    keys = [str(t) for t in service.get("targets") or [] if isinstance(t, str | int)]
+    if service.get("guest") is not None:
+        keys.append(f"guest:{service['guest']}")
+    if _text(service, "database"):
+        keys.append(f"databasement:{source}/{service['database']}")
+    if _text(service, "plan"):
+        keys.append(f"backrest:{source}/{service['plan']}")
+    if _text(service, "restic"):
+        keys.append(f"restic:{source}/{service['restic']}")
+    return keys
+
+
+def resolve_after(name: str, service_ids: set[str], source_names: set[str]) -> tuple[str, str | None]:
+    """`after:` entry -> ("service:ID" or "source:NAME", None), or ("", what is wrong).
+
+    >>> resolve_after("db", {"db"}, {"pbs"}), resolve_after("source:pbs", {"db"}, {"pbs"})[0]
+    (('service:db', None), 'source:pbs')
+    """
+    kind, sep, bare = name.partition(":")
+    if sep and kind in ("service", "source"):
+        pool = service_ids if kind == "service" else source_names
+        if bare in pool:
+            return f"{kind}:{bare}", None
+        return "", f"no {kind} is named '{bare}'" + _close(bare, pool)
+    is_service, is_source = name in service_ids, name in source_names
+    if is_service and is_source:
+        return "", f"'{name}' is both a service and a source: write service:{name} or source:{name}"
+    if is_service:
+        return f"service:{name}", None
+    if is_source:
+        return f"source:{name}", None
+    return "", f"'{name}' names no service id and no source" + _close(name, service_ids | source_names)
+
+
+def _close(word: str, pool: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(pool), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _duration(mapping: dict[str, Any], key: str) -> timedelta | None:
+    if key not in mapping:
+        return None
+    try:
+        return parse_duration(mapping[key])
+    except ValueError:
+        return None  # reported as a shape problem
+
+
+def _durations(
+    data: dict[str, Any], sources: list[tuple[KeyPath, dict[str, Any]]], services: list[tuple[KeyPath, dict[str, Any]]]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for path, source in sources:
+        interval = _duration(source, "poll_interval")
+        if interval is not None and interval < MIN_POLL_INTERVAL:
+            findings.append(
+                Finding((*path, "poll_interval"), f"must be at least {int(MIN_POLL_INTERVAL.total_seconds())}s")
+            )
+        timeout = _duration(source, "timeout")
+        if timeout is not None and timeout <= timedelta(0):
+            findings.append(Finding((*path, "timeout"), "must be more than 0s"))
+        elif timeout is not None:
+            limit = interval if interval is not None else timedelta(minutes=5)
+            if timeout >= limit:
+                findings.append(Finding((*path, "timeout"), f"must be shorter than poll_interval ({_span(limit)})"))
+        max_age = _duration(source, "max_age")
+        if max_age is not None and max_age <= timedelta(0):
+            findings.append(Finding((*path, "max_age"), "must be more than 0s"))
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    assert isinstance(defaults, dict)
+    lookbacks = [timedelta(days=14)]  # the default lookback
+    for path, mapping in [(("defaults",), defaults), *services]:
+        grace = _duration(mapping, "grace")
+        if grace is not None and grace < timedelta(0):
+            findings.append(Finding((*path, "grace"), "must not be negative"))
+        for key in ("lookback", "max_age"):
+            value = _duration(mapping, key)
+            if value is not None and value <= timedelta(0):
+                findings.append(Finding((*path, key), "must be more than 0s"))
+            elif value is not None and key == "lookback":
+                lookbacks.append(value)
+    if _duration(defaults, "lookback") is not None:
+        lookbacks.pop(0)  # replaced by the configured default
+    history = data.get("history")
+    retention = _duration(history, "retention") if isinstance(history, dict) else None
+    if retention is not None:
+        needed = max([*lookbacks, CALENDAR_PAST])
+        if retention < needed:
+            findings.append(
+                Finding(
+                    ("history", "retention"),
+                    f"must be at least {_span(needed)}: the longest lookback and the calendar's past window "
+                    "need that much history",
+                )
+            )
+    return findings
+
+
+def _server(data: dict[str, Any]) -> list[Finding]:
+    server = data.get("server")
+    if not isinstance(server, dict):
+        return []
+    findings = []
+    for key in ("auth_token", "calendar_key"):
+        value = server.get(key)
+        if isinstance(value, str) and value and len(value) < MIN_TOKEN_LENGTH:
+            findings.append(
+                Finding(
+                    ("server", key),
+                    f"must be at least {MIN_TOKEN_LENGTH} characters (e.g. the output of 'openssl rand -hex 24')",
+                )
+            )
+    token, calendar_key = server.get("auth_token"), server.get("calendar_key")
+    if isinstance(token, str) and token and token == calendar_key:
+        findings.append(Finding(("server", "calendar_key"), "must differ from auth_token: it opens the calendar only"))
+    if isinstance(calendar_key, str) and calendar_key and not token:
+        findings.append(
+            Finding(("server", "calendar_key"), "has no effect without auth_token (everything is open)", warning=True)
+        )
+    root_path = server.get("root_path")
+    if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
+        findings.append(Finding(("server", "root_path"), "must start with '/', e.g. /backups"))
+    return findings
+
+
+def file_mode_findings(path: KeyPath, file: Path, secrets_dir: str) -> list[Finding]:
+    """A warning when a file holding secrets can be read by group or others. Files in the container secrets
+    folder are left alone: only that container sees them, and its user must be able to read them."""
+    try:
+        if Path(secrets_dir) in file.resolve().parents:
+            return []
+        mode = file.stat().st_mode
+    except OSError:
+        return []
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        octal = oct(stat.S_IMODE(mode))[2:]
+        return [Finding(path, f"{file} can be read by other users (mode {octal}); chmod 600 it", warning=True)]
+    return []
+
+
+def _span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+__all__ = ["Finding", "check", "file_mode_findings", "resolve_after", "target_keys_of"]

@@ -1,0 +1,316 @@
+"""The shape of a configuration: typed, frozen records with field-level checks that speak plainly.
+
+Only the shape and the format of single values are checked here; what the values mean together (names that
+must be unique, `after:` references, files that must be readable, timeouts below intervals) is `_checks`' job,
+so every problem can point at the exact key it is about. Secrets are `SecretStr`, whose repr is stars.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+)
+
+MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
+
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_HINT = "use a number with a unit, e.g. 30s, 5m, 2h, 14d, 1w or 1h30m"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{2}(?::?[0-9a-fA-F]{2}){31}")
+
+
+def parse_duration(value: object) -> timedelta:
+    """ "90s", "5m", "2h", "14d", "1w", "1h30m" or a number of seconds.
+
+    >>> parse_duration("2h"), parse_duration("1h30m"), parse_duration(90)
+    (datetime.timedelta(seconds=7200), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=90))
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a duration: {_shown(value)}; {_DURATION_HINT}")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        seconds = _duration_text(value)
+    if math.isnan(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {_shown(value)} is out of range (at most {MAX_DURATION.days // 365} years)")
+    return timedelta(seconds=seconds)
+
+
+def _duration_text(text: str) -> float:
+    stripped = text.strip()
+    negative = stripped.startswith("-")
+    body = stripped[1:] if negative else stripped
+    total, end = 0.0, 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != end:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+        end = match.end()
+    if not body or end != len(body) or body[end:].strip():
+        raise ValueError(f"not a duration: {_shown(text)}; {_DURATION_HINT}")
+    return -total if negative else total
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_zone(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a time zone: {_shown(value)}; use an IANA name like Europe/Vienna")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {_shown(value)}; use an IANA name like Europe/Vienna") from None
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{_shown(value)} is not a usable name: start with a letter or digit, then letters, digits, '.', '_', '-'"
+        )
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{_shown(value)}: must start with http:// or https://, e.g. https://pbs.lan:8007")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise ValueError(f"{_shown(value)}: the port is not a number from 1 to 65535") from None
+    if parts.username or parts.password:
+        raise ValueError("put credentials in their own keys (token, password), not in the URL")
+    return value
+
+
+def _check_fingerprint(value: str) -> str:
+    if not _FINGERPRINT.fullmatch(value.strip()):
+        raise ValueError(
+            "fingerprint must be 32 hex pairs like 64:d3:ff:... (SHA-256); "
+            "'proxmox-backup-manager cert info' prints it on PBS, 'pvenode cert info' on PVE"
+        )
+    return value.strip()
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Zone = Annotated[str, BeforeValidator(_check_zone)]
+Name = Annotated[str, AfterValidator(_check_name)]
+Url = Annotated[str, AfterValidator(_check_url)]
+Fingerprint = Annotated[str, AfterValidator(_check_fingerprint)]
+
+
+class _Strict(BaseModel):
+    # Numbers are welcome where text is expected (`id: 101`, `database: 2024`); YAML typed them, not the user.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class SourceConfig(_Strict):
+    """Fields every source has."""
+
+    name: Name
+    type: str
+    poll_interval: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=10)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+
+
+class HttpSourceConfig(SourceConfig):
+    url: Url
+    verify_tls: bool = True
+    ca_file: str | None = None
+    fingerprint: Fingerprint | None = None
+
+
+class ProxmoxSourceConfig(HttpSourceConfig):
+    token_id: str
+    token_secret: SecretStr | None = None
+    token_secret_file: str | None = None  # read into token_secret when the file is loaded
+
+    @model_validator(mode="after")
+    def _secret(self) -> ProxmoxSourceConfig:
+        if self.token_secret is None:
+            raise ValueError("token_secret is required (or token_secret_file, or ${secret:NAME})")
+        return self
+
+
+class PbsSourceConfig(ProxmoxSourceConfig):
+    type: Literal["pbs"]
+    # A namespace list to restrict to; empty = all namespaces of all datastores.
+    datastores: list[str] = []
+
+
+class PveSourceConfig(ProxmoxSourceConfig):
+    type: Literal["pve"]
+
+
+class DatabasementSourceConfig(HttpSourceConfig):
+    type: Literal["databasement"]
+    token: SecretStr | None = None
+    token_file: str | None = None
+    organization_id: str | None = None
+    timezone: Zone = "UTC"
+    per_page: int = Field(default=100, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _secret(self) -> DatabasementSourceConfig:
+        if self.token is None:
+            raise ValueError("token is required (or token_file, or ${secret:NAME})")
+        return self
+
+
+class BackrestSourceConfig(HttpSourceConfig):
+    type: Literal["backrest"]
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    timezone: Zone | None = None  # the Backrest host's zone for CLOCK_LOCAL cron; default: UTC
+
+    @model_validator(mode="after")
+    def _secret(self) -> BackrestSourceConfig:
+        if self.username and self.password is None:
+            raise ValueError("password is required with username (or password_file, or ${secret:NAME})")
+        return self
+
+
+class ResticSourceConfig(SourceConfig):
+    type: Literal["restic"]
+    repository: str
+    password_file: str | None = None
+    password_env: str | None = None  # name of an environment variable holding the password
+    env: dict[str, str] = {}  # extra environment for restic (e.g. AWS_ACCESS_KEY_ID)
+    group_by: list[Literal["host", "paths", "tags"]] = ["host", "paths"]
+    schedule: str | None = None
+    dialect: Literal["proxmox", "cron"] = "cron"
+    timezone: Zone = "UTC"
+    max_age: Duration | None = None
+    restic_binary: str = "restic"
+
+    @model_validator(mode="after")
+    def _password(self) -> ResticSourceConfig:
+        if not self.password_file and not self.password_env:
+            raise ValueError("password_file or password_env is required (restic never gets it on a command line)")
+        return self
+
+
+SOURCE_TYPES: dict[str, type[SourceConfig]] = {
+    "pbs": PbsSourceConfig,
+    "pve": PveSourceConfig,
+    "databasement": DatabasementSourceConfig,
+    "backrest": BackrestSourceConfig,
+    "restic": ResticSourceConfig,
+}
+
+AnySourceConfig = Annotated[
+    PbsSourceConfig | PveSourceConfig | DatabasementSourceConfig | BackrestSourceConfig | ResticSourceConfig,
+    Field(discriminator="type"),
+]
+
+
+class SilenceConfig(_Strict):
+    reason: str
+    until: date | datetime | None = None
+
+
+class ServiceConfig(_Strict):
+    id: Name
+    name: str | None = None
+    guest: int | None = Field(default=None, ge=1, le=999_999_999)
+    database: str | None = None  # Databasement "server/database"
+    plan: str | None = None  # Backrest plan id
+    restic: str | None = None  # restic group ("host" or "host:/path")
+    targets: list[str] = []  # raw target keys, for anything else
+    source: str | None = None
+    grace: Duration | None = None
+    max_age: Duration | None = None
+    lookback: Duration | None = None
+    silence: SilenceConfig | None = None
+    # Services or whole sources whose runs must finish before this one starts: "NAME", "service:NAME" or
+    # "source:NAME" (the last two when a service and a source share a name). Resolved to the prefixed form.
+    after: list[str] = []
+
+    def target_count(self) -> int:
+        return len(self.targets) + sum(v is not None for v in (self.guest, self.database, self.plan, self.restic))
+
+
+class DefaultsConfig(_Strict):
+    grace: Duration = timedelta(hours=1)
+    lookback: Duration = timedelta(days=14)
+    max_age: Duration = timedelta(hours=26)
+
+
+class HistoryConfig(_Strict):
+    path: str | None = None  # default: $BACKUP_GLANCE_DATA/history.sqlite3, else the per-user state folder
+    retention: Duration = timedelta(days=90)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    auth_token: SecretStr | None = None
+    # The public URL (behind a reverse proxy): Widget-Title-URL and every link point there; its path, if any,
+    # is the sub-path the proxy serves backup-glance under.
+    base_url: Url | None = None
+    root_path: str | None = None  # the sub-path, when it differs from base_url's path or there is no base_url
+    calendar_key: SecretStr | None = None  # opens /calendar.ics?key=... and nothing else
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_none(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: (None if k in ("auth_token", "calendar_key") and v == "" else v) for k, v in data.items()}
+        return data
+
+
+class Config(_Strict):
+    timezone: Zone = Field(default_factory=lambda: machine_zone())
+    sources: list[AnySourceConfig] = []
+    services: list[ServiceConfig] = []
+    defaults: DefaultsConfig = DefaultsConfig()
+    history: HistoryConfig = HistoryConfig()
+    server: ServerConfig = ServerConfig()
+    # Also show everything the sources report that no configured service claims. Default: only when no
+    # services are configured.
+    discover: bool | None = None
+    # Values that reached the file through ${...} or *_file and count as secrets wherever they landed (a URL, a
+    # header): the log redaction filter hides them too.
+    _substituted_secrets: tuple[str, ...] = PrivateAttr(default=())
+
+
+def machine_zone() -> str:
+    tz = os.environ.get("TZ")
+    if tz:
+        try:
+            ZoneInfo(tz.lstrip(":"))
+            return tz.lstrip(":")
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    try:
+        link = os.readlink("/etc/localtime")
+        marker = "zoneinfo/"
+        if marker in link:
+            return link.split(marker, 1)[1]
+    except OSError:
+        pass
+    return "UTC"

@@ -1,0 +1,169 @@
+"""`${...}` references in configuration files, spelt as Glance spells them:
+
+    ${NAME}                   the environment variable NAME
+    ${secret:NAME}            the file /run/secrets/NAME (Docker and Podman secrets; the folder can be changed
+                              with the environment variable BACKUP_GLANCE_SECRETS_DIR)
+    ${readFileFromEnv:NAME}   the file whose absolute path is in the environment variable NAME
+    \\${                       a literal "${"
+
+Glance replaces references in the raw text and then parses YAML, so a secret holding `: #` or `{` breaks the
+file or changes its meaning. Here each reference is first swapped for a placeholder of the same length (so every
+line and column stays right) built from private-use characters (so YAML reads it as a plain string anywhere,
+flow mappings included); after parsing, a string holding placeholders gets the values. A substituted value is
+therefore always exactly one string, as written. A file's trailing newline is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._yaml import KeyPath, Position
+
+DEFAULT_SECRETS_DIR = "/run/secrets"
+SECRETS_DIR_VARIABLE = "BACKUP_GLANCE_SECRETS_DIR"
+MAX_SECRET_BYTES = 64 * 1024  # a token or a password; a bigger file was picked by mistake
+
+_MARK = "\uf8ff"
+_PAD = "\uf8fe"
+_DIGIT0 = 0xE000
+_BASE = 4096
+_REFERENCE = re.compile(r"\\\$\{|\$\{(?:(?P<kind>[A-Za-z]+):)?(?P<name>[A-Za-z0-9_.-]*)\}")
+_PLACEHOLDER = re.compile(f"{_MARK}([\ue000-\uefff])([\ue000-\uefff]){_PAD}*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Environment variables whose values are redacted from logs even outside secret fields (e.g. in a URL).
+_SECRET_LOOKING = re.compile(r"TOKEN|SECRET|PASS|PWD|KEY|CRED|AUTH", re.IGNORECASE)
+KINDS = ("secret", "readFileFromEnv")
+
+
+class SecretFileError(Exception):
+    """A secret file could not be used; the message names the file and says why, never its content."""
+
+
+def read_secret_file(path: str | Path) -> str:
+    """The text of a secret file without its trailing newline, or SecretFileError naming the path."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise SecretFileError(f"{path} is a folder, not a file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        reason = (exc.strerror or exc.__class__.__name__).lower()
+        raise SecretFileError(f"cannot read {path}: {reason}") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SecretFileError(f"{path} is larger than {MAX_SECRET_BYTES // 1024} KB; is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{path} is not UTF-8 text") from None
+    return text.rstrip("\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    text: str  # as written, e.g. "${secret:pbs_token}"
+    kind: str | None  # None: environment variable; "literal": an escaped "${"
+    name: str
+
+
+@dataclass
+class Variables:
+    """Prepares the text, then substitutes the values in parsed strings, collecting problems instead of failing."""
+
+    env: Mapping[str, str]
+    references: list[_Reference] = field(default_factory=list)
+    problems: list[tuple[KeyPath, Position | None, str]] = field(default_factory=list)
+    unresolved: set[KeyPath] = field(default_factory=set)  # paths whose value is missing: skip later complaints
+    secret_values: list[str] = field(default_factory=list)  # for the log redaction filter
+
+    def prepare(self, text: str) -> str:
+        """The text with every reference replaced by a placeholder of the same length."""
+        if _MARK in text:
+            raise ValueError("the file contains the private-use character U+F8FF, which backup-glance reserves")
+
+        def swap(match: re.Match[str]) -> str:
+            written = match.group(0)
+            if written == "\\${":
+                reference = _Reference(written, "literal", "")
+            else:
+                reference = _Reference(written, match.group("kind"), match.group("name"))
+            index = len(self.references)
+            self.references.append(reference)
+            if index >= _BASE * _BASE:
+                raise ValueError("too many ${...} references")
+            placeholder = _MARK + chr(_DIGIT0 + index // _BASE) + chr(_DIGIT0 + index % _BASE)
+            return placeholder + _PAD * (len(written) - len(placeholder))
+
+        return _REFERENCE.sub(swap, text)
+
+    def original(self, text: str) -> str:
+        """A string with its placeholders turned back into the references as written (keys, messages)."""
+        return _PLACEHOLDER.sub(lambda m: self._reference(m).text, text)
+
+    def substitute(self, text: str, path: KeyPath, position: Position) -> str | None:
+        """The value of a parsed string with its references resolved; None when it holds none."""
+        if _MARK not in text:
+            return None
+        return _PLACEHOLDER.sub(lambda m: self._value(self._reference(m), path, position), text)
+
+    def _reference(self, match: re.Match[str]) -> _Reference:
+        index = (ord(match.group(1)) - _DIGIT0) * _BASE + (ord(match.group(2)) - _DIGIT0)
+        return self.references[index]
+
+    def _value(self, reference: _Reference, path: KeyPath, position: Position) -> str:
+        if reference.kind == "literal":
+            return "${"
+        try:
+            value, secret = self._resolve(reference)
+        except LookupError as exc:
+            self.problems.append((path, position, str(exc.args[0])))
+            self.unresolved.add(path)
+            return ""
+        if secret and value:
+            self.secret_values.append(value)
+        return value
+
+    def _resolve(self, reference: _Reference) -> tuple[str, bool]:
+        kind, name = reference.kind, reference.name
+        if kind is None:
+            if not _ENV_NAME.fullmatch(name):
+                raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
+            if name not in self.env:
+                raise LookupError(f"environment variable {name} is not set")
+            return self.env[name], bool(_SECRET_LOOKING.search(name))
+        if kind == "secret":
+            if not _SECRET_NAME.fullmatch(name):
+                raise LookupError(f"{reference.text}: a secret's name is a file name (letters, digits, . _ -)")
+            folder = self.env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
+            return self._file(Path(folder) / name, f"secret '{name}'"), True
+        if kind == "readFileFromEnv":
+            if not _ENV_NAME.fullmatch(name):
+                raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
+            if name not in self.env:
+                raise LookupError(f"environment variable {name} is not set (it should hold a file's path)")
+            target = Path(self.env[name])
+            if not target.is_absolute():
+                raise LookupError(f"environment variable {name} must hold an absolute path, not {str(target)!r}")
+            return self._file(target, f"file from {name}"), True
+        known = ", ".join(f"${{{k}:NAME}}" for k in KINDS)
+        raise LookupError(f"{reference.text}: unknown kind '{kind}' (use ${{NAME}}, {known})")
+
+    @staticmethod
+    def _file(path: Path, what: str) -> str:
+        try:
+            return read_secret_file(path)
+        except SecretFileError as exc:
+            raise LookupError(f"{what}: {exc}") from None
+
+
+__all__ = [
+    "DEFAULT_SECRETS_DIR",
+    "SECRETS_DIR_VARIABLE",
+    "SecretFileError",
+    "Variables",
+    "read_secret_file",
+]

@@ -1,0 +1,170 @@
+"""What a configuration means, checked before anything polls: references, files, schedules, safe values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trustme
+
+from backup_glance.config import parse_text, read_config
+
+PBS = "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b', token_secret: s}\n"
+
+
+def findings(sources: str = PBS, services: str = "", extra: str = "", env: dict[str, str] | None = None) -> list[str]:
+    text = f"timezone: UTC\nsources:\n{sources}" + (f"services:\n{services}" if services else "") + extra
+    return [str(p) for p in parse_text(text, filename="bg.yaml", env=env or {}).problems]
+
+
+class TestReferences:
+    def test_no_sources_at_all_is_an_error(self) -> None:
+        assert findings(sources="  []\n") == [
+            "bg.yaml:2:1: sources: no sources: add at least one under sources: (pbs, pve, ...)"
+        ]
+
+    def test_every_service_names_a_target(self) -> None:
+        assert findings(services="  - id: vault\n    name: Vault\n") == [
+            "bg.yaml:5:5: services[0]: service 'vault' names nothing to watch: "
+            "add guest:, database:, plan:, restic: or targets:"
+        ]
+
+    def test_two_services_claiming_one_guest_is_a_warning_only(self) -> None:
+        text = "timezone: UTC\nsources:\n" + PBS + "services:\n  - {id: a, guest: 101}\n  - {id: b, guest: 101}\n"
+        report = parse_text(text, filename="bg.yaml", env={})
+        assert report.config is not None
+        assert [str(p) for p in report.warnings] == [
+            "bg.yaml:6:5: services[1]: warning: service 'b' watches guest:101, which services[0] watches too"
+        ]
+
+    def test_after_that_is_both_a_service_and_a_source_must_say_which(self) -> None:
+        services = "  - {id: pbs, guest: 1}\n  - {id: files, plan: files, after: [pbs]}\n"
+        assert findings(services=services) == [
+            "bg.yaml:6:38: services[1].after[0]: 'pbs' is both a service and a source: write service:pbs or source:pbs"
+        ]
+        services = "  - {id: pbs, guest: 1}\n  - {id: files, plan: files, after: ['service:pbs', 'source:pbs']}\n"
+        assert findings(services=services) == []
+
+    def test_after_naming_nothing_suggests_a_name(self) -> None:
+        services = "  - {id: database, guest: 1}\n  - {id: files, plan: files, after: [databse, 'source:pbx']}\n"
+        assert findings(services=services) == [
+            "bg.yaml:6:38: services[1].after[0]: 'databse' names no service id and no source "
+            "— did you mean 'database'?",
+            "bg.yaml:6:47: services[1].after[1]: no source is named 'pbx' — did you mean 'pbs'?",
+        ]
+
+    def test_duplicate_names_point_at_the_second(self) -> None:
+        assert findings(sources=PBS + PBS) == [
+            "bg.yaml:4:6: sources[1].name: two sources are named 'pbs' (also sources[0])"
+        ]
+
+    def test_a_service_restricted_to_an_unknown_source(self) -> None:
+        assert findings(services="  - {id: a, plan: p, source: backrst}\n") == [
+            "bg.yaml:5:22: services[0].source: no source is named 'backrst'"
+        ]
+
+
+class TestFiles:
+    def test_ca_file_must_hold_a_certificate(self, tmp_path: Path) -> None:
+        ca = trustme.CA()
+        good = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(good))
+        (tmp_path / "empty.pem").write_text("no certificate here\n")
+        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: t, token_secret: s, ca_file: %s}\n"
+        assert findings(sources=source % good) == []
+        assert findings(sources=source % (tmp_path / "empty.pem")) == [
+            f"bg.yaml:3:87: sources[0].ca_file: {tmp_path}/empty.pem holds no PEM certificate "
+            "(expected -----BEGIN CERTIFICATE-----)"
+        ]
+        assert findings(sources=source % (tmp_path / "missing.pem")) == [
+            f"bg.yaml:3:87: sources[0].ca_file: cannot read {tmp_path}/missing.pem: no such file"
+        ]
+
+    def test_restic_schedule_and_password_are_checked(self, tmp_path: Path) -> None:
+        restic = (
+            "  - name: offsite\n    type: restic\n    repository: /srv/restic\n"
+            f"    password_file: {tmp_path / 'pw'}\n    schedule: '30 3 * *'\n    restic_binary: /bin/true\n"
+        )
+        assert findings(sources=restic) == [
+            f"bg.yaml:6:5: sources[0].password_file: cannot read {tmp_path}/pw: no such file or directory",
+            "bg.yaml:7:5: sources[0].schedule: a cron expression has 5 fields (minute hour day-of-month month "
+            "day-of-week), got 4 at position 8\n  30 3 * *\n          ^",
+        ]
+
+    def test_a_restic_password_variable_must_be_set(self) -> None:
+        restic = "  - {name: o, type: restic, repository: /r, password_env: RESTIC_PW, restic_binary: /bin/true}\n"
+        assert findings(sources=restic) == [
+            "bg.yaml:3:45: sources[0].password_env: environment variable RESTIC_PW is not set"
+        ]
+        assert findings(sources=restic, env={"RESTIC_PW": "x"}) == []
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+    def test_an_unreadable_secret_file_is_named(self, tmp_path: Path) -> None:
+        secret = tmp_path / "t"
+        secret.write_text("x")
+        secret.chmod(0)
+        source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+        assert any("permission denied" in f for f in findings(sources=source))
+
+    def test_secret_and_config_files_readable_by_others_are_warned_about(self, tmp_path: Path) -> None:
+        secret = tmp_path / "token"
+        secret.write_text("x")
+        secret.chmod(0o644)
+        config = tmp_path / "bg.yaml"
+        config.write_text(
+            "sources:\n"
+            f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+        )
+        config.chmod(0o640)
+        report = read_config(config, env={})
+        assert report.config is not None
+        assert [p.message for p in report.warnings] == [
+            f"{config} can be read by other users (mode 640); chmod 600 it",
+            f"{secret} can be read by other users (mode 644); chmod 600 it",
+        ]
+        secret.chmod(0o600)
+        config.chmod(0o600)
+        assert read_config(config, env={}).warnings == []
+
+    def test_files_in_the_container_secrets_folder_are_not_warned_about(self, tmp_path: Path) -> None:
+        (tmp_path / "pbs").write_text("x")
+        (tmp_path / "pbs").chmod(0o444)
+        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: %s}\n"
+        assert findings(sources=source % (tmp_path / "pbs"), env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)}) == []
+
+
+class TestSafeValues:
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("poll_interval: 0s", "sources[0].poll_interval: must be at least 10s"),
+            ("poll_interval: -5", "sources[0].poll_interval: must be at least 10s"),
+            ("timeout: -1", "sources[0].timeout: must be more than 0s"),
+            ("timeout: 10m", "sources[0].timeout: must be shorter than poll_interval (5m)"),
+        ],
+    )
+    def test_source_timing_must_make_sense(self, line: str, message: str) -> None:
+        source = "  - name: pbs\n    type: pbs\n    url: https://pbs.lan\n    token_id: t\n    token_secret: s\n"
+        (finding,) = findings(sources=source + f"    {line}\n")
+        assert finding == f"bg.yaml:8:5: {message}"
+
+    def test_negative_grace_and_short_retention_are_refused(self) -> None:
+        extra = "defaults: {grace: -3600, lookback: 30d}\nhistory: {retention: 20d}\n"
+        assert findings(extra=extra) == [
+            "bg.yaml:4:12: defaults.grace: must not be negative",
+            "bg.yaml:5:11: history.retention: must be at least 30d: the longest lookback and the calendar's past "
+            "window need that much history",
+        ]
+        assert "history.retention: must be at least 14d" in findings(extra="history: {retention: 0s}\n")[0]
+
+    def test_a_short_auth_token_is_refused(self) -> None:
+        (finding,) = findings(extra="server: {auth_token: a}\n")
+        assert finding == (
+            "bg.yaml:4:10: server.auth_token: must be at least 16 characters "
+            "(e.g. the output of 'openssl rand -hex 24')"
+        )
+
+    def test_the_calendar_key_differs_from_the_token(self) -> None:
+        (finding,) = findings(extra="server: {auth_token: aaaaaaaaaaaaaaaa, calendar_key: aaaaaaaaaaaaaaaa}\n")
+        assert "server.calendar_key: must differ from auth_token" in finding
