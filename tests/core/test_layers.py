@@ -13,6 +13,7 @@ FORBIDDEN = {
     "health": {"sources", "collector", "history", "web", "config", "simulators"},
     "web": {"sources", "collector", "history", "health", "simulators"},
     "sources": {"health", "web", "collector", "history", "simulators"},
+    "config": {"sources", "collector", "history", "web", "health", "simulators"},
 }
 
 
@@ -47,3 +48,13 @@ def test_a_layer_imports_nothing_downstream_of_it(layer: str) -> None:
         for name in imported_modules(path) & FORBIDDEN[layer]
     }
     assert not offenders, sorted(offenders)
+
+
+def test_no_file_cites_a_folder_outside_the_repository() -> None:
+    """Someone who clones the project must be able to follow every reference: cite upstream, not a local path."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "/work/" in path.read_text() or "../shared" in path.read_text()
+    ]
+    assert not offenders

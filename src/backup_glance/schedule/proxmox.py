@@ -1,6 +1,7 @@
 """Proxmox calendar events (PBS/PVE `schedule`), reproducing proxmox-time 2.1.1.
 
-Grammar, quirks and vectors: /work/shared/reference/calendar-events.md and calendar-vectors.tsv. The parser
+Grammar and quirks: proxmox/proxmox-rs `proxmox-time/src/calendar_event.rs` and PBS's `docs/calendarevents.rst`;
+vectors computed with that crate are in tests/data/calendar-vectors.tsv. The parser
 follows the crate's behaviour (not its code) rule by rule; the comments name the quirks it must keep:
 
 - a lone number is the *minute*; `24:00` backtracks to minute 24, second 0; `N/R` repeats without an upper

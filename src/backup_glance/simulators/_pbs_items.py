@@ -1,7 +1,8 @@
 """Renderers of PBS wire items (group, snapshot, task, GC status, counts) for the PBS simulator.
 
 Sits under `simulators/`, used by `pbs.py` only. Field presence (absent vs null) follows
-/work/shared/reference/proxmox-api.md §3; pure functions over lab records, no HTTP.
+PBS's API types (proxmox/proxmox-backup `pbs-api-types/src/datastore.rs`, `jobs.rs`); pure functions over lab
+records, no HTTP.
 """
 
 from __future__ import annotations

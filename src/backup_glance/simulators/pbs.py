@@ -2,7 +2,8 @@
 
 Sits under `simulators/`: the PBS source's honest peer in tests and in the demo. Field names, absent-vs-null,
 the `{"data": ...}` wrapper with top-level `total`/`digest`, plain-string error bodies and the token header all
-follow /work/shared/reference/proxmox-api.md §3. It must not invent behaviour the reference does not describe.
+follow PBS's own handlers (proxmox/proxmox-backup `src/api2/admin/datastore.rs`, `src/api2/node/tasks.rs`,
+`src/api2/config/*.rs`; types in `pbs-api-types`). It must not invent behaviour they do not have.
 """
 
 from __future__ import annotations

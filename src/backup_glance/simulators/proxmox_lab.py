@@ -1,9 +1,9 @@
 """The state behind the PBS and PVE simulators: plain, mutable dataclasses describing one homelab.
 
 Sits under `simulators/`: the apps in `pbs.py` and `pve.py` render this state in the exact wire format of
-/work/shared/reference/proxmox-api.md. Tests mutate a lab while its servers run (add a snapshot, finish a task,
-change a verification) to exercise incremental polling, so every mutation goes through `lab.lock`. Nothing here
-talks HTTP or reads the wall clock except through `lab.clock`, which tests may pin.
+PBS and PVE (their docstrings name the upstream files). Tests mutate a lab while its servers run (add a snapshot,
+finish a task, change a verification) to exercise incremental polling, so every mutation goes through
+`lab.lock`. Nothing here talks HTTP or reads the wall clock except through `lab.clock`, which tests may pin.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Sits under `simulators/`: the PVE source's honest peer in tests and in the demo. Booleans as 0/1, VMID lists as
 comma strings, `next-run` from *now* even for disabled jobs, not-backed-up counting disabled jobs as coverage,
 exact `typefilter`, `{"data": null, "message": ...}` errors and the `PVEAPIToken` header all follow
-/work/shared/reference/proxmox-api.md §4. It must not invent behaviour the reference does not describe.
+PVE's own handlers (proxmox/pve-manager `PVE/API2/Backup.pm`, `PVE/API2/Cluster/BackupInfo.pm`,
+`PVE/API2/Tasks.pm`; proxmox/pve-storage `PVE/Storage.pm`). It must not invent behaviour they do not have.
 """
 
 from __future__ import annotations

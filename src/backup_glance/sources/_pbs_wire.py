@@ -2,7 +2,7 @@
 
 Sits under `sources/` next to `pbs.py`, which does the requests. Pure functions over decoded JSON; the PBS field
 names (kebab-case, snake_case `worker_type`) stop here. Field presence follows
-/work/shared/reference/proxmox-api.md §3. No I/O, no verdicts.
+proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, no verdicts.
 """
 
 from __future__ import annotations

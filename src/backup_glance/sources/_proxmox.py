@@ -2,7 +2,8 @@
 shape checks and a small calendar-event fallback.
 
 Sits under `sources/`; it knows Proxmox's wire words but returns plain values, makes no verdicts and does no I/O.
-Facts are from /work/shared/reference/proxmox-api.md (§1.3 UPIDs, §1.4 task status strings).
+UPIDs as proxmox/proxmox-rs `proxmox-schema/src/upid.rs` (PBS) and proxmox/pve-common `src/PVE/UPID.pm` (PVE)
+write them; task status strings as `proxmox-rest-server` `worker_task.rs` and pve-manager `PVE/VZDump.pm` set them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (per-guest results) and backup files on dir/NFS storages.
 
 Sits under `sources/` next to `pve.py`, which does the requests. Pure functions over decoded JSON and log text;
-PVE's field names and log phrasing stop here (reference /work/shared/reference/proxmox-api.md §4). No I/O.
+PVE's field names and log phrasing stop here (proxmox/pve-manager `PVE/API2/Backup.pm`, `PVE/VZDump.pm`). No I/O.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Proxmox Backup Server source: datastores, namespaces, groups, snapshots, jobs and tasks -> `Observation`.
 
-Sits under `sources/`; owns the PBS wire (see /work/shared/reference/proxmox-api.md §3) and makes no verdicts.
+Sits under `sources/`; owns the PBS wire (proxmox/proxmox-backup `src/api2/`) and makes no verdicts.
 Cost grows with change, not with history: the cheap lists (datastores, namespaces, groups, jobs, new tasks) are
 read every poll, a group's snapshot list only when the group list says it changed (`last-backup`,
 `backup-count`), when it held an unfinished snapshot, or when a verification finished on its store since the

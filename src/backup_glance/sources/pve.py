@@ -1,7 +1,7 @@
 """Proxmox VE source: guests, vzdump jobs, coverage, vzdump runs (per guest, from task logs) and backup files on
 dir/NFS storages -> `Observation`.
 
-Sits under `sources/`; owns the PVE wire (see /work/shared/reference/proxmox-api.md §4) and makes no verdicts.
+Sits under `sources/`; owns the PVE wire (proxmox/pve-manager `PVE/API2/Backup.pm`, `Tasks.pm`) and makes no verdicts.
 PBS-backed storages are not listed here: the PBS source reads those snapshots directly, with verification.
 Task logs are fetched once per task (again only while a task is still running); tasks are read since the last
 poll, so a poll's cost follows what changed, not how much history exists.
