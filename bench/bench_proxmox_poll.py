@@ -1,8 +1,9 @@
 """What does polling a big PBS + PVE and judging it cost, first and after a little change?
 
-Run: .venv/bin/python bench/bench_proxmox_poll.py
+Run: .venv/bin/python bench/bench_proxmox_poll.py [--no-protection]
 
-2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator, the same 2,000
+2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator (half of them
+encrypted, one protected snapshot each, the first datastore pushed to a remote PBS and scanned), the same 2,000
 guests on the PVE simulator (two nightly vzdump runs with full logs, 2 days of PBS backup tasks). The simulators
 run in a child process (multiprocessing) over real HTTPS, so the CPU time printed is the client's own.
 
@@ -10,6 +11,8 @@ After the first poll the verdicts are computed as the service does: `health.eval
 services (so 2,000 services are discovered, calendar slots included), once with an empty history and once with
 a real history file that recorded both observations (what `Collector.poll_once` does: poll, record, view,
 evaluate). Then 5% of the groups get a new snapshot (and their backup tasks) and both sources are polled again.
+With --no-protection the lab has none of the protection facts (no encryption, no protected snapshots, no sync
+job or remote) and no protection policy is set, as before issue 13.
 Targets: first poll + verdicts < 10 s wall, peak RSS < 300 MB, second poll <= 15% of the first in CPU and in
 bytes.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,10 +35,18 @@ from typing import Any, TypeVar
 from backup_glance import health
 from backup_glance.config import PbsSourceConfig, PveSourceConfig
 from backup_glance.history import History
-from backup_glance.model import Board, HistoryView, Observation, SourceState
+from backup_glance.model import Board, HistoryView, Observation, ProtectionPolicy, SourceState
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.pbs import create_pbs_app
-from backup_glance.simulators.proxmox_lab import Guest, PbsDatastore, ProxmoxLab, VzdumpJob
+from backup_glance.simulators.proxmox_lab import (
+    Guest,
+    PbsDatastore,
+    PbsJob,
+    PbsRemote,
+    ProxmoxLab,
+    VzdumpJob,
+    sync_snapshots,
+)
 from backup_glance.simulators.pve import create_pve_app
 from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
@@ -44,10 +56,15 @@ CHANGED_SHARE = 0.05
 TOKEN_ID, SECRET = "bench@pbs!glance", "bench-secret"
 DISPLAY_TZ = "Europe/Madrid"
 POLL_INTERVAL = timedelta(minutes=5)
+# Every guest under a protection policy (issue 13): copies, offsite, lag and encryption judged for all 2,000.
+POLICY = ProtectionPolicy(
+    copies=2, offsite=1, offsite_lag=timedelta(days=2), encrypted_offsite=True, restore_test=timedelta(days=90)
+)
+PROTECTION = "--no-protection" not in sys.argv[1:]
 T = TypeVar("T")
 
 
-def big_lab(now: datetime) -> ProxmoxLab:
+def big_lab(now: datetime, protection: bool = True) -> ProxmoxLab:
     lab = ProxmoxLab(pve_timezone="UTC", pbs_timezone="UTC")
     stores = [f"store{s}" for s in range(STORES)]
     namespaces = [(stores[n % STORES], f"site{n:02d}") for n in range(NAMESPACES)]
@@ -66,6 +83,14 @@ def big_lab(now: datetime) -> ProxmoxLab:
         group = lab.datastores[store].group(ns, "vm" if guest_type == "qemu" else "ct", str(vmid))
         for day in range(SNAPSHOTS, 0, -1):
             group.snapshots.append(_snapshot(lab, nightly - timedelta(days=day - 1, seconds=-index), vmid))
+        if not protection:
+            continue
+        # Protection facts: every other guest encrypted client-side, its oldest snapshot kept for good.
+        for snap in group.snapshots if vmid % 2 else ():
+            snap.crypt_mode = "encrypt"
+        group.snapshots[0].protected = True
+    if protection:
+        _push_offsite(lab)
     lab.vzdump_jobs = [VzdumpJob("nightly", "02:00", all=True, storage="pbs-store0")]
     for days_ago in (1, 0):
         start = nightly - timedelta(days=days_ago)
@@ -81,16 +106,27 @@ def big_lab(now: datetime) -> ProxmoxLab:
     return lab
 
 
+def _push_offsite(lab: ProxmoxLab) -> None:
+    """store0 is pushed to an offsite PBS: its guests have an offsite copy (from the remote scan), the others not."""
+    remote = PbsRemote("offsite", "pbs-offsite.lan", datastores={"backups": PbsDatastore("backups", namespaces={})})
+    for ns in lab.datastores["store0"].namespaces:
+        groups = {f"{t}/{i}" for t, i in lab.datastores["store0"].namespaces[ns]}
+        sync_snapshots(lab.datastores["store0"], ns, remote.datastores["backups"], ns, groups)
+    lab.pbs_remotes["offsite"] = remote
+    sync = {"remote": "offsite", "remote-store": "backups", "sync-direction": "push"}
+    lab.pbs_jobs.append(PbsJob("sync", "s-offsite", "store0", "06:30", options=dict(sync)))
+
+
 def _snapshot(lab: ProxmoxLab, at: datetime, vmid: int) -> Any:
     from backup_glance.simulators.proxmox_lab import PbsSnapshot
 
     return PbsSnapshot(int(at.timestamp()), 4 * 1024**3 + vmid, "ok", None, comment=f"guest-{vmid}")
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, protection: bool = True) -> None:
     """Child process: build the lab, serve PBS and PVE, apply the change on request."""
     now = datetime.now(UTC)
-    lab = big_lab(now)
+    lab = big_lab(now, protection)
     pbs = SimulatorServer(create_pbs_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
     pve = SimulatorServer(create_pve_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
     _warm_up(pbs.url, lab)
@@ -158,7 +194,10 @@ def judge(observations: list[Observation], history: HistoryView) -> Board:
         )
         for o in observations
     ]
-    board = health.evaluate(services=[], sources=states, history=history, now=now, display_tz=DISPLAY_TZ)
+    defaults = health.Defaults(protection=POLICY if PROTECTION else None)
+    board = health.evaluate(
+        services=[], sources=states, history=history, now=now, display_tz=DISPLAY_TZ, defaults=defaults
+    )
     assert len(board.verdicts) == GUESTS, f"{len(board.verdicts)} verdicts for {GUESTS} guests"
     return board
 
@@ -169,7 +208,7 @@ def rss_mb() -> float:
 
 async def main() -> None:
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(child, PROTECTION), daemon=True)
     process.start()
     endpoints = parent.recv()
     common = {"token_id": TOKEN_ID, "token_secret": SECRET, "timeout": "60s", "max_in_flight": 8}
@@ -203,7 +242,8 @@ async def main() -> None:
     parent.send("stop")
     process.join(timeout=10)
 
-    print(f"{GUESTS} guests x {SNAPSHOTS} snapshots, {STORES} datastores, {NAMESPACES} namespaces")
+    print(f"{GUESTS} guests x {SNAPSHOTS} snapshots, {STORES} datastores, {NAMESPACES} namespaces", end="")
+    print(", protection facts and policy" if PROTECTION else ", no protection facts (--no-protection)")
     print(f"first poll : {first[0]:6.2f} s wall  {first[1]:6.2f} s CPU  {first[2] / 1e6:7.2f} MB  {first[3]} requests")
     print(f"verdicts   : {eval_wall:6.2f} s wall  {eval_cpu:6.2f} s CPU  evaluate, empty history")
     print(f"             {GUESTS} services discovered, {slots} calendar slots, {_counts(statuses)}")

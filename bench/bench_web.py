@@ -1,9 +1,14 @@
 """Web layer load test: uvicorn in a subprocess, 50 concurrent keep-alive clients, p50/p99 and throughput.
 
     .venv/bin/python bench/bench_web.py [--seconds 3] [--clients 50] [--client auto|wrk|python]
+                                        [--status-services 50] [--api-services 500] [--no-protection]
 
 Targets: /glance/status (50 services) p99 < 10 ms and throughput >= half of /healthz in the same run;
-/api/v1/status (500 services) p99 < 20 ms. The server runs uvicorn with httptools and uvloop when they are
+/api/v1/status (500 services) p99 < 20 ms. The same checks are printed for other sizes (e.g. 2,000 guests:
+`--status-services 2000 --api-services 2000`). Every service carries protection facts (issue 13: a local and an
+offsite copy, offsite lag, encryption, restore test; every fourth healthy one at_risk with its risks), so the
+status widget's protection line, the API's `protection`/`risks` and the page's columns are rendered; with
+--no-protection the board is the plain one of tests/web. The server runs uvicorn with httptools and uvloop when they are
 installed (as `uvicorn` picks by itself). The load generator shares the CPU with it, so it is kept cheap: `wrk`
 (Debian package `wrk`, one thread, no pipelining) when it is on the PATH, else a small asyncio raw-socket
 HTTP/1.1 client (on uvloop when available), so the numbers measure the server rather than a client library.
@@ -49,17 +54,58 @@ def server_stack() -> dict[str, Any]:
     return {"http": http, "loop": loop}
 
 
-def serve(port: int, services: int) -> None:
+def bench_board(services: int, protection: bool) -> Any:
+    """tests/web's busy homelab of `services` services, with protection facts on every verdict if asked."""
+    sys.path.insert(0, str(ROOT / "tests" / "web"))
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from web_builders import NOW, a_full_board
+
+    from backup_glance.health import overall
+    from backup_glance.model import STATUS_SEVERITY, Copy, Protection, Risk, RiskKind, Status
+
+    board = a_full_board(services)
+    if not protection:
+        return board
+    verdicts = []
+    for i, v in enumerate(board.verdicts):
+        local = Copy("main/site-a", "pbs-main", False, NOW - timedelta(hours=9), snapshots=60, encrypted=True)
+        far_at = NOW - timedelta(hours=9 + (i % 4) * 20)
+        far = Copy("offsite:backups/site-a", "pbs-main", True, far_at, snapshots=58, encrypted=i % 5 != 0)
+        restored = NOW - timedelta(days=10 + i % 120)
+        risks: list[Risk] = []
+        if v.status in (Status.OK, Status.AT_RISK) and (i % 4 == 1 or v.status is Status.AT_RISK):
+            risks.append(Risk(RiskKind.OFFSITE_LAG, f"newest offsite copy is {9 + (i % 4) * 20}h old; 2d allowed"))
+            risks.append(Risk(RiskKind.UNENCRYPTED, "offsite copy offsite:backups/site-a is not encrypted"))
+            risks.append(Risk(RiskKind.RESTORE_TEST, "last successful restore test 2026-07-01, more than 90d ago"))
+        p = Protection(
+            copies=(local, far),
+            offsite_lag=local.newest_at - far_at if local.newest_at else None,
+            encrypted=i % 5 != 0,
+            protected_snapshots=1,
+            verified_at=NOW - timedelta(hours=5),
+            verification_stale_at=NOW + timedelta(days=25),
+            last_restore_test_at=restored,
+            risks=tuple(risks),
+        )
+        status = Status.AT_RISK if risks and v.status is Status.OK else v.status
+        reasons = v.reasons + tuple(r.detail for r in risks) if status is Status.AT_RISK else v.reasons
+        verdicts.append(replace(v, status=status, severity=STATUS_SEVERITY[status], reasons=reasons, protection=p))
+    return replace(board, verdicts=tuple(verdicts), overall=overall(verdicts, board.sources, board.datastores))
+
+
+def serve(port: int, services: int, protection: bool = True) -> None:
     """Child process: one app over a fixed board of `services` services (tests/web builders)."""
     sys.path.insert(0, str(ROOT / "tests" / "web"))
     import uvicorn
-    from web_builders import ZONE, a_full_board
+    from web_builders import ZONE
 
     from backup_glance.board import BoardStore
     from backup_glance.config import Config
     from backup_glance.web import create_app
 
-    app = create_app(Config(timezone=ZONE), BoardStore(a_full_board(services)))
+    app = create_app(Config(timezone=ZONE), BoardStore(bench_board(services, protection)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **server_stack())
 
 
@@ -158,25 +204,26 @@ async def _app_cost(app: object, path: str, n: int = 2000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def app_costs() -> dict[str, float]:
+def app_costs(plan: list[tuple[int, tuple[str, ...]]], protection: bool) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "tests" / "web"))
-    from web_builders import ZONE, a_full_board
+    from web_builders import ZONE
 
     from backup_glance.board import BoardStore
     from backup_glance.config import Config
     from backup_glance.web import create_app
 
     out: dict[str, float] = {}
-    for services, paths in ((50, ("/healthz", "/glance/status")), (500, ("/api/v1/status",))):
-        app = create_app(Config(timezone=ZONE), BoardStore(a_full_board(services)))
+    for services, paths in plan:
+        app = create_app(Config(timezone=ZONE), BoardStore(bench_board(services, protection)))
         for path in paths:
             out[f"{path} ({services} services)"] = asyncio.run(_app_cost(app, path))
     return out
 
 
-def _start(services: int) -> tuple[subprocess.Popen[bytes], int]:
+def _start(services: int, protection: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(services)])
+    command = [sys.executable, __file__, "--serve", str(port), str(services)]
+    proc = subprocess.Popen(command + ([] if protection else ["--no-protection"]))
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -193,15 +240,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    parser.add_argument("--status-services", type=int, default=50, help="services for /healthz, /glance/status")
+    parser.add_argument("--api-services", type=int, default=500, help="services for /api/v1/status")
+    parser.add_argument("--no-protection", action="store_true", help="no protection facts on the verdicts")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "SERVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    protection = not args.no_protection
     if args.serve:
-        serve(int(args.serve[0]), int(args.serve[1]))
+        serve(int(args.serve[0]), int(args.serve[1]), protection)
         return 0
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+    small, big = args.status_services, args.api_services
+    plan = [(small, ("/healthz", "/glance/status")), (big, ("/api/v1/status",))]
     results: dict[str, Result] = {}
-    for services, paths in ((50, ("/healthz", "/glance/status")), (500, ("/api/v1/status",))):
-        proc, port = _start(services)
+    for services, paths in plan:
+        proc, port = _start(services, protection)
         try:
             for path in paths:
                 label = f"{path} ({services} services)"
@@ -216,19 +269,20 @@ def main() -> int:
     client = "wrk -t1 (no pipelining)" if use_wrk else "python asyncio raw sockets"
     print(f"{args.clients} concurrent keep-alive clients, {args.seconds:.0f} s per endpoint, load from {client}")
     print(f"server: uvicorn http={stack['http']} loop={stack['loop']}, one worker")
+    print("board: " + ("protection facts on every service" if protection else "no protection facts"))
     for label, (p50, p99, rps, n) in results.items():
         print(f"  {label:36} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {rps:8.0f} req/s  ({n} requests)")
     print("app cost per request, in process (no network, one at a time):")
-    for label, micros in app_costs().items():
+    for label, micros in app_costs(plan, protection).items():
         print(f"  {label:36} {micros:7.1f} µs")
-    healthz = results["/healthz (50 services)"]
-    status = results["/glance/status (50 services)"]
-    api = results["/api/v1/status (500 services)"]
+    healthz = results[f"/healthz ({small} services)"]
+    status = results[f"/glance/status ({small} services)"]
+    api = results[f"/api/v1/status ({big} services)"]
     # On a shared 2-core box the client and uvicorn compete for CPU; the in-process cost above is the floor.
     checks = {
-        "/glance/status p99 < 10 ms": status[1] < 10,
-        "/glance/status throughput >= half of /healthz": status[2] >= healthz[2] / 2,
-        "/api/v1/status (500) p99 < 20 ms": api[1] < 20,
+        f"/glance/status ({small}) p99 < 10 ms": status[1] < 10,
+        f"/glance/status ({small}) throughput >= half of /healthz": status[2] >= healthz[2] / 2,
+        f"/api/v1/status ({big}) p99 < 20 ms": api[1] < 20,
     }
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {name}")

@@ -5,10 +5,14 @@ Readers get an immutable snapshot; a request never waits on a source, only on th
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .model import Board
+
+log = logging.getLogger(__name__)
 
 
 class BoardStore:
@@ -16,6 +20,8 @@ class BoardStore:
         self._lock = threading.Lock()
         self._board = board or Board(generated_at=datetime.now(UTC), timezone=timezone)
         self._version = 0
+        self._subscribers: list[Callable[[Board], None]] = []
+        self._warmers: list[Callable[[Board], None]] = []
 
     def current(self) -> Board:
         return self._board
@@ -25,10 +31,32 @@ class BoardStore:
         """Increases with every publish; renderers may cache per version."""
         return self._version
 
+    def subscribe(self, callback: Callable[[Board], None]) -> None:
+        """Call `callback(board)` after every publish, on the publisher's thread; it must return quickly
+        (the notifier only notes the board and wakes its own task). A failing subscriber is logged, not raised."""
+        self._subscribers.append(callback)
+
+    def add_warmer(self, warm: Callable[[Board], None]) -> None:
+        """`warm(board)` runs in `prepare`, before the board is published (renderers fill their caches)."""
+        self._warmers.append(warm)
+
+    def prepare(self, board: Board) -> None:
+        """Let the renderers get ready for `board`; call it off the event loop, right before `publish`."""
+        for warm in self._warmers:
+            try:
+                warm(board)
+            except Exception:
+                log.exception("preparing the answers for a board failed")
+
     def publish(self, board: Board) -> None:
         with self._lock:
             self._board = board
             self._version += 1
+        for callback in self._subscribers:
+            try:
+                callback(board)
+            except Exception:
+                log.exception("a board subscriber failed")
 
 
 __all__ = ["BoardStore"]

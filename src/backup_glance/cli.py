@@ -1,4 +1,4 @@
-"""Command line: `backup-glance serve | check | validate | schedule | demo`, and `--version`.
+"""Command line: `backup-glance serve | check | validate | schedule | demo | notify-test`, and `--version`.
 
 Each subcommand lives in `backup_glance.commands.<name>` and exposes `add_parser(subparsers, parents)` and
 `run(args) -> int`. Bad input exits with a one-line reason and a documented code, never a traceback (exit codes:
@@ -17,10 +17,12 @@ from . import __version__
 from .commands._common import logging_options
 from .errors import BackupGlanceError
 
-COMMANDS = ("serve", "check", "validate", "schedule", "demo")
+COMMANDS = ("serve", "check", "validate", "schedule", "demo", "notify_test")  # modules; notify_test: notify-test
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only the named command's module is imported (`schedule` then starts
+    without the web server, pydantic and the sources), else all of them (for --help and errors)."""
     parser = argparse.ArgumentParser(
         prog="backup-glance",
         description="Are my backups actually working? Backup health for homelabs, native in Glance.",
@@ -28,14 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"backup-glance {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     parents = [logging_options()]
-    for name in COMMANDS:
+    named = _command_in(argv)
+    for name in (named,) if named else COMMANDS:
         module = importlib.import_module(f"backup_glance.commands.{name}")
         module.add_parser(subparsers, parents)
     return parser
 
 
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The module of the command `argv` names, if its first word is one."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = words[0] if words else ""
+    module = first.replace("-", "_")
+    return module if module in COMMANDS and first == module.replace("_", "-") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -10,25 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import ParamSpec, TypeVar
 
 from .board import BoardStore
-from .errors import BackupGlanceError, SourceError
+from .errors import BackupGlanceError, SourceError, SourceTimeout
 from .health import Defaults, evaluate
 from .health.calendar import CALENDAR_PAST
-from .history import History
-from .model import Board, HistoryView, ServiceSpec, SourceState
+from .health.deadlines import LONGEST_SLEEP
+from .history import FUTURE_SLACK, History
+from .model import Board, HistoryView, Observation, ServiceSpec, SourceState
 from .sources import Source
+from .sources._bounds import EdgeBounds
 from .sources._util import utc_now
 
 log = logging.getLogger(__name__)
 
+LONGEST_SLEEP_S = LONGEST_SLEEP.total_seconds()
 AUTH_RETRY = timedelta(minutes=5)  # a rejected token will not start working by itself; don't hammer
 MIN_RETRY = timedelta(seconds=15)
+RECANCEL_S = 0.5  # how often `stop` cancels again a task that is still running (see there)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Collector:
@@ -44,6 +53,7 @@ class Collector:
         history: History | None = None,
         clock: Callable[[], datetime] = utc_now,
         discover_rest: bool = False,
+        deadlines: dict[str, timedelta] | None = None,
     ) -> None:
         self._discover_rest = discover_rest
         self._sources = {source.name: source for source in sources}
@@ -58,8 +68,17 @@ class Collector:
             for source in sources
         }
         self._failures: dict[str, int] = dict.fromkeys(self._sources, 0)
+        self._bounds = {name: EdgeBounds() for name in self._sources}
+        # A whole poll's budget, not only each read's: a source trickling one byte a second stays under every
+        # read timeout while a poll takes half an hour. Default: half the interval.
+        self._deadlines = {name: (deadlines or {}).get(name, poll_intervals[name] / 2) for name in self._sources}
         self._tasks: list[asyncio.Task[None]] = []
+        # Work handed to threads (history reads and writes, judging, publishing). Cancelling the task that waits
+        # for one does not stop its thread; `stop` waits for these so the history is closed only after them.
+        self._workers: set[asyncio.Future[object]] = set()
         self._rebuild_lock = asyncio.Lock()
+        # Set when a poll brought something new; the refresh task re-judges then, or when a deadline passes.
+        self._news = asyncio.Event()
 
     @property
     def states(self) -> list[SourceState]:
@@ -71,18 +90,33 @@ class Collector:
         return await self.rebuild()
 
     async def _poll(self, name: str) -> float:
-        """Poll one source; return the seconds until it should be polled again."""
+        """Poll one source; return the seconds until it should be polled again. Its state keeps the duration."""
+        began = time.monotonic()
+        try:
+            return await self._poll_source(name)
+        finally:
+            seconds = round(time.monotonic() - began, 3)
+            self._states[name] = replace(self._states[name], last_poll_seconds=seconds)
+
+    async def _poll_source(self, name: str) -> float:
         source = self._sources[name]
         state = self._states[name]
         started = self._clock()
         began = time.monotonic()
+        deadline = self._deadlines[name]
         try:
-            observation = await source.poll()
+            async with asyncio.timeout(deadline.total_seconds()):
+                observation = await source.poll()
         except SourceError as exc:
-            self._failures[name] += 1
-            self._states[name] = replace(state, last_attempt_at=started, error=str(exc))
-            log.warning("poll failed", extra={"source": name, "kind": source.kind, "error": str(exc)})
-            return self._retry_after(name, state.poll_interval, exc).total_seconds()
+            return self._failed(name, started, exc)
+        except TimeoutError:
+            exc = SourceTimeout(
+                f"the poll did not finish within {deadline.total_seconds():.0f}s (the source answers too slowly);"
+                " gave up",
+                source=name,
+                kind=source.kind,
+            )
+            return self._failed(name, started, exc)
         except Exception as exc:  # a bug in one source must not stop the loop (logged once, here)
             self._failures[name] += 1
             self._states[name] = replace(
@@ -90,13 +124,17 @@ class Collector:
             )
             log.exception("poll crashed", extra={"source": name, "kind": source.kind})
             return self._retry_after(name, state.poll_interval, None).total_seconds()
+        observation = self._bounds[name].bound(observation, self._clock())
+        if state.error is not None or not _same_facts(state.observation, observation):
+            self._news.set()
         self._failures[name] = 0
+        # The data is as old as the poll's start: stamping it with the end would make a slow poll look fresh.
         self._states[name] = replace(
-            state, observation=observation, last_attempt_at=started, last_success_at=self._clock(), error=None
+            state, observation=observation, last_attempt_at=started, last_success_at=started, error=None
         )
         if self._history is not None:
             try:
-                await asyncio.to_thread(self._history.record, observation)
+                await self._in_thread(self._history.record, observation)
             except BackupGlanceError as exc:
                 log.error("history write failed", extra={"source": name, "error": str(exc)})
         log.info(
@@ -110,6 +148,15 @@ class Collector:
             },
         )
         return state.poll_interval.total_seconds()
+
+    def _failed(self, name: str, started: datetime, exc: SourceError) -> float:
+        state = self._states[name]
+        if state.error != str(exc) or state.last_attempt_at is None:
+            self._news.set()
+        self._failures[name] += 1
+        self._states[name] = replace(state, last_attempt_at=started, error=str(exc))
+        log.warning("poll failed", extra={"source": name, "kind": state.kind, "error": str(exc)})
+        return self._retry_after(name, state.poll_interval, exc).total_seconds()
 
     def _retry_after(self, name: str, interval: timedelta, exc: SourceError | None) -> timedelta:
         if exc is not None and exc.permanent:
@@ -126,11 +173,12 @@ class Collector:
                 lookback = max((s.lookback for s in self._services), default=self._defaults.lookback)
                 since = now - max(lookback, CALENDAR_PAST) - timedelta(days=1)
                 try:
-                    view = await asyncio.to_thread(self._history.view, since=since)
+                    view = await self._in_thread(self._history.view, since=since, until=now + FUTURE_SLACK)
                 except BackupGlanceError as exc:
                     log.error("history read failed", extra={"error": str(exc)})
+            notices = [problem] if self._history is not None and (problem := self._history.problem) else []
             # In a thread: judging 2,000 services takes a second, and the web server shares this event loop.
-            board = await asyncio.to_thread(
+            board = await self._in_thread(
                 evaluate,
                 services=self._services,
                 sources=self.states,
@@ -139,9 +187,23 @@ class Collector:
                 display_tz=self._display_tz,
                 defaults=self._defaults,
                 discover_rest=self._discover_rest,
+                notices=notices,
             )
-            self._store.publish(board)
+            await self._in_thread(_publish, self._store, board)
             return board
+
+    async def _in_thread(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """`asyncio.to_thread`, remembered in `_workers` until the thread is done, even when the caller is
+        cancelled first (the shield keeps the future alive; its outcome is then collected, never left unread)."""
+        worker = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+        self._workers.add(worker)
+        worker.add_done_callback(self._worker_done)
+        return await asyncio.shield(worker)
+
+    def _worker_done(self, worker: asyncio.Future[object]) -> None:
+        self._workers.discard(worker)
+        if not worker.cancelled():
+            worker.exception()  # the caller saw it, or was cancelled and no longer cares: not "never retrieved"
 
     async def _loop(self, name: str) -> None:
         failing = False
@@ -154,24 +216,34 @@ class Collector:
                     log.exception("polling loop error; retrying", extra={"source": name})
                 failing = True
                 delay = self._states[name].poll_interval.total_seconds()
+            if self._history is not None and self._history.problem != self._published_problem():
+                self._news.set()  # the history broke, or works again
+            await asyncio.sleep(delay)
+
+    def _published_problem(self) -> str | None:
+        notices = self._store.current().notices
+        return notices[0] if notices else None
+
+    async def _refresh(self) -> None:
+        """Re-judge when a poll brought news, or when the board's next deadline passes (a slot comes, a grace
+        runs out): between those moments the verdicts cannot change, so an idle homelab costs nothing."""
+        while True:
+            deadline = self._store.current().next_change_at
+            wait = (deadline - self._clock()).total_seconds() if deadline is not None else LONGEST_SLEEP_S
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that lands in the loop iteration in
+            # which the news arrives, and this task would then sleep on through `stop`.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(wait, 0.0), LONGEST_SLEEP_S)):
+                    await self._news.wait()
+            self._news.clear()
             try:
                 await self.rebuild()
             except Exception:  # publishing must survive a bug in one verdict; the old board stays up
                 log.exception("rebuilding the board failed")
-            await asyncio.sleep(delay)
-
-    async def _refresh(self, every: timedelta) -> None:
-        """Verdicts move with the clock (a slot passes, grace runs out) even when no poll brings news."""
-        while True:
-            await asyncio.sleep(every.total_seconds())
-            try:
-                await self.rebuild()
-            except Exception:
-                log.exception("rebuilding the board failed")
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop(name), name=f"poll-{name}") for name in self._sources]
-        self._tasks.append(asyncio.create_task(self._refresh(timedelta(seconds=30)), name="refresh"))
+        self._tasks.append(asyncio.create_task(self._refresh(), name="refresh"))
         if self._history is not None:
             self._tasks.append(asyncio.create_task(self._prune_daily(), name="history-prune"))
 
@@ -179,18 +251,52 @@ class Collector:
         assert self._history is not None
         while True:
             try:
-                await asyncio.to_thread(self._history.prune, now=self._clock())
+                await self._in_thread(self._history.prune, now=self._clock())
+                self._news.set()  # what history holds changed
             except BackupGlanceError as exc:
                 log.error("history prune failed", extra={"error": str(exc)})
             await asyncio.sleep(86400)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        """Cancel the loops, wait for the work they left in threads, close the sources. Unbounded by itself:
+        the caller sets the deadline, and a cancellation of `stop` propagates, so the caller sees it expire."""
+        tasks, self._tasks = self._tasks, []
+        pending = set(tasks)
+        while pending:
+            # Cancelled again while still running: a task can swallow a cancellation (asyncio.wait_for does on
+            # Python 3.11 when its future finishes in the same loop iteration) and go back to sleep.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("collector task failed", extra={"task": task.get_name()}, exc_info=exc)
+        if self._workers:  # a history write, a read or a publish still running in its thread
+            await asyncio.wait(set(self._workers))
         for source in self._sources.values():
             with contextlib.suppress(Exception):
                 await source.aclose()
+
+
+def _publish(store: BoardStore, board: Board) -> None:
+    """Off the event loop: renderers get ready for the board, it is published (the old board and its answers
+    are let go here), and the garbage of judging it is collected now, not in the middle of the first request
+    after the publish (freeing a big board takes several milliseconds)."""
+    store.prepare(board)
+    store.publish(board)
+    gc.collect()
+
+
+def _same_facts(before: Observation | None, after: Observation) -> bool:
+    """Whether a poll saw nothing new (when it was made aside). Big tuples are compared by identity first:
+    sources hand back the same tuple while nothing changed."""
+    if before is None:
+        return False
+    for name in ("targets", "snapshots", "jobs", "runs", "datastores", "uncovered_target_keys", "problems"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old is not new and old != new:
+            return False
+    for name in ("remote_copies", "offsite_locations", "endpoint", "remotes_visible"):  # protection facts
+        if getattr(before, name) != getattr(after, name):
+            return False
+    return before.timezone == after.timezone

@@ -39,12 +39,14 @@ class DemoLab:
         frozen = now
         self._secrets = {name: secrets.token_urlsafe(24) for name in ("pbs", "pve", "backrest")}
         self._dir = tempfile.TemporaryDirectory(prefix="backup-glance-demo-")
-        lab = demo_lab(self.now)
+        lab = demo_lab(self.now, protection=True)
         if frozen is not None:
             lab.clock = lambda: frozen
         self.lab = lab
         self.databasement = databasement_sim.demo_databasement(self.now)
+        databasement_sim.add_protection_demo(self.databasement)
         self.backrest = backrest_sim.demo_backrest(self.now)
+        backrest_sim.add_protection_demo(self.backrest, self.now)
         self.backrest.username = "monitor"
         self.backrest.password = self._secrets["backrest"]
         self.apps: dict[str, Any] = {
@@ -195,11 +197,38 @@ services:
     name: Vault
     guest: 101
     grace: 2h
+    # a second copy, offsite, at most 2 days behind, encrypted (pbs-main pushes it to its remote "offsite")
+    protection: {{copies: 2, offsite: 1, offsite_lag: 2d, encrypted_offsite: true}}
+  - id: glance
+    name: glance
+    guest: 106
+    protection: {{copies: 2, offsite: 1, offsite_lag: 2d, encrypted_offsite: true}}
+  - id: ntfy
+    name: ntfy
+    guest: 111
+    protection: {{copies: 2, offsite: 1, offsite_lag: 2d, encrypted_offsite: true}}
+  - id: n8n
+    name: n8n
+    guest: 110
+    protection: {{copies: 2, offsite: 1}}
+  - id: vault-backrest
+    name: vault (Backrest)
+    plan: vault
+    protection: {{restore_test: 90d}}    # restore a file from it now and then
+  - id: vault-on-postgres
+    name: vault on postgres
+    database: postgres/vault
+    protection: {{restore_test: 30d}}    # Databasement's weekly scheduled restore
+  - id: nas-archive
+    name: NAS archive
+    targets: ["pbs-host:pbs-main/nas-archive"]    # a host backup, every two months
+    max_age: 75d
   - id: dump-folder
     name: Database dump folder
     plan: databasement-dumps
     after: [source:databasement]    # the 02:00 dumps must be done before Backrest snapshots them at 02:30
 defaults: {{grace: 1h, lookback: 14d, max_age: 26h}}
+anomalies: {{size_drop: 0.5, min_history: 7}}    # on by default: a dump that shrank, a run far longer
 {history}server:
   host: 127.0.0.1
   port: {port}

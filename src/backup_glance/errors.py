@@ -16,6 +16,10 @@ Messages are written for a person and name the thing that is wrong, never a secr
 
 from __future__ import annotations
 
+from .clean import clean_text
+
+MAX_MESSAGE = 1000
+
 
 class BackupGlanceError(Exception):
     """Base class of every error backup-glance raises on purpose."""
@@ -61,7 +65,9 @@ class SourceError(BackupGlanceError):
         # exist on this version" (404/501) from other failures without parsing the message.
         self.http_status = http_status
         prefix = f"{kind} '{source}': " if source else ""
-        super().__init__(prefix + message)
+        # The message often quotes what the source sent (an error body): no line breaks or escape sequences
+        # may reach a log line, and no megabyte may reach the board.
+        super().__init__(clean_text(prefix + message, MAX_MESSAGE))
 
 
 class SourceUnreachable(SourceError):

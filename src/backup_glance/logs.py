@@ -5,6 +5,11 @@
 One handler on the root logger, so uvicorn's loggers (which propagate once uvicorn is given no logging config
 of its own) pass the same redaction filter and formatter as ours. Control characters from anything a source
 or a client sent are escaped, so no message can forge a second log line or drive the terminal.
+
+No client can fill a disk through the log either: `RateLimit` lets a burst of lines through per logger and
+message template, then a trickle, and writes "N similar lines suppressed" in their place (at the next line
+that passes after `summary_every` seconds, and whenever `flush_suppressed()` is called: `serve` does so
+periodically and when it stops); a global ceiling bounds all lines together.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -72,6 +79,130 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class _Bucket:
+    """A token bucket: `capacity` lines at once, refilled at `rate` lines a second."""
+
+    __slots__ = ("at", "capacity", "rate", "tokens")
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        self.capacity, self.rate, self.tokens, self.at = capacity, rate, capacity, now
+
+    def refill(self, now: float) -> float:
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        if self.refill(now) >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+_SUMMARY = "_suppressed_summary"
+_MANY = (__name__, "(many different messages)")
+
+
+class RateLimit(logging.Filter):
+    """Per (logger, message template): `burst` lines, then `per_second`; all lines together: `total_burst`,
+    then `total_per_second`. What is held back is counted and written as one summary line per template (the
+    `max_summaries` most frequent; the rest, and lines over the global ceiling, share one more line).
+
+    >>> limit = RateLimit(burst=2, per_second=0, clock=lambda: 0.0)
+    >>> [limit.filter(logging.makeLogRecord({"msg": "x %s", "args": (n,), "levelno": 30})) for n in range(4)]
+    [True, True, False, False]
+    >>> [r.getMessage() for r in limit.take_summaries()]
+    ['2 similar lines suppressed']
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 100,
+        per_second: float = 0.5,
+        total_burst: int = 500,
+        total_per_second: float = 50.0,
+        summary_every: float = 30.0,
+        max_templates: int = 1000,
+        max_summaries: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.burst, self.per_second = float(burst), per_second
+        self.summary_every, self.max_templates, self.max_summaries = summary_every, max_templates, max_summaries
+        self._clock = clock
+        now = clock()
+        self._total = _Bucket(total_burst, total_per_second, now)
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._held: dict[tuple[str, str], list[int]] = {}  # key -> [count, highest level]
+        self._summary_at = now + summary_every
+        self._lock = threading.Lock()
+        self.handler: logging.Handler | None = None  # where summaries go; set by setup_logging
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _SUMMARY, False):
+            return True
+        template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+        key = (record.name, template[:200])
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self.max_templates:  # pruned at each summary, not here: O(1) per line
+                    key = _MANY
+                bucket = self._buckets.setdefault(key, _Bucket(self.burst, self.per_second, now))
+            allowed = bucket.take(now)
+            if allowed and not self._total.take(now):
+                allowed, key = False, _MANY
+            if not allowed:
+                held = self._held.setdefault(key, [0, record.levelno])
+                held[0] += 1
+                held[1] = max(held[1], record.levelno)
+            due = now >= self._summary_at
+        if due:
+            self.flush()
+        return allowed
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, b in self._buckets.items() if b.refill(now) >= b.capacity and k not in self._held]:
+            del self._buckets[key]
+
+    def take_summaries(self) -> list[logging.LogRecord]:
+        """The summary lines for everything held back so far (and forget it)."""
+        with self._lock:
+            held, self._held = self._held, {}
+            now = self._clock()
+            self._summary_at = now + self.summary_every
+            self._prune(now)
+        ranked = sorted(held.items(), key=lambda item: item[1][0], reverse=True)
+        if len(ranked) > self.max_summaries:
+            rest = ranked[self.max_summaries - 1 :]
+            many = [sum(c for _, (c, _) in rest), max(level for _, (_, level) in rest)]
+            ranked = [*ranked[: self.max_summaries - 1], (_MANY, many)]
+        summaries = []
+        for (name, template), (count, level) in ranked:
+            record = logging.LogRecord(name, level, "", 0, f"{count} similar lines suppressed", None, None)
+            setattr(record, "like", template[:120])  # noqa: B010 - not a LogRecord attribute
+            setattr(record, _SUMMARY, True)
+            summaries.append(record)
+        return summaries
+
+    def flush(self) -> None:
+        """Write the pending summaries through the handler."""
+        handler = self.handler
+        for record in self.take_summaries():
+            if handler is not None:
+                handler.handle(record)
+
+
+def flush_suppressed() -> None:
+    """Write every pending "N similar lines suppressed" summary of the root logger's handlers now."""
+    for handler in logging.getLogger().handlers:
+        for log_filter in handler.filters:
+            if isinstance(log_filter, RateLimit):
+                log_filter.flush()
+
+
 def _context(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
@@ -122,6 +253,9 @@ def setup_logging(secrets: Iterable[str] = (), *, level: str = "info", fmt: str 
         JsonFormatter() if fmt == "json" else ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.setFormatter(formatter)
+    limit = RateLimit()  # first: it keys on the message template, which redaction replaces with the message
+    limit.handler = handler
+    handler.addFilter(limit)
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers = [handler]

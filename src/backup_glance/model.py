@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+import msgspec
+
 
 class Severity(StrEnum):
     OK = "ok"
@@ -32,6 +34,7 @@ class Status(StrEnum):
     VERIFY_FAILED = "verify_failed"
     UNPROTECTED = "unprotected"
     OUT_OF_ORDER = "out_of_order"  # ordering check: started before the job it depends on had finished
+    AT_RISK = "at_risk"  # the latest backup is fine, but the protection policy is not met (see `Risk`)
     UNKNOWN = "unknown"
     SILENCED = "silenced"
 
@@ -43,6 +46,7 @@ STATUS_SEVERITY: dict[Status, Severity] = {
     Status.GAPS: Severity.WARNING,
     Status.UNVERIFIED: Severity.WARNING,
     Status.OUT_OF_ORDER: Severity.WARNING,
+    Status.AT_RISK: Severity.WARNING,
     Status.LATE: Severity.CRITICAL,
     Status.FAILED: Severity.CRITICAL,
     Status.VERIFY_FAILED: Severity.CRITICAL,
@@ -57,6 +61,20 @@ SEVERITY_RANK: dict[Severity, int] = {
     Severity.WARNING: 2,
     Severity.OK: 3,
 }
+
+
+class RiskKind(StrEnum):
+    """A shortfall of a service's protection (README: Protection); `/api/v1/status` names them in `risks`."""
+
+    COPIES = "copies"  # fewer locations hold a recent snapshot than the policy asks
+    OFFSITE = "offsite"  # fewer of them are offsite
+    OFFSITE_LAG = "offsite_lag"  # the newest offsite copy is further behind the newest copy than allowed
+    UNENCRYPTED = "unencrypted"  # an offsite copy is not encrypted
+    VERIFICATION_AGE = "verification_age"  # the newest snapshot's verification is older than the verify job allows
+    RESTORE_TEST = "restore_test"  # no successful restore test recently enough
+    SIZE_ANOMALY = "size_anomaly"  # the newest backup shrank far below the usual size
+    DURATION_ANOMALY = "duration_anomaly"  # the newest run took far longer than usual
+    RETENTION = "retention"  # failed runs leave fewer snapshots than the prune policy promises
 
 
 class RunOutcome(StrEnum):
@@ -130,9 +148,12 @@ class Target:
     template: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One backup that exists (or existed) for a target."""
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
+    """One backup that exists (or existed) for a target.
+
+    A msgspec Struct rather than a dataclass: a big PBS holds hundreds of thousands of these, and a Struct is
+    built several times faster, is smaller, and (holding no containers) stays out of the cyclic garbage
+    collector's way. Copy with `msgspec.structs.replace`."""
 
     target_key: str
     source: str
@@ -143,11 +164,15 @@ class Snapshot:
     verification: Verification = Verification.NONE
     verified_at: datetime | None = None
     location: str = ""  # datastore[/namespace], repository, volume
+    # Added for protection (README: Protection); defaults keep older records and history rows valid.
+    encrypted: bool | None = None  # PBS: every archive crypt-mode "encrypt"; restic: always; None: not known
+    protected: bool = False  # PBS/PVE: exempt from pruning
+    places: tuple[str, ...] = ()  # when one backup is stored in several places at once (Databasement volumes)
 
 
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    """One run of a job, or one target's part of it when the source tells per-target outcomes."""
+class JobRun(msgspec.Struct, frozen=True, gc=False):
+    """One run of a job, or one target's part of it when the source tells per-target outcomes (a Struct for the
+    same reason as `Snapshot`)."""
 
     job_key: str
     source: str
@@ -178,6 +203,26 @@ class Job:
     namespace: str | None = None  # PBS: the namespace a verify/prune job starts at ("" root; None: all)
     max_depth: int | None = None  # PBS: how many namespace levels below it the job reaches (None: all)
     comment: str = ""
+    outdated_after: timedelta | None = None  # PBS verify job: a verification older than this is redone (stale)
+    keep: tuple[tuple[str, int], ...] = ()  # prune policy: ("keep-last", 3), ("keep-daily", 7), ... in PBS's order
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCopy:
+    """A target's backups on another system, seen through a sync job (PBS: the remote's group list).
+
+    `endpoint` ("host:port/store[/ns]") says where that is, so that a remote which is also configured as a source
+    of its own counts once. `newest_at` None: the other side could not be asked (permissions, unreachable)."""
+
+    target_key: str
+    source: str  # the source that reported it
+    location: str  # as shown: "<remote>:<store>[/<ns>]"
+    endpoint: str = ""
+    newest_at: datetime | None = None
+    count: int | None = None
+    encrypted: bool | None = None
+    offsite: bool = True
+    job_key: str = ""  # the sync job that keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +268,13 @@ class Observation:
     uncovered_target_keys: tuple[str, ...] = ()
     # Parts that could not be read while the rest could (an unreadable datastore, a namespace): partial content.
     problems: tuple[str, ...] = ()
+    # Protection facts (README: Protection). Copies on other systems seen through sync jobs; the locations (as in
+    # `Snapshot.location` / `places`) the configuration or the URI makes offsite; how other systems reach this
+    # source ("host:port", to recognise it in a remote's address); False when the source cannot see its remotes.
+    remote_copies: tuple[RemoteCopy, ...] = ()
+    offsite_locations: tuple[str, ...] = ()
+    endpoint: str = ""
+    remotes_visible: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +288,7 @@ class SourceState:
     last_attempt_at: datetime | None = None
     last_success_at: datetime | None = None
     error: str | None = None  # why the latest poll failed, for a person; never contains a secret
+    last_poll_seconds: float | None = None  # how long the latest poll took, answered or failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +310,38 @@ class ServiceSpec:
     silence: Silence | None = None
     after: tuple[str, ...] = ()  # service ids whose jobs must finish before this one's start
     source: str | None = None  # restrict matching to one source (optional)
+    protection: ProtectionPolicy | None = None  # None: no protection policy (README: Protection)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionPolicy:
+    """What a service's backups must achieve beyond running: `defaults.protection` / `services[].protection`."""
+
+    copies: int | None = None  # locations holding a snapshot no older than the lookback
+    offsite: int | None = None  # of which offsite
+    offsite_lag: timedelta | None = None  # newest offsite copy at most this much older than the newest copy
+    encrypted_offsite: bool = False  # every offsite copy encrypted
+    restore_test: timedelta | None = None  # a successful restore test within this long
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.copies is None
+            and self.offsite is None
+            and self.offsite_lag is None
+            and not self.encrypted_offsite
+            and self.restore_test is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyPolicy:
+    """`anomalies:` — on by default: a shrunken newest backup or a run far longer than usual is a risk."""
+
+    enabled: bool = True
+    size_drop: float = 0.5  # newest size below this share of the median of the earlier ones
+    duration_rise: float = 3.0  # newest run longer than this many times the median of the earlier ones
+    min_history: int = 7  # earlier snapshots or runs needed before anything is judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +388,56 @@ class Verdict:
     silence: Silence | None = None
     # (taken_at, size) of the finished snapshots inside the lookback, oldest first: the backup's size trend.
     size_trend: tuple[tuple[datetime, int], ...] = ()
+    protection: Protection | None = None  # copies, encryption, verification and restore-test age, risks
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    kind: RiskKind
+    detail: str  # for a person, as in the verdict's reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One location holding backups of a service: a datastore (namespace), repository, storage, or a remote."""
+
+    location: str  # "main", "main/site-b", a repository id, "<remote>:<store>" for a copy seen through a sync job
+    source: str
+    offsite: bool
+    newest_at: datetime | None  # its newest finished snapshot; None: not known (the remote could not be asked)
+    snapshots: int | None = None
+    encrypted: bool | None = None  # its newest snapshot encrypted; None: not known
+    current: bool = True  # newest_at within the service's lookback: counts as a copy
+
+    @property
+    def known(self) -> bool:
+        return self.newest_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """How well a service is protected, as health found it (its `risks` are decided in health/protection.py).
+
+    Renders as "2 copies · 1 offsite 3h behind · encrypted · restored 41d ago": `copy_count`, `offsite_count`,
+    `offsite_lag`, `encrypted`, `last_restore_test_at`."""
+
+    copies: tuple[Copy, ...] = ()  # every location, newest first
+    offsite_lag: timedelta | None = None  # newest copy minus newest offsite copy; None: no offsite copy known
+    encrypted: bool | None = None  # True: every current copy encrypted; False: one is not; None: not known
+    protected_snapshots: int = 0  # snapshots exempt from pruning
+    verified_at: datetime | None = None  # when the newest snapshot was last verified
+    verification_stale_at: datetime | None = None  # when that verification counts as stale (verify job)
+    last_restore_test_at: datetime | None = None  # when the last successful restore test ended
+    risks: tuple[Risk, ...] = ()
+    unknown: tuple[str, ...] = ()  # what could not be judged, and why (e.g. a remote that could not be asked)
+
+    @property
+    def copy_count(self) -> int:
+        return sum(1 for c in self.copies if c.current and c.known)
+
+    @property
+    def offsite_count(self) -> int:
+        return sum(1 for c in self.copies if c.current and c.known and c.offsite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,11 +464,14 @@ class CalendarSlot:
     outcome: SlotOutcome
     timezone: str
     detail: str = ""
-    overlaps: tuple[str, ...] = ()  # job keys running at the same time
+    overlaps: tuple[str, ...] = ()  # job keys running at the same time on the same datastore, repository or guest
     service_ids: tuple[str, ...] = ()
     # A job that backs up several services can succeed for some and fail for others: (service id, outcome, detail).
     service_outcomes: tuple[tuple[str, SlotOutcome, str], ...] = ()
     after: tuple[str, ...] = ()  # what must finish before this run starts (the services' `after:`)
+    # What this run did wrong for a service although it ran (its snapshot failed verification, it started out of
+    # order): (service id, the status that fact stands for, what happened).
+    problems: tuple[tuple[str, Status, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,3 +486,7 @@ class Board:
     sources: tuple[SourceState, ...] = ()
     slots: tuple[CalendarSlot, ...] = ()
     overall: Severity = Severity.UNKNOWN  # decided by health; unknown until the first evaluation
+    # Trouble of backup-glance itself that makes the board less trustworthy (the history cannot be written).
+    notices: tuple[str, ...] = ()
+    # The earliest moment the board could change without news from any source (a slot comes, a grace ends).
+    next_change_at: datetime | None = None

@@ -6,6 +6,9 @@
 SIGTERM (what `docker stop` and `systemctl stop` send) and SIGINT (Ctrl-C) both stop the web server, the
 collector and the history (its WAL checkpointed) and return normally, so the caller's cleanup runs and the
 process exits 0. A second signal skips waiting for open connections.
+
+The web server is uvicorn hardened by `httpserver` (request heads bounded in size and time, idle connections
+closed, a connection cap below the open-file limit, which is raised to its hard limit first); see there.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from typing import Any
 import uvicorn
 
 from .errors import BackupGlanceError
+from .httpserver import GuardedProtocol, GuardedServer, Limits
+from .logs import flush_suppressed
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+LOG_FLUSH_S = 30.0  # how often the log's "N similar lines suppressed" summaries are written
 STOP_DEADLINE_S = 5.0  # the collector's tasks are cancelled; a source stuck in a read must not hold the exit
 SHUTDOWN_GRACE_S = 3  # open HTTP requests get this long to finish
 
@@ -78,29 +84,42 @@ def socket_url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: it re-raises SIGTERM after shutting down, which kills the process
-    before the collector and the history are closed."""
+class _Server(GuardedServer):
+    """uvicorn (hardened: httpserver) without its own signal handling: it re-raises SIGTERM after shutting down,
+    which kills the process before the collector and the history are closed."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
 
-async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_path: str = "") -> None:
-    """Collector plus web server until SIGTERM or SIGINT; closes everything before returning."""
-    server = _Server(
+def web_server(app: Any, *, root_path: str = "") -> GuardedServer:
+    """The web server `serve` runs (also what bench/bench_attacks.py measures): uvicorn with httptools, hardened
+    by httpserver (bounded heads, deadlines, a connection cap sized from the raised open-file limit)."""
+    limits = Limits.for_this_process()
+    log.debug("web server limits", extra={"max_connections": limits.max_connections})
+    return _Server(
         uvicorn.Config(
             app,
+            http=GuardedProtocol,  # GuardedServer creates these itself, with its Guard
+            ws="none",
             log_config=None,  # our handler on the root logger formats and redacts uvicorn's lines too
             access_log=False,
             lifespan="off",
             server_header=False,
             root_path=root_path,
+            timeout_keep_alive=limits.keep_alive_s,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-        )
+        ),
+        limits,
     )
+
+
+async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_path: str = "") -> None:
+    """Collector plus web server until SIGTERM or SIGINT; closes everything before returning."""
+    server = web_server(app, root_path=root_path)
     loop = asyncio.get_running_loop()
+    flusher = loop.create_task(_flush_logs())
 
     def on_signal(signum: int) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -112,6 +131,8 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await runtime.collector.rebuild()
+        if runtime.notifier is not None:  # before the collector: no board of it goes unseen
+            runtime.notifier.start()
         runtime.collector.start()
         log.info(f"serving on {socket_url(sock)}")
         if not server.should_exit:
@@ -122,12 +143,23 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
         except TimeoutError:
             log.warning("the collector did not stop in time; leaving it behind")
         finally:
+            if runtime.notifier is not None:  # what it has not sent stays in its outbox for the next start
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.notifier.stop(), STOP_DEADLINE_S)
             if runtime.history is not None:
                 runtime.history.close()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
             sock.close()
+            flusher.cancel()
         log.info("stopped")
+        flush_suppressed()
+
+
+async def _flush_logs() -> None:
+    while True:
+        await asyncio.sleep(LOG_FLUSH_S)
+        flush_suppressed()
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

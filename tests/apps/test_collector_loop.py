@@ -32,6 +32,8 @@ class OneSource:
 
 
 class BrokenHistory:
+    problem = None
+
     def record(self, observation: Observation) -> None:
         raise RuntimeError("disk I/O error (not a HistoryError)")
 

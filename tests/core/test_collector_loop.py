@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from backup_glance.board import BoardStore
 from backup_glance.collector import AUTH_RETRY, Collector
 from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
@@ -119,3 +121,101 @@ def test_stop_closes_every_source() -> None:
     asyncio.run(run_briefly())
     assert all(s.closed for s in sources)
     assert store.version >= 1
+
+
+class TestRejudgingOnlyOnNews:
+    def run_collector(
+        self, source: ScriptedSource, polls: int, monkeypatch: pytest.MonkeyPatch
+    ) -> tuple[int, BoardStore]:
+        import backup_glance.collector as module
+
+        calls = 0
+        real = module.evaluate
+
+        def counting(**kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            return real(**kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(module, "evaluate", counting)
+        store = BoardStore()
+        collector = Collector(
+            sources=[source],
+            poll_intervals={source.name: timedelta(seconds=0.02)},
+            services=[],
+            store=store,
+            display_tz="UTC",
+            defaults=Defaults(),
+            clock=lambda: NOW,
+        )
+
+        async def scenario() -> None:
+            collector.start()
+            polled = 0
+            while polled < polls:
+                await asyncio.sleep(0.02)
+                polled = len(source.polled)
+            await asyncio.sleep(0.1)
+            await collector.stop()
+
+        asyncio.run(scenario())
+        return calls, store
+
+    def test_polls_that_bring_nothing_new_are_not_judged_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        same = an_observation()
+        source = CountingSource("pbs", [same])
+        calls, store = self.run_collector(source, 10, monkeypatch)
+        assert len(source.polled) >= 10
+        assert calls == 1  # the first answer is news; the nine identical ones are not
+        assert [v.service_id for v in store.current().verdicts] == ["guest101"]
+
+    def test_each_poll_with_news_is_judged(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        source = CountingSource("pbs", [an_observation(vmid=100 + n) for n in range(5)] + [an_observation(vmid=104)])
+        calls, store = self.run_collector(source, 8, monkeypatch)
+        assert 5 <= calls <= 6  # one per new answer (news arriving together may share a judgement)
+        assert [v.service_id for v in store.current().verdicts] == ["guest104"]
+
+
+class CountingSource(ScriptedSource):
+    def __init__(self, name: str, script: list[Observation | BaseException]) -> None:
+        super().__init__(name, script)
+        self.polled: list[int] = []
+
+    async def poll(self) -> Observation:
+        self.polled.append(len(self.polled))
+        return await super().poll()
+
+
+class StubbornSource(ScriptedSource):
+    """A source whose poll swallows the first cancellation and keeps going, as `asyncio.wait_for` can on Python
+    3.11 when its future completes in the loop iteration the cancellation lands in."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, [an_observation(name)])
+        self.swallowed = 0
+
+    async def poll(self) -> Observation:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.swallowed += 1
+            await asyncio.sleep(3600)  # cancelled again by a collector that does not give up
+        return await super().poll()
+
+
+def test_stop_finishes_even_when_a_task_swallows_its_cancellation() -> None:
+    source = StubbornSource("pbs")
+    collector, _ = a_collector(source)
+
+    async def run() -> float:
+        collector.start()
+        await asyncio.sleep(0.05)  # the poll is now sleeping
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(5):
+            await collector.stop()
+        return loop.time() - started
+
+    took = asyncio.run(run())
+    assert source.swallowed == 1 and source.closed
+    assert took < 2.0, f"stop took {took:.2f}s"

@@ -107,7 +107,7 @@ class TestFiles:
         source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
         assert any("permission denied" in f for f in findings(sources=source))
 
-    def test_secret_and_config_files_readable_by_others_are_warned_about(self, tmp_path: Path) -> None:
+    def test_secret_files_readable_by_others_are_warned_about(self, tmp_path: Path) -> None:
         secret = tmp_path / "token"
         secret.write_text("x")
         secret.chmod(0o644)
@@ -116,16 +116,27 @@ class TestFiles:
             "sources:\n"
             f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
         )
-        config.chmod(0o640)
+        config.chmod(0o644)  # only references: no more secret than a README, and a DynamicUser must read it
         report = read_config(config, env={})
         assert report.config is not None
-        assert [p.message for p in report.warnings] == [
-            f"{config} can be read by other users (mode 640); chmod 600 it",
-            f"{secret} can be read by other users (mode 644); chmod 600 it",
-        ]
+        assert [p.message for p in report.warnings] == [f"{secret} can be read by other users (mode 644); chmod 600 it"]
         secret.chmod(0o600)
-        config.chmod(0o600)
         assert read_config(config, env={}).warnings == []
+
+    def test_a_config_holding_a_secret_itself_is_warned_about_when_others_can_read_it(self, tmp_path: Path) -> None:
+        config = tmp_path / "bg.yaml"
+        config.write_text(
+            "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: literal}\n"
+            "server: {auth_token: '${TOKEN}'}\n"
+        )
+        config.chmod(0o640)
+        report = read_config(config, env={"TOKEN": "t" * 20})
+        assert [p.message for p in report.warnings] == [
+            f"{config} can be read by other users (mode 640); chmod 600 it — it holds secrets "
+            "(sources[0].token_secret); or move them to ${secret:NAME} files"
+        ]
+        config.chmod(0o600)
+        assert read_config(config, env={"TOKEN": "t" * 20}).warnings == []
 
     def test_files_in_the_container_secrets_folder_are_not_warned_about(self, tmp_path: Path) -> None:
         (tmp_path / "pbs").write_text("x")

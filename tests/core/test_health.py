@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from msgspec.structs import replace as evolve
+
 from backup_glance.health import Defaults, evaluate
 from backup_glance.model import (
     Board,
@@ -460,7 +462,7 @@ class TestRunningEdges:
             for n in range(3, 8)  # 3 minutes each
         )
         hung = a_run(TODAY_SLOT - 2 * DAY, RunOutcome.RUNNING, ended=False)
-        job_runs = tuple(replace(r, target_key=None, run_id=f"job-{r.run_id}") for r in finished)
+        job_runs = tuple(evolve(r, target_key=None, run_id=f"job-{r.run_id}") for r in finished)
         v = verdict(judge(pve(runs=(*finished, *job_runs, hung)), pbs(nightly(start=3))))
         assert v.status is Status.LATE
         assert "over 3x its usual 3m" in v.reasons[0]
@@ -513,9 +515,9 @@ def test_a_verify_job_for_another_namespace_does_not_make_root_snapshots_unverif
         store="main",
         namespace="prod",
     )
-    unverified = [replace(s, verification=Verification.NONE) for s in nightly()]
+    unverified = [evolve(s, verification=Verification.NONE) for s in nightly()]
     assert verdict(judge(pve(), pbs(unverified, jobs=(verify,)))).status is Status.OK
-    in_prod = [replace(s, location="main/prod") for s in unverified]
+    in_prod = [evolve(s, location="main/prod") for s in unverified]
     assert verdict(judge(pve(), pbs(in_prod, jobs=(verify,)))).status is Status.UNVERIFIED
 
 

@@ -405,7 +405,7 @@ class TestSchema:
     def test_a_new_database_is_at_the_latest_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
 
-        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 2
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 3
 
     def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
         db_path.parent.mkdir()
@@ -418,13 +418,13 @@ class TestSchema:
             assert iso([sighting.last_seen_at, sighting.gone_at]) == iso([NOW, None])
             history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
             assert gone_at(history, "main/vm/101/a") == LATER.isoformat()
-        assert pragma(db_path, "user_version") == 2
+        assert pragma(db_path, "user_version") == 3
 
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
         pragma(db_path, "user_version = 7")
 
-        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 2"):
+        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 3"):
             History.open(db_path, retention=RETENTION)
 
     def test_it_names_the_path_of_a_file_that_is_not_sqlite(self, db_path: Path) -> None:

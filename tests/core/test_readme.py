@@ -20,6 +20,7 @@ BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 REFERENCE = re.compile(r"\$\{(?:([a-zA-Z]+):)?([A-Za-z0-9_.-]+)\}")
 GLANCE_WIDGETS = {"extension", "monitor", "custom-api"}
 MINIMAL_SOURCE = "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: s}\n"
+PARTIAL_CONFIG_KEYS = {"server", "history", "defaults", "timezone", "notify", "heartbeat"}  # + MINIMAL_SOURCE
 
 
 def blocks() -> list[tuple[int, str]]:
@@ -68,7 +69,7 @@ def test_every_yaml_block_is_real(line: int, block: str, tmp_path: Path) -> None
     if isinstance(parsed, dict) and "sources" in parsed:
         report = parse_text(block, filename=f"README.md block at line {line}", env=provide(block, tmp_path))
         assert report.errors == [], [str(p) for p in report.errors]
-    elif isinstance(parsed, dict) and set(parsed) <= {"server", "history", "defaults", "timezone"}:
+    elif isinstance(parsed, dict) and set(parsed) <= PARTIAL_CONFIG_KEYS:
         text = MINIMAL_SOURCE + block
         report = parse_text(text, filename=f"README.md block at line {line}", env=provide(block, tmp_path))
         assert report.errors == [], [str(p) for p in report.errors]

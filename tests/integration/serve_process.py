@@ -59,7 +59,12 @@ class ServeProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.kill()
+            # The graceful path first: it removes the demo's temporary folder, which SIGKILL would leave behind.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backup_glance.demo import DemoLab
-from backup_glance.model import Board, Severity, Status, Verdict
+from backup_glance.model import Board, RiskKind, Severity, Status, Verdict
 from backup_glance.runtime import Runtime, build_runtime
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # Thursday 13:00 in Madrid: the nightly runs are done
@@ -119,6 +119,31 @@ class TestTheDemoHomelab:
         assert {"backup", "prune", "gc", "verify"} <= jobs
         (main,) = [d.datastore for d in board.datastores if d.datastore.name == "main"]
         assert main.total_bytes and main.dedup_factor and main.dedup_factor > 1
+
+    def test_every_kind_of_protection_risk_shows_once(self, h: Harness) -> None:
+        board = h.board()
+        expected = {
+            "n8n": {RiskKind.COPIES, RiskKind.OFFSITE},
+            "glance": {RiskKind.OFFSITE_LAG},
+            "ntfy": {RiskKind.UNENCRYPTED},
+            "nas-archive": {RiskKind.VERIFICATION_AGE},
+            "vault-backrest": {RiskKind.RESTORE_TEST},
+            "grafana-on-postgres": {RiskKind.SIZE_ANOMALY},
+            "n8n-on-postgres": {RiskKind.DURATION_ANOMALY},
+            "immich": {RiskKind.RETENTION},
+        }
+        risks = {v.service_id: {r.kind for r in v.protection.risks} for v in board.verdicts if v.protection}
+        assert {sid: risks[sid] for sid in expected} == expected
+        assert set(RiskKind) == set().union(*expected.values())
+        assert {sid for sid, kinds in risks.items() if kinds} == set(expected)
+        assert verdict(board, "immich").status is Status.GAPS  # its failed nights name the verdict
+        assert all(verdict(board, sid).status is Status.AT_RISK for sid in expected if sid != "immich")
+        vault = verdict(board, "vault").protection  # all met: the status line's facts
+        assert vault is not None and (vault.copy_count, vault.offsite_count, vault.encrypted) == (2, 1, True)
+        assert vault.offsite_lag is not None and vault.offsite_lag < timedelta(days=1)
+        assert vault.protected_snapshots == 1
+        restored = verdict(board, "vault-on-postgres").protection
+        assert restored is not None and restored.last_restore_test_at is not None
 
     def test_a_silenced_service_is_silenced(self, h: Harness) -> None:
         def silence_scratch(text: str) -> str:

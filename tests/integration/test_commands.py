@@ -222,13 +222,9 @@ class TestServeStartsAndStops:
         assert "Traceback" not in result.stderr
 
     def test_uvicorns_own_lines_use_our_format(self, tmp_path: Path) -> None:
-        with ServeProcess(["--log-format", "json"], env={"HOME": str(tmp_path)}) as serve:
-            host, port = serve.url.removeprefix("http://").rsplit(":", 1)
-            with socket.create_connection((host, int(port))) as conn:
-                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-                conn.recv(1024)
+        with ServeProcess(["--log-format", "json", "--log-level", "debug"], env={"HOME": str(tmp_path)}) as serve:
             serve.stop()
-        events = [json.loads(line) for line in serve.lines]
+        events = [json.loads(line) for line in serve.lines]  # every line, whoever logged it, is our JSON
         assert any(e["logger"].startswith("uvicorn") for e in events), serve.output
 
 

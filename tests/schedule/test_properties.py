@@ -3,8 +3,10 @@ DST transition days, and that no input hangs or raises anything but ScheduleErro
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -185,3 +187,65 @@ def test_dst_days_keep_order_and_mirror(expr: str, tz: str, day: str, offset: in
     if prev is not None:
         nxt = schedule.next_after(prev)
         assert nxt is None or nxt >= start
+
+
+# --- the repeated hour (fall-back), chained as Proxmox chains it ----------------------------------------------
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "calendar-dst-chains.tsv"
+HOURLY_AND_MINUTE_LISTS = ["hourly", "*:0/30", "*:15,45", "41,59/28", "sun,sun..wed 41,59/28", "0/20", "*:59", "5,35",
+                           "*/45", "2,3:0/20", "minutely", "*:0/7"]  # fmt: skip
+# Each zone's 2025 fall-back: the instant the offset drops, and how much it drops (UTC and Kolkata have none).
+FALL_BACK = {"Europe/Vienna": (1761440400, 3600), "America/New_York": (1762063200, 3600),
+             "Australia/Lord_Howe": (1743865200, 1800), "UTC": (1761440400, 0),
+             "Asia/Kolkata": (1761440400, 0)}  # fmt: skip
+
+
+def test_after_an_event_before_the_repeated_hour_the_first_pass_fires() -> None:
+    # The chain's previous result sets glibc's guess: from 01:59+02:00 proxmox-time fires at 02:41+02:00.
+    schedule = parse_schedule("sun,sun..wed 41,59/28", "proxmox", "Europe/Vienna")
+    after = schedule.next_after(datetime.fromisoformat("2025-10-26T01:59:00+02:00"))
+    assert after is not None and after.isoformat() == "2025-10-26T02:41:00+02:00"
+    chain = runs("sun,sun..wed 41,59/28", "Europe/Vienna", "2025-10-26T01:00+02:00", "2025-10-26T04:00+01:00")
+    assert chain == [
+        "2025-10-26T01:41:00+02:00", "2025-10-26T01:59:00+02:00", "2025-10-26T02:41:00+02:00",
+        "2025-10-26T02:59:00+02:00", "2025-10-26T03:41:00+01:00", "2025-10-26T03:59:00+01:00",
+    ]  # fmt: skip
+
+
+def test_chains_across_the_repeated_hour_match_proxmox_time() -> None:
+    rows = [line.split("\t") for line in DATA.read_text().splitlines() if line and not line.startswith("#")]
+    assert {row[0] for row in rows} == set(ZONES) and len(rows) >= 100
+    for tz, base, expr, expected in rows:
+        schedule = parse_schedule(expr, "proxmox", tz)
+        when = datetime.fromtimestamp(int(base), UTC)
+        got = []
+        for _ in expected.split(","):
+            nxt = schedule.next_after(when)
+            assert nxt is not None
+            got.append(str(int(nxt.timestamp())))
+            when = nxt
+        assert ",".join(got) == expected, (tz, base, expr)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(HOURLY_AND_MINUTE_LISTS), st.sampled_from(ZONES), st.integers(min_value=0, max_value=6 * 3600))
+def test_the_repeated_hour_fires_once_on_the_pass_the_chain_is_on(expr: str, tz: str, before: int) -> None:
+    """In every zone the tests use: a chain fires each wall-clock time of the repeated hour at most once, and an
+    occurrence there takes the offset of the occurrence before it (glibc resolves the ambiguous time with the
+    offset of its previous call, which normalised that occurrence)."""
+    instant, drop = FALL_BACK[tz]
+    schedule = parse_schedule(expr, "proxmox", tz)
+    start = datetime.fromtimestamp(instant - drop - before, UTC)
+    chain = list(schedule.between(start, start + timedelta(hours=8)))
+    assert chain == sorted(set(chain))
+    walls = [t.replace(tzinfo=None) for t in chain]
+    assert len(walls) == len(set(walls))  # no wall-clock time twice
+    zone = schedule.tzinfo
+    for previous, current in itertools.pairwise(chain):
+        wall = current.replace(tzinfo=None)
+        repeated = drop and {
+            wall.replace(tzinfo=zone, fold=0).utcoffset(),
+            wall.replace(tzinfo=zone, fold=1).utcoffset(),
+        }
+        if repeated and len(repeated) == 2:
+            assert current.utcoffset() == previous.utcoffset(), (previous, current)

@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 from conftest import ClientFactory
-from web_builders import a_full_board, a_source
+from web_builders import a_full_board, a_source, demo_board
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 COLUMNS = {"small": 300, "full": 1200}
 FRAGMENTS = {
-    "status": ("/glance/status?column={column}&limit=8", "service 000 web"),
+    "status": ("/glance/status?column={column}&limit=8", "need attention"),
     "status-problems": ("/glance/status?column={column}&status=problems", "verify failed"),
     "datastores": ("/glance/datastores?column={column}", "offsite"),
     "upcoming": ("/glance/calendar?view=upcoming&column={column}", "nightly 0"),
-    "week": ("/glance/calendar?view=week&column={column}", "18h"),
+    "week": ("/glance/calendar?view=week&column={column}", "today"),
+    "month": ("/glance/calendar?view=month&column={column}", "November"),
     "grid": ("/glance/calendar?view=grid&column={column}", "planned"),
 }
 
@@ -106,9 +107,72 @@ def test_standalone_page_is_responsive(browser: Any, client_for: Any, width: int
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         dark = sum(int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]) < 200
         assert dark == (scheme == "dark"), background
-        for text in ("service 000 web", "offsite", "Sources", "18h"):
+        for text in ("service 000 web", "offsite", "Sources", "This week", "This month", "By service"):
             assert page.get_by_text(text).filter(visible=True).first.is_visible(), text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"page-{width}-{scheme}.png"), full_page=True)
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def demo_client(client_for: ClientFactory) -> Any:
+    return client_for(demo_board())
+
+
+def _widget_height(browser: Any, fragment: str, column: str = "small", scheme: str = "dark") -> int:
+    page = browser.new_page(viewport={"width": COLUMNS[column] + 80, "height": 900})
+    try:
+        page.set_content(_frame(fragment, COLUMNS[column], scheme))
+        height: int = page.eval_on_selector(".frame", "e => e.getBoundingClientRect().height")
+        return height
+    finally:
+        page.close()
+
+
+def test_the_status_widget_fits_a_sidebar(browser: Any, demo_client: Any) -> None:
+    """The demo's services: a summary, a three-line row per problem (name, cause, protection), one folded
+    "N ok" row; with `limit`, Glance shows the first rows and a "show more"."""
+    services = demo_client.get("/api/v1/status").json()["services"]
+    bad = sum(1 for s in services if s["severity"] != "ok")
+    assert 5 <= bad < len(services)
+    html = demo_client.get("/glance/status?column=small").text
+    assert f">{bad} need attention</span>" in html and f"✓ {len(services) - bad} ok" in html
+    height = _widget_height(browser, html)
+    assert height <= 140 + 80 * bad, f"{height} px in the small column for {bad} problems"
+    assert html.count("copies · ") + html.count("copy · ") >= bad // 2, "protection lines missing"
+    problems = demo_client.get("/glance/status?column=small&status=problems").text
+    assert _widget_height(browser, problems) <= height and "+ <span" in problems
+
+
+@pytest.mark.parametrize("column", list(COLUMNS))
+def test_every_calendar_view_of_the_demo_fits_and_marks_its_problems(
+    browser: Any, demo_client: Any, column: str
+) -> None:
+    for view in ("week", "month", "grid"):
+        html = demo_client.get(f"/glance/calendar?view={view}&column={column}").text
+        page = browser.new_page(viewport={"width": COLUMNS[column] + 80, "height": 900})
+        try:
+            page.set_content(_frame(html, COLUMNS[column], "dark"))
+            widths = page.eval_on_selector(".widget-content", "e => [e.scrollWidth, e.clientWidth]")
+            assert widths[0] <= widths[1], f"{view}/{column}: {widths[0]} px in {widths[1]} px"
+            for service in ("postgres", "scratch", "vaultwarden"):
+                assert page.locator(f'[data-mark="{service}"]').first.is_visible(), f"{view}/{column}: {service}"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"demo-{view}-{column}.png"), full_page=True)
+        finally:
+            page.close()
+
+
+def test_a_run_explains_itself_in_a_popover_on_hover(browser: Any, demo_client: Any) -> None:
+    html = demo_client.get("/glance/calendar?view=week&column=full").text
+    page = browser.new_page(viewport={"width": COLUMNS["full"] + 80, "height": 900})
+    try:
+        page.set_content(_frame(html, COLUMNS["full"], "light"))
+        block = page.locator("i.bkg-fail[data-popover-type=html]").first
+        details = block.locator("[data-popover-html]")
+        assert not details.is_visible()
+        block.hover()
+        assert details.is_visible() and "Connection refused" in details.inner_text()
+    finally:
+        page.close()

@@ -12,7 +12,7 @@ import pytest
 from conftest import ClientFactory
 from web_builders import NOW, a_board, a_full_board, a_slot, a_source, a_verdict, every_status
 
-from backup_glance.model import Severity, Status
+from backup_glance.model import STATUS_SEVERITY, Copy, Protection, Risk, RiskKind, Severity, SlotOutcome, Status
 from backup_glance.web.api import ServiceDict, StatusDict
 
 TOKEN = "t0ken-s3cret"
@@ -24,7 +24,11 @@ FRAGMENTS = [
     "/glance/datastores?column=full",
     "/glance/calendar",
     "/glance/calendar?view=week",
+    "/glance/calendar?view=week&column=full",
+    "/glance/calendar?view=month",
+    "/glance/calendar?view=month&column=full",
     "/glance/calendar?view=grid",
+    "/glance/calendar?view=grid&column=full",
     "/glance/calendar?view=grid&column=full&limit=10",
 ]
 PROTECTED = ["/", "/api/v1/status", "/glance/status", "/health", "/health/vault", "/calendar.ics"]
@@ -57,7 +61,7 @@ class TestGlanceHeaders:
         [
             ("/glance/status?column=wide", "bad column &#39;wide&#39;: use small or full"),
             ("/glance/status?limit=0", "bad limit &#39;0&#39;"),
-            ("/glance/calendar?view=month", "bad view &#39;month&#39;: use upcoming or week or grid"),
+            ("/glance/calendar?view=year", "bad view &#39;year&#39;: use upcoming or week or month or grid"),
             ("/glance/nope", "no widget &#39;nope&#39;: calendar, datastores, status"),
         ],
     )
@@ -84,29 +88,78 @@ class TestStatusFragment:
         assert "due 04:00 + 1h grace" in text
 
     @pytest.mark.parametrize("column", ["small", "full"])
-    def test_the_first_reason_is_shown_whole_in_both_columns(self, client_for: ClientFactory, column: str) -> None:
+    def test_a_problem_row_has_one_short_cause_line_and_every_reason_in_its_popover(
+        self, client_for: ClientFactory, column: str
+    ) -> None:
         reason = "last attempt failed: zfs error: cannot create snapshot 'rpool/data/subvol-104-disk-0': out of space"
-        board = a_board((a_verdict("postgres", status=Status.FAILED, reasons=(reason,)),))
+        board = a_board((a_verdict("postgres", status=Status.FAILED, reasons=(reason, "no backup since 04:00")),))
         text = client_for(board).get(f"/glance/status?column={column}").text
-        # Shown in the row (not only in the popover), wrapping instead of one truncated line: the end matters.
-        row = text.split("<div data-popover-html>", 1)[1].split("</div>", 1)[1]
+        popover, row = text.split("<div data-popover-html>", 1)[1].split("</div>", 1)
         escaped = reason.replace("'", "&#39;")
-        assert f'<div class="bkg-detail-status size-h6">{escaped}</div>' in row
-        assert 'text-truncate">' + escaped not in text
+        assert escaped in popover and "no backup since 04:00" in popover
+        assert escaped not in row  # the raw error stays out of the row
+        assert 'class="size-h6 text-truncate"' in row and "Thu 05:00 run failed" in row  # one line, says when
 
     def test_limit_uses_glance_collapsible_list(self, client_for: ClientFactory) -> None:
-        text = client_for(a_full_board(20)).get("/glance/status?limit=5").text
+        text = client_for(a_full_board(50)).get("/glance/status?limit=5").text
         assert 'class="bkg-rows-status list list-gap-10 list-with-separator collapsible-container"' in text
         assert 'data-collapse-after="5"' in text
 
-    def test_problems_only_hides_ok_services(self, client_for: ClientFactory) -> None:
+    def test_problems_only_hides_ok_services_and_says_how_many_are_fine(self, client_for: ClientFactory) -> None:
         board = a_board((a_verdict("fine"), a_verdict("broken", status=Status.FAILED, reasons=("exit 2",))))
         text = client_for(board).get("/glance/status?status=problems").text
         assert "broken" in text and "fine" not in text
+        assert '+ <span class="color-positive">1 ok</span>' in text
 
     def test_all_ok_with_problems_only_says_so(self, client_for: ClientFactory) -> None:
         text = client_for(a_board((a_verdict("fine"),))).get("/glance/status?status=problems").text
-        assert "All 1 services ok" in text
+        assert "All 1 ok" in text
+
+    def test_the_summary_line_comes_first(self, client_for: ClientFactory) -> None:
+        text = client_for(a_board(every_status())).get("/glance/status").text
+        summary = text.split('class="bkg-sum-status size-h5">', 1)[1].split("</p>", 1)[0]
+        bad = sum(STATUS_SEVERITY[status] is not Severity.OK for status in Status)
+        assert f">{bad} need attention</span> · " in summary and f">{len(Status) - bad} ok</span>" in summary
+        assert summary and text.index("bkg-sum-status") < text.index("bkg-rows-status")
+
+    def test_healthy_services_fold_into_one_row_in_the_small_column(self, client_for: ClientFactory) -> None:
+        board = a_board((a_verdict("fine"), a_verdict("broken", status=Status.FAILED, reasons=("exit 2",))))
+        small = client_for(board).get("/glance/status").text
+        assert '<details class="bkg-ok-status"><summary class="size-h5"><span class="color-positive">✓ 1 ok' in small
+        full = client_for(board).get("/glance/status?column=full").text
+        assert "<details" not in full and "bkg-oks-status" in full
+
+    def test_protection_shows_as_a_line_in_the_small_column_and_as_columns_in_the_full_one(
+        self, client_for: ClientFactory
+    ) -> None:
+        local = Copy("main", "pbs-main", False, NOW - timedelta(hours=9), encrypted=True)
+        offsite = Copy("b2", "backrest", True, NOW - timedelta(hours=14), encrypted=False)
+        lagging = Protection(
+            (local, offsite),
+            offsite_lag=timedelta(hours=5),
+            encrypted=False,
+            last_restore_test_at=NOW - timedelta(days=41),
+            risks=(Risk(RiskKind.UNENCRYPTED, "offsite copy b2 is not encrypted"),),
+        )
+        board = a_board(
+            (
+                replace(
+                    a_verdict("risky", status=Status.AT_RISK, reasons=("offsite copy b2 is not encrypted",)),
+                    protection=lagging,
+                ),
+                replace(a_verdict("fine"), protection=Protection((local,), encrypted=True)),
+            )
+        )
+        client = client_for(board)
+        small = client.get("/glance/status").text
+        line = "2 copies · 1 offsite 5h behind · unencrypted · restored 41d ago"
+        assert f'<div class="size-h6 color-subdue text-truncate">{line}</div>' in small
+        assert '· 1 copy · no offsite · encrypted"' in small  # the healthy row's popover
+        full = client.get("/glance/status?column=full").text
+        assert ">Copies</span>" in full and ">Encrypted</span>" in full and ">Restore test</span>" in full
+        assert '>2<span class="color-subdue"> · 1 offsite 5h behind</span></div>' in full and ">41d ago</div>" in full
+        risks = next(s for s in client.get("/api/v1/status").json()["services"] if s["id"] == "risky")["risks"]
+        assert risks == [{"kind": "unencrypted", "detail": "offsite copy b2 is not encrypted"}]
 
     def test_source_filter(self, client_for: ClientFactory) -> None:
         board = a_board((a_verdict("a", sources=("pbs-main",)), a_verdict("b", sources=("backrest",))))
@@ -115,14 +168,46 @@ class TestStatusFragment:
 
 
 class TestCalendarFragment:
-    def test_week_legend_explains_the_chain_marker_only_when_there_is_one(self, client_for: ClientFactory) -> None:
-        plain = a_slot(start=timedelta(hours=2))
-        text = client_for(a_board(slots=(plain,))).get("/glance/calendar?view=week").text
-        assert "waits for another job" not in text
-        chained = replace(plain, after=("databasement",))
-        text = client_for(a_board(slots=(chained,))).get("/glance/calendar?view=week").text
-        assert 'class="bkg-next bkg-chain"' in text  # the block, and the legend swatch drawn with the same classes
-        assert "waits for another job" in text and "waits for databasement" in text
+    def test_the_week_says_what_a_run_waits_for_in_its_popover(self, client_for: ClientFactory) -> None:
+        chained = replace(a_slot(start=timedelta(hours=2), outcome=SlotOutcome.RUNNING), after=("databasement",))
+        text = client_for(a_board(slots=(chained,))).get("/glance/calendar?view=week&column=full").text
+        assert "waits for databasement" in text.split("<div data-popover-html>", 1)[1]
+
+    def test_the_legend_lists_only_the_marks_shown(self, client_for: ClientFactory) -> None:
+        text = client_for(a_board(slots=(a_slot(),))).get("/glance/calendar?view=week&column=full").text
+        legend = text.split('class="bkg-key-cal', 1)[1]
+        assert "ok</span>" in legend
+        for word in ("failed", "missed", "running", "planned", "overlaps"):
+            assert word not in legend, word
+
+    def test_config_renames_and_hides_jobs_in_the_widgets_and_the_feed(self) -> None:
+        import warnings
+
+        from backup_glance.board import BoardStore
+        from backup_glance.config import Config
+        from backup_glance.web import create_app
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from starlette.testclient import TestClient
+        slots = (
+            a_slot("v-main-daily", job_key="pbs-main/verify/v", start=timedelta(hours=2), source="pbs-main"),
+            a_slot("legacy", job_key="pve/backup/legacy", start=timedelta(hours=3)),
+        )
+        jobs = {"pbs-main/verify/v": {"name": "Verify main"}, "pve/backup/legacy": {"hide": True}}
+        config = Config.model_validate({"timezone": "Europe/Vienna", "jobs": jobs})
+        client = TestClient(create_app(config, BoardStore(a_board(slots=slots))))
+        upcoming = client.get("/glance/calendar?view=upcoming").text
+        assert "PBS · Verify main" in upcoming and "legacy" not in upcoming
+        feed = client.get("/calendar.ics").text
+        assert "Verify main" in feed and "legacy" not in feed
+
+    @pytest.mark.parametrize("view", ["week&column=full", "week", "month", "month&column=full", "grid"])
+    def test_popovers_not_title_tooltips(self, client_for: ClientFactory, view: str) -> None:
+        failed = a_slot(start=-timedelta(hours=3), outcome=SlotOutcome.FAILED, detail="exit 2")
+        text = client_for(a_board((a_verdict(),), slots=(failed,))).get(f"/glance/calendar?view={view}").text
+        assert " title=" not in text
+        assert "data-popover-type=" in text and "exit 2" in text
 
     def test_running_is_drawn_differently_from_ok(self, client_for: ClientFactory) -> None:
         # Glance's default dark theme gives positive and primary the same colour: running must not rely on it.
@@ -192,7 +277,7 @@ class TestMonitor:
     def test_overall_names_the_problems(self, client_for: ClientFactory) -> None:
         response = client_for(a_board(every_status())).get("/health")
         assert response.status_code == 503
-        assert response.text.startswith("8 of 11 services need attention: ")
+        assert response.text.startswith("9 of 12 services need attention: ")
 
     def test_a_source_that_never_answered_is_503_naming_it(self, client_for: ClientFactory) -> None:
         failing = replace(a_source(error="token rejected (HTTP 401)"), observation=None, last_success_at=None)

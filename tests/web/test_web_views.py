@@ -11,10 +11,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from web_builders import NOW, ZONE, a_board, a_datastore, a_job, a_slot, a_source, a_verdict, every_status
 
-from backup_glance.model import JobKind, Observation, RunOutcome, SlotOutcome, Status
+from backup_glance.model import (
+    Copy,
+    Job,
+    JobKind,
+    JobRun,
+    JobView,
+    Observation,
+    Protection,
+    RunOutcome,
+    SlotOutcome,
+    Status,
+    Verdict,
+)
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
-from backup_glance.web.widgets.timeline import build_week
+from backup_glance.web.widgets._names import Names, apply_job_config
+from backup_glance.web.widgets.timeline import fit_axis
 
 Z = ZoneInfo(ZONE)
 WEB_MODULES = [
@@ -26,6 +39,9 @@ WEB_MODULES = [
     "ics",
     "monitor",
     "widgets.timeline",
+    "widgets.month",
+    "widgets._names",
+    "widgets._marks",
 ]
 
 
@@ -70,6 +86,7 @@ class TestStatusView:
             "verify failed",
             "unprotected",
             "out of order",
+            "at risk",
             "unknown",
         }
 
@@ -79,7 +96,7 @@ class TestStatusView:
         assert [r.service_id for r in view.rows] == ["b"]
 
     def test_limit_turns_into_collapse_after_only_when_needed(self) -> None:
-        board = a_board(tuple(a_verdict(f"s{i}") for i in range(6)))
+        board = a_board(tuple(a_verdict(f"s{i}", status=Status.LATE, reasons=("late",)) for i in range(6)))
         assert status.build_view(board, Z, status.Params(limit=4)).collapse_after == 4
         assert status.build_view(board, Z, status.Params(limit=10)).collapse_after is None
 
@@ -93,6 +110,46 @@ class TestStatusView:
         assert rows[0].last_success is not None
         assert rows[0].last_success.epoch == int((NOW - timedelta(hours=9)).timestamp())
         assert rows[0].last_success.text == "9h"
+
+
+class TestProtectionLine:
+    """The status widget's protection line formats what health found; it never decides a risk."""
+
+    @staticmethod
+    def protected(**kwargs: object) -> Protection:
+        local = Copy("main", "pbs-main", False, NOW - timedelta(hours=9), snapshots=14, encrypted=True)
+        offsite = Copy("b2", "backrest", True, NOW - timedelta(hours=12, minutes=5), snapshots=30, encrypted=True)
+        fields: dict[str, object] = {"copies": (local, offsite), "offsite_lag": timedelta(hours=3, minutes=5)}
+        fields.update(kwargs)
+        return Protection(**fields)  # type: ignore[arg-type]
+
+    def row(self, verdict: Verdict) -> status.StatusRow:
+        return status.build_view(a_board((verdict,)), Z, status.Params()).rows[0]
+
+    def test_it_names_copies_offsite_lag_encryption_and_restore_age(self) -> None:
+        p = self.protected(encrypted=True, last_restore_test_at=NOW - timedelta(days=41, hours=5))
+        row = self.row(replace(a_verdict(), protection=p))
+        assert row.protection is not None
+        assert row.protection.line == "2 copies · 1 offsite 3h behind · encrypted · restored 41d ago"
+
+    def test_a_current_offsite_copy_is_not_behind_and_unknowns_stay_out(self) -> None:
+        p = self.protected(offsite_lag=timedelta(minutes=4), encrypted=None)
+        row = self.row(replace(a_verdict(), protection=p))
+        assert row.protection is not None and row.protection.line == "2 copies · 1 offsite"
+
+    def test_a_remote_nobody_could_ask_is_unknown_not_missing(self) -> None:
+        local = Copy("main", "pbs-main", False, NOW - timedelta(hours=9))
+        unasked = Copy("offsite:backups", "pbs-main", True, None)
+        row = self.row(replace(a_verdict(), protection=Protection((local, unasked), encrypted=False)))
+        assert row.protection is not None and row.protection.line == "1 copy · offsite unknown · unencrypted"
+
+    def test_copies_outside_the_lookback_are_not_recent_copies(self) -> None:
+        old = Copy("main", "pbs-main", False, NOW - timedelta(days=90), current=False)
+        row = self.row(replace(a_verdict(status=Status.AT_RISK), protection=Protection((old,))))
+        assert row.protection is not None and row.protection.line == "no recent copy"
+
+    def test_no_facts_no_line(self) -> None:
+        assert self.row(a_verdict()).protection is None
 
 
 class TestWidgetState:
@@ -143,69 +200,242 @@ class TestDatastores:
         assert datastores.build_view(board, Z, datastores.Params()).cards[0].full_in == "usage flat"
 
 
-class TestCalendar:
-    def test_upcoming_lists_the_next_n_future_runs_in_order(self) -> None:
+def _week(board: object, column: str = "full") -> calendar.WeekView:
+    view = calendar.build_view(board, Z, calendar.Params(view="week", column=column))  # type: ignore[arg-type]
+    assert isinstance(view, calendar.WeekView)
+    return view
+
+
+def a_job_view(key: str, name: str, *, source: str = "pve1", outcome: RunOutcome | None = RunOutcome.OK) -> JobView:
+    run = None
+    if outcome is not None:
+        run = JobRun(key, source, "UPID:1", NOW - timedelta(hours=9), NOW - timedelta(hours=8), outcome)
+    return JobView(Job(key, source, JobKind.BACKUP, name, name), None, run, None)
+
+
+class TestNames:
+    def test_services_that_read_alike_get_the_system_that_holds_their_backups(self) -> None:
+        board = a_board(
+            (
+                a_verdict("vault", name="Vault", sources=("pbs-main", "pve")),
+                a_verdict("vault-backrest", name="vault (Backrest)", sources=("backrest",)),
+                a_verdict("vault-db", name="vault on postgres", sources=("databasement",)),
+                a_verdict("caddy", sources=("pbs-main", "pve")),
+                a_verdict("app", name="app-configs (Backrest)", sources=("backrest",)),
+            ),
+            sources=(
+                a_source("pbs-main"),
+                a_source("pve", kind="pve"),
+                a_source("backrest", kind="backrest"),
+                a_source("databasement", kind="databasement"),
+            ),
+        )
+        names = Names(board)
+        assert [names.service(s) for s in ("vault", "vault-backrest", "vault-db", "caddy", "app")] == [
+            "Vault · PBS",
+            "vault · Backrest",
+            "vault on postgres · Databasement",
+            "caddy",
+            "app-configs · Backrest",
+        ]
+
+    def test_jobs_carry_their_system_and_what_they_do(self) -> None:
+        board = a_board(
+            slots=(
+                a_slot("Daily", job_key="databasement/backup/01k", source="databasement"),
+                a_slot("v-main-daily", job_key="pbs-main/verify/v", source="pbs-main", kind=JobKind.VERIFY),
+            ),
+            sources=(a_source("pbs-main"), a_source("databasement", kind="databasement")),
+        )
+        names = Names(board)
+        assert names.job("databasement/backup/01k") == "Databasement · Daily dumps"
+        assert names.job("pbs-main/verify/v") == "PBS · v-main-daily verify"
+
+    def test_config_renames_and_hides_jobs_on_the_calendar(self) -> None:
+        from backup_glance.config import Config
+
+        slots = (a_slot("v-main-daily", job_key="pbs/verify/v"), a_slot("legacy", job_key="pve/backup/legacy"))
+        board = a_board(slots=slots)
+        jobs = Config.model_validate(
+            {"jobs": {"pbs/verify/v": {"name": "Verify main"}, "pve/backup/legacy": {"hide": True}, "nope": {}}}
+        ).jobs
+        shown = apply_job_config(board, jobs)
+        assert [(s.job_key, s.job_name) for s in shown.slots] == [("pbs/verify/v", "Verify main")]
+        assert apply_job_config(board, {}) is board
+
+
+class TestUpcoming:
+    def test_it_lists_the_next_n_future_runs_in_order(self) -> None:
         slots = tuple(a_slot(f"job {h}", job_key=f"j/{h}", start=timedelta(hours=h)) for h in (5, 1, 3, -2))
         view = calendar.build_upcoming(a_board(slots=slots), Z, calendar.Params(n=2))
-        assert [r.name for r in view.rows] == ["job 1", "job 3"]
+        assert [r.run.label for r in view.rows] == ["pve1 · job 1 backup", "pve1 · job 3 backup"]
 
-    def test_week_has_seven_days_with_today_in_the_middle(self) -> None:
-        days = build_week(a_board(), Z, [])
-        assert len(days) == 7 and days[3].is_today and days[3].now_pct is not None
+    def test_it_shows_each_jobs_last_outcome(self) -> None:
+        slot = a_slot("nightly", job_key="pve/backup/n", start=timedelta(hours=3))
+        board = a_board(slots=(slot,), jobs=(a_job_view("pve/backup/n", "nightly", outcome=RunOutcome.FAILED),))
+        (row,) = calendar.build_upcoming(board, Z, calendar.Params()).rows
+        assert (row.last_mark, row.last_css) == ("✗", "color-negative")
+        assert row.last_at is not None and row.last_at.text == "8h"
 
-    def test_week_colours_past_by_outcome_and_future_neutral_and_flags_overlaps(self) -> None:
+    def test_it_names_what_it_overlaps_and_waits_for(self) -> None:
+        other = a_slot("verify main", job_key="pbs-main/verify/v-1", start=timedelta(days=1), kind=JobKind.VERIFY)
+        slot = replace(
+            a_slot("vault", start=timedelta(days=1), overlaps=("pbs-main/verify/v-1",)), after=("databasement",)
+        )
+        row = calendar.build_upcoming(a_board(slots=(slot, other)), Z, calendar.Params()).rows[0]
+        assert row.overlaps == "overlaps pve1 · verify main"
+        assert row.after == "after databasement"
+        assert row.duration == "takes 45m"
+        assert "Nov" not in row.clock and len(row.clock) <= len("Sat 02:00")
+
+
+class TestWeek:
+    def test_the_axis_fits_the_busy_hours(self) -> None:
+        slots = (
+            a_slot("dumps", job_key="d", start=timedelta(hours=-12)),  # 02:00 Vienna
+            a_slot("verify", job_key="v", start=timedelta(hours=-8), duration=timedelta(minutes=3)),  # 06:00
+        )
+        view = _week(a_board(slots=slots))
+        assert (view.axis.start, view.axis.end) == (120, 420)
+        assert [label for _, label in view.axis.labels()] == ["02", "04", "06"]
+        assert "02:00–07:00, a line per hour" in view.caption
+
+    def test_each_job_gets_its_own_labelled_lane_in_time_order(self) -> None:
         slots = [
-            a_slot(start=-timedelta(hours=2), job_key="a/vault", outcome=SlotOutcome.FAILED, overlaps=("db",)),
-            a_slot(start=-timedelta(hours=2), job_key="b/db", outcome=SlotOutcome.MISSED),
-            a_slot(start=timedelta(hours=2)),
+            a_slot("b", job_key="pve/backup/b", start=timedelta(days=d, hours=-12, minutes=20)) for d in range(-3, 4)
+        ] + [a_slot("a", job_key="pve/backup/a", start=timedelta(days=d, hours=-12)) for d in range(-3, 4)]
+        view = _week(a_board(slots=tuple(slots)))
+        assert [(lane.label, lane.clock) for lane in view.lanes] == [
+            ("pve1 · a backup", "02:00"),
+            ("pve1 · b backup", "02:20"),
         ]
-        today = build_week(a_board(), Z, slots)[3]
-        assert [(b.css, b.lane, b.is_overlap) for b in today.blocks] == [
-            ("bkg-fail", 0, True),
-            ("bkg-miss", 1, False),
-            ("bkg-next", 0, False),
-        ]
-        assert today.lanes == 2
+        assert all(len(lane.days) == 7 and sum(len(d.blocks) for d in lane.days) == 7 for lane in view.lanes)
+        today = view.lanes[0].days[view.today_index]
+        assert today.is_today and today.blocks[0].left == 33.33  # 02:00 on a 01:00-04:00 axis
 
-    def test_grid_marks_the_worst_outcome_of_each_day(self) -> None:
+    def test_blocks_are_coloured_by_what_happened_and_flag_runs_that_hurt_a_service(self) -> None:
+        slots = (
+            a_slot(start=-timedelta(hours=10), job_key="a", outcome=SlotOutcome.FAILED, detail="exit 2"),
+            replace(
+                a_slot(start=-timedelta(days=1, hours=10), job_key="a"),
+                problems=(("vault", Status.VERIFY_FAILED, "snapshot failed verification"),),
+            ),
+            a_slot(start=timedelta(hours=12), job_key="a"),
+        )
+        board = a_board((a_verdict(status=Status.VERIFY_FAILED, reasons=("newest snapshot failed",)),), slots=slots)
+        (lane,) = _week(board).lanes
+        css = [b.run.css for d in lane.days for b in d.blocks]
+        assert css == ["bkg-ok bkg-flag bkg-flag-crit", "bkg-fail", "bkg-next"]
+        assert [m.service_id for m in lane.marks] == ["vault"]
+
+    def test_a_service_in_no_lane_is_listed_with_its_cause(self) -> None:
+        board = a_board((a_verdict("scratch", status=Status.UNPROTECTED, reasons=("CT 120 is in no job",)),))
+        (mark,) = _week(board).others
+        assert (mark.service_id, mark.word, mark.cause) == ("scratch", "unprotected", "no enabled job covers this")
+
+    def test_the_small_column_gets_an_agenda_that_folds_daily_routine(self) -> None:
+        daily = [a_slot("daily", job_key="d", start=timedelta(days=d, hours=-12)) for d in range(-3, 4)]
+        weekly = a_slot("weekly", job_key="w", start=timedelta(days=1, hours=-10))
+        failed = replace(daily[2], outcome=SlotOutcome.FAILED, detail="exit 2")
+        view = calendar.build_view(
+            a_board(slots=(*daily[:2], failed, *daily[3:], weekly)), Z, calendar.Params(view="week")
+        )
+        assert isinstance(view, calendar.AgendaView)
+        assert [[r.label for r in d.runs] for d in view.days] == [
+            [],
+            [],
+            ["pve1 · daily backup"],
+            [],
+            ["pve1 · weekly backup"],
+            [],
+            [],
+        ]
+        assert view.days[0].folded_text == "1 ok" and view.days[5].folded_text == "1 planned"
+        assert view.days[2].runs[0].glyph == "✗"
+
+
+class TestMonth:
+    def test_it_is_a_monday_first_grid_of_the_month_with_today(self) -> None:
+        view = calendar.build_view(a_board(), Z, calendar.Params(view="month", column="full"))
+        assert isinstance(view, calendar.MonthView)
+        assert (view.title, view.year, len(view.weeks)) == ("November", 2026, 6)
+        days = [d for week in view.weeks for d in week]
+        assert (days[0].day, days[0].in_month, days[-1].day) == (26, False, 6)
+        assert [d.day for d in days if d.is_today] == [26]
+        assert view.since == ""  # no slots at all: nothing to say
+
+    def test_days_list_runs_that_are_not_routine_and_fold_the_rest(self) -> None:
+        daily = [a_slot("daily", job_key="d", start=timedelta(days=d, hours=-12)) for d in range(-10, 6)]
+        monthly = a_slot("check", job_key="c", start=timedelta(days=5, hours=-7), kind=JobKind.CHECK)  # Tue 1 Dec
+        view = calendar.build_view(a_board(slots=(*daily, monthly)), Z, calendar.Params(view="month", column="full"))
+        assert isinstance(view, calendar.MonthView)
+        first = next(d for week in view.weeks for d in week if d.label == "Tue 1 Dec")
+        assert [r.label for r in first.listed] == ["pve1 · check"] and first.folded_text == "1 planned"
+        assert view.since == "runs from Mon 16 Nov"
+        yesterday = next(d for week in view.weeks for d in week if d.label == "Wed 25 Nov")
+        assert yesterday.css == "bkg-ok" and not yesterday.listed and yesterday.folded_text == "1 ✓"
+
+    def test_every_service_that_is_not_ok_is_listed_with_the_run_that_caused_it(self) -> None:
+        failed = a_slot("nightly", start=-timedelta(hours=10), outcome=SlotOutcome.FAILED)
+        board = a_board((a_verdict(status=Status.FAILED, reasons=("exit 2",)), a_verdict("fine")), slots=(failed,))
+        view = calendar.build_view(board, Z, calendar.Params(view="month"))
+        assert isinstance(view, calendar.MonthView)
+        (item,) = view.attention
+        assert item.mark.service_id == "vault" and item.run is not None and item.run.when == "Thu 26 Nov 04:00"
+
+
+class TestGrid:
+    def test_it_marks_the_worst_outcome_of_each_day(self) -> None:
         slots = (
             a_slot(start=-timedelta(days=1, hours=2)),
             a_slot(start=-timedelta(days=1, hours=1), job_key="x", outcome=SlotOutcome.FAILED, detail="exit 1"),
             a_slot(start=timedelta(days=1)),
         )
-        view = calendar.build_grid(a_board((a_verdict(),), slots=slots), Z, calendar.Params(view="grid", column="full"))
+        view = calendar.build_view(a_board((a_verdict(),), slots=slots), Z, calendar.Params(view="grid", column="full"))
+        assert isinstance(view, calendar.GridView)
         cells = view.rows[0].cells
         assert len(cells) == 22
         assert cells[view.today_index - 1].css == "bkg-fail"
-        assert "exit 1" in cells[view.today_index - 1].title
+        assert "exit 1" in cells[view.today_index - 1].tip and "Wed 25 Nov" in cells[view.today_index - 1].tip
         assert cells[view.today_index + 1].css == "bkg-next"
         assert cells[0].css == ""
 
-    def test_small_grid_shows_fewer_days_so_cells_and_names_stay_readable(self) -> None:
-        view = calendar.build_grid(a_board((a_verdict(),)), Z, calendar.Params(view="grid", column="small"))
-        assert len(view.rows[0].cells) == len(view.head) == 14
-        assert view.head[view.today_index].is_today
+    def test_dates_carry_weekday_and_month_and_a_caption_says_the_range(self) -> None:
+        view = calendar.build_view(a_board((a_verdict(),)), Z, calendar.Params(view="grid", column="full"))
+        assert isinstance(view, calendar.GridView)
+        assert view.caption == "last 14 days · next 7 · 12 Nov – 3 Dec"
+        assert [(h.weekday, h.day, h.month) for h in view.head[:2]] == [("T", "12", "Nov"), ("F", "13", "")]
+        assert next(h for h in view.head if h.day == "1").month == "Dec"
+        small = calendar.build_view(a_board((a_verdict(),)), Z, calendar.Params(view="grid"))
+        assert isinstance(small, calendar.GridView)
+        assert len(small.head) == 14 and small.head[small.today_index].label == "Thu 26"
 
-    def test_grid_cell_title_names_the_job_and_says_the_outcome_once(self) -> None:
-        slot = a_slot("nightly", start=-timedelta(hours=2), outcome=SlotOutcome.FAILED, detail="failed: 104")
-        view = calendar.build_grid(a_board((a_verdict(),), slots=(slot,)), Z, calendar.Params(view="grid"))
-        title = view.rows[0].cells[view.today_index].title
-        assert "nightly: failed: 104" in title and "failed: failed" not in title
-
-    def test_upcoming_is_compact_and_names_what_it_overlaps_and_waits_for(self) -> None:
-        other = a_slot("verify main", job_key="pbs-main/verify/v-1", start=timedelta(days=1))
-        slot = replace(
-            a_slot("vault", start=timedelta(days=1), overlaps=("pbs-main/verify/v-1",)), after=("databasement",)
+    def test_a_service_that_is_not_ok_is_marked_on_its_row_and_on_the_cell_that_caused_it(self) -> None:
+        flagged = replace(
+            a_slot(start=-timedelta(hours=10)),
+            problems=(("vault", Status.OUT_OF_ORDER, "vault ran before databasement finished"),),
         )
-        row = next(r for r in calendar.build_upcoming(a_board(slots=(slot, other)), Z, calendar.Params()).rows)
-        assert row.overlaps == "overlaps verify main"
-        assert row.after == "after databasement"
-        assert row.duration == "takes 45m"
-        assert "Nov" not in row.clock and len(row.clock) <= len("Sat 02:00")
+        board = a_board(
+            (
+                a_verdict(status=Status.OUT_OF_ORDER, reasons=("vault ran before databasement finished",)),
+                a_verdict("scratch", status=Status.UNPROTECTED, reasons=("CT 120 is in no job",)),
+            ),
+            slots=(flagged,),
+        )
+        view = calendar.build_view(board, Z, calendar.Params(view="grid"))
+        assert isinstance(view, calendar.GridView)
+        scratch, vault = sorted(view.rows, key=lambda r: r.service_id)
+        assert (scratch.css, scratch.note) == ("color-negative", "no enabled job covers this")
+        assert vault.css == "bkg-warn" and vault.icon == "warning" and "out of order" in vault.tip
+        cell = vault.cells[view.today_index]
+        assert cell.css == "bkg-ok bkg-flag" and "before databasement" in cell.tip
+        assert ("bkg-flag", "ran, with a problem for a service") in view.legend
 
-    def test_week_flags_chained_runs_for_the_legend(self) -> None:
-        chained = replace(a_slot(start=timedelta(hours=2)), after=("databasement",))
-        view = calendar.build_week_view(a_board(slots=(chained,)), Z, calendar.Params(view="week"))
-        block = view.days[3].blocks[0]
-        assert block.is_chained and view.has_chains
-        assert "waits for databasement" in block.title
+    def test_limit_turns_into_collapse_after(self) -> None:
+        board = a_board(tuple(a_verdict(f"s{i}") for i in range(6)))
+        view = calendar.build_view(board, Z, calendar.Params(view="grid", limit=4))
+        assert isinstance(view, calendar.GridView) and view.collapse_after == 4
+
+
+def test_fit_axis_falls_back_to_the_whole_day_for_nothing() -> None:
+    assert (fit_axis([]).start, fit_axis([]).end) == (0, 1440)

@@ -5,6 +5,8 @@ NOW is fixed and aware; the display zone is Europe/Vienna so offsets show up in 
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from backup_glance.health import overall
@@ -190,3 +192,31 @@ def a_full_board(services: int = 50) -> Board:
             )
     jobs = tuple(a_job(k) for k in (JobKind.GC, JobKind.PRUNE, JobKind.VERIFY, JobKind.SYNC))
     return a_board(tuple(verdicts), slots=tuple(slots), jobs=jobs, datastores=(a_datastore(), a_datastore("offsite")))
+
+
+DEMO_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # Thursday 13:00 in Madrid: the nightly runs are done
+
+
+def demo_board(now: datetime = DEMO_NOW) -> Board:
+    """The demo homelab's board, as the real collector makes it from its simulators (about 2 s). In a thread of
+    its own: Playwright's sync API keeps an event loop running in the test's thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_demo_board, now).result()
+
+
+def _demo_board(now: datetime) -> Board:
+    from backup_glance.demo import DemoLab
+    from backup_glance.runtime import build_runtime
+
+    loop = asyncio.new_event_loop()
+    try:
+        with DemoLab(now=now) as lab:
+            runtime = build_runtime(lab.config(), clock=lambda: now)
+            try:
+                return loop.run_until_complete(runtime.collector.poll_once())
+            finally:
+                loop.run_until_complete(runtime.collector.stop())
+                if runtime.history is not None:
+                    runtime.history.close()
+    finally:
+        loop.close()

@@ -11,10 +11,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..config import Config, Report, read_config, secrets_of
-from ..logs import FORMATS, LEVELS, setup_logging, update_secrets
+from ..logs import FORMATS, LEVELS
+
+if TYPE_CHECKING:  # the command line is parsed before any of these is needed: `schedule` never needs them
+    from ..config import Config, Report
 
 CONFIG_VARIABLE = "BACKUP_GLANCE_CONFIG"
 DEFAULT_PATHS = ("backup-glance.yaml", "/config/backup-glance.yaml", "/etc/backup-glance/config.yaml")
@@ -84,11 +86,16 @@ def print_problems(report: Report, stream: TextIO | None = None) -> None:
 
 
 def start_logging(args: argparse.Namespace) -> logging.Handler:
+    from ..logs import setup_logging
+
     return setup_logging(level=getattr(args, "log_level", "info"), fmt=getattr(args, "log_format", "text"))
 
 
 def checked_config(path: Path, handler: logging.Handler) -> Config | None:
     """The config at `path` with its warnings logged, or None after printing every error (exit 2)."""
+    from ..config import read_config, secrets_of
+    from ..logs import update_secrets
+
     report = read_config(path)
     if report.config is None:
         print_problems(report)

@@ -67,7 +67,18 @@ def run(args: argparse.Namespace) -> int:
 def serve_demo(args: argparse.Namespace, handler: logging.Handler) -> int:
     from ..demo import DemoLab
 
-    with DemoLab(port=args.port or 8765) as lab:
+    try:
+        demo = DemoLab(port=args.port or 8765)
+    except OSError as exc:
+        # Its certificates, secrets and history go to a temporary folder; on a read-only root there may be none.
+        reason = exc.strerror or exc.__class__.__name__
+        print(
+            f"backup-glance: cannot create the demo's temporary folder: {reason[:1].lower()}{reason[1:]}; "
+            "set TMPDIR to a writable folder",
+            file=sys.stderr,
+        )
+        return EXIT_DATA
+    with demo as lab:
         config = lab.config()
         update_secrets(handler, secrets_of(config))
         log.info("no configuration found: serving the built-in demo homelab")
@@ -86,7 +97,7 @@ def serve(config: Config, host: str | None, port: int | None, *, demo_note: str 
         return EXIT_LISTEN
     with contextlib.closing(sock):
         try:
-            runtime = build_runtime(config)
+            runtime = build_runtime(config, notify=True)
         except (HistoryError, DataFolderError) as exc:
             print(f"backup-glance: {exc}", file=sys.stderr)
             return EXIT_DATA

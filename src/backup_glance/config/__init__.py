@@ -22,16 +22,21 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ._checks import Finding, check, file_mode_findings, resolve_after
 from ._messages import translate
+from ._notify import display_url, quiet_hours, scheme_of, url_secrets
 from ._schema import (
     MAX_DURATION,
+    AnomaliesConfig,
     AnySourceConfig,
     BackrestSourceConfig,
     Config,
     DatabasementSourceConfig,
     DefaultsConfig,
+    HeartbeatConfig,
     HistoryConfig,
     HttpSourceConfig,
+    NotifyConfig,
     PbsSourceConfig,
+    ProtectionConfig,
     ProxmoxSourceConfig,
     PveSourceConfig,
     ResticSourceConfig,
@@ -40,7 +45,7 @@ from ._schema import (
     SourceConfig,
     parse_duration,
 )
-from ._specs import secrets_of, service_specs
+from ._specs import anomaly_policy, protection_policy, secrets_of, service_specs
 from ._variables import DEFAULT_SECRETS_DIR, SECRETS_DIR_VARIABLE, SecretFileError, Variables, read_secret_file
 from ._yaml import KeyPath, Position, YamlProblem, dotted, load_yaml
 
@@ -79,6 +84,7 @@ class Report:
 
     config: Config | None
     problems: list[Problem] = field(default_factory=list)
+    literal_secrets: list[KeyPath] = field(default_factory=list)  # secrets written into the file itself
 
     @property
     def errors(self) -> list[Problem]:
@@ -98,9 +104,12 @@ def read_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Re
         return Report(None, [Problem(problem, name)])
     assert text is not None
     report = parse_text(text, filename=name, env=env, base_dir=Path(path).resolve().parent)
-    secrets_dir = env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
-    for finding in file_mode_findings((), Path(path), secrets_dir):
-        report.problems.insert(0, Problem(finding.message, name, warning=True))
+    if report.literal_secrets:  # a file holding only ${...} references is no more secret than a README
+        secrets_dir = env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
+        shown = ", ".join(dotted(p) for p in report.literal_secrets[:3])
+        for finding in file_mode_findings((), Path(path), secrets_dir):
+            message = f"{finding.message} — it holds secrets ({shown}); or move them to ${{secret:NAME}} files"
+            report.problems.insert(0, Problem(message, name, warning=True))
     return report
 
 
@@ -181,11 +190,31 @@ def parse_text(
         if not any(finding.path[: len(p)] == p for p in skipped):
             problems.append(_problem(finding, filename, positions))
     problems.sort(key=lambda p: (p.line, p.column))
+    literal = [p for p in _secret_paths(data) if p not in variables.substituted]
     if config is None or any(not p.warning for p in problems):
-        return Report(None, problems)
+        return Report(None, problems, literal)
     config = _resolved(config)
     config._substituted_secrets = (*variables.secret_values, *file_secrets)
-    return Report(config, problems)
+    return Report(config, problems, literal)
+
+
+def _secret_paths(data: dict[str, Any]) -> list[KeyPath]:
+    """Where the file holds a secret value (given directly or by reference)."""
+    paths: list[KeyPath] = []
+    sources = data.get("sources")
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        if isinstance(source, dict):
+            file_keys = {file_key for _, file_key in _SECRET_FILES.get(str(source.get("type")), ())}
+            for key in ("token_secret", "token", "password"):
+                if source.get(key) and not any(source.get(f) for f in file_keys):
+                    paths.append(("sources", index, key))
+            env = source.get("env")
+            if isinstance(env, dict):
+                paths += [("sources", index, "env", k) for k, v in env.items() if v]
+    server = data.get("server")
+    if isinstance(server, dict):
+        paths += [("server", key) for key in ("auth_token", "calendar_key") if server.get(key)]
+    return paths
 
 
 def _resolve_files(data: dict[str, Any], base_dir: Path, secrets_dir: str) -> tuple[list[Finding], list[str]]:
@@ -229,7 +258,23 @@ def _resolved(config: Config) -> Config:
         s.model_copy(update={"after": [resolve_after(a, service_ids, source_names)[0] for a in s.after]})
         for s in config.services
     ]
-    return config.model_copy(update={"services": services})
+    return config.model_copy(update={"services": services, "sources": _with_guest_namespaces(config.sources)})
+
+
+def _with_guest_namespaces(sources: list[AnySourceConfig]) -> list[AnySourceConfig]:
+    """Tell each PBS source which of its namespaces belong to which PVE cluster (the PVE sources'
+    `pbs_namespace`): guests there are matched by (namespace, VMID); elsewhere by VMID alone, as before."""
+    clusters = [s for s in sources if isinstance(s, PveSourceConfig) and s.pbs_namespace is not None]
+    if not clusters:
+        return sources
+    out: list[AnySourceConfig] = []
+    for source in sources:
+        if isinstance(source, PbsSourceConfig):
+            mapping = {ns: pve.name for pve in clusters if (ns := pve.namespace_on(source.name)) is not None}
+            source = source.model_copy()
+            source._guest_namespaces = mapping
+        out.append(source)
+    return out
 
 
 def _problem(
@@ -249,15 +294,19 @@ def _position(positions: dict[KeyPath, Position], path: KeyPath) -> Position | N
 
 __all__ = [
     "MAX_DURATION",
+    "AnomaliesConfig",
     "AnySourceConfig",
     "BackrestSourceConfig",
     "Config",
     "DatabasementSourceConfig",
     "DefaultsConfig",
+    "HeartbeatConfig",
     "HistoryConfig",
     "HttpSourceConfig",
+    "NotifyConfig",
     "PbsSourceConfig",
     "Problem",
+    "ProtectionConfig",
     "ProxmoxSourceConfig",
     "PveSourceConfig",
     "Report",
@@ -265,11 +314,17 @@ __all__ = [
     "ServerConfig",
     "ServiceConfig",
     "SourceConfig",
+    "anomaly_policy",
+    "display_url",
     "load_config",
     "parse_config",
     "parse_duration",
     "parse_text",
+    "protection_policy",
+    "quiet_hours",
     "read_config",
+    "scheme_of",
     "secrets_of",
     "service_specs",
+    "url_secrets",
 ]

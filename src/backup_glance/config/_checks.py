@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ScheduleError
 from ..schedule import parse_schedule
+from ._notify import notify_findings
 from ._schema import parse_duration
 from ._variables import SecretFileError, read_secret_file
 from ._yaml import KeyPath, dotted
@@ -51,7 +52,9 @@ def check(data: Any, env: Mapping[str, str], secrets_dir: str) -> list[Finding]:
         findings += _source(path, source, env, secrets_dir)
     findings += _services(services, sources)
     findings += _durations(data, sources, services)
+    findings += _protection(data, services) + _namespaces(sources)
     findings += _server(data)
+    findings += [Finding(path, message, warning) for path, message, warning in notify_findings(data)]
     return findings
 
 
@@ -258,6 +261,17 @@ def _durations(
             limit = interval if interval is not None else timedelta(minutes=5)
             if timeout >= limit:
                 findings.append(Finding((*path, "timeout"), f"must be shorter than poll_interval ({_span(limit)})"))
+        deadline = _duration(source, "poll_deadline")
+        if deadline is not None and deadline <= (timeout or timedelta(seconds=10)):
+            findings.append(
+                Finding(
+                    (*path, "poll_deadline"), f"must be longer than timeout ({_span(timeout or timedelta(seconds=10))})"
+                )
+            )
+        elif deadline is not None and deadline > (interval or timedelta(minutes=5)):
+            findings.append(Finding((*path, "poll_deadline"), "must not be longer than poll_interval"))
+        elif deadline is not None and deadline <= timedelta(0):
+            findings.append(Finding((*path, "poll_deadline"), "must be more than 0s"))
         max_age = _duration(source, "max_age")
         if max_age is not None and max_age <= timedelta(0):
             findings.append(Finding((*path, "max_age"), "must be more than 0s"))
@@ -291,6 +305,55 @@ def _durations(
     return findings
 
 
+def _protection(data: dict[str, Any], services: list[tuple[KeyPath, dict[str, Any]]]) -> list[Finding]:
+    """Durations in protection policies must be more than zero (their shape is `_schema`'s job)."""
+    defaults = data.get("defaults")
+    places = [(("defaults",), defaults)] if isinstance(defaults, dict) else []
+    findings = []
+    for path, mapping in [*places, *services]:
+        policy = mapping.get("protection")
+        if not isinstance(policy, dict):
+            continue
+        for key in ("offsite_lag", "restore_test"):
+            value = _duration(policy, key)
+            if value is not None and value <= timedelta(0):
+                findings.append(Finding((*path, "protection", key), "must be more than 0s"))
+        copies, offsite = policy.get("copies"), policy.get("offsite")
+        if isinstance(copies, int) and isinstance(offsite, int) and offsite > copies:
+            findings.append(
+                Finding((*path, "protection", "offsite"), f"asks for more offsite copies than copies ({copies})")
+            )
+    return findings
+
+
+def _namespaces(sources: list[tuple[KeyPath, dict[str, Any]]]) -> list[Finding]:
+    """`pbs_namespace` names PBS sources that exist, and no two clusters claim one namespace of one PBS."""
+    pbs = {name for _, s in sources if s.get("type") == "pbs" and (name := _text(s, "name")) is not None}
+    claimed: dict[tuple[str, str], str] = {}
+    findings = []
+    for path, source in sources:
+        value = source.get("pbs_namespace")
+        if source.get("type") != "pve" or value is None:
+            continue
+        where = (*path, "pbs_namespace")
+        if isinstance(value, dict):
+            pairs = [(str(k), v) for k, v in value.items()]
+            for name, _ in pairs:
+                if name not in pbs:
+                    findings.append(Finding((*where, name), f"no PBS source is named '{name}'" + _close(name, pbs)))
+        else:
+            pairs = [(name, value) for name in sorted(pbs)]
+        for name, namespace in pairs:
+            if not isinstance(namespace, str):
+                continue
+            owner = claimed.setdefault((name, namespace), _text(source, "name") or "?")
+            if owner != (_text(source, "name") or "?"):
+                findings.append(
+                    Finding(where, f"namespace '{namespace}' on '{name}' is already the one of PVE source '{owner}'")
+                )
+    return findings
+
+
 def _server(data: dict[str, Any]) -> list[Finding]:
     server = data.get("server")
     if not isinstance(server, dict):
@@ -315,6 +378,27 @@ def _server(data: dict[str, Any]) -> list[Finding]:
     root_path = server.get("root_path")
     if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
         findings.append(Finding(("server", "root_path"), "must start with '/', e.g. /backups"))
+    findings += _exposure(server)
+    return findings
+
+
+def _exposure(server: dict[str, Any]) -> list[Finding]:
+    findings = []
+    ancestors = server.get("frame_ancestors")
+    ancestors = ancestors if isinstance(ancestors, list) else []
+    nones = [a for a in ancestors if isinstance(a, str) and a.strip().strip("'").lower() == "none"]
+    if len(ancestors) > 1 and nones:
+        findings.append(Finding(("server", "frame_ancestors"), "'none' must stand alone (it forbids every frame)"))
+    hosts = server.get("allowed_hosts")
+    if isinstance(hosts, list) and "*" in hosts and not server.get("auth_token"):
+        findings.append(
+            Finding(
+                ("server", "allowed_hosts"),
+                "'*' without auth_token lets any web page opened on your network read the board (DNS rebinding); "
+                "set auth_token, or list the host names you use",
+                warning=True,
+            )
+        )
     return findings
 
 

@@ -7,6 +7,7 @@ so every problem can point at the exact key it is about. Secrets are `SecretStr`
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -132,8 +133,18 @@ class SourceConfig(_Strict):
     name: Name
     type: str
     poll_interval: Duration = timedelta(minutes=5)
-    timeout: Duration = timedelta(seconds=10)
+    timeout: Duration = timedelta(seconds=10)  # each request
+    poll_deadline: Duration | None = None  # the whole poll; default: half the interval, at least 3 timeouts
     max_in_flight: int = Field(default=4, ge=1, le=64)
+    # Which of its locations are offsite (README: Protection): true = all of them, a list = those named
+    # (datastores or "store/namespace", storages, repositories, volumes, PBS remotes), false = none. Unset: a
+    # remote repository URI and the far side of a PBS sync are offsite, the rest is not.
+    offsite: bool | list[str] | None = None
+
+    def deadline(self) -> timedelta:
+        if self.poll_deadline is not None:
+            return self.poll_deadline
+        return min(self.poll_interval, max(self.poll_interval / 2, self.timeout * 3))
 
 
 class HttpSourceConfig(SourceConfig):
@@ -159,10 +170,38 @@ class PbsSourceConfig(ProxmoxSourceConfig):
     type: Literal["pbs"]
     # A namespace list to restrict to; empty = all namespaces of all datastores.
     datastores: list[str] = []
+    # Namespace -> the PVE source whose guests back up there (from the PVE sources' `pbs_namespace`): guests in
+    # those namespaces are matched by (namespace, VMID). Filled when the file is read; empty: by VMID alone.
+    _guest_namespaces: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def guest_namespaces(self) -> dict[str, str]:
+        return self._guest_namespaces
+
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,7}")
+
+
+def _check_namespace(value: str) -> str:
+    if not _NAMESPACE.fullmatch(value) or len(value) > 256:
+        raise ValueError(f"{_shown(value)} is not a PBS namespace: names joined by '/', e.g. site-b or site-b/prod")
+    return value
+
+
+Namespace = Annotated[str, AfterValidator(_check_namespace)]
 
 
 class PveSourceConfig(ProxmoxSourceConfig):
     type: Literal["pve"]
+    # The PBS namespace this cluster's guests back up into, or one per PBS source ({pbs-main: site-b}): two
+    # clusters reusing VMIDs in one PBS stay apart. Unset: guests are matched by VMID alone.
+    pbs_namespace: Namespace | dict[str, Namespace] | None = None
+
+    def namespace_on(self, pbs_source: str) -> str | None:
+        """The namespace this cluster's guests use on PBS source `pbs_source` (None: not said)."""
+        if isinstance(self.pbs_namespace, dict):
+            return self.pbs_namespace.get(pbs_source)
+        return self.pbs_namespace
 
 
 class DatabasementSourceConfig(HttpSourceConfig):
@@ -233,6 +272,30 @@ class SilenceConfig(_Strict):
     until: date | datetime | None = None
 
 
+class ProtectionConfig(_Strict):
+    """What backups must achieve beyond running (README: Protection). Unset keys ask nothing."""
+
+    copies: int | None = Field(default=None, ge=1, le=100)  # locations holding a snapshot within the lookback
+    offsite: int | None = Field(default=None, ge=0, le=100)  # ... of which offsite
+    offsite_lag: Duration | None = None  # the newest offsite copy at most this much older than the newest copy
+    encrypted_offsite: bool | None = None  # every offsite copy encrypted
+    restore_test: Duration | None = None  # a successful restore test within this long
+
+
+class AnomaliesConfig(_Strict):
+    """A newest backup far smaller, or a run far longer, than usual (README: Protection). On by default."""
+
+    enabled: bool = True
+    size_drop: float = Field(default=0.5, gt=0, lt=1)
+    duration_rise: float = Field(default=3.0, gt=1, le=1000)
+    min_history: int = Field(default=7, ge=3, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, data: object) -> object:
+        return {"enabled": data} if isinstance(data, bool) else data
+
+
 class ServiceConfig(_Strict):
     id: Name
     name: str | None = None
@@ -249,20 +312,69 @@ class ServiceConfig(_Strict):
     # Services or whole sources whose runs must finish before this one starts: "NAME", "service:NAME" or
     # "source:NAME" (the last two when a service and a source share a name). Resolved to the prefixed form.
     after: list[str] = []
+    # Key by key over defaults.protection; false: no protection policy for this service.
+    protection: ProtectionConfig | Literal[False] | None = None
 
     def target_count(self) -> int:
         return len(self.targets) + sum(v is not None for v in (self.guest, self.database, self.plan, self.restic))
+
+
+class JobConfig(_Strict):
+    """How one job shows on the calendar, by its key ("pbs-main/verify/v-main-daily"): presentation only."""
+
+    name: str | None = None  # replaces the job's own name; the system stays in front ("PBS · Verify main")
+    hide: bool = False  # leave it off the calendar views and the ICS feed (it is still judged)
 
 
 class DefaultsConfig(_Strict):
     grace: Duration = timedelta(hours=1)
     lookback: Duration = timedelta(days=14)
     max_age: Duration = timedelta(hours=26)
+    protection: ProtectionConfig | None = None  # off unless set
 
 
 class HistoryConfig(_Strict):
     path: str | None = None  # default: $BACKUP_GLANCE_DATA/history.sqlite3, else the per-user state folder
     retention: Duration = timedelta(days=90)
+
+
+_HOST = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*|(\*\.)?[a-z0-9_.-]+|\[[0-9a-f:.]+\])(:(\d+|\*))?(/[^\s;,']*)?"
+)
+
+
+def _check_host(value: str) -> str:
+    host = value.strip().lower()
+    if host == "*":
+        return host
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if not _HOST.fullmatch(host):
+        raise ValueError(
+            f"{_shown(value)} is not a host name: write the name alone, without scheme, port or path, "
+            "e.g. backups.example.com or 192.168.1.20, or '*' for any"
+        )
+    return host.rstrip(".")
+
+
+def _check_frame_ancestor(value: str) -> str:
+    text = value.strip()
+    if text.lower() in ("self", "'self'", "none", "'none'"):
+        return "'" + text.strip("'").lower() + "'"
+    if not _ORIGIN.fullmatch(text.lower()):
+        raise ValueError(
+            f"{_shown(value)} is not an origin a page may be framed by: use e.g. https://glance.example.com, "
+            "http://192.168.1.20:8080, 'self' or 'none'"
+        )
+    return text
+
+
+HostName = Annotated[str, AfterValidator(_check_host)]
+FrameAncestor = Annotated[str, AfterValidator(_check_frame_ancestor)]
 
 
 class ServerConfig(_Strict):
@@ -274,6 +386,11 @@ class ServerConfig(_Strict):
     base_url: Url | None = None
     root_path: str | None = None  # the sub-path, when it differs from base_url's path or there is no base_url
     calendar_key: SecretStr | None = None  # opens /calendar.ics?key=... and nothing else
+    # Host names the web server answers to (DNS rebinding); None: any with auth_token, else the safe ones
+    # (web/headers.py says which). "*": any.
+    allowed_hosts: list[HostName] | None = None
+    # Who may show the page in a frame (CSP frame-ancestors), e.g. Glance's origin for its iframe widget.
+    frame_ancestors: list[FrameAncestor] = ["'self'"]
 
     @model_validator(mode="before")
     @classmethod
@@ -281,6 +398,23 @@ class ServerConfig(_Strict):
         if isinstance(data, dict):
             return {k: (None if k in ("auth_token", "calendar_key") and v == "" else v) for k, v in data.items()}
         return data
+
+
+class NotifyConfig(_Strict):
+    """One notification target (README: Notifications). Its meaning is checked in `_notify`."""
+
+    url: SecretStr  # any Apprise URL; it may hold credentials, so it is never shown whole
+    severity: Literal["warning", "critical"] = "critical"  # the lowest severity that alerts
+    repeat: Duration | None = None  # remind while a service stays not ok
+    quiet: str | None = None  # "22:00-07:00" in the display zone: held, then sent as one
+    digest: str | None = None  # a Proxmox calendar event ("mon 08:00"): a summary of the whole board
+    alerts: bool = True  # false: this target gets the digest only
+
+
+class HeartbeatConfig(_Strict):
+    url: SecretStr  # pinged after board updates, at most every `every`
+    fail_url: SecretStr | None = None  # pinged instead while the board is critical
+    every: Duration = timedelta(minutes=5)
 
 
 class Config(_Strict):
@@ -293,6 +427,12 @@ class Config(_Strict):
     # Also show everything the sources report that no configured service claims. Default: only when no
     # services are configured.
     discover: bool | None = None
+    # Per job key, a calendar label or `hide: true`. Keys cannot be checked without the sources: one that
+    # matches no job simply changes nothing.
+    jobs: dict[str, JobConfig] = {}
+    notify: list[NotifyConfig] = []
+    heartbeat: HeartbeatConfig | None = None
+    anomalies: AnomaliesConfig = AnomaliesConfig()
     # Values that reached the file through ${...} or *_file and count as secrets wherever they landed (a URL, a
     # header): the log redaction filter hides them too.
     _substituted_secrets: tuple[str, ...] = PrivateAttr(default=())

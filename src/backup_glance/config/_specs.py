@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from ..model import ServiceSpec, Silence
+from ..model import AnomalyPolicy, ProtectionPolicy, ServiceSpec, Silence
 from ._checks import target_keys_of
-from ._schema import Config, ResticSourceConfig
+from ._notify import url_secrets
+from ._schema import Config, ProtectionConfig, ResticSourceConfig
 
 
 def service_specs(config: Config) -> list[ServiceSpec]:
@@ -38,9 +39,45 @@ def service_specs(config: Config) -> list[ServiceSpec]:
                 silence=silence,
                 after=tuple(service.after),
                 source=service.source,
+                protection=protection_policy(defaults.protection, service.protection),
             )
         )
     return specs
+
+
+def protection_policy(
+    default: ProtectionConfig | None, own: ProtectionConfig | bool | None = None
+) -> ProtectionPolicy | None:
+    """A service's protection policy: its own keys over `defaults.protection`; None when nothing is asked."""
+    if own is False:
+        return None
+    layers = [layer for layer in (default, own) if isinstance(layer, ProtectionConfig)]
+    values: dict[str, object] = {}
+    for layer in layers:  # the service's own keys last: they win
+        values |= {key: value for key, value in layer.model_dump().items() if value is not None}
+    policy = ProtectionPolicy(
+        copies=_int(values.get("copies")),
+        offsite=_int(values.get("offsite")),
+        offsite_lag=_delta(values.get("offsite_lag")),
+        encrypted_offsite=bool(values.get("encrypted_offsite", False)),
+        restore_test=_delta(values.get("restore_test")),
+    )
+    return None if policy.is_empty else policy
+
+
+def anomaly_policy(config: Config) -> AnomalyPolicy:
+    a = config.anomalies
+    return AnomalyPolicy(
+        enabled=a.enabled, size_drop=a.size_drop, duration_rise=a.duration_rise, min_history=a.min_history
+    )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _delta(value: object) -> timedelta | None:
+    return value if isinstance(value, timedelta) else None
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -59,4 +96,10 @@ def secrets_of(config: Config) -> list[str]:
     for secret in (config.server.auth_token, config.server.calendar_key):
         if secret is not None and secret.get_secret_value():
             values.append(secret.get_secret_value())
+    # Notification and ping URLs carry credentials and tokens (user:pass, a Gotify token, a Healthchecks UUID).
+    heartbeat = config.heartbeat
+    urls = [t.url for t in config.notify] + ([heartbeat.url, heartbeat.fail_url] if heartbeat is not None else [])
+    for url in urls:
+        if url is not None and url.get_secret_value():
+            values += url_secrets(url.get_secret_value())
     return list(dict.fromkeys(values))

@@ -79,6 +79,7 @@ class Variables:
     problems: list[tuple[KeyPath, Position | None, str]] = field(default_factory=list)
     unresolved: set[KeyPath] = field(default_factory=set)  # paths whose value is missing: skip later complaints
     secret_values: list[str] = field(default_factory=list)  # for the log redaction filter
+    substituted: set[KeyPath] = field(default_factory=set)  # paths whose value came through a reference
 
     def prepare(self, text: str) -> str:
         """The text with every reference replaced by a placeholder of the same length."""
@@ -108,6 +109,7 @@ class Variables:
         """The value of a parsed string with its references resolved; None when it holds none."""
         if _MARK not in text:
             return None
+        self.substituted.add(path)
         return _PLACEHOLDER.sub(lambda m: self._value(self._reference(m), path, position), text)
 
     def _reference(self, match: re.Match[str]) -> _Reference:

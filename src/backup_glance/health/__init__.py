@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..model import (
     SEVERITY_RANK,
+    AnomalyPolicy,
     Board,
     DatastoreView,
     HistoryView,
+    ProtectionPolicy,
     ServiceSpec,
     Severity,
     SourceState,
@@ -27,6 +29,7 @@ from ._evidence import Evidence, gather
 from ._facts import Facts, gather_facts, matching_keys
 from .calendar import CalendarContext, calendar_slots, job_views
 from .datastores import judge_datastore
+from .deadlines import next_change
 from .ordering import ordering_reasons
 from .services import judge, slug
 
@@ -36,6 +39,8 @@ class Defaults:
     grace: timedelta = timedelta(hours=1)
     max_age: timedelta = timedelta(hours=26)
     lookback: timedelta = timedelta(days=14)
+    protection: ProtectionPolicy | None = None  # `defaults.protection`, for discovered services
+    anomalies: AnomalyPolicy = field(default_factory=AnomalyPolicy)  # `anomalies:`, for every service
 
 
 def evaluate(
@@ -47,9 +52,11 @@ def evaluate(
     display_tz: str,
     defaults: Defaults = Defaults(),
     discover_rest: bool = False,
+    notices: Sequence[str] = (),
 ) -> Board:
     """Judge every service. With no services configured (or `discover_rest`), every target a source reports and
-    no configured service claims becomes a service of its own."""
+    no configured service claims becomes a service of its own. `notices` are problems of backup-glance itself
+    (its history cannot be written): the board carries them and is at least a warning while they last."""
     evidence = gather(tuple(sources), history)
     specs = list(services)
     configured = {spec.id for spec in specs}
@@ -59,8 +66,12 @@ def evaluate(
     facts = {spec.id: gather_facts(spec, evidence) for spec in specs}
     by_id = {spec.id: spec for spec in specs}
     verdicts: list[Verdict] = []
+    out_of_order: dict[str, tuple[datetime, str]] = {}  # the run each ordering verdict is about, for the calendar
     for spec in specs:
         predecessors = [_predecessor(other, configured, by_id, facts, evidence) for other in spec.after]
+        ordering = ordering_reasons(spec, facts[spec.id], predecessors, display_tz)
+        if ordering:
+            out_of_order[spec.id] = (facts[spec.id].runs[-1].started_at, ordering[0])
         verdicts.append(
             judge(
                 spec,
@@ -69,7 +80,8 @@ def evaluate(
                 display_tz=display_tz,
                 durations=history.typical_durations,
                 facts=facts[spec.id],
-                ordering=ordering_reasons(spec, facts[spec.id], predecessors, display_tz),
+                ordering=ordering,
+                anomalies=defaults.anomalies,
             )
         )
     verdicts.sort(key=lambda v: (SEVERITY_RANK[v.severity], v.name.lower(), v.service_id))
@@ -84,6 +96,7 @@ def evaluate(
         grace_by_service={spec.id: spec.grace for spec in specs},
         default_grace=defaults.grace,
         after_by_service={spec.id: tuple(_after_label(a, by_id) for a in spec.after) for spec in specs if spec.after},
+        out_of_order=out_of_order,
     )
     datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(
@@ -94,16 +107,24 @@ def evaluate(
         datastores=datastores,
         sources=tuple(sources),
         slots=tuple(calendar_slots(evidence, ctx)),
-        overall=overall(verdicts, sources, datastores),
+        overall=overall(verdicts, sources, datastores, notices),
+        notices=tuple(notices),
+        next_change_at=next_change(specs, verdicts, evidence, sources, now, defaults.grace),
     )
 
 
 def overall(
-    verdicts: Sequence[Verdict], sources: Sequence[SourceState], datastores: Sequence[DatastoreView] = ()
+    verdicts: Sequence[Verdict],
+    sources: Sequence[SourceState],
+    datastores: Sequence[DatastoreView] = (),
+    notices: Sequence[str] = (),
 ) -> Severity:
     """The worst verdict or datastore; a source that has never answered makes it at least unknown, since
-    whatever it holds has no verdict yet, and with nothing judged at all there is nothing to call ok."""
+    whatever it holds has no verdict yet, and with nothing judged at all there is nothing to call ok. A notice
+    about backup-glance itself makes it at least a warning: the board may be missing evidence."""
     severities = [v.severity for v in verdicts] + [d.severity for d in datastores]
+    if notices:
+        severities.append(Severity.WARNING)
     if any(state.error is not None and state.observation is None for state in sources):
         severities.append(Severity.UNKNOWN)
     if not severities:
@@ -145,6 +166,7 @@ def discover(
                 grace=defaults.grace,
                 max_age=defaults.max_age,
                 lookback=defaults.lookback,
+                protection=defaults.protection,
             )
         )
     return specs

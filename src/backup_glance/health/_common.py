@@ -20,16 +20,20 @@ MAX_DUE_SLOTS = 5000
 SUCCESS = (RunOutcome.OK, RunOutcome.WARNING)
 
 # Worst first: the status shown is the first that applies; the others still add their reasons.
-# UNPROTECTED comes before UNKNOWN: "in no job" is a fact from PVE whatever the other sources say.
+# UNPROTECTED, FAILED and VERIFY_FAILED come before UNKNOWN: they are facts already seen (PVE's job list, a run,
+# a verification), and a source going quiet must never make a known failure look milder. LATE comes after
+# UNKNOWN because a quiet source may simply not be telling us about the backup; `services.judge` still puts it
+# first when the service was already late when the source last answered.
 PRECEDENCE = (
     Status.UNPROTECTED,
-    Status.UNKNOWN,
     Status.FAILED,
     Status.VERIFY_FAILED,
+    Status.UNKNOWN,
     Status.LATE,
     Status.UNVERIFIED,
     Status.OUT_OF_ORDER,
     Status.GAPS,
+    Status.AT_RISK,  # the backups come, but they would not be enough: after every other finding
     Status.RUNNING,
 )
 

@@ -18,6 +18,7 @@ from ..model import (
     JobKind,
     JobRun,
     Observation,
+    RemoteCopy,
     Snapshot,
     SourceState,
     Target,
@@ -40,6 +41,22 @@ class Evidence:
     # Snapshots that exist at the source right now (history also holds pruned ones).
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
     recorded_since: datetime | None = None  # history has watched since then
+    # Protection facts: restore tests and copies seen through sync jobs, per target; jobs with a keep-* policy.
+    restore_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
+    remote_copies: dict[str, list[RemoteCopy]] = field(default_factory=lambda: defaultdict(list))
+    prune_jobs: list[Job] = field(default_factory=list)
+
+    # id(list) -> (the list, its instants); holding the list keeps its id from being reused while cached
+    _times: dict[int, tuple[object, list[datetime]]] = field(default_factory=dict)
+
+    def times_of(self, items: list[Snapshot] | list[JobRun]) -> list[datetime]:
+        """The instants of a sorted evidence list (taken / started), made once per list for bisection."""
+        cached = self._times.get(id(items))
+        if cached is not None and cached[0] is items:
+            return cached[1]
+        times = [item.taken_at if isinstance(item, Snapshot) else item.started_at for item in items]
+        self._times[id(items)] = (items, times)
+        return times
 
     @cached_property
     def known_keys(self) -> frozenset[str]:
@@ -97,6 +114,13 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             if job.kind is JobKind.BACKUP:
                 for key in job.target_keys:
                     evidence.backup_jobs_by_target[key].append(job)
+            elif job.kind is JobKind.RESTORE_TEST:
+                for key in job.target_keys:
+                    evidence.restore_jobs_by_target[key].append(job)
+            if job.keep:
+                evidence.prune_jobs.append(job)
+        for copy in observation.remote_copies:
+            evidence.remote_copies[copy.target_key].append(copy)
         if observation.kind == "pve":
             evidence.coverage_sources.add(observation.source)
         evidence.uncovered.update(observation.uncovered_target_keys)

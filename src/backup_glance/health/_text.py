@@ -34,3 +34,18 @@ def span(delta: timedelta) -> str:
     parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
     shown = [f"{value}{unit}" for value, unit in parts if value][:2]
     return " ".join(shown) if shown else "0s"
+
+
+def size(count: float) -> str:
+    """Bytes as a person reads them (powers of 1024).
+
+    >>> size(350 * 1024**2), size(3.3 * 1024**3), size(512)
+    ('350 MB', '3.3 GB', '512 B')
+    """
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            text = f"{value:.1f}" if unit != "B" and abs(value) < 10 else f"{value:.0f}"
+            return f"{text} {unit}"
+        value /= 1024
+    return f"{value:.0f} PB"  # pragma: no cover - the loop returns at TB

@@ -2,19 +2,20 @@
 
 A past slot's outcome is judged here, next to the service verdicts, so renderers only colour what they get. A
 slot's evidence is what happened from just before it until the next slot — of the same job, or, for one
-guest, of any job that backs it up (a nightly backup must not make a missed weekly one green).
+guest, of any job that backs it up (a nightly backup must not make a missed weekly one green). A run that went
+fine but still hurt a service (its snapshot failed verification, it started out of order) says so in
+`problems`; two runs are marked as overlapping only when they also share a datastore, repository or guest.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot
+from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
 from ..schedule import Schedule
 from ._common import SLOT_TOLERANCE, SUCCESS, job_duration, load_schedule, next_run
 from ._evidence import Evidence
@@ -35,6 +36,8 @@ class CalendarContext:
     grace_by_service: dict[str, timedelta]
     default_grace: timedelta
     after_by_service: dict[str, tuple[str, ...]]
+    # Services whose latest run broke an `after:` rule: service id -> (that run's start, why).
+    out_of_order: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
     def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
         return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
@@ -69,6 +72,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
     occurrences = {job.key: _occurrences(schedule, now) for job, schedule in scheduled}
     target_slots = _slots_by_target(scheduled, occurrences)
     slots: list[CalendarSlot] = []
+    resources = {job.key: _resources(job, evidence) for job, _ in scheduled}
     for job, _ in scheduled:
         assert job.schedule is not None
         usual = job_duration(job, evidence, ctx.durations) or DEFAULT_DURATION
@@ -93,7 +97,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                 else {}
             )
             outcome, detail, duration = _slot_outcome(
-                slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=job_start
+                slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=job_start, evidence=evidence
             )
             if outcome is None:
                 continue
@@ -102,6 +106,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                 if outcome is not SlotOutcome.UPCOMING and len(service_ids) > 1
                 else ()
             )
+            problems = _problems(results, service_ids, (low, high), ctx) if slot <= now else ()
             slots.append(
                 CalendarSlot(
                     job_key=job.key,
@@ -116,9 +121,10 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                     service_ids=service_ids,
                     service_outcomes=per_service,
                     after=after,
+                    problems=problems,
                 )
             )
-    return _mark_overlaps(slots)
+    return _mark_overlaps(slots, resources)
 
 
 def _enabled_schedule(job: Job) -> Schedule | None:
@@ -177,10 +183,11 @@ def _slot_outcome(
     now: datetime,
     grace: timedelta,
     evidence_start: datetime | None,
+    evidence: Evidence,
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
-    for run in _window(job_runs, *window, _run_start):
+    for run in _window(job_runs, *window, evidence=evidence):
         return _run_outcome(run)
     combined = _combined(results)
     if combined is not None:
@@ -229,11 +236,20 @@ class _TargetResult:
     starts: tuple[datetime, ...]
     ends: tuple[datetime, ...]
     message: str = ""  # why it failed, from the source
+    verify_failed: bool = False  # a snapshot it made failed verification
+
+
+_EMPTY_RESULT = _TargetResult(None, (), ())  # a window with no evidence at all
 
 
 def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
-    runs = _window(evidence.runs_by_target.get(key, []), low, high, _run_start)
-    snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, _taken) if s.finished]
+    runs = _window(evidence.runs_by_target.get(key, []), low, high, evidence=evidence)
+    snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, evidence=evidence) if s.finished]
+    if not runs:  # the usual case for a guest backed up into PBS: one snapshot, no per-target run
+        if not snaps:
+            return _EMPTY_RESULT
+        verify_failed = any(s.verification is Verification.FAILED for s in snaps)
+        return _TargetResult(SlotOutcome.SUCCEEDED, tuple(s.taken_at for s in snaps), (), "", verify_failed)
     outcome = None
     if any(r.outcome is RunOutcome.RUNNING for r in runs):
         outcome = SlotOutcome.RUNNING
@@ -244,7 +260,30 @@ def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) 
     starts = tuple(r.started_at for r in runs) + tuple(s.taken_at for s in snaps)
     ends = tuple(r.ended_at for r in runs if r.ended_at)
     message = next((r.message for r in runs if r.outcome is RunOutcome.FAILED and r.message), "")
-    return _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "")
+    verify_failed = any(s.verification is Verification.FAILED for s in snaps)
+    return _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "", verify_failed)
+
+
+def _problems(
+    results: dict[str, _TargetResult],
+    service_ids: tuple[str, ...],
+    window: tuple[datetime, datetime],
+    ctx: CalendarContext,
+) -> tuple[tuple[str, Status, str], ...]:
+    """What a past slot did wrong for its services although it ran: a snapshot of it that failed verification,
+    or the run a service's out-of-order verdict is about."""
+    found: list[tuple[str, Status, str]] = []
+    for key, result in results.items():
+        if result.verify_failed:
+            found += [
+                (sid, Status.VERIFY_FAILED, "snapshot failed verification")
+                for sid in ctx.services_by_target.get(key, [])
+            ]
+    for service_id in service_ids:
+        started, why = ctx.out_of_order.get(service_id, (None, ""))
+        if started is not None and window[0] <= started < window[1]:
+            found.append((service_id, Status.OUT_OF_ORDER, why))
+    return tuple(dict.fromkeys(found))
 
 
 def _combined(results: dict[str, _TargetResult]) -> tuple[SlotOutcome, str, timedelta | None] | None:
@@ -273,19 +312,45 @@ def _taken(snapshot: Snapshot) -> datetime:
     return snapshot.taken_at
 
 
-def _window(items: list[T], low: datetime, high: datetime, at: Callable[[T], datetime]) -> list[T]:
-    """The items with low <= at(item) < high, from a list sorted by `at` (evidence lists are)."""
-    return items[bisect.bisect_left(items, low, key=at) : bisect.bisect_left(items, high, key=at)]
+def _window(items: list[T], low: datetime, high: datetime, *, evidence: Evidence) -> list[T]:
+    """The items taken (snapshots) or started (runs) in [low, high), from a list sorted that way (evidence lists
+    are). Bisection over the evidence's list of instants, made once per list: a key function would run in
+    Python for every comparison."""
+    if not items:
+        return items
+    times = evidence.times_of(items)  # type: ignore[arg-type]
+    # Evidence is in UTC; comparing with UTC bounds spares every comparison a zone lookup.
+    low, high = low.astimezone(UTC), high.astimezone(UTC)
+    return items[bisect.bisect_left(times, low) : bisect.bisect_left(times, high)]
 
 
-def _mark_overlaps(slots: list[CalendarSlot]) -> list[CalendarSlot]:
+def _resources(job: Job, evidence: Evidence) -> frozenset[str]:
+    """What a job's runs contend for: the guests or other targets it backs up, the datastore or repository it
+    works on, and where its targets' backups land (a vzdump job into PBS writes to the PBS datastore)."""
+    found = {f"target:{key}" for key in job.target_keys}
+    if job.store:
+        found.add(f"store:{job.source}/{job.store}")
+    for key in job.target_keys[:200]:
+        for snapshot in evidence.snapshots.get(key, [])[-3:]:
+            if not snapshot.location:
+                continue
+            state = evidence.states.get(snapshot.source)
+            store = snapshot.location.partition("/")[0] if state and state.kind == "pbs" else snapshot.location
+            found.add(f"store:{snapshot.source}/{store}")
+    return frozenset(found)
+
+
+def _mark_overlaps(slots: list[CalendarSlot], resources: dict[str, frozenset[str]]) -> list[CalendarSlot]:
+    """Runs of different jobs that overlap in time and share a datastore, repository or guest. Two jobs on
+    different systems that merely run at the same time contend for nothing: they are not marked."""
     slots.sort(key=lambda s: (s.start_at, s.job_key))
     overlaps: dict[int, set[str]] = defaultdict(set)
     active: list[int] = []
     for index, slot in enumerate(slots):
         active = [i for i in active if slots[i].start_at + slots[i].duration > slot.start_at]
         for other in active:
-            if slots[other].job_key != slot.job_key:
+            shared = resources.get(slots[other].job_key, frozenset()) & resources.get(slot.job_key, frozenset())
+            if slots[other].job_key != slot.job_key and shared:
                 overlaps[index].add(slots[other].job_key)
                 overlaps[other].add(slot.job_key)
         active.append(index)

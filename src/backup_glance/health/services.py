@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from ..model import (
     STATUS_SEVERITY,
+    AnomalyPolicy,
     GuestRef,
     Job,
     JobKind,
@@ -29,6 +30,7 @@ from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
 from ._facts import Facts
 from ._text import span, when
+from .protection import assess
 
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
 RUNNING_LIMIT_FACTOR = 3
@@ -51,6 +53,7 @@ def judge(
     durations: dict[str, timedelta],
     facts: Facts,
     ordering: Iterable[str] = (),
+    anomalies: AnomalyPolicy | None = None,
 ) -> Verdict:
     findings = Findings()
     for reason in ordering:
@@ -58,7 +61,7 @@ def judge(
     sources = sorted(
         {t.source for t in facts.targets} | {j.source for j in facts.jobs} | {s.source for s in facts.snapshots}
     )
-    _check_sources(spec, facts, evidence, sources, now, display_tz, findings)
+    silent_since = _check_sources(spec, facts, evidence, sources, now, display_tz, findings)
 
     newest = facts.snapshots[-1] if facts.snapshots else None
     last_attempt = facts.runs[-1] if facts.runs else None
@@ -78,8 +81,26 @@ def judge(
     due = check_due(spec, facts, plan, is_running=is_running, now=now, tz=display_tz, findings=findings)
     if newest is not None:
         _check_verification(newest, evidence, spec, durations, now, display_tz, findings)
+    protection = assess(
+        spec,
+        facts,
+        evidence,
+        now=now,
+        tz=display_tz,
+        missed=due.missed,
+        anomalies=anomalies or AnomalyPolicy(),
+        durations=durations,
+    )
+    for risk in protection.risks:  # a worse finding still names the verdict; its reasons list these too
+        findings.add(Status.AT_RISK, risk.detail)
 
     status = findings.verdict_status()
+    if status is Status.UNKNOWN and Status.LATE in findings.found and silent_since is not None:
+        # Late already when the source last answered: that is known, and worse than not knowing.
+        before = Findings()
+        check_due(spec, facts, plan, is_running=is_running, now=silent_since, tz=display_tz, findings=before)
+        if Status.LATE in before.found:
+            status = Status.LATE
     reasons = findings.reasons(status)
     silence = spec.silence
     if silence is not None and (silence.until is None or now < silence.until):
@@ -117,6 +138,7 @@ def judge(
             for s in facts.snapshots
             if s.size_bytes is not None and s.taken_at >= now - spec.lookback
         ),
+        protection=protection,
     )
 
 
@@ -128,8 +150,10 @@ def _check_sources(
     now: datetime,
     tz: str,
     findings: Findings,
-) -> None:
+) -> datetime | None:
+    """Adds why sources leave the service unknown; returns since when the earliest of them has been silent."""
     relevant = list(sources or ([spec.source] if spec.source else []))
+    silent_since: datetime | None = None
     for candidate in evidence.states.values():
         # A source that never answered may hold this service's backups: until it does, nothing is certain.
         if candidate.observation is None and facts.kind in SOURCE_COVERS.get(candidate.kind, ()):
@@ -145,8 +169,10 @@ def _check_sources(
                 Status.UNKNOWN,
                 f"source '{name}' unreachable since {when(state.last_success_at, tz)}: {state.error}",
             )
+            silent_since = min(silent_since or state.last_success_at, state.last_success_at)
     if not facts.targets and not facts.snapshots and not facts.jobs and not facts.runs:
         findings.add(Status.UNKNOWN, "never seen: no source reports " + ", ".join(spec.target_keys))
+    return silent_since
 
 
 def _check_coverage(facts: Facts, evidence: Evidence, enabled: list[Job], findings: Findings) -> None:

@@ -14,8 +14,9 @@ Its row stays, with `gone_at` set, until retention removes it; see `_store.cover
 """
 
 from ._store import DURATION_SAMPLE as DURATION_SAMPLE
+from ._store import FUTURE_SLACK as FUTURE_SLACK
 from ._store import History as History
 from ._store import RecordStats as RecordStats
 from ._store import Sighting as Sighting
 
-__all__ = ["DURATION_SAMPLE", "History", "RecordStats", "Sighting"]
+__all__ = ["DURATION_SAMPLE", "FUTURE_SLACK", "History", "RecordStats", "Sighting"]

@@ -58,8 +58,33 @@ def _migrate_2_gone(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_3_notify(conn: sqlite3.Connection) -> None:
+    # What each notification target was told (backup_glance.notify): per item ("service:ID", "source:NAME") the
+    # status announced and when; per target the last digest; and the outbox of messages not yet accepted.
+    conn.execute(
+        """CREATE TABLE notify_targets (
+            target TEXT PRIMARY KEY, created_at INTEGER NOT NULL, digest_at INTEGER NOT NULL
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE notify_state (
+            target TEXT NOT NULL, item TEXT NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL,
+            announced_at INTEGER NOT NULL, reminded_at INTEGER NOT NULL,
+            PRIMARY KEY (target, item)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE notify_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, created_at INTEGER NOT NULL,
+            not_before INTEGER NOT NULL, level TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL,
+            body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    conn.execute("CREATE INDEX notify_outbox_by_target ON notify_outbox (target, id)")
+
+
 # Append only: a released migration never changes; new ones go at the end. Index + 1 = the version it makes.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1_facts, _migrate_2_gone)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1_facts, _migrate_2_gone, _migrate_3_notify)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,15 +3,22 @@
 WAL with `synchronous=NORMAL` means a killed process loses at most the transaction in flight, never the file.
 The connection sits behind a lock (`check_same_thread=False`), so the collector's thread and a request thread
 may both call in; every call is short.
+
+Cost follows change, not size: the store remembers what it last wrote (the present snapshots per source, the
+runs and the view window), so a quiet poll compares in memory and writes only what changed, and a view is
+served from memory after the first one. The file stays the truth: every memory is rebuilt from it after a
+start, and a failed write leaves the memory as it was.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import sqlite3
 import statistics
 import threading
-from collections.abc import Callable, Collection, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,9 +30,7 @@ from ..model import HistoryView, JobRun, Observation, Snapshot
 from ._rows import (
     RUN_COLUMNS,
     SNAPSHOT_COLUMNS,
-    SNAPSHOT_FIELDS,
     RunKey,
-    SnapshotFields,
     epoch,
     instant,
     instant_or_none,
@@ -40,8 +45,24 @@ from ._schema import migrate
 log = logging.getLogger(__name__)
 
 DURATION_SAMPLE = 20  # a job's typical duration is the median of this many most recent finished runs
+# A present snapshot's last sighting is its scope's coverage time, refreshed in the file at most this often: a
+# quiet poll then writes nothing, and a snapshot found gone may show a last sighting up to this much early.
+COVERAGE_REFRESH = 3600
+WAL_LIMIT = 16 * 1024 * 1024
+DURATION_REFRESH = 3600.0  # seconds between recomputations of typical durations (a slow-moving statistic)
+FUTURE_SLACK = timedelta(days=1)  # rows dated later than this past "now" are broken facts: ignored, then pruned
 _END_OF_TIME = 2**62  # `until=None`: an epoch no instant reaches
 _MEMORY = ":memory:"
+# SQLite result codes -> what a person needs to hear (sqlite3.Error.sqlite_errorname, Python 3.11+).
+_TROUBLE = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the database is read-only",
+    "SQLITE_CORRUPT": "the database is corrupted",
+    "SQLITE_NOTADB": "the file is not a database",
+    "SQLITE_IOERR": "an I/O error",
+    "SQLITE_CANTOPEN": "the file cannot be opened",
+    "SQLITE_PERM": "permission denied",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +158,16 @@ class History:
         self._conn: sqlite3.Connection | None = conn
         self._path = path
         self._retention = retention
-        self._lock = threading.Lock()
+        # Re-entrant: `record` and `view` hold it across their SQL and their memory, the SQL helpers take it too.
+        self._lock = threading.RLock()
+        self._memory = _Memory()
+        self._write_trouble: str | None = None  # cleared by the next write that succeeds (space came back)
+        self._integrity_trouble: str | None = None  # found by the check at start; stays until a restart
+
+    @property
+    def problem(self) -> str | None:
+        """Why the history is not working right now, for the board; None when it is."""
+        return self._integrity_trouble or self._write_trouble
 
     @classmethod
     def open(cls, path: str | Path, *, retention: timedelta) -> History:
@@ -152,6 +182,8 @@ class History:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # The WAL grows to the largest transaction (a first poll of a big PBS); cut it back after checkpoints.
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
             migrate(conn, where)
         except sqlite3.Error as exc:
             conn.close()
@@ -161,7 +193,21 @@ class History:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path=where, retention=retention)
+        history = cls(conn, path=where, retention=retention)
+        history._check_integrity()
+        return history
+
+    def _check_integrity(self) -> None:
+        """`PRAGMA quick_check` once at start: a damaged file would otherwise silently lose evidence."""
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(5)").fetchall() if self._conn is not None else [("ok",)]
+        except sqlite3.Error as exc:
+            rows = [(str(exc),)]
+        findings = [" ".join(str(row[0]).split()) for row in rows]
+        if findings != ["ok"]:
+            found = findings[0].removeprefix("*** in database main *** ")[:200]
+            self._integrity_trouble = f"history database {self._path} is damaged ({found}); restore it or move it away"
+            log.error("history database damaged", extra={"path": self._path, "finding": found})
 
     def close(self) -> None:
         """Checkpoint the WAL into the database and close: no -wal or -shm file is left behind."""
@@ -184,21 +230,43 @@ class History:
 
     def record(self, observation: Observation) -> RecordStats:
         """Store what one poll saw, in one transaction. Recording the same facts again rewrites no row of them."""
+        with self._lock:
+            return self._record(observation)
+
+    def _record(self, observation: Observation) -> RecordStats:
         seen_at = epoch(observation.observed_at)
+        memory = self._memory
         by_source: dict[str, dict[str, Snapshot]] = {}
-        for snapshot in observation.snapshots:
-            by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
+        if observation.snapshots is not memory.recorded.get(observation.source):
+            for snapshot in observation.snapshots:
+                by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
         runs: dict[RunKey, JobRun] = {run_key(run): run for run in observation.runs}
         for job in observation.jobs:
             if job.last_run is not None:  # the task list is the fuller account when both carry a run
                 runs.setdefault(run_key(job.last_run), job.last_run)
-        added = updated = gone = 0
+        new_runs = {key: run for key, run in runs.items() if memory.run_changes(key, run)}
+        plans: list[_SnapshotPlan] = []
         with self._transaction(f"record the observation of '{observation.source}'") as conn:
             for source, snapshots in by_source.items():
-                a, u, g = _record_snapshots(conn, source, snapshots, observation, seen_at)
-                added, updated, gone = added + a, updated + u, gone + g
-            runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, runs.values())).rowcount, 0)
-        stats = RecordStats(added, updated, gone, runs_written)
+                present = memory.present.get(source)
+                if present is None:
+                    present = _stored_present(conn, source)
+                plan = _plan_snapshots(source, snapshots, present, observation)
+                _write_snapshots(conn, plan, seen_at)
+                plans.append(plan)
+            scopes = memory.scopes_of(observation, by_source)
+            stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
+            conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
+            runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
+        memory.recorded[observation.source] = observation.snapshots
+        memory.covered.update(dict.fromkeys(stale, seen_at))
+        for plan in plans:
+            memory.apply(plan, seen_at)
+        memory.note_runs(new_runs.values())
+        stats = RecordStats(
+            sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
+            runs_written,
+        )  # fmt: skip
         log.debug("observation recorded", extra={"source": observation.source, "stats": stats})
         return stats
 
@@ -209,45 +277,54 @@ class History:
         old: deleting it would only have the next poll record it again as new.
         """
         cutoff = epoch(now - self._retention)
+        future = epoch(now + FUTURE_SLACK)
         with self._transaction("prune old rows") as conn:
             snapshots = conn.execute(
                 f"""DELETE FROM snapshots AS s
-                    WHERE s.taken_at < ?1 AND (s.gone_at IS NOT NULL OR {_LAST_SEEN} < ?1)""",
-                (cutoff,),
+                    WHERE (s.taken_at < ?1 AND (s.gone_at IS NOT NULL OR {_LAST_SEEN} < ?1)) OR s.taken_at > ?2""",
+                (cutoff, future),
             ).rowcount
-            runs = conn.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,)).rowcount
+            runs = conn.execute("DELETE FROM runs WHERE started_at < ? OR started_at > ?", (cutoff, future)).rowcount
             conn.execute(
                 """DELETE FROM scopes WHERE last_covered_at < ? AND NOT EXISTS (SELECT 1 FROM snapshots s
                    WHERE s.source = scopes.source AND s.location = scopes.location
                      AND s.target_key = scopes.target_key)""",
                 (cutoff,),
             )
+        self._memory = _Memory()  # rows left the file: rebuild what is remembered from it
         log.info("history pruned", extra={"snapshots": snapshots, "runs": runs})
         return snapshots + runs
 
     # --- reading ---
 
     def view(self, *, since: datetime, until: datetime | None = None) -> HistoryView:
-        """Snapshots taken and runs started in [since, until), and the typical duration of every job seen."""
-        window = (epoch(since), _END_OF_TIME if until is None else epoch(until))
+        """Snapshots taken and runs started in [since, until), and the typical duration of every job seen.
+
+        Rows dated in the future (a source's broken clock or record, stored before it was refused at the edge)
+        are never part of a view: pass `until` as now, or a little after it. The first view reads the window
+        from the file; later ones come from memory, kept current by `record`."""
+        low, high = epoch(since), _END_OF_TIME if until is None else epoch(until)
+        with self._lock:
+            return self._view(low, high)
+
+    def _view(self, low: int, high: int) -> HistoryView:
+        memory = self._memory
+        if memory.window is not None and low > memory.window.since + 86400:
+            memory.window.forget_before(low)
         with self._reading("read the history view") as conn:
-            snapshots = conn.execute(
-                f"""SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ? AND taken_at < ?
-                    ORDER BY taken_at, source, snapshot_id""",
-                window,
-            ).fetchall()
-            runs = conn.execute(
-                f"""SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ? AND started_at < ?
-                    ORDER BY started_at, source, run_id, target_key""",
-                window,
-            ).fetchall()
-            durations = _typical_durations(conn)
-            (first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
+            if memory.window is None or low < memory.window.since:
+                memory.window = _Window.read(conn, low)
+            if memory.first_seen is _UNREAD:
+                (memory.first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
+            if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
+                memory.set_durations(_typical_durations(conn))
+        snapshots, runs = memory.window.between(low, high)
+        first_seen = memory.first_seen
         return HistoryView(
-            snapshots=tuple(map(snapshot_from_row, snapshots)),
-            runs=tuple(map(run_from_row, runs)),
-            typical_durations=durations,
-            recorded_since=instant(first_seen) if first_seen is not None else None,
+            snapshots=snapshots,
+            runs=runs,
+            typical_durations=dict(memory.durations or {}),
+            recorded_since=instant(first_seen) if isinstance(first_seen, int) else None,
         )
 
     def sighting(self, source: str, snapshot_id: str) -> Sighting | None:
@@ -272,7 +349,19 @@ class History:
             try:
                 yield self._conn
             except sqlite3.Error as exc:
+                trouble = _TROUBLE.get(_base_code(exc))
+                if trouble is not None:
+                    self._note_trouble(exc, trouble)
                 raise HistoryError(f"cannot {doing} in the history database {self._path}: {exc}") from exc
+            except (OverflowError, ValueError) as exc:  # a value SQLite cannot hold: a bug upstream of here
+                raise HistoryError(f"cannot {doing}: a value out of range ({exc})") from exc
+
+    def _note_trouble(self, exc: sqlite3.Error, trouble: str) -> None:
+        message = f"history database {self._path}: {trouble} ({exc}); new observations are not being kept"
+        if _base_code(exc) in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            self._integrity_trouble = self._integrity_trouble or message
+        else:
+            self._write_trouble = message
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -285,51 +374,184 @@ class History:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._write_trouble = None  # e.g. space came back: writing works again
 
 
-def _record_snapshots(
-    conn: sqlite3.Connection,
-    source: str,
-    snapshots: dict[str, Snapshot],
-    observation: Observation,
-    seen_at: int,
-) -> tuple[int, int, int]:
-    """Upsert one source's snapshots, mark missing ones gone, refresh coverage; (added, updated, gone)."""
-    stored: dict[str, SnapshotFields] = {
-        row[0]: row[1:]
-        for row in conn.execute(
-            f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL",
-            (source,),
-        )
-    }
+@dataclass
+class _SnapshotPlan:
+    """What one record does to one source's snapshots; applied to memory only after the commit."""
+
+    source: str
+    added: list[Snapshot]
+    updated: list[Snapshot]
+    gone: list[str]
+
+
+def _stored_present(conn: sqlite3.Connection, source: str) -> dict[str, Snapshot]:
+    """The snapshots the file holds as present for a source (read once per source after a start)."""
+    rows = conn.execute(
+        f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
+    ).fetchall()
+    return {row[1]: snapshot_from_row(row) for row in rows}
+
+
+def _plan_snapshots(
+    source: str, snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observation: Observation
+) -> _SnapshotPlan:
     is_covered = covers(observation, snapshots.values())
-    vanished = [
-        (seen_at, source, snapshot_id)
-        for snapshot_id, (target_key, location, *_) in stored.items()
-        if snapshot_id not in snapshots and is_covered(location, target_key)
+    gone = [
+        snapshot_id
+        for snapshot_id, stored in present.items()
+        if snapshot_id not in snapshots and is_covered(stored.location, stored.target_key)
     ]
+    added: list[Snapshot] = []
+    updated: list[Snapshot] = []
+    for snapshot_id, snapshot in snapshots.items():
+        before = present.get(snapshot_id)
+        if before is snapshot or before == snapshot:
+            continue  # steady state: most snapshots are unchanged (often the very same object)
+        (added if before is None else updated).append(snapshot)
+    return _SnapshotPlan(source, added, updated, gone)
+
+
+def _write_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
     # Mark gone first: the last sighting of a vanished snapshot is its scope's coverage *before* this poll.
     conn.executemany(
         f"""UPDATE snapshots AS s SET gone_at = ?, last_seen_at = {_LAST_SEEN}
             WHERE source = ? AND snapshot_id = ?""",
-        vanished,
+        [(seen_at, plan.source, snapshot_id) for snapshot_id in plan.gone],
     )
-    added = updated = 0
-    changed: list[tuple[object, ...]] = []
-    for snapshot_id, snapshot in snapshots.items():
-        fields = snapshot_fields(snapshot)
-        before = stored.get(snapshot_id)
-        if before == fields:
-            continue  # steady state: most snapshots are unchanged; skip them before SQLite has to look
+    conn.executemany(
+        _UPSERT_SNAPSHOT,
+        [(plan.source, s.snapshot_id, *snapshot_fields(s), seen_at, seen_at) for s in (*plan.added, *plan.updated)],
+    )
+
+
+_UNREAD = object()  # `first_seen` not read from the file yet
+
+
+@dataclass
+class _Window:
+    """The view window in memory: snapshots taken and runs started since `since` (epoch seconds)."""
+
+    since: int
+    snapshots: dict[tuple[str, str], Snapshot]
+    runs: dict[RunKey, JobRun]
+    _sorted: tuple[tuple[Snapshot, ...], list[int], tuple[JobRun, ...], list[int]] | None = None
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, since: int) -> _Window:
+        snapshots = conn.execute(f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ?", (since,))
+        runs = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ?", (since,))
+        return cls(
+            since,
+            {(row[0], row[1]): snapshot_from_row(row) for row in snapshots},
+            {(row[0], row[1], row[2]): run_from_row(row) for row in runs},
+        )
+
+    def put_snapshot(self, snapshot: Snapshot) -> None:
+        if epoch(snapshot.taken_at) >= self.since:
+            self.snapshots[(snapshot.source, snapshot.snapshot_id)] = snapshot
+            self._sorted = None
+
+    def put_run(self, key: RunKey, run: JobRun) -> None:
+        if epoch(run.started_at) >= self.since:
+            self.runs[key] = run
+            self._sorted = None
+
+    def forget_before(self, since: int) -> None:
+        """Move the window's start forward (the view's start moves with the clock)."""
+        self.snapshots = {k: s for k, s in self.snapshots.items() if epoch(s.taken_at) >= since}
+        self.runs = {k: r for k, r in self.runs.items() if epoch(r.started_at) >= since}
+        self.since = since
+        self._sorted = None
+
+    def between(self, low: int, high: int) -> tuple[tuple[Snapshot, ...], tuple[JobRun, ...]]:
+        if self._sorted is None:
+            snapshots = tuple(sorted(self.snapshots.values(), key=lambda s: (s.taken_at, s.source, s.snapshot_id)))
+            runs = tuple(
+                sorted(self.runs.values(), key=lambda r: (r.started_at, r.source, r.run_id, r.target_key or ""))
+            )
+            self._sorted = (
+                snapshots,
+                [epoch(s.taken_at) for s in snapshots],
+                runs,
+                [epoch(r.started_at) for r in runs],
+            )
+        snapshots, snapshot_times, runs, run_times = self._sorted
+        return (
+            snapshots[bisect.bisect_left(snapshot_times, low) : bisect.bisect_left(snapshot_times, high)],
+            runs[bisect.bisect_left(run_times, low) : bisect.bisect_left(run_times, high)],
+        )
+
+
+class _Memory:
+    """What the store remembers of the file between calls (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.present: dict[str, dict[str, Snapshot]] = {}  # per source: the snapshots the file holds as present
+        self.recorded: dict[str, tuple[Snapshot, ...]] = {}  # per observed source: the tuple recorded last
+        self.scopes: dict[str, tuple[object, set[tuple[str, str, str]]]] = {}  # per source: (tuple, its scopes)
+        self.covered: dict[tuple[str, str, str], int] = {}  # scope -> coverage time last written
+        self.runs: dict[RunKey, JobRun] = {}  # the version of each run last written
+        self.window: _Window | None = None
+        self.first_seen: object = _UNREAD
+        self.durations: dict[str, timedelta] | None = None
+        self.durations_dirty = False
+        self._durations_at = 0.0
+
+    def run_changes(self, key: RunKey, run: JobRun) -> bool:
+        """Whether writing `run` would change its row (a finished run never goes back to running)."""
+        before = self.runs.get(key)
         if before is None:
-            added += 1
-        else:
-            updated += 1
-        changed.append((source, snapshot_id, *fields, seen_at, seen_at))
-    conn.executemany(_UPSERT_SNAPSHOT, changed)
-    scopes = {(s.location, s.target_key) for s in snapshots.values()}
-    conn.executemany(_UPSERT_SCOPE, ((source, location, target, seen_at) for location, target in scopes))
-    return added, updated, len(vanished)
+            return True
+        if before.ended_at is not None and run.ended_at is None:
+            return False
+        return before != run
+
+    def note_runs(self, runs: Iterable[JobRun]) -> None:
+        for run in runs:
+            key = run_key(run)
+            self.runs[key] = run
+            if self.window is not None:
+                self.window.put_run(key, run)
+            self.durations_dirty = self.durations_dirty or run.ended_at is not None
+
+    def scopes_of(
+        self, observation: Observation, by_source: dict[str, dict[str, Snapshot]]
+    ) -> set[tuple[str, str, str]]:
+        known = self.scopes.get(observation.source)
+        if known is not None and known[0] is observation.snapshots:
+            return known[1]
+        scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
+        self.scopes[observation.source] = (observation.snapshots, scopes)
+        return scopes
+
+    def apply(self, plan: _SnapshotPlan, seen_at: int) -> None:
+        present = self.present.setdefault(plan.source, {})
+        for snapshot_id in plan.gone:
+            present.pop(snapshot_id, None)
+        for snapshot in (*plan.added, *plan.updated):
+            present[snapshot.snapshot_id] = snapshot
+            if self.window is not None:
+                self.window.put_snapshot(snapshot)
+        if plan.added and self.first_seen is None:  # the file was empty when last read
+            self.first_seen = seen_at
+
+    def set_durations(self, durations: dict[str, timedelta]) -> None:
+        self.durations = durations
+        self.durations_dirty = False
+        self._durations_at = time.monotonic()
+
+    def durations_age(self) -> float:
+        return time.monotonic() - self._durations_at
+
+
+def _base_code(exc: sqlite3.Error) -> str:
+    """ "SQLITE_IOERR_WRITE" -> "SQLITE_IOERR": the primary result code."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    parts = name.split("_")
+    return "_".join(parts[:2]) if len(parts) > 2 else name
 
 
 def _typical_durations(conn: sqlite3.Connection) -> dict[str, timedelta]:

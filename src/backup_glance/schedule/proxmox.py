@@ -168,18 +168,38 @@ class ProxmoxSchedule(Schedule):
     def _initial_guess(self, t: int, o: int) -> int:
         """The offset glibc would start from at the first normalisation of a search.
 
-        The reference vectors were computed in fresh processes, where glibc's remembered offset is 0
-        (UTC); that is why `02:30` searched from 2025-10-26 00:00+02:00 (Vienna) lands on the *second*
-        02:30. A search that starts inside a repeated hour continues from the occurrence it stands on,
-        as it does when proxmox-time chains from its previous result.
+        glibc's mktime starts from the offset its previous call ended with. A fresh process starts from 0
+        (UTC): the reference vectors' first results were computed so, which is why `02:30` searched from
+        2025-10-26 00:00+02:00 (Vienna) lands on the *second* 02:30. But a search that chains from its
+        previous result (`t - 1` is an event: PVE's schedule-analyze, PBS's scheduler, our `between`) starts
+        from that result's offset, the last mktime call having normalised it; so in Vienna after
+        2025-10-26 01:59+02:00, `41,59/28` fires at 02:41+02:00, the first pass of the repeated hour. A
+        search that starts inside a repeated hour also continues from the occurrence it stands on.
         """
         off = self._off
         assert off is not None
+        if self._is_event(t - 1):
+            return off(t - 1)
         wall = t + o
         for other in (off(t - 86400), off(t + 86400)):
             if other != o and off(wall - other) == other:
                 return o
         return 0
+
+    def _is_event(self, t: int) -> bool:
+        """Whether instant `t` is itself an occurrence (its wall-clock fields all match)."""
+        c = self._c
+        o = 0 if self._off is None else self._off(t)
+        y, mo, d, h, mi, s, wd = self._fields(t + o)
+        return (
+            (not c.years or any(_contains(comp, y) for comp in c.years))
+            and (c.month is None or c.month[0][mo])
+            and (c.day is None or c.day[0][d])
+            and (c.wskip is None or not c.wskip[wd])
+            and (c.hour is None or c.hour[0][h])
+            and (c.minute is None or c.minute[0][mi])
+            and (c.second is None or c.second[0][s])
+        )
 
     def _next_epoch(self, last: int) -> int | None:
         if last >= MAX_EPOCH:

@@ -76,8 +76,11 @@ def snapshot_item(group: PbsGroup, snap: PbsSnapshot) -> dict[str, Any]:
         item |= {"protected": snap.protected, "owner": snap.owner}
         return item
     sizes = _file_sizes(group.backup_type, snap.size)
-    files = [{"filename": n, "crypt-mode": "none", "size": s} for n, s in zip(names, sizes, strict=True)]
-    files += [{"filename": "index.json.blob", "crypt-mode": "none", "size": 498}, {"filename": "client.log.blob"}]
+    mode = snap.crypt_mode
+    files = [{"filename": n, "crypt-mode": mode, "size": s} for n, s in zip(names, sizes, strict=True)]
+    # The manifest is never encrypted: signed when the archives are encrypted or signed (reference §6.6).
+    manifest = "none" if mode == "none" else "sign-only"
+    files += [{"filename": "index.json.blob", "crypt-mode": manifest, "size": 498}, {"filename": "client.log.blob"}]
     item |= {"files": files, "size": snap.size}
     if snap.verification is not None:
         item["verification"] = {"state": snap.verification, "upid": snap.verify_upid}
@@ -85,7 +88,12 @@ def snapshot_item(group: PbsGroup, snap: PbsSnapshot) -> dict[str, Any]:
     if snap.comment is not None:
         item["comment"] = snap.comment
     item["owner"] = snap.owner
+    if mode != "none":  # the key's fingerprint: present for signed-only snapshots too, so no proof of encryption
+        item["fingerprint"] = FINGERPRINT
     return item
+
+
+FINGERPRINT = "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34:45:56:67:78:89:9a:ab:bc:cd:de:ef:f0"
 
 
 def _file_sizes(backup_type: str, total: int) -> list[int]:

@@ -21,10 +21,13 @@ from .proxmox_lab import (
     Guest,
     PbsDatastore,
     PbsJob,
+    PbsRemote,
+    PbsSnapshot,
     ProxmoxLab,
     PveStorage,
     VzdumpFile,
     VzdumpJob,
+    sync_snapshots,
 )
 
 ZONE = "Europe/Madrid"
@@ -234,4 +237,120 @@ def _set_usage(lab: ProxmoxLab, now: datetime) -> None:
     pbs_storage.total, pbs_storage.used = store.total, store.used
 
 
-__all__ = ["PBS_NODE", "build_demo_lab"]
+# --- protection (README: Protection): what `DemoLab` adds on top, so that every risk shows at least once ---------
+
+OFFSITE = "offsite"  # the remote PBS that main pushes vault, glance and ntfy to
+OFFSITE_STORE = "backups"
+SYNC_JOB = "s-offsite"
+SYNCED = {"ct/101", "ct/106", "ct/111"}
+SYNC_STUCK_DAYS = 4  # glance's group has failed to sync for this many runs: its offsite copy lags
+IMMICH = 107  # a young guest whose first nights partly failed: fewer snapshots than the prune policy promises
+IMMICH_FAILED_DAYS = (3, 4, 5)
+IMMICH_ERROR = "command 'lxc-freeze -n 107' failed: exit code 1"
+ARCHIVE_NS, ARCHIVE_ID = "archive", "nas-archive"  # host backups verified by hand once, long ago
+ARCHIVE_JOB = "v-archive"
+
+
+def add_protection_demo(lab: ProxmoxLab, now: datetime) -> None:
+    """vault's snapshots encrypted and pushed offsite (all good); ntfy pushed unencrypted; glance's push
+    failing for days (the offsite copy lags); immich, two weeks old, missed three nights (retention); a
+    bi-monthly NAS archive in its own namespace whose verification is older than its verify job allows."""
+    store = lab.datastores[STORE]
+    with lab.lock:
+        vault = store.namespaces[""][("ct", "101")]
+        for group in (vault, store.namespaces[""][("ct", "106")]):  # vault and glance: client-side encrypted
+            for snap in group.snapshots:
+                snap.crypt_mode = "encrypt"
+        finished = [snap for snap in vault.snapshots if snap.size is not None]
+        if finished:
+            finished[0].protected = True  # the oldest weekly kept for good
+        verify = next(j for j in lab.pbs_jobs if j.kind == "verify")
+        verify.ns, verify.options["max-depth"] = "", 0  # the daily verify job covers the root namespace only
+        _add_immich(lab, now)
+        _add_offsite(lab, now)
+        _add_archive(lab, now)
+
+
+def _add_offsite(lab: ProxmoxLab, now: datetime) -> None:
+    remote = PbsRemote(OFFSITE, "pbs-offsite.lan", comment="offsite PBS at a friend's place")
+    remote.datastores[OFFSITE_STORE] = PbsDatastore(OFFSITE_STORE)
+    lab.pbs_remotes[OFFSITE] = remote
+    options: dict[str, object] = {
+        "remote": OFFSITE,
+        "remote-store": OFFSITE_STORE,
+        "max-depth": 0,
+        "sync-direction": "push",
+        "group-filter": [f"group:{g}" for g in sorted(SYNCED)],
+        "remove-vanished": False,
+    }
+    job = PbsJob("sync", SYNC_JOB, STORE, "06:30", comment="push to the offsite PBS", options=options)
+    job.created = int((now - timedelta(days=15)).timestamp())
+    lab.pbs_jobs.append(job)
+    for slot in _slots("06:30", now - timedelta(days=14), now):
+        ended = slot + timedelta(minutes=2, seconds=41)
+        if ended > now:
+            break
+        stuck = slot > now - timedelta(days=SYNC_STUCK_DAYS)
+        groups = SYNCED - {"ct/106"} if stuck else SYNCED
+        until = int(slot.timestamp())
+        sync_snapshots(lab.datastores[STORE], "", remote.datastores[OFFSITE_STORE], "", groups, until)
+        status = "sync failed with some errors." if stuck else "OK"
+        task = lab.add_pbs_task("syncjob", f"{OFFSITE}:{OFFSITE_STORE}:{STORE}::{SYNC_JOB}", slot, ended, status)
+        job.last_upid, job.last_state, job.last_endtime = task.upid, status, task.endtime
+
+
+def _add_immich(lab: ProxmoxLab, now: datetime) -> None:
+    lab.guests.append(Guest(IMMICH, "lxc", "immich", maxdisk=64 * GB))
+    lab.vzdump_jobs.append(VzdumpJob("immich", "03:00", vmids=(IMMICH,), storage="pbs-main", comment="photos"))
+    group = lab.datastores[STORE].group("", "ct", str(IMMICH))
+    verifications = sorted(
+        (t.starttime, t.upid) for t in lab.pbs_tasks if t.worker_type == "verificationjob" and t.endtime
+    )
+    for slot in _slots("03:00", now - timedelta(days=12, hours=1), now):
+        at = slot + timedelta(seconds=2)
+        days_ago = (now.astimezone(ZoneInfo(ZONE)).date() - slot.astimezone(ZoneInfo(ZONE)).date()).days
+        log = [f"INFO: starting new backup job: vzdump {IMMICH} --mode snapshot --storage pbs-main --quiet 1"]
+        log += [f"INFO: Starting Backup of VM {IMMICH} (lxc)", f"INFO: Backup started at {_local(at)}"]
+        if days_ago in IMMICH_FAILED_DAYS:
+            ended = at + timedelta(seconds=4)
+            log += [f"ERROR: Backup of VM {IMMICH} failed - {IMMICH_ERROR}", f"INFO: Failed at {_local(ended)}"]
+            log += ["INFO: Backup job finished with errors", "TASK ERROR: job errors"]
+            lab.add_pve_task("vzdump", str(IMMICH), at, ended, "job errors", log)
+            continue
+        size = int(38 * GB * (1 + 0.01 * (12 - days_ago)))
+        took = timedelta(seconds=int(size / THROUGHPUT) + 9)
+        ended = at + took
+        if ended > now:
+            break
+        checked = next((upid for start, upid in verifications if start > ended.timestamp()), None)
+        group.snapshots.append(
+            PbsSnapshot(int(at.timestamp()), size, "ok" if checked else None, checked, comment="immich")
+        )
+        lab.add_pbs_task("backup", f"{STORE}:ct/{IMMICH}", at, ended, "OK", user=PVE_STORAGE_TOKEN)
+        hours, rest = divmod(int(took.total_seconds()), 3600)
+        log += [f"INFO: Finished Backup of VM {IMMICH} ({hours:02d}:{rest // 60:02d}:{rest % 60:02d})"]
+        log += [f"INFO: Backup finished at {_local(ended)}", "INFO: Backup job finished successfully", "TASK OK"]
+        lab.add_pve_task("vzdump", str(IMMICH), at, ended, "OK", log)
+    group.snapshots.sort(key=lambda snap: snap.backup_time)
+
+
+def _add_archive(lab: ProxmoxLab, now: datetime) -> None:
+    store = lab.datastores[STORE]
+    group = store.group(ARCHIVE_NS, "host", ARCHIVE_ID)
+    group.owner = "archive@pbs!nas"
+    job = PbsJob(
+        "verify", ARCHIVE_JOB, STORE, None, ns=ARCHIVE_NS, comment="run by hand",
+        options={"ignore-verified": True, "outdated-after": 30},
+    )  # fmt: skip
+    lab.pbs_jobs.append(job)
+    verified_at = now - timedelta(days=55)
+    task = lab.add_pbs_task("verificationjob", f"{STORE}:{ARCHIVE_JOB}", verified_at, verified_at + timedelta(hours=2))
+    job.last_upid, job.last_state, job.last_endtime = task.upid, "OK", task.endtime
+    for days_ago in (179, 118, 57):
+        taken = int((now - timedelta(days=days_ago, hours=9)).timestamp())
+        group.snapshots.append(
+            PbsSnapshot(taken, 260 * GB + days_ago * 1024**2, "ok", task.upid, owner=group.owner, comment="NAS")
+        )
+
+
+__all__ = ["PBS_NODE", "add_protection_demo", "build_demo_lab"]

@@ -34,6 +34,10 @@ class Faults:
     huge: bool = False  # 200 with a valid but oversized body (`huge_bytes`)
     huge_bytes: int = 256 * 1024
     slow_seconds: float = 0.0  # delay before answering
+    # Send the honest answer one byte at a time at this rate: every read stays under a client's read timeout
+    # while the whole answer takes minutes (a crawling link or a hostile proxy).
+    trickle_bytes_per_s: float = 0.0
+    error_body: bytes | None = None  # answer HTTP 500 with exactly this body (what a broken proxy might send)
     # Real PBS delays failed logins ~3 s (reference §1.1); a short default keeps the tests fast.
     auth_failure_delay_s: float = 0.2
     # API paths (after /api2/json) this "older version" lacks: answered 404 as an unknown path.
@@ -117,10 +121,31 @@ class ProxmoxFaultWrapper:
             padding = b"0," * (faults.huge_bytes // 2)
             await _respond(send, 200, b'{"data": [' + padding + b"0]}", "application/json")
             return
+        if faults.error_body is not None:
+            await _respond(send, 500, faults.error_body, "text/plain")
+            return
         if faults.truncated:
             await self._truncated(scope, receive, send)
             return
+        if faults.trickle_bytes_per_s:
+            await self._trickled(scope, receive, send, faults.trickle_bytes_per_s)
+            return
         await self.app(scope, receive, send)
+
+    async def _trickled(self, scope: Scope, receive: Receive, send: Send, rate: float) -> None:
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next(m for m in captured if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        await send(start)
+        for index in range(len(body)):
+            await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
+            await asyncio.sleep(1 / rate)
+        await send({"type": "http.response.body", "body": b""})
 
     async def _truncated(self, scope: Scope, receive: Receive, send: Send) -> None:
         captured: list[Message] = []

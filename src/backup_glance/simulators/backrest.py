@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -32,6 +32,7 @@ _OP_KEYS = {
     "forget": "operationForget",
     "prune": "operationPrune",
     "check": "operationCheck",
+    "restore": "operationRestore",
 }
 
 
@@ -66,7 +67,7 @@ class BrOperation:
     plan_id: str
     repo_id: str
     repo_guid: str
-    kind: str  # backup | index | forget | prune | check
+    kind: str  # backup | index | forget | prune | check | restore
     status: str
     start_ms: int
     end_ms: int = 0
@@ -123,6 +124,10 @@ def _op_json(op: BrOperation, instance: str) -> dict[str, Any]:
             }
         )
         inner = _drop_zero({"lastStatus": {"summary": summary} if summary else {}, "dryRun": op.dry_run})
+    elif op.kind == "restore":  # OperationRestore {path, target, lastStatus: RestoreProgressEntry}
+        inner = {"path": "/srv", "target": "/tmp/restore-drill"}
+        if op.status not in ("STATUS_PENDING", "STATUS_INPROGRESS"):
+            inner["lastStatus"] = _drop_zero({"messageType": "summary", "totalBytes": str(op.total_bytes)})
     elif op.kind == "index":
         inner = {
             "snapshot": _drop_zero(
@@ -241,6 +246,8 @@ def create_app(scenario: BackrestScenario, *, clock: Any = None) -> Starlette:
                 return PlainTextResponse("Unauthorized (Bad Token)", status_code=401)
         try:
             body = json.loads(await request.body() or b"{}")
+        except ClientDisconnect:  # the client went away mid-request (the demo stopping): nobody to answer
+            return Response(status_code=499)
         except json.JSONDecodeError:
             return error("invalid_argument", "unmarshal into *v1.OpSelector: invalid JSON")
         scenario.requests.append((method, body))
@@ -345,6 +352,21 @@ def add_system(
     )
 
 
+def add_restore(
+    scenario: BackrestScenario, plan: BrPlan, at: datetime, snapshot_id: str, *, status: str = "STATUS_SUCCESS"
+) -> BrOperation:
+    """A restore of one of `plan`'s snapshots, as the UI starts it: an operation of the plan with the snapshot id."""
+    repo = next(r for r in scenario.repos if r.id == plan.repo)
+    op_id = scenario.next_id()
+    end = ms(at) + 240_000 if status not in ("STATUS_PENDING", "STATUS_INPROGRESS") else 0
+    return scenario.add(
+        BrOperation(
+            op_id, scenario.next_id(), op_id, plan.id, repo.id, repo.guid, "restore", status, ms(at), end,
+            snapshot_id, "", 0, 2_147_483_648,
+        )
+    )  # fmt: skip
+
+
 def _local(day: datetime, hour: int, minute: int, zone: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
 
@@ -385,12 +407,20 @@ def demo_backrest(now: datetime) -> BackrestScenario:
     return scenario
 
 
+def add_protection_demo(scenario: BackrestScenario, now: datetime) -> None:
+    """One restore drill of the vault plan, four months ago: the demo's stale restore test."""
+    plan = next(p for p in scenario.plans if p.id == "vault")
+    add_restore(scenario, plan, now - timedelta(days=121, hours=3), "5eed" * 16)
+
+
 __all__ = [
     "BackrestScenario",
     "BrOperation",
     "BrPlan",
     "BrRepo",
     "add_backup",
+    "add_protection_demo",
+    "add_restore",
     "add_system",
     "create_app",
     "demo_backrest",

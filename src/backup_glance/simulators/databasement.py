@@ -80,6 +80,9 @@ class DbSnapshot:
     error_message: str | None = None
     method: str = "scheduled"
     job_id: str = field(default_factory=ulid)
+    encrypted: bool = False  # compression_type "encrypted" (Databasement's encrypted dumps)
+    # (id, name, type) of the volumes holding the dump; empty: the demo's one local volume
+    volumes: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -174,6 +177,7 @@ def _snapshot_json(scenario: DatabasementScenario, snap: DbSnapshot) -> dict[str
     server = _server(scenario, snap.server_id)
     name = server.name if server else "?"
     done = snap.status == "completed"
+    volumes = snap.volumes or (("01k0vvvolume", "NAS dumps", "local"),)
     local = snap.started_at.astimezone(ZoneInfo("Europe/Madrid")).strftime("%Y-%m-%d-%H%M%S")
     duration = None
     if snap.completed_at is not None:
@@ -187,22 +191,18 @@ def _snapshot_json(scenario: DatabasementScenario, snap: DbSnapshot) -> dict[str
         "file_size": snap.file_size if done else 0,
         "file_size_human": f"{snap.file_size / 1048576:.1f} MB" if done else "0 B",
         "checksum": None,
-        "compression_type": "gzip",
+        "compression_type": "encrypted" if snap.encrypted else "gzip",
         "method": snap.method,
         "started_at": carbon(snap.started_at),
         "created_at": carbon(snap.started_at),
         "updated_at": carbon(snap.completed_at or snap.started_at),
         "server": {"id": snap.server_id, "name": name},
         "volumes": [
-            {
-                "id": "01k0vvvolume",
-                "name": "NAS dumps",
-                "type": "local",
-                "status": "completed",
-                "file_exists": done,
-            }
+            {"id": vid, "name": label, "type": kind, "status": "completed", "file_exists": done}
+            for vid, label, kind in volumes
         ],
-        "volume": {"id": "01k0vvvolume", "name": "NAS dumps", "type": "local"} if done else None,
+        # deprecated: the first completed copy
+        "volume": {"id": volumes[0][0], "name": volumes[0][1], "type": volumes[0][2]} if done else None,
         "triggered_by": None,
         "job": {"id": snap.job_id, "status": snap.status, "duration": duration},
     }
@@ -525,6 +525,21 @@ def demo_databasement(now: datetime) -> DatabasementScenario:
     return scenario
 
 
+def add_protection_demo(scenario: DatabasementScenario) -> None:
+    """The newest grafana dump shrank to a tenth (a table was dropped by mistake?) and the newest n8n dump took
+    a quarter of an hour instead of a minute: both anomalies of the demo homelab."""
+    newest: dict[str, DbSnapshot] = {}
+    for snap in scenario.snapshots:
+        if snap.status == "completed" and (
+            snap.database_name not in newest or snap.started_at > newest[snap.database_name].started_at
+        ):
+            newest[snap.database_name] = snap
+    if "grafana" in newest:
+        newest["grafana"].file_size //= 10
+    if "n8n" in newest:
+        newest["n8n"].completed_at = newest["n8n"].started_at + timedelta(minutes=15, seconds=12)
+
+
 __all__ = [
     "DatabasementScenario",
     "DbRestoreJob",
@@ -533,6 +548,7 @@ __all__ = [
     "DbServer",
     "DbSnapshot",
     "add_daily_run",
+    "add_protection_demo",
     "create_app",
     "demo_databasement",
     "ulid",

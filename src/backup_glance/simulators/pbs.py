@@ -22,7 +22,7 @@ from starlette.routing import Route
 from ..sources._proxmox import calendar_for
 from ._pbs_items import counts, gc_status, group_item, snapshot_item, task_item, task_store
 from ._proxmox_faults import Faults, ProxmoxFaultWrapper, split_token
-from .proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsSnapshot, ProxmoxLab
+from .proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsRemote, PbsSnapshot, ProxmoxLab
 
 
 class PbsError(Exception):
@@ -167,7 +167,7 @@ class _PbsApi:
         # Big labs (the bench) would otherwise spend seconds re-encoding unchanged snapshots on every request:
         # keep each snapshot's JSON until one of the fields it renders changes. Holding `snap` pins its id().
         state: tuple[object, ...] = (group.backup_type, group.backup_id, snap.backup_time, snap.size)
-        state += (snap.verification, snap.verify_upid, snap.protected, snap.comment, snap.owner)
+        state += (snap.verification, snap.verify_upid, snap.protected, snap.comment, snap.owner, snap.crypt_mode)
         cached = self._encoded.get(id(snap))
         if cached is not None and cached[0] is snap and cached[1] == state:
             return cached[2]
@@ -210,6 +210,8 @@ class _PbsApi:
             # PBS >= 3.3 lists only pull jobs unless asked for `push` or `all` (reference §3.9).
             direction = request.query_params.get("sync-direction", "pull")
             jobs = [j for j in jobs if direction == "all" or j.options.get("sync-direction", "pull") == direction]
+            if not self.lab.remote_audit:  # jobs with a remote need Remote.Audit on it: hidden, no error (§2.2)
+                jobs = [j for j in jobs if not j.options.get("remote")]
         return jobs
 
     def _job_config(self, job: PbsJob) -> dict[str, Any]:
@@ -265,6 +267,75 @@ class _PbsApi:
                     item["verify-new"] = True
                 items.append(item)
         return _ok(items, digest=_digest(self.lab))
+
+    # --- remotes (src/api2/config/remote.rs), permissions (src/api2/access/mod.rs) ------------------------------
+
+    def _remote(self, request: Request) -> PbsRemote:
+        name = request.path_params["name"]
+        remote = self.lab.pbs_remotes.get(name)
+        if not self.lab.remote_audit:
+            raise PbsError("permission check failed", 403)
+        if remote is None:
+            raise PbsError(f"no such remote '{name}'")
+        return remote
+
+    async def remotes(self, request: Request) -> Response:
+        with self.lab.lock:
+            items = []
+            for remote in self.lab.pbs_remotes.values() if self.lab.remote_audit else ():  # filtered, no error
+                item: dict[str, Any] = {"name": remote.name, "host": remote.host, "auth-id": remote.auth_id}
+                if remote.port is not None:
+                    item["port"] = remote.port
+                if remote.fingerprint is not None:
+                    item["fingerprint"] = remote.fingerprint
+                if remote.comment is not None:
+                    item["comment"] = remote.comment
+                items.append(item)  # the password is never returned (RemoteWithoutPassword)
+        return _ok(items, digest=_digest(self.lab))
+
+    def _remote_store(self, request: Request) -> tuple[PbsRemote, PbsDatastore]:
+        remote = self._remote(request)
+        if remote.unreachable:
+            # The local PBS could not ask the other side: an HTTP 500 carrying its reason.
+            raise PbsError(f"failed to scan remote '{remote.name}' - {remote.unreachable}", 500)
+        store = remote.datastores.get(request.path_params["store"])
+        if store is None:
+            message = f"datastore '{request.path_params['store']}' does not exist"
+            raise PbsError(f"failed to scan remote '{remote.name}' - {message}", 500)
+        return remote, store
+
+    async def remote_stores(self, request: Request) -> Response:
+        with self.lab.lock:
+            remote = self._remote(request)
+            if remote.unreachable:
+                raise PbsError(f"failed to scan remote '{remote.name}' - {remote.unreachable}", 500)
+            items = [{"store": s.name, "comment": s.comment} for s in remote.datastores.values()]
+        return _ok(items)
+
+    async def remote_namespaces(self, request: Request) -> Response:
+        with self.lab.lock:
+            _remote, store = self._remote_store(request)
+            items = [{"ns": ns} for ns in sorted(store.namespaces)]
+        return _ok(items)
+
+    async def remote_groups(self, request: Request) -> Response:
+        with self.lab.lock:
+            remote, store = self._remote_store(request)
+            ns = request.query_params.get("namespace", "")
+            if ns not in store.namespaces:
+                raise PbsError(f"failed to scan remote '{remote.name}' - namespace '{ns}' does not exist", 500)
+            items = [group_item(group) for group in store.namespaces[ns].values() if group.snapshots]
+        return _ok(items)
+
+    async def permissions(self, request: Request) -> Response:
+        """The caller's own privileges per ACL path (role Audit on /, RemoteAudit on /remote when granted)."""
+        audit = {"Sys.Audit": True, "Datastore.Audit": True}
+        paths: dict[str, dict[str, bool]] = {"/": audit, "/datastore": audit, "/system": audit, "/access": audit}
+        # Audit on / reaches /remote too (propagated); RemoteAudit adds Remote.Audit there.
+        paths["/remote"] = audit | ({"Remote.Audit": True} if self.lab.remote_audit else {})
+        wanted = request.query_params.get("path")
+        items = {p: privs for p, privs in paths.items() if privs and (wanted is None or p == wanted)}
+        return _ok(items)
 
     # --- tasks, time --------------------------------------------------------------------------------------------
 
@@ -331,6 +402,11 @@ def create_pbs_app(
         Route(f"{base}/nodes/localhost/time", api.time),
         Route(f"{base}/admin/gc", api.gc_list),
         Route(f"{base}/config/datastore", api.config_datastore),
+        Route(f"{base}/config/remote", api.remotes),
+        Route(f"{base}/config/remote/{{name}}/scan", api.remote_stores),
+        Route(f"{base}/config/remote/{{name}}/scan/{{store}}/namespaces", api.remote_namespaces),
+        Route(f"{base}/config/remote/{{name}}/scan/{{store}}/groups", api.remote_groups),
+        Route(f"{base}/access/permissions", api.permissions),
     ]
     for kind in ("prune", "verify", "sync"):
         routes.append(Route(f"{base}/admin/{kind}", api.job_status_route(kind)))

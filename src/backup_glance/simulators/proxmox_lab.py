@@ -50,6 +50,7 @@ class VzdumpJob:
     comment: str | None = None
     mode: str = "snapshot"
     legacy_cron: bool = False  # from vzdump.cron: no `type`, no `next-run` (§4.1)
+    prune_backups: dict[str, int] | None = None  # keep-* options; GET returns them as an object (§4.1)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class PbsSnapshot:
     protected: bool = False
     comment: str | None = None
     owner: str = PVE_STORAGE_TOKEN
+    crypt_mode: str = "none"  # of its archives: "none" | "encrypt" | "sign-only" (the manifest is signed at most)
 
 
 @dataclass
@@ -147,6 +149,21 @@ class PbsDatastore:
     def group(self, ns: str, backup_type: str, backup_id: str) -> PbsGroup:
         groups = self.namespaces.setdefault(ns, {})
         return groups.setdefault((backup_type, backup_id), PbsGroup(backup_type, backup_id))
+
+
+@dataclass
+class PbsRemote:
+    """Another PBS this one knows (`/config/remote`): where it is, and what its datastores hold, for the
+    remote scan (`/config/remote/{name}/scan/{store}/groups`)."""
+
+    name: str
+    host: str
+    port: int | None = None  # absent on the wire when the default 8007
+    auth_id: str = "sync@pbs"
+    fingerprint: str | None = None
+    comment: str | None = None
+    datastores: dict[str, PbsDatastore] = field(default_factory=dict)
+    unreachable: str | None = None  # an error text: scanning it fails with it (as PBS's own error)
 
 
 @dataclass
@@ -193,6 +210,9 @@ class ProxmoxLab:
     datastores: dict[str, PbsDatastore] = field(default_factory=dict)
     pbs_jobs: list[PbsJob] = field(default_factory=list)
     pbs_tasks: list[PbsTask] = field(default_factory=list)
+    pbs_remotes: dict[str, PbsRemote] = field(default_factory=dict)
+    # The token's Remote.Audit on /remote: without it PBS hides the remotes, their sync jobs and their scans.
+    remote_audit: bool = True
     # PVE cluster switches: nodes whose API the cluster cannot reach (answers 595, as pveproxy does when it
     # cannot proxy to a node), and per-node time zones (default `pve_timezone`).
     offline_nodes: set[str] = field(default_factory=set)
@@ -335,11 +355,38 @@ class ProxmoxLab:
             return task.upid
 
 
-def demo_lab(now: datetime) -> ProxmoxLab:
-    """THE demo homelab (PVE node `pve`, PBS datastore `main`), with its history relative to `now`."""
-    from ._proxmox_demo import build_demo_lab
+def sync_snapshots(
+    source: PbsDatastore, ns: str, target: PbsDatastore, target_ns: str, groups: set[str], until: int | None = None
+) -> int:
+    """One sync run: copy the finished snapshots of `groups` ("ct/101") taken before `until` (epoch) that the
+    target lacks (the copy keeps backup time, size, notes and encryption, not the verification or protection, as
+    PBS's sync does). Returns how many."""
+    copied = 0
+    for (backup_type, backup_id), group in source.namespaces.get(ns, {}).items():
+        if f"{backup_type}/{backup_id}" not in groups:
+            continue
+        mirror = target.group(target_ns, backup_type, backup_id)
+        have = {snap.backup_time for snap in mirror.snapshots}
+        for snap in group.snapshots:
+            if snap.size is not None and snap.backup_time not in have and (until is None or snap.backup_time < until):
+                mirror.snapshots.append(
+                    PbsSnapshot(snap.backup_time, snap.size, None, None, False, snap.comment,
+                                mirror.owner, snap.crypt_mode)
+                )  # fmt: skip
+                copied += 1
+        mirror.snapshots.sort(key=lambda snap: snap.backup_time)
+    return copied
 
-    return build_demo_lab(now)
+
+def demo_lab(now: datetime, *, protection: bool = False) -> ProxmoxLab:
+    """THE demo homelab (PVE node `pve`, PBS datastore `main`), with its history relative to `now`; with
+    `protection`, also what shows every protection risk (an offsite PBS, encryption, a young guest, an archive)."""
+    from ._proxmox_demo import add_protection_demo, build_demo_lab
+
+    lab = build_demo_lab(now)
+    if protection:
+        add_protection_demo(lab, now)
+    return lab
 
 
 __all__ = [
@@ -348,6 +395,7 @@ __all__ = [
     "PbsDatastore",
     "PbsGroup",
     "PbsJob",
+    "PbsRemote",
     "PbsSnapshot",
     "PbsTask",
     "ProxmoxLab",
@@ -356,4 +404,5 @@ __all__ = [
     "VzdumpFile",
     "VzdumpJob",
     "demo_lab",
+    "sync_snapshots",
 ]

@@ -106,6 +106,8 @@ class _PveApi:
         if job.node:
             item["node"] = job.node
         item |= {"mode": job.mode, "compress": "zstd", "notes-template": "{{guestname}}"}
+        if job.prune_backups:
+            item["prune-backups"] = dict(job.prune_backups)
         if job.comment:
             item["comment"] = job.comment
         return item

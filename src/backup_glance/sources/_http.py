@@ -24,6 +24,7 @@ from ..errors import (
     SourceTLSError,
     SourceUnreachable,
 )
+from ._util import gc_paused
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
 
@@ -142,6 +143,12 @@ class HttpClient:
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request_json("GET", path, params=params)
 
+    async def get_body(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """The body of a successful GET, undecoded (for a typed decoder); errors as for `request_json`."""
+        response, body = await self._exchange("GET", path, params=params, json_body=None)
+        self._check_status(response, body, path)
+        return body
+
     async def post_json(self, path: str, body: Any) -> Any:
         return await self.request_json("POST", path, json_body=body)
 
@@ -154,11 +161,24 @@ class HttpClient:
         json_body: Any = None,
     ) -> Any:
         """Send one request and return the decoded JSON body, or raise a SourceError naming `path`."""
+        response, body = await self._exchange(method, path, params=params, json_body=json_body)
+        return self._decode(response, body, path)
+
+    async def _exchange(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any
+    ) -> tuple[httpx.Response, bytes]:
         async with self._limit:
             self.requests_made += 1
             try:
                 request = self._client.build_request(method, path, params=params, json=json_body)
-                response = await self._client.send(request, stream=True)
+                try:
+                    response = await self._client.send(request, stream=True)
+                except httpx.RemoteProtocolError:
+                    if method != "GET":
+                        raise
+                    # A pooled keep-alive connection the server had already closed: nothing was processed, and a
+                    # GET is safe to send once more on a fresh connection.
+                    response = await self._client.send(request, stream=True)
             except httpx.TimeoutException:
                 raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
             except httpx.ConnectError as exc:
@@ -171,7 +191,7 @@ class HttpClient:
                 body = await self._read_limited(response, path)
             finally:
                 await response.aclose()
-        return self._decode(response, body, path)
+        return response, body
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
         chunks: list[bytes] = []
@@ -194,6 +214,19 @@ class HttpClient:
         return raw
 
     def _decode(self, response: httpx.Response, body: bytes, path: str) -> Any:
+        self._check_status(response, body, path)
+        return self.decode_json(body, path)
+
+    def decode_json(self, body: bytes, path: str) -> Any:
+        """A successful answer's JSON, or SourceProtocolError saying whether it was cut short or malformed."""
+        try:
+            with gc_paused(len(body)):
+                return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
+            raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
+
+    def _check_status(self, response: httpx.Response, body: bytes, path: str) -> None:
         status = response.status_code
         if status in (401, 403):
             what = "token rejected" if status == 401 else "permission denied"
@@ -205,11 +238,6 @@ class HttpClient:
                 f"HTTP {status} on {path}" + (f": {detail}" if detail else ""),
                 status,
             )
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
-            raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
 
 
 def _error_detail(body: bytes) -> str:

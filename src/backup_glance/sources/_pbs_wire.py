@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from ..errors import SourceProtocolError
 from ..model import Datastore, GuestRef, Job, JobKind, JobRun, ScheduleRef, Snapshot, Target, Verification
 from ._proxmox import as_int, epoch, task_outcome, upid_started_at
+from ._util import gc_paused, guest_key
 
 ErrorFactory = Callable[[str], SourceProtocolError]
 _GUEST_TYPES = {"vm": "qemu", "ct": "lxc"}
@@ -26,17 +29,18 @@ def require(item: Any, key: str, path: str, error: ErrorFactory) -> Any:
     return item[key]
 
 
-def target_key(source: str, backup_type: str, backup_id: str) -> str:
-    """vm/ct groups with a numeric id are PVE guests ("guest:101" everywhere); anything else stays PBS's own."""
+def target_key(source: str, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
+    """vm/ct groups with a numeric id are PVE guests ("guest:101" everywhere, "guest:<cluster>/101" in a
+    namespace a PVE source claims with `pbs_namespace`); anything else stays PBS's own."""
     if backup_type in _GUEST_TYPES and backup_id.isdigit():
-        return f"guest:{int(backup_id)}"
+        return guest_key(int(backup_id), cluster)
     if backup_type == "host":
         return f"pbs-host:{source}/{backup_id}"
     return f"pbs-group:{source}/{backup_type}/{backup_id}"
 
 
-def make_target(source: str, backup_type: str, backup_id: str, name: str) -> Target:
-    key = target_key(source, backup_type, backup_id)
+def make_target(source: str, backup_type: str, backup_id: str, name: str, cluster: str | None = None) -> Target:
+    key = target_key(source, backup_type, backup_id, cluster)
     if key.startswith("guest:"):
         guest = GuestRef(int(backup_id), _GUEST_TYPES[backup_type])
         return Target(key=key, source=source, name=name, kind="guest", guest=guest)
@@ -67,8 +71,37 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Files outside the encryption: the manifest (signed at most) and the client log (reference: protection).
+_NOT_ENCRYPTED_FILES = frozenset({"index.json.blob", "client.log.blob"})
+
+
+def files_encrypted(files: list[tuple[str, str | None]], finished: bool) -> bool | None:
+    """PVE's rule: a snapshot is encrypted when every file except `index.json.blob` and `client.log.blob` has
+    crypt-mode "encrypt" (`sign-only` and `none` are not; the snapshot's `fingerprint` is no proof, signed-only
+    snapshots carry one too). None while unfinished (names only) or when there is nothing to tell by.
+
+    >>> files_encrypted([("drive-scsi0.img.fidx", "encrypt"), ("index.json.blob", "sign-only")], True)
+    True
+    >>> files_encrypted([("root.pxar.didx", "sign-only"), ("index.json.blob", "sign-only")], True)
+    False
+    """
+    modes = [mode for name, mode in files if name not in _NOT_ENCRYPTED_FILES]
+    if not finished or not modes:
+        return None
+    return all(mode == "encrypt" for mode in modes)
+
+
+def _wire_files(raw: Any) -> list[tuple[str, str | None]]:
+    files = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
+            mode = entry.get("crypt-mode")
+            files.append((entry["filename"], mode if isinstance(mode, str) else None))
+    return files
+
+
 def parse_snapshot(
-    item: Any, *, source: str, store: str, ns: str, path: str, error: ErrorFactory
+    item: Any, *, source: str, store: str, ns: str, path: str, error: ErrorFactory, cluster: str | None = None
 ) -> tuple[str, str, Snapshot, str | None]:
     """-> (backup-type, backup-id, Snapshot, comment)."""
     backup_type = str(require(item, "backup-type", path, error))
@@ -84,7 +117,7 @@ def parse_snapshot(
         verified_at = upid_started_at(str(raw.get("upid") or ""))
     location = f"{store}/{ns}" if ns else store
     snapshot = Snapshot(
-        target_key=target_key(source, backup_type, backup_id),
+        target_key=target_key(source, backup_type, backup_id, cluster),
         source=source,
         snapshot_id=f"{store}/{ns}/{backup_type}/{backup_id}/{_stamp(taken_at)}",
         taken_at=taken_at,
@@ -93,9 +126,125 @@ def parse_snapshot(
         verification=verification,
         verified_at=verified_at,
         location=location,
+        encrypted=files_encrypted(_wire_files(item.get("files")), size is not None),
+        protected=item.get("protected") is True,  # always present on PBS (serde default)
     )
     comment = item.get("comment")
     return backup_type, backup_id, snapshot, comment if isinstance(comment, str) else None
+
+
+class _VerificationItem(msgspec.Struct):
+    state: str | None = None
+    upid: str | None = None
+
+
+class _FileItem(msgspec.Struct, rename="kebab", gc=False):
+    filename: str
+    crypt_mode: str | None = None
+
+
+# A snapshot's `files` are decoded on their own, from the raw bytes the page decode keeps: several times faster
+# than nesting them, and the same bytes (a VM's archives keep their sizes) are read only once.
+_FILES = msgspec.json.Decoder(list[_FileItem])
+
+
+class _SnapshotItem(msgspec.Struct, rename="kebab"):
+    backup_type: str
+    backup_id: str
+    backup_time: int
+    size: int | None = None
+    verification: _VerificationItem | None = None
+    comment: str | None = None
+    files: msgspec.Raw = msgspec.Raw(b"[]")
+    protected: bool = False
+
+
+class _SnapshotPage(msgspec.Struct):
+    data: list[_SnapshotItem]
+
+
+_SNAPSHOT_PAGE = msgspec.json.Decoder(_SnapshotPage)
+_CACHE_LIMIT = 100_000
+
+
+class SnapshotDecoder:
+    """A PBS snapshot list straight from its bytes into `Snapshot`s: typed decoding, shared strings.
+
+    The big answer of a PBS (tens of thousands of snapshots per namespace) costs most of a first poll; a typed
+    decode skips the intermediate dicts, and the keys, locations and verification times that repeat across a
+    group's snapshots are made once. An answer the typed decoder refuses (a field of another type than the API
+    documents) returns None, and the caller takes the lenient path item by item."""
+
+    def __init__(self, source: str, guest_namespaces: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.guest_namespaces = guest_namespaces or {}  # namespace -> PVE cluster whose guests back up there
+        self._keys: dict[tuple[str, str, str | None], str] = {}
+        self._verified: dict[str, datetime | None] = {}
+        self._encrypted: dict[bytes, bool | None] = {}
+
+    def page(self, body: bytes, *, store: str, ns: str) -> list[tuple[str, str, Snapshot, str | None]] | None:
+        try:
+            with gc_paused(len(body)):
+                items = _SNAPSHOT_PAGE.decode(body).data
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        location = f"{store}/{ns}" if ns else store
+        prefix = f"{store}/{ns}/"
+        cluster = self.guest_namespaces.get(ns)
+        out = []
+        with gc_paused(len(body)):
+            for item in items:
+                taken_at = datetime.fromtimestamp(item.backup_time, UTC)
+                verification, verified_at = Verification.NONE, None
+                if item.verification is not None:
+                    verification = Verification.OK if item.verification.state == "ok" else Verification.FAILED
+                    verified_at = self._verified_at(item.verification.upid or "")
+                finished = item.size is not None
+                encrypted = self._files_encrypted(bytes(item.files)) if finished else None
+                snapshot = Snapshot(
+                    self._key(item.backup_type, item.backup_id, cluster),
+                    self.source,
+                    f"{prefix}{item.backup_type}/{item.backup_id}/{taken_at.isoformat()[:19]}Z",
+                    taken_at,
+                    finished,
+                    item.size,
+                    verification,
+                    verified_at,
+                    location,
+                    encrypted,
+                    item.protected,
+                )
+                out.append((item.backup_type, item.backup_id, snapshot, item.comment))
+        return out
+
+    def _key(self, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
+        key = self._keys.get((backup_type, backup_id, cluster))
+        if key is None:
+            if len(self._keys) > _CACHE_LIMIT:
+                self._keys.clear()
+            key = self._keys[(backup_type, backup_id, cluster)] = target_key(
+                self.source, backup_type, backup_id, cluster
+            )
+        return key
+
+    def _files_encrypted(self, files: bytes) -> bool | None:
+        if files in self._encrypted:
+            return self._encrypted[files]
+        if len(self._encrypted) > _CACHE_LIMIT:
+            self._encrypted.clear()
+        try:
+            parsed = [(f.filename, f.crypt_mode) for f in _FILES.decode(files)]
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            parsed = []  # an odd `files` costs its encryption fact (None), not the snapshot
+        known = self._encrypted[files] = files_encrypted(parsed, True)
+        return known
+
+    def _verified_at(self, upid: str) -> datetime | None:
+        if upid not in self._verified:
+            if len(self._verified) > _CACHE_LIMIT:
+                self._verified.clear()
+            self._verified[upid] = upid_started_at(upid)
+        return self._verified[upid]
 
 
 def last_run(source: str, job_key: str, item: dict[str, Any], upid_field: str = "last-run-upid") -> JobRun | None:
@@ -115,6 +264,7 @@ def parse_job(source: str, kind: JobKind, item: Any, timezone: str, path: str, e
     schedule = item.get("schedule")
     comment = item.get("comment") if isinstance(item.get("comment"), str) else ""
     name = {JobKind.GC: f"garbage collection {job_id}"}.get(kind, job_id)
+    outdated = as_int(item.get("outdated-after")) if kind is JobKind.VERIFY else None
     return Job(
         key=key,
         source=source,
@@ -130,7 +280,33 @@ def parse_job(source: str, kind: JobKind, item: Any, timezone: str, path: str, e
         namespace=str(item["ns"]) if isinstance(item.get("ns"), str) else None,
         max_depth=as_int(item.get("max-depth")),
         comment=str(comment),
+        # 0 is deprecated and means "never outdated" (reference §3.8)
+        outdated_after=timedelta(days=outdated) if outdated is not None and 0 < outdated <= 36500 else None,
+        keep=keep_options(item) if kind is JobKind.PRUNE else (),
     )
+
+
+KEEP_OPTIONS = ("keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
+
+
+def keep_options(item: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """A prune policy's keep-* options in the order PBS applies them; PVE's `prune-backups` arrives as an object
+    in GET, or as a property string ("keep-daily=7,keep-last=3").
+
+    >>> keep_options({"keep-daily": 7, "keep-last": "3"}), keep_options({"prune-backups": "keep-weekly=4"})
+    ((('keep-last', 3), ('keep-daily', 7)), (('keep-weekly', 4),))
+    """
+    source: Any = item.get("prune-backups", item)
+    if isinstance(source, str):
+        source = dict(part.split("=", 1) for part in source.split(",") if "=" in part)
+    if not isinstance(source, dict):
+        return ()
+    out = []
+    for name in KEEP_OPTIONS:
+        value = as_int(source.get(name))
+        if value is not None and 0 < value <= 1_000_000:
+            out.append((name, value))
+    return tuple(out)
 
 
 def task_job_key(source: str, task: dict[str, Any], prune_jobs: dict[tuple[str, str | None], str]) -> str | None:
@@ -192,7 +368,10 @@ def parse_datastore(source: str, item: dict[str, Any], maintenance: str | None) 
 
 
 __all__ = [
+    "KEEP_OPTIONS",
     "GroupState",
+    "files_encrypted",
+    "keep_options",
     "last_run",
     "make_target",
     "parse_datastore",

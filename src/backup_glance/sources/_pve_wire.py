@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Snapshot, Target
 from ..schedule import Schedule
+from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
+from ._util import guest_key, guest_vmid
 
 # vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg.
 _STARTING = re.compile(r"^INFO: Starting Backup of VM (\d+) \((\w+)\)")
@@ -28,14 +30,14 @@ _FAILED = re.compile(r"^ERROR: Backup of VM (\d+) failed - (.*)$")
 JOB_MATCH_WINDOW = timedelta(minutes=5)
 
 
-def guest_target(source: str, item: dict[str, Any]) -> Target | None:
+def guest_target(source: str, item: dict[str, Any], cluster: str | None = None) -> Target | None:
     vmid = as_int(item.get("vmid"))
     guest_type = item.get("type")
     if vmid is None or guest_type not in ("qemu", "lxc"):
         return None
     node = str(item["node"]) if item.get("node") is not None else None
     return Target(
-        key=f"guest:{vmid}",
+        key=guest_key(vmid, cluster),
         source=source,
         name=str(item.get("name") or f"{guest_type}/{vmid}"),
         kind="guest",
@@ -50,7 +52,7 @@ def _vmids(value: Any) -> list[int]:
     return [int(part) for part in re.split(r"[,;\s]+", text) if part.strip().isdigit()]
 
 
-def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]]) -> tuple[str, ...]:
+def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None) -> tuple[str, ...]:
     """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1)."""
     by_vmid = {as_int(g.get("vmid")): g for g in guests}
     if job.get("pool"):
@@ -71,11 +73,18 @@ def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]]) -> tupl
         # A guest the cluster no longer knows stays listed: the job still names it, and that is worth seeing.
         if node and guest is not None and guest.get("node") != node:
             continue
-        keys.append(f"guest:{vmid}")
-    return tuple(sorted(set(keys), key=lambda key: int(key.split(":")[1])))
+        keys.append(guest_key(vmid, cluster))
+    return tuple(sorted(set(keys), key=lambda key: guest_vmid(key) or 0))
 
 
-def parse_job(source: str, index: int, item: dict[str, Any], guests: list[dict[str, Any]], timezone: str) -> Job:
+def parse_job(
+    source: str,
+    index: int,
+    item: dict[str, Any],
+    guests: list[dict[str, Any]],
+    timezone: str,
+    cluster: str | None = None,
+) -> Job:
     # Legacy vzdump.cron entries may lack `id` and `type` (reference §4.1); give them a stable position-based id.
     job_id = str(item.get("id") or f"vzdump-cron-{index + 1}")
     schedule = item.get("schedule")
@@ -88,9 +97,10 @@ def parse_job(source: str, index: int, item: dict[str, Any], guests: list[dict[s
         schedule=ScheduleRef(str(schedule), "proxmox", timezone) if schedule else None,
         enabled=as_bool(item.get("enabled"), default=True),
         next_run_at=epoch(item.get("next-run")),  # from now, even for disabled jobs: check `enabled`
-        target_keys=resolve_selection(item, guests),
+        target_keys=resolve_selection(item, guests, cluster),
         store=str(item["storage"]) if item.get("storage") else None,
         comment=str(item.get("comment") or ""),
+        keep=keep_options({"prune-backups": item.get("prune-backups")}),  # GET gives an object (reference §4.1)
     )
 
 
@@ -143,7 +153,9 @@ def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) 
     return result
 
 
-def task_runs(source: str, task: dict[str, Any], job_key: str, log: VzdumpLog | None) -> tuple[JobRun, ...]:
+def task_runs(
+    source: str, task: dict[str, Any], job_key: str, log: VzdumpLog | None, cluster: str | None = None
+) -> tuple[JobRun, ...]:
     """One job-level run for the task plus one run per guest named in its log."""
     upid = str(task["upid"])
     started = epoch(task.get("starttime"))
@@ -169,7 +181,7 @@ def task_runs(source: str, task: dict[str, Any], job_key: str, log: VzdumpLog | 
                 guest.ended_at if guest_outcome is not RunOutcome.RUNNING else None,
                 guest_outcome,
                 guest_message,
-                target_key=f"guest:{guest.vmid}",
+                target_key=guest_key(guest.vmid, cluster),
             )
         )
     return tuple(runs)
@@ -191,7 +203,7 @@ def match_job(
         slot = calendar.previous_before(started + timedelta(seconds=1)) if calendar else None
         if slot is None or started - slot > JOB_MATCH_WINDOW:
             continue
-        overlap = len(vmids & {int(key.split(":")[1]) for key in job.target_keys})
+        overlap = len(vmids & {vmid for key in job.target_keys if (vmid := guest_vmid(key)) is not None})
         if vmids and not overlap:
             continue
         if best is None or overlap > best[0]:
@@ -205,19 +217,21 @@ def job_calendars(jobs: list[Job]) -> dict[str, Schedule | None]:
     }
 
 
-def file_snapshot(source: str, storage: str, item: dict[str, Any]) -> Snapshot | None:
+def file_snapshot(source: str, storage: str, item: dict[str, Any], cluster: str | None = None) -> Snapshot | None:
     vmid = as_int(item.get("vmid"))
     taken_at = epoch(item.get("ctime"))
     if vmid is None or taken_at is None or not item.get("volid"):
         return None
     return Snapshot(
-        target_key=f"guest:{vmid}",
+        target_key=guest_key(vmid, cluster),
         source=source,
         snapshot_id=str(item["volid"]),
         taken_at=taken_at,  # PVE parsed it from the file name in node-local time (reference §4.4)
         finished=True,
         size_bytes=as_int(item.get("size")),
         location=storage,
+        encrypted=False,  # vzdump archives on a file storage are never encrypted (only PBS encrypts)
+        protected=as_bool(item.get("protected")),
     )
 
 

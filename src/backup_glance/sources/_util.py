@@ -5,14 +5,36 @@ Sits under `sources/`; no I/O, no third-party imports, so any source (HTTP or no
 
 from __future__ import annotations
 
+import gc
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import SourceProtocolError
 
 _INTEGER = re.compile(r"-?[0-9]+")
+
+
+BIG_PAYLOAD = 1024 * 1024
+
+
+@contextmanager
+def gc_paused(size: int = BIG_PAYLOAD) -> Iterator[None]:
+    """No cyclic garbage collection while a big payload (>= 1 MB) becomes objects.
+
+    Decoding a snapshot list allocates hundreds of thousands of containers, none of them garbage; the collector
+    would otherwise run over all of them again and again, about doubling the decode time."""
+    if size < BIG_PAYLOAD or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def utc_now() -> datetime:
@@ -37,6 +59,65 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def guest_key(vmid: int, cluster: str | None = None) -> str:
+    """A PVE guest's target key: "guest:101", or "guest:<cluster>/101" when its cluster names the PBS namespace
+    it backs up into (two clusters reusing VMIDs in one PBS stay apart).
+
+    >>> guest_key(101), guest_key(101, "pve-b")
+    ('guest:101', 'guest:pve-b/101')
+    """
+    return f"guest:{cluster}/{vmid}" if cluster else f"guest:{vmid}"
+
+
+def guest_vmid(key: str) -> int | None:
+    """The VMID in a guest key (None for other keys).
+
+    >>> guest_vmid("guest:101"), guest_vmid("guest:pve-b/101"), guest_vmid("restic:x/y")
+    (101, 101, None)
+    """
+    if not key.startswith("guest:"):
+        return None
+    tail = key.rsplit("/", 1)[-1].removeprefix("guest:")
+    return int(tail) if tail.isdigit() else None
+
+
+# restic repository backends that live on another machine (restic docs, "Preparing a new repository").
+_REMOTE_SCHEMES = ("s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "sftp:", "rest:")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def is_remote_uri(uri: str) -> bool:
+    """Whether a restic/Backrest repository URI is on another host: cloud backends always, `sftp:`/`rest:` unless
+    they point at this machine. Only the scheme and host are looked at; the URI is never kept.
+
+    >>> [is_remote_uri(u) for u in ("/mnt/nas/restic", "b2:bucket:/r", "rest:http://localhost:8000/", "sftp:nas:/r")]
+    [False, True, False, True]
+    """
+    text = uri.strip()
+    if not text.startswith(_REMOTE_SCHEMES):
+        return False
+    if not text.startswith(("sftp:", "rest:")):
+        return True
+    rest = text.split(":", 1)[1]
+    if "://" in rest:
+        rest = rest.split("://", 1)[1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.split(":", 1)[0] if not host.startswith("[") else host.split("]", 1)[0] + "]"
+    return host.lower() not in _LOCAL_HOSTS
+
+
+def offsite_named(setting: bool | list[str] | None, *names: str) -> bool | None:
+    """A source's `offsite:` setting applied to a location known by `names` (e.g. "main/site-b", "main"):
+    True/False when the setting decides, None when it is unset (the caller's default applies).
+
+    >>> offsite_named(["b2"], "b2"), offsite_named(["main"], "main/site-b", "main"), offsite_named(None, "x")
+    (True, True, None)
+    """
+    if setting is None or isinstance(setting, bool):
+        return setting
+    return any(name in setting for name in names)
+
+
 class SourceBase:
     """What every source object carries: its configured name, its kind, and a way to build protocol errors."""
 
@@ -47,4 +128,4 @@ class SourceBase:
         return SourceProtocolError(message, source=self.name, kind=self.kind)
 
 
-__all__ = ["SourceBase", "as_int", "utc_now"]
+__all__ = ["SourceBase", "as_int", "gc_paused", "guest_key", "guest_vmid", "is_remote_uri", "offsite_named", "utc_now"]

@@ -38,7 +38,7 @@ from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, as_int, utc_now
+from ._util import SourceBase, as_int, is_remote_uri, offsite_named, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,12 @@ _OUTCOME = {
     "STATUS_USER_CANCELLED": (RunOutcome.FAILED, "cancelled by a user"),
     "STATUS_SYSTEM_CANCELLED": (RunOutcome.FAILED, "cancelled by Backrest"),
 }
-_KINDS = {"operationBackup": "backup", "operationPrune": "prune", "operationCheck": "check"}
+_KINDS = {
+    "operationBackup": "backup",
+    "operationPrune": "prune",
+    "operationCheck": "check",
+    "operationRestore": "restore",  # a restore of one of the plan's snapshots: the restore test (A.5)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ class _Repo:
     guid: str
     prune: dict[str, Any] | None
     check: dict[str, Any] | None
+    remote: bool = False  # the URI is on another host (decided from it at once; the URI itself is not kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,7 @@ class BackrestSource(SourceBase):
         self.kind = KIND
         self._zone = config.timezone or "UTC"
         self._clock = clock
+        self._offsite = config.offsite
         auth = None
         if config.username and config.password is not None:
             auth = httpx.BasicAuth(config.username, config.password.get_secret_value())
@@ -172,6 +179,7 @@ class BackrestSource(SourceBase):
                         str(r.get("guid", "")),
                         (r.get("prunePolicy") or {}).get("schedule"),
                         (r.get("checkPolicy") or {}).get("schedule"),
+                        is_remote_uri(str(r.get("uri") or "")),
                     )
                     for r in repos
                 ],
@@ -313,10 +321,13 @@ class BackrestSource(SourceBase):
             plan_runs = [self._run(o, job_key, key) for o in done]
             runs.extend(plan_runs)
             snapshots.extend(
-                Snapshot(key, self.name, o.snapshot_id, _at(o.start_ms), size_bytes=o.total_bytes, location=plan.repo)
+                Snapshot(
+                    key, self.name, o.snapshot_id, _at(o.start_ms), size_bytes=o.total_bytes, location=plan.repo,
+                    encrypted=True,  # restic repositories are always encrypted
+                )
                 for o in done
                 if o.status == "STATUS_SUCCESS" and o.snapshot_id
-            )
+            )  # fmt: skip
             running = any(r.outcome is RunOutcome.RUNNING for r in plan_runs)
             targets.append(Target(key, self.name, f"{plan.id} (Backrest)", "plan", backup_running=running))
             next_ms = next_runs.get(plan.id) or (max(pending) if pending else None)
@@ -336,6 +347,23 @@ class BackrestSource(SourceBase):
                     store=plan.repo,
                 )
             )
+            restores = [o for o in ops if o.kind == "restore" and o.plan_id == plan.id and o.status != "STATUS_PENDING"]
+            if restores:  # restore drills of the plan's snapshots, kept as its restore test (job-level runs)
+                restore_key = f"{self.name}/restore_test/{plan.id}"
+                restore_runs = [self._run(o, restore_key, None) for o in restores]
+                runs.extend(restore_runs)
+                jobs.append(
+                    Job(
+                        key=restore_key,
+                        source=self.name,
+                        kind=JobKind.RESTORE_TEST,
+                        job_id=plan.id,
+                        name=f"restore {plan.id}",
+                        last_run=_last(restore_runs),
+                        target_keys=(key,),
+                        store=plan.repo,
+                    )
+                )
         for repo in repos:
             for kind, job_kind, policy in (("prune", JobKind.PRUNE, repo.prune), ("check", JobKind.CHECK, repo.check)):
                 mine = [o for o in ops if o.kind == kind and o.repo_id == repo.id and o.plan_id == SYSTEM_PLAN]
@@ -360,6 +388,7 @@ class BackrestSource(SourceBase):
                         store=repo.id,
                     )
                 )
+        offsite = [r.id for r in repos if (named := offsite_named(self._offsite, r.id)) or (named is None and r.remote)]
         return Observation(
             source=self.name,
             kind=KIND,
@@ -370,6 +399,7 @@ class BackrestSource(SourceBase):
             jobs=tuple(jobs),
             runs=tuple(runs),
             problems=tuple(problems),
+            offsite_locations=tuple(offsite),
         )
 
 

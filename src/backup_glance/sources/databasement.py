@@ -35,7 +35,7 @@ from ..config import DatabasementSourceConfig
 from ..errors import SourceError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, utc_now
+from ._util import SourceBase, offsite_named, utc_now
 
 KIND = "databasement"
 API = "/api/v1"
@@ -53,6 +53,7 @@ _OUTCOME = {
     "running": RunOutcome.RUNNING,
 }
 _TERMINAL = {"completed", "failed", "cancelled"}
+_REMOTE_VOLUMES = {"s3", "sftp", "ftp", "azure"}  # volume types on another machine: offsite unless configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class _Attempt:
     size: int
     job_id: str | None
     location: str
+    encrypted: bool = False  # compression_type "encrypted" (reference §6)
+    places: tuple[str, ...] = ()  # the volumes holding the dump, when more than one
+    remote_places: tuple[str, ...] = ()  # of the volumes, those on another machine (s3, sftp, ...)
 
     @property
     def is_terminal(self) -> bool:
@@ -303,7 +307,10 @@ class DatabasementSource(SourceBase):
         try:
             server = row.get("server") or {}
             job = row.get("job") or {}
-            volumes = row.get("volumes") or []
+            volumes = [v for v in row.get("volumes") or [] if isinstance(v, dict) and v.get("name")]
+            stored = [
+                v for v in volumes if v.get("status", "completed") == "completed" and v.get("file_exists") is not False
+            ]
             return _Attempt(
                 id=str(row["id"]),
                 server_id=str(server.get("id", "")),
@@ -315,7 +322,10 @@ class DatabasementSource(SourceBase):
                 updated_at=_time(row["updated_at"]) if row.get("updated_at") else None,
                 size=int(row.get("file_size") or 0),
                 job_id=str(job["id"]) if job.get("id") else None,
-                location=", ".join(str(v.get("name")) for v in volumes if isinstance(v, dict) and v.get("name")),
+                location=", ".join(str(v.get("name")) for v in volumes),
+                encrypted=row.get("compression_type") == "encrypted",
+                places=tuple(str(v["name"]) for v in stored) if len(stored) > 1 else (),
+                remote_places=tuple(str(v["name"]) for v in stored if v.get("type") in _REMOTE_VOLUMES),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise self._protocol(
@@ -413,7 +423,12 @@ class DatabasementSource(SourceBase):
                 )
             )
             if a.status == "completed" and key is not None:
-                snapshots.append(Snapshot(key, self.name, a.id, a.started_at, size_bytes=a.size, location=a.location))
+                snapshots.append(
+                    Snapshot(
+                        key, self.name, a.id, a.started_at, size_bytes=a.size, location=a.location,
+                        encrypted=a.encrypted, places=a.places,
+                    )
+                )  # fmt: skip
 
         jobs: list[Job] = []
         for server in servers:
@@ -451,6 +466,12 @@ class DatabasementSource(SourceBase):
                 )
             )
         jobs = [replace(j, last_run=_last(runs, j.key)) for j in jobs]
+        offsite: set[str] = set()
+        for a in self._attempts.values():
+            for place in a.places or (a.location,):
+                named = offsite_named(self._config.offsite, place)
+                if named or (named is None and place in a.remote_places):
+                    offsite.add(place)
         return Observation(
             source=self.name,
             kind=KIND,
@@ -461,6 +482,7 @@ class DatabasementSource(SourceBase):
             jobs=tuple(jobs),
             runs=tuple(runs),
             uncovered_target_keys=tuple(uncovered),
+            offsite_locations=tuple(sorted(offsite)),
         )
 
     def _restore_job_runs(self, tests: list[_RestoreTest]) -> list[JobRun]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from msgspec.structs import replace as evolve
 
 from ..config import PbsSourceConfig
 from ..errors import SourceProtocolError
 from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target
 from ._http import DEFAULT_MAX_BYTES
+from ._pbs_remotes import RemoteScanner, endpoint_of
 from ._pbs_wire import (
     GroupState,
+    SnapshotDecoder,
     make_target,
     parse_datastore,
     parse_group,
@@ -31,7 +34,7 @@ from ._pbs_wire import (
     task_job_key,
 )
 from ._proxmox import ProxmoxSource, first_source_error, unwrap
-from ._util import as_int
+from ._util import as_int, guest_key, guest_vmid, offsite_named
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
 TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
@@ -77,6 +80,13 @@ class PbsSource(ProxmoxSource):
         self._last_server_time: datetime | None = None
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
+        # Namespaces a PVE source claims (`pbs_namespace`): guests there are keyed by (cluster, VMID).
+        self._clusters = dict(config.guest_namespaces)
+        self._decoder = SnapshotDecoder(self.name, self._clusters)
+        self._offsite = config.offsite
+        self._endpoint = endpoint_of(config.url)
+        self._sync_items: list[Any] = []
+        self._remotes = RemoteScanner(self.name, config.offsite, self._clusters)
 
     async def poll(self) -> Observation:
         observed_at = self._clock()
@@ -110,6 +120,9 @@ class PbsSource(ProxmoxSource):
         # A store is marked done only once its snapshot lists were read again without failure.
         refresh = (refresh | self._refresh_pending) & set(stores)
         self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
+        await self._remotes.refresh(
+            self._get, self._partial, self._sync_items, self._groups, self._snapshots, server_now, problems
+        )
         self._last_server_time = server_now
         return self._observation(observed_at, timezone, datastores, jobs, problems)
 
@@ -143,6 +156,7 @@ class PbsSource(ProxmoxSource):
         jobs: list[Job] = []
         prune_keys: dict[Any, str] = {}
         verify_last: dict[str, str] = {}
+        self._sync_items = list(results[2] or [])  # the remotes' side is read once the groups are known
         for (kind, path, _params), items in zip(kinds, results, strict=True):
             for item in items or []:
                 job = parse_job(self.name, kind, item, timezone, path, self._protocol)
@@ -217,7 +231,7 @@ class PbsSource(ProxmoxSource):
             known = self._runs.get(upid)
             job_key = f"{self.name}/prune/{job_id}"
             if known is not None and known.job_key != job_key and known.job_key.startswith(f"{self.name}/prune/"):
-                self._runs[upid] = replace(known, job_key=job_key)
+                self._runs[upid] = evolve(known, job_key=job_key)
         horizon = server_now - TASK_LOOKBACK
         # Runs still running after the look-back are dropped too: nothing may stay RUNNING forever.
         self._runs = {k: r for k, r in self._runs.items() if r.started_at >= horizon}
@@ -295,14 +309,11 @@ class PbsSource(ProxmoxSource):
         requests: list[dict[str, Any]] = [{"ns": ns}]  # the whole namespace in one answer
         if not whole:
             requests = [{"ns": ns, "backup-type": key[2], "backup-id": key[3]} for key in keys]
-        pages = await asyncio.gather(*(self._get(path, list, params) for params in requests))
+        pages = await asyncio.gather(*(self._snapshot_page(path, params, store, ns) for params in requests))
         out: dict[GroupKey, list[Snapshot]] = {}
         newest: dict[GroupKey, tuple[datetime, str]] = {}
         for page in pages:
-            for item in page:
-                backup_type, backup_id, snapshot, comment = parse_snapshot(
-                    item, source=self.name, store=store, ns=ns, path=path, error=self._protocol
-                )
+            for backup_type, backup_id, snapshot, comment in page:
                 key = (store, ns, backup_type, backup_id)
                 out.setdefault(key, []).append(snapshot)
                 if comment and (key not in newest or newest[key][0] < snapshot.taken_at):
@@ -311,18 +322,35 @@ class PbsSource(ProxmoxSource):
             self._newest_comment[key] = comment
         return out
 
+    async def _snapshot_page(
+        self, path: str, params: dict[str, Any], store: str, ns: str
+    ) -> list[tuple[str, str, Snapshot, str | None]]:
+        body = await self.client.get_body(path, params)
+        typed = self._decoder.page(body, store=store, ns=ns)
+        if typed is not None:
+            return typed
+        page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
+        cluster = self._clusters.get(ns)
+        return [
+            parse_snapshot(item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster)
+            for item in page
+        ]
+
     def _observation(
         self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
     ) -> Observation:
         if self._assembled is None:
             targets: dict[str, Target] = {}
             for key in sorted(self._groups):
-                target = make_target(self.name, key[2], key[3], self._names.get(key, f"{key[2]}/{key[3]}"))
+                name = self._names.get(key, f"{key[2]}/{key[3]}")
+                target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
                 targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
             snapshots = tuple(snap for key in sorted(self._groups) for snap in self._snapshots.get(key, ()))
             self._assembled = (tuple(targets.values()), snapshots)
         targets_out, snapshots_out = self._assembled
         runs = sorted(self._runs.values(), key=lambda r: (r.started_at, r.run_id))
+        if self._clusters:
+            runs = self._attributed(runs)
         return Observation(
             source=self.name,
             kind=self.kind,
@@ -334,7 +362,45 @@ class PbsSource(ProxmoxSource):
             runs=tuple(runs),
             datastores=tuple(datastores),
             problems=tuple(problems),
+            remote_copies=self._remotes.copies,
+            offsite_locations=self._offsite_locations(),
+            endpoint=self._endpoint,
+            remotes_visible=self._remotes.visible,
         )
+
+    def _attributed(self, runs: list[JobRun]) -> list[JobRun]:
+        """A backup task names store and group but not the namespace: with namespaces claimed by PVE clusters
+        (`pbs_namespace`), a guest's task belongs to the one namespace of that store holding the guest, and to
+        no guest when several do (two clusters reusing the VMID)."""
+        homes: dict[tuple[str, int], set[str]] = {}
+        for store, ns, _type, backup_id in self._groups:
+            if backup_id.isdigit():
+                homes.setdefault((store, int(backup_id)), set()).add(ns)
+        out = []
+        for run in runs:
+            vmid = guest_vmid(run.target_key or "")
+            if vmid is not None:
+                namespaces = homes.get((run.job_key.rsplit("/", 1)[-1], vmid), set())
+                only = next(iter(namespaces)) if len(namespaces) == 1 else None
+                key = guest_key(vmid, self._clusters.get(only)) if only is not None else None
+                if key != run.target_key:
+                    run = evolve(run, target_key=key)
+            out.append(run)
+        return out
+
+    def _offsite_locations(self) -> tuple[str, ...]:
+        """Locations ("store", "store/ns") the source's `offsite:` setting marks offsite."""
+        setting = self._offsite
+        if not setting:
+            return ()
+        out = set()
+        for store, ns, _type, _id in self._groups:
+            location = f"{store}/{ns}" if ns else store
+            parts = location.split("/")
+            names = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]  # the location and its parents
+            if setting is True or offsite_named(setting, *names):
+                out.add(location)
+        return tuple(sorted(out))
 
 
 def create(config: PbsSourceConfig) -> PbsSource:

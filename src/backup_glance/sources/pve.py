@@ -33,7 +33,7 @@ from ._pve_wire import (
     parse_vzdump_log,
     task_runs,
 )
-from ._util import as_int
+from ._util import as_int, guest_key, offsite_named
 
 TASK_LOOKBACK = timedelta(days=7)
 TASK_OVERLAP = timedelta(minutes=2)
@@ -70,6 +70,10 @@ class PveSource(ProxmoxSource):
         self._logs: dict[str, VzdumpLog] = {}  # upid -> parsed log of a finished task: final, never re-read
         self._run_cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
         self._running_logs: dict[str, VzdumpLog] = {}  # upid -> log of a task that was running when read
+        # With `pbs_namespace` set, this cluster's guests are "guest:<source>/<vmid>", as the PBS source keys
+        # the groups in that namespace; otherwise plain "guest:<vmid>".
+        self._cluster = config.name if config.pbs_namespace is not None else None
+        self._offsite = config.offsite
 
     async def poll(self) -> Observation:
         observed_at = self._clock()
@@ -95,7 +99,7 @@ class PveSource(ProxmoxSource):
                 raise
             raise error from None
         jobs = [
-            parse_job(self.name, index, item, guests, timezone)
+            parse_job(self.name, index, item, guests, timezone, self._cluster)
             for index, item in enumerate(jobs_task.result())
             if isinstance(item, dict)
         ]
@@ -103,21 +107,28 @@ class PveSource(ProxmoxSource):
         calendars = job_calendars(jobs)
         runs = self._runs(jobs, calendars)
         jobs = [self._with_last_run(job, runs, calendars.get(job.key)) for job in jobs]
-        targets = [t for t in (guest_target(self.name, g) for g in guests) if t is not None]
+        targets = [t for t in (guest_target(self.name, g, self._cluster) for g in guests) if t is not None]
         uncovered = sorted(
-            {f"guest:{as_int(item.get('vmid'))}" for item in uncovered_task.result() or [] if isinstance(item, dict)}
+            {
+                guest_key(vmid, self._cluster)
+                for item in uncovered_task.result() or []
+                if isinstance(item, dict) and (vmid := as_int(item.get("vmid"))) is not None
+            }
         )
+        snapshots = tuple(files_task.result())
+        offsite = sorted({s.location for s in snapshots if offsite_named(self._offsite, s.location)})
         return Observation(
             source=self.name,
             kind=self.kind,
             observed_at=observed_at,
             timezone=timezone,
             targets=tuple(sorted(targets, key=_target_order)),
-            snapshots=tuple(files_task.result()),
+            snapshots=snapshots,
             jobs=tuple(jobs),
             runs=tuple(runs),
             uncovered_target_keys=tuple(uncovered),
             problems=tuple(problems),
+            offsite_locations=tuple(offsite),
         )
 
     async def _node_time(self, nodes: list[str]) -> tuple[str, dict[str, Any]]:
@@ -243,7 +254,11 @@ class PveSource(ProxmoxSource):
         async def content(node: str, storage: str) -> list[Snapshot]:
             path = f"/nodes/{quote(node)}/storage/{quote(storage)}/content"
             items = await self._get(path, list, {"content": "backup"})
-            return [s for s in (file_snapshot(self.name, storage, i) for i in items if isinstance(i, dict)) if s]
+            return [
+                s
+                for s in (file_snapshot(self.name, storage, i, self._cluster) for i in items if isinstance(i, dict))
+                if s
+            ]
 
         results = await asyncio.gather(
             *(self._partial(problems, f"storage '{s}' on {n}", content(n, s)) for n, s in listings)
@@ -268,7 +283,7 @@ class PveSource(ProxmoxSource):
                     vmids.add(int(task["id"]))  # single-guest runs carry the VMID in the task id
                 job = match_job(task, vmids, jobs, calendars)
                 job_key = job.key if job else f"{self.name}/backup/manual"
-                task_result = task_runs(self.name, task, job_key, parsed)
+                task_result = task_runs(self.name, task, job_key, parsed, self._cluster)
             cache[upid] = (signature, task_result)
             runs.extend(task_result)
         self._run_cache = cache

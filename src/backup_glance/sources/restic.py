@@ -28,7 +28,7 @@ from typing import Any
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
-from ._util import utc_now
+from ._util import is_remote_uri, offsite_named, utc_now
 
 KIND = "restic"
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
@@ -140,7 +140,8 @@ class ResticSource:
                 SourceError, f"cannot start restic binary {binary!r}: {reason}", permanent=permanent
             ) from None
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), self._config.timeout.total_seconds())
+            async with asyncio.timeout(self._config.timeout.total_seconds()):  # wait_for may swallow a cancel on 3.11
+                stdout, stderr = await process.communicate()
         except TimeoutError:
             seconds = self._config.timeout.total_seconds()
             raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
@@ -223,6 +224,7 @@ class ResticSource:
                     taken_at,
                     size_bytes=total if isinstance(total, int) else None,
                     location=location,
+                    encrypted=True,  # restic repositories are always encrypted
                 )
             )
             started, ended = _maybe_time(summary.get("backup_start")), _maybe_time(summary.get("backup_end"))
@@ -263,6 +265,8 @@ class ResticSource:
                     )
                 )
         snapshots.sort(key=lambda s: s.taken_at)
+        named = offsite_named(self._config.offsite, location, self.name)
+        offsite = named if named is not None else is_remote_uri(self._config.repository)
         return Observation(
             source=self.name,
             kind=KIND,
@@ -272,6 +276,7 @@ class ResticSource:
             snapshots=tuple(snapshots),
             jobs=tuple(jobs),
             runs=tuple(sorted(runs, key=lambda r: r.started_at)),
+            offsite_locations=(location,) if offsite else (),
         )
 
 

@@ -6,7 +6,9 @@ app caches the bytes per board version. Times are ISO-8601 with the offset of th
 Sample (abridged):
     {"generated_at": "2026-07-01T14:00:00+02:00", "overall": "critical",
      "counts": {"status": {"ok": 3, "late": 1, ...}, "severity": {"ok": 3, "critical": 1, ...}},
-     "services": [{"id": "vault", "status": "late", "severity": "critical", "reasons": ["..."], ...}], ...}
+     "services": [{"id": "vault", "status": "late", "severity": "critical", "reasons": ["..."], ...,
+                   "risks": [{"kind": "offsite_lag", "detail": "..."}],
+                   "protection": {"copies": 2, "offsite_copies": 1, "offsite_lag_s": 10800.0, ...}}], ...}
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from datetime import datetime
 from typing import TypedDict
 from zoneinfo import ZoneInfo
 
-from ..model import Board, DatastoreView, JobView, ScheduleInfo, Severity, SourceState, Status, Verdict
+from ..model import Board, DatastoreView, JobView, Protection, ScheduleInfo, Severity, SourceState, Status, Verdict
 from .fmt import iso
+from .safe import ERROR_TEXT, each
 
 
 class CountsDict(TypedDict):
@@ -43,6 +46,35 @@ class SilenceDict(TypedDict):
     until: str | None
 
 
+class RiskDict(TypedDict):
+    kind: str  # copies | offsite | offsite_lag | unencrypted | verification_age | restore_test | size_anomaly |
+    # duration_anomaly | retention
+    detail: str
+
+
+class CopyDict(TypedDict):
+    location: str
+    source: str
+    offsite: bool
+    newest_at: str | None  # null: the far side could not be asked
+    snapshots: int | None
+    encrypted: bool | None
+    current: bool  # newest backup inside the lookback: it counts
+
+
+class ProtectionDict(TypedDict):
+    copies: int  # locations holding a backup from inside the lookback
+    offsite_copies: int
+    offsite_lag_s: float | None  # newest copy minus newest offsite copy; null: no offsite copy
+    encrypted: bool | None  # every counted copy encrypted; null: not known
+    protected_snapshots: int
+    verified_at: str | None
+    verification_stale_at: str | None
+    last_restore_test_at: str | None
+    locations: list[CopyDict]
+    unknown: list[str]  # shortfalls that could not be judged, and why
+
+
 class ServiceDict(TypedDict):
     id: str
     name: str
@@ -66,6 +98,8 @@ class ServiceDict(TypedDict):
     silence: SilenceDict | None
     size_trend: list[tuple[str, int]]  # [taken_at, bytes] of the finished snapshots in the lookback
     as_of: str
+    risks: list[RiskDict]  # the protection policy's shortfalls, whatever status won
+    protection: ProtectionDict | None
 
 
 class JobScheduleDict(TypedDict):
@@ -126,6 +160,7 @@ class StatusDict(TypedDict):
     jobs: list[JobDict]
     datastores: list[DatastoreDict]
     sources: list[SourceDict]
+    notices: list[str]  # trouble of backup-glance itself, e.g. its history cannot be written
 
 
 def _isos(at: datetime, zone: ZoneInfo) -> str:
@@ -137,6 +172,34 @@ def _schedule(info: ScheduleInfo | None) -> ScheduleDict | None:
     if info is None:
         return None
     return {"expression": info.expression, "dialect": info.dialect, "timezone": info.timezone, "job": info.job_key}
+
+
+def _protection(p: Protection | None, zone: ZoneInfo) -> ProtectionDict | None:
+    if p is None:
+        return None
+    return {
+        "copies": p.copy_count,
+        "offsite_copies": p.offsite_count,
+        "offsite_lag_s": p.offsite_lag.total_seconds() if p.offsite_lag is not None else None,
+        "encrypted": p.encrypted,
+        "protected_snapshots": p.protected_snapshots,
+        "verified_at": iso(p.verified_at, zone),
+        "verification_stale_at": iso(p.verification_stale_at, zone),
+        "last_restore_test_at": iso(p.last_restore_test_at, zone),
+        "locations": [
+            {
+                "location": c.location,
+                "source": c.source,
+                "offsite": c.offsite,
+                "newest_at": iso(c.newest_at, zone),
+                "snapshots": c.snapshots,
+                "encrypted": c.encrypted,
+                "current": c.current,
+            }
+            for c in p.copies
+        ],
+        "unknown": list(p.unknown),
+    }
 
 
 def service_dict(v: Verdict, zone: ZoneInfo) -> ServiceDict:
@@ -169,6 +232,8 @@ def service_dict(v: Verdict, zone: ZoneInfo) -> ServiceDict:
         "silence": silence,
         "size_trend": [(_isos(at, zone), size) for at, size in v.size_trend],
         "as_of": _isos(v.as_of, zone),
+        "risks": [{"kind": r.kind.value, "detail": r.detail} for r in v.protection.risks] if v.protection else [],
+        "protection": _protection(v.protection, zone),
     }
 
 
@@ -245,16 +310,45 @@ def build_status(board: Board, zone: ZoneInfo) -> StatusDict:
         "generated_at": _isos(board.generated_at, zone),
         "overall": board.overall.value,
         "counts": {"status": status_counts, "severity": severity_counts},
-        "services": [service_dict(v, zone) for v in board.verdicts],
-        "jobs": [job_dict(j, zone) for j in board.jobs],
-        "datastores": [datastore_dict(d) for d in board.datastores],
+        "services": each(
+            board.verdicts,
+            lambda v: service_dict(v, zone),
+            fallback=lambda v: _error_service(v, board, zone),
+            what="service",
+            key=lambda v: v.service_id,
+        ),
+        "jobs": each(board.jobs, lambda j: job_dict(j, zone), fallback=_left_out, what="job", key=lambda j: j.job.key),
+        "datastores": each(board.datastores, datastore_dict, fallback=_left_out, what="datastore", key=_store_key),
         "sources": [source_dict(s, zone) for s in board.sources],
+        "notices": list(board.notices),
     }
+
+
+def _left_out(_: object) -> None:
+    return None
+
+
+def _store_key(view: DatastoreView) -> str:
+    return view.datastore.key
+
+
+def _error_service(v: Verdict, board: Board, zone: ZoneInfo) -> ServiceDict:
+    """A service whose entry could not be built: present, as unknown, with the reason."""
+    blank = Verdict(
+        service_id=v.service_id,
+        name=v.name,
+        status=Status.UNKNOWN,
+        severity=Severity.UNKNOWN,
+        reasons=(ERROR_TEXT,),
+        as_of=board.generated_at,
+    )
+    return service_dict(blank, zone)
 
 
 def encode_status(board: Board, zone: ZoneInfo) -> bytes:
     """Serialise once per board version; compact separators keep 500 services small."""
-    return json.dumps(build_status(board, zone), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(build_status(board, zone), ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "replace")  # text is cleaned at the edge; never fail the whole document on it
 
 
-__all__ = ["StatusDict", "build_status", "encode_status"]
+__all__ = ["ProtectionDict", "RiskDict", "StatusDict", "build_status", "encode_status"]

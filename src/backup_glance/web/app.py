@@ -3,8 +3,9 @@
     create_app(config, store) -> Starlette
 
 Routes: `/healthz` (open), `/api/v1/status`, `/glance/{status|datastores|calendar}` (Glance extension widgets),
-`/health` and `/health/{service_id}` (monitor URLs), `/calendar.ics`, `/` (standalone page). Everything but
-`/healthz` sits behind `TokenAuth` when `server.auth_token` is set.
+`/health` and `/health/{service_id}` (monitor URLs), `/calendar.ics`, `/metrics` (Prometheus), `/` (standalone
+page). Everything but `/healthz` sits behind `TokenAuth` when `server.auth_token` is set; every answer passes
+`SecurityHeaders` (CSP, nosniff, no-referrer, and the Host check against DNS rebinding).
 
 Glance waits for every extension with no timeout, so each answer is rendered once per board version and then
 served from `VersionCache`; a request costs a dict lookup.
@@ -12,8 +13,11 @@ served from `VersionCache`; a request costs a dict lookup.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -28,16 +32,30 @@ from ..config import Config
 from ..model import Board
 from . import api, ics, monitor
 from .auth import TokenAuth
+from .headers import AllowedHosts, SecurityHeaders
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import render_later
 from .page import build_page
 from .params import ParamError
 from .render import Payload, Renderer, VersionCache
 from .subpath import SubPath
 from .widgets import WIDGETS
+from .widgets._names import apply_job_config
 
 log = logging.getLogger(__name__)
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+# Widget queries rendered ahead of need: the defaults and the README's Glance examples of the widgets Glance
+# refreshes most. Bigger answers (the page, the week and month views, the feed) are rendered on first request.
+WARM_WIDGETS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("status", {}),
+    ("status", {"column": "small", "limit": "8"}),
+    ("datastores", {}),
+    ("calendar", {}),
+)
 
 
 class _Web:
@@ -52,6 +70,7 @@ class _Web:
         # Separate caches so a flood of odd widget query strings cannot evict the JSON or the page.
         self.fragments: VersionCache[Payload] = VersionCache(store)
         self.documents: VersionCache[Payload] = VersionCache(store)
+        self.metrics: VersionCache[Future[Payload]] = VersionCache(store, max_entries=1)
 
         server = config.server
         # Links point at the public URL when one is configured, else at the sub-path (never at the Host header a
@@ -62,11 +81,47 @@ class _Web:
     def link(self, path: str) -> str:
         return self.prefix + path
 
+    def shown(self, board: Board) -> Board:
+        """The board as the widgets, the page and the ICS feed show it: jobs renamed or hidden by `jobs:`."""
+        return apply_job_config(board, self.config.jobs)
+
     def widget_headers(self, title: str) -> dict[str, str]:
         headers = {"Widget-Title": title, "Widget-Content-Type": "html"}
         if self.public:
             headers["Widget-Title-URL"] = self.public + "/"
         return headers
+
+    # --- the answers, each built once per board ---
+
+    def build_api(self, board: Board) -> Payload:
+        return Payload(api.encode_status(board, self.zone))
+
+    def build_ics(self, board: Board) -> Payload:
+        return Payload(ics.encode_calendar(self.shown(board)))
+
+    def build_page(self, board: Board) -> Payload:
+        page = build_page(self.shown(board), self.zone, self.demo_note, self.link)
+        return Payload(self.renderer.page(page).encode("utf-8"))
+
+    def widget_builder(self, name: str, params: Hashable) -> Callable[[Board], Payload]:
+        spec = WIDGETS[name]
+
+        def build(board: Board) -> Payload:
+            try:
+                return Payload(self.renderer.widget(spec.build(self.shown(board), self.zone, params)).encode("utf-8"))
+            except Exception:
+                # Logged once here, at the boundary; Glance shows the body whatever the status code.
+                log.exception("widget rendering failed", extra={"widget": name})
+                return _error(self, 500, "internal error while rendering; see the backup-glance log")
+
+        return build
+
+    def warm(self, board: Board) -> None:
+        """Render the usual widget answers for a board about to be published: Glance waits on every widget of a
+        page, and the first request after a publish should not pay for the render."""
+        for name, query in WARM_WIDGETS:
+            params = WIDGETS[name].parse(query)
+            self.fragments.warm(board, (name, params), self.widget_builder(name, params))
 
 
 def _web(request: Request) -> _Web:
@@ -90,8 +145,7 @@ def _send(request: Request, payload: Payload, media_type: str, headers: dict[str
 
 async def api_status(request: Request) -> Response:
     web = _web(request)
-    payload = web.documents.get("api", lambda board: Payload(api.encode_status(board, web.zone)))
-    return _send(request, payload, "application/json")
+    return _send(request, web.documents.get("api", web.build_api), "application/json")
 
 
 def _widget_response(web: _Web, request: Request, title: str, payload: Payload) -> Response:
@@ -114,15 +168,9 @@ async def glance_widget(request: Request) -> Response:
     except ParamError as exc:
         return _widget_response(web, request, spec.title, _error(web, 400, str(exc)))
 
-    def build(board: Board) -> Payload:
-        try:
-            return Payload(web.renderer.widget(spec.build(board, web.zone, params)).encode("utf-8"))
-        except Exception:
-            # Logged once here, at the boundary; Glance shows the body whatever the status code.
-            log.exception("widget rendering failed", extra={"widget": name})
-            return _error(web, 500, "internal error while rendering; see the backup-glance log")
-
-    return _widget_response(web, request, spec.title, web.fragments.get((name, params), build))
+    return _widget_response(
+        web, request, spec.title, web.fragments.get((name, params), web.widget_builder(name, params))
+    )
 
 
 def _plain(status_and_text: tuple[int, str]) -> Response:
@@ -138,19 +186,22 @@ async def health_service(request: Request) -> Response:
     return _plain(monitor.service_health(_web(request).store.current(), request.path_params["service_id"]))
 
 
+async def metrics(request: Request) -> Response:
+    # Rendered once per board version in a worker thread (60 ms for 500 services), never on the event loop.
+    future = _web(request).metrics.get("metrics", render_later)
+    payload = future.result() if future.done() else await asyncio.wrap_future(future)
+    return _send(request, payload, METRICS_TYPE)
+
+
 async def calendar_ics(request: Request) -> Response:
-    payload = _web(request).documents.get("ics", lambda board: Payload(ics.encode_calendar(board)))
-    return _send(request, payload, "text/calendar; charset=utf-8")
+    web = _web(request)
+    return _send(request, web.documents.get("ics", web.build_ics), "text/calendar; charset=utf-8")
 
 
 async def page(request: Request) -> Response:
     web = _web(request)
-
-    def build(board: Board) -> Payload:
-        return Payload(web.renderer.page(build_page(board, web.zone, web.demo_note, web.link)).encode("utf-8"))
-
-    # No X-Frame-Options on purpose: the page is meant to be embeddable in Glance's iframe widget.
-    return _send(request, web.documents.get("page", build), HTML)
+    # No X-Frame-Options: CSP frame-ancestors (server.frame_ancestors) says who may embed it, e.g. Glance's iframe.
+    return _send(request, web.documents.get("page", web.build_page), HTML)
 
 
 def root_path_of(config: Config) -> str:
@@ -163,8 +214,10 @@ def root_path_of(config: Config) -> str:
 def create_app(config: Config, store: BoardStore, *, demo_note: str | None = None) -> Starlette:
     """Build the app. Objects live on `app.state.web`, built here rather than in a lifespan because none of them
     needs async setup or teardown, and tests can then use the app without entering its lifespan."""
-    token = config.server.auth_token.get_secret_value() if config.server.auth_token else None
-    key = config.server.calendar_key.get_secret_value() if config.server.calendar_key else None
+    server = config.server
+    token = server.auth_token.get_secret_value() if server.auth_token else None
+    key = server.calendar_key.get_secret_value() if server.calendar_key else None
+    hosts = AllowedHosts.build(server.allowed_hosts, token=token is not None, base_url=server.base_url)
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -173,11 +226,19 @@ def create_app(config: Config, store: BoardStore, *, demo_note: str | None = Non
             Route("/health", health_all),
             Route("/health/{service_id}", health_service),
             Route("/calendar.ics", calendar_ics),
+            Route("/metrics", metrics),
             Route("/", page),
         ],
-        middleware=[Middleware(SubPath), Middleware(TokenAuth, token=token, calendar_key=key)],
+        middleware=[
+            # Outermost, so the 401 of TokenAuth and the 404 of the router carry the security headers too, and a
+            # refused Host never reaches the token check (nor its failure log).
+            Middleware(SecurityHeaders, hosts=hosts, frame_ancestors=server.frame_ancestors),
+            Middleware(SubPath),
+            Middleware(TokenAuth, token=token, calendar_key=key),
+        ],
     )
-    app.state.web = _Web(config, store, demo_note)
+    web = app.state.web = _Web(config, store, demo_note)
+    store.add_warmer(web.warm)
     return app
 
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from icalendar import Calendar, Event
 
 from ..model import Board, CalendarSlot, SlotOutcome
+from .safe import each
 from .views import SLOT_WORD
 
 PAST = timedelta(days=7)
@@ -36,6 +37,9 @@ _PREFIX: dict[SlotOutcome, str] = {
     SlotOutcome.RUNNING: "▸ ",
     SlotOutcome.UPCOMING: "",
 }
+
+
+MAX_LISTED = 20  # services named in an event's description: a job covering 2,000 guests is not a paragraph
 
 
 def slot_uid(slot: CalendarSlot) -> str:
@@ -73,8 +77,23 @@ def description(slot: CalendarSlot) -> str:
     if slot.overlaps:
         lines.append("overlaps: " + ", ".join(slot.overlaps))
     if slot.service_ids:
-        lines.append("services: " + ", ".join(slot.service_ids))
+        shown = ", ".join(slot.service_ids[:MAX_LISTED])
+        more = f" and {len(slot.service_ids) - MAX_LISTED} more" if len(slot.service_ids) > MAX_LISTED else ""
+        lines.append(f"services: {shown}{more}")
     return "\n".join(lines)
+
+
+def _event(slot: CalendarSlot, board: Board) -> Event:
+    zone = _zone(slot.timezone)
+    event = Event()
+    event.add("uid", slot_uid(slot))
+    event.add("dtstamp", board.generated_at)
+    event.add("dtstart", slot.start_at.astimezone(zone))
+    event.add("dtend", (slot.start_at + slot.duration).astimezone(zone))
+    event.add("summary", summary(slot))
+    event.add("description", description(slot))
+    event.add("categories", [slot.kind.value])
+    return event
 
 
 def build_calendar(board: Board) -> Calendar:
@@ -83,19 +102,15 @@ def build_calendar(board: Board) -> Calendar:
     cal.add("version", "2.0")
     cal.add("x-wr-calname", "Backups")
     first, last = board.generated_at - PAST, board.generated_at + AHEAD
-    for slot in sorted(board.slots, key=lambda s: (s.start_at, s.job_key)):
-        if not first <= slot.start_at <= last:
-            continue
-        zone = _zone(slot.timezone)
-        start = slot.start_at.astimezone(zone)
-        event = Event()
-        event.add("uid", slot_uid(slot))
-        event.add("dtstamp", board.generated_at)
-        event.add("dtstart", start)
-        event.add("dtend", (slot.start_at + slot.duration).astimezone(zone))
-        event.add("summary", summary(slot))
-        event.add("description", description(slot))
-        event.add("categories", [slot.kind.value])
+    slots = [s for s in board.slots if first <= s.start_at <= last]
+    events = each(
+        sorted(slots, key=lambda s: (s.start_at, s.job_key)),
+        lambda slot: _event(slot, board),
+        fallback=lambda _: None,
+        what="calendar event",
+        key=slot_uid,
+    )
+    for event in events:
         cal.add_component(event)
     cal.add_missing_timezones()
     return cal

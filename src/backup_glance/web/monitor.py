@@ -45,7 +45,10 @@ def overall_health(board: Board) -> tuple[int, str]:
     total = len(board.verdicts)
     if board.overall is Severity.OK:
         return OK, f"all {total} services ok" if total else "no services configured"
-    stores = [reason for d in board.datastores if d.severity is not Severity.OK for reason in d.reasons[:1]]
+    stores = [
+        *board.notices,
+        *(reason for d in board.datastores if d.severity is not Severity.OK for reason in d.reasons[:1]),
+    ]
     if problems:
         names = ", ".join(_named(v) for v in problems[:MAX_NAMED])
         if len(problems) > MAX_NAMED:

@@ -1,4 +1,4 @@
-"""`GET /`: the whole board on one standalone page (status table, week calendar, grid, datastores, upcoming).
+"""`GET /`: the whole board on one standalone page (status, week, month, grid, datastores, upcoming).
 
 Pure view-model builder; `templates/page.html` is a full document with inline CSS only (no external assets,
 no JavaScript), light and dark by `prefers-color-scheme`, and embeddable in an iframe. The widgets inside are
@@ -56,7 +56,7 @@ def build_page(
 ) -> PageView:
     """`link` turns a route ("/calendar.ics") into the href a browser should follow (public URL, sub-path)."""
     now = board.generated_at
-    problems = tuple(p for s in board.sources if (p := source_problem(s, now)) is not None)
+    problems = (*board.notices, *(p for s in board.sources if (p := source_problem(s, now)) is not None))
     sources = tuple(
         SourceLine(
             label=source_label(s),
@@ -70,7 +70,8 @@ def build_page(
     panels: tuple[tuple[str, View], ...] = (
         ("Backups", status.build_view(board, zone, status.Params(column="full"))),
         ("This week", calendar.build_view(board, zone, calendar.Params(view="week", column="full"))),
-        ("Last 14 days · next 7", calendar.build_view(board, zone, calendar.Params(view="grid", column="full"))),
+        ("This month", calendar.build_view(board, zone, calendar.Params(view="month", column="full"))),
+        ("By service", calendar.build_view(board, zone, calendar.Params(view="grid", column="full"))),
     )
     side: tuple[tuple[str, View], ...] = (
         ("Datastores", datastores.build_view(board, zone, datastores.Params())),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 MAX_LIMIT = 1000
+MAX_TEXT = 200  # a source name or similar; a longer value cannot match anything
 
 
 class ParamError(ValueError):
@@ -37,22 +38,23 @@ def count(query: Mapping[str, str], name: str, default: int | None, *, low: int 
     5
     >>> count({}, "limit", None) is None
     True
-    >>> count({"limit": "x"}, "limit", None)
+    >>> count({"limit": "²"}, "limit", None)
     Traceback (most recent call last):
     ...
-    backup_glance.web.params.ParamError: bad limit 'x': use a whole number from 1 to 1000
+    backup_glance.web.params.ParamError: bad limit '²': use a whole number from 1 to 1000
     """
     raw = query.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: "²".isdigit() and "①".isdigit() are true, and int() refuses them.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not low <= int(raw) <= MAX_LIMIT:
         raise ParamError(f"bad {name} {raw[:40]!r}: use a whole number from {low} to {MAX_LIMIT}")
     return int(raw)
 
 
 def text(query: Mapping[str, str], name: str) -> str | None:
-    value = query.get(name, "").strip()
+    value = query.get(name, "").strip()[:MAX_TEXT]
     return value or None
 
 
-__all__ = ["ParamError", "choice", "count", "text"]
+__all__ = ["MAX_TEXT", "ParamError", "choice", "count", "text"]

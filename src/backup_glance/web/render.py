@@ -75,28 +75,44 @@ class Renderer:
 
 
 class VersionCache(Generic[T]):
-    """Finished responses for the current board version; emptied when the collector publishes a new board."""
+    """Finished responses for the current board; emptied when the collector publishes a new board.
+
+    `warm` renders answers for a board before it is published (in the collector's worker thread), so that the
+    first request after a publish finds them ready instead of paying for the render itself."""
 
     def __init__(self, store: BoardStore, *, max_entries: int = MAX_ENTRIES) -> None:
         self._store = store
         self._max = max_entries
-        self._version = -1
+        self._board: Board | None = None
         self._entries: dict[Hashable, T] = {}
+        self._next: tuple[Board, dict[Hashable, T]] | None = None
+        # Switch at the publish, on the publisher's thread: dropping the old board's answers (and with them
+        # the last references to a big old board) then costs the publisher, not the next request.
+        store.subscribe(self._adopt)
+
+    def _adopt(self, board: Board) -> None:
+        if board is not self._board:
+            ready = self._next
+            self._entries = dict(ready[1]) if ready is not None and ready[0] is board else {}
+            self._board = board
 
     def get(self, key: Hashable, build: Callable[[Board], T]) -> T:
-        # Read the version before the board: publish() swaps the board first, so the board read next is at least
-        # as new as `version`, and a cached entry is never older than its key says.
-        version = self._store.version
         board = self._store.current()
-        if version != self._version:
-            self._entries = {}
-            self._version = version
+        self._adopt(board)  # a publish this cache has not seen yet (e.g. a store published before it existed)
         entry = self._entries.get(key)
         if entry is None:
             entry = build(board)
             if len(self._entries) < self._max:
                 self._entries[key] = entry
         return entry
+
+    def warm(self, board: Board, key: Hashable, build: Callable[[Board], T]) -> None:
+        """Render `key` for `board`, the board about to be published."""
+        ready = self._next
+        if ready is None or ready[0] is not board:
+            ready = (board, {})
+        ready[1][key] = build(board)
+        self._next = ready
 
 
 __all__ = ["ErrorView", "Payload", "Renderer", "VersionCache"]

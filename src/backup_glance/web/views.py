@@ -7,9 +7,10 @@ made. Nothing here re-decides a status; a new `Status` without a word here fails
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..model import Board, RunOutcome, Severity, SlotOutcome, SourceState, Status
+from ..model import Board, Protection, RunOutcome, Severity, SlotOutcome, SourceState, Status
+from . import fmt
 
 STATUS_WORD: dict[Status, str] = {
     Status.OK: "ok",
@@ -21,6 +22,7 @@ STATUS_WORD: dict[Status, str] = {
     Status.VERIFY_FAILED: "verify failed",
     Status.UNPROTECTED: "unprotected",
     Status.OUT_OF_ORDER: "out of order",
+    Status.AT_RISK: "at risk",
     Status.UNKNOWN: "unknown",
     Status.SILENCED: "silenced",
 }
@@ -55,14 +57,6 @@ SLOT_WORD: dict[SlotOutcome, str] = {
     SlotOutcome.MISSED: "missed",
     SlotOutcome.RUNNING: "running",
     SlotOutcome.UPCOMING: "upcoming",
-}
-
-SLOT_MARK: dict[SlotOutcome, str] = {
-    SlotOutcome.SUCCEEDED: "✓",
-    SlotOutcome.FAILED: "✗",
-    SlotOutcome.MISSED: "missed",
-    SlotOutcome.RUNNING: "▸",
-    SlotOutcome.UPCOMING: "",
 }
 
 # Short CSS class per slot outcome; defined in the scoped <style> of the calendar templates.
@@ -111,12 +105,64 @@ def outcome_text(outcome: SlotOutcome, detail: str) -> str:
     return f"{word}: {detail}"
 
 
-def job_names(board: Board) -> dict[str, str]:
-    """Job key -> the name a person knows it by, for texts that would otherwise show "pbs-main/verify/v-1"."""
-    names = {j.job.key: j.job.name for j in board.jobs}
-    for slot in board.slots:
-        names.setdefault(slot.job_key, slot.job_name)
-    return names
+# An offsite copy this close behind the newest copy reads as current ("1 offsite"), not "0m behind".
+LAG_SHOWN_FROM = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionText:
+    """A service's protection in words, one piece per fact; an empty piece is a fact nobody knows."""
+
+    count: int  # current copies
+    copies: str  # "2 copies", "no recent copy"
+    offsite: str  # "1 offsite 3h behind", "no offsite", "offsite unknown"
+    encrypted: bool | None
+    restored_ago: str  # "41d" since the last successful restore test; "" for none
+
+    @property
+    def line(self) -> str:
+        """ "2 copies · 1 offsite 3h behind · encrypted · restored 41d ago" """
+        encryption = {True: "encrypted", False: "unencrypted", None: ""}[self.encrypted]
+        restored = f"restored {self.restored_ago} ago" if self.restored_ago else ""
+        return " · ".join(part for part in (self.copies, self.offsite, encryption, restored) if part)
+
+
+def protection_text(p: Protection | None, now: datetime) -> ProtectionText | None:
+    """What health found about a service's copies, encryption and restore tests, formatted (never judged here:
+    whether any of it falls short is in the verdict's risks).
+
+    >>> from datetime import UTC
+    >>> from backup_glance.model import Copy
+    >>> now = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    >>> local = Copy("main", "pbs", False, now - timedelta(hours=1), encrypted=True)
+    >>> far = Copy("b2", "restic", True, now - timedelta(hours=4), encrypted=True)
+    >>> p = Protection((local, far), offsite_lag=timedelta(hours=3), encrypted=True,
+    ...                last_restore_test_at=now - timedelta(days=41))
+    >>> protection_text(p, now).line
+    '2 copies · 1 offsite 3h behind · encrypted · restored 41d ago'
+    >>> protection_text(Protection((local,)), now).line
+    '1 copy · no offsite'
+    >>> old = Copy("main", "pbs", False, now - timedelta(days=90), current=False)
+    >>> protection_text(Protection((old,)), now).line
+    'no recent copy'
+    """
+    if p is None:
+        return None
+    count, offsite = p.copy_count, p.offsite_count
+    copies = f"{count} cop{'y' if count == 1 else 'ies'}" if count else ("no recent copy" if p.copies else "no copy")
+    if offsite:
+        behind = p.offsite_lag if p.offsite_lag is not None and p.offsite_lag >= LAG_SHOWN_FROM else None
+        offsite_text = f"{offsite} offsite" + (f" {_largest_unit(behind)} behind" if behind else "")
+    elif any(not c.known for c in p.copies):  # e.g. a remote the token may not scan
+        offsite_text = "offsite unknown"
+    else:
+        offsite_text = "no offsite" if count else ""
+    restored = _largest_unit(now - p.last_restore_test_at) if p.last_restore_test_at is not None else ""
+    return ProtectionText(count, copies, offsite_text, p.encrypted, restored)
+
+
+def _largest_unit(delta: timedelta) -> str:
+    return fmt.span(delta).split()[0]
 
 
 def status_icon(status: Status, severity: Severity) -> str:
@@ -197,7 +243,10 @@ class WidgetState:
 
 def widget_state(board: Board) -> WidgetState:
     """Notices for failing sources; an error only when no source has ever been read."""
-    problems = tuple(p for s in board.sources if (p := source_problem(s, board.generated_at)) is not None)
+    problems = (
+        *board.notices,
+        *(p for s in board.sources if (p := source_problem(s, board.generated_at)) is not None),
+    )
     never_read = all(s.observation is None and s.last_success_at is None for s in board.sources)
     if board.sources and never_read and not board.verdicts and any(s.error for s in board.sources):
         return WidgetState(notices=problems, error="no source could be read yet")
@@ -211,12 +260,10 @@ __all__ = [
     "RUN_MARK",
     "SEVERITY_CLASS",
     "SLOT_CLASS",
-    "SLOT_MARK",
     "SLOT_RANK",
     "SLOT_WORD",
     "STATUS_WORD",
     "WidgetState",
-    "job_names",
     "outcome_text",
     "source_label",
     "source_problem",

@@ -1,35 +1,36 @@
-"""Calendar widget: `view=upcoming` (next runs), `view=week` (7 x 24 h timeline), `view=grid` (services x days).
+"""Calendar widget: `view=upcoming` (next runs), `view=week` (job lanes; an agenda in the small column),
+`view=month` (a month grid like Glance's calendar), `view=grid` (services x days).
 
-Pure view-model builders over `board.slots`; one template per view (`widget-calendar-<view>.html`). Parameters:
-`view`, `n` (upcoming: how many runs), `column=small|full`, `source=NAME`, `limit=N` (grid rows before
-"show more").
+Pure view-model builders over `board.slots`; one template per view (`widget-calendar-<view>.html`, the small
+week is `widget-calendar-agenda.html`). Parameters: `view`, `n` (upcoming: how many runs), `column=small|full`,
+`source=NAME`, `limit=N` (grid rows before "show more").
 
-Sample (grid, one service):  vault  ✓✓✓✓✓✓✓✗✓✓✓✓✓✓ | · · · · · · ·   (14 days back, today outlined, 7 ahead;
-in the small column 10 back and 3 ahead, so the cells stay wide enough to read and the names to tell apart)
+Every view but `upcoming` marks each service whose verdict is not ok (its name in the status colour with the
+status icon, `data-mark="<service id>"`) and the run that caused it, so the calendar never contradicts the
+status widget. Jobs carry their system ("Databasement · Daily dumps"); see `_names`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from ...model import Board, CalendarSlot, SlotOutcome
 from .. import fmt
 from ..params import choice, count, text
-from ..views import SLOT_CLASS, SLOT_RANK, WidgetState, job_names, outcome_text, widget_state
+from ..safe import shows
+from ..views import RUN_CLASS, RUN_MARK, WidgetState, widget_state
+from ._marks import Run, run_of
+from ._names import names_for
 from ._spec import WidgetSpec
-from .status import Moment, moment, sort_key
-from .timeline import DayRow, build_week
+from .grid import GridView, build_grid
+from .month import MonthView, build_month
+from .status import Moment, moment
+from .timeline import AgendaView, WeekView, build_agenda, build_week_view
 
-GRID_DAYS_BEFORE = 14
-GRID_DAYS_AFTER = 7
-# Days back and ahead per column. A 300 px column fits 14 readable day cells next to a readable name; 22 made
-# both the cells and the names unreadable. Ten days back still shows a weekly job's last run.
-GRID_DAYS: dict[str, tuple[int, int]] = {"full": (GRID_DAYS_BEFORE, GRID_DAYS_AFTER), "small": (10, 3)}
 DEFAULT_UPCOMING = 8
+VIEWS = ("upcoming", "week", "month", "grid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +44,15 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class UpcomingRow:
-    name: str
-    kind: str
-    source: str
+    run: Run
     at: Moment
     clock: str  # "02:00" today, "Sat 02:00" this week
     duration: str  # "takes 1m": a bare "1m" next to "in 18h" reads like another relative time
-    overlaps: str  # "" or "overlaps a, b" (job names)
+    overlaps: str  # "" or "overlaps a, b" (job labels)
     after: str  # "" or "after a, b": the run waits for these
+    last_mark: str  # the job's last run: "✓", "✗", ... ("" when it never ran)
+    last_css: str
+    last_at: Moment | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,49 +63,9 @@ class UpcomingView:
     template: str = "widget-calendar-upcoming.html"
 
 
-@dataclass(frozen=True, slots=True)
-class WeekView:
-    state: WidgetState
-    days: tuple[DayRow, ...]
-    column: str
-    has_overlaps: bool
-    has_chains: bool
-    template: str = "widget-calendar-week.html"
-
-
-@dataclass(frozen=True, slots=True)
-class GridCell:
-    css: str  # "" for a day without a due run
-    title: str  # only for days worth a closer look, to keep 50 services under 40 KB
-
-
-@dataclass(frozen=True, slots=True)
-class GridRow:
-    name: str
-    cells: tuple[GridCell, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GridHead:
-    label: str  # day of month, every few days; "" otherwise
-    is_today: bool
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
-class GridView:
-    state: WidgetState
-    head: tuple[GridHead, ...]
-    rows: tuple[GridRow, ...]
-    today_index: int
-    column: str
-    collapse_after: int | None
-    template: str = "widget-calendar-grid.html"
-
-
 def parse_params(query: Mapping[str, str]) -> Params:
     return Params(
-        view=choice(query, "view", ("upcoming", "week", "grid"), "upcoming"),
+        view=choice(query, "view", VIEWS, "upcoming"),
         n=count(query, "n", DEFAULT_UPCOMING) or DEFAULT_UPCOMING,
         column=choice(query, "column", ("small", "full"), "small"),
         source=text(query, "source"),
@@ -111,99 +73,79 @@ def parse_params(query: Mapping[str, str]) -> Params:
     )
 
 
-def _slots(board: Board, params: Params) -> list[CalendarSlot]:
-    return [s for s in board.slots if params.source is None or s.source == params.source]
+def calendar_slots(board: Board, source: str | None, zone: ZoneInfo) -> list[CalendarSlot]:
+    """The slots a view may show: of one source when asked, and only those whose instants can be shown."""
+    return [s for s in board.slots if (source is None or s.source == source) and _renderable(s, zone)]
+
+
+def _renderable(slot: CalendarSlot, zone: ZoneInfo) -> bool:
+    """A slot whose instants cannot be shown (a broken date that got this far) is left out, not fatal."""
+    try:
+        end = slot.start_at + slot.duration
+    except OverflowError:
+        return False
+    return shows(slot.start_at, zone) and shows(end, zone)
 
 
 def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView:
     future = sorted(
-        (s for s in _slots(board, params) if s.outcome is SlotOutcome.UPCOMING and s.start_at >= board.generated_at),
+        (
+            s
+            for s in calendar_slots(board, params.source, zone)
+            if s.outcome is SlotOutcome.UPCOMING and s.start_at >= board.generated_at
+        ),
         key=lambda s: (s.start_at, s.job_name.casefold(), s.job_key),
     )
-    names = job_names(board)
+    names = names_for(board)
+    last_runs = {view.job.key: view.last_run for view in board.jobs}
     rows = []
     for slot in future[: params.n]:
         at = moment(slot.start_at, board, zone)
         assert at is not None  # start_at is never None; moment() only maps None to None
+        last = last_runs.get(slot.job_key)
         rows.append(
             UpcomingRow(
-                name=slot.job_name,
-                kind=slot.kind.value.replace("_", " "),
-                source=slot.source,
+                run=run_of(slot, board, zone, names, {}),
                 at=at,
                 clock=fmt.soon(slot.start_at, zone, now=board.generated_at),
                 duration=f"takes {fmt.span(slot.duration)}",
-                overlaps=f"overlaps {', '.join(names.get(k, k) for k in slot.overlaps)}" if slot.overlaps else "",
+                overlaps=f"overlaps {', '.join(names.job(k) for k in slot.overlaps)}" if slot.overlaps else "",
                 after=f"after {', '.join(slot.after)}" if slot.after else "",
+                last_mark=RUN_MARK[last.outcome] if last else "",
+                last_css=RUN_CLASS[last.outcome] if last else "",
+                last_at=moment(last.ended_at or last.started_at, board, zone) if last else None,
             )
         )
     return UpcomingView(state=widget_state(board), rows=tuple(rows), column=params.column)
 
 
-def build_week_view(board: Board, zone: ZoneInfo, params: Params) -> WeekView:
-    days = build_week(board, zone, _slots(board, params))
-    has_overlaps = any(b.is_overlap for d in days for b in d.blocks)
-    has_chains = any(b.is_chained for d in days for b in d.blocks)
-    return WeekView(
-        state=widget_state(board), days=days, column=params.column, has_overlaps=has_overlaps, has_chains=has_chains
-    )
-
-
-def _cell(day: date, slots: list[CalendarSlot], zone: ZoneInfo) -> GridCell:
-    if not slots:
-        return GridCell("", "")
-    worst = min(slots, key=lambda s: SLOT_RANK[s.outcome])
-    if worst.outcome in (SlotOutcome.SUCCEEDED, SlotOutcome.UPCOMING):
-        return GridCell(SLOT_CLASS[worst.outcome], "")
-    when = worst.start_at.astimezone(zone)
-    title = f"{day:%a %d %b} {when:%H:%M} {worst.job_name}: {outcome_text(worst.outcome, worst.detail)}"
-    return GridCell(SLOT_CLASS[worst.outcome], title)
-
-
-def build_grid(board: Board, zone: ZoneInfo, params: Params) -> GridView:
-    today = board.generated_at.astimezone(zone).date()
-    before, after = GRID_DAYS[params.column]
-    days = [today + timedelta(days=o) for o in range(-before, after + 1)]
-    first, last = days[0], days[-1]
-    by_service_day: dict[tuple[str, date], list[CalendarSlot]] = defaultdict(list)
-    for slot in _slots(board, params):
-        local_day = slot.start_at.astimezone(zone).date()
-        if first <= local_day <= last:
-            own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
-            for service_id in slot.service_ids:
-                if slot.service_outcomes and service_id not in own:
-                    continue  # health says: no data for this service at that time
-                if service_id in own:
-                    outcome, detail = own[service_id]
-                    by_service_day[(service_id, local_day)].append(replace(slot, outcome=outcome, detail=detail))
-                else:
-                    by_service_day[(service_id, local_day)].append(slot)
-    verdicts = [v for v in board.verdicts if params.source is None or params.source in v.sources]
-    rows = tuple(
-        GridRow(v.name, tuple(_cell(d, by_service_day.get((v.service_id, d), []), zone) for d in days))
-        for v in sorted(verdicts, key=sort_key)
-    )
-    # Label every 7th day from today, so the labels line up with weeks and never crowd a 300 px column.
-    head = tuple(GridHead(str(d.day) if (d - today).days % 7 == 0 else "", d == today, f"{d:%a %d %b}") for d in days)
-    collapse = params.limit if params.limit is not None and params.limit < len(rows) else None
-    return GridView(
-        state=widget_state(board),
-        head=head,
-        rows=rows,
-        today_index=before,
-        column=params.column,
-        collapse_after=collapse,
-    )
-
-
-def build_view(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView | WeekView | GridView:
+def build_view(
+    board: Board, zone: ZoneInfo, params: Params
+) -> UpcomingView | WeekView | AgendaView | MonthView | GridView:
+    slots = calendar_slots(board, params.source, zone)
     if params.view == "week":
-        return build_week_view(board, zone, params)
+        if params.column == "small":
+            return build_agenda(board, zone, slots, params.source)
+        return build_week_view(board, zone, slots, params.source)
+    if params.view == "month":
+        return build_month(board, zone, slots, params.source, params.column)
     if params.view == "grid":
-        return build_grid(board, zone, params)
+        return build_grid(board, zone, slots, params.source, params.column, params.limit)
     return build_upcoming(board, zone, params)
 
 
 WIDGET = WidgetSpec(name="calendar", title="Backup calendar", parse=parse_params, build=build_view)
 
-__all__ = ["WIDGET", "GridView", "Params", "UpcomingView", "WeekView", "build_view", "parse_params"]
+__all__ = [
+    "WIDGET",
+    "AgendaView",
+    "GridView",
+    "MonthView",
+    "Params",
+    "UpcomingView",
+    "WeekView",
+    "build_upcoming",
+    "build_view",
+    "calendar_slots",
+    "parse_params",
+]

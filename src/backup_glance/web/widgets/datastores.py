@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ...model import Board, Datastore, DatastoreView, JobKind, JobView, Severity
 from .. import fmt
 from ..params import choice, text
+from ..safe import ERROR_TEXT, each
 from ..views import RUN_CLASS, RUN_MARK, SEVERITY_CLASS, WidgetState, widget_state
 from ._spec import WidgetSpec
 from .status import Moment, moment
@@ -123,10 +124,23 @@ def build_card(view: DatastoreView, board: Board, zone: ZoneInfo) -> DatastoreCa
     )
 
 
+def error_card(view: DatastoreView) -> DatastoreCard:
+    ds = view.datastore
+    return DatastoreCard(ds.name, ds.source, None, False, "", None, "", None, ERROR_TEXT, None, ())
+
+
 def build_view(board: Board, zone: ZoneInfo, params: Params) -> DatastoresView:
     stores = [d for d in board.datastores if params.source is None or d.datastore.source == params.source]
     stores.sort(key=lambda d: (d.datastore.source.casefold(), d.datastore.name.casefold()))
-    cards = tuple(build_card(d, board, zone) for d in stores)
+    cards = tuple(
+        each(
+            stores,
+            lambda d: build_card(d, board, zone),
+            fallback=error_card,
+            what="datastore",
+            key=lambda d: d.datastore.key,
+        )
+    )
     return DatastoresView(state=widget_state(board), cards=cards, column=params.column)
 
 

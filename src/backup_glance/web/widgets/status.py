@@ -1,9 +1,20 @@
-"""Status widget: one row per service with its verdict, last success, snapshot count and next run.
+"""Status widget: a summary line, the services that need attention (one short cause each), then the healthy ones.
 
 Pure view-model builder; `templates/widget-status.html` lays it out. Problems come first (model.SEVERITY_RANK),
-then by name. Parameters: `column=small|full`, `status=problems`, `source=NAME`, `limit=N`.
+then by name. Parameters: `column=small|full`, `status=problems`, `source=NAME`, `limit=N` (problem rows before
+"show more").
 
-Sample row (small column): [!] vault / late • ✓ 26h • 14 snapshots • next in 3h
+A problem row has two lines: the name, then the status word and one short cause ("late · 3 runs missed · last
+ok 4d"); every reason is in its popover. A third, quieter line says how the service is protected ("2 copies ·
+1 offsite 3h behind · encrypted · restored 41d ago"); healthy rows carry it in their popover, and the full
+column gives it columns of its own (copies, encryption, restore test). Healthy services take one line each; in
+the small column they are folded into one expandable "13 ok" row, and `status=problems` ends with "+ 13 ok" so
+the rest reads as fine, not as unmonitored.
+
+Sample (small column):  7 need attention · 13 ok
+                        [!] vault · PBS / late · 3 runs missed · last ok 4d
+                            2 copies · 1 offsite 3h behind · encrypted
+                        ✓ 13 ok ▸
 """
 
 from __future__ import annotations
@@ -13,11 +24,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ...model import SEVERITY_RANK, Board, Severity, Verdict
+from ...model import SEVERITY_RANK, Board, Severity, Status, Verdict
 from .. import fmt
 from ..params import choice, count, text
-from ..views import WidgetState, status_class, status_icon, status_word, widget_state
+from ..safe import ERROR_TEXT, each
+from ..views import (
+    SEVERITY_CLASS,
+    ProtectionText,
+    WidgetState,
+    protection_text,
+    status_class,
+    status_icon,
+    status_word,
+    widget_state,
+)
+from ._marks import short_cause
+from ._names import names_for
 from ._spec import WidgetSpec
+
+# A healthy row's mark: a glyph, not an icon, so 50 services stay small and each healthy row one line.
+OK_GLYPH = {"ok": "✓", "running": "▸", "silenced": "–"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +72,39 @@ class StatusRow:
     icon: str
     is_problem: bool
     reasons: tuple[str, ...]
-    detail: str  # first reason of a problem, or the silence reason, for the full column
+    cause: str  # one short line for a problem; the silence reason for a silenced service; else ""
     last_success: Moment | None
     next_run: Moment | None
     snapshot_count: int
+    protection: ProtectionText | None = None  # copies, offsite, encryption, restore test, in words
+
+    @property
+    def glyph(self) -> str:
+        return OK_GLYPH.get(self.icon, "?")
+
+    @property
+    def detail(self) -> str:
+        """Kept for callers of the former two-line row: the short cause."""
+        return self.cause
 
 
 @dataclass(frozen=True, slots=True)
 class StatusView:
     state: WidgetState
-    rows: tuple[StatusRow, ...]
+    problems: tuple[StatusRow, ...]
+    healthy: tuple[StatusRow, ...]  # empty with status=problems; `ok_count` still says how many
     column: str
     collapse_after: int | None
     total: int
     problem_count: int
+    ok_count: int
     problems_only: bool
+    summary_css: str  # colour of "7 need attention": the worst severity among them
     template: str = "widget-status.html"
+
+    @property
+    def rows(self) -> tuple[StatusRow, ...]:
+        return self.problems + self.healthy
 
 
 def parse_params(query: Mapping[str, str]) -> Params:
@@ -85,42 +128,66 @@ def moment(at: datetime | None, board: Board, zone: ZoneInfo) -> Moment | None:
 
 def build_row(v: Verdict, board: Board, zone: ZoneInfo) -> StatusRow:
     is_problem = v.severity is not Severity.OK
-    if is_problem and v.reasons:
-        detail = v.reasons[0]
-    elif v.silence is not None:
-        detail = f"silenced: {v.silence.reason}"
-    else:
-        detail = ""  # an ok row needs no second line; it keeps the full column compact
+    cause = short_cause(v, zone) if is_problem or v.status is Status.SILENCED else ""
     return StatusRow(
         service_id=v.service_id,
-        name=v.name,
+        name=names_for(board).service(v.service_id, v.name),
         word=status_word(v.status),
         css=status_class(v.status, v.severity),
         icon=status_icon(v.status, v.severity),
         is_problem=is_problem,
         reasons=v.reasons,
-        detail=detail,
+        cause=cause,
         last_success=moment(v.last_success_at, board, zone),
         next_run=moment(v.next_run_at, board, zone),
         snapshot_count=v.snapshot_count,
+        protection=protection_text(v.protection, board.generated_at),
+    )
+
+
+def error_row(v: Verdict) -> StatusRow:
+    """A service whose row could not be built: still listed, as a problem, never silently missing."""
+    return StatusRow(
+        service_id=v.service_id,
+        name=v.name,
+        word="error",
+        css=status_class(Status.UNKNOWN, Severity.UNKNOWN),
+        icon=status_icon(Status.UNKNOWN, Severity.UNKNOWN),
+        is_problem=True,
+        reasons=(ERROR_TEXT,),
+        cause=ERROR_TEXT,
+        last_success=None,
+        next_run=None,
+        snapshot_count=0,
     )
 
 
 def build_view(board: Board, zone: ZoneInfo, params: Params) -> StatusView:
     verdicts = [v for v in board.verdicts if params.source is None or params.source in v.sources]
-    total = len(verdicts)
-    problems = [v for v in verdicts if v.severity is not Severity.OK]
-    shown = problems if params.problems_only else verdicts
-    rows = tuple(build_row(v, board, zone) for v in sorted(shown, key=sort_key))
-    collapse = params.limit if params.limit is not None and params.limit < len(rows) else None
+    rows = each(
+        sorted(verdicts, key=sort_key),
+        lambda v: build_row(v, board, zone),
+        fallback=error_row,
+        what="service",
+        key=lambda v: v.service_id,
+    )
+    problems = tuple(r for r in rows if r.is_problem)
+    healthy = tuple(r for r in rows if not r.is_problem)
+    collapse = params.limit if params.limit is not None and params.limit < len(problems) else None
+    worst = min(
+        (v.severity for v in verdicts if v.severity is not Severity.OK), key=SEVERITY_RANK.__getitem__, default=None
+    )
     return StatusView(
         state=widget_state(board),
-        rows=rows,
+        problems=problems,
+        healthy=() if params.problems_only else healthy,
         column=params.column,
         collapse_after=collapse,
-        total=total,
+        total=len(rows),
         problem_count=len(problems),
+        ok_count=len(healthy),
         problems_only=params.problems_only,
+        summary_css=SEVERITY_CLASS[worst] if worst is not None else "color-positive",
     )
 
 

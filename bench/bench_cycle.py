@@ -1,0 +1,128 @@
+"""What does the running service spend per cycle, from poll to the first answer after it?
+
+Run: .venv/bin/python bench/bench_cycle.py [GUESTS ...]      (default: 2000 10000)
+
+For each size: N guests x 60 snapshots on 3 datastores and 20 namespaces (the PBS and PVE simulators of
+bench_proxmox_poll, in a child process, over real HTTPS). The real collector polls both, bounds, records into a
+real history file, views it, judges, renders the usual answers and publishes, exactly as `serve` does:
+
+  first cycle   a fresh start
+  quiet cycle   5 % of the groups got a new snapshot (and their backup tasks)
+  still cycle   nothing changed and no deadline passed (the collector does not re-judge at all)
+
+Printed per cycle: wall and CPU seconds of this process (the simulators do not count), the CPU share of the
+first cycle, peak RSS, and the first request's time after the publish. Targets (issue 12): first cycle under
+10 s wall and 300 MB at 10,000 guests; quiet <= 10 % and still <= 2 % of the first cycle's CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import bench_proxmox_poll as lab_bench
+from backup_glance.board import BoardStore
+from backup_glance.collector import Collector
+from backup_glance.config import Config, PbsSourceConfig, PveSourceConfig
+from backup_glance.health import Defaults
+from backup_glance.history import History
+from backup_glance.sources.pbs import PbsSource
+from backup_glance.sources.pve import PveSource
+from backup_glance.web import create_app
+from backup_glance.web.widgets import WIDGETS
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def poll_cycle(collector: Collector, names: list[str]) -> bool:
+    """One cycle as the running service does it: poll every source, then re-judge only if there was news."""
+    for name in names:
+        await collector._poll(name)
+    news = collector._news.is_set()
+    if news:
+        collector._news.clear()
+        await collector.rebuild()
+    return news
+
+
+def first_request_ms(web: Any) -> float:
+    """What the first /glance/status request after the publish costs in the process (cache lookup or render)."""
+    params = WIDGETS["status"].parse({"column": "small", "limit": "8"})
+    began = time.perf_counter()
+    web.fragments.get(("status", params), web.widget_builder("status", params))
+    return (time.perf_counter() - began) * 1000
+
+
+async def measure(guests: int) -> None:
+    lab_bench.GUESTS = guests
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(child, guests), daemon=True)
+    process.start()
+    endpoints = parent.recv()
+    common = {"token_id": lab_bench.TOKEN_ID, "token_secret": lab_bench.SECRET, "timeout": "60s", "max_in_flight": 8}
+    pbs_url, pbs_pin = endpoints["pbs"]
+    pve_url, pve_pin = endpoints["pve"]
+    pbs = PbsSource(PbsSourceConfig(name="pbs", type="pbs", url=pbs_url, fingerprint=pbs_pin, **common))
+    pve = PveSource(PveSourceConfig(name="pve", type="pve", url=pve_url, fingerprint=pve_pin, **common))
+    with tempfile.TemporaryDirectory() as tmp:
+        history = History.open(Path(tmp) / "history.sqlite3", retention=timedelta(days=90))
+        store = BoardStore(timezone=lab_bench.DISPLAY_TZ)
+        app = create_app(Config(timezone=lab_bench.DISPLAY_TZ), store)
+        collector = Collector(
+            sources=[pbs, pve],
+            poll_intervals={"pbs": timedelta(minutes=5), "pve": timedelta(minutes=5)},
+            deadlines={"pbs": timedelta(minutes=5), "pve": timedelta(minutes=5)},
+            services=[],
+            store=store,
+            display_tz=lab_bench.DISPLAY_TZ,
+            defaults=Defaults(),
+            history=history,
+        )
+        rows = []
+        for label in ("first", "quiet", "still"):
+            if label == "quiet":
+                parent.send("change")
+                parent.recv()
+            wall, cpu = time.perf_counter(), time.process_time()
+            news = await poll_cycle(collector, ["pbs", "pve"])
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            request_ms = first_request_ms(app.state.web)
+            rows.append((label, wall, cpu, news, request_ms, rss_mb()))
+        await pbs.aclose()
+        await pve.aclose()
+        history.close()
+    parent.send("stop")
+    process.join(timeout=30)
+    first_cpu = rows[0][2]
+    print(f"{guests} guests x {lab_bench.SNAPSHOTS} snapshots ({guests * lab_bench.SNAPSHOTS:,} snapshots)")
+    for label, wall, cpu, news, request_ms, rss in rows:
+        judged = "judged" if news else "no news: not judged"
+        print(
+            f"  {label:5} cycle {wall:6.2f} s wall {cpu:6.2f} s CPU ({cpu / first_cpu:6.1%} of first)  "
+            f"first request {request_ms:6.2f} ms  peak RSS {rss:6.1f} MB  ({judged})"
+        )
+    quiet, still = rows[1][2] / first_cpu, rows[2][2] / first_cpu
+    print(f"  {'PASS' if rows[0][1] < 10 else 'FAIL'}  first cycle under 10 s wall")
+    print(f"  {'PASS' if rows[-1][5] < 300 else 'FAIL'}  peak RSS under 300 MB")
+    print(f"  {'PASS' if quiet <= 0.10 else 'FAIL'}  quiet cycle <= 10 % of the first cycle's CPU ({quiet:.1%})")
+    print(f"  {'PASS' if still <= 0.02 else 'FAIL'}  still cycle <= 2 % of the first cycle's CPU ({still:.1%})")
+
+
+def _serve(conn: Any, guests: int) -> None:
+    lab_bench.GUESTS = guests
+    lab_bench.serve(conn)
+
+
+if __name__ == "__main__":
+    sizes = [int(arg) for arg in sys.argv[1:]] or [2000, 10000]
+    for size in sizes:
+        asyncio.run(measure(size))

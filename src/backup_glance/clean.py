@@ -1,0 +1,26 @@
+"""Text from outside (a source's answer, an error body) made safe to store, render and log. No imports of ours.
+
+>>> clean_text("a\\ud800b\\nc\\x1b[2J" + "x" * 10, limit=12)
+'a\\ufffdb c[2Jxxx…'
+"""
+
+from __future__ import annotations
+
+import re
+
+MARK = "…"  # where text was cut
+MAX_NAME = 200
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = re.compile(r"[\r\n\t]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: object, limit: int = MAX_NAME) -> str:
+    """Valid Unicode, no control characters (line breaks become spaces), at most `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isascii():
+        # Valid JSON can carry a lone surrogate; SQLite and every UTF-8 output refuse it.
+        text = _SURROGATE.sub("\ufffd", text)
+    text = _CONTROL.sub("", _LINE_BREAKS.sub(" ", text))
+    return text if len(text) <= limit else text[: limit - 1] + MARK

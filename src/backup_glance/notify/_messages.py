@@ -1,0 +1,202 @@
+"""Messages as a person reads them on a phone: a title naming the worst, one line per change, a link to the board.
+
+    alert(lines, zone, base_url)     # Message(title="postgres: failed (+2 more)", body="...", level="critical")
+    digest(board, now, base_url)     # counts, every problem, the datastores, the next week's runs
+    merge(messages, zone)            # what quiet hours or a target's outage held back, as one message
+
+Plain text only (every Apprise service can show it); names and reasons come from sources, so control
+characters become spaces (no forged lines) and long ones are cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..model import SEVERITY_RANK, Board, DatastoreView, Severity, SlotOutcome, Status
+from ._policy import Change, Line, worst
+
+MAX_LINES = 40  # a message stays readable on a phone; the rest is on the board
+MAX_TEXT = 300
+DIGEST_RUNS = 15  # jobs in the digest's "next 7 days"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    title: str
+    body: str
+    level: str  # "critical" | "unknown" | "warning" | "ok" | "info": picks the Apprise notify type
+    kind: str = "alert"  # "alert" | "digest" | "test"
+
+
+def clean(text: str, limit: int = MAX_TEXT) -> str:
+    """One line of text from anything a source sent."""
+    flat = _CONTROL.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _status_word(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def line_text(line: Line, zone: ZoneInfo) -> str:
+    name = clean(line.name, 80)
+    reason = clean(line.reason)
+    tail = f" — {reason}" if reason else ""
+    if line.change is Change.DOWN:
+        text = f"source {name} is not answering: {reason}"
+        if line.riders:
+            shown = ", ".join(clean(r, 60) for r in line.riders[:10])
+            more = f" and {len(line.riders) - 10} more" if len(line.riders) > 10 else ""
+            text += f" ({len(line.riders)} service{'s' * (len(line.riders) != 1)} unknown: {shown}{more})"
+        return text
+    if line.change is Change.UP:
+        return f"source {name} answers again"
+    if line.change is Change.RECOVERED:
+        now = "" if line.status == Status.OK.value else f", now {_status_word(line.status)}"
+        return f"{name}: recovered{now}{tail}"
+    if line.change is Change.REMINDER:
+        since = f" since {_when(line.since, zone)}" if line.since is not None else ""
+        if line.item.startswith("source:"):
+            return f"source {name} still not answering{since}: {reason}"
+        return f"{name}: still {_status_word(line.status)}{since}{tail}"
+    was = f" (was {_status_word(line.previous)})" if line.change is Change.CHANGED and line.previous else ""
+    return f"{name}: {_status_word(line.status)}{was}{tail}"
+
+
+def _title(line: Line) -> str:
+    name = clean(line.name, 60)
+    if line.change is Change.DOWN:
+        return f"source {name} is not answering"
+    if line.change is Change.UP:
+        return f"source {name} answers again"
+    if line.change is Change.RECOVERED:
+        return f"{name} recovered"
+    if line.change is Change.REMINDER and line.item.startswith("source:"):
+        return f"source {name} is not answering"
+    return f"{name}: {_status_word(line.status)}"
+
+
+def alert(lines: Sequence[Line], zone: ZoneInfo, base_url: str | None) -> Message:
+    """One message for the changes one board update brought to one target (lines sorted worst first)."""
+    level = worst(list(lines))
+    title = _title(lines[0]) + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+    if all(line.change is Change.REMINDER for line in lines):
+        title = "still open: " + title
+    body = [line_text(line, zone) for line in lines[:MAX_LINES]]
+    if len(lines) > MAX_LINES:
+        body.append(f"… and {len(lines) - MAX_LINES} more on the board")
+    return Message("Backups: " + title, _with_link(body, base_url), level.value)
+
+
+def _with_link(body: list[str], base_url: str | None) -> str:
+    if base_url:
+        body = [*body, "", f"Board: {base_url.rstrip('/')}/"]
+    return "\n".join(body)
+
+
+def _when(at: datetime | None, zone: ZoneInfo) -> str:
+    if at is None:
+        return "?"
+    return at.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+def digest(board: Board, now: datetime, base_url: str | None) -> Message:
+    """The week's confidence for someone who never opens the board."""
+    zone = ZoneInfo(board.timezone)
+    counts: dict[str, int] = {}
+    for verdict in board.verdicts:
+        counts[verdict.status.value] = counts.get(verdict.status.value, 0) + 1
+    order = {status.value: index for index, status in enumerate(Status)}
+    summary = ", ".join(f"{n} {_status_word(s)}" for s, n in sorted(counts.items(), key=lambda c: order[c[0]]))
+    body = [f"{len(board.verdicts)} services: {summary or 'none'}", f"Overall: {board.overall.value}"]
+    problems = sorted(
+        (v for v in board.verdicts if v.severity is not Severity.OK),
+        key=lambda v: (SEVERITY_RANK[v.severity], v.name.casefold()),
+    )
+    body += ["", f"Problems ({len(problems)}):" if problems else "Problems: none"]
+    for verdict in problems[:MAX_LINES]:
+        reason = clean(verdict.reasons[0]) if verdict.reasons else ""
+        body.append(
+            f"- {clean(verdict.name, 80)}: {_status_word(verdict.status.value)}" + (f" — {reason}" if reason else "")
+        )
+    if len(problems) > MAX_LINES:
+        body.append(f"- … and {len(problems) - MAX_LINES} more on the board")
+    down = [s for s in board.sources if s.error is not None]
+    if down:
+        body += ["", "Sources with errors:"] + [f"- {clean(s.name, 60)}: {clean(s.error or '')}" for s in down]
+    if board.datastores:
+        body += ["", "Datastores:"]
+        for view in board.datastores:
+            body.append("- " + _datastore_text(view))
+    body += ["", "Next 7 days:", *_next_runs(board, now, zone)]
+    for notice in board.notices:
+        body += ["", f"Note: {clean(notice)}"]
+    level = board.overall.value if board.overall is not Severity.OK else "info"
+    title = f"Backups digest {now.astimezone(zone).strftime('%a %d %b')}: " + (
+        "all ok" if not problems else f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+    )
+    return Message(title, _with_link(body, base_url), level, kind="digest")
+
+
+def _datastore_text(view: DatastoreView) -> str:
+    parts: list[str] = []
+    if view.used_fraction is not None:
+        parts.append(f"{view.used_fraction * 100:.0f}% used")
+    if view.full_in_days is not None:
+        parts.append(f"full in {view.full_in_days:.0f} days")
+    if view.datastore.error:
+        parts.append(f"error: {clean(view.datastore.error)}")
+    if view.severity is not Severity.OK:
+        parts.append(f"{view.severity.value}" + (f": {clean(view.reasons[0])}" if view.reasons else ""))
+    return f"{clean(view.datastore.name, 60)} ({clean(view.datastore.source, 60)}): " + (
+        ", ".join(parts) or "no figures"
+    )
+
+
+def _next_runs(board: Board, now: datetime, zone: ZoneInfo) -> list[str]:
+    """One line per job that runs in the next week: its first run and how many there are."""
+    until = now + timedelta(days=7)
+    first: dict[str, tuple[datetime, str, str, int]] = {}
+    for slot in board.slots:
+        if slot.outcome is not SlotOutcome.UPCOMING or not now <= slot.start_at < until:
+            continue
+        seen = first.get(slot.job_key)
+        if seen is None:
+            first[slot.job_key] = (slot.start_at, slot.job_name, slot.source, 1)
+        else:
+            start = min(seen[0], slot.start_at)
+            first[slot.job_key] = (start, seen[1], seen[2], seen[3] + 1)
+    runs = sorted(first.values(), key=lambda r: (r[0], r[1]))
+    lines = [
+        f"- {_when(start, zone)} {clean(name, 60)} ({clean(source, 40)})" + (f", {count} runs" if count > 1 else "")
+        for start, name, source, count in runs[:DIGEST_RUNS]
+    ]
+    if len(runs) > DIGEST_RUNS:
+        lines.append(f"- … and {len(runs) - DIGEST_RUNS} more jobs")
+    return lines or ["- no scheduled runs"]
+
+
+def merge(messages: Sequence[tuple[datetime, Message]], zone: ZoneInfo) -> Message:
+    """Messages held back (quiet hours, a target that did not accept) as one: the worst title, each part under
+    the time it was written."""
+    if len(messages) == 1:
+        return messages[0][1]
+    rank = {"critical": 0, "unknown": 1, "warning": 2, "info": 3, "ok": 4}
+    _worst_at, worst_message = min(messages, key=lambda m: (rank.get(m[1].level, 5), m[0]))
+    parts = [f"[{_when(at, zone)}] {message.title}\n{message.body}" for at, message in messages]
+    title = worst_message.title + f" (+{len(messages) - 1} more message{'s' * (len(messages) != 2)})"
+    kind = "digest" if all(m.kind == "digest" for _, m in messages) else "alert"
+    return Message(title, "\n\n".join(parts), worst_message.level, kind)
+
+
+def test_message(base_url: str | None) -> Message:
+    body = ["This is a test from backup-glance: this target works.", "Alerts, reminders and digests arrive here."]
+    return Message("Backups: test message", _with_link(body, base_url), "info", kind="test")
+
+
+__all__ = ["MAX_LINES", "Message", "alert", "clean", "digest", "line_text", "merge", "test_message"]

@@ -1,0 +1,103 @@
+"""Who watches the watcher: a Healthchecks / Uptime Kuma push URL pinged while backup-glance works.
+
+    heartbeat = Heartbeat(url, fail_url=None, every=timedelta(minutes=5))
+    heartbeat.on_board(board)          # after each publish: pings when due, in a task of its own
+
+First ping right after the first complete board (every source answered or failed once), then after board
+updates at most every `every` (at least 5 s). While the board is critical and `fail_url` is set, `fail_url`
+is pinged instead of `url`. Pings follow board updates, so a collector that dies or hangs stops them and the
+external monitor notices. A failed ping is logged (once per streak) and tried again at the next board update
+after `RETRY_S`; it never delays anything else. URLs appear in logs as scheme://host/… only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+
+from ..config import display_url
+from ..model import Board, Severity
+from ._policy import is_complete
+
+log = logging.getLogger(__name__)
+
+MIN_EVERY = timedelta(seconds=5)
+RETRY_S = 30.0
+TIMEOUT_S = 10.0
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        url: str,
+        *,
+        fail_url: str | None = None,
+        every: timedelta = timedelta(minutes=5),
+        monotonic: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self.fail_url = fail_url
+        self.every = max(every, MIN_EVERY).total_seconds()
+        self._monotonic = monotonic
+        self._transport = transport
+        self._last_ok: float | None = None
+        self._last_try: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._failing = False
+        self.pings = 0
+
+    def on_board(self, board: Board) -> None:
+        """Ping if due; call from the event loop. Returns at once: the ping runs in its own task."""
+        if not is_complete(board) or (self._task is not None and not self._task.done()):
+            return
+        now = self._monotonic()
+        if self._last_ok is not None and now - self._last_ok < self.every:
+            return
+        if self._failing and self._last_try is not None and now - self._last_try < min(RETRY_S, self.every):
+            return
+        failing = board.overall is Severity.CRITICAL and self.fail_url is not None
+        url = self.fail_url if failing and self.fail_url is not None else self.url
+        self._last_try = now
+        self._task = asyncio.get_running_loop().create_task(self._ping(url, failing), name="heartbeat")
+
+    async def _ping(self, url: str, failing: bool) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=TIMEOUT_S, transport=self._transport, follow_redirects=True)
+        shown = display_url(url)
+        try:
+            response = await self._client.get(url, headers={"User-Agent": "backup-glance heartbeat"})
+            ok = response.status_code < 400
+            problem = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok, problem = False, exc.__class__.__name__
+        if ok:
+            self._last_ok = self._monotonic()
+            self.pings += 1
+            if self._failing:
+                log.info("heartbeat accepted again", extra={"url": shown})
+            self._failing = False
+            log.debug("heartbeat sent", extra={"url": shown, "fail": failing})
+        else:
+            if not self._failing:
+                log.warning("heartbeat ping failed", extra={"url": shown, "problem": problem})
+            self._failing = True
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+__all__ = ["Heartbeat"]

@@ -1,0 +1,338 @@
+"""Bounds on what a source may tell us, applied once to every observation before anything else reads it.
+
+A source is trusted to be itself, not to be sane: one snapshot dated 9999-12-31, a size of 2^64, a lone UTF-16
+surrogate in a message or a megabyte-long guest name must cost that record (or that field), never the source
+and never the board. What is dropped or cut is said in the observation's `problems`, per source, so the board
+shows it:
+
+- instants of things that happened (a snapshot taken, a run started or ended, a verification) must lie between
+  2000-01-01 and tomorrow; forecasts (a job's next run, a datastore's full date) between 2000 and 2200;
+- byte counts are whole numbers from 0 to 2^60 (an exabyte; SQLite holds 2^63 - 1), factors finite;
+- text is valid Unicode without control characters, names and ids at most 200 characters, messages 1,000;
+  a key (which must stay unique) that is too long keeps a prefix and a digest instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from msgspec.structs import replace as evolve
+
+from ..clean import MAX_NAME, clean_text
+from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, Snapshot, Target
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)  # clocks drift and zones differ; a snapshot "from tomorrow" is a broken one
+LATEST_FORECAST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_BYTES = 2**60
+
+MAX_MESSAGE = 1000
+MAX_KEY = 300
+
+
+def clean_key(value: str) -> str:
+    """Like `clean_text`, but a key must stay unique and stable: a long one keeps a prefix plus a digest.
+
+    >>> key = clean_key("guest:" + "x" * 400); len(key), key[-17:-16], key == clean_key("guest:" + "x" * 400)
+    (300, '~', True)
+    """
+    text = clean_text(value, limit=10 * MAX_KEY)
+    if len(text) <= MAX_KEY:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"{text[: MAX_KEY - 17]}~{digest}"
+
+
+class _Notes:
+    """What was dropped or cut, counted per kind, said once per poll with an example."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+        self.future = False  # something was refused for lying in the future: it may be fine tomorrow
+
+    def merge(self, other: _Notes) -> None:
+        self.counts.update(other.counts)
+        for kind, example in other.examples.items():
+            self.examples.setdefault(kind, example)
+        self.future = self.future or other.future
+
+    def add(self, kind: str, example: str) -> None:
+        self.counts[kind] += 1
+        self.examples.setdefault(kind, clean_text(example, 120))
+
+    def lines(self) -> tuple[str, ...]:
+        return tuple(
+            f"{kind}: {count} ignored (e.g. {self.examples[kind]})" if count > 1 else f"{kind}: {self.examples[kind]}"
+            for kind, count in self.counts.items()
+        )
+
+
+class EdgeBounds:
+    """Bounds one source's observations, poll after poll.
+
+    Sources hand back the very same tuple of snapshots (or runs) while nothing changed; its bounded version is
+    then reused instead of checking hundreds of thousands of records again. A record that was refused only for
+    being in the future disables the reuse, since tomorrow it may be fine."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[object, tuple[Any, ...], _Notes]] = {}
+        # ids of the records the last pass let through untouched; the memo's result tuple keeps them alive, so
+        # an id cannot be reused by another object while it is here
+        self._passed: dict[str, frozenset[int]] = {}
+
+    def bound(self, observation: Observation, now: datetime) -> Observation:
+        """The observation with every impossible record dropped or field cleared, and a problem line per kind."""
+        latest = now + FUTURE_SLACK
+        notes = _Notes()
+        snapshots = self._reuse(
+            "snapshots",
+            observation.snapshots,
+            notes,
+            lambda n: _snapshots(observation.snapshots, latest, n, self._passed.get("snapshots", frozenset())),
+        )
+        runs = self._reuse(
+            "runs",
+            observation.runs,
+            notes,
+            lambda n: _runs(observation.runs, latest, n, self._passed.get("runs", frozenset())),
+        )
+        jobs = tuple(_job(job, latest, notes) for job in observation.jobs)
+        datastores = tuple(_datastore(store, notes) for store in observation.datastores)
+        targets = self._reuse(
+            "targets", observation.targets, notes, lambda n: tuple(_target(t) for t in observation.targets)
+        )
+        remote_copies = self._reuse(
+            "remote_copies",
+            observation.remote_copies,
+            notes,
+            lambda n: tuple(
+                c for copy in observation.remote_copies if (c := _remote_copy(copy, latest, n)) is not None
+            ),
+        )
+        problems = (*(clean_text(p, MAX_MESSAGE) for p in observation.problems), *notes.lines())
+        return replace(
+            observation,
+            targets=targets,
+            snapshots=snapshots,
+            runs=runs,
+            jobs=jobs,
+            datastores=datastores,
+            uncovered_target_keys=tuple(clean_key(k) for k in observation.uncovered_target_keys),
+            problems=problems,
+            remote_copies=remote_copies,
+            offsite_locations=tuple(clean_text(x) for x in observation.offsite_locations),
+            endpoint=clean_text(observation.endpoint),
+        )
+
+    def _reuse(
+        self, name: str, given: tuple[Any, ...], notes: _Notes, compute: Callable[[_Notes], tuple[Any, ...]]
+    ) -> tuple[Any, ...]:
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] is given and not memo[2].future:
+            notes.merge(memo[2])
+            return memo[1]
+        own = _Notes()
+        result = compute(own)
+        # Keeping `given` alive keeps its id from being reused by another tuple.
+        self._memo[name] = (given, result, own)
+        if name in ("snapshots", "runs"):
+            self._passed[name] = frozenset(map(id, result))
+        notes.merge(own)
+        return result
+
+
+def bound_observation(observation: Observation, now: datetime) -> Observation:
+    """One observation bounded on its own (no reuse across polls)."""
+    return EdgeBounds().bound(observation, now)
+
+
+def _plain(text: str, limit: int) -> bool:
+    return len(text) <= limit and text.isprintable()
+
+
+def _snapshots(
+    snapshots: tuple[Snapshot, ...], latest: datetime, notes: _Notes, passed: frozenset[int]
+) -> tuple[Snapshot, ...]:
+    out: list[Snapshot] = []
+    changed = False
+    for snapshot in snapshots:
+        if id(snapshot) in passed:  # the same record as last poll, already checked
+            out.append(snapshot)
+            continue
+        bounded = _snapshot(snapshot, latest, notes)
+        changed = changed or bounded is not snapshot
+        if bounded is not None:
+            out.append(bounded)
+    return tuple(out) if changed else snapshots
+
+
+def _snapshot(snapshot: Snapshot, latest: datetime, notes: _Notes) -> Snapshot | None:
+    taken_at, verified_at, size = snapshot.taken_at, snapshot.verified_at, snapshot.size_bytes
+    if not _between(taken_at, EARLIEST, latest):
+        notes.add("snapshots with impossible dates", f"{clean_text(snapshot.snapshot_id)} at {_shown(taken_at)}")
+        notes.future = notes.future or _after(taken_at, latest)
+        return None
+    if (
+        (verified_at is None or _between(verified_at, EARLIEST, latest))
+        and (size is None or (type(size) is int and 0 <= size <= MAX_BYTES))
+        and _plain(snapshot.target_key, MAX_KEY)
+        and _plain(snapshot.snapshot_id, MAX_KEY)
+        and _plain(snapshot.location, MAX_NAME)
+        and (not snapshot.places or all(_plain(p, MAX_NAME) for p in snapshot.places))
+    ):
+        return snapshot  # the usual case: nothing to fix, no new object
+    example = clean_text(snapshot.snapshot_id)
+    if verified_at is not None and not _between(verified_at, EARLIEST, latest):
+        notes.add("impossible verification times", f"{example} at {_shown(verified_at)}")
+        notes.future = notes.future or _after(verified_at, latest)
+        verified_at = None
+    return evolve(
+        snapshot,
+        verified_at=verified_at,
+        target_key=clean_key(snapshot.target_key),
+        snapshot_id=clean_key(snapshot.snapshot_id),
+        location=clean_text(snapshot.location),
+        size_bytes=_size(size, "snapshot sizes", example, notes),
+        places=tuple(clean_text(p) for p in snapshot.places),
+    )
+
+
+def _remote_copy(copy: RemoteCopy, latest: datetime, notes: _Notes) -> RemoteCopy | None:
+    newest = copy.newest_at
+    if newest is not None and not _between(newest, EARLIEST, latest):
+        notes.add("remote copies with impossible dates", f"{clean_text(copy.location)} at {_shown(newest)}")
+        notes.future = notes.future or _after(newest, latest)
+        newest = None  # kept as a copy whose freshness is unknown
+    count = copy.count if copy.count is None or (type(copy.count) is int and 0 <= copy.count <= MAX_BYTES) else None
+    return replace(
+        copy,
+        target_key=clean_key(copy.target_key),
+        source=clean_text(copy.source),
+        location=clean_text(copy.location),
+        endpoint=clean_text(copy.endpoint, MAX_KEY),
+        job_key=clean_key(copy.job_key),
+        newest_at=newest,
+        count=count,
+    )
+
+
+def _runs(runs: tuple[JobRun, ...], latest: datetime, notes: _Notes, passed: frozenset[int]) -> tuple[JobRun, ...]:
+    out = [run if id(run) in passed else _run(run, latest, notes) for run in runs]
+    out = [run for run in out if run is not None]
+    return runs if len(out) == len(runs) and all(a is b for a, b in zip(out, runs, strict=True)) else tuple(out)
+
+
+def _job(job: Job, latest: datetime, notes: _Notes) -> Job:
+    last_run = _run(job.last_run, latest, notes) if job.last_run is not None else None
+    return replace(
+        job,
+        key=clean_key(job.key),
+        job_id=clean_key(job.job_id),
+        name=clean_text(job.name),
+        comment=clean_text(job.comment, MAX_MESSAGE),
+        store=clean_text(job.store) if job.store is not None else None,
+        namespace=clean_text(job.namespace) if job.namespace is not None else None,
+        target_keys=tuple(clean_key(k) for k in job.target_keys),
+        next_run_at=_forecast(job.next_run_at, "next-run times", clean_text(job.name), notes),
+        last_run=last_run,
+    )
+
+
+def _datastore(store: Datastore, notes: _Notes) -> Datastore:
+    name = clean_text(store.name)
+    return replace(
+        store,
+        key=clean_key(store.key),
+        name=name,
+        total_bytes=_size(store.total_bytes, "datastore sizes", name, notes),
+        used_bytes=_size(store.used_bytes, "datastore sizes", name, notes),
+        avail_bytes=_size(store.avail_bytes, "datastore sizes", name, notes),
+        estimated_full_at=_forecast(store.estimated_full_at, "full-date estimates", name, notes),
+        dedup_factor=_factor(store, notes),
+        error=clean_text(store.error, MAX_MESSAGE) if store.error is not None else None,
+        maintenance=clean_text(store.maintenance, MAX_MESSAGE) if store.maintenance is not None else None,
+    )
+
+
+def _forecast(moment: datetime | None, what: str, example: str, notes: _Notes) -> datetime | None:
+    if moment is None or _between(moment, EARLIEST, LATEST_FORECAST):
+        return moment
+    notes.add(f"impossible {what}", f"{example} at {_shown(moment)}")
+    return None
+
+
+def _size(value: int | None, what: str, example: str, notes: _Notes) -> int | None:
+    if value is None or (type(value) is int and 0 <= value <= MAX_BYTES):
+        return value
+    notes.add(f"impossible {what}", f"{example}: {_shown(value)}")
+    return None
+
+
+def _after(moment: datetime, latest: datetime) -> bool:
+    try:
+        return moment > latest
+    except TypeError:
+        return False
+
+
+def _run(run: JobRun, latest: datetime, notes: _Notes) -> JobRun | None:
+    started, ended = run.started_at, run.ended_at
+    if not _between(started, EARLIEST, latest) or (ended is not None and not _between(ended, EARLIEST, latest)):
+        notes.add("runs with impossible dates", f"{clean_text(run.run_id)} at {_shown(started)}")
+        notes.future = notes.future or _after(started, latest) or (ended is not None and _after(ended, latest))
+        return None
+    if ended is not None and ended < started - FUTURE_SLACK:
+        notes.add("runs with impossible dates", f"{clean_text(run.run_id)} ended before it started")
+        return None
+    size = run.size_bytes
+    if (
+        (size is None or (type(size) is int and 0 <= size <= MAX_BYTES))
+        and _plain(run.job_key, MAX_KEY)
+        and _plain(run.run_id, MAX_KEY)
+        and _plain(run.message, MAX_MESSAGE)
+        and (run.target_key is None or _plain(run.target_key, MAX_KEY))
+    ):
+        return run
+    return evolve(
+        run,
+        job_key=clean_key(run.job_key),
+        run_id=clean_key(run.run_id),
+        message=clean_text(run.message, MAX_MESSAGE),
+        target_key=clean_key(run.target_key) if run.target_key is not None else None,
+        size_bytes=_size(size, "run sizes", clean_text(run.run_id), notes),
+    )
+
+
+def _between(moment: datetime, low: datetime, high: datetime) -> bool:
+    try:
+        return low <= moment <= high
+    except TypeError:  # a naive datetime: a source bug, and no way to know what it meant
+        return False
+
+
+def _target(target: Target) -> Target:
+    return replace(target, key=clean_key(target.key), name=clean_text(target.name))
+
+
+def _factor(store: Datastore, notes: _Notes) -> float | None:
+    value = store.dedup_factor
+    if value is None or (math.isfinite(value) and 0 <= value <= 1e6):
+        return value
+    notes.add("impossible dedup factors", f"{clean_text(store.name)}: {_shown(value)}")
+    return None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()[:25]
+    return clean_text(repr(value), 40)
+
+
+__all__ = ["EARLIEST", "MAX_BYTES", "bound_observation", "clean_key", "clean_text"]

@@ -1,0 +1,155 @@
+"""Grid view of the calendar widget: one row per service, one cell per day, coloured by what its backups did.
+
+Full column: 14 days back, today outlined, 7 ahead; small column: 10 back and 3 ahead, so cells and names stay
+readable in 300 px. A row's name carries the service's verdict when it is not ok (status icon and colour); a
+cell is marked when that day's run hurt the service although it ran (failed verification, out of order); a
+service no enabled job covers says so across its row instead of showing empty days.
+
+Sample row:  ▲ postgres   ✓✓✓✓✓✓✓✓✓✓✓✓✓✗ | · · · · · · ·
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from ...model import Board, CalendarSlot, Severity, SlotOutcome, Status
+from ..views import SLOT_CLASS, SLOT_RANK, WidgetState, outcome_text, widget_state
+from ._marks import flag_class, legend, local_day, mark_of
+from ._names import names_for
+from .status import sort_key
+
+GRID_DAYS_BEFORE = 14
+GRID_DAYS_AFTER = 7
+# Days back and ahead per column. A 300 px column fits 14 readable day cells next to a readable name; ten days
+# back still shows a weekly job's last run.
+GRID_DAYS: dict[str, tuple[int, int]] = {"full": (GRID_DAYS_BEFORE, GRID_DAYS_AFTER), "small": (10, 3)}
+# Names longer than this may be cut in their column: they get a popover with the whole name.
+CUT_AT: dict[str, int] = {"full": 40, "small": 11}
+
+
+@dataclass(frozen=True, slots=True)
+class GridCell:
+    css: str  # "" for a day without a due run
+    tip: str  # a popover for days worth a closer look only, to keep 50 services under 40 KB
+
+
+@dataclass(frozen=True, slots=True)
+class GridRow:
+    service_id: str
+    name: str
+    css: str  # the status colour of a service that is not ok, else ""
+    icon: str  # its status icon, else ""
+    tip: str  # popover on the name: the whole name, and why it is not ok
+    note: str  # instead of cells: "no enabled job covers this"
+    cells: tuple[GridCell, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GridHead:
+    weekday: str  # "M"
+    day: str  # "23"
+    month: str  # "Nov" on the first column and on the 1st, else ""
+    is_today: bool
+    label: str  # "Thu 26": the small column labels today and every 7th day from it
+
+
+@dataclass(frozen=True, slots=True)
+class GridView:
+    state: WidgetState
+    caption: str
+    head: tuple[GridHead, ...]
+    rows: tuple[GridRow, ...]
+    today_index: int
+    column: str
+    collapse_after: int | None
+    legend: tuple[tuple[str, str], ...]
+    template: str = "widget-calendar-grid.html"
+
+
+Entry = tuple[CalendarSlot, SlotOutcome, str]  # a slot, what it meant for one service, and why
+
+
+def _cell(
+    day: date, entries: list[Entry], labels: dict[str, str], zone: ZoneInfo, problems: list[tuple[Status, str]]
+) -> GridCell:
+    if not entries:
+        return GridCell("", "")
+    slot, outcome, detail = min(entries, key=lambda e: SLOT_RANK[e[1]])
+    flag = flag_class(("", status, text) for status, text in problems)
+    css = SLOT_CLASS[outcome] + (" " + flag if flag else "")
+    if outcome in (SlotOutcome.SUCCEEDED, SlotOutcome.UPCOMING) and not flag:
+        return GridCell(css, "")
+    when = slot.start_at.astimezone(zone)
+    label = labels.get(slot.job_key, slot.job_name)
+    tip = f"{day:%a} {day.day} {day:%b} {when:%H:%M} {label}: {outcome_text(outcome, detail)}"
+    for _, text in problems:
+        tip += f"; {text}"
+    return GridCell(css, tip[:300])
+
+
+def build_grid(
+    board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source: str | None, column: str, limit: int | None
+) -> GridView:
+    names = names_for(board)
+    today = board.generated_at.astimezone(zone).date()
+    before, after = GRID_DAYS[column]
+    days = [today + timedelta(days=o) for o in range(-before, after + 1)]
+    first, last = days[0], days[-1]
+    entries: dict[tuple[str, date], list[Entry]] = defaultdict(list)
+    problems: dict[tuple[str, date], list[tuple[Status, str]]] = defaultdict(list)
+    for slot in slots:
+        day = local_day(slot.start_at, zone)
+        if not first <= day <= last:
+            continue
+        own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
+        for service_id in slot.service_ids:
+            if slot.service_outcomes and service_id not in own:
+                continue  # health says: no data for this service at that time
+            outcome, detail = own.get(service_id, (slot.outcome, slot.detail))
+            entries[(service_id, day)].append((slot, outcome, detail))
+        for service_id, status, text in slot.problems:
+            problems[(service_id, day)].append((status, text))
+    labels = {key: names.job(key) for key in {s.job_key for s in slots}}
+    verdicts = sorted((v for v in board.verdicts if source is None or source in v.sources), key=sort_key)
+    rows = []
+    used: list[str] = []
+    for v in verdicts:
+        name = names.service(v.service_id, v.name)
+        cells = tuple(
+            _cell(d, entries.get((v.service_id, d), []), labels, zone, problems.get((v.service_id, d), []))
+            for d in days
+        )
+        used.extend(c.css for c in cells)
+        bad = v.severity is not Severity.OK
+        mark = mark_of(v, names, zone) if bad else None
+        note = mark.cause if mark is not None and not any(c.css for c in cells) else ""
+        tip = f"{name} · {mark.word}: {mark.cause}" if mark else (name if len(name) > CUT_AT[column] else "")
+        rows.append(GridRow(v.service_id, name, mark.css if mark else "", mark.icon if mark else "", tip, note, cells))
+    head = tuple(
+        GridHead(
+            weekday=f"{d:%a}"[:1],
+            day=str(d.day),
+            month=f"{d:%b}" if d == first or d.day == 1 else "",
+            is_today=d == today,
+            label=f"{d:%a} {d.day}" if (d - today).days % 7 == 0 else "",
+        )
+        for d in days
+    )
+    span = f"{first.day} {first:%b} – {last.day} {last:%b}"
+    collapse = limit if limit is not None and limit < len(rows) else None
+    return GridView(
+        state=widget_state(board),
+        caption=f"last {before} days · next {after} · {span}",
+        head=head,
+        rows=tuple(rows),
+        today_index=before,
+        column=column,
+        collapse_after=collapse,
+        legend=legend(used),
+    )
+
+
+__all__ = ["GRID_DAYS", "GridCell", "GridHead", "GridRow", "GridView", "build_grid"]

@@ -1,0 +1,66 @@
+"""The edge bounds: impossible records cost themselves only, and checking a quiet poll again costs nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from backup_glance.model import JobRun, Observation, RunOutcome, Snapshot
+from backup_glance.sources._bounds import EdgeBounds, bound_observation
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def snapshot(n: int, at: datetime = NOW - timedelta(hours=1), size: int | None = 10) -> Snapshot:
+    return Snapshot(f"guest:{n}", "pbs", f"main/ct/{n}/{at.isoformat()}", at, size_bytes=size, location="main")
+
+
+def observation(*snapshots: Snapshot, runs: tuple[JobRun, ...] = ()) -> Observation:
+    return Observation("pbs", "pbs", NOW, "UTC", snapshots=snapshots, runs=runs)
+
+
+def test_clean_records_pass_as_the_very_same_objects() -> None:
+    given = observation(snapshot(1), snapshot(2))
+    bounded = bound_observation(given, NOW)
+    assert bounded.snapshots is given.snapshots
+    assert bounded.problems == ()
+
+
+def test_a_quiet_poll_reuses_what_was_checked() -> None:
+    bounds = EdgeBounds()
+    first = observation(snapshot(1), snapshot(2))
+    assert bounds.bound(first, NOW).snapshots is first.snapshots
+    again = bounds.bound(observation(*first.snapshots), NOW)  # a new tuple, the same records
+    assert all(a is b for a, b in zip(again.snapshots, first.snapshots, strict=True))
+    same = bounds.bound(first, NOW + timedelta(minutes=5))
+    assert same.snapshots is first.snapshots
+
+
+def test_one_impossible_record_costs_that_record_and_is_named() -> None:
+    future = snapshot(3, at=datetime(9999, 12, 31, tzinfo=UTC))
+    huge = snapshot(4, size=2**64 - 1)
+    bounded = bound_observation(observation(snapshot(1), future, huge), NOW)
+    assert [s.target_key for s in bounded.snapshots] == ["guest:1", "guest:4"]
+    assert bounded.snapshots[1].size_bytes is None
+    assert bounded.problems == (
+        f"snapshots with impossible dates: {future.snapshot_id} at 9999-12-31T00:00:00+00:00",
+        f"impossible snapshot sizes: {huge.snapshot_id}: 18446744073709551615",
+    )
+
+
+def test_a_record_refused_for_being_in_the_future_is_looked_at_again_later() -> None:
+    bounds = EdgeBounds()
+    soon = snapshot(5, at=NOW + timedelta(days=1, hours=1))  # a clock a little ahead
+    given = observation(soon)
+    assert bounds.bound(given, NOW).snapshots == ()
+    assert bounds.bound(given, NOW + timedelta(hours=2)).snapshots == (soon,)
+
+
+def test_runs_and_text_are_bounded_too() -> None:
+    noisy = JobRun(
+        "pbs/backup/x", "pbs", "UPID:1", NOW - timedelta(hours=2), NOW, RunOutcome.FAILED, "a\nb\x1b[2J\ud800"
+    )
+    backwards = JobRun("pbs/backup/x", "pbs", "UPID:2", NOW, NOW - timedelta(days=3), RunOutcome.OK)
+    bounded = bound_observation(observation(runs=(noisy, backwards)), NOW)
+    assert [r.run_id for r in bounded.runs] == ["UPID:1"]
+    assert bounded.runs[0].message == "a b[2J\ufffd"
+    assert bounded.problems == ("runs with impossible dates: UPID:2 ended before it started",)

@@ -1,0 +1,158 @@
+"""History remembers what it wrote: a view from memory equals one read from the file, and quiet polls write nothing.
+
+A long random sequence of polls (snapshots appear, change, vanish; runs start and finish; partial observations;
+restarts) is recorded; after every step the view the store serves from memory must equal the view a fresh
+store reads from the same file.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backup_glance.history import History
+from backup_glance.model import HistoryView, JobRun, Observation, RunOutcome, Snapshot, Verification
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+RETENTION = timedelta(days=90)
+WINDOW = timedelta(days=15)
+
+
+def snapshot(target: int, at: datetime, *, size: int = 100, verified: Verification = Verification.NONE) -> Snapshot:
+    location = f"store{target % 3}"
+    return Snapshot(
+        target_key=f"guest:{target}",
+        source="pbs",
+        snapshot_id=f"{location}/ct/{target}/{at.isoformat()}",
+        taken_at=at,
+        size_bytes=size,
+        verification=verified,
+        location=location,
+    )
+
+
+def run(index: int, at: datetime, *, done: bool) -> JobRun:
+    return JobRun(
+        job_key="pbs/backup/nightly",
+        source="pbs",
+        run_id=f"UPID:{index}",
+        started_at=at,
+        ended_at=at + timedelta(minutes=7) if done else None,
+        outcome=RunOutcome.OK if done else RunOutcome.RUNNING,
+        target_key=f"guest:{index % 5}",
+    )
+
+
+def comparable(view: HistoryView) -> tuple[object, ...]:
+    return (view.snapshots, view.runs, view.recorded_since)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_view_from_memory_equals_the_view_from_the_file(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "h.db"
+    history = History.open(path, retention=RETENTION)
+    present: dict[str, Snapshot] = {}
+    runs: dict[str, JobRun] = {}
+    now = START
+    snapshots_tuple: tuple[Snapshot, ...] = ()
+    try:
+        for step in range(120):
+            now += timedelta(minutes=rng.choice([5, 5, 5, 60, 600]))
+            action = rng.random()
+            if action < 0.3:  # a backup: a new snapshot and its run
+                target = rng.randrange(8)
+                fresh = snapshot(target, now - timedelta(minutes=rng.randrange(30)))
+                present[fresh.snapshot_id] = fresh
+                runs[f"UPID:{step}"] = run(step, now - timedelta(minutes=20), done=rng.random() < 0.7)
+            elif action < 0.4 and present:  # prune at the source
+                present.pop(rng.choice(sorted(present)))
+            elif action < 0.5 and present:  # a verification changes a snapshot
+                key = rng.choice(sorted(present))
+                old = present[key]
+                present[key] = snapshot(int(old.target_key.split(":")[1]), old.taken_at, verified=Verification.OK)
+            elif action < 0.6 and runs:  # a running run finishes
+                key = rng.choice(sorted(runs))
+                if runs[key].ended_at is None:
+                    runs[key] = run(int(key.split(":")[1]), runs[key].started_at, done=True)
+            if action < 0.6:
+                snapshots_tuple = tuple(sorted(present.values(), key=lambda s: s.snapshot_id))
+            problems = ("store1 unreadable",) if rng.random() < 0.1 else ()
+            shown = tuple(s for s in snapshots_tuple if not problems or s.location != "store1")
+            observation = Observation(
+                source="pbs",
+                kind="pbs",
+                observed_at=now,
+                timezone="UTC",
+                snapshots=snapshots_tuple if not problems else shown,
+                runs=tuple(runs.values()),
+                problems=problems,
+            )
+            history.record(observation)
+            if rng.random() < 0.05:  # a restart: memory starts over from the file
+                history.close()
+                history = History.open(path, retention=RETENTION)
+            since, until = now - WINDOW, now + timedelta(days=1)
+            from_memory = history.view(since=since, until=until)
+            with History.open(path, retention=RETENTION) as fresh:
+                from_file = fresh.view(since=since, until=until)
+            assert comparable(from_memory) == comparable(from_file), f"seed {seed}, step {step}"
+    finally:
+        history.close()
+
+
+def test_a_quiet_poll_writes_no_row(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    snapshots = tuple(snapshot(t, START - timedelta(days=d)) for t in range(50) for d in range(10))
+    runs = tuple(run(i, START - timedelta(days=i % 10), done=True) for i in range(200))
+    with History.open(path, retention=RETENTION) as history:
+        first = Observation("pbs", "pbs", START, "UTC", snapshots=snapshots, runs=runs)
+        history.record(first)
+        history.view(since=START - WINDOW)
+        assert history._conn is not None
+        before = history._conn.total_changes
+        for minutes in (5, 10, 15):
+            quiet = Observation("pbs", "pbs", START + timedelta(minutes=minutes), "UTC", snapshots=snapshots, runs=runs)
+            stats = history.record(quiet)
+            assert (stats.snapshots_added, stats.snapshots_updated, stats.snapshots_gone, stats.runs_written) == (
+                0,
+                0,
+                0,
+                0,
+            )
+        assert history._conn.total_changes == before
+        # An hour on, the coverage of each place is refreshed once (what a vanishing snapshot's last sighting uses).
+        history.record(Observation("pbs", "pbs", START + timedelta(hours=1), "UTC", snapshots=snapshots, runs=runs))
+        assert history._conn.total_changes - before == len({(s.location, s.target_key) for s in snapshots})
+
+
+def test_the_window_start_moves_with_the_clock(tmp_path: Path) -> None:
+    with History.open(tmp_path / "h.db", retention=RETENTION) as history:
+        old = snapshot(1, START - timedelta(days=20))
+        new = snapshot(1, START)
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(old, new)))
+        assert history.view(since=START - timedelta(days=30)).snapshots == (old, new)
+        assert history.view(since=START - timedelta(days=15)).snapshots == (new,)
+        assert history.view(since=START - timedelta(days=30)).snapshots == (old, new)  # read again from the file
+
+
+def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
+    with History.open(tmp_path / "h.db", retention=RETENTION) as history:
+        first = snapshot(1, START)
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(first,)))
+        history.view(since=START - WINDOW)
+        assert history._conn is not None
+        history._conn.execute("PRAGMA query_only = 1")
+        second = (first, snapshot(2, START))
+        with pytest.raises(Exception, match="readonly"):
+            history.record(Observation("pbs", "pbs", START + timedelta(minutes=5), "UTC", snapshots=second))
+        assert history.view(since=START - WINDOW).snapshots == (first,)
+        history._conn.execute("PRAGMA query_only = 0")
+        history.record(Observation("pbs", "pbs", START + timedelta(minutes=10), "UTC", snapshots=second))
+        assert len(history.view(since=START - WINDOW).snapshots) == 2
+        with sqlite3.connect(tmp_path / "h.db") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (2,)

@@ -1,0 +1,86 @@
+"""The heartbeat pings a real local HTTP server: after the first complete board, at most every `every`, and the
+fail URL while the board is critical."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from notify_helpers import Receiver, a_board, a_source, a_verdict, receiver
+
+from backup_glance.model import Board, Status
+from backup_glance.notify import Heartbeat
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pings(inbox: Receiver) -> list[str]:
+    return [hit.path for hit in inbox.hits if hit.method == "GET"]
+
+
+def feed(heartbeat: Heartbeat, boards: list[tuple[float, Board]], clock: FakeMonotonic) -> None:
+    async def go() -> None:
+        for at, board in boards:
+            clock.now = at
+            heartbeat.on_board(board)
+            for _ in range(200):  # let the ping task finish before the next board
+                if heartbeat._task is None or heartbeat._task.done():
+                    break
+                await asyncio.sleep(0.01)
+        await heartbeat.aclose()
+
+    asyncio.run(go())
+
+
+OK = a_board(a_verdict("vault"))
+CRITICAL = a_board(a_verdict("postgres", Status.FAILED))
+INCOMPLETE = a_board(a_verdict("vault"), sources=(a_source(), a_source("pve", kind="pve", attempted=False)))
+
+
+def test_first_ping_after_the_first_complete_board_then_at_most_every_interval() -> None:
+    clock = FakeMonotonic()
+    with receiver() as inbox:
+        heartbeat = Heartbeat(inbox.url("/ping/abc", scheme="http"), every=timedelta(minutes=5), monotonic=clock)
+        feed(heartbeat, [(1000, INCOMPLETE), (1001, OK), (1030, OK), (1200, OK), (1302, OK), (1400, OK)], clock)
+        assert pings(inbox) == ["/ping/abc", "/ping/abc"]  # at 1001 and 1302
+
+
+def test_the_fail_url_while_the_board_is_critical() -> None:
+    clock = FakeMonotonic()
+    with receiver() as inbox:
+        heartbeat = Heartbeat(
+            inbox.url("/ping/abc", scheme="http"),
+            fail_url=inbox.url("/ping/abc/fail", scheme="http"),
+            every=timedelta(seconds=5),
+            monotonic=clock,
+        )
+        feed(heartbeat, [(1000, CRITICAL), (1006, CRITICAL), (1012, OK)], clock)
+        assert pings(inbox) == ["/ping/abc/fail", "/ping/abc/fail", "/ping/abc"]
+
+
+def test_critical_without_a_fail_url_still_pings_the_url() -> None:
+    clock = FakeMonotonic()
+    with receiver() as inbox:
+        heartbeat = Heartbeat(inbox.url("/hc", scheme="http"), every=timedelta(seconds=5), monotonic=clock)
+        feed(heartbeat, [(1000, CRITICAL)], clock)
+        assert pings(inbox) == ["/hc"]
+
+
+def test_a_failed_ping_is_tried_again_soon_not_only_after_every() -> None:
+    clock = FakeMonotonic()
+    with receiver() as inbox:
+        inbox.status = [500, 200]
+        heartbeat = Heartbeat(inbox.url("/hc", scheme="http"), every=timedelta(minutes=10), monotonic=clock)
+        feed(heartbeat, [(1000, OK), (1010, OK), (1031, OK), (1040, OK)], clock)
+        assert pings(inbox) == ["/hc", "/hc"]  # refused at 1000, retried at 1031 (30 s), then quiet
+        assert heartbeat.pings == 1
+
+
+def test_every_is_at_least_five_seconds() -> None:
+    assert Heartbeat("http://127.0.0.1:1/x", every=timedelta(seconds=1)).every == 5.0

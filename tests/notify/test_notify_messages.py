@@ -1,0 +1,78 @@
+"""How messages read: the worst in the title, one line per change, hostile names kept on their line."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from notify_helpers import HOSTILE, NOW, ZONE, a_board, a_verdict
+
+from backup_glance.model import CalendarSlot, JobKind, Severity, SlotOutcome, Status, Verdict
+from backup_glance.notify._messages import MAX_LINES, Message, alert, digest, merge
+from backup_glance.notify._policy import Rule, decide
+
+MADRID = ZoneInfo(ZONE)
+
+
+WARNING = Rule(Severity.WARNING)
+
+
+def lines_of(*verdicts: Verdict) -> Message:
+    board = a_board(*verdicts)
+    decision = decide(board, {}, WARNING, NOW)
+    return alert(decision.lines, MADRID, None)
+
+
+def test_a_hostile_name_cannot_forge_a_line_or_a_title() -> None:
+    message = lines_of(a_verdict("x", Status.FAILED, name=HOSTILE, reason="bad\r\nFAKE: ok\u2028line"))
+    assert "\n" not in message.title and "\r" not in message.body
+    (line,) = message.body.splitlines()
+    assert line.startswith('evil"name\\with newline}') and line.endswith("bad FAKE: ok line")
+
+
+def test_a_night_of_failures_is_one_message_with_a_line_each_and_a_cap() -> None:
+    verdicts = [a_verdict(f"svc{i:03d}", Status.FAILED) for i in range(MAX_LINES + 5)]
+    message = lines_of(*verdicts)
+    assert message.title == f"Backups: svc000: failed (+{MAX_LINES + 4} more)"
+    body = message.body.splitlines()
+    assert len(body) == MAX_LINES + 1 and body[-1] == "… and 5 more on the board"
+
+
+def test_without_base_url_there_is_no_link_and_with_it_one() -> None:
+    board = a_board(a_verdict("x", Status.FAILED))
+    lines = decide(board, {}, Rule(), NOW).lines
+    assert "Board:" not in alert(lines, MADRID, None).body
+    assert alert(lines, MADRID, "https://home.lan/b").body.endswith("\n\nBoard: https://home.lan/b/")
+
+
+def test_the_digest_lists_next_weeks_runs_one_line_per_job() -> None:
+    def slot(day: int, name: str = "nightly") -> CalendarSlot:
+        return CalendarSlot(
+            job_key=f"pve/backup/{name}",
+            job_name=name,
+            kind=JobKind.BACKUP,
+            source="pve",
+            start_at=NOW + timedelta(days=day, hours=15),
+            duration=timedelta(minutes=20),
+            outcome=SlotOutcome.UPCOMING,
+            timezone=ZONE,
+        )
+
+    slots = (*(slot(d) for d in range(0, 9)), slot(2, "weekly"))
+    board = replace(a_board(a_verdict("vault")), slots=slots)
+    text = digest(board, NOW, None).body
+    runs = text.split("Next 7 days:\n", 1)[1].splitlines()
+    assert runs == ["- Fri 27 Nov 04:00 nightly (pve), 7 runs", "- Sun 29 Nov 04:00 weekly (pve)"]
+    assert digest(board, NOW, None).title == "Backups digest Thu 26 Nov: all ok"
+
+
+def test_held_messages_merge_under_the_worst_title() -> None:
+    warning = Message("Backups: a: gaps", "a: gaps", "warning")
+    critical = Message("Backups: b: failed", "b: failed", "critical")
+    merged = merge([(NOW, warning), (NOW + timedelta(hours=1), critical)], MADRID)
+    assert merged.title == "Backups: b: failed (+1 more message)" and merged.level == "critical"
+    assert merged.body.split("\n\n") == [
+        "[Thu 26 Nov 13:00] Backups: a: gaps\na: gaps",
+        "[Thu 26 Nov 14:00] Backups: b: failed\nb: failed",
+    ]

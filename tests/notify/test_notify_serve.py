@@ -1,0 +1,65 @@
+"""A real `backup-glance serve` over the demo simulators, posting through real Apprise to a local receiver, stopped
+and started again between polls — gracefully and with `kill -9` — never announcing the same state twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from notify_helpers import Receiver, receiver
+from serve_process import ServeProcess
+
+from backup_glance.config._variables import SECRETS_DIR_VARIABLE
+from backup_glance.demo import DemoLab
+
+PASSWORD = "Receiver-Pass-0123"
+
+
+def complete_board(serve: ServeProcess, timeout: float = 30.0) -> None:
+    """Wait until every source has answered or failed once: the board the notifier judges."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sources = httpx.get(serve.url + "/api/v1/status", timeout=5).json()["sources"]
+        if sources and all(s["last_attempt_at"] for s in sources):
+            return
+        time.sleep(0.1)
+    raise AssertionError("no complete board:\n" + serve.output)
+
+
+def quiet_for(inbox: Receiver, count: int, seconds: float) -> None:
+    time.sleep(seconds)
+    assert len(inbox.messages) == count, [m["title"] for m in inbox.messages]
+
+
+def test_no_duplicate_alert_across_restarts(tmp_path: Path) -> None:
+    with DemoLab() as lab, receiver() as inbox:
+        config = tmp_path / "bg.yaml"
+        url = inbox.url("/alerts", userinfo=f"bg:{PASSWORD}")
+        config.write_text(lab.config_text() + f"notify:\n  - url: {url}\n    severity: warning\n")
+        config.chmod(0o600)
+        env = {SECRETS_DIR_VARIABLE: lab.environment()[SECRETS_DIR_VARIABLE]}
+
+        started = time.monotonic()
+        with ServeProcess(["--config", str(config)], env=env) as first:
+            (message,) = inbox.wait_for(1, timeout=30)
+            assert time.monotonic() - started < 20  # within seconds of the first complete board
+            assert message["type"] == "failure" and "postgres: failed" in message["message"]
+            time.sleep(0.2)
+            first.kill()  # kill -9 right after the message: what was announced is already on disk
+        assert inbox.hits[0].headers.get("Authorization", "").startswith("Basic ")  # Apprise used the credentials
+
+        with ServeProcess(["--config", str(config)], env=env) as second:
+            complete_board(second)
+            quiet_for(inbox, 1, 3.0)
+            assert second.stop(signal.SIGTERM)[0] == 0
+
+        with ServeProcess(["--config", str(config)], env=env) as third:
+            complete_board(third)
+            quiet_for(inbox, 1, 3.0)
+            third.kill()
+
+        for serve in (first, second, third):
+            assert PASSWORD not in serve.output
+        assert "notification sent" in first.output and "json://****@127.0.0.1" in first.output
