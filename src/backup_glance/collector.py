@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from .board import BoardStore
 from .errors import BackupGlanceError, SourceError, SourceTimeout
-from .health import Defaults, evaluate
+from .health import Defaults, Memo, evaluate
 from .health.calendar import CALENDAR_PAST
 from .health.deadlines import LONGEST_SLEEP
 from .history import FUTURE_SLACK, History
@@ -79,6 +79,9 @@ class Collector:
         self._rebuild_lock = asyncio.Lock()
         # Set when a poll brought something new; the refresh task re-judges then, or when a deadline passes.
         self._news = asyncio.Event()
+        # What the last judgement leaves to the next: only services whose evidence changed or whose moment came
+        # are judged again (used by one rebuild at a time, under `_rebuild_lock`).
+        self._memo = Memo()
 
     @property
     def states(self) -> list[SourceState]:
@@ -188,6 +191,7 @@ class Collector:
                 defaults=self._defaults,
                 discover_rest=self._discover_rest,
                 notices=notices,
+                memo=self._memo,
             )
             await self._in_thread(_publish, self._store, board)
             return board

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from ..model import (
     SEVERITY_RANK,
@@ -27,6 +28,7 @@ from ..model import (
 )
 from ._evidence import Evidence, gather
 from ._facts import Facts, gather_facts, matching_keys
+from ._memo import Memo
 from .calendar import CalendarContext, calendar_slots, job_views
 from .datastores import judge_datastore
 from .deadlines import next_change
@@ -53,17 +55,26 @@ def evaluate(
     defaults: Defaults = Defaults(),
     discover_rest: bool = False,
     notices: Sequence[str] = (),
+    memo: Memo | None = None,
 ) -> Board:
     """Judge every service. With no services configured (or `discover_rest`), every target a source reports and
     no configured service claims becomes a service of its own. `notices` are problems of backup-glance itself
-    (its history cannot be written): the board carries them and is at least a warning while they last."""
+    (its history cannot be written): the board carries them and is at least a warning while they last.
+
+    With a `memo` (the same one every time), only what changed since the last evaluation is judged again; the
+    board is the same as without it (see `_memo`)."""
     evidence = gather(tuple(sources), history)
     specs = list(services)
     configured = {spec.id for spec in specs}
     if discover_rest or not specs:
         claimed_keys = {key for spec in specs for key in matching_keys(spec, evidence)}
         specs += discover(evidence, defaults, claimed={spec.id for spec in specs}, claimed_keys=claimed_keys)
-    facts = {spec.id: gather_facts(spec, evidence) for spec in specs}
+    if memo is not None:
+        memo.start(evidence, durations=history.typical_durations, display_tz=display_tz, anomalies=defaults.anomalies)
+        memo.forget_except({spec.id for spec in specs})
+        facts = {spec.id: memo.facts(spec, evidence) for spec in specs}
+    else:
+        facts = {spec.id: gather_facts(spec, evidence) for spec in specs}
     by_id = {spec.id: spec for spec in specs}
     verdicts: list[Verdict] = []
     out_of_order: dict[str, tuple[datetime, str]] = {}  # the run each ordering verdict is about, for the calendar
@@ -72,18 +83,25 @@ def evaluate(
         ordering = ordering_reasons(spec, facts[spec.id], predecessors, display_tz)
         if ordering:
             out_of_order[spec.id] = (facts[spec.id].runs[-1].started_at, ordering[0])
-        verdicts.append(
-            judge(
-                spec,
-                evidence,
-                now=now,
-                display_tz=display_tz,
-                durations=history.typical_durations,
-                facts=facts[spec.id],
-                ordering=ordering,
-                anomalies=defaults.anomalies,
-            )
+        judged = partial(
+            judge,
+            spec,
+            evidence,
+            now=now,
+            display_tz=display_tz,
+            durations=history.typical_durations,
+            facts=facts[spec.id],
+            ordering=ordering,
+            anomalies=defaults.anomalies,
         )
+        if memo is None:
+            verdicts.append(judged())
+        else:
+            verdicts.append(
+                memo.verdict(
+                    spec, facts[spec.id], ordering, evidence, now=now, durations=history.typical_durations, judge=judged
+                )
+            )
     verdicts.sort(key=lambda v: (SEVERITY_RANK[v.severity], v.name.lower(), v.service_id))
     services_by_target: dict[str, list[str]] = defaultdict(list)
     for spec in specs:
@@ -97,6 +115,7 @@ def evaluate(
         default_grace=defaults.grace,
         after_by_service={spec.id: tuple(_after_label(a, by_id) for a in spec.after) for spec in specs if spec.after},
         out_of_order=out_of_order,
+        target_result=memo.target_result if memo is not None else None,
     )
     datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(
@@ -213,4 +232,4 @@ def _display_name(key: str, targets: list[Target]) -> str:
     return key.split(":", 1)[-1].replace("/", " ")
 
 
-__all__ = ["Defaults", "discover", "evaluate", "matching_keys", "overall"]
+__all__ = ["Defaults", "Memo", "discover", "evaluate", "matching_keys", "overall"]

@@ -40,6 +40,8 @@ class Evidence:
     coverage_sources: set[str] = field(default_factory=set)
     # Snapshots that exist at the source right now (history also holds pruned ones).
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+    # The same, per target key: what an incremental evaluation compares to tell which targets changed.
+    live_by_key: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
     recorded_since: datetime | None = None  # history has watched since then
     # Protection facts: restore tests and copies seen through sync jobs, per target; jobs with a keep-* policy.
     restore_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
@@ -105,6 +107,7 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
         for snapshot in observation.snapshots:
             add_snapshot(snapshot)
             evidence.live_snapshots.add((snapshot.source, snapshot.snapshot_id))
+            evidence.live_by_key[snapshot.target_key].append(snapshot)
         for run in observation.runs:
             add_run(run)
         for job in observation.jobs:

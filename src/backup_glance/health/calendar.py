@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -38,6 +39,8 @@ class CalendarContext:
     after_by_service: dict[str, tuple[str, ...]]
     # Services whose latest run broke an `after:` rule: service id -> (that run's start, why).
     out_of_order: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    # How one target's result in one window is found: `_target_result`, or the incremental memo's reuse of it.
+    target_result: Callable[[str, datetime, datetime, Evidence], _TargetResult] | None = None
 
     def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
         return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
@@ -73,6 +76,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
     target_slots = _slots_by_target(scheduled, occurrences)
     slots: list[CalendarSlot] = []
     resources = {job.key: _resources(job, evidence) for job, _ in scheduled}
+    target_result = ctx.target_result or _target_result
     for job, _ in scheduled:
         assert job.schedule is not None
         usual = job_duration(job, evidence, ctx.durations) or DEFAULT_DURATION
@@ -90,7 +94,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
             high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
             results = (
                 {
-                    key: _target_result(key, low, min(high, _next_slot(target_slots[key], slot)), evidence)
+                    key: target_result(key, low, min(high, _next_slot(target_slots[key], slot)), evidence)
                     for key in job.target_keys
                 }
                 if _per_target(job) and slot <= now

@@ -1,0 +1,170 @@
+"""What one evaluation keeps for the next, so that a quiet poll re-judges only what changed. Pure: no clock, no I/O.
+
+`evaluate(..., memo=Memo())` judges exactly as without a memo; the memo only lets it skip work whose inputs are
+the same as last time:
+
+- per target key, everything the evidence holds about it (targets, snapshots and which of them are live, runs,
+  jobs, copies, restore tests) is compared with what the last evaluation saw: the keys that differ are *changed*;
+- everything else a verdict reads (source states, the job list, per-job runs, typical durations, the zone,
+  the anomaly policy, since when history watches) is the *context*: when it differs, nothing is reused;
+- a service's facts are reused when its spec and keys are the same and none of its keys changed;
+- its verdict is reused (with the new `as_of`) when, in addition, its ordering reasons are the same and the clock
+  has not reached the moment `_expiry` gave for it;
+- a calendar slot's result for one target is reused when that target did not change: it depends only on the
+  target's evidence and the slot's window, which is part of the cache key.
+
+A wrong reuse would show a stale verdict, so `tests/core/test_incremental.py` compares the incremental board with
+a from-scratch one over a long randomized run of polls, clock steps and config changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from ..model import ServiceSpec, Verdict
+from ._evidence import Evidence
+from ._expiry import verdict_expires
+from ._facts import Facts, gather_facts, matching_keys
+from .calendar import _target_result, _TargetResult
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    spec: ServiceSpec
+    facts: Facts
+    ordering: tuple[str, ...]
+    verdict: Verdict
+    judged_at: datetime
+    expires_at: datetime  # judging again from this moment on could give another verdict
+
+
+class Memo:
+    """Pass the same memo to every `evaluate` of one board (one evaluation at a time); a new one starts afresh."""
+
+    def __init__(self) -> None:
+        self._context: tuple[object, ...] | None = None
+        self._by_key: dict[str, tuple[object, ...]] = {}
+        self._changed: set[str] = set()
+        self._facts: dict[str, tuple[ServiceSpec, Facts]] = {}
+        self._judged: dict[str, _Judged] = {}
+        # Calendar: (target key, window start, window end) -> that target's result in the window, from the last
+        # evaluation and from this one (only what this one used is kept for the next: windows move on).
+        self._last_results: dict[tuple[str, datetime, datetime], _TargetResult] = {}
+        self._results: dict[tuple[str, datetime, datetime], _TargetResult] = {}
+        self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
+
+    def start(self, evidence: Evidence, *, durations: dict[str, timedelta], display_tz: str, anomalies: object) -> None:
+        """Compare this evaluation's evidence with the last one's: which keys changed, or the whole context."""
+        context = (
+            display_tz,
+            anomalies,
+            durations,
+            evidence.recorded_since,
+            tuple(_state_facts(evidence)),
+            evidence.jobs,
+            {job: runs for job, runs in evidence.runs_by_job.items() if runs},  # gather adds empty ones
+            evidence.coverage_sources,
+        )
+        by_key = {key: _key_evidence(key, evidence) for key in evidence.known_keys}
+        if context != self._context:
+            self._facts.clear()
+            self._judged.clear()
+            self._results.clear()
+            self._changed = set(by_key)
+        else:
+            old = self._by_key
+            self._changed = {key for key, seen in by_key.items() if old.get(key) != seen}
+            self._changed |= old.keys() - by_key.keys()
+        self._context, self._by_key = context, by_key
+        changed = self._changed
+        self._last_results = {k: v for k, v in self._results.items() if k[0] not in changed}
+        self._results = {}
+        self.reused = 0
+
+    def facts(self, spec: ServiceSpec, evidence: Evidence) -> Facts:
+        known = self._facts.get(spec.id)
+        if known is not None and known[0] == spec:
+            keys = matching_keys(spec, evidence)
+            if keys == known[1].keys and self._changed.isdisjoint(keys):
+                return known[1]
+        facts = gather_facts(spec, evidence)
+        self._facts[spec.id] = (spec, facts)
+        return facts
+
+    def verdict(
+        self,
+        spec: ServiceSpec,
+        facts: Facts,
+        ordering: list[str],
+        evidence: Evidence,
+        *,
+        now: datetime,
+        durations: dict[str, timedelta],
+        judge: Callable[[], Verdict],
+    ) -> Verdict:
+        known = self._judged.get(spec.id)
+        if (
+            known is not None
+            and known.facts is facts  # reused facts: same spec, same keys, none of them changed
+            and known.spec == spec
+            and known.ordering == tuple(ordering)
+            and known.judged_at <= now < known.expires_at
+        ):
+            self.reused += 1
+            return replace(known.verdict, as_of=now)
+        verdict = judge()
+        expires = verdict_expires(spec, facts, verdict, evidence, now=now, durations=durations)
+        self._judged[spec.id] = _Judged(spec, facts, tuple(ordering), verdict, now, expires)
+        return verdict
+
+    def target_result(self, key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
+        """`calendar._target_result`, reused while the target's evidence is unchanged (the window is in the key)."""
+        result = self._last_results.get((key, low, high))
+        if result is None:
+            result = _target_result(key, low, high, evidence)
+        self._results[(key, low, high)] = result
+        return result
+
+    def forget_except(self, service_ids: set[str]) -> None:
+        """Drop what belongs to services no longer on the board (a config change, a target gone)."""
+        for memo in (self._facts, self._judged):
+            for gone in memo.keys() - service_ids:
+                del memo[gone]
+
+
+def _state_facts(evidence: Evidence) -> list[tuple[object, ...]]:
+    """What a verdict reads of each source's state: not `last_success_at` while it answers (that moves with every
+    poll and is read only once the source fails), and of its observation only what protection reads."""
+    found: list[tuple[object, ...]] = []
+    for state in evidence.states.values():
+        observation = state.observation
+        seen = (
+            None
+            if observation is None
+            else (
+                observation.kind,
+                observation.timezone,
+                observation.offsite_locations,
+                observation.endpoint,
+                observation.remotes_visible,
+            )
+        )
+        failing = (state.error, state.last_success_at) if state.error is not None else None
+        found.append((state.name, state.kind, state.poll_interval, failing, seen))
+    return found
+
+
+def _key_evidence(key: str, evidence: Evidence) -> tuple[object, ...]:
+    """Everything the evidence holds about one target key (lists compare element by element, identity first)."""
+    return (
+        evidence.targets.get(key),
+        evidence.snapshots.get(key),
+        evidence.live_by_key.get(key),
+        evidence.runs_by_target.get(key),
+        evidence.backup_jobs_by_target.get(key),
+        evidence.restore_jobs_by_target.get(key),
+        evidence.remote_copies.get(key),
+        key in evidence.uncovered,
+    )

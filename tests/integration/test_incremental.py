@@ -1,0 +1,270 @@
+"""Incremental judging gives the board judging from scratch gives, step after step.
+
+The collector keeps a `health.Memo` so that a quiet poll re-judges only the services whose evidence changed or
+whose moment came (`health/_memo.py`, `health/_expiry.py`). A reused verdict that judging anew would not give is
+a stale verdict on the dashboard, so this drives the demo homelab's real observations (PBS, PVE, Databasement,
+Backrest: daily, weekly, monthly, cron and interval schedules, verify, prune, sync and restore-test jobs) through a
+long randomized run of polls (new snapshots and runs, failures, running guests, removed snapshots, failing
+sources, jobs switched off), clock steps (small ones, and exactly to the deadlines health announces, where slots
+come and graces end) and config changes (grace, lookback, silences, patterns, discovery, protection, anomalies),
+and compares the whole board, verdicts, calendar slots and job views, with a from-scratch evaluation each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from msgspec.structs import replace as evolve
+
+from backup_glance.config import Config, service_specs
+from backup_glance.demo import DemoLab
+from backup_glance.health import Defaults, Memo, evaluate
+from backup_glance.model import (
+    AnomalyPolicy,
+    Board,
+    HistoryView,
+    JobRun,
+    ProtectionPolicy,
+    RunOutcome,
+    ServiceSpec,
+    Silence,
+    Snapshot,
+    SourceState,
+    Verification,
+)
+from backup_glance.runtime import build_runtime
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+ZONE = "Europe/Madrid"
+WINDOW = timedelta(days=15)  # what the collector asks history for
+STEPS = 400
+
+
+@pytest.fixture(scope="module")
+def observed() -> tuple[list[SourceState], Config]:
+    loop = asyncio.new_event_loop()
+    with DemoLab(now=NOW) as lab:
+        runtime = build_runtime(lab.config(), clock=lambda: NOW, with_history=False)
+        board = loop.run_until_complete(runtime.collector.poll_once())
+        loop.run_until_complete(runtime.collector.stop())
+        config = lab.config()
+    loop.close()
+    return list(board.sources), config
+
+
+@dataclass
+class World:
+    """What the collector would hand to `evaluate`, changed one random step at a time."""
+
+    rng: random.Random
+    states: list[SourceState]
+    specs: list[ServiceSpec]
+    now: datetime = NOW
+    defaults: Defaults = field(default_factory=Defaults)
+    discover_rest: bool = True
+    durations: dict[str, timedelta] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], Snapshot] = field(default_factory=dict)  # history: everything ever seen
+    runs: dict[tuple[str, str, str | None], JobRun] = field(default_factory=dict)
+    made: int = 0
+
+    def record(self) -> None:
+        for state in self.states:
+            if state.observation is not None:
+                self.snapshots.update({(s.source, s.snapshot_id): s for s in state.observation.snapshots})
+                self.runs.update({(r.source, r.run_id, r.target_key): r for r in state.observation.runs})
+
+    def history(self) -> HistoryView:
+        since, until = self.now - WINDOW, self.now + timedelta(days=1)
+        return HistoryView(
+            snapshots=tuple(sorted((s for s in self.snapshots.values() if since <= s.taken_at < until), key=_taken)),
+            runs=tuple(sorted((r for r in self.runs.values() if since <= r.started_at < until), key=_started)),
+            typical_durations=dict(self.durations),
+            recorded_since=NOW - timedelta(days=20),
+        )
+
+    def evaluate(self, memo: Memo | None) -> Board:
+        return evaluate(
+            services=self.specs,
+            sources=self.states,
+            history=self.history(),
+            now=self.now,
+            display_tz=ZONE,
+            defaults=self.defaults,
+            discover_rest=self.discover_rest,
+            memo=memo,
+        )
+
+    def observed(self, what: str) -> int:
+        """A random source whose observation has some `what` (snapshots, runs, targets, jobs)."""
+        return self.rng.choice([i for i, s in enumerate(self.states) if s.observation and getattr(s.observation, what)])
+
+    def change(self, index: int, **changes: object) -> None:
+        state = self.states[index]
+        assert state.observation is not None
+        self.states[index] = replace(state, observation=replace(state.observation, **changes))  # type: ignore[arg-type]
+
+    # --- polls ---
+
+    def new_snapshot(self) -> None:
+        index = self.observed("snapshots")
+        snapshots = self.states[index].observation.snapshots  # type: ignore[union-attr]
+        model = self.rng.choice(snapshots)
+        self.made += 1
+        size = model.size_bytes and (model.size_bytes // 10 if self.rng.random() < 0.2 else model.size_bytes)
+        snapshot = evolve(
+            model,
+            snapshot_id=f"{model.snapshot_id}#{self.made}",
+            taken_at=self.now - timedelta(minutes=self.rng.randrange(0, 180)),
+            finished=self.rng.random() > 0.15,
+            size_bytes=size,
+            verification=self.rng.choice(list(Verification)),
+        )
+        self.change(index, snapshots=(*snapshots, snapshot))
+
+    def new_run(self) -> None:
+        index = self.observed("runs")
+        runs = self.states[index].observation.runs  # type: ignore[union-attr]
+        model = self.rng.choice(runs)
+        self.made += 1
+        started = self.now - timedelta(minutes=self.rng.randrange(0, 300))
+        outcome = self.rng.choice(list(RunOutcome))
+        ended = None if outcome is RunOutcome.RUNNING else started + timedelta(minutes=self.rng.randrange(1, 200))
+        run = evolve(model, run_id=f"{model.run_id}#{self.made}", started_at=started, ended_at=ended, outcome=outcome)
+        self.change(index, runs=(*runs, run))
+
+    def remove_snapshot(self) -> None:  # pruned at the source: history still has it
+        index = self.observed("snapshots")
+        snapshots = list(self.states[index].observation.snapshots)  # type: ignore[union-attr]
+        del snapshots[self.rng.randrange(len(snapshots))]
+        self.change(index, snapshots=tuple(snapshots))
+
+    def guest_locked(self) -> None:
+        index = self.observed("targets")
+        targets = list(self.states[index].observation.targets)  # type: ignore[union-attr]
+        at = self.rng.randrange(len(targets))
+        targets[at] = replace(targets[at], backup_running=not targets[at].backup_running)
+        self.change(index, targets=tuple(targets))
+
+    def job_switched(self) -> None:
+        index = self.observed("jobs")
+        jobs = list(self.states[index].observation.jobs)  # type: ignore[union-attr]
+        at = self.rng.randrange(len(jobs))
+        jobs[at] = replace(jobs[at], enabled=not jobs[at].enabled)
+        self.change(index, jobs=tuple(jobs))
+
+    def source_fails_or_recovers(self) -> None:
+        index = self.rng.randrange(len(self.states))
+        state = self.states[index]
+        if state.error is None:
+            self.states[index] = replace(state, error=f"{state.name}: cannot connect", last_attempt_at=self.now)
+        else:
+            self.states[index] = replace(state, error=None, last_attempt_at=self.now, last_success_at=self.now)
+
+    def durations_move(self) -> None:
+        jobs = [j.key for s in self.states if s.observation for j in s.observation.jobs]
+        self.durations[self.rng.choice(jobs)] = timedelta(minutes=self.rng.randrange(1, 120))
+
+    # --- config ---
+
+    def config_changes(self) -> None:
+        rng, specs = self.rng, self.specs
+        choice = rng.randrange(7)
+        if choice == 0 and specs:
+            at = rng.randrange(len(specs))
+            specs[at] = replace(specs[at], grace=timedelta(minutes=rng.choice((0, 5, 30, 90, 240))))
+        elif choice == 1 and specs:
+            at = rng.randrange(len(specs))
+            # Not only whole days: a slot then leaves the lookback at a moment no other slot marks.
+            specs[at] = replace(specs[at], lookback=timedelta(hours=rng.choice((30, 60, 100, 24 * 7, 24 * 14))))
+        elif choice == 2 and specs:
+            at = rng.randrange(len(specs))
+            until = self.now + timedelta(minutes=rng.randrange(1, 600))
+            specs[at] = replace(specs[at], silence=None if specs[at].silence else Silence("maintenance", until))
+        elif choice == 3 and len(specs) > 2:
+            del specs[rng.randrange(len(specs))]
+        elif choice == 4:
+            if any(s.id == "all-guests" for s in specs):
+                specs[:] = [s for s in specs if s.id != "all-guests"]
+            else:
+                specs.append(ServiceSpec("all-guests", "All guests", ("guest:1*",), *_timings(self.defaults)))
+        elif choice == 5:
+            self.discover_rest = not self.discover_rest
+        else:
+            policy = ProtectionPolicy(copies=2, offsite=1, restore_test=timedelta(days=rng.choice((1, 7))))
+            self.defaults = replace(
+                self.defaults,
+                grace=timedelta(minutes=rng.choice((30, 60, 120))),
+                protection=None if self.defaults.protection else policy,
+                anomalies=AnomalyPolicy(min_history=rng.choice((3, 7))),
+            )
+
+    # --- the clock ---
+
+    def tick(self, board: Board) -> None:
+        if self.rng.random() < 0.4 and board.next_change_at is not None:  # exactly where a slot or a grace ends
+            jitter = self.rng.choice((timedelta(0), timedelta(microseconds=1), timedelta(seconds=1)))
+            self.now = board.next_change_at + jitter
+        else:
+            self.now += self.rng.choice((1, 30, 61, 600, 1800, 3600, 5 * 3600, 86400)) * timedelta(seconds=1)
+
+
+def _timings(defaults: Defaults) -> tuple[timedelta, timedelta, timedelta]:
+    return defaults.grace, defaults.max_age, defaults.lookback
+
+
+def _taken(snapshot: Snapshot) -> tuple[datetime, str, str]:
+    return snapshot.taken_at, snapshot.source, snapshot.snapshot_id
+
+
+def _started(run: JobRun) -> tuple[datetime, str, str, str]:
+    return run.started_at, run.source, run.run_id, run.target_key or ""
+
+
+def first_difference(incremental: Board, scratch: Board) -> str:
+    for a, b in zip(incremental.verdicts, scratch.verdicts, strict=False):
+        if a != b:
+            fields = [name for name in a.__dataclass_fields__ if getattr(a, name) != getattr(b, name)]
+            return f"verdict {b.service_id}: {fields}\n  incremental {a}\n  from scratch {b}"
+    for name in ("verdicts", "slots", "jobs", "datastores", "overall", "next_change_at"):
+        if getattr(incremental, name) != getattr(scratch, name):
+            return f"{name} differ"
+    return "boards differ"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_boards_equal_boards_judged_from_scratch(
+    observed: tuple[list[SourceState], Config], seed: int
+) -> None:
+    states, config = observed
+    world = World(random.Random(seed), list(states), service_specs(config))
+    world.record()
+    memo = Memo()
+    polls = (
+        world.new_snapshot,
+        world.new_run,
+        world.remove_snapshot,
+        world.guest_locked,
+        world.job_switched,
+        world.source_fails_or_recovers,
+        world.durations_move,
+    )
+    reused = judged = 0
+    for step in range(STEPS):
+        scratch = world.evaluate(None)
+        incremental = world.evaluate(memo)
+        assert incremental == scratch, f"step {step} at {world.now}: {first_difference(incremental, scratch)}"
+        reused, judged = reused + memo.reused, judged + len(scratch.verdicts)
+        roll = world.rng.random()
+        if roll < 0.45:
+            world.tick(scratch)
+        elif roll < 0.9:
+            world.rng.choice(polls)()
+            world.record()
+        else:
+            world.config_changes()
+    assert world.now - NOW > timedelta(days=3)  # slots, graces and lookbacks were crossed, not only seconds
+    assert reused > judged / 3  # and the memo did spare work: this compared reuse, not only re-judging
