@@ -30,6 +30,7 @@ from backup_glance.model import (
     JobRun,
     ProtectionPolicy,
     RunOutcome,
+    ScheduleRef,
     ServiceSpec,
     Silence,
     Snapshot,
@@ -153,7 +154,11 @@ class World:
         index = self.observed("jobs")
         jobs = list(self.states[index].observation.jobs)  # type: ignore[union-attr]
         at = self.rng.randrange(len(jobs))
-        jobs[at] = replace(jobs[at], enabled=not jobs[at].enabled)
+        if self.rng.random() < 0.5:
+            jobs[at] = replace(jobs[at], enabled=not jobs[at].enabled)
+        else:  # Backrest's maxFrequency: an interval counted from the last run instead of a calendar
+            interval = timedelta(hours=self.rng.choice((6, 20, 30)))
+            jobs[at] = replace(jobs[at], schedule=ScheduleRef("", "interval", ZONE, interval=interval))
         self.change(index, jobs=tuple(jobs))
 
     def source_fails_or_recovers(self) -> None:
