@@ -115,7 +115,7 @@ def evaluate(
         default_grace=defaults.grace,
         after_by_service={spec.id: tuple(_after_label(a, by_id) for a in spec.after) for spec in specs if spec.after},
         out_of_order=out_of_order,
-        target_result=memo.target_result if memo is not None else None,
+        slot_results=memo.slot_results if memo is not None else None,
     )
     datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(

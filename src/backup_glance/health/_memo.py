@@ -10,8 +10,8 @@ the same as last time:
 - a service's facts are reused when its spec and keys are the same and none of its keys changed;
 - its verdict is reused (with the new `as_of`) when, in addition, its ordering reasons are the same and the clock
   has not reached the moment `_expiry` gave for it;
-- a calendar slot's result for one target is reused when that target did not change: it depends only on the
-  target's evidence and the slot's window, which is part of the cache key.
+- a calendar slot's results by target are reused for the targets that did not change: a result depends only on
+  its target's evidence and the slot's window, which is part of the cache key.
 
 A wrong reuse would show a stale verdict, so `tests/core/test_incremental.py` compares the incremental board with
 a from-scratch one over a long randomized run of polls, clock steps and config changes.
@@ -27,7 +27,7 @@ from ..model import ServiceSpec, Verdict
 from ._evidence import Evidence
 from ._expiry import verdict_expires
 from ._facts import Facts, gather_facts, matching_keys
-from .calendar import _target_result, _TargetResult
+from .calendar import _TargetResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +49,10 @@ class Memo:
         self._changed: set[str] = set()
         self._facts: dict[str, tuple[ServiceSpec, Facts]] = {}
         self._judged: dict[str, _Judged] = {}
-        # Calendar: (target key, window start, window end) -> that target's result in the window, from the last
-        # evaluation and from this one (only what this one used is kept for the next: windows move on).
-        self._last_results: dict[tuple[str, datetime, datetime], _TargetResult] = {}
-        self._results: dict[tuple[str, datetime, datetime], _TargetResult] = {}
+        # Calendar: (job key, slot, window start, window end) -> the job's targets' results in that slot, from the
+        # last evaluation and from this one (only what this one used is kept for the next: windows move on).
+        self._last_slots: dict[tuple[str, datetime, datetime, datetime], dict[str, _TargetResult]] = {}
+        self._slots: dict[tuple[str, datetime, datetime, datetime], dict[str, _TargetResult]] = {}
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
 
     def start(self, evidence: Evidence, *, durations: dict[str, timedelta], display_tz: str, anomalies: object) -> None:
@@ -71,16 +71,14 @@ class Memo:
         if context != self._context:
             self._facts.clear()
             self._judged.clear()
-            self._results.clear()
+            self._slots.clear()
             self._changed = set(by_key)
         else:
             old = self._by_key
             self._changed = {key for key, seen in by_key.items() if old.get(key) != seen}
             self._changed |= old.keys() - by_key.keys()
         self._context, self._by_key = context, by_key
-        changed = self._changed
-        self._last_results = {k: v for k, v in self._results.items() if k[0] not in changed}
-        self._results = {}
+        self._last_slots, self._slots = self._slots, {}
         self.reused = 0
 
     def facts(self, spec: ServiceSpec, evidence: Evidence) -> Facts:
@@ -119,13 +117,26 @@ class Memo:
         self._judged[spec.id] = _Judged(spec, facts, tuple(ordering), verdict, now, expires)
         return verdict
 
-    def target_result(self, key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
-        """`calendar._target_result`, reused while the target's evidence is unchanged (the window is in the key)."""
-        result = self._last_results.get((key, low, high))
-        if result is None:
-            result = _target_result(key, low, high, evidence)
-        self._results[(key, low, high)] = result
-        return result
+    def slot_results(
+        self,
+        job_key: str,
+        window: tuple[datetime, datetime, datetime],
+        keys: tuple[str, ...],
+        result: Callable[[str], _TargetResult],
+    ) -> dict[str, _TargetResult]:
+        """A job's results by target in one slot: last evaluation's, with only the changed targets found again.
+        A result depends only on its target's evidence and the slot's window (part of the cache key); the job's
+        targets are part of the context, so the same key means the same targets in the same order."""
+        last = self._last_slots.get((job_key, *window))
+        if last is None:
+            results = {key: result(key) for key in keys}
+        else:
+            results = dict(last)
+            for key in self._changed:
+                if key in results:
+                    results[key] = result(key)
+        self._slots[(job_key, *window)] = results
+        return results
 
     def forget_except(self, service_ids: set[str]) -> None:
         """Drop what belongs to services no longer on the board (a config change, a target gone)."""

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
@@ -27,6 +28,10 @@ CALENDAR_FUTURE = timedelta(days=30)
 MAX_SLOTS_PER_JOB = 400
 DEFAULT_DURATION = timedelta(minutes=10)
 T = TypeVar("T")
+SlotResults = Callable[
+    [str, tuple[datetime, datetime, datetime], tuple[str, ...], Callable[[str], "_TargetResult"]],
+    dict[str, "_TargetResult"],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,9 @@ class CalendarContext:
     after_by_service: dict[str, tuple[str, ...]]
     # Services whose latest run broke an `after:` rule: service id -> (that run's start, why).
     out_of_order: dict[str, tuple[datetime, str]] = field(default_factory=dict)
-    # How one target's result in one window is found: `_target_result`, or the incremental memo's reuse of it.
-    target_result: Callable[[str, datetime, datetime, Evidence], _TargetResult] | None = None
+    # The incremental memo's results of a job's slot by target, when reused: (job key, slot window, targets,
+    # how to find one target's result) -> every target's result, in the job's order (`_memo.Memo.slot_results`).
+    slot_results: SlotResults | None = None
 
     def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
         return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
@@ -76,7 +82,6 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
     target_slots = _slots_by_target(scheduled, occurrences)
     slots: list[CalendarSlot] = []
     resources = {job.key: _resources(job, evidence) for job, _ in scheduled}
-    target_result = ctx.target_result or _target_result
     for job, _ in scheduled:
         assert job.schedule is not None
         usual = job_duration(job, evidence, ctx.durations) or DEFAULT_DURATION
@@ -92,14 +97,13 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
         for slot, following in zip(mine, [*mine[1:], None], strict=True):
             low = slot - SLOT_TOLERANCE
             high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
-            results = (
-                {
-                    key: target_result(key, low, min(high, _next_slot(target_slots[key], slot)), evidence)
-                    for key in job.target_keys
-                }
-                if _per_target(job) and slot <= now
-                else {}
-            )
+            results: dict[str, _TargetResult] = {}
+            if _per_target(job) and slot <= now:
+                result = partial(_slot_result, slot=slot, window=(low, high), slots=target_slots, evidence=evidence)
+                if ctx.slot_results is None:
+                    results = {key: result(key) for key in job.target_keys}
+                else:
+                    results = ctx.slot_results(job.key, (slot, low, high), job.target_keys, result)
             outcome, detail, duration = _slot_outcome(
                 slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=job_start, evidence=evidence
             )
@@ -170,6 +174,15 @@ def _next_slot(slots: list[datetime], slot: datetime) -> datetime:
     """Where the evidence window of `slot` ends for one target: just before its next slot of any job."""
     index = bisect.bisect_right(slots, slot + timedelta(minutes=1))  # another job due within a minute is the same run
     return slots[index] - SLOT_TOLERANCE if index < len(slots) else datetime.max.replace(tzinfo=slot.tzinfo)
+
+
+def _slot_result(
+    key: str, *, slot: datetime, window: tuple[datetime, datetime], slots: dict[str, list[datetime]], evidence: Evidence
+) -> _TargetResult:
+    """One target's result in a job's slot: its evidence in the slot's window, which ends early where the target
+    has a slot of another job."""
+    low, high = window
+    return _target_result(key, low, min(high, _next_slot(slots[key], slot)), evidence)
 
 
 def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
