@@ -246,6 +246,8 @@ def test_incremental_boards_equal_boards_judged_from_scratch(
 ) -> None:
     states, config = observed
     world = World(random.Random(seed), list(states), service_specs(config))
+    if seed == 2:  # protection judged from the start: copies, offsite, restore tests age with the clock
+        world.defaults = Defaults(protection=ProtectionPolicy(copies=2, offsite=1, restore_test=timedelta(days=2)))
     world.record()
     memo = Memo()
     polls = (
