@@ -156,7 +156,8 @@ class PbsSource(ProxmoxSource):
         jobs: list[Job] = []
         prune_keys: dict[Any, str] = {}
         verify_last: dict[str, str] = {}
-        self._sync_items = list(results[2] or [])  # the remotes' side is read once the groups are known
+        if results[2] is not None:  # a sync list that failed this once keeps the last one: no copy vanishes for it
+            self._sync_items = list(results[2])  # the remotes' side is read once the groups are known
         for (kind, path, _params), items in zip(kinds, results, strict=True):
             for item in items or []:
                 job = parse_job(self.name, kind, item, timezone, path, self._protocol)
@@ -331,10 +332,17 @@ class PbsSource(ProxmoxSource):
             return typed
         page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
         cluster = self._clusters.get(ns)
-        return [
-            parse_snapshot(item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster)
-            for item in page
-        ]
+        parsed = []
+        for item in page:  # one record PBS could not have written costs that record, not the namespace
+            try:
+                parsed.append(
+                    parse_snapshot(
+                        item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster
+                    )
+                )
+            except SourceProtocolError:
+                continue
+        return parsed
 
     def _observation(
         self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
@@ -373,8 +381,8 @@ class PbsSource(ProxmoxSource):
         (`pbs_namespace`), a guest's task belongs to the one namespace of that store holding the guest, and to
         no guest when several do (two clusters reusing the VMID)."""
         homes: dict[tuple[str, int], set[str]] = {}
-        for store, ns, _type, backup_id in self._groups:
-            if backup_id.isdigit():
+        for store, ns, backup_type, backup_id in self._groups:
+            if backup_type in ("vm", "ct") and backup_id.isdigit():  # a "host/100" group is no guest
                 homes.setdefault((store, int(backup_id)), set()).add(ns)
         out = []
         for run in runs:
