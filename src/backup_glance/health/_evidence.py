@@ -7,6 +7,7 @@ Pure: no clock, no I/O. Duplicates across the live observation and history colla
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -38,8 +39,10 @@ class Evidence:
     datastores: list[Datastore] = field(default_factory=list)
     # Sources that report guests and their backup jobs (PVE): only they can say "in no job".
     coverage_sources: set[str] = field(default_factory=set)
-    # Snapshots that exist at the source right now (history also holds pruned ones).
+    # Snapshots that exist at the source right now (history also holds pruned ones), and how many of each target's
+    # snapshots (in `snapshots`) they are.
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+    live_counts: dict[str, int] = field(default_factory=dict)
     recorded_since: datetime | None = None  # history has watched since then
     # Protection facts: restore tests and copies seen through sync jobs, per target; jobs with a keep-* policy.
     restore_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
@@ -63,6 +66,24 @@ class Evidence:
         """Every target key any source or history mentions."""
         keys = set(self.targets) | set(self.snapshots) | set(self.runs_by_target)
         return frozenset(keys | set(self.backup_jobs_by_target) | self.uncovered)
+
+    def live(self, keys: Iterable[str], snapshots: list[Snapshot]) -> list[Snapshot]:
+        """Those of `snapshots` (of the targets `keys`, from `snapshots`) that exist at the source right now, in
+        their order. Most targets have nothing pruned in history: then that is all of them, known from the counts
+        without looking at each snapshot."""
+        if all(self.live_counts.get(key, 0) == len(self.snapshots.get(key, ())) for key in keys):
+            return list(snapshots)
+        live = self.live_snapshots
+        return [s for s in snapshots if (s.source, s.snapshot_id) in live]
+
+    @cached_property
+    def blind_sources(self) -> frozenset[str]:
+        """Sources that say they cannot see their remotes (a PBS token without Remote.Audit)."""
+        return frozenset(
+            name
+            for name, state in self.states.items()
+            if state.observation is not None and not state.observation.remotes_visible
+        )
 
     def observation(self, source: str) -> Observation | None:
         state = self.states.get(source)
@@ -102,9 +123,14 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             continue
         for target in observation.targets:
             evidence.targets[target.key].append(target)
-        for snapshot in observation.snapshots:
-            add_snapshot(snapshot)
-            evidence.live_snapshots.add((snapshot.source, snapshot.snapshot_id))
+        live_counts, lists = evidence.live_counts, evidence.snapshots
+        for snapshot in observation.snapshots:  # add_snapshot, inlined: there are hundreds of thousands
+            identity = (snapshot.source, snapshot.snapshot_id)
+            if identity not in seen_snapshots:
+                seen_snapshots.add(identity)
+                key = snapshot.target_key
+                lists[key].append(snapshot)
+                live_counts[key] = live_counts.get(key, 0) + 1
         for run in observation.runs:
             add_run(run)
         for job in observation.jobs:
@@ -125,6 +151,8 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             evidence.coverage_sources.add(observation.source)
         evidence.uncovered.update(observation.uncovered_target_keys)
         evidence.datastores.extend(observation.datastores)
+    # Every snapshot seen so far is live; a live one seen twice (same identity) is in the lists once.
+    evidence.live_snapshots = set(seen_snapshots)
     for snapshot in history.snapshots:
         add_snapshot(snapshot)
     for run in history.runs:

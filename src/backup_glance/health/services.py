@@ -124,7 +124,7 @@ def judge(
         last_success_at=facts.success_times[-1] if facts.success_times else None,
         last_attempt_at=last_attempt.started_at if last_attempt else None,
         last_outcome=last_attempt.outcome if last_attempt else None,
-        snapshot_count=sum(1 for s in facts.snapshots if (s.source, s.snapshot_id) in evidence.live_snapshots),
+        snapshot_count=len(evidence.live(facts.keys, facts.snapshots)),
         newest_size_bytes=newest.size_bytes if newest else None,
         verification=newest.verification if newest else None,
         verified_at=newest.verified_at if newest else None,

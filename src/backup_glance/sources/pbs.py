@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from msgspec.structs import replace as evolve
@@ -349,14 +351,15 @@ class PbsSource(ProxmoxSource):
     ) -> Observation:
         if self._assembled is None:
             targets: dict[str, Target] = {}
-            for key in sorted(self._groups):
+            keys = sorted(self._groups)
+            for key in keys:
                 name = self._names.get(key, f"{key[2]}/{key[3]}")
                 target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
                 targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
-            snapshots = tuple(snap for key in sorted(self._groups) for snap in self._snapshots.get(key, ()))
+            snapshots = tuple(chain.from_iterable(self._snapshots.get(key, ()) for key in keys))
             self._assembled = (tuple(targets.values()), snapshots)
         targets_out, snapshots_out = self._assembled
-        runs = sorted(self._runs.values(), key=lambda r: (r.started_at, r.run_id))
+        runs = sorted(self._runs.values(), key=attrgetter("started_at", "run_id"))
         if self._clusters:
             runs = self._attributed(runs)
         return Observation(
