@@ -22,6 +22,7 @@ class BoardStore:
         self._version = 0
         self._subscribers: list[Callable[[Board], None]] = []
         self._warmers: list[Callable[[Board], None]] = []
+        self._confirmers: list[Callable[[Board], None]] = []
 
     def current(self) -> Board:
         return self._board
@@ -47,6 +48,19 @@ class BoardStore:
                 warm(board)
             except Exception:
                 log.exception("preparing the answers for a board failed")
+
+    def on_confirm(self, callback: Callable[[Board], None]) -> None:
+        """Call `callback(board)` when a poll found nothing new: the current board is still the truth. (Boards
+        are published only on news, so a heartbeat that followed publishes alone would fall silent.)"""
+        self._confirmers.append(callback)
+
+    def confirm(self) -> None:
+        board = self._board
+        for callback in self._confirmers:
+            try:
+                callback(board)
+            except Exception:
+                log.exception("a board subscriber failed")
 
     def publish(self, board: Board) -> None:
         with self._lock:

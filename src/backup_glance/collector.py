@@ -130,6 +130,8 @@ class Collector:
         observation = self._bounds[name].bound(observation, self._clock())
         if state.error is not None or not _same_facts(state.observation, observation):
             self._news.set()
+        else:
+            self._store.confirm()
         self._failures[name] = 0
         # The data is as old as the poll's start: stamping it with the end would make a slow poll look fresh.
         self._states[name] = replace(

@@ -219,7 +219,12 @@ class _Refused(Exception):
 
 def _plain_answer(status: int, text: str) -> bytes:
     body = text.encode("ascii") + b"\n"
-    phrase = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+    phrase = {
+        400: b"Bad Request",
+        408: b"Request Timeout",
+        431: b"Request Header Fields Too Large",
+        500: b"Internal Server Error",
+    }[status]
     return b"".join(
         [
             b"HTTP/1.1 %d %s\r\n" % (status, phrase),
@@ -347,6 +352,18 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.cycle.keep_alive = False
             else:
                 self.transport.close()
+            return False
+        except httptools.HttpParserCallbackError as exc:
+            # Raised by a callback: our own refusal, a client's bad URL, or a fault of ours (say, a root_path
+            # uvicorn cannot encode), which is no client's doing and must not be counted as one.
+            if self._refusal == 431:
+                self._too_large()
+            elif isinstance(exc.__context__, httptools.HttpParserError | UnicodeDecodeError):
+                self.guard.counters.malformed += 1
+                self._refuse(400, "400 bad request: not a valid HTTP/1.1 request")
+            else:
+                log.error("internal error while reading a request", exc_info=exc.__context__ or exc)
+                self._refuse(500, "500 internal server error: see the server log")
             return False
         except httptools.HttpParserError:
             if self._refusal == 431:

@@ -207,12 +207,13 @@ class Job:
     keep: tuple[tuple[str, int], ...] = ()  # prune policy: ("keep-last", 3), ("keep-daily", 7), ... in PBS's order
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteCopy:
+class RemoteCopy(msgspec.Struct, frozen=True, gc=False):
     """A target's backups on another system, seen through a sync job (PBS: the remote's group list).
 
     `endpoint` ("host:port/store[/ns]") says where that is, so that a remote which is also configured as a source
-    of its own counts once. `newest_at` None: the other side could not be asked (permissions, unreachable)."""
+    of its own counts once. `newest_at` None: the other side could not be asked (permissions, unreachable).
+    A Struct for the same reason as `Snapshot` (one per group and sync job, every poll); copy with
+    `msgspec.structs.replace`."""
 
     target_key: str
     source: str  # the source that reported it
@@ -391,14 +392,17 @@ class Verdict:
     protection: Protection | None = None  # copies, encryption, verification and restore-test age, risks
 
 
-@dataclass(frozen=True, slots=True)
-class Risk:
+# Risk, Copy and Protection are made for every service at every evaluation (thousands of each): msgspec Structs
+# without cyclic-GC tracking, as `Snapshot`, so a big board does not give the garbage collector thousands of
+# objects to walk. They hold no reference cycles. Copy with `msgspec.structs.replace`.
+
+
+class Risk(msgspec.Struct, frozen=True, gc=False):
     kind: RiskKind
     detail: str  # for a person, as in the verdict's reasons
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
+class Copy(msgspec.Struct, frozen=True, gc=False):
     """One location holding backups of a service: a datastore (namespace), repository, storage, or a remote."""
 
     location: str  # "main", "main/site-b", a repository id, "<remote>:<store>" for a copy seen through a sync job
@@ -414,8 +418,7 @@ class Copy:
         return self.newest_at is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Protection:
+class Protection(msgspec.Struct, frozen=True, gc=False):
     """How well a service is protected, as health found it (its `risks` are decided in health/protection.py).
 
     Renders as "2 copies · 1 offsite 3h behind · encrypted · restored 41d ago": `copy_count`, `offsite_count`,

@@ -103,6 +103,20 @@ class TestDatabasement:
         named = await poll(databasement_source(server, scenario.token, offsite=["NAS dumps"]))
         assert named.offsite_locations == ("NAS dumps",)
 
+    async def test_a_volume_whose_copy_failed_holds_nothing(
+        self, databasement: tuple[DatabasementScenario, SimulatorServer]
+    ) -> None:
+        scenario, server = databasement
+        vault = sorted((s for s in scenario.snapshots if s.database_name == "vault"), key=lambda s: s.started_at)
+        vault[-1].volumes = vault[-2].volumes = (("v1", "NAS dumps", "local"), ("v2", "S3 dumps", "s3"))
+        vault[-1].failed_volumes = ("NAS dumps",)  # only the offsite copy was written
+        vault[-2].failed_volumes = ("NAS dumps", "S3 dumps")  # written nowhere
+        obs = await poll(databasement_source(server, scenario.token))
+        by_id = {s.snapshot_id: s for s in obs.snapshots}
+        assert by_id[vault[-1].id].location == "S3 dumps" and by_id[vault[-1].id].places == ()
+        assert vault[-2].id not in by_id  # a dump no volume holds is no backup
+        assert obs.offsite_locations == ("S3 dumps",)
+
     async def test_the_demo_dumps_that_shrank_or_took_long(
         self, databasement: tuple[DatabasementScenario, SimulatorServer]
     ) -> None:

@@ -250,6 +250,20 @@ class TestEvidence:
         assert gone_at(history, old.snapshot_id) == LATER.isoformat()
         assert gone_at(history, new.snapshot_id) is None
 
+    def test_a_snapshot_pruned_after_a_restart_is_marked_gone_once(self, db_path: Path) -> None:
+        """What the file held at start is what later polls compare with, not only what this run added."""
+        first, second = a_snapshot(taken_at=NOW - timedelta(days=2)), a_snapshot(taken_at=NOW - timedelta(days=1))
+        with History.open(db_path, retention=RETENTION) as before_restart:
+            before_restart.record(an_observation(snapshots=[first, second]))
+        third = a_snapshot(taken_at=NOW)
+        with History.open(db_path, retention=RETENTION) as history:
+            added = history.record(an_observation(at=LATER, snapshots=[first, second, third]))
+            pruned = history.record(an_observation(at=LATER + timedelta(hours=1), snapshots=[first, third]))
+
+            assert (added.snapshots_added, pruned.snapshots_added, pruned.snapshots_gone) == (1, 0, 1)
+            assert gone_at(history, second.snapshot_id) == (LATER + timedelta(hours=1)).isoformat()
+            assert gone_at(history, first.snapshot_id) is None
+
     def test_it_records_first_and_last_sighting(self, history: History) -> None:
         snapshot = a_snapshot()
         for hours in range(3):

@@ -124,6 +124,16 @@ class TestImpossibleRecords:
         bodies = all_endpoints_answer(board)
         assert "impossible dates" in bodies["/glance/status"]  # said on the board, per source
 
+    @pytest.mark.parametrize("seconds", [10**12, 2**62, -(2**62)])
+    def test_a_time_no_calendar_holds_costs_that_snapshot_only(self, lab: Lab, seconds: int) -> None:
+        absurd = lab.demo.lab.add_snapshot("main", "", "ct", "101", datetime(2026, 1, 1, tzinfo=UTC), 1024)
+        absurd.backup_time = seconds  # year 33658 and beyond: Python's datetime cannot hold it
+        board = lab.poll(lab.start())
+        (state,) = [s for s in board.sources if s.name == "pbs-main"]
+        assert state.error is None and state.observation is not None
+        assert verdict(board, "vault").status is Status.OK and verdict(board, "vault").snapshot_count > 1
+        all_endpoints_answer(board)
+
     def test_a_future_row_already_in_history_is_ignored_and_pruned(self, lab: Lab) -> None:
         runtime = lab.start()
         lab.poll(runtime)

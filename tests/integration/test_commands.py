@@ -168,6 +168,60 @@ class TestValidate:
         assert result.returncode == 2
         assert "no configuration file found; give FILE, --config FILE or $BACKUP_GLANCE_CONFIG" in result.stderr
 
+    def test_control_characters_in_problems_are_escaped(self, tmp_path: Path) -> None:
+        config = tmp_path / "bad.yaml"
+        config.write_text('sources: []\n"\\e[2J\\u0007": 1\n')
+        result = run("validate", str(config))
+        assert result.returncode == 2
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert f"{config}:2:1: \\x1b[2J\\x07: unknown key '\\x1b[2J\\x07'" in result.stdout
+
+    def test_it_honours_the_logging_options(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import logging
+
+        from backup_glance.cli import main
+        from backup_glance.logs import JsonFormatter
+
+        config = tmp_path / "bad.yaml"
+        config.write_text("sources: []\n")
+        root = logging.getLogger()
+        monkeypatch.setattr(root, "handlers", list(root.handlers))
+        monkeypatch.setattr(root, "level", root.level)
+        assert main(["validate", "--log-format", "json", "--log-level", "error", str(config)]) == 2
+        assert isinstance(root.handlers[0].formatter, JsonFormatter) and root.level == logging.ERROR
+
+    def test_nesting_beyond_the_stack_is_a_problem_and_exit_2(self, tmp_path: Path) -> None:
+        config = tmp_path / "deep.yaml"
+        config.write_text("sources: " + "[" * 600 + "]" * 600 + "\n")
+        result = run("validate", str(config))
+        assert result.returncode == 2, result.stderr
+        assert f"{config}: values nested too deeply" in result.stdout
+        assert "internal error" not in result.stderr
+
+
+class TestLoggingEnvironment:
+    @pytest.mark.parametrize(
+        ("variable", "value", "choices"),
+        [
+            ("BACKUP_GLANCE_LOG_LEVEL", "verbose", "debug, info, warning, error"),
+            ("BACKUP_GLANCE_LOG_FORMAT", "yaml", "text, json"),
+        ],
+    )
+    def test_a_bad_value_is_a_usage_error_naming_the_variable(
+        self, tmp_path: Path, variable: str, value: str, choices: str
+    ) -> None:
+        result = run("check", cwd=tmp_path, env={variable: value})
+        assert result.returncode == 2, result.stderr
+        assert f"environment variable {variable} is '{value}'; use one of {choices}" in result.stderr
+        assert "internal error" not in result.stderr
+
+    def test_case_and_empty_values_are_accepted(self, tmp_path: Path) -> None:
+        config = pbs_config(tmp_path, "https://pbs.lan:8007")
+        result = run(
+            "validate", str(config), env={"BACKUP_GLANCE_LOG_LEVEL": "WARNING", "BACKUP_GLANCE_LOG_FORMAT": ""}
+        )
+        assert result.returncode == 0, result.stderr
+
 
 class TestServeStartsAndStops:
     def test_sigterm_and_sigint_take_the_same_graceful_path(self, tmp_path: Path) -> None:

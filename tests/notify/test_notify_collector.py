@@ -138,3 +138,30 @@ def test_the_heartbeat_is_pinged_after_the_first_complete_board(lab: Lab) -> Non
 
     lab.loop.run_until_complete(go())
     assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid"]
+
+
+def test_the_heartbeat_keeps_beating_while_polls_find_nothing_new(lab: Lab) -> None:
+    """Boards are published only on news; a quiet night must not silence the heartbeat."""
+    lab.start(f"heartbeat:\n  url: {lab.inbox.url('/ping/uuid', scheme='http')}\n  every: 5s\n")
+    runtime = lab.runtime
+    assert runtime is not None and runtime.notifier is not None
+    notifier, collector, store = runtime.notifier, runtime.collector, runtime.store
+
+    async def pings(count: int) -> None:
+        for _ in range(500):
+            if sum(hit.method == "GET" for hit in lab.inbox.hits) >= count:
+                return
+            await asyncio.sleep(0.01)
+
+    async def go() -> int:
+        notifier.start()
+        await collector.poll_once()
+        await pings(1)
+        published = store.version
+        await asyncio.sleep(5.2)  # past `every`
+        await asyncio.gather(*(collector._poll(name) for name in collector._sources))
+        await pings(2)
+        return store.version - published
+
+    assert lab.loop.run_until_complete(go()) == 0  # nothing new was published ...
+    assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid", "/ping/uuid"]  # ... and it beat again

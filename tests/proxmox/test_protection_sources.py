@@ -205,6 +205,21 @@ class TestPbsSource:
         finally:
             await source.aclose()
 
+    async def test_a_sync_list_that_fails_once_keeps_the_copies_it_had(
+        self, protected_server: SimulatorServer, clock: Clock
+    ) -> None:
+        source = PbsSource(pbs_config(protected_server), clock=clock)
+        try:
+            before = {c.target_key: c.newest_at for c in (await source.poll()).remote_copies}
+            protected_server.app.faults.missing_paths = {"/admin/sync"}
+            clock.now = NOW + timedelta(minutes=5)
+            failed = await source.poll()
+            assert any("sync jobs" in p for p in failed.problems)
+            assert {c.target_key: c.newest_at for c in failed.remote_copies} == before != {}
+        finally:
+            protected_server.app.faults.missing_paths = set()
+            await source.aclose()
+
     async def test_without_remote_audit_the_source_says_it_cannot_see_its_remotes(
         self, protected_lab: ProxmoxLab, protected_server: SimulatorServer
     ) -> None:

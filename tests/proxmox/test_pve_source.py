@@ -36,6 +36,27 @@ class TestDemoLab:
         )
         assert obs.timezone == "Europe/Madrid" and obs.problems == ()
 
+    async def test_a_quiet_poll_hands_back_the_same_targets_and_a_change_shows(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        source = a_source(pve_server)
+        try:
+            first = (await source.poll()).targets
+            assert (await source.poll()).targets is first  # nothing changed: downstream reuse holds
+            with lab.lock:
+                wiki = next(g for g in lab.guests if g.vmid == 121)
+                wiki.name, wiki.lock = "wiki-archive", "backup"
+                lab.guests.append(Guest(131, "lxc", "new-one"))
+            changed = (await source.poll()).targets
+        finally:
+            await source.aclose()
+        by_key = {t.key: t for t in changed}
+        assert (by_key["guest:121"].name, by_key["guest:121"].backup_running) == ("wiki-archive", True)
+        assert by_key["guest:131"].name == "new-one" and len(changed) == len(first) + 1
+        assert [t for t in changed if t.key not in ("guest:121", "guest:131")] == [
+            t for t in first if t.key != "guest:121"
+        ]
+
     async def test_it_resolves_job_selections(self, pve_server: SimulatorServer) -> None:
         source = a_source(pve_server)
         obs = await source.poll()

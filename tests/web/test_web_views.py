@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from web_builders import NOW, ZONE, a_board, a_datastore, a_job, a_slot, a_source, a_verdict, every_status
 
+from backup_glance.board import BoardStore
 from backup_glance.model import (
+    Board,
     Copy,
     Job,
     JobKind,
@@ -24,6 +26,7 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
+from backup_glance.web.render import VersionCache
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
@@ -439,3 +442,27 @@ class TestGrid:
 
 def test_fit_axis_falls_back_to_the_whole_day_for_nothing() -> None:
     assert (fit_axis([]).start, fit_axis([]).end) == (0, 1440)
+
+
+class TestVersionCache:
+    """Answers are cached per board; a board published on another thread mid-render never gets the old one."""
+
+    def test_an_answer_built_while_a_new_board_is_published_is_not_kept_for_the_new_board(self) -> None:
+        old, new = a_board((a_verdict("old"),)), a_board((a_verdict("new"),))
+        store = BoardStore(old)
+        cache: VersionCache[str] = VersionCache(store)
+
+        def build_while_publishing(board: Board) -> str:
+            store.publish(new)  # the collector's worker thread, between the cache's read and its write
+            return board.verdicts[0].service_id
+
+        assert cache.get("status", build_while_publishing) == "old"
+        assert cache.get("status", lambda board: board.verdicts[0].service_id) == "new"
+
+    def test_answers_warmed_for_a_board_are_served_after_its_publish(self) -> None:
+        old, new = a_board((a_verdict("old"),)), a_board((a_verdict("new"),))
+        store = BoardStore(old)
+        cache: VersionCache[str] = VersionCache(store)
+        cache.warm(new, "status", lambda board: "warmed " + board.verdicts[0].service_id)
+        store.publish(new)
+        assert cache.get("status", lambda board: "built on request") == "warmed new"

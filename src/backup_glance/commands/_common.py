@@ -10,10 +10,11 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..logs import FORMATS, LEVELS
+from ..logs import FORMATS, LEVELS, escape_controls
 
 if TYPE_CHECKING:  # the command line is parsed before any of these is needed: `schedule` never needs them
     from ..config import Config, Report
@@ -42,19 +43,33 @@ def logging_options() -> argparse.ArgumentParser:
     """A parent parser: every command takes --log-level and --log-format (also from the environment)."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("logging")
-    group.add_argument(
-        "--log-level",
-        choices=LEVELS,
-        default=os.environ.get("BACKUP_GLANCE_LOG_LEVEL", "info").lower(),
-        help="default: $BACKUP_GLANCE_LOG_LEVEL or info",
-    )
-    group.add_argument(
-        "--log-format",
-        choices=FORMATS,
-        default=os.environ.get("BACKUP_GLANCE_LOG_FORMAT", "text").lower(),
-        help="default: $BACKUP_GLANCE_LOG_FORMAT or text",
-    )
+    for option, variable, fallback, choices in (
+        ("--log-level", "BACKUP_GLANCE_LOG_LEVEL", "info", LEVELS),
+        ("--log-format", "BACKUP_GLANCE_LOG_FORMAT", "text", FORMATS),
+    ):
+        group.add_argument(
+            option,
+            choices=choices,
+            type=_choice(variable, choices),
+            default=os.environ.get(variable) or fallback,  # argparse runs `type` on it: a bad value is exit 2
+            help=f"default: ${variable} or {fallback}",
+        )
     return parent
+
+
+def _choice(variable: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    """argparse type: one of `choices` in any case; a bad value from `variable` is named as coming from there."""
+    from_env = os.environ.get(variable)
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value in choices:
+            return value
+        where = f"environment variable {variable} is {text!r}" if text == from_env else f"{text!r} is not known"
+        raise argparse.ArgumentTypeError(f"{where}; use one of {', '.join(choices)}")
+
+    parse.__name__ = variable  # argparse names the type in some messages
+    return parse
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -81,8 +96,9 @@ def port_number(text: str) -> int:
 
 
 def print_problems(report: Report, stream: TextIO | None = None) -> None:
+    """Each problem on its line(s), control characters escaped: a key written as ESC [2J must not clear the screen."""
     for problem in report.problems:
-        print(str(problem), file=stream or sys.stderr)
+        print(escape_controls(str(problem), keep_newlines=True), file=stream or sys.stderr)
 
 
 def start_logging(args: argparse.Namespace) -> logging.Handler:

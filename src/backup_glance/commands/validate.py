@@ -1,8 +1,9 @@
 """`backup-glance validate [FILE]`: check a configuration without polling anything.
 
 Everything short of the network: shape, values, references between keys, secret and CA files, schedules.
-Every problem is printed at once (file:line:column: key: what is wrong). Exit 0 when there are no errors
-(warnings are printed but pass), 2 otherwise.
+Every problem is printed at once (file:line:column: key: what is wrong), to standard output, with control
+characters escaped; --log-level and --log-format apply to log lines, as in every command. Exit 0 when there
+are no errors (warnings are printed but pass), 2 otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import argparse
 import sys
 
 from ..config import read_config
-from ._common import CONFIG_VARIABLE, EXIT_CONFIG, EXIT_OK, add_config_argument, find_config
+from ._common import (
+    CONFIG_VARIABLE,
+    EXIT_CONFIG,
+    EXIT_OK,
+    add_config_argument,
+    find_config,
+    print_problems,
+    start_logging,
+)
 
 
 def add_parser(
@@ -36,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
+    start_logging(args)  # nothing here logs today; whatever does later follows --log-level and --log-format
     report = read_config(path)
-    for problem in report.problems:
-        print(problem)
+    print_problems(report, sys.stdout)
     errors, warnings = len(report.errors), len(report.warnings)
     if report.config is None:
         print(f"{path}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")

@@ -59,6 +59,7 @@ _SECRET_FILES = {
     "backrest": (("password", "password_file"),),
 }
 _PATH_KEYS = ("ca_file", "password_file", "token_file", "token_secret_file")
+_UNREAD = "(unread)"  # stands in for a secret whose file failed; the report has an error, so it is never used
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ def parse_text(
         prepared = variables.prepare(text)
         document = load_yaml(prepared, on_scalar=variables.substitute, on_key=variables.original)
     except YamlProblem as exc:
-        return Report(None, [Problem(exc.message, filename, exc.line, exc.column)])
+        return Report(None, [Problem(exc.message, filename, exc.line, exc.column, exc.path)])
     except ValueError as exc:
         return Report(None, [Problem(str(exc), filename)])
     positions = document.positions
@@ -243,7 +244,11 @@ def _resolve_files(data: dict[str, Any], base_dir: Path, secrets_dir: str) -> tu
                 source[secret_key] = read_secret_file(file)
             except SecretFileError as exc:
                 findings.append(Finding(path, str(exc)))
-                source[secret_key] = ""  # keeps "is required" from repeating the problem
+                source[secret_key] = _UNREAD  # keeps "is required" from repeating the problem
+                continue
+            if not source[secret_key]:
+                findings.append(Finding(path, f"{file} is empty; it must hold the {secret_key}"))
+                source[secret_key] = _UNREAD
                 continue
             secrets.append(source[secret_key])
             findings += file_mode_findings(path, Path(file), secrets_dir)

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ScheduleError
 from ..schedule import parse_schedule
 from ._notify import notify_findings
-from ._schema import parse_duration
+from ._schema import parse_duration, path_problem
 from ._variables import SecretFileError, read_secret_file
 from ._yaml import KeyPath, dotted
 
@@ -92,19 +92,28 @@ def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secre
     ca_file = _text(source, "ca_file")
     if ca_file is not None:
         findings += _ca_file((*path, "ca_file"), ca_file, pinned=bool(source.get("fingerprint")))
+    for key in ("token_secret", "token", "password"):
+        if source.get(key) == "":
+            findings.append(Finding((*path, key), f"is empty; it must hold the {key}"))
     if source.get("type") != "restic":
         return findings
     password_file = _text(source, "password_file")
     if password_file is not None:
         try:
-            read_secret_file(password_file)
+            password = read_secret_file(password_file)
         except SecretFileError as exc:
             findings.append(Finding((*path, "password_file"), str(exc)))
         else:
+            if not password:
+                findings.append(
+                    Finding((*path, "password_file"), f"{password_file} is empty; it must hold the password")
+                )
             findings += file_mode_findings((*path, "password_file"), Path(password_file), secrets_dir)
     password_env = _text(source, "password_env")
-    if password_env is not None and not env.get(password_env):
+    if password_env is not None and password_env not in env:
         findings.append(Finding((*path, "password_env"), f"environment variable {password_env} is not set"))
+    elif password_env is not None and not env[password_env]:
+        findings.append(Finding((*path, "password_env"), f"environment variable {password_env} is set but empty"))
     schedule = _text(source, "schedule")
     if schedule is not None:
         dialect = source.get("dialect", "cron")
@@ -262,7 +271,9 @@ def _durations(
             if timeout >= limit:
                 findings.append(Finding((*path, "timeout"), f"must be shorter than poll_interval ({_span(limit)})"))
         deadline = _duration(source, "poll_deadline")
-        if deadline is not None and deadline <= (timeout or timedelta(seconds=10)):
+        if deadline is not None and deadline <= timedelta(0):
+            findings.append(Finding((*path, "poll_deadline"), "must be more than 0s"))
+        elif deadline is not None and deadline <= (timeout or timedelta(seconds=10)):
             findings.append(
                 Finding(
                     (*path, "poll_deadline"), f"must be longer than timeout ({_span(timeout or timedelta(seconds=10))})"
@@ -270,8 +281,6 @@ def _durations(
             )
         elif deadline is not None and deadline > (interval or timedelta(minutes=5)):
             findings.append(Finding((*path, "poll_deadline"), "must not be longer than poll_interval"))
-        elif deadline is not None and deadline <= timedelta(0):
-            findings.append(Finding((*path, "poll_deadline"), "must be more than 0s"))
         max_age = _duration(source, "max_age")
         if max_age is not None and max_age <= timedelta(0):
             findings.append(Finding((*path, "max_age"), "must be more than 0s"))
@@ -378,6 +387,8 @@ def _server(data: dict[str, Any]) -> list[Finding]:
     root_path = server.get("root_path")
     if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
         findings.append(Finding(("server", "root_path"), "must start with '/', e.g. /backups"))
+    elif isinstance(root_path, str) and (problem := path_problem(root_path)) is not None:
+        findings.append(Finding(("server", "root_path"), problem))
     findings += _exposure(server)
     return findings
 

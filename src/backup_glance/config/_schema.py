@@ -93,16 +93,62 @@ def _check_name(value: str) -> str:
     return value
 
 
+def without_userinfo(url: str) -> str:
+    """A URL as it may be shown: a "user:password@" in front of the host becomes "***@".
+
+    >>> without_userinfo("https://monitor:Pw@pbs.lan:8007/x"), without_userinfo("pbs.lan")
+    ('https://***@pbs.lan:8007/x', 'pbs.lan')
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return scheme + sep + authority + rest[end:]
+
+
 def _check_url(value: str) -> str:
+    if without_userinfo(value) != value:  # first: every later message shows the URL
+        raise ValueError("put credentials in their own keys (token, password), not in the URL")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{_shown(value)}: must start with http:// or https://, e.g. https://pbs.lan:8007")
     try:
-        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+        port = parts.port
     except ValueError:
-        raise ValueError(f"{_shown(value)}: the port is not a number from 1 to 65535") from None
-    if parts.username or parts.password:
-        raise ValueError("put credentials in their own keys (token, password), not in the URL")
+        port = 0
+    if port == 0:
+        raise ValueError(f"{_shown(value)}: the port is not a number from 1 to 65535")
+    return value
+
+
+def path_problem(path: str) -> str | None:
+    """What makes `path` unusable as the sub-path the board is served under, or None.
+
+    >>> path_problem("/backups"), path_problem("//nas")
+    (None, "must not start with '//' (a browser reads //nas as another host), e.g. /backups")
+    """
+    if not path.isascii():
+        return "must be plain ASCII (the web server passes the sub-path on as ASCII), e.g. /backups"
+    if path.startswith("//"):
+        return f"must not start with '//' (a browser reads {path[:20]} as another host), e.g. /backups"
+    if any(c in path for c in " ?#") or not path.isprintable():
+        return "must not hold spaces, control characters, '?' or '#', e.g. /backups"
+    return None
+
+
+def _check_public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(
+            f"{_shown(value)}: no query (?...) or fragment (#...); give the address the board is served at, "
+            "e.g. https://glance.example.com/backups"
+        )
+    problem = path_problem(parts.path)
+    if problem is not None:
+        raise ValueError(f"its path {_shown(parts.path)} {problem}")
     return value
 
 
@@ -119,6 +165,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Zone = Annotated[str, BeforeValidator(_check_zone)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Url = Annotated[str, AfterValidator(_check_url)]
+PublicUrl = Annotated[str, AfterValidator(_check_url), AfterValidator(_check_public_url)]
 Fingerprint = Annotated[str, AfterValidator(_check_fingerprint)]
 
 
@@ -383,7 +430,7 @@ class ServerConfig(_Strict):
     auth_token: SecretStr | None = None
     # The public URL (behind a reverse proxy): Widget-Title-URL and every link point there; its path, if any,
     # is the sub-path the proxy serves backup-glance under.
-    base_url: Url | None = None
+    base_url: PublicUrl | None = None
     root_path: str | None = None  # the sub-path, when it differs from base_url's path or there is no base_url
     calendar_key: SecretStr | None = None  # opens /calendar.ics?key=... and nothing else
     # Host names the web server answers to (DNS rebinding); None: any with auth_token, else the safe ones

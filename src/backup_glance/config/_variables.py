@@ -37,6 +37,8 @@ _SECRET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Environment variables whose values are redacted from logs even outside secret fields (e.g. in a URL).
 _SECRET_LOOKING = re.compile(r"TOKEN|SECRET|PASS|PWD|KEY|CRED|AUTH", re.IGNORECASE)
 KINDS = ("secret", "readFileFromEnv")
+# Keys whose empty value would weaken something (no auth, no credentials): empty is only allowed when written so.
+SECRET_KEYS = ("auth_token", "calendar_key", "token_secret", "token", "password")
 
 
 class SecretFileError(Exception):
@@ -54,6 +56,8 @@ def read_secret_file(path: str | Path) -> str:
     except OSError as exc:
         reason = (exc.strerror or exc.__class__.__name__).lower()
         raise SecretFileError(f"cannot read {path}: {reason}") from None
+    except ValueError:  # a NUL in the name: no file can be called that
+        raise SecretFileError(f"cannot read {str(path)!r}: a file name cannot hold a NUL character") from None
     if len(raw) > MAX_SECRET_BYTES:
         raise SecretFileError(f"{path} is larger than {MAX_SECRET_BYTES // 1024} KB; is it the right file?")
     try:
@@ -110,7 +114,37 @@ class Variables:
         if _MARK not in text:
             return None
         self.substituted.add(path)
-        return _PLACEHOLDER.sub(lambda m: self._value(self._reference(m), path, position), text)
+        sources: list[str] = []
+
+        def value(match: re.Match[str]) -> str:
+            reference = self._reference(match)
+            resolved = self._value(reference, path, position)
+            if reference.kind != "literal":
+                sources.append(self._describe(reference))
+            return resolved
+
+        result = _PLACEHOLDER.sub(value, text)
+        if result == "" and path not in self.unresolved and path and path[-1] in SECRET_KEYS:
+            # An empty variable or secret file must not quietly turn authentication or credentials off.
+            where = " and ".join(sources) or "the reference"
+            key = path[-1]
+            if key in ("auth_token", "calendar_key"):
+                hint = f'set it, or write {key}: "" in the file to turn it off on purpose'
+            else:
+                hint = f"it must hold the {key}"
+            self.problems.append((path, position, f"{where} {'are' if len(sources) > 1 else 'is'} empty; {hint}"))
+            self.unresolved.add(path)
+        return result
+
+    def _describe(self, reference: _Reference) -> str:
+        if reference.kind is None:
+            return f"environment variable {reference.name}"
+        if reference.kind == "secret":
+            folder = self.env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
+            return f"secret '{reference.name}' ({Path(folder) / reference.name})"
+        if reference.kind == "readFileFromEnv":
+            return f"the file named by {reference.name}"
+        return reference.text
 
     def _reference(self, match: re.Match[str]) -> _Reference:
         index = (ord(match.group(1)) - _DIGIT0) * _BASE + (ord(match.group(2)) - _DIGIT0)

@@ -26,6 +26,7 @@ Position = tuple[int, int]  # 1-based line and column
 ScalarHook = Callable[[str, KeyPath, Position], "str | None"]
 
 MAX_NODES = 200_000  # an alias bomb ("billion laughs") expands to far more; a real config has a few hundred
+MAX_DEPTH = 64  # nesting levels; a real config has under ten, and Python's stack ends somewhere near 300
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -61,11 +62,12 @@ for _tag, _pattern, _first in (
 class YamlProblem(Exception):
     """The text is not YAML we accept; `line` and `column` are 1-based (0 when unknown)."""
 
-    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+    def __init__(self, message: str, line: int = 0, column: int = 0, path: KeyPath = ()) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.path = path  # the key it is about, when known
 
 
 @dataclass
@@ -92,6 +94,8 @@ def load_yaml(
         raise YamlProblem("not valid YAML: a control character here (is this a binary file?)", line, column) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # PyYAML composes nested values recursively
+        raise YamlProblem(f"values nested too deeply (a configuration needs fewer than {MAX_DEPTH} levels)") from None
     builder = _Builder(on_scalar, on_key)
     document = Document(data=None)
     if root is not None:
@@ -124,6 +128,8 @@ class _Builder:
             raise YamlProblem(f"more than {MAX_NODES} values (an alias expanding without end?)", *_at(node))
         if id(node) in self._open:
             raise YamlProblem("an alias refers to the value that contains it", *_at(node))
+        if len(path) > MAX_DEPTH:
+            raise YamlProblem(f"values nested more than {MAX_DEPTH} levels deep", *_at(node), path=path[:3])
         self._open.add(id(node))
         try:
             if isinstance(node, MappingNode):
@@ -152,6 +158,7 @@ class _Builder:
                 continue
             if not isinstance(key_node, ScalarNode):
                 raise YamlProblem("a key must be plain text, not a list or a mapping", *_at(key_node))
+            _check_characters(key_node.value, key_node, path, " in a key")
             key = self._on_key(key_node.value) if self._on_key else key_node.value
             if key in result:
                 first = self.positions[(*path, key)]
@@ -179,9 +186,11 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
         text: str = node.value
+        _check_characters(text, node, path)
         if self._on_scalar is not None and node.tag == _STR:
             rewritten = self._on_scalar(text, path, _at(node))
             if rewritten is not None:
+                _check_characters(rewritten, node, path, " (in the value a ${...} reference gave)")
                 return rewritten
         tag = node.tag
         if tag == _STR:
@@ -195,6 +204,25 @@ class _Builder:
         if tag == _FLOAT:
             return _float(text, node)
         raise YamlProblem(f"unsupported tag {tag} (write the value as plain text)", *_at(node))
+
+
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_characters(text: str, node: Node, path: KeyPath, where: str = "") -> None:
+    """NUL and lone surrogates (a "\\ud800" escape) are no text any program can pass on; refuse them here."""
+    found = _UNUSABLE.search(text)
+    if found is None:
+        return
+    char = found.group()
+    if char == "\x00":
+        message = "a NUL character (\\0) here" + where + "; remove it"
+    else:
+        message = (
+            f"a lone surrogate (\\u{ord(char):04x}) here{where}: half of a character, not text; "
+            "write the character itself or its \\U00XXXXXX escape"
+        )
+    raise YamlProblem(message, *_at(node), path=path)
 
 
 def _integer(text: str, node: ScalarNode) -> int:

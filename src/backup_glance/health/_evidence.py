@@ -7,6 +7,7 @@ Pure: no clock, no I/O. Duplicates across the live observation and history colla
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -42,9 +43,11 @@ class Evidence:
     datastores: list[Datastore] = field(default_factory=list)
     # Sources that report guests and their backup jobs (PVE): only they can say "in no job".
     coverage_sources: set[str] = field(default_factory=set)
-    # Snapshots that exist at the source right now (history also holds pruned ones).
+    # Snapshots that exist at the source right now (history also holds pruned ones), and how many of each target's
+    # snapshots (in `snapshots`) they are.
     live_snapshots: set[tuple[str, str]] = field(default_factory=set)
-    # The same, per target key: what an incremental evaluation compares to tell which targets changed.
+    live_counts: dict[str, int] = field(default_factory=dict)
+    # The live snapshots per target key: what an incremental evaluation compares to tell which targets changed.
     live_by_key: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
     recorded_since: datetime | None = None  # history has watched since then
     # Protection facts: restore tests and copies seen through sync jobs, per target; jobs with a keep-* policy.
@@ -70,6 +73,24 @@ class Evidence:
         keys = set(self.targets) | set(self.snapshots) | set(self.runs_by_target)
         return frozenset(keys | set(self.backup_jobs_by_target) | self.uncovered)
 
+    def live(self, keys: Iterable[str], snapshots: list[Snapshot]) -> list[Snapshot]:
+        """Those of `snapshots` (of the targets `keys`, from `snapshots`) that exist at the source right now, in
+        their order. Most targets have nothing pruned in history: then that is all of them, known from the counts
+        without looking at each snapshot."""
+        if all(self.live_counts.get(key, 0) == len(self.snapshots.get(key, ())) for key in keys):
+            return list(snapshots)
+        live = self.live_snapshots
+        return [s for s in snapshots if (s.source, s.snapshot_id) in live]
+
+    @cached_property
+    def blind_sources(self) -> frozenset[str]:
+        """Sources that say they cannot see their remotes (a PBS token without Remote.Audit)."""
+        return frozenset(
+            name
+            for name, state in self.states.items()
+            if state.observation is not None and not state.observation.remotes_visible
+        )
+
     def observation(self, source: str) -> Observation | None:
         state = self.states.get(source)
         return state.observation if state else None
@@ -84,6 +105,7 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
     seen_runs: set[tuple[str, str, str | None]] = set()
     # The loops over snapshots run once per snapshot (120,000 for a big PBS): plain local names, no calls.
     by_key, live, live_by_key = evidence.snapshots, evidence.live_snapshots, evidence.live_by_key
+    live_counts = evidence.live_counts
 
     def add_run(run: JobRun) -> None:
         identity = (run.source, run.run_id, run.target_key)
@@ -105,10 +127,12 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             evidence.targets[target.key].append(target)
         for snapshot in observation.snapshots:
             identity = (snapshot.source, snapshot.snapshot_id)
+            key = snapshot.target_key
             if identity not in live:
                 live.add(identity)
-                by_key[snapshot.target_key].append(snapshot)
-            live_by_key[snapshot.target_key].append(snapshot)
+                by_key[key].append(snapshot)
+                live_counts[key] = live_counts.get(key, 0) + 1
+            live_by_key[key].append(snapshot)
         for run in observation.runs:
             add_run(run)
         for job in observation.jobs:
@@ -129,7 +153,8 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             evidence.coverage_sources.add(observation.source)
         evidence.uncovered.update(observation.uncovered_target_keys)
         evidence.datastores.extend(observation.datastores)
-    seen = set(live)  # a snapshot both live and in history counts once, in its live copy
+    # Every snapshot seen so far is live; one both live and in history (or live twice) is in the lists once.
+    seen = set(live)
     for snapshot in history.snapshots:
         identity = (snapshot.source, snapshot.snapshot_id)
         if identity not in seen:

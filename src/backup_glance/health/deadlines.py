@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ..model import ServiceSpec, SourceState, Verdict
+from ..model import Job, ServiceSpec, SourceState, Verdict
 from ._common import SLOT_TOLERANCE, load_schedule, previous_slot
 from ._evidence import Evidence
 from .protection import moments
@@ -39,7 +39,7 @@ def next_change(
         if job.schedule is None or not job.enabled:
             continue
         if job.schedule.interval is not None:
-            anchor = _newest_run_start(evidence, job.key)
+            anchor = _newest_run_start(evidence, job)
             if anchor is not None:
                 candidates += [anchor + job.schedule.interval + grace for grace in graces]
             continue
@@ -70,6 +70,10 @@ def next_change(
     return min(moment for base in candidates for moment in (base, base + _JUST_AFTER) if moment > now)
 
 
-def _newest_run_start(evidence: Evidence, job_key: str) -> datetime | None:
-    runs = evidence.runs_by_job.get(job_key)
-    return runs[-1].started_at if runs else None
+def _newest_run_start(evidence: Evidence, job: Job) -> datetime | None:
+    """The interval's anchor. Per-target runs (a Backrest plan's) are filed under their targets, not the job:
+    the job's own last run stands in for them."""
+    runs = evidence.runs_by_job.get(job.key)
+    if runs:
+        return runs[-1].started_at
+    return job.last_run.started_at if job.last_run is not None else None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -77,7 +76,7 @@ def assess(
     """The service's protection facts and its risks (in a fixed order: copies, offsite, lag, encryption,
     verification, restore test, size, duration, retention)."""
     policy = spec.protection or ProtectionPolicy()
-    live = [s for s in facts.snapshots if (s.source, s.snapshot_id) in evidence.live_snapshots]
+    live = evidence.live(facts.keys, facts.snapshots)
     copies = _copies(spec, facts, evidence, live, now)
     known = [c for c in copies if c.current and c.known]
     newest_all = max((c.newest_at for c in known if c.newest_at is not None), default=None)
@@ -179,27 +178,25 @@ def last_restore_test(keys: Iterable[str], evidence: Evidence, source: str | Non
 # --- copies ------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Place:
-    newest: Snapshot
-    count: int = 0
-
-
 def _copies(
     spec: ServiceSpec, facts: Facts, evidence: Evidence, live: list[Snapshot], now: datetime
 ) -> tuple[Copy, ...]:
     since = now - spec.lookback
-    places: dict[tuple[str, str], _Place] = {}
+    newest: dict[tuple[str, str], Snapshot] = {}  # per (source, place), in the order first seen
+    counts: dict[tuple[str, str], int] = {}
     for snap in live:  # oldest first: the last one seen per place is its newest
-        for place in snap.places or (snap.location,):
-            entry = places.get((snap.source, place))
-            if entry is None:
-                places[(snap.source, place)] = _Place(snap, 1)
-            else:
-                entry.newest, entry.count = snap, entry.count + 1
+        if snap.places:
+            for place in snap.places:
+                at = (snap.source, place)
+                newest[at] = snap
+                counts[at] = counts.get(at, 0) + 1
+        else:
+            at = (snap.source, snap.location)
+            newest[at] = snap
+            counts[at] = counts.get(at, 0) + 1
     copies: dict[str, Copy] = {}
     offsite_of: dict[str, frozenset[str]] = {}
-    for (source, place), entry in places.items():
+    for (source, place), snap in newest.items():
         observation = evidence.observation(source)
         if source not in offsite_of:
             offsite_of[source] = frozenset(observation.offsite_locations if observation else ())
@@ -209,10 +206,10 @@ def _copies(
             location=place,
             source=source,
             offsite=place in offsite_of[source],
-            newest_at=entry.newest.taken_at,
-            snapshots=entry.count,
-            encrypted=entry.newest.encrypted,
-            current=entry.newest.taken_at >= since,
+            newest_at=snap.taken_at,
+            snapshots=counts[(source, place)],
+            encrypted=snap.encrypted,
+            current=snap.taken_at >= since,
         )
     remote: dict[str, RemoteCopy] = {}
     for key in facts.keys:
@@ -244,9 +241,10 @@ def _doubt(copies: tuple[Copy, ...], live: list[Snapshot], evidence: Evidence) -
     unknown = [c for c in copies if not c.known]
     if unknown:
         return f"{_label(unknown[0])} could not be asked" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else "")
+    if not evidence.blind_sources:
+        return None
     for source in dict.fromkeys(s.source for s in live):
-        observation = evidence.observation(source)
-        if observation is not None and not observation.remotes_visible:
+        if source in evidence.blind_sources:
             return f"PBS '{source}' cannot see its remotes (its token needs Remote.Audit on /remote)"
     return None
 

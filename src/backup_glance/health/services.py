@@ -30,7 +30,7 @@ from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
 from ._facts import Facts
 from ._text import span, when
-from .protection import assess
+from .protection import assess, reaches
 
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
 RUNNING_LIMIT_FACTOR = 3
@@ -124,7 +124,7 @@ def judge(
         last_success_at=facts.success_times[-1] if facts.success_times else None,
         last_attempt_at=last_attempt.started_at if last_attempt else None,
         last_outcome=last_attempt.outcome if last_attempt else None,
-        snapshot_count=sum(1 for s in facts.snapshots if (s.source, s.snapshot_id) in evidence.live_snapshots),
+        snapshot_count=len(evidence.live(facts.keys, facts.snapshots)),
         newest_size_bytes=newest.size_bytes if newest else None,
         verification=newest.verification if newest else None,
         verified_at=newest.verified_at if newest else None,
@@ -255,7 +255,7 @@ def _check_verification(
     for job in evidence.jobs:
         if job.kind is not JobKind.VERIFY or job.source != newest.source or not job.enabled:
             continue
-        if job.schedule is None or not _verify_job_reaches(job, newest.location):
+        if job.schedule is None or not reaches(job, newest.location):
             continue
         schedule = load_schedule(job.schedule)
         slot = schedule.next_after(newest.taken_at) if schedule else None
@@ -267,18 +267,6 @@ def _check_verification(
                 f"'{job.name}' was due {when(slot, tz)}",
             )
             return
-
-
-def _verify_job_reaches(job: Job, location: str) -> bool:
-    """Does a PBS verify job (store, namespace, max-depth) cover a snapshot at `location` ("store[/ns]")?"""
-    store, _, namespace = location.partition("/")
-    if job.store not in (None, "", store):
-        return False
-    top = job.namespace or ""
-    if top and namespace != top and not namespace.startswith(top + "/"):
-        return False
-    depth = (namespace.count("/") + 1 if namespace else 0) - (top.count("/") + 1 if top else 0)
-    return job.max_depth is None or depth <= job.max_depth
 
 
 def _guest(targets: list[Target]) -> GuestRef | None:

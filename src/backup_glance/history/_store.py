@@ -249,8 +249,8 @@ class History:
         with self._transaction(f"record the observation of '{observation.source}'") as conn:
             for source, snapshots in by_source.items():
                 present = memory.present.get(source)
-                if present is None:
-                    present = _stored_present(conn, source)
+                if present is None:  # kept: later records must see what this one leaves, gone ones included
+                    present = memory.present[source] = _stored_present(conn, source)
                 plan = _plan_snapshots(source, snapshots, present, observation)
                 _write_snapshots(conn, plan, seen_at)
                 plans.append(plan)

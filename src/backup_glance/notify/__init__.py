@@ -8,7 +8,7 @@ are health's; this package only compares them over time and says so, once, at th
     _store.py      what was announced, and the outbox, in the history database (written as it happens)
     _deliver.py    Apprise in a thread pool of its own; one worker per target; retries with backoff
     _notifier.py   the wiring: `build_notifier(config, board_store, history_path=..., clock=...)`
-    heartbeat.py   pings a Healthchecks / Uptime Kuma URL after board updates
+    heartbeat.py   pings a Healthchecks / Uptime Kuma URL while the collector polls
 
 Nothing here is imported unless the config has `notify:` or `heartbeat:` (Apprise takes a while to load).
 """

@@ -102,6 +102,12 @@ class Notifier:
         else:
             loop.call_soon_threadsafe(self._on_loop)
 
+    def on_confirmed(self, board: Board) -> None:
+        """BoardStore confirmer, on the event loop: a poll found nothing new, so the collector works and the
+        board is current. Only the heartbeat cares; there is nothing new to decide."""
+        if self.heartbeat is not None and self._loop is not None:
+            self.heartbeat.on_board(board)
+
     def _on_loop(self) -> None:
         self._wake.set()
         if self.heartbeat is not None and self._latest is not None:
@@ -264,6 +270,7 @@ def build_notifier(
         retry=retry,
     )
     board_store.subscribe(notifier.on_board)
+    board_store.on_confirm(notifier.on_confirmed)
     return notifier
 
 

@@ -1,13 +1,14 @@
 """Who watches the watcher: a Healthchecks / Uptime Kuma push URL pinged while backup-glance works.
 
     heartbeat = Heartbeat(url, fail_url=None, every=timedelta(minutes=5))
-    heartbeat.on_board(board)          # after each publish: pings when due, in a task of its own
+    heartbeat.on_board(board)          # after each publish or quiet poll: pings when due, in its own task
 
 First ping right after the first complete board (every source answered or failed once), then after board
-updates at most every `every` (at least 5 s). While the board is critical and `fail_url` is set, `fail_url`
-is pinged instead of `url`. Pings follow board updates, so a collector that dies or hangs stops them and the
-external monitor notices. A failed ping is logged (once per streak) and tried again at the next board update
-after `RETRY_S`; it never delays anything else. URLs appear in logs as scheme://host/… only.
+updates and after polls that found nothing new (`BoardStore.confirm`) at most every `every` (at least 5 s).
+While the board is critical and `fail_url` is set, `fail_url` is pinged instead of `url`. Pings follow the
+polls, so a collector that dies or hangs stops them and the external monitor notices. A failed ping is logged
+(once per streak) and tried again at the next poll after `RETRY_S`; it never delays anything else. URLs
+appear in logs as scheme://host/… only.
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ class DbSnapshot:
     encrypted: bool = False  # compression_type "encrypted" (Databasement's encrypted dumps)
     # (id, name, type) of the volumes holding the dump; empty: the demo's one local volume
     volumes: tuple[tuple[str, str, str], ...] = ()
+    failed_volumes: tuple[str, ...] = ()  # names of volumes whose copy failed (`status: failed`, no file)
 
 
 @dataclass
@@ -198,7 +199,13 @@ def _snapshot_json(scenario: DatabasementScenario, snap: DbSnapshot) -> dict[str
         "updated_at": carbon(snap.completed_at or snap.started_at),
         "server": {"id": snap.server_id, "name": name},
         "volumes": [
-            {"id": vid, "name": label, "type": kind, "status": "completed", "file_exists": done}
+            {
+                "id": vid,
+                "name": label,
+                "type": kind,
+                "status": "failed" if label in snap.failed_volumes else "completed",
+                "file_exists": done and label not in snap.failed_volumes,
+            }
             for vid, label, kind in volumes
         ],
         # deprecated: the first completed copy

@@ -211,7 +211,7 @@ def _remote_copy(copy: RemoteCopy, latest: datetime, notes: _Notes) -> RemoteCop
         notes.future = notes.future or _after(newest, latest)
         newest = None  # kept as a copy whose freshness is unknown
     count = copy.count if copy.count is None or (type(copy.count) is int and 0 <= copy.count <= MAX_BYTES) else None
-    return replace(
+    return evolve(
         copy,
         target_key=clean_key(copy.target_key),
         source=clean_text(copy.source),

@@ -9,7 +9,10 @@ list, no error), so the source asks `/access/permissions` whether it can see rem
 observation (`remotes_visible`): health then calls offsite copies unknown instead of missing.
 
 A scan costs the local PBS a connection to the remote: a namespace is scanned again only when its job has run
-since, or after `SCAN_EVERY`. No verdicts here.
+since, or after `SCAN_EVERY`. The copies of each (job, namespace) are built again only when its scan, its job or
+the local snapshot lists they read changed (by identity: the PBS source hands back the same tuple of a group's
+snapshots until it reads that group again), and `copies` stays the very same tuple while none was, so a quiet poll
+costs nothing here and downstream reuse (bounds, the collector's "nothing new") holds. No verdicts here.
 """
 
 from __future__ import annotations
@@ -96,6 +99,29 @@ class _Scan:
     groups: tuple[tuple[str, str, int, int | None], ...] | None  # (type, id, last-backup, count); None: failed
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """The copies of one (job, local namespace, remote namespace) and what they were built from."""
+
+    job: _SyncJob
+    scan: _Scan
+    endpoint: str
+    keys: tuple[GroupKey, ...]  # the local groups read
+    inputs: tuple[tuple[Snapshot, ...] | None, ...]  # their snapshot lists, compared by identity
+    copies: tuple[RemoteCopy, ...]
+
+    def still(
+        self, job: _SyncJob, scan: _Scan, endpoint: str, keys: tuple[GroupKey, ...], inputs: tuple[Any, ...]
+    ) -> bool:
+        return (
+            endpoint == self.endpoint
+            and keys == self.keys
+            and (scan is self.scan or scan.groups == self.scan.groups)
+            and job == self.job
+            and all(new is old for new, old in zip(inputs, self.inputs, strict=True))
+        )
+
+
 class RemoteScanner:
     """Keeps the last scan of each (sync job, remote namespace) and turns them into `RemoteCopy` records."""
 
@@ -104,6 +130,7 @@ class RemoteScanner:
         self.offsite = offsite
         self.clusters = clusters  # local namespace -> PVE cluster (guest keys)
         self._scans: dict[tuple[str, str], _Scan] = {}
+        self._built: dict[tuple[str, str, str], _Built] = {}  # (job id, local ns, remote ns) -> its copies
         self.copies: tuple[RemoteCopy, ...] = ()
         self.visible = True
 
@@ -127,7 +154,7 @@ class RemoteScanner:
         self.visible = await self._can_see_remotes(get)
         jobs = [job for item in sync_items if (job := _SyncJob.parse(item)) is not None]
         if not jobs:
-            self._scans, self.copies = {}, ()
+            self._scans, self._built, self.copies = {}, {}, ()
             return
         remotes = await partial(problems, "remotes", get("/config/remote", list, None)) or []
         endpoints = {
@@ -136,8 +163,10 @@ class RemoteScanner:
             if isinstance(r, dict) and r.get("name")
         }
         local_ns: dict[str, set[str]] = {}
-        for store, ns, _type, _id in groups:
-            local_ns.setdefault(store, set()).add(ns)
+        by_ns: dict[tuple[str, str], list[GroupKey]] = {}
+        for key in groups:
+            local_ns.setdefault(key[0], set()).add(key[1])
+            by_ns.setdefault(key[:2], []).append(key)
         wanted: list[tuple[_SyncJob, str, str]] = []  # (job, local ns, remote ns)
         for job in jobs:
             for ns in sorted(local_ns.get(job.store, ())):
@@ -186,10 +215,23 @@ class RemoteScanner:
         pairs = list(zip(wanted, results, strict=True))
         self._scans = {(job.id, remote_ns): result for (job, _ns, remote_ns), result in pairs}
         self._scans |= {(job.id, "\0namespaces"): result for job, result in listed.items()}
-        copies: list[RemoteCopy] = []
+        built: dict[tuple[str, str, str], _Built] = {}
         for (job, ns, remote_ns), result in pairs:
-            copies += self._copies(job, ns, remote_ns, result, endpoints.get(job.remote, ""), groups, snapshots)
-        self.copies = tuple(copies)
+            endpoint = endpoints.get(job.remote, "")
+            if result.groups is None:  # each local group's copy is unknown: the local groups are read
+                keys = tuple(by_ns.get((job.store, ns), ()))
+            else:
+                keys = tuple((job.store, ns, t, i) for t, i, _last, _count in result.groups)
+            inputs = tuple(snapshots.get(key) for key in keys)
+            old = self._built.get((job.id, ns, remote_ns))
+            if old is None or not old.still(job, result, endpoint, keys, inputs):
+                copies = tuple(self._copies(job, ns, remote_ns, result, endpoint, keys, snapshots))
+                old = _Built(job, result, endpoint, keys, inputs, copies)
+            built[(job.id, ns, remote_ns)] = old
+        same = list(built) == list(self._built) and all(new is self._built[key] for key, new in built.items())
+        self._built = built
+        if not same:
+            self.copies = tuple(copy for entry in built.values() for copy in entry.copies)
 
     async def _can_see_remotes(self, get: Getter[Any]) -> bool:
         """Remote.Audit on /remote: without it PBS silently hides the sync jobs to remotes. An answer we cannot
@@ -208,9 +250,10 @@ class RemoteScanner:
         remote_ns: str,
         scan: _Scan,
         endpoint: str,
-        groups: Iterable[GroupKey],
+        local: tuple[GroupKey, ...],
         snapshots: dict[GroupKey, tuple[Snapshot, ...]],
     ) -> list[RemoteCopy]:
+        """`local`: the local groups of (job.store, ns), used when the scan failed."""
         cluster = self.clusters.get(ns)
         location = f"{job.remote}:{_join(job.remote_store, remote_ns)}"
         where = f"{endpoint}/{_join(job.remote_store, remote_ns)}" if endpoint else ""
@@ -234,8 +277,7 @@ class RemoteScanner:
                     target_key(self.source, t, i, cluster), self.source, location, where, None, None,
                     encrypted(t, i), offsite, job_key,
                 )
-                for store, group_ns, t, i in groups
-                if store == job.store and group_ns == ns
+                for _store, _ns, t, i in local
             ]  # fmt: skip
         return [
             RemoteCopy(

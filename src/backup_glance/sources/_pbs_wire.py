@@ -194,7 +194,9 @@ class SnapshotDecoder:
         out = []
         with gc_paused(len(body)):
             for item in items:
-                taken_at = datetime.fromtimestamp(item.backup_time, UTC)
+                taken_at = epoch(item.backup_time)
+                if taken_at is None:  # a time no calendar holds: this record goes, as in the lenient parser
+                    continue
                 verification, verified_at = Verification.NONE, None
                 if item.verification is not None:
                     verification = Verification.OK if item.verification.state == "ok" else Verification.FAILED

@@ -90,7 +90,7 @@ def upid_started_at(upid: str) -> datetime | None:
     match = _PBS_UPID_RE.match(upid) or _PVE_UPID_RE.match(upid)
     if match is None:
         return None
-    return datetime.fromtimestamp(int(match.group("starttime"), 16), UTC)
+    return epoch(int(match.group("starttime"), 16))
 
 
 # --- task status strings (§1.4) ------------------------------------------------------------------------------
@@ -131,8 +131,19 @@ def as_bool(value: Any, default: bool = False) -> bool:
 
 
 def epoch(value: Any) -> datetime | None:
+    """A Unix time as an aware datetime; None for nothing, and for a time no calendar holds (year 33658, 2^62):
+    one absurd record must not cost the whole poll.
+
+    >>> epoch(1700000000), epoch(None), epoch(2**62)
+    (datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc), None, None)
+    """
     number = as_int(value)
-    return datetime.fromtimestamp(number, UTC) if number is not None else None
+    if number is None:
+        return None
+    try:
+        return datetime.fromtimestamp(number, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 # --- calendar events -----------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class _Attempt:
     encrypted: bool = False  # compression_type "encrypted" (reference §6)
     places: tuple[str, ...] = ()  # the volumes holding the dump, when more than one
     remote_places: tuple[str, ...] = ()  # of the volumes, those on another machine (s3, sftp, ...)
+    exists: bool = True  # some volume holds the dump (each copy failed or its file is gone: none does)
 
     @property
     def is_terminal(self) -> bool:
@@ -322,10 +323,12 @@ class DatabasementSource(SourceBase):
                 updated_at=_time(row["updated_at"]) if row.get("updated_at") else None,
                 size=int(row.get("file_size") or 0),
                 job_id=str(job["id"]) if job.get("id") else None,
-                location=", ".join(str(v.get("name")) for v in volumes),
+                # Where the dump really is: a volume whose copy failed or was deleted holds nothing.
+                location=", ".join(str(v.get("name")) for v in (stored or volumes)),
                 encrypted=row.get("compression_type") == "encrypted",
                 places=tuple(str(v["name"]) for v in stored) if len(stored) > 1 else (),
                 remote_places=tuple(str(v["name"]) for v in stored if v.get("type") in _REMOTE_VOLUMES),
+                exists=bool(stored) or not volumes,  # older Databasement lists no volumes per snapshot
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise self._protocol(
@@ -422,7 +425,7 @@ class DatabasementSource(SourceBase):
                     size_bytes=a.size or None,
                 )
             )
-            if a.status == "completed" and key is not None:
+            if a.status == "completed" and key is not None and a.exists:
                 snapshots.append(
                     Snapshot(
                         key, self.name, a.id, a.started_at, size_bytes=a.size, location=a.location,

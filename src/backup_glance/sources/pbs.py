@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from msgspec.structs import replace as evolve
@@ -156,7 +158,8 @@ class PbsSource(ProxmoxSource):
         jobs: list[Job] = []
         prune_keys: dict[Any, str] = {}
         verify_last: dict[str, str] = {}
-        self._sync_items = list(results[2] or [])  # the remotes' side is read once the groups are known
+        if results[2] is not None:  # a sync list that failed this once keeps the last one: no copy vanishes for it
+            self._sync_items = list(results[2])  # the remotes' side is read once the groups are known
         for (kind, path, _params), items in zip(kinds, results, strict=True):
             for item in items or []:
                 job = parse_job(self.name, kind, item, timezone, path, self._protocol)
@@ -331,24 +334,32 @@ class PbsSource(ProxmoxSource):
             return typed
         page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
         cluster = self._clusters.get(ns)
-        return [
-            parse_snapshot(item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster)
-            for item in page
-        ]
+        parsed = []
+        for item in page:  # one record PBS could not have written costs that record, not the namespace
+            try:
+                parsed.append(
+                    parse_snapshot(
+                        item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster
+                    )
+                )
+            except SourceProtocolError:
+                continue
+        return parsed
 
     def _observation(
         self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
     ) -> Observation:
         if self._assembled is None:
             targets: dict[str, Target] = {}
-            for key in sorted(self._groups):
+            keys = sorted(self._groups)
+            for key in keys:
                 name = self._names.get(key, f"{key[2]}/{key[3]}")
                 target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
                 targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
-            snapshots = tuple(snap for key in sorted(self._groups) for snap in self._snapshots.get(key, ()))
+            snapshots = tuple(chain.from_iterable(self._snapshots.get(key, ()) for key in keys))
             self._assembled = (tuple(targets.values()), snapshots)
         targets_out, snapshots_out = self._assembled
-        runs = sorted(self._runs.values(), key=lambda r: (r.started_at, r.run_id))
+        runs = sorted(self._runs.values(), key=attrgetter("started_at", "run_id"))
         if self._clusters:
             runs = self._attributed(runs)
         return Observation(
@@ -373,8 +384,8 @@ class PbsSource(ProxmoxSource):
         (`pbs_namespace`), a guest's task belongs to the one namespace of that store holding the guest, and to
         no guest when several do (two clusters reusing the VMID)."""
         homes: dict[tuple[str, int], set[str]] = {}
-        for store, ns, _type, backup_id in self._groups:
-            if backup_id.isdigit():
+        for store, ns, backup_type, backup_id in self._groups:
+            if backup_type in ("vm", "ct") and backup_id.isdigit():  # a "host/100" group is no guest
                 homes.setdefault((store, int(backup_id)), set()).add(ns)
         out = []
         for run in runs:

@@ -36,6 +36,7 @@ from ._pve_wire import (
 from ._util import as_int, guest_key, offsite_named
 
 TASK_LOOKBACK = timedelta(days=7)
+_TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
 TASK_OVERLAP = timedelta(minutes=2)
 TASK_PAGE = 500
 MAX_TASK_PAGES = 20
@@ -74,6 +75,10 @@ class PveSource(ProxmoxSource):
         # the groups in that namespace; otherwise plain "guest:<vmid>".
         self._cluster = config.name if config.pbs_namespace is not None else None
         self._offsite = config.offsite
+        # The guest fields a Target is made of -> that Target, from the last poll; and the targets last handed
+        # out, handed out again (the same tuple) while no guest changed, so downstream reuse holds.
+        self._target_memo: dict[tuple[Any, ...], Target | None] = {}
+        self._targets_out: tuple[Target, ...] = ()
 
     async def poll(self) -> Observation:
         observed_at = self._clock()
@@ -107,7 +112,7 @@ class PveSource(ProxmoxSource):
         calendars = job_calendars(jobs)
         runs = self._runs(jobs, calendars)
         jobs = [self._with_last_run(job, runs, calendars.get(job.key)) for job in jobs]
-        targets = [t for t in (guest_target(self.name, g, self._cluster) for g in guests) if t is not None]
+        targets = self._targets(guests)
         uncovered = sorted(
             {
                 guest_key(vmid, self._cluster)
@@ -122,7 +127,7 @@ class PveSource(ProxmoxSource):
             kind=self.kind,
             observed_at=observed_at,
             timezone=timezone,
-            targets=tuple(sorted(targets, key=_target_order)),
+            targets=targets,
             snapshots=snapshots,
             jobs=tuple(jobs),
             runs=tuple(runs),
@@ -130,6 +135,32 @@ class PveSource(ProxmoxSource):
             problems=tuple(problems),
             offsite_locations=tuple(offsite),
         )
+
+    def _targets(self, guests: list[dict[str, Any]]) -> tuple[Target, ...]:
+        """The guests as targets, sorted; a guest whose fields are as last poll keeps its Target."""
+        memo: dict[tuple[Any, ...], Target | None] = {}
+        targets: list[Target] = []
+        for guest in guests:
+            values = [guest.get(name) for name in _TARGET_FIELDS]
+            fields = (*values, *map(type, values))  # 1 and True are equal keys but not the same name
+            try:
+                known = fields in memo or fields in self._target_memo
+            except TypeError:  # a field that is not a plain value: no memo for this guest
+                target = guest_target(self.name, guest, self._cluster)
+            else:
+                if known:
+                    target = memo[fields] if fields in memo else self._target_memo[fields]
+                else:
+                    target = guest_target(self.name, guest, self._cluster)
+                memo[fields] = target
+            if target is not None:
+                targets.append(target)
+        targets.sort(key=_target_order)
+        self._target_memo = memo
+        old = self._targets_out
+        if len(old) != len(targets) or any(a is not b for a, b in zip(old, targets, strict=True)):
+            self._targets_out = tuple(targets)
+        return self._targets_out
 
     async def _node_time(self, nodes: list[str]) -> tuple[str, dict[str, Any]]:
         """`/nodes/X/time` of the first node that answers: one node down must not take the cluster with it."""

@@ -24,11 +24,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .subpath import route_path
+from .subpath import OPEN_PATHS, route_path
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz"})
 CALENDAR_PATH = "/calendar.ics"
 _CHALLENGE = [
     (b"content-type", b"text/plain; charset=utf-8"),

@@ -83,27 +83,30 @@ class VersionCache(Generic[T]):
     def __init__(self, store: BoardStore, *, max_entries: int = MAX_ENTRIES) -> None:
         self._store = store
         self._max = max_entries
-        self._board: Board | None = None
-        self._entries: dict[Hashable, T] = {}
+        # A board and its answers, swapped as one: the publisher's thread and the event loop both switch it, and
+        # an answer must only ever land beside the board it was built from.
+        self._current: tuple[Board | None, dict[Hashable, T]] = (None, {})
         self._next: tuple[Board, dict[Hashable, T]] | None = None
         # Switch at the publish, on the publisher's thread: dropping the old board's answers (and with them
         # the last references to a big old board) then costs the publisher, not the next request.
         store.subscribe(self._adopt)
 
-    def _adopt(self, board: Board) -> None:
-        if board is not self._board:
+    def _adopt(self, board: Board) -> dict[Hashable, T]:
+        current = self._current
+        if current[0] is not board:
             ready = self._next
-            self._entries = dict(ready[1]) if ready is not None and ready[0] is board else {}
-            self._board = board
+            current = (board, dict(ready[1]) if ready is not None and ready[0] is board else {})
+            self._current = current
+        return current[1]
 
     def get(self, key: Hashable, build: Callable[[Board], T]) -> T:
         board = self._store.current()
-        self._adopt(board)  # a publish this cache has not seen yet (e.g. a store published before it existed)
-        entry = self._entries.get(key)
+        entries = self._adopt(board)  # a publish this cache has not seen yet (e.g. a store published before it)
+        entry = entries.get(key)
         if entry is None:
             entry = build(board)
-            if len(self._entries) < self._max:
-                self._entries[key] = entry
+            if len(entries) < self._max:
+                entries[key] = entry
         return entry
 
     def warm(self, board: Board, key: Hashable, build: Callable[[Board], T]) -> None:

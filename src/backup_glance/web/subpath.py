@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# Routes answered without the token and to any host name (liveness probes): auth and the host check share it.
+OPEN_PATHS = frozenset({"/healthz"})
+
 
 def route_path(scope: Scope) -> str:
     """The request path without the sub-path, "/" at least.

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from ...model import STATUS_SEVERITY, Board, CalendarSlot, Severity, SlotOutcome, Status, Verdict
 from .. import fmt
 from ..views import SLOT_CLASS, SLOT_RANK, outcome_text, status_class, status_icon, status_word
-from ._names import Names
+from ._names import Names, names_for
 
 # One glyph per outcome where a word does not fit (agenda lines, month cells); colour is never the only sign.
 GLYPH: dict[SlotOutcome, str] = {
@@ -246,6 +246,22 @@ def local_day(at: datetime, zone: ZoneInfo) -> date:
     return at.astimezone(zone).date()
 
 
+def runs_by_day(
+    board: Board, zone: ZoneInfo, slots: list[CalendarSlot], days: list[date], marks: dict[str, Mark]
+) -> dict[date, list[Run]]:
+    """Each day's runs, in start order, ready to draw (`days` in the display zone)."""
+    names = names_for(board)
+    wanted = set(days)
+    by_day: dict[date, list[Run]] = {day: [] for day in days}
+    for slot in slots:
+        day = local_day(slot.start_at, zone)
+        if day in wanted:
+            by_day[day].append(run_of(slot, board, zone, names, marks))
+    for runs in by_day.values():
+        runs.sort(key=lambda r: (r.start, r.label.casefold(), r.key))
+    return by_day
+
+
 __all__ = [
     "GLYPH",
     "GLYPH_CLASS",
@@ -259,6 +275,7 @@ __all__ = [
     "marks_by_service",
     "routine_jobs",
     "run_of",
+    "runs_by_day",
     "service_outcome",
     "short_cause",
     "worst",

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from ...model import Board, CalendarSlot, SlotOutcome
 from ..views import SLOT_CLASS, WidgetState, widget_state
-from ._marks import Mark, Run, local_day, marks_by_service, routine_jobs, run_of, worst
+from ._marks import Mark, Run, local_day, marks_by_service, routine_jobs, runs_by_day, worst
 from ._names import names_for
 
 MAX_LISTED = 4  # runs listed in a day cell of the full column before "+N": the ones that went wrong first
@@ -105,13 +105,7 @@ def build_month(board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source:
     now = board.generated_at
     today = now.astimezone(zone).date()
     weeks = month_grid(today)
-    by_day: dict[date, list[Run]] = {day: [] for week in weeks for day in week}
-    for slot in slots:
-        day = local_day(slot.start_at, zone)
-        if day in by_day:
-            by_day[day].append(run_of(slot, board, zone, names, marks))
-    for runs in by_day.values():
-        runs.sort(key=lambda r: (r.start, r.label.casefold(), r.key))
+    by_day = runs_by_day(board, zone, slots, [day for week in weeks for day in week], marks)
     routine = routine_jobs(by_day)
     out_weeks = []
     for week in weeks:

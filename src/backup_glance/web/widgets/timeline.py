@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from ...model import Board, CalendarSlot, SlotOutcome
 from ..views import WidgetState, widget_state
-from ._marks import Mark, Run, legend, local_day, marks_by_service, routine_jobs, run_of
+from ._marks import Mark, Run, legend, local_day, marks_by_service, routine_jobs, runs_by_day
 from ._names import names_for
 
 DAYS_BEFORE = 3  # the week shows three days back, today, three days ahead
@@ -151,21 +151,6 @@ def fit_axis(runs: list[Run]) -> Axis:
     return Axis(first, end)
 
 
-def _runs_by_day(
-    board: Board, zone: ZoneInfo, slots: list[CalendarSlot], days: list[date], marks: dict[str, Mark]
-) -> dict[date, list[Run]]:
-    names = names_for(board)
-    wanted = set(days)
-    by_day: dict[date, list[Run]] = {day: [] for day in days}
-    for slot in slots:
-        day = local_day(slot.start_at, zone)
-        if day in wanted:
-            by_day[day].append(run_of(slot, board, zone, names, marks))
-    for runs in by_day.values():
-        runs.sort(key=lambda r: (r.start, r.label.casefold(), r.key))
-    return by_day
-
-
 def _clock(runs: list[Run]) -> str:
     clocks = list(dict.fromkeys(sorted(r.clock for r in runs)))
     return ", ".join(clocks) if len(clocks) <= 2 else f"{clocks[0]} +{len(clocks) - 1}"
@@ -180,7 +165,7 @@ def _caption(days: list[date]) -> str:
 def build_week_view(board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source: str | None) -> WeekView:
     days = week_days(board, zone)
     marks = marks_by_service(board, names_for(board), source, zone)
-    by_day = _runs_by_day(board, zone, slots, days, marks)
+    by_day = runs_by_day(board, zone, slots, days, marks)
     runs = [run for day in days for run in by_day[day]]
     axis = fit_axis(runs)
     today = days[DAYS_BEFORE]
@@ -241,7 +226,7 @@ def build_agenda(board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source
     own line with its time and outcome mark; the routine runs that went fine are folded into "6 ok"."""
     days = week_days(board, zone)
     marks = marks_by_service(board, names_for(board), source, zone)
-    by_day = _runs_by_day(board, zone, slots, days, marks)
+    by_day = runs_by_day(board, zone, slots, days, marks)
     routine = routine_jobs(by_day)
     out = []
     for day in days:
