@@ -6,7 +6,7 @@ the incremental evaluation (`_memo`) reuses it until then. This is stricter than
 one wakes the collector and may leave slow drifts to the regular re-judgement (the lookback sliding past a
 slot, a run growing past its limit, the size trend's window); a reused verdict must be the very one judging from
 scratch would give, so every reading of the clock is listed here. A new reading of `now` in `services`, `_due`
-or `protection` needs its moment here too; `tests/core/test_incremental.py` compares the two ways of judging
+or `protection` needs its moment here too; `tests/integration/test_incremental.py` compares the two ways of judging
 over randomized clock steps and catches a missing one.
 """
 

@@ -13,7 +13,7 @@ the same as last time:
 - a calendar slot's results by target are reused for the targets that did not change: a result depends only on
   its target's evidence and the slot's window, which is part of the cache key.
 
-A wrong reuse would show a stale verdict, so `tests/core/test_incremental.py` compares the incremental board with
+A wrong reuse would show a stale verdict, so `tests/integration/test_incremental.py` compares the incremental board with
 a from-scratch one over a long randomized run of polls, clock steps and config changes.
 """
 
