@@ -8,18 +8,16 @@ announced deadline must give the board judged at its start, and the deadline mus
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from demo_observations import observe_demo
 
 from backup_glance.config import Config, service_specs
-from backup_glance.demo import DemoLab
 from backup_glance.health import Defaults, evaluate
 from backup_glance.model import Board, HistoryView, SourceState
-from backup_glance.runtime import build_runtime
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -36,14 +34,7 @@ def slot_outcomes(board: Board, since: datetime, until: datetime) -> set[tuple[o
 
 @pytest.fixture(scope="module")
 def observed() -> tuple[list[SourceState], Config]:
-    loop = asyncio.new_event_loop()
-    with DemoLab(now=NOW) as lab:
-        runtime = build_runtime(lab.config(), clock=lambda: NOW, with_history=False)
-        board = loop.run_until_complete(runtime.collector.poll_once())
-        loop.run_until_complete(runtime.collector.stop())
-        config = lab.config()
-    loop.close()
-    return list(board.sources), config
+    return observe_demo(NOW)
 
 
 @pytest.mark.parametrize("failing", [False, True])

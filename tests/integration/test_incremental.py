@@ -15,16 +15,15 @@ board, verdicts, calendar slots and job views, with a from-scratch evaluation ea
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from demo_observations import observe_demo
 from msgspec.structs import replace as evolve
 
 from backup_glance.config import Config, service_specs
-from backup_glance.demo import DemoLab
 from backup_glance.health import Defaults, Memo, evaluate
 from backup_glance.model import (
     AnomalyPolicy,
@@ -40,7 +39,6 @@ from backup_glance.model import (
     SourceState,
     Verification,
 )
-from backup_glance.runtime import build_runtime
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ZONE = "Europe/Madrid"
@@ -50,14 +48,7 @@ STEPS = 400
 
 @pytest.fixture(scope="module")
 def observed() -> tuple[list[SourceState], Config]:
-    loop = asyncio.new_event_loop()
-    with DemoLab(now=NOW) as lab:
-        runtime = build_runtime(lab.config(), clock=lambda: NOW, with_history=False)
-        board = loop.run_until_complete(runtime.collector.poll_once())
-        loop.run_until_complete(runtime.collector.stop())
-        config = lab.config()
-    loop.close()
-    return list(board.sources), config
+    return observe_demo(NOW)
 
 
 @dataclass
