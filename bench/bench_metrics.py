@@ -13,18 +13,17 @@ printed: what one render costs (once per board version) and the body's size.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gzip
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench_web import free_port, load, load_wrk, run_client
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "web"))
@@ -45,77 +44,11 @@ def serve(port: int, services: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[int, int]:
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n")
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return int(head.split(b" ", 2)[1]), length
-
-
-async def _client(port: int, until: float, latencies: list[float]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            status, _ = await _get(reader, writer)
-            latencies.append(time.perf_counter() - start)
-            if status != 200:
-                raise RuntimeError(f"/metrics: HTTP {status}")
-    finally:
-        writer.close()
-
-
-async def _load(port: int, clients: int, seconds: float) -> tuple[float, float, float, int, int]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    _, size = await _get(reader, writer)  # warm up: renders and caches this board version
-    writer.close()
-    latencies: list[float] = []
-    start = time.perf_counter()
-    await asyncio.gather(*(_client(port, start + seconds, latencies) for _ in range(clients)))
-    elapsed = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100)
-    return q[49] * 1000, q[98] * 1000, len(latencies) / elapsed, len(latencies), size
-
-
-# wrk's own histogram, in microseconds, printed by its `done` hook; any error fails the bench.
-WRK_SCRIPT = """
-wrk.headers["Accept-Encoding"] = "gzip"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
-
-
-def _load_wrk(port: int, clients: int, seconds: float) -> tuple[float, float, float, int, int]:
-    url = f"http://127.0.0.1:{port}/metrics"
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # warm up: render and cache this version
-        size = len(response.read())
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
-        script.flush()
-        command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "5s", "-s", script.name, url]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    found = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    requests, duration_us, p50_us, p99_us, errors = map(int, found.groups())
-    if errors:
-        raise RuntimeError(f"/metrics: {errors} errors under load")
-    return p50_us / 1000, p99_us / 1000, requests / (duration_us / 1e6), requests, size
+def _size(port: int) -> int:
+    """Bytes of one gzip answer (this request also renders and caches the board version)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(response.read())
 
 
 def render_cost(services: int) -> tuple[float, int, int, int]:
@@ -146,7 +79,7 @@ def main() -> int:
     if args.serve:
         serve(int(args.serve[0]), int(args.serve[1]))
         return 0
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(args.services)])
     try:
         deadline = time.time() + 30
@@ -159,12 +92,11 @@ def main() -> int:
                     raise RuntimeError("server did not start") from None
                 time.sleep(0.1)
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+        size = _size(port)
         if use_wrk:
-            p50, p99, rps, n, size = _load_wrk(port, args.clients, args.seconds)
+            p50, p99, rps, n = load_wrk(port, "/metrics", args.clients, args.seconds)
         else:
-            import uvloop
-
-            p50, p99, rps, n, size = uvloop.run(_load(port, args.clients, args.seconds))
+            p50, p99, rps, n = run_client(load(port, "/metrics", args.clients, args.seconds))
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -109,7 +109,7 @@ def serve(port: int, services: int, protection: bool = True) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **server_stack())
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -141,7 +141,7 @@ async def _client(port: int, path: str, until: float, latencies: list[float]) ->
         writer.close()
 
 
-async def _load(port: int, path: str, clients: int, seconds: float) -> Result:
+async def load(port: int, path: str, clients: int, seconds: float) -> Result:
     latencies: list[float] = []
     # Warm up: the first request renders and caches the board version.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -154,7 +154,7 @@ async def _load(port: int, path: str, clients: int, seconds: float) -> Result:
     return quantiles[49] * 1000, quantiles[98] * 1000, len(latencies) / elapsed, len(latencies)
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def run_client(coro: Coroutine[Any, Any, T]) -> T:
     """The Python client on uvloop when there is one: less client CPU taken from the server."""
     if importlib.util.find_spec("uvloop"):
         import uvloop
@@ -163,7 +163,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def _load_wrk(port: int, path: str, clients: int, seconds: float) -> Result:
+def load_wrk(port: int, path: str, clients: int, seconds: float) -> Result:
     url = f"http://127.0.0.1:{port}{path}"
     with urllib.request.urlopen(url, timeout=10) as response:  # warm up: render and cache the board version
         response.read()
@@ -221,7 +221,7 @@ def app_costs(plan: list[tuple[int, tuple[str, ...]]], protection: bool) -> dict
 
 
 def _start(services: int, protection: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, __file__, "--serve", str(port), str(services)]
     proc = subprocess.Popen(command + ([] if protection else ["--no-protection"]))
     deadline = time.time() + 20
@@ -259,9 +259,9 @@ def main() -> int:
             for path in paths:
                 label = f"{path} ({services} services)"
                 if use_wrk:
-                    results[label] = _load_wrk(port, path, args.clients, args.seconds)
+                    results[label] = load_wrk(port, path, args.clients, args.seconds)
                 else:
-                    results[label] = _run(_load(port, path, args.clients, args.seconds))
+                    results[label] = run_client(load(port, path, args.clients, args.seconds))
         finally:
             proc.terminate()
             proc.wait(timeout=10)

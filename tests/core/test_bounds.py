@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from backup_glance.model import JobRun, Observation, RunOutcome, Snapshot
-from backup_glance.sources._bounds import EdgeBounds, bound_observation
+from backup_glance.sources._bounds import EdgeBounds
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -20,7 +20,7 @@ def observation(*snapshots: Snapshot, runs: tuple[JobRun, ...] = ()) -> Observat
 
 def test_clean_records_pass_as_the_very_same_objects() -> None:
     given = observation(snapshot(1), snapshot(2))
-    bounded = bound_observation(given, NOW)
+    bounded = EdgeBounds().bound(given, NOW)
     assert bounded.snapshots is given.snapshots
     assert bounded.problems == ()
 
@@ -38,7 +38,7 @@ def test_a_quiet_poll_reuses_what_was_checked() -> None:
 def test_one_impossible_record_costs_that_record_and_is_named() -> None:
     future = snapshot(3, at=datetime(9999, 12, 31, tzinfo=UTC))
     huge = snapshot(4, size=2**64 - 1)
-    bounded = bound_observation(observation(snapshot(1), future, huge), NOW)
+    bounded = EdgeBounds().bound(observation(snapshot(1), future, huge), NOW)
     assert [s.target_key for s in bounded.snapshots] == ["guest:1", "guest:4"]
     assert bounded.snapshots[1].size_bytes is None
     assert bounded.problems == (
@@ -60,7 +60,7 @@ def test_runs_and_text_are_bounded_too() -> None:
         "pbs/backup/x", "pbs", "UPID:1", NOW - timedelta(hours=2), NOW, RunOutcome.FAILED, "a\nb\x1b[2J\ud800"
     )
     backwards = JobRun("pbs/backup/x", "pbs", "UPID:2", NOW, NOW - timedelta(days=3), RunOutcome.OK)
-    bounded = bound_observation(observation(runs=(noisy, backwards)), NOW)
+    bounded = EdgeBounds().bound(observation(runs=(noisy, backwards)), NOW)
     assert [r.run_id for r in bounded.runs] == ["UPID:1"]
     assert bounded.runs[0].message == "a b[2J\ufffd"
     assert bounded.problems == ("runs with impossible dates: UPID:2 ended before it started",)

@@ -148,11 +148,6 @@ class EdgeBounds:
         return result
 
 
-def bound_observation(observation: Observation, now: datetime) -> Observation:
-    """One observation bounded on its own (no reuse across polls)."""
-    return EdgeBounds().bound(observation, now)
-
-
 def _plain(text: str, limit: int) -> bool:
     return len(text) <= limit and text.isprintable()
 
@@ -335,4 +330,4 @@ def _shown(value: object) -> str:
     return clean_text(repr(value), 40)
 
 
-__all__ = ["EARLIEST", "MAX_BYTES", "bound_observation", "clean_key", "clean_text"]
+__all__ = ["EARLIEST", "MAX_BYTES", "clean_key", "clean_text"]

@@ -82,11 +82,6 @@ class StatusRow:
     def glyph(self) -> str:
         return OK_GLYPH.get(self.icon, "?")
 
-    @property
-    def detail(self) -> str:
-        """Kept for callers of the former two-line row: the short cause."""
-        return self.cause
-
 
 @dataclass(frozen=True, slots=True)
 class StatusView:
