@@ -87,7 +87,6 @@ class HttpClient:
         self.source = source
         self.kind = kind
         self._max_bytes = max_bytes
-        self._limit = asyncio.Semaphore(max_in_flight)
         self.requests_made = 0
         self.bytes_received = 0
         verify: ssl.SSLContext | bool
@@ -99,14 +98,27 @@ class HttpClient:
             verify = ssl.create_default_context(cafile=ca_file)
         else:
             verify = True
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=dict(headers or {}),
-            timeout=httpx.Timeout(timeout_s),
-            verify=verify,
-            auth=auth,
-            follow_redirects=False,
-        )
+        # Made once and shared: each context made by httpx reads the whole CA bundle.
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+        # `max_in_flight` clients of one connection each, every one used by one request at a time, rather than one
+        # client with a pool of `max_in_flight`: httpcore re-checks every connection of a pool (its expiry,
+        # whether the server closed it) for each request waiting and each response closed, which was most of the
+        # CPU a small answer costs with 8 connections. A pool of one checks one.
+        self._idle = asyncio.Queue[httpx.AsyncClient]()
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                headers=dict(headers or {}),
+                timeout=httpx.Timeout(timeout_s),
+                verify=context,
+                auth=auth,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            for _ in range(max(1, max_in_flight))
+        ]
+        for client in self._clients:
+            self._idle.put_nowait(client)
 
     @classmethod
     def for_source(
@@ -138,7 +150,8 @@ class HttpClient:
         return cls(message, source=self.source, kind=self.kind, http_status=http_status)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request_json("GET", path, params=params)
@@ -167,18 +180,19 @@ class HttpClient:
     async def _exchange(
         self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any
     ) -> tuple[httpx.Response, bytes]:
-        async with self._limit:
+        client = await self._idle.get()
+        try:
             self.requests_made += 1
             try:
-                request = self._client.build_request(method, path, params=params, json=json_body)
+                request = client.build_request(method, path, params=params, json=json_body)
                 try:
-                    response = await self._client.send(request, stream=True)
+                    response = await client.send(request, stream=True)
                 except httpx.RemoteProtocolError:
                     if method != "GET":
                         raise
                     # A pooled keep-alive connection the server had already closed: nothing was processed, and a
                     # GET is safe to send once more on a fresh connection.
-                    response = await self._client.send(request, stream=True)
+                    response = await client.send(request, stream=True)
             except httpx.TimeoutException:
                 raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
             except httpx.ConnectError as exc:
@@ -191,6 +205,8 @@ class HttpClient:
                 body = await self._read_limited(response, path)
             finally:
                 await response.aclose()
+        finally:
+            self._idle.put_nowait(client)
         return response, body
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:

@@ -1,0 +1,132 @@
+"""The HTTP client under every web-API source: at most `max_in_flight` requests at once, kept-alive connections,
+the one retry a dropped keep-alive connection earns, and no connection lost to a cancelled request.
+
+The server is a few lines of raw HTTP/1.1 on loopback, so each test decides exactly when a connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from backup_glance.errors import SourceUnreachable
+from backup_glance.sources._http import HttpClient
+
+Answer = Callable[["Seen", str, int], Awaitable[bytes | None]]  # (seen, path, n-th request on the connection)
+
+
+@dataclass
+class Seen:
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    connections: int = 0
+    active: int = 0
+    most_active: int = 0
+
+
+async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen, answer: Answer):
+    seen.connections += 1
+    served = 0
+    try:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            method, path, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            seen.requests.append((method, path))
+            served += 1
+            seen.active += 1
+            seen.most_active = max(seen.most_active, seen.active)
+            try:
+                body = await answer(seen, path, served)
+            finally:
+                seen.active -= 1
+            if body is None:  # drop the connection without a word, as a server closing an idle keep-alive does
+                break
+            head_out = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            writer.write(head_out.encode() + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[tuple[str, Seen]]:
+    seen = Seen()
+    server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, seen, answer), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.close()
+
+
+def client(url: str, max_in_flight: int) -> HttpClient:
+    return HttpClient(source="lab", kind="pbs", base_url=url, max_in_flight=max_in_flight, timeout_s=5)
+
+
+async def slow_ok(_seen: Seen, path: str, _served: int) -> bytes:
+    await asyncio.sleep(0.5 if path.startswith("/slow") else 0.03)
+    return b'{"data": "ok"}'
+
+
+async def second_request_dropped(_seen: Seen, _path: str, served: int) -> bytes | None:
+    return b'{"data": "ok"}' if served == 1 else None
+
+
+class TestConnections:
+    async def test_requests_in_flight_never_exceed_the_cap_and_connections_are_kept(self) -> None:
+        async with raw_server(slow_ok) as (url, seen):
+            http = client(url, max_in_flight=3)
+            answers = await asyncio.gather(*(http.get_json(f"/item/{i}") for i in range(12)))
+            assert answers == [{"data": "ok"}] * 12
+            assert seen.most_active == 3 and seen.connections == 3
+            await asyncio.gather(*(http.get_json("/again") for _ in range(6)))
+            await http.aclose()
+        assert seen.connections == 3, "kept-alive connections are used again"
+        assert len(seen.requests) == 18 and http.requests_made == 18
+
+    async def test_a_get_on_a_connection_the_server_dropped_is_sent_once_more(self) -> None:
+        async with raw_server(second_request_dropped) as (url, seen):
+            http = client(url, max_in_flight=1)
+            assert await http.get_json("/first") == {"data": "ok"}
+            assert await http.get_json("/second") == {"data": "ok"}
+            await http.aclose()
+        assert seen.requests == [("GET", "/first"), ("GET", "/second"), ("GET", "/second")]
+        assert seen.connections == 2
+
+    async def test_a_post_on_a_dropped_connection_is_not_sent_twice(self) -> None:
+        async with raw_server(second_request_dropped) as (url, seen):
+            http = client(url, max_in_flight=1)
+            await http.get_json("/first")
+            with pytest.raises(SourceUnreachable, match="request to /change failed"):
+                await http.post_json("/change", {"a": 1})
+            await http.aclose()
+        assert seen.requests == [("GET", "/first"), ("POST", "/change")]
+
+    @pytest.mark.parametrize("cancelled", ["the request being answered", "the request waiting for a connection"])
+    async def test_a_cancelled_request_gives_its_connection_back(self, cancelled: str) -> None:
+        async with raw_server(slow_ok) as (url, seen):
+            http = client(url, max_in_flight=1)
+            answering = asyncio.create_task(http.get_json("/slow"))
+            await asyncio.sleep(0.1)
+            waiting = asyncio.create_task(http.get_json("/slow-too"))
+            await asyncio.sleep(0.05)
+            (answering if cancelled == "the request being answered" else waiting).cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(answering, waiting, return_exceptions=False)
+            async with asyncio.timeout(3):  # hangs for ever if the one connection was lost
+                assert await http.get_json("/after") == {"data": "ok"}
+            await http.aclose()
+        assert ("GET", "/after") in seen.requests
