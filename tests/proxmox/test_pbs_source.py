@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from backup_glance.errors import SourceProtocolError
 from backup_glance.model import JobKind, RunOutcome, Verification
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, ProxmoxLab
+from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group
 from backup_glance.sources.pbs import PbsSource
 
 
@@ -164,6 +166,32 @@ class TestSyncJobs:
         assert run.outcome is RunOutcome.FAILED and run.message == "connection refused"
 
 
+GROUP_ITEM = {"backup-type": "vm", "backup-id": "101", "last-backup": 1736906405, "backup-count": 14, "comment": "db"}
+
+
+class TestGroupLists:
+    """Every poll reads every namespace's group list: decoded typed, and leniently when an item is not as the
+    API documents it, with the same result."""
+
+    def test_the_typed_and_the_lenient_decoders_agree(self) -> None:
+        typed = decode_group_page(json.dumps({"data": [GROUP_ITEM, {**GROUP_ITEM, "comment": None}]}).encode())
+        lenient = [
+            parse_group(item, "/g", SourceProtocolError) for item in (GROUP_ITEM, {**GROUP_ITEM, "comment": None})
+        ]
+        assert (
+            typed
+            == lenient
+            == [
+                ("vm", "101", GroupState(1736906405, 14, "db")),
+                ("vm", "101", GroupState(1736906405, 14, None)),
+            ]
+        )
+
+    @pytest.mark.parametrize("odd", [{"backup-count": "14"}, {"backup-id": 101}, {"comment": 7}, {"backup-id": None}])
+    def test_an_undocumented_item_takes_the_lenient_path(self, odd: dict[str, object]) -> None:
+        assert decode_group_page(json.dumps({"data": [{**GROUP_ITEM, **odd}]}).encode()) is None
+
+
 class TestIncrementalPolling:
     async def test_a_second_poll_without_change_reads_no_snapshot_list(
         self, lab: ProxmoxLab, pbs_server: SimulatorServer
@@ -194,6 +222,19 @@ class TestIncrementalPolling:
         (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")]
         assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
         assert any(r.target_key == "guest:104" and r.started_at == NOW + timedelta(minutes=5) for r in obs.runs)
+
+    async def test_a_renamed_guest_gets_a_new_target_and_the_others_stay_as_they_were(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        source = a_source(pbs_server)
+        before = {t.key: t for t in (await source.poll()).targets}
+        clock.now = NOW + timedelta(minutes=10)
+        lab.add_snapshot("main", "", "ct", "104", NOW + timedelta(minutes=5), 7 * 10**9, comment="postgres-17")
+        after = {t.key: t for t in (await source.poll()).targets}
+        await source.aclose()
+        assert (before["guest:104"].name, after["guest:104"].name) == ("postgres", "postgres-17")
+        assert set(after) == set(before)
+        assert all(after[key] is before[key] for key in before if key != "guest:104")
 
     async def test_a_finished_verify_job_refetches_the_store(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer

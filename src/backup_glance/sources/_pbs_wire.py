@@ -67,6 +67,31 @@ def parse_group(item: Any, path: str, error: ErrorFactory) -> tuple[str, str, Gr
     return backup_type, backup_id, GroupState(last_backup, count, comment if isinstance(comment, str) else None)
 
 
+class _GroupItem(msgspec.Struct, rename="kebab", gc=False):
+    backup_type: str
+    backup_id: str
+    last_backup: int
+    backup_count: int
+    comment: str | None = None
+
+
+class _GroupPage(msgspec.Struct, gc=False):
+    data: list[_GroupItem]
+
+
+_GROUP_PAGE = msgspec.json.Decoder(_GroupPage)
+
+
+def decode_group_page(body: bytes) -> list[tuple[str, str, GroupState]] | None:
+    """`parse_group` over a whole group list, decoded typed (every poll reads every namespace's list); None when
+    an item is not as the API documents it, and the caller takes the lenient path, item by item."""
+    try:
+        items = _GROUP_PAGE.decode(body).data
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return [(i.backup_type, i.backup_id, GroupState(i.last_backup, i.backup_count, i.comment)) for i in items]
+
+
 def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 

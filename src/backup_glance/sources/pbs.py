@@ -26,6 +26,7 @@ from ._pbs_remotes import RemoteScanner, endpoint_of
 from ._pbs_wire import (
     GroupState,
     SnapshotDecoder,
+    decode_group_page,
     make_target,
     parse_datastore,
     parse_group,
@@ -82,6 +83,7 @@ class PbsSource(ProxmoxSource):
         self._last_server_time: datetime | None = None
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
+        self._targets: dict[GroupKey, Target] = {}  # each group's target as last made (rebuilt when renamed)
         # Namespaces a PVE source claims (`pbs_namespace`): guests there are keyed by (cluster, VMID).
         self._clusters = dict(config.guest_namespaces)
         self._decoder = SnapshotDecoder(self.name, self._clusters)
@@ -272,13 +274,10 @@ class PbsSource(ProxmoxSource):
         """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
         path = f"/admin/datastore/{store}/groups"
-        items = await self._partial(problems, what, self._get(path, list, {"ns": ns}))
-        if items is None:
+        groups = await self._partial(problems, what, self._group_list(path, ns))
+        if groups is None:
             return [key for key in self._groups if key[:2] == (store, ns)], False
-        current: dict[GroupKey, GroupState] = {}
-        for item in items:
-            backup_type, backup_id, state = parse_group(item, path, self._protocol)
-            current[(store, ns, backup_type, backup_id)] = state
+        current = {(store, ns, backup_type, backup_id): state for backup_type, backup_id, state in groups}
         complete = True
         changed = [
             key
@@ -304,6 +303,14 @@ class PbsSource(ProxmoxSource):
                 self._names[key] = name
                 self._assembled = None
         return list(current), complete
+
+    async def _group_list(self, path: str, ns: str) -> list[tuple[str, str, GroupState]]:
+        body = await self.client.get_body(path, {"ns": ns})
+        typed = decode_group_page(body)
+        if typed is not None:
+            return typed
+        items = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
+        return [parse_group(item, path, self._protocol) for item in items]
 
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool
@@ -352,9 +359,14 @@ class PbsSource(ProxmoxSource):
         if self._assembled is None:
             targets: dict[str, Target] = {}
             keys = sorted(self._groups)
+            made = self._targets
+            self._targets = {}
             for key in keys:
                 name = self._names.get(key, f"{key[2]}/{key[3]}")
-                target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
+                target = made.get(key)
+                if target is None or target.name != name:  # made once per group and name, not once per change
+                    target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
+                self._targets[key] = target
                 targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
             snapshots = tuple(chain.from_iterable(self._snapshots.get(key, ()) for key in keys))
             self._assembled = (tuple(targets.values()), snapshots)
