@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
 from backup_glance.errors import SourceUnreachable
@@ -22,6 +23,7 @@ Answer = Callable[["Seen", str, int], Awaitable[bytes | None]]  # (seen, path, n
 @dataclass
 class Seen:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    heads: list[bytes] = field(default_factory=list)
     connections: int = 0
     active: int = 0
     most_active: int = 0
@@ -43,6 +45,7 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             )
             await reader.readexactly(length)
             seen.requests.append((method, path))
+            seen.heads.append(head)
             served += 1
             seen.active += 1
             seen.most_active = max(seen.most_active, seen.active)
@@ -52,7 +55,10 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                 seen.active -= 1
             if body is None:  # drop the connection without a word, as a server closing an idle keep-alive does
                 break
-            head_out = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            head_out = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: session=s3cr3t; Path=/\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
             writer.write(head_out.encode() + body)
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -130,3 +136,34 @@ class TestConnections:
                 assert await http.get_json("/after") == {"data": "ok"}
             await http.aclose()
         assert ("GET", "/after") in seen.requests
+
+
+class TestRequests:
+    async def test_the_request_line_is_the_one_httpx_would_build(self) -> None:
+        asked = [
+            ("/admin/datastore/store1/snapshots", {"ns": "a/b c", "backup-type": "vm", "backup-id": "101"}),
+            (
+                "/nodes/pve1/tasks/UPID:pve1:0001A2B3:00C4D5E6:6780A1B2:vzdump::root@pam:/log",
+                {"start": 0, "limit": 500},
+            ),
+            ("/nodes/localhost/tasks", {"since": 1736906405, "errors": True, "running": False, "userfilter": None}),
+            ("/v1.Backrest/GetOperations", None),
+            ("/api/v1/jobs", {"name": "ünïcode & more=", "per_page": 100}),
+        ]
+        async with raw_server(slow_ok) as (url, seen):
+            http = client(url, max_in_flight=1)
+            for path, params in asked:
+                await http.get_json(path, params)
+            await http.aclose()
+        reference = httpx.AsyncClient(base_url=url)
+        expected = [reference.build_request("GET", path, params=params).url.raw_path.decode() for path, params in asked]
+        assert [path for _method, path in seen.requests] == expected
+
+    async def test_no_cookie_a_server_sets_is_sent_back(self) -> None:
+        async with raw_server(slow_ok) as (url, seen):
+            http = HttpClient(source="lab", kind="pbs", base_url=url, headers={"Authorization": "Token t"})
+            await http.get_json("/first")
+            await http.get_json("/second")
+            await http.aclose()
+        assert all(b"authorization: token t" in head.lower() for head in seen.heads)
+        assert not any(b"cookie:" in head.lower() for head in seen.heads)

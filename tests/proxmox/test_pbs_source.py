@@ -223,6 +223,22 @@ class TestIncrementalPolling:
         assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
         assert any(r.target_key == "guest:104" and r.started_at == NOW + timedelta(minutes=5) for r in obs.runs)
 
+    async def test_a_group_read_again_keeps_its_unchanged_snapshots_as_they_were(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        source = a_source(pbs_server)
+        before = [s for s in (await source.poll()).snapshots if s.target_key == "guest:104"]
+        oldest = lab.datastores["main"].group("", "ct", "104").snapshots[0]
+        oldest.protected = True
+        clock.now = NOW + timedelta(minutes=10)
+        lab.add_snapshot("main", "", "ct", "104", NOW + timedelta(minutes=5), 7 * 10**9, comment="postgres")
+        after = [s for s in (await source.poll()).snapshots if s.target_key == "guest:104"]
+        await source.aclose()
+        assert len(after) == len(before) + 1
+        assert after[0] is not before[0] and after[0].protected and not before[0].protected
+        assert all(a is b for a, b in zip(after[1:-1], before[1:], strict=True))
+        assert after[-1].taken_at == NOW + timedelta(minutes=5)
+
     async def test_a_renamed_guest_gets_a_new_target_and_the_others_stay_as_they_were(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
     ) -> None:

@@ -12,6 +12,7 @@ import json
 import ssl
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -66,6 +67,35 @@ def pinned_context(fingerprint: str) -> ssl.SSLContext:
     return context
 
 
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """An httpx client that keeps no cookie. Every source sends its token or password in a header on each request;
+    reading each answer for cookies was a tenth of the CPU of a small request."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._none_kept = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none_kept
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
+def _query_value(value: Any) -> str:
+    """A query value as httpx writes it: booleans in lower case, None as nothing."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 class HttpClient:
     """JSON over HTTP(S) for one source. Counts requests and bytes so a poll's cost can be measured."""
 
@@ -104,9 +134,11 @@ class HttpClient:
         # client with a pool of `max_in_flight`: httpcore re-checks every connection of a pool (its expiry,
         # whether the server closed it) for each request waiting and each response closed, which was most of the
         # CPU a small answer costs with 8 connections. A pool of one checks one.
+        self._base = base_url.rstrip("/")
+        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._idle = asyncio.Queue[httpx.AsyncClient]()
         self._clients = [
-            httpx.AsyncClient(
+            _CookielessClient(
                 base_url=base_url.rstrip("/"),
                 headers=dict(headers or {}),
                 timeout=httpx.Timeout(timeout_s),
@@ -184,7 +216,7 @@ class HttpClient:
         try:
             self.requests_made += 1
             try:
-                request = client.build_request(method, path, params=params, json=json_body)
+                request = self._request(client, method, path, params, json_body)
                 try:
                     response = await client.send(request, stream=True)
                 except httpx.RemoteProtocolError:
@@ -208,6 +240,15 @@ class HttpClient:
         finally:
             self._idle.put_nowait(client)
         return response, body
+
+    def _request(
+        self, client: httpx.AsyncClient, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any
+    ) -> httpx.Request:
+        """What `client.build_request` makes, made directly: it parses the URL three times (base, path, query),
+        which was a tenth of the CPU of a small request."""
+        query = f"?{urlencode([(key, _query_value(value)) for key, value in params.items()])}" if params else ""
+        url = f"{self._base}{path}{query}"
+        return httpx.Request(method, url, headers=client.headers, json=json_body, extensions=self._extensions)
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
         chunks: list[bytes] = []

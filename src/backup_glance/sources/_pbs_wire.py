@@ -7,7 +7,7 @@ proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from ._proxmox import as_int, epoch, task_outcome, upid_started_at
 from ._util import gc_paused, guest_key
 
 ErrorFactory = Callable[[str], SourceProtocolError]
+Known = Callable[[str, str], Mapping[int, Snapshot]]  # (backup-type, backup-id) -> snapshots by backup time
 _GUEST_TYPES = {"vm": "qemu", "ct": "lxc"}
 
 
@@ -207,7 +208,12 @@ class SnapshotDecoder:
         self._verified: dict[str, datetime | None] = {}
         self._encrypted: dict[bytes, bool | None] = {}
 
-    def page(self, body: bytes, *, store: str, ns: str) -> list[tuple[str, str, Snapshot, str | None]] | None:
+    def page(
+        self, body: bytes, *, store: str, ns: str, known: Known | None = None
+    ) -> list[tuple[str, str, Snapshot, str | None]] | None:
+        """-> (backup-type, backup-id, Snapshot, comment) per item. `known(backup_type, backup_id)` gives the group's
+        snapshots as last read, by backup time: one that is the same again is handed back as it was, so a group
+        read again for its one new snapshot makes one new record, not sixty."""
         try:
             with gc_paused(len(body)):
                 items = _SNAPSHOT_PAGE.decode(body).data
@@ -217,17 +223,33 @@ class SnapshotDecoder:
         prefix = f"{store}/{ns}/"
         cluster = self.guest_namespaces.get(ns)
         out = []
+        by_group: dict[tuple[str, str], Mapping[int, Snapshot]] = {}
         with gc_paused(len(body)):
             for item in items:
-                taken_at = epoch(item.backup_time)
-                if taken_at is None:  # a time no calendar holds: this record goes, as in the lenient parser
-                    continue
                 verification, verified_at = Verification.NONE, None
                 if item.verification is not None:
                     verification = Verification.OK if item.verification.state == "ok" else Verification.FAILED
                     verified_at = self._verified_at(item.verification.upid or "")
                 finished = item.size is not None
                 encrypted = self._files_encrypted(bytes(item.files)) if finished else None
+                if known is not None:
+                    group = (item.backup_type, item.backup_id)
+                    if group not in by_group:
+                        by_group[group] = known(*group)
+                    same = by_group[group].get(item.backup_time)
+                    if (
+                        same is not None
+                        and same.size_bytes == item.size
+                        and same.verification is verification
+                        and same.verified_at == verified_at
+                        and same.encrypted == encrypted
+                        and same.protected == item.protected
+                    ):
+                        out.append((item.backup_type, item.backup_id, same, item.comment))
+                        continue
+                taken_at = epoch(item.backup_time)
+                if taken_at is None:  # a time no calendar holds: this record goes, as in the lenient parser
+                    continue
                 snapshot = Snapshot(
                     self._key(item.backup_type, item.backup_id, cluster),
                     self.source,

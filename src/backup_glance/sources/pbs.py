@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -336,7 +337,7 @@ class PbsSource(ProxmoxSource):
         self, path: str, params: dict[str, Any], store: str, ns: str
     ) -> list[tuple[str, str, Snapshot, str | None]]:
         body = await self.client.get_body(path, params)
-        typed = self._decoder.page(body, store=store, ns=ns)
+        typed = self._decoder.page(body, store=store, ns=ns, known=partial(self._known, store, ns))
         if typed is not None:
             return typed
         page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
@@ -352,6 +353,10 @@ class PbsSource(ProxmoxSource):
             except SourceProtocolError:
                 continue
         return parsed
+
+    def _known(self, store: str, ns: str, backup_type: str, backup_id: str) -> dict[int, Snapshot]:
+        """A group's snapshots as last read, by backup time (what PBS lists them by)."""
+        return {int(s.taken_at.timestamp()): s for s in self._snapshots.get((store, ns, backup_type, backup_id), ())}
 
     def _observation(
         self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
