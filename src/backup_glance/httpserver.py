@@ -60,6 +60,7 @@ MIN_CONNECTIONS = 64
 SHED_SLACK = 64  # shed connections still closing (their fd is freed on the next loop turn) count up to this
 ACCEPT_BATCH = 64  # connections accepted per readiness event, so a flood cannot starve the loop
 SWEEP_S = 0.25  # how often head deadlines are checked
+IDLE_TICK_S = 1.0  # how often the server loop looks at its clock and its stop flag
 REPORT_EVERY_S = 60.0
 LINGER_S = 1.0  # after a refusal, read (and drop) what the client still sends so it sees the answer, not a reset
 LINGER_BYTES = 256 * 1024  # ... but no more than this: past it, reading stops until the close
@@ -501,7 +502,44 @@ class _Acceptor:
             self.start()
 
 
-class GuardedServer(uvicorn.Server):
+class QuietServer(uvicorn.Server):
+    """uvicorn's Server, awake once a second instead of ten times while idle, and at once when told to stop.
+
+    uvicorn's main loop wakes every 0.1 s to see whether it should stop (and every tenth time renews its Date
+    header): for a board nobody looks at, and for the demo's five servers, those wakeups were a large part of the
+    CPU spent idle. Here the Date header is renewed every second as before, and setting `should_exit` (from any
+    thread) ends the wait at once."""
+
+    _exit = False
+    _wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit = value
+        if value and self._wake is not None:
+            loop, event = self._wake
+            with contextlib.suppress(RuntimeError):  # the loop has closed already
+                loop.call_soon_threadsafe(event.set)
+
+    async def main_loop(self) -> None:
+        event = asyncio.Event()
+        self._wake = (asyncio.get_running_loop(), event)
+        ticks = 0
+        try:
+            while not await self.on_tick(ticks):
+                ticks += 10  # uvicorn renews its Date header on every tenth of its ticks
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_TICK_S):
+                        await event.wait()
+        finally:
+            self._wake = None
+
+
+class GuardedServer(QuietServer):
     """uvicorn's Server with our own accept loop, connection cap and head deadlines (module docstring)."""
 
     def __init__(self, config: uvicorn.Config, limits: Limits | None = None) -> None:

@@ -247,7 +247,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(secrets: Iterable[str] = (), *, level: str = "info", fmt: str = "text") -> logging.Handler:
-    """Route every logger, uvicorn's included, through one redacting handler on stderr; returns it."""
+    """Route every logger, uvicorn's included, and Python's warnings through one redacting handler on stderr;
+    returns it."""
     handler = logging.StreamHandler(sys.stderr)
     formatter: logging.Formatter = (
         JsonFormatter() if fmt == "json" else ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -260,6 +261,7 @@ def setup_logging(secrets: Iterable[str] = (), *, level: str = "info", fmt: str 
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a library's warning is a log line in our format too, not raw text on stderr
     quiet = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
         logger = logging.getLogger(name)

@@ -190,6 +190,19 @@ class TestValidate:
         assert main(["validate", "--log-format", "json", "--log-level", "error", str(config)]) == 2
         assert isinstance(root.handlers[0].formatter, JsonFormatter) and root.level == logging.ERROR
 
+    def test_a_python_warning_is_a_log_line_in_our_format_with_secrets_redacted(self) -> None:
+        script = (
+            "import warnings\n"
+            "from backup_glance.logs import setup_logging\n"
+            "setup_logging(['hunter2-secret'], fmt='json')\n"
+            "warnings.warn('coroutine never awaited, token hunter2-secret', RuntimeWarning)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        (line,) = result.stderr.splitlines()
+        event = json.loads(line)
+        assert event["logger"] == "py.warnings" and event["level"] == "warning"
+        assert "coroutine never awaited" in event["message"] and "hunter2-secret" not in line
+
     def test_nesting_beyond_the_stack_is_a_problem_and_exit_2(self, tmp_path: Path) -> None:
         config = tmp_path / "deep.yaml"
         config.write_text("sources: " + "[" * 600 + "]" * 600 + "\n")

@@ -4,7 +4,7 @@ that ran, a new local snapshot (encryption is read from it) or a new local group
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,9 +54,9 @@ class FarSide:
         ]
 
 
-async def partial(problems: list[str], what: str, call: Awaitable[Any]) -> Any:
+async def partial(problems: list[str], what: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     try:
-        return await call
+        return await call(*args)
     except SourceError as exc:
         problems.append(f"{what}: {exc}")
         return None

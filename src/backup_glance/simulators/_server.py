@@ -13,6 +13,7 @@ from typing import Any
 import trustme
 import uvicorn
 
+from ..httpserver import QuietServer
 from ..sources._http import certificate_fingerprint
 
 
@@ -33,7 +34,7 @@ class SimulatorServer:
         self._dir = tempfile.TemporaryDirectory(prefix="backup-glance-sim-")
         self.ca_file: str | None = None
         self.fingerprint: str | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -64,7 +65,7 @@ class SimulatorServer:
             timeout_graceful_shutdown=1,  # clients may hold keep-alive connections; don't wait on them
             **options,
         )
-        self._server = uvicorn.Server(config)
+        self._server = QuietServer(config)
         self._thread = threading.Thread(target=self._server.run, name=f"sim-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10

@@ -144,7 +144,7 @@ class RemoteScanner:
     async def refresh(
         self,
         get: Getter[Any],
-        partial: Callable[[list[str], str, Awaitable[Any]], Awaitable[Any]],
+        partial: Callable[..., Awaitable[Any]],  # ProxmoxSource._partial: (problems, what, call, *args)
         sync_items: Iterable[Any],
         groups: Iterable[GroupKey],
         snapshots: dict[GroupKey, tuple[Snapshot, ...]],
@@ -156,7 +156,7 @@ class RemoteScanner:
         if not jobs:
             self._scans, self._built, self.copies = {}, {}, ()
             return
-        remotes = await partial(problems, "remotes", get("/config/remote", list, None)) or []
+        remotes = await partial(problems, "remotes", get, "/config/remote", list, None) or []
         endpoints = {
             str(r["name"]): f"{str(r.get('host') or '').lower()}:{as_int(r.get('port')) or PBS_PORT}"
             for r in remotes
@@ -185,7 +185,7 @@ class RemoteScanner:
                 return cached
             base = f"/config/remote/{quote(job.remote, safe='')}/scan/{quote(job.remote_store, safe='')}"
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
-            items = await partial(problems, what, get(f"{base}/namespaces", list, None))
+            items = await partial(problems, what, get, f"{base}/namespaces", list, None)
             names = (
                 None
                 if items is None
@@ -207,7 +207,7 @@ class RemoteScanner:
             path = f"/config/remote/{quote(job.remote, safe='')}/scan/{quote(job.remote_store, safe='')}/groups"
             params = {"namespace": remote_ns} if remote_ns else None
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
-            items = await partial(problems, what, get(path, list, params))
+            items = await partial(problems, what, get, path, list, params)
             parsed = None if items is None else tuple(_groups(items))
             return _Scan(job.marker, now, parsed)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from ..config import ProxmoxSourceConfig
@@ -22,6 +22,7 @@ from ._http import DEFAULT_MAX_BYTES, HttpClient
 from ._util import SourceBase, as_int, utc_now
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # --- UPIDs (§1.3) -------------------------------------------------------------------------------------------
 
@@ -190,12 +191,15 @@ class ProxmoxSource(SourceBase):
     async def _get(self, path: str, expected: type[T], params: dict[str, Any] | None = None) -> T:
         return unwrap(await self._client.get_json(path, params), path, expected, self._protocol)
 
-    async def _partial(self, problems: list[str], what: str, call: Awaitable[T]) -> T | None:
-        """Run one part of the poll; an HTTP-level failure of that part becomes a problem, not an exception.
-
-        Connection, TLS, timeout and auth failures still end the poll: they concern the whole source."""
+    async def _partial(
+        self, problems: list[str], what: str, call: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T | None:
+        """Run one part of the poll, `call(*args, **kwargs)`; an HTTP-level failure of that part becomes a problem,
+        not an exception. Connection, TLS, timeout and auth failures still end the poll: they concern the whole
+        source. The part is called here, not by the caller: a part handed to a task cancelled before it starts
+        (a stop in the middle of a poll) is then never made, rather than made and never awaited."""
         try:
-            return await call
+            return await call(*args, **kwargs)
         except SourceError as exc:
             if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
                 problems.append(f"{what}: {exc}")

@@ -106,7 +106,7 @@ class PbsSource(ProxmoxSource):
         stores = [s for s in maintenance if not self._stores_wanted or s in self._stores_wanted]
         try:
             async with asyncio.TaskGroup() as group:
-                usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage(stores)))
+                usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage, stores))
                 jobs_task = group.create_task(self._jobs(timezone, problems))
                 tasks_task = group.create_task(self._tasks(server_now))
         except BaseExceptionGroup as failed:
@@ -156,7 +156,7 @@ class PbsSource(ProxmoxSource):
             (JobKind.GC, "/admin/gc", None),
         ]
         results = await asyncio.gather(
-            *(self._partial(problems, f"{kind.value} jobs", listing(path, params)) for kind, path, params in kinds)
+            *(self._partial(problems, f"{kind.value} jobs", listing, path, params) for kind, path, params in kinds)
         )
         jobs: list[Job] = []
         prune_keys: dict[Any, str] = {}
@@ -250,7 +250,7 @@ class PbsSource(ProxmoxSource):
             path = f"/admin/datastore/{store}/namespace"
             return [str(require(item, "ns", path, self._protocol)) for item in await self._get(path, list)]
 
-        listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces(s)) for s in stores))
+        listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces, s) for s in stores))
         pairs = [(store, ns) for store, names in zip(stores, listed, strict=True) for ns in names or []]
         unreadable = {store for store, names in zip(stores, listed, strict=True) if names is None}
         results = await asyncio.gather(*(self._read_namespace(s, ns, s in refresh, problems) for s, ns in pairs))
@@ -275,7 +275,7 @@ class PbsSource(ProxmoxSource):
         """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
         path = f"/admin/datastore/{store}/groups"
-        groups = await self._partial(problems, what, self._group_list(path, ns))
+        groups = await self._partial(problems, what, self._group_list, path, ns)
         if groups is None:
             return [key for key in self._groups if key[:2] == (store, ns)], False
         current = {(store, ns, backup_type, backup_id): state for backup_type, backup_id, state in groups}
@@ -287,7 +287,7 @@ class PbsSource(ProxmoxSource):
         ]
         if changed:
             whole = len(changed) >= max(WHOLE_NAMESPACE_MIN, WHOLE_NAMESPACE_SHARE * len(current))
-            fetched = await self._partial(problems, what, self._fetch_snapshots(store, ns, changed, whole))
+            fetched = await self._partial(problems, what, self._fetch_snapshots, store, ns, changed, whole)
             complete = fetched is not None
             if fetched is not None:
                 for key in changed:

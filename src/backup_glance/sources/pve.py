@@ -92,7 +92,7 @@ class PveSource(ProxmoxSource):
             async with asyncio.TaskGroup() as group:
                 jobs_task = group.create_task(self._get("/cluster/backup", list))
                 uncovered_task = group.create_task(
-                    self._partial(problems, "not-backed-up", self._get("/cluster/backup-info/not-backed-up", list))
+                    self._partial(problems, "not-backed-up", self._get, "/cluster/backup-info/not-backed-up", list)
                 )
                 group.create_task(self._read_tasks(nodes, server_now, problems))
                 files_task = group.create_task(self._read_files(nodes, problems))
@@ -191,7 +191,7 @@ class PveSource(ProxmoxSource):
             return max(horizon, min([last - TASK_OVERLAP, *(r for r in running if r is not None)]))
 
         pages = await asyncio.gather(
-            *(self._partial(problems, f"tasks of node {node}", self._node_tasks(node, since(node))) for node in nodes)
+            *(self._partial(problems, f"tasks of node {node}", self._node_tasks, node, since(node)) for node in nodes)
         )
         for node, items in zip(nodes, pages, strict=True):
             if items is None:
@@ -238,7 +238,7 @@ class PveSource(ProxmoxSource):
         zones = dict(zones)
 
         async def zone_of(node: str) -> None:
-            clock = await self._partial(problems, f"time of node {node}", self._get(f"/nodes/{quote(node)}/time", dict))
+            clock = await self._partial(problems, f"time of node {node}", self._get, f"/nodes/{quote(node)}/time", dict)
             zones[node] = str((clock or {}).get("timezone") or default_zone)
 
         log_nodes = {str(task.get("node") or "localhost") for task in wanted}
@@ -262,14 +262,14 @@ class PveSource(ProxmoxSource):
             else:
                 self._running_logs[upid] = parsed
 
-        await asyncio.gather(*(self._partial(problems, f"task log {t['upid']}", read(t)) for t in wanted))
+        await asyncio.gather(*(self._partial(problems, f"task log {t['upid']}", read, t) for t in wanted))
 
     async def _read_files(self, nodes: list[str], problems: list[str]) -> list[Snapshot]:
         seen_shared: set[str] = set()
         listings: list[tuple[str, str]] = []
         for node in nodes:
             path = f"/nodes/{quote(node)}/storage"
-            storages = await self._partial(problems, f"storages of node {node}", self._get(path, list))
+            storages = await self._partial(problems, f"storages of node {node}", self._get, path, list)
             for item in storages or []:
                 if not isinstance(item, dict) or "backup" not in str(item.get("content", "")).split(","):
                     continue
@@ -292,7 +292,7 @@ class PveSource(ProxmoxSource):
             ]
 
         results = await asyncio.gather(
-            *(self._partial(problems, f"storage '{s}' on {n}", content(n, s)) for n, s in listings)
+            *(self._partial(problems, f"storage '{s}' on {n}", content, n, s) for n, s in listings)
         )
         return [snap for snaps in results for snap in snaps or []]
 
