@@ -571,7 +571,12 @@ class GuardedServer(QuietServer):
         self.guard.sweep()
         self.guard.report()
         self._released()  # an acceptor paused with every connection busy retries once some wait again
-        self._ticker = asyncio.get_running_loop().call_later(SWEEP_S, self._tick)
+        # Nobody waiting for a head and no acceptor paused: nothing can expire before a slower tick comes (a head
+        # that starts waiting now has at least twice that tick before its deadline), so an idle server wakes once
+        # a second.
+        busy = self.guard.waiting or any(not a.reading and not a.stopped for a in self.acceptors)
+        idle = min(IDLE_TICK_S, self.guard.limits.head_deadline_s / 2)
+        self._ticker = asyncio.get_running_loop().call_later(SWEEP_S if busy else idle, self._tick)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for acceptor in self.acceptors:

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import uvicorn
 
-from backup_glance.httpserver import QuietServer
+from backup_glance.httpserver import GuardedProtocol, GuardedServer, Limits, QuietServer
 from backup_glance.serving import bind_socket
 from backup_glance.simulators._server import SimulatorServer
 
@@ -54,3 +54,32 @@ def test_a_simulator_stopped_from_another_thread_stops_at_once() -> None:
     server.stop()
     assert time.monotonic() - stopping < 0.5
     assert not any(t.name == f"sim-{server.port}" for t in threading.enumerate())
+
+
+class CountingGuardedServer(GuardedServer):
+    sweeps = 0
+
+    def _tick(self) -> None:
+        self.sweeps += 1
+        super()._tick()
+
+
+async def test_the_guard_sweeps_once_a_second_while_idle_and_still_closes_a_silent_client_in_time() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    config = uvicorn.Config(hello, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
+    server = CountingGuardedServer(config, Limits(head_deadline_s=1.5))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    began = server.sweeps
+    await asyncio.sleep(3.2)
+    assert server.sweeps - began <= 5, "every 0.25 s while nobody is there"
+    reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest of the head
+    opened = time.monotonic()
+    await asyncio.wait_for(reader.read(), 5)  # to the end: the server has closed the connection
+    assert 1.5 <= time.monotonic() - opened < 2.1
+    writer.close()
+    server.should_exit = True
+    await task
+    sock.close()

@@ -130,18 +130,16 @@ class HttpClient:
             verify = True
         # Made once and shared: each context made by httpx reads the whole CA bundle.
         context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+        self._base = base_url.rstrip("/")
+        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}  # requests are built here (`_request`)
         # `max_in_flight` clients of one connection each, every one used by one request at a time, rather than one
         # client with a pool of `max_in_flight`: httpcore re-checks every connection of a pool (its expiry,
         # whether the server closed it) for each request waiting and each response closed, which was most of the
         # CPU a small answer costs with 8 connections. A pool of one checks one.
-        self._base = base_url.rstrip("/")
-        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._idle = asyncio.Queue[httpx.AsyncClient]()
         self._clients = [
             _CookielessClient(
-                base_url=base_url.rstrip("/"),
                 headers=dict(headers or {}),
-                timeout=httpx.Timeout(timeout_s),
                 verify=context,
                 auth=auth,
                 follow_redirects=False,
