@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backup_glance.history import History
-from backup_glance.model import HistoryView, JobRun, Observation, RunOutcome, Snapshot, Verification
+from backup_glance.model import HistoryView, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 RETENTION = timedelta(days=90)
@@ -128,6 +128,30 @@ def test_a_quiet_poll_writes_no_row(tmp_path: Path) -> None:
         # An hour on, the coverage of each place is refreshed once (what a vanishing snapshot's last sighting uses).
         history.record(Observation("pbs", "pbs", START + timedelta(hours=1), "UTC", snapshots=snapshots, runs=runs))
         assert history._conn.total_changes - before == len({(s.location, s.target_key) for s in snapshots})
+
+
+def test_the_same_task_list_again_is_skipped_but_a_job_run_beside_it_is_not(tmp_path: Path) -> None:
+    listed = tuple(run(i, START - timedelta(hours=i), done=True) for i in range(20))
+    gc_running = JobRun("pbs/gc/main", "pbs", "UPID:gc", START, None, RunOutcome.RUNNING)
+    gc_done = JobRun("pbs/gc/main", "pbs", "UPID:gc", START, START + timedelta(minutes=3), RunOutcome.OK)
+    worse = JobRun(
+        listed[0].job_key, "pbs", listed[0].run_id, START, outcome=RunOutcome.RUNNING, target_key=listed[0].target_key
+    )
+
+    def job(last: JobRun) -> Job:
+        return Job(last.job_key, "pbs", JobKind.GC, "main", "gc", last_run=last)
+
+    with History.open(tmp_path / "h.db", retention=RETENTION) as history:
+        history.record(Observation("pbs", "pbs", START, "UTC", runs=listed, jobs=(job(gc_running),)))
+        later = START + timedelta(minutes=5)
+        # The task list is the same tuple: it is not compared again, and the fuller account it gives of its own
+        # runs still wins over a job's; the job's run that the list lacks is written when it changes.
+        stats = history.record(Observation("pbs", "pbs", later, "UTC", runs=listed, jobs=(job(gc_done), job(worse))))
+        assert stats.runs_written == 1
+        view = history.view(since=START - timedelta(days=2))
+    by_id = {r.run_id: r for r in view.runs}
+    assert by_id["UPID:gc"] == gc_done
+    assert by_id[listed[0].run_id] == listed[0]
 
 
 def test_the_window_start_moves_with_the_clock(tmp_path: Path) -> None:

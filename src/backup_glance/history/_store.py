@@ -240,10 +240,17 @@ class History:
         if observation.snapshots is not memory.recorded.get(observation.source):
             for snapshot in observation.snapshots:
                 by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
-        runs: dict[RunKey, JobRun] = {run_key(run): run for run in observation.runs}
+        listed = memory.recorded_runs.get(observation.source)
+        if listed is not None and listed[0] is observation.runs:  # the same tuple as last time: nothing to compare
+            runs: dict[RunKey, JobRun] = {}
+            listed_keys = listed[1]
+        else:
+            runs = {run_key(run): run for run in observation.runs}
+            listed_keys = frozenset(runs)
         for job in observation.jobs:
-            if job.last_run is not None:  # the task list is the fuller account when both carry a run
-                runs.setdefault(run_key(job.last_run), job.last_run)
+            last = job.last_run
+            if last is not None and (key := run_key(last)) not in listed_keys:  # the task list is the fuller account
+                runs.setdefault(key, last)
         new_runs = {key: run for key, run in runs.items() if memory.run_changes(key, run)}
         plans: list[_SnapshotPlan] = []
         with self._transaction(f"record the observation of '{observation.source}'") as conn:
@@ -259,6 +266,7 @@ class History:
             conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
             runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
         memory.recorded[observation.source] = observation.snapshots
+        memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
         memory.covered.update(dict.fromkeys(stale, seen_at))
         for plan in plans:
             memory.apply(plan, seen_at)
@@ -491,6 +499,7 @@ class _Memory:
     def __init__(self) -> None:
         self.present: dict[str, dict[str, Snapshot]] = {}  # per source: the snapshots the file holds as present
         self.recorded: dict[str, tuple[Snapshot, ...]] = {}  # per observed source: the tuple recorded last
+        self.recorded_runs: dict[str, tuple[tuple[JobRun, ...], frozenset[RunKey]]] = {}  # the same for runs
         self.scopes: dict[str, tuple[object, set[tuple[str, str, str]]]] = {}  # per source: (tuple, its scopes)
         self.covered: dict[tuple[str, str, str], int] = {}  # scope -> coverage time last written
         self.runs: dict[RunKey, JobRun] = {}  # the version of each run last written

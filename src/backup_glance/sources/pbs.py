@@ -85,6 +85,7 @@ class PbsSource(ProxmoxSource):
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
         self._targets: dict[GroupKey, Target] = {}  # each group's target as last made (rebuilt when renamed)
+        self._runs_out: tuple[JobRun, ...] = ()
         # Namespaces a PVE source claims (`pbs_namespace`): guests there are keyed by (cluster, VMID).
         self._clusters = dict(config.guest_namespaces)
         self._decoder = SnapshotDecoder(self.name, self._clusters)
@@ -379,6 +380,8 @@ class PbsSource(ProxmoxSource):
         runs = sorted(self._runs.values(), key=attrgetter("started_at", "run_id"))
         if self._clusters:
             runs = self._attributed(runs)
+        if (listed := tuple(runs)) != self._runs_out:  # the same tuple while nothing changed: history skips them
+            self._runs_out = listed
         return Observation(
             source=self.name,
             kind=self.kind,
@@ -387,7 +390,7 @@ class PbsSource(ProxmoxSource):
             targets=targets_out,
             snapshots=snapshots_out,
             jobs=tuple(jobs),
-            runs=tuple(runs),
+            runs=self._runs_out,
             datastores=tuple(datastores),
             problems=tuple(problems),
             remote_copies=self._remotes.copies,
