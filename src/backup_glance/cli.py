@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -59,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:
+        import logging  # here only: `schedule` starts faster without it
+
         # A bug, not bad input: say so in one line, keep the traceback in the log for a report.
         logging.getLogger("backup_glance").debug("internal error", exc_info=True)
         print(

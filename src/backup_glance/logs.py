@@ -23,9 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-LEVELS = ("debug", "info", "warning", "error")
-FORMATS = ("text", "json")
-
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _TRACEBACKS = logging.Formatter()

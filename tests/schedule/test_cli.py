@@ -79,3 +79,16 @@ def test_the_module_entry_point_works_as_a_subprocess() -> None:
         [sys.executable, "-m", "backup_glance", "schedule", "12:60"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "bad minute '60'" in bad.stderr
+
+
+def test_schedule_starts_without_logging_the_web_server_or_the_sources() -> None:
+    """`backup-glance schedule` is a quick tool (issue 12: under 80 ms): it imports only the schedule engine."""
+    script = (
+        "import sys\n"
+        "from backup_glance.cli import main\n"
+        "code = main(['schedule', '04:00', '--after', '2025-01-15T12:00', '--tz', 'UTC'])\n"
+        "heavy = ('logging', 'pathlib', 'uvicorn', 'httpx', 'jinja2', 'backup_glance.sources', 'backup_glance.web')\n"
+        "print(code, sorted(m for m in sys.modules if m in heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr

@@ -7,16 +7,17 @@ Exit codes (all commands): 0 success, 2 bad configuration or usage; `check` adds
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..logs import FORMATS, LEVELS, escape_controls
+from .._log_choices import FORMATS, LEVELS
 
 if TYPE_CHECKING:  # the command line is parsed before any of these is needed: `schedule` never needs them
+    import logging
+    from pathlib import Path
+
     from ..config import Config, Report
 
 CONFIG_VARIABLE = "BACKUP_GLANCE_CONFIG"
@@ -25,8 +26,6 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_LISTEN = 4
 EXIT_DATA = 5
-
-log = logging.getLogger("backup_glance")
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +72,8 @@ def _choice(variable: str, choices: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def find_config(explicit: str | None) -> Path | None:
+    from pathlib import Path
+
     if explicit:
         return Path(explicit)
     from_env = os.environ.get(CONFIG_VARIABLE)
@@ -97,6 +98,8 @@ def port_number(text: str) -> int:
 
 def print_problems(report: Report, stream: TextIO | None = None) -> None:
     """Each problem on its line(s), control characters escaped: a key written as ESC [2J must not clear the screen."""
+    from ..logs import escape_controls
+
     for problem in report.problems:
         print(escape_controls(str(problem), keep_newlines=True), file=stream or sys.stderr)
 
@@ -109,6 +112,8 @@ def start_logging(args: argparse.Namespace) -> logging.Handler:
 
 def checked_config(path: Path, handler: logging.Handler) -> Config | None:
     """The config at `path` with its warnings logged, or None after printing every error (exit 2)."""
+    import logging
+
     from ..config import read_config, secrets_of
     from ..logs import update_secrets
 
@@ -119,6 +124,7 @@ def checked_config(path: Path, handler: logging.Handler) -> Config | None:
         print(f"backup-glance: {path}: {errors} error{'s' * (errors != 1)}; nothing was started", file=sys.stderr)
         return None
     update_secrets(handler, secrets_of(report.config))
+    log = logging.getLogger("backup_glance")
     for problem in report.warnings:
         log.warning(str(problem))
     return report.config
