@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -18,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from backup_glance.errors import HistoryError
 from backup_glance.history import History
+from backup_glance.history import _store as history_store
 from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION
 from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
 
@@ -71,6 +74,10 @@ def a_run(
         outcome=RunOutcome.RUNNING if took is None else outcome,
         target_key=target,
     )
+
+
+def evolve_run(run: JobRun, *, run_id: str, target: str) -> JobRun:
+    return msgspec.structs.replace(run, run_id=run_id, target_key=target)
 
 
 def an_observation(
@@ -363,10 +370,89 @@ class TestTypicalDurations:
 
         assert history.view(since=NOW).typical_durations == {JOB: timedelta(minutes=12)}
 
+    def test_per_target_runs_give_the_median_of_the_newest_20_finished_runs(self, history: History) -> None:
+        # 60 runs of 3 parts, newest last: the 40 oldest take hours and must fall out of the sample; of the 20
+        # newest the latest is still running, so the sample reaches one run further back.
+        runs = []
+        spans = []
+        for n in range(60):
+            start = NOW - timedelta(days=60 - n)
+            part = timedelta(hours=3) if n < 39 else timedelta(minutes=1 + n % 7)
+            running = n == 59
+            parts = [
+                a_run(run_id=f"UPID:{n}:{k}", started_at=start + k * part, took=None if running and k == 2 else part)
+                for k in range(3)
+            ]
+            runs += [evolve_run(run, run_id=f"UPID:{n}", target=f"guest:{101 + k}") for k, run in enumerate(parts)]
+            if not running:
+                spans.append(3 * part)
+        history.record(an_observation(runs=runs))
+
+        expected = statistics.median(spans[-20:])
+        assert history.view(since=NOW).typical_durations == {JOB: expected}
+        assert expected < timedelta(hours=1)  # the sample held no run of the oldest 40
+
     def test_a_job_with_only_running_runs_has_no_typical_duration(self, history: History) -> None:
         history.record(an_observation(runs=[a_run(took=None), a_run(run_id="x", target="guest:101", took=None)]))
 
         assert history.view(since=NOW).typical_durations == {}
+
+
+class TestCostFollowsTheWindow:
+    @staticmethod
+    def stored(path: Path, *, days: int) -> None:
+        """10 guests backed up daily for `days` days: a snapshot, its part of the job's run, a verify run."""
+        snapshots, runs = [], []
+        for day in range(days):
+            start = NOW - timedelta(days=day, hours=4)
+            for guest in range(101, 111):
+                taken = start + timedelta(minutes=guest - 100)
+                snapshots.append(a_snapshot(target=f"guest:{guest}", taken_at=taken))
+                runs.append(a_run(run_id=f"UPID:{day}", started_at=taken, target=f"guest:{guest}"))
+            runs.append(a_run(run_id=f"UPID:v{day}", job="pbs1/verify/v", started_at=start + timedelta(hours=1)))
+        with History.open(path, retention=timedelta(days=days + 10)) as history:
+            history.record(an_observation(snapshots=snapshots, runs=runs))
+
+    @staticmethod
+    def steps_of_a_fresh_view(path: Path) -> int:
+        """SQLite's work (virtual machine steps, in hundreds) for a restarted service's first 15-day view."""
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        with History.open(path, retention=timedelta(days=3650)) as history:
+            history._conn.set_progress_handler(count, 100)  # type: ignore[union-attr]
+            view = history.view(since=NOW - timedelta(days=15), until=NOW)
+        assert set(view.typical_durations) == {JOB, "pbs1/verify/v"} and len(view.snapshots) == 150
+        return steps
+
+    def test_a_fresh_views_work_is_the_same_for_a_month_and_a_year_stored(self, tmp_path: Path) -> None:
+        self.stored(tmp_path / "month.sqlite3", days=30)
+        self.stored(tmp_path / "year.sqlite3", days=365)
+
+        month, year = (self.steps_of_a_fresh_view(tmp_path / f"{n}.sqlite3") for n in ("month", "year"))
+
+        assert 0 < year <= 1.2 * month
+
+
+class TestWal:
+    def test_a_write_that_grows_the_wal_past_its_limit_leaves_it_cut_back(
+        self, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        limit = 64 * 1024
+        monkeypatch.setattr(history_store, "WAL_LIMIT", limit)
+        snapshots = [a_snapshot(target=f"guest:{n}", taken_at=NOW - timedelta(hours=n)) for n in range(3000)]
+        wal = db_path.with_name(db_path.name + "-wal")
+        with History.open(db_path, retention=RETENTION) as history:
+            history.record(an_observation(snapshots=snapshots))
+
+            assert wal.exists() and wal.stat().st_size <= limit
+            assert len(everything(history)) == 3000
+        with History.open(db_path, retention=RETENTION) as reopened:
+            assert len(everything(reopened)) == 3000
 
 
 class TestRetention:
@@ -419,7 +505,7 @@ class TestSchema:
     def test_a_new_database_is_at_the_latest_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
 
-        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 3
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 4
 
     def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
         db_path.parent.mkdir()
@@ -432,13 +518,13 @@ class TestSchema:
             assert iso([sighting.last_seen_at, sighting.gone_at]) == iso([NOW, None])
             history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
             assert gone_at(history, "main/vm/101/a") == LATER.isoformat()
-        assert pragma(db_path, "user_version") == 3
+        assert pragma(db_path, "user_version") == 4
 
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
         pragma(db_path, "user_version = 7")
 
-        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 3"):
+        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 4"):
             History.open(db_path, retention=RETENTION)
 
     def test_it_names_the_path_of_a_file_that_is_not_sqlite(self, db_path: Path) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from backup_glance.history import History
+from backup_glance.history._listed import Listed
 from backup_glance.model import HistoryView, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -180,3 +183,78 @@ def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
         assert len(history.view(since=START - WINDOW).snapshots) == 2
         with sqlite3.connect(tmp_path / "h.db") as conn:
             assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (2,)
+
+
+def stored_snapshots(path: Path) -> list[tuple[object, ...]]:
+    """Every snapshot row as the file holds it, its sighting times and disappearance included."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT source, snapshot_id, target_key, location, taken_at, size_bytes, verification, first_seen_at, "
+            "gone_at FROM snapshots ORDER BY source, snapshot_id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_record_worked_out_from_the_last_list_equals_a_full_comparison(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One store keeps its memory and works on the difference; the other reopens for every record, so it reads
+    # what is present from its file and compares every snapshot. Both must write and count the same.
+    rng = random.Random(seed)
+    differences = []
+    followed_by = Listed.followed_by
+
+    def counted(listed: Listed, observation: Observation) -> object:
+        differences.append(change := followed_by(listed, observation))
+        return change
+
+    monkeypatch.setattr(Listed, "followed_by", counted)
+    listed = [snapshot(target, START - timedelta(days=day)) for target in range(40) for day in range(5)]
+    now = START
+    with History.open(tmp_path / "kept.db", retention=RETENTION) as kept:
+        for step in range(150):
+            now += timedelta(minutes=10)
+            listed = changed(rng, listed, now)
+            problems = ("store1 unreadable",) if rng.random() < 0.05 else ()
+            shown = [s for s in listed if not problems or s.location != "store1"]
+            observation = Observation(
+                source="pbs", kind="pbs", observed_at=now, timezone="UTC", snapshots=tuple(shown), problems=problems
+            )
+            stats = kept.record(observation)
+            with History.open(tmp_path / "full.db", retention=RETENTION) as full:
+                assert full.record(observation) == stats, f"seed {seed}, step {step}"
+            assert stored_snapshots(tmp_path / "kept.db") == stored_snapshots(tmp_path / "full.db"), step
+    worked_out = sum(change is not None for change in differences)
+    assert len(differences) / 2 < worked_out < len(differences)  # both ways taken, the difference mostly
+
+
+def changed(rng: random.Random, listed: list[Snapshot], now: datetime) -> list[Snapshot]:
+    """The next poll's list: mostly the same objects in the same order, with what a PBS does between polls."""
+    listed = list(listed)
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
+        action, at = rng.random(), rng.randrange(len(listed) + 1)
+        if action < 0.35:  # a new backup, listed among its group's
+            listed.insert(at, snapshot(rng.randrange(45), now - timedelta(minutes=rng.randrange(9))))
+        elif action < 0.55 and listed:  # pruned, anywhere, the list's end included
+            del listed[min(at, len(listed) - 1) if rng.random() < 0.7 else -1]
+        elif action < 0.7 and listed:  # verified: a new object in the old one's place
+            old = listed[min(at, len(listed) - 1)]
+            target = int(old.target_key.split(":")[1])
+            listed[min(at, len(listed) - 1)] = snapshot(target, old.taken_at, verified=Verification.OK)
+        elif action < 0.78:  # a stretch of the list in another order
+            stretch = listed[at : at + 6]
+            rng.shuffle(stretch)
+            listed[at : at + 6] = stretch
+        elif action < 0.84 and listed:  # the same facts as new objects (a group read again)
+            listed[at : at + 5] = [msgspec.structs.replace(s) for s in listed[at : at + 5]]
+        elif action < 0.88:  # a snapshot listed twice, as one object or as two
+            one = listed[min(at, len(listed) - 1)]
+            listed.insert(at, one if rng.random() < 0.5 else msgspec.structs.replace(one))
+        elif action < 0.92:  # a datastore more, or one emptied
+            if rng.random() < 0.5:
+                listed.append(msgspec.structs.replace(listed[0], location="store9", snapshot_id=f"store9/{now}"))
+            else:
+                listed = [s for s in listed if s.location != "store9"]
+    if rng.random() < 0.3:  # duplicates dropped again, so the list can be worked out from the next time on
+        listed = list({s.snapshot_id: s for s in listed}.values())
+    return listed

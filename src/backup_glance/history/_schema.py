@@ -83,8 +83,20 @@ def _migrate_3_notify(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX notify_outbox_by_target ON notify_outbox (target, id)")
 
 
+def _migrate_4_lookups(conn: sqlite3.Connection) -> None:
+    # The earliest sighting and a job's latest job-level runs, found without scanning the tables: what a view
+    # costs follows its window, not the years stored.
+    conn.execute("CREATE INDEX snapshots_by_first_seen ON snapshots (first_seen_at)")
+    conn.execute("CREATE INDEX runs_job_level ON runs (job_key, started_at) WHERE target_key = ''")
+
+
 # Append only: a released migration never changes; new ones go at the end. Index + 1 = the version it makes.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1_facts, _migrate_2_gone, _migrate_3_notify)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_1_facts,
+    _migrate_2_gone,
+    _migrate_3_notify,
+    _migrate_4_lookups,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import sqlite3
 import statistics
 import threading
@@ -27,6 +28,7 @@ from types import TracebackType
 
 from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot
+from ._listed import Change, Listed
 from ._rows import (
     RUN_COLUMNS,
     SNAPSHOT_COLUMNS,
@@ -48,7 +50,7 @@ DURATION_SAMPLE = 20  # a job's typical duration is the median of this many most
 # A present snapshot's last sighting is its scope's coverage time, refreshed in the file at most this often: a
 # quiet poll then writes nothing, and a snapshot found gone may show a last sighting up to this much early.
 COVERAGE_REFRESH = 3600
-WAL_LIMIT = 16 * 1024 * 1024
+WAL_LIMIT = 16 * 1024 * 1024  # the WAL is cut back to this after any write that left it larger
 DURATION_REFRESH = 3600.0  # seconds between recomputations of typical durations (a slow-moving statistic)
 FUTURE_SLACK = timedelta(days=1)  # rows dated later than this past "now" are broken facts: ignored, then pruned
 _END_OF_TIME = 2**62  # `until=None`: an epoch no instant reaches
@@ -120,21 +122,21 @@ INSERT INTO scopes (source, location, target_key, last_covered_at) VALUES (?, ?,
 ON CONFLICT DO UPDATE SET last_covered_at = MAX(last_covered_at, excluded.last_covered_at)
 """
 
-# Job-level runs are preferred; a job told only per target lasts from its first start to its last end.
+# Job-level runs are preferred; a job told only per target lasts from its first start to its last end. Each
+# query walks one job's index entries from the newest, so its cost follows the sample, not the years stored.
+_JOB_KEYS = """
+WITH RECURSIVE keys(job_key) AS (
+    SELECT MIN(job_key) FROM runs
+    UNION ALL
+    SELECT (SELECT MIN(job_key) FROM runs WHERE job_key > keys.job_key) FROM keys WHERE keys.job_key IS NOT NULL
+) SELECT job_key FROM keys WHERE job_key IS NOT NULL"""
 _RECENT_JOB_LEVEL = """
-SELECT job_key, started_at, ended_at FROM (
-    SELECT job_key, started_at, ended_at,
-           ROW_NUMBER() OVER (PARTITION BY job_key ORDER BY started_at DESC) AS recency
-    FROM runs WHERE target_key = '' AND ended_at IS NOT NULL AND ended_at >= started_at
-) WHERE recency <= ?"""
+SELECT started_at, ended_at FROM runs INDEXED BY runs_job_level
+WHERE job_key = ? AND target_key = '' AND ended_at IS NOT NULL AND ended_at >= started_at
+ORDER BY started_at DESC LIMIT ?"""
 _RECENT_PER_TARGET = """
-SELECT job_key, started_at, ended_at FROM (
-    SELECT job_key, started_at, ended_at,
-           ROW_NUMBER() OVER (PARTITION BY job_key ORDER BY started_at DESC) AS recency
-    FROM (SELECT job_key, MIN(started_at) AS started_at, MAX(ended_at) AS ended_at FROM runs
-          WHERE target_key <> '' GROUP BY job_key, source, run_id HAVING COUNT(ended_at) = COUNT(*))
-    WHERE ended_at >= started_at
-) WHERE recency <= ?"""
+SELECT source, run_id, started_at, ended_at FROM runs INDEXED BY runs_by_job
+WHERE job_key = ? AND target_key <> '' ORDER BY started_at DESC"""
 
 
 def covers(observation: Observation, snapshots: Collection[Snapshot]) -> Callable[[str, str], bool]:
@@ -237,9 +239,17 @@ class History:
         seen_at = epoch(observation.observed_at)
         memory = self._memory
         by_source: dict[str, dict[str, Snapshot]] = {}
-        if observation.snapshots is not memory.recorded.get(observation.source):
-            for snapshot in observation.snapshots:
-                by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
+        change: Change | None = None
+        relisted = observation.snapshots is memory.recorded.get(observation.source)
+        if not relisted:
+            before = memory.listed.get(observation.source)
+            if before is not None and before.generation == memory.generations.get(observation.source, 0):
+                change = before.followed_by(observation)
+            if change is not None:
+                by_source[observation.source] = change.listed.by_id
+            else:
+                for snapshot in observation.snapshots:
+                    by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
         listed = memory.recorded_runs.get(observation.source)
         if listed is not None and listed[0] is observation.runs:  # the same tuple as last time: nothing to compare
             runs: dict[RunKey, JobRun] = {}
@@ -258,10 +268,13 @@ class History:
                 present = memory.present.get(source)
                 if present is None:  # kept: later records must see what this one leaves, gone ones included
                     present = memory.present[source] = _stored_present(conn, source)
-                plan = _plan_snapshots(source, snapshots, present, observation)
+                if change is not None:
+                    plan = _plan(source, change.appeared, change.gone(present), present)
+                else:
+                    plan = _plan(source, snapshots.values(), _gone(snapshots, present, observation), present)
                 _write_snapshots(conn, plan, seen_at)
                 plans.append(plan)
-            scopes = memory.scopes_of(observation, by_source)
+            scopes = memory.scopes_of(observation, by_source, change)
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
             conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
             runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
@@ -270,6 +283,8 @@ class History:
         memory.covered.update(dict.fromkeys(stale, seen_at))
         for plan in plans:
             memory.apply(plan, seen_at)
+        if not relisted:
+            memory.list(observation, change.listed if change is not None else by_source.get(observation.source))
         memory.note_runs(new_runs.values())
         stats = RecordStats(
             sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
@@ -383,6 +398,22 @@ class History:
                 raise
             conn.execute("COMMIT")
             self._write_trouble = None  # e.g. space came back: writing works again
+            self._bound_wal(conn)
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Checkpoint and truncate a WAL that a large write (a first poll of a big PBS) grew past WAL_LIMIT.
+
+        SQLite reuses a WAL from its start but leaves the file at its largest size until a later write resets
+        it, which a quiet service may not make for hours; one stat per write bounds the disk it holds."""
+        if self._path == _MEMORY:
+            return
+        try:
+            grown = os.stat(self._path + "-wal").st_size > WAL_LIMIT
+        except OSError:
+            return
+        if grown:
+            with suppress(sqlite3.Error):  # a reader elsewhere holding the WAL: the next write tries again
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @dataclass
@@ -403,19 +434,20 @@ def _stored_present(conn: sqlite3.Connection, source: str) -> dict[str, Snapshot
     return {row[1]: snapshot_from_row(row) for row in rows}
 
 
-def _plan_snapshots(
-    source: str, snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observation: Observation
-) -> _SnapshotPlan:
+def _gone(snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observation: Observation) -> list[str]:
     is_covered = covers(observation, snapshots.values())
-    gone = [
+    return [
         snapshot_id
         for snapshot_id, stored in present.items()
         if snapshot_id not in snapshots and is_covered(stored.location, stored.target_key)
     ]
+
+
+def _plan(source: str, listed: Iterable[Snapshot], gone: list[str], present: dict[str, Snapshot]) -> _SnapshotPlan:
     added: list[Snapshot] = []
     updated: list[Snapshot] = []
-    for snapshot_id, snapshot in snapshots.items():
-        before = present.get(snapshot_id)
+    for snapshot in listed:
+        before = present.get(snapshot.snapshot_id)
         if before is snapshot or before == snapshot:
             continue  # steady state: most snapshots are unchanged (often the very same object)
         (added if before is None else updated).append(snapshot)
@@ -499,6 +531,8 @@ class _Memory:
     def __init__(self) -> None:
         self.present: dict[str, dict[str, Snapshot]] = {}  # per source: the snapshots the file holds as present
         self.recorded: dict[str, tuple[Snapshot, ...]] = {}  # per observed source: the tuple recorded last
+        self.listed: dict[str, Listed] = {}  # per observed source: that tuple, when the next can be diffed with it
+        self.generations: dict[str, int] = {}  # per snapshot source: how many records changed `present`
         self.recorded_runs: dict[str, tuple[tuple[JobRun, ...], frozenset[RunKey]]] = {}  # the same for runs
         self.scopes: dict[str, tuple[object, set[tuple[str, str, str]]]] = {}  # per source: (tuple, its scopes)
         self.covered: dict[tuple[str, str, str], int] = {}  # scope -> coverage time last written
@@ -527,17 +561,30 @@ class _Memory:
             self.durations_dirty = self.durations_dirty or run.ended_at is not None
 
     def scopes_of(
-        self, observation: Observation, by_source: dict[str, dict[str, Snapshot]]
+        self, observation: Observation, by_source: dict[str, dict[str, Snapshot]], change: Change | None
     ) -> set[tuple[str, str, str]]:
         known = self.scopes.get(observation.source)
         if known is not None and known[0] is observation.snapshots:
             return known[1]
-        scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
+        if change is not None:
+            scopes = set(change.listed.scopes)
+        else:
+            scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
         self.scopes[observation.source] = (observation.snapshots, scopes)
         return scopes
 
+    def list(self, observation: Observation, listed: Listed | dict[str, Snapshot] | None) -> None:
+        """Keep what the next record of this source needs to work on the difference (after `apply`)."""
+        kept = listed if isinstance(listed, Listed) or listed is None else Listed.of(observation, listed)
+        if kept is None:
+            self.listed.pop(observation.source, None)
+        else:
+            kept.generation = self.generations.get(observation.source, 0)
+            self.listed[observation.source] = kept
+
     def apply(self, plan: _SnapshotPlan, seen_at: int) -> None:
         present = self.present.setdefault(plan.source, {})
+        self.generations[plan.source] = self.generations.get(plan.source, 0) + 1
         for snapshot_id in plan.gone:
             present.pop(snapshot_id, None)
         for snapshot in (*plan.added, *plan.updated):
@@ -564,11 +611,35 @@ def _base_code(exc: sqlite3.Error) -> str:
 
 
 def _typical_durations(conn: sqlite3.Connection) -> dict[str, timedelta]:
-    samples: dict[str, list[int]] = {}
-    for job_key, started_at, ended_at in conn.execute(_RECENT_JOB_LEVEL, (DURATION_SAMPLE,)):
-        samples.setdefault(job_key, []).append(ended_at - started_at)
-    job_level = set(samples)
-    for job_key, started_at, ended_at in conn.execute(_RECENT_PER_TARGET, (DURATION_SAMPLE,)):
-        if job_key not in job_level:
-            samples.setdefault(job_key, []).append(ended_at - started_at)
-    return {key: timedelta(seconds=statistics.median(seconds)) for key, seconds in sorted(samples.items())}
+    durations = {}
+    for (job_key,) in conn.execute(_JOB_KEYS).fetchall():
+        seconds = [end - start for start, end in conn.execute(_RECENT_JOB_LEVEL, (job_key, DURATION_SAMPLE))]
+        if not seconds:
+            seconds = _recent_per_target_spans(conn, job_key)
+        if seconds:
+            durations[job_key] = timedelta(seconds=statistics.median(seconds))
+    return durations
+
+
+def _recent_per_target_spans(conn: sqlite3.Connection, job_key: str) -> list[int]:
+    """How long the job's latest finished runs took, each from its first part's start to its last part's end.
+
+    Parts arrive newest first. A job's runs do not overlap, so the walk can stop at the first part of a run
+    beyond twice the sample: every run met before it is complete, and the sample is found among them."""
+    first_start: dict[tuple[str, str], int] = {}
+    last_end: dict[tuple[str, str], int | None] = {}  # None while any of the run's parts is still running
+    for source, run_id, started_at, ended_at in conn.execute(_RECENT_PER_TARGET, (job_key,)):
+        run = (source, run_id)
+        if run in first_start:
+            end = last_end[run]
+            last_end[run] = None if end is None or ended_at is None else max(end, ended_at)
+        elif len(first_start) == 2 * DURATION_SAMPLE:
+            break
+        else:
+            last_end[run] = ended_at
+        first_start[run] = started_at  # newest first: this part started no later than the ones met before
+    finished = sorted(
+        ((start, end) for run, start in first_start.items() if (end := last_end[run]) is not None and end >= start),
+        reverse=True,
+    )
+    return [end - start for start, end in finished[:DURATION_SAMPLE]]
