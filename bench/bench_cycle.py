@@ -1,6 +1,6 @@
 """What does the running service spend per cycle, from poll to the first answer after it?
 
-Run: .venv/bin/python bench/bench_cycle.py [GUESTS ...]      (default: 2000 10000)
+Run: .venv/bin/python bench/bench_cycle.py [--rounds N] [GUESTS ...]      (default: 3 rounds; 2000 10000)
 
 For each size: N guests x 60 snapshots on 3 datastores and 20 namespaces (the PBS and PVE simulators of
 bench_proxmox_poll, in a child process, over real HTTPS). The real collector polls both, bounds, records into a
@@ -10,6 +10,8 @@ real history file, views it, judges, renders the usual answers and publishes, ex
   quiet cycle   5 % of the groups got a new snapshot (and their backup tasks)
   still cycle   nothing changed and no deadline passed (the collector does not re-judge at all)
 
+The quiet and still cycles are repeated (`--rounds`, a fresh 5 % change each round) and judged by their
+medians: one cycle's CPU time on a shared 2-core machine moves by a quarter from run to run.
 Printed per cycle: wall and CPU seconds of this process (the simulators do not count), the CPU share of the
 first cycle, peak RSS, and the first request's time after the publish. Targets (issue 12): first cycle under
 10 s wall and 300 MB at 10,000 guests; quiet <= 10 % and still <= 2 % of the first cycle's CPU.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +40,9 @@ from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
 from backup_glance.web import create_app
 from backup_glance.web.widgets import WIDGETS
+
+ROUNDS = 3
+QUIET_STILL = ("quiet", "still")
 
 
 def rss_mb() -> float:
@@ -88,7 +94,7 @@ async def measure(guests: int) -> None:
             history=history,
         )
         rows = []
-        for label in ("first", "quiet", "still"):
+        for label in ("first", *("quiet", "still") * ROUNDS):
             if label == "quiet":
                 parent.send("change")
                 parent.recv()
@@ -110,11 +116,12 @@ async def measure(guests: int) -> None:
             f"  {label:5} cycle {wall:6.2f} s wall {cpu:6.2f} s CPU ({cpu / first_cpu:6.1%} of first)  "
             f"first request {request_ms:6.2f} ms  peak RSS {rss:6.1f} MB  ({judged})"
         )
-    quiet, still = rows[1][2] / first_cpu, rows[2][2] / first_cpu
+    quiet, still = (statistics.median(row[2] for row in rows if row[0] == label) / first_cpu for label in QUIET_STILL)
+    print(f"  medians of {ROUNDS} rounds: quiet {quiet:.1%}, still {still:.1%} of the first cycle's CPU")
     print(f"  {'PASS' if rows[0][1] < 10 else 'FAIL'}  first cycle under 10 s wall")
     print(f"  {'PASS' if rows[-1][5] < 300 else 'FAIL'}  peak RSS under 300 MB")
-    print(f"  {'PASS' if quiet <= 0.10 else 'FAIL'}  quiet cycle <= 10 % of the first cycle's CPU ({quiet:.1%})")
-    print(f"  {'PASS' if still <= 0.02 else 'FAIL'}  still cycle <= 2 % of the first cycle's CPU ({still:.1%})")
+    print(f"  {'PASS' if quiet <= 0.10 else 'FAIL'}  quiet cycle <= 10 % of the first cycle's CPU (median {quiet:.1%})")
+    print(f"  {'PASS' if still <= 0.02 else 'FAIL'}  still cycle <= 2 % of the first cycle's CPU (median {still:.1%})")
 
 
 def _serve(conn: Any, guests: int) -> None:
@@ -123,6 +130,16 @@ def _serve(conn: Any, guests: int) -> None:
 
 
 if __name__ == "__main__":
-    sizes = [int(arg) for arg in sys.argv[1:]] or [2000, 10000]
+    arguments = sys.argv[1:]
+    if "--rounds" in arguments:
+        at = arguments.index("--rounds")
+        count = arguments[at + 1 : at + 2]
+        if not count or not count[0].isdigit() or int(count[0]) < 1:
+            sys.exit("bench_cycle: --rounds needs a count of 1 or more, e.g. --rounds 5")
+        ROUNDS = int(count[0])
+        del arguments[at : at + 2]
+    if not all(arg.isdigit() and int(arg) > 0 for arg in arguments):
+        sys.exit(f"bench_cycle: guest counts are whole numbers, not {' '.join(arguments)}")
+    sizes = [int(arg) for arg in arguments] or [2000, 10000]
     for size in sizes:
         asyncio.run(measure(size))
