@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot
@@ -470,6 +471,41 @@ def _write_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int
 _UNREAD = object()  # `first_seen` not read from the file yet
 
 
+T = TypeVar("T")
+
+
+def _snapshot_order(snapshot: Snapshot) -> tuple[datetime, str, str]:
+    return (snapshot.taken_at, snapshot.source, snapshot.snapshot_id)
+
+
+def _run_order(run: JobRun) -> tuple[datetime, str, str, str]:
+    return (run.started_at, run.source, run.run_id, run.target_key or "")
+
+
+class _Timeline(Generic[T]):
+    """Records in time order with their epoch seconds beside them: a view is two bisections and a slice.
+
+    Sorted once; after that a record put in moves into place (a quiet poll changes a few hundred of 50,000)."""
+
+    def __init__(self, records: Iterable[T], order: Callable[[T], tuple[Any, ...]], when: Callable[[T], int]) -> None:
+        self._order, self._when = order, when
+        self.records = sorted(records, key=order)
+        self.times = [when(record) for record in self.records]
+
+    def put(self, before: T | None, record: T) -> None:
+        if before is not None:
+            at = bisect.bisect_left(self.records, self._order(before), key=self._order)
+            while self.records[at] is not before:
+                at += 1
+            del self.records[at], self.times[at]
+        at = bisect.bisect_left(self.records, self._order(record), key=self._order)
+        self.records.insert(at, record)
+        self.times.insert(at, self._when(record))
+
+    def between(self, low: int, high: int) -> tuple[T, ...]:
+        return tuple(self.records[bisect.bisect_left(self.times, low) : bisect.bisect_left(self.times, high)])
+
+
 @dataclass
 class _Window:
     """The view window in memory: snapshots taken and runs started since `since` (epoch seconds)."""
@@ -477,7 +513,7 @@ class _Window:
     since: int
     snapshots: dict[tuple[str, str], Snapshot]
     runs: dict[RunKey, JobRun]
-    _sorted: tuple[tuple[Snapshot, ...], list[int], tuple[JobRun, ...], list[int]] | None = None
+    _timelines: tuple[_Timeline[Snapshot], _Timeline[JobRun]] | None = None
 
     @classmethod
     def read(cls, conn: sqlite3.Connection, since: int) -> _Window:
@@ -491,38 +527,34 @@ class _Window:
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
-            self.snapshots[(snapshot.source, snapshot.snapshot_id)] = snapshot
-            self._sorted = None
+            key = (snapshot.source, snapshot.snapshot_id)
+            before = self.snapshots.get(key)
+            self.snapshots[key] = snapshot
+            if self._timelines is not None:
+                self._timelines[0].put(before, snapshot)
 
     def put_run(self, key: RunKey, run: JobRun) -> None:
         if epoch(run.started_at) >= self.since:
+            before = self.runs.get(key)
             self.runs[key] = run
-            self._sorted = None
+            if self._timelines is not None:
+                self._timelines[1].put(before, run)
 
     def forget_before(self, since: int) -> None:
         """Move the window's start forward (the view's start moves with the clock)."""
         self.snapshots = {k: s for k, s in self.snapshots.items() if epoch(s.taken_at) >= since}
         self.runs = {k: r for k, r in self.runs.items() if epoch(r.started_at) >= since}
         self.since = since
-        self._sorted = None
+        self._timelines = None
 
     def between(self, low: int, high: int) -> tuple[tuple[Snapshot, ...], tuple[JobRun, ...]]:
-        if self._sorted is None:
-            snapshots = tuple(sorted(self.snapshots.values(), key=lambda s: (s.taken_at, s.source, s.snapshot_id)))
-            runs = tuple(
-                sorted(self.runs.values(), key=lambda r: (r.started_at, r.source, r.run_id, r.target_key or ""))
+        if self._timelines is None:
+            self._timelines = (
+                _Timeline(self.snapshots.values(), _snapshot_order, lambda s: epoch(s.taken_at)),
+                _Timeline(self.runs.values(), _run_order, lambda r: epoch(r.started_at)),
             )
-            self._sorted = (
-                snapshots,
-                [epoch(s.taken_at) for s in snapshots],
-                runs,
-                [epoch(r.started_at) for r in runs],
-            )
-        snapshots, snapshot_times, runs, run_times = self._sorted
-        return (
-            snapshots[bisect.bisect_left(snapshot_times, low) : bisect.bisect_left(snapshot_times, high)],
-            runs[bisect.bisect_left(run_times, low) : bisect.bisect_left(run_times, high)],
-        )
+        snapshots, runs = self._timelines
+        return snapshots.between(low, high), runs.between(low, high)
 
 
 class _Memory:
