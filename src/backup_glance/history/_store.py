@@ -656,8 +656,9 @@ def _typical_durations(conn: sqlite3.Connection) -> dict[str, timedelta]:
 def _recent_per_target_spans(conn: sqlite3.Connection, job_key: str) -> list[int]:
     """How long the job's latest finished runs took, each from its first part's start to its last part's end.
 
-    Parts arrive newest first. A job's runs do not overlap, so the walk can stop at the first part of a run
-    beyond twice the sample: every run met before it is complete, and the sample is found among them."""
+    Parts arrive newest first. A job's runs overlap little (one per node at a time), so when the walk meets a
+    run beyond twice the sample, the runs met well before it are complete and the newest finished ones, the
+    sample, are among them; only the oldest few met may lack early parts, and they are used last."""
     first_start: dict[tuple[str, str], int] = {}
     last_end: dict[tuple[str, str], int | None] = {}  # None while any of the run's parts is still running
     for source, run_id, started_at, ended_at in conn.execute(_RECENT_PER_TARGET, (job_key,)):
