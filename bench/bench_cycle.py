@@ -93,6 +93,7 @@ async def measure(guests: int) -> None:
             defaults=Defaults(),
             history=history,
         )
+        collector._garbage.hold()  # as `start` does: the old GC generation is walked hourly, not every cycle
         rows = []
         for label in ("first", *("quiet", "still") * ROUNDS):
             if label == "quiet":
@@ -105,6 +106,7 @@ async def measure(guests: int) -> None:
             rows.append((label, wall, cpu, news, request_ms, rss_mb()))
         await pbs.aclose()
         await pve.aclose()
+        collector._garbage.release()
         history.close()
     parent.send("stop")
     process.join(timeout=30)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from backup_glance.board import BoardStore
-from backup_glance.collector import AUTH_RETRY, Collector
+from backup_glance.collector import AUTH_RETRY, HELD_THRESHOLD, Collector, OldGeneration
 from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
 from backup_glance.health import Defaults
 from backup_glance.history import History
@@ -219,3 +221,70 @@ def test_stop_finishes_even_when_a_task_swallows_its_cancellation() -> None:
     took = asyncio.run(run())
     assert source.swallowed == 1 and source.closed
     assert took < 2.0, f"stop took {took:.2f}s"
+
+
+class TestOldGeneration:
+    """The running service walks Python's oldest GC generation at most hourly, young ones after every publish."""
+
+    @staticmethod
+    def collections_by_generation(action: Callable[[], None]) -> list[int]:
+        found: list[int] = []
+
+        def seen(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                found.append(info["generation"])
+
+        gc.callbacks.append(seen)
+        try:
+            action()
+        finally:
+            gc.callbacks.remove(seen)
+        return found
+
+    def test_held_python_never_walks_it_by_itself_and_a_publish_walks_it_once_an_hour(self) -> None:
+        clock = [0.0]
+        garbage = OldGeneration(every_s=3600, clock=lambda: clock[0])
+        before = gc.get_threshold()
+        garbage.hold()
+        try:
+            assert gc.get_threshold() == (before[0], before[1], HELD_THRESHOLD)
+
+            def churn() -> None:  # survivors enough to make Python walk the old generation several times
+                kept = [[index] for index in range(300_000)]
+                del kept
+
+            assert 2 not in self.collections_by_generation(churn)
+            assert self.collections_by_generation(garbage.collect) == [1]  # within the hour: young ones only
+            clock[0] = 3600.0
+            assert self.collections_by_generation(garbage.collect) == [2]
+            assert self.collections_by_generation(garbage.collect) == [1]
+        finally:
+            garbage.release()
+        assert gc.get_threshold() == before
+
+    def test_unheld_it_leaves_the_old_generation_to_python(self) -> None:
+        garbage = OldGeneration(every_s=0, clock=lambda: 0.0)
+        assert self.collections_by_generation(garbage.collect) == [1]
+
+    def test_a_second_holder_does_not_undo_the_first_or_keep_the_hold_after_it(self) -> None:
+        before = gc.get_threshold()
+        first, second = OldGeneration(), OldGeneration()
+        first.hold()
+        second.hold()
+        second.release()
+        assert gc.get_threshold()[2] == HELD_THRESHOLD
+        first.release()
+        assert gc.get_threshold() == before
+
+    def test_a_started_collector_holds_it_until_stopped(self) -> None:
+        before = gc.get_threshold()
+        collector, _ = a_collector(ScriptedSource("pbs", [an_observation()]))
+
+        async def run() -> int:
+            collector.start()
+            held = gc.get_threshold()[2]
+            await collector.stop()
+            return held
+
+        assert asyncio.run(run()) == HELD_THRESHOLD
+        assert gc.get_threshold() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
-from backup_glance.web.render import VersionCache
+from backup_glance.web.render import WARM_FOR_S, WARM_KEYS, VersionCache
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
@@ -466,3 +467,43 @@ class TestVersionCache:
         cache.warm(new, "status", lambda board: "warmed " + board.verdicts[0].service_id)
         store.publish(new)
         assert cache.get("status", lambda board: "built on request") == "warmed new"
+
+    def test_what_was_asked_for_lately_is_warmed_and_what_was_not_asked_for_a_day_is_not(self) -> None:
+        now = [0.0]
+        store = BoardStore(a_board((a_verdict("first"),)))
+        cache: VersionCache[str] = VersionCache(store, clock=lambda: now[0])
+        built: list[str] = []
+
+        def builder(key: str) -> Callable[[Board], str]:
+            def build(board: Board) -> str:
+                built.append(key)
+                return f"{key} of {board.verdicts[0].service_id}"
+
+            return build
+
+        cache.expect("status", builder("status"))  # announced at the start
+        cache.expect("calendar", builder("calendar"))
+        cache.warm_asked(a_board((a_verdict("second"),)))
+        assert sorted(built) == ["calendar", "status"]  # nothing asked for yet: what was announced
+        cache.get("calendar", builder("calendar"))  # the first request: the guesses not asked for are let go
+        cache.get("datastores", builder("datastores"))
+        now[0] = 3600.0
+        third = a_board((a_verdict("third"),))
+        built.clear()
+        cache.warm_asked(third)
+        store.publish(third)
+        assert sorted(built) == ["calendar", "datastores"]
+        assert cache.get("calendar", builder("calendar")) == "calendar of third" and len(built) == 2
+        now[0] = WARM_FOR_S + 1  # the calendar was asked for again at 3600, the datastores not since 0
+        built.clear()
+        cache.warm_asked(a_board((a_verdict("fourth"),)))
+        assert built == ["calendar"]
+
+    def test_odd_query_strings_cannot_make_every_publish_render_more_than_a_few_answers(self) -> None:
+        store = BoardStore(a_board((a_verdict("first"),)))
+        cache: VersionCache[str] = VersionCache(store)
+        for limit in range(WARM_KEYS * 10):
+            cache.get(("status", limit), lambda board, limit=limit: str(limit))
+        cache.warm_asked(a_board((a_verdict("next"),)))
+        warmed = cache._next[1] if cache._next is not None else {}
+        assert sorted(key[1] for key in warmed) == list(range(WARM_KEYS * 9, WARM_KEYS * 10))  # the latest asked

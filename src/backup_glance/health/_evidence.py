@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import groupby
 from operator import attrgetter
 
 from ..model import (
@@ -28,6 +29,10 @@ from ..model import (
 
 _taken_at = attrgetter("taken_at")
 _started_at = attrgetter("started_at")
+_target_key = attrgetter("target_key")
+_snapshot_id = attrgetter("snapshot_id")
+_source = attrgetter("source")
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -43,9 +48,9 @@ class Evidence:
     datastores: list[Datastore] = field(default_factory=list)
     # Sources that report guests and their backup jobs (PVE): only they can say "in no job".
     coverage_sources: set[str] = field(default_factory=set)
-    # Snapshots that exist at the source right now (history also holds pruned ones), and how many of each target's
-    # snapshots (in `snapshots`) they are.
-    live_snapshots: set[tuple[str, str]] = field(default_factory=set)
+    # Snapshots that exist at the source right now (history also holds pruned ones): their ids by source, and how
+    # many of each target's snapshots (in `snapshots`) they are.
+    live_ids: dict[str, set[str]] = field(default_factory=dict)
     live_counts: dict[str, int] = field(default_factory=dict)
     # The live snapshots per target key: what an incremental evaluation compares to tell which targets changed.
     live_by_key: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
@@ -79,8 +84,8 @@ class Evidence:
         without looking at each snapshot."""
         if all(self.live_counts.get(key, 0) == len(self.snapshots.get(key, ())) for key in keys):
             return list(snapshots)
-        live = self.live_snapshots
-        return [s for s in snapshots if (s.source, s.snapshot_id) in live]
+        live = self.live_ids
+        return [s for s in snapshots if s.snapshot_id in live.get(s.source, _NONE)]
 
     @cached_property
     def blind_sources(self) -> frozenset[str]:
@@ -103,21 +108,6 @@ class Evidence:
 def gather(states: list[SourceState] | tuple[SourceState, ...], history: HistoryView) -> Evidence:
     evidence = Evidence(states={state.name: state for state in states}, recorded_since=history.recorded_since)
     seen_runs: set[tuple[str, str, str | None]] = set()
-    # The loops over snapshots run once per snapshot (120,000 for a big PBS): plain local names, no calls.
-    by_key, live, live_by_key = evidence.snapshots, evidence.live_snapshots, evidence.live_by_key
-    live_counts = evidence.live_counts
-
-    def add_run(run: JobRun) -> None:
-        identity = (run.source, run.run_id, run.target_key)
-        if identity in seen_runs:
-            return
-        seen_runs.add(identity)
-        if run.target_key is None:
-            evidence.runs_by_job[run.job_key].append(run)
-        else:
-            evidence.runs_by_target[run.target_key].append(run)
-            evidence.runs_by_job.setdefault(run.job_key, [])
-
     # Live observations first: their copies are the freshest (a running run may have finished since).
     for state in states:
         observation = state.observation
@@ -125,20 +115,11 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             continue
         for target in observation.targets:
             evidence.targets[target.key].append(target)
-        for snapshot in observation.snapshots:
-            identity = (snapshot.source, snapshot.snapshot_id)
-            key = snapshot.target_key
-            if identity not in live:
-                live.add(identity)
-                by_key[key].append(snapshot)
-                live_counts[key] = live_counts.get(key, 0) + 1
-            live_by_key[key].append(snapshot)
-        for run in observation.runs:
-            add_run(run)
+        _add_live(evidence, observation.snapshots)
+        _add_runs(evidence, observation.runs, seen_runs)
+        _add_runs(evidence, [job.last_run for job in observation.jobs if job.last_run is not None], seen_runs)
         for job in observation.jobs:
             evidence.jobs.append(job)
-            if job.last_run is not None:
-                add_run(job.last_run)
             if job.kind is JobKind.BACKUP:
                 for key in job.target_keys:
                     evidence.backup_jobs_by_target[key].append(job)
@@ -153,17 +134,60 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             evidence.coverage_sources.add(observation.source)
         evidence.uncovered.update(observation.uncovered_target_keys)
         evidence.datastores.extend(observation.datastores)
+    for key, snapshots in evidence.snapshots.items():
+        evidence.live_counts[key] = len(snapshots)
     # Every snapshot seen so far is live; one both live and in history (or live twice) is in the lists once.
-    seen = set(live)
+    by_key, live, from_history = evidence.snapshots, evidence.live_ids, dict[str, set[str]]()
     for snapshot in history.snapshots:
-        identity = (snapshot.source, snapshot.snapshot_id)
-        if identity not in seen:
-            seen.add(identity)
+        source, snapshot_id = snapshot.source, snapshot.snapshot_id
+        if snapshot_id in live.get(source, _NONE):
+            continue
+        seen = from_history.setdefault(source, set())
+        if snapshot_id not in seen:
+            seen.add(snapshot_id)
             by_key[snapshot.target_key].append(snapshot)
-    for run in history.runs:
-        add_run(run)
+    _add_runs(evidence, history.runs, seen_runs)
     for snapshots in by_key.values():
         snapshots.sort(key=_taken_at)
     for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
         runs.sort(key=_started_at)
     return evidence
+
+
+def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...]) -> None:
+    """One observation's snapshots into the evidence. Sources list a target's snapshots together and name each
+    once: then this takes one step per target, not per snapshot (120,000 of them for a big PBS)."""
+    sources = set(map(_source, snapshots))
+    ids = set(map(_snapshot_id, snapshots))
+    if len(sources) == 1 and len(ids) == len(snapshots) and (source := sources.pop()) not in evidence.live_ids:
+        evidence.live_ids[source] = ids
+        for key, group in groupby(snapshots, _target_key):
+            taken = list(group)
+            evidence.snapshots[key] += taken
+            evidence.live_by_key[key] += taken
+        return
+    for snapshot in snapshots:  # mixed sources or a snapshot named twice: the first copy counts
+        live = evidence.live_ids.setdefault(snapshot.source, set())
+        key = snapshot.target_key
+        if snapshot.snapshot_id not in live:
+            live.add(snapshot.snapshot_id)
+            evidence.snapshots[key].append(snapshot)
+        evidence.live_by_key[key].append(snapshot)
+
+
+def _add_runs(evidence: Evidence, runs: Iterable[JobRun], seen: set[tuple[str, str, str | None]]) -> None:
+    """Runs into the evidence, each once (source, run id and target say which): a job-level run under its job,
+    a run for one target under that target (its job then has a list, maybe empty)."""
+    by_target, by_job = evidence.runs_by_target, evidence.runs_by_job
+    for run in runs:
+        key = run.target_key
+        identity = (run.source, run.run_id, key)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        if key is None:
+            by_job[run.job_key].append(run)
+        else:
+            by_target[key].append(run)
+            if run.job_key not in by_job:
+                by_job[run.job_key] = []

@@ -48,8 +48,9 @@ HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-# Widget queries rendered ahead of need: the defaults and the README's Glance examples of the widgets Glance
-# refreshes most. Bigger answers (the page, the week and month views, the feed) are rendered on first request.
+# Widget queries rendered ahead of need until the first request: the defaults and the README's Glance examples of
+# the widgets Glance refreshes most. From then on, what is asked for is rendered ahead (VersionCache.warm_asked);
+# bigger answers (the page, the feed) are rendered on first request.
 WARM_WIDGETS: tuple[tuple[str, dict[str, str]], ...] = (
     ("status", {}),
     ("status", {"column": "small", "limit": "8"}),
@@ -69,6 +70,9 @@ class _Web:
         self.renderer = Renderer()
         # Separate caches so a flood of odd widget query strings cannot evict the JSON or the page.
         self.fragments: VersionCache[Payload] = VersionCache(store)
+        for name, query in WARM_WIDGETS:  # what a usual Glance page asks for, until it asks
+            params = WIDGETS[name].parse(query)
+            self.fragments.expect((name, params), self.widget_builder(name, params))
         self.documents: VersionCache[Payload] = VersionCache(store)
         self.metrics: VersionCache[Future[Payload]] = VersionCache(store, max_entries=1)
 
@@ -117,11 +121,9 @@ class _Web:
         return build
 
     def warm(self, board: Board) -> None:
-        """Render the usual widget answers for a board about to be published: Glance waits on every widget of a
-        page, and the first request after a publish should not pay for the render."""
-        for name, query in WARM_WIDGETS:
-            params = WIDGETS[name].parse(query)
-            self.fragments.warm(board, (name, params), self.widget_builder(name, params))
+        """Render the widget answers asked for lately for a board about to be published: Glance waits on every
+        widget of a page, and the first request after a publish should not pay for the render."""
+        self.fragments.warm_asked(board)
 
 
 def _web(request: Request) -> _Web:

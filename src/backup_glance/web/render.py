@@ -7,6 +7,8 @@ pre-rendered HTML passed into a template is our own widget output (see `Renderer
 from __future__ import annotations
 
 import gzip
+import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -22,6 +24,11 @@ from .widgets._spec import View
 
 T = TypeVar("T")
 MAX_ENTRIES = 512  # distinct query strings per board version; arbitrary `source=` / `limit=` values are bounded
+# Answers rendered ahead of each publish: those asked for within a day, at most this many (the latest asked). A
+# Glance page asks for the same few widgets again and again; odd query strings must not make every publish slow,
+# and a board nobody opens costs no rendering.
+WARM_KEYS = 8
+WARM_FOR_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +85,24 @@ class VersionCache(Generic[T]):
     """Finished responses for the current board; emptied when the collector publishes a new board.
 
     `warm` renders answers for a board before it is published (in the collector's worker thread), so that the
-    first request after a publish finds them ready instead of paying for the render itself."""
+    first request after a publish finds them ready instead of paying for the render itself. Which answers: those
+    asked for lately (`get`); until the first request, those announced with `expect`."""
 
-    def __init__(self, store: BoardStore, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, store: BoardStore, *, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._max = max_entries
+        self._clock = clock
         # A board and its answers, swapped as one: the publisher's thread and the event loop both switch it, and
         # an answer must only ever land beside the board it was built from.
         self._current: tuple[Board | None, dict[Hashable, T]] = (None, {})
         self._next: tuple[Board, dict[Hashable, T]] | None = None
+        # key -> (how to build it, when it was last asked for), the least recently asked first. Written on the
+        # event loop, read on the publisher's thread: under the lock.
+        self._asked: dict[Hashable, tuple[Callable[[Board], T], float]] = {}
+        self._expected: set[Hashable] = set()  # announced by `expect`, not asked for yet
+        self._asked_lock = threading.Lock()
         # Switch at the publish, on the publisher's thread: dropping the old board's answers (and with them
         # the last references to a big old board) then costs the publisher, not the next request.
         store.subscribe(self._adopt)
@@ -102,12 +118,33 @@ class VersionCache(Generic[T]):
     def get(self, key: Hashable, build: Callable[[Board], T]) -> T:
         board = self._store.current()
         entries = self._adopt(board)  # a publish this cache has not seen yet (e.g. a store published before it)
+        self._asked_for(key, build)
         entry = entries.get(key)
         if entry is None:
             entry = build(board)
             if len(entries) < self._max:
                 entries[key] = entry
         return entry
+
+    def expect(self, key: Hashable, build: Callable[[Board], T]) -> None:
+        """Warm `key` for every board until the first request: then only what is asked for is warmed."""
+        with self._asked_lock:
+            self._expected.add(key)
+            self._remember(key, build)
+
+    def _asked_for(self, key: Hashable, build: Callable[[Board], T]) -> None:
+        with self._asked_lock:
+            if self._expected:
+                for guess in self._expected - {key}:
+                    self._asked.pop(guess, None)
+                self._expected.clear()
+            self._remember(key, build)
+
+    def _remember(self, key: Hashable, build: Callable[[Board], T]) -> None:
+        self._asked.pop(key, None)
+        self._asked[key] = (build, self._clock())
+        while len(self._asked) > WARM_KEYS:
+            del self._asked[next(iter(self._asked))]
 
     def warm(self, board: Board, key: Hashable, build: Callable[[Board], T]) -> None:
         """Render `key` for `board`, the board about to be published."""
@@ -116,6 +153,16 @@ class VersionCache(Generic[T]):
             ready = (board, {})
         ready[1][key] = build(board)
         self._next = ready
+
+    def warm_asked(self, board: Board) -> None:
+        """Render for `board` every answer asked for within the last day; forget the ones asked for before."""
+        since = self._clock() - WARM_FOR_S
+        with self._asked_lock:
+            for key in [key for key, (_, asked_at) in self._asked.items() if asked_at < since]:
+                del self._asked[key]
+            wanted = [(key, build) for key, (build, _) in self._asked.items()]
+        for key, build in wanted:
+            self.warm(board, key, build)
 
 
 __all__ = ["ErrorView", "Payload", "Renderer", "VersionCache"]
