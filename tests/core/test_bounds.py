@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from backup_glance.model import JobRun, Observation, RunOutcome, Snapshot
+from backup_glance.model import GuestRef, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target
 from backup_glance.sources._bounds import EdgeBounds
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -64,3 +66,40 @@ def test_runs_and_text_are_bounded_too() -> None:
     assert [r.run_id for r in bounded.runs] == ["UPID:1"]
     assert bounded.runs[0].message == "a b[2J\ufffd"
     assert bounded.problems == ("runs with impossible dates: UPID:2 ended before it started",)
+
+
+def test_targets_and_job_keys_rebuilt_equal_by_the_source_are_reused_and_still_bounded() -> None:
+    hostile = "guest:1\x1b[2J" + "x" * 5000
+    targets = (Target("guest:1", "pve", "vault\x00", "guest", GuestRef(1, "lxc")),)
+    job = Job("pve/backup/nightly", "pve", JobKind.BACKUP, "nightly", "nightly", target_keys=("guest:1", hostile))
+    bounds = EdgeBounds()
+    first = bounds.bound(replace(observation(), targets=targets, jobs=(job,)), NOW)
+    # The next poll decodes everything anew: equal values, other objects.
+    again = bounds.bound(replace(observation(), targets=deepcopy(targets), jobs=(deepcopy(job),)), NOW)
+    assert again.targets is first.targets and first.targets[0].name == "vault"
+    assert again.jobs[0].target_keys is first.jobs[0].target_keys
+    assert first.jobs[0].target_keys[0] == "guest:1" and len(first.jobs[0].target_keys[1]) < 1000
+    renamed = bounds.bound(replace(observation(), targets=(replace(targets[0], name="vault2"),)), NOW)
+    assert renamed.targets[0].name == "vault2"
+
+
+def test_new_records_among_checked_ones_are_checked_and_keep_their_place() -> None:
+    bounds = EdgeBounds()
+    checked = tuple(snapshot(n) for n in range(5))
+    bounds.bound(observation(*checked), NOW)
+    huge, future = snapshot(7, size=2**64 - 1), snapshot(8, at=datetime(9999, 1, 1, tzinfo=UTC))
+    fine = snapshot(9)
+    given = (checked[0], huge, checked[1], future, fine, *checked[2:])
+    bounded = bounds.bound(observation(*given), NOW).snapshots
+    assert [s.target_key for s in bounded] == [
+        "guest:0",
+        "guest:7",
+        "guest:1",
+        "guest:9",
+        "guest:2",
+        "guest:3",
+        "guest:4",
+    ]
+    assert bounded[1].size_bytes is None and bounded[0] is checked[0] and bounded[3] is fine
+    only_fine = bounds.bound(observation(*checked, fine), NOW).snapshots
+    assert only_fine == (*checked, fine)

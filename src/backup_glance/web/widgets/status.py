@@ -121,7 +121,8 @@ def moment(at: datetime | None, board: Board, zone: ZoneInfo) -> Moment | None:
     return Moment(fmt.epoch(at), fmt.relative(at, board.generated_at), fmt.stamp(at, zone))
 
 
-def build_row(v: Verdict, board: Board, zone: ZoneInfo) -> StatusRow:
+def build_row(v: Verdict, board: Board, zone: ZoneInfo, moments: dict[datetime, Moment] | None = None) -> StatusRow:
+    """`moments`: instants already prepared for this board (2,000 guests of one job share their next run)."""
     is_problem = v.severity is not Severity.OK
     cause = short_cause(v, zone) if is_problem or v.status is Status.SILENCED else ""
     return StatusRow(
@@ -133,11 +134,22 @@ def build_row(v: Verdict, board: Board, zone: ZoneInfo) -> StatusRow:
         is_problem=is_problem,
         reasons=v.reasons,
         cause=cause,
-        last_success=moment(v.last_success_at, board, zone),
-        next_run=moment(v.next_run_at, board, zone),
+        last_success=_prepared(v.last_success_at, board, zone, moments),
+        next_run=_prepared(v.next_run_at, board, zone, moments),
         snapshot_count=v.snapshot_count,
         protection=protection_text(v.protection, board.generated_at),
     )
+
+
+def _prepared(
+    at: datetime | None, board: Board, zone: ZoneInfo, moments: dict[datetime, Moment] | None
+) -> Moment | None:
+    if at is None or moments is None:
+        return moment(at, board, zone)
+    found = moments.get(at)
+    if found is None:
+        found = moments[at] = Moment(fmt.epoch(at), fmt.relative(at, board.generated_at), fmt.stamp(at, zone))
+    return found
 
 
 def error_row(v: Verdict) -> StatusRow:
@@ -159,9 +171,10 @@ def error_row(v: Verdict) -> StatusRow:
 
 def build_view(board: Board, zone: ZoneInfo, params: Params) -> StatusView:
     verdicts = [v for v in board.verdicts if params.source is None or params.source in v.sources]
+    moments: dict[datetime, Moment] = {}
     rows = each(
         sorted(verdicts, key=sort_key),
-        lambda v: build_row(v, board, zone),
+        lambda v: build_row(v, board, zone, moments),
         fallback=error_row,
         what="service",
         key=lambda v: v.service_id,
