@@ -41,8 +41,11 @@ class TestDemoLab:
     ) -> None:
         source = a_source(pve_server)
         try:
-            first = (await source.poll()).targets
-            assert (await source.poll()).targets is first  # nothing changed: downstream reuse holds
+            before = await source.poll()
+            first = before.targets
+            again = await source.poll()
+            assert again.targets is first  # nothing changed: downstream reuse holds
+            assert again.runs is before.runs and before.runs  # the same runs: the very same tuple
             with lab.lock:
                 wiki = next(g for g in lab.guests if g.vmid == 121)
                 wiki.name, wiki.lock = "wiki-archive", "backup"
@@ -221,7 +224,7 @@ class TestClusters:
         third = await source.poll()
         await source.aclose()
         assert third.problems == ()
-        assert any(r.run_id == late.upid for r in third.runs)
+        assert any(r.run_id == late.upid for r in third.runs) and third.runs is not second.runs
 
     async def test_the_clock_comes_from_the_first_node_that_answers(
         self, lab: ProxmoxLab, pve_server: SimulatorServer

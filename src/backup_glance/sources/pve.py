@@ -10,6 +10,7 @@ poll, so a poll's cost follows what changed, not how much history exists.
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,9 @@ class PveSource(ProxmoxSource):
         self._task_node: dict[str, str] = {}  # upid -> the node name whose task list returned it
         self._logs: dict[str, VzdumpLog] = {}  # upid -> parsed log of a finished task: final, never re-read
         self._run_cache: dict[str, tuple[tuple[object, ...], tuple[JobRun, ...]]] = {}
+        # The runs handed out last poll: handed out again as the very same tuple while they are the same runs,
+        # so that bounds and history skip them at once instead of comparing 20,000 runs (2,000 guests x 10 days).
+        self._last_runs: tuple[JobRun, ...] = ()
         self._running_logs: dict[str, VzdumpLog] = {}  # upid -> log of a task that was running when read
         # With `pbs_namespace` set, this cluster's guests are "guest:<source>/<vmid>", as the PBS source keys
         # the groups in that namespace; otherwise plain "guest:<vmid>".
@@ -111,6 +115,8 @@ class PveSource(ProxmoxSource):
         await self._read_logs({clock_node: timezone}, timezone, problems)
         calendars = job_calendars(jobs)
         runs = self._runs(jobs, calendars)
+        if len(runs) != len(self._last_runs) or not all(map(operator.is_, runs, self._last_runs)):
+            self._last_runs = tuple(runs)
         jobs = [self._with_last_run(job, runs, calendars.get(job.key)) for job in jobs]
         targets = self._targets(guests)
         uncovered = sorted(
@@ -130,7 +136,7 @@ class PveSource(ProxmoxSource):
             targets=targets,
             snapshots=snapshots,
             jobs=tuple(jobs),
-            runs=tuple(runs),
+            runs=self._last_runs,
             uncovered_target_keys=tuple(uncovered),
             problems=tuple(problems),
             offsite_locations=tuple(offsite),

@@ -116,8 +116,10 @@ def sort_key(v: Verdict) -> tuple[int, str, str]:
 
 
 def moment(at: datetime | None, board: Board, zone: ZoneInfo) -> Moment | None:
-    if at is None:
-        return None
+    return None if at is None else _moment(at, board, zone)
+
+
+def _moment(at: datetime, board: Board, zone: ZoneInfo) -> Moment:
     return Moment(fmt.epoch(at), fmt.relative(at, board.generated_at), fmt.stamp(at, zone))
 
 
@@ -148,7 +150,7 @@ def _prepared(
         return moment(at, board, zone)
     found = moments.get(at)
     if found is None:
-        found = moments[at] = Moment(fmt.epoch(at), fmt.relative(at, board.generated_at), fmt.stamp(at, zone))
+        found = moments[at] = _moment(at, board, zone)
     return found
 
 
