@@ -307,7 +307,9 @@ class OldGeneration:
     to walk the history and the observations again: objects that live for hours and are freed by reference
     counting anyway. Young garbage is still collected after every publish."""
 
-    def __init__(self, *, every_s: float = FULL_COLLECTION_EVERY_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, *, every_s: float = FULL_COLLECTION_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._every_s = every_s
         self._clock = clock
         self._last_full = clock()
