@@ -45,6 +45,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import httptools
@@ -60,7 +61,7 @@ MIN_CONNECTIONS = 64
 SHED_SLACK = 64  # shed connections still closing (their fd is freed on the next loop turn) count up to this
 ACCEPT_BATCH = 64  # connections accepted per readiness event, so a flood cannot starve the loop
 SWEEP_S = 0.25  # how often head deadlines are checked
-IDLE_TICK_S = 1.0  # how often the server loop looks at its clock and its stop flag
+IDLE_TICK_S = 1.0  # uvicorn's tick, needed only for its request limit and notify callback
 REPORT_EVERY_S = 60.0
 LINGER_S = 1.0  # after a refusal, read (and drop) what the client still sends so it sees the answer, not a reset
 LINGER_BYTES = 256 * 1024  # ... but no more than this: past it, reading stops until the close
@@ -130,6 +131,9 @@ class _Counters:
     def pressure(self) -> bool:
         return bool(self.shed or self.too_large or self.malformed or self.write_stalls or self.accept_errors)
 
+    def empty(self) -> bool:
+        return not (self.pressure() or self.head_timeouts)
+
 
 class Guard:
     """Per server: counts open connections, keeps the ones waiting for a request head in arrival order, closes
@@ -143,10 +147,12 @@ class Guard:
         self.counters = _Counters()
         self.reported_at = -REPORT_EVERY_S
         self.on_release: Callable[[], None] = lambda: None
+        self.on_busy: Callable[[], None] = lambda: None  # something may expire: deadlines need watching again
 
     def wait_for_head(self, protocol: GuardedProtocol) -> None:
         self.waiting.pop(protocol, None)
         self.waiting[protocol] = time.monotonic()
+        self.on_busy()
 
     def closed_by_us(self, protocol: GuardedProtocol) -> None:
         self.waiting.pop(protocol, None)
@@ -186,6 +192,10 @@ class Guard:
         for protocol in expired:
             self.counters.head_timeouts += 1
             protocol.head_timed_out()
+
+    def report_due(self) -> float:
+        """When `report` next writes (or quietly resets) what has been counted, on the monotonic clock."""
+        return (self.reported_at if self.counters.pressure() else self.counters.since) + REPORT_EVERY_S
 
     def report(self, force: bool = False) -> None:
         """One line for what happened since the last one: at once when trouble starts, then once a minute."""
@@ -452,6 +462,7 @@ class _Acceptor:
         if self.reading:
             self.loop.remove_reader(self.sock.fileno())
             self.reading = False
+            self.guard.on_busy()
 
     def stop(self) -> None:
         self.pause()
@@ -502,16 +513,45 @@ class _Acceptor:
             self.start()
 
 
-class QuietServer(uvicorn.Server):
-    """uvicorn's Server, awake once a second instead of ten times while idle, and at once when told to stop.
+class _DatedState(ServerState):
+    """uvicorn's shared server state, whose default headers carry a Date made when a response reads them (once a
+    second at most) instead of one a timer renews every second whether anyone asks or not."""
 
-    uvicorn's main loop wakes every 0.1 s to see whether it should stop (and every tenth time renews its Date
-    header): for a board nobody looks at, and for the demo's five servers, those wakeups were a large part of the
-    CPU spent idle. Here the Date header is renewed every second as before, and setting `should_exit` (from any
-    thread) ends the wait at once."""
+    def __init__(self, config: uvicorn.Config) -> None:
+        self._config = config
+        self._second = -1
+        self._headers: list[tuple[bytes, bytes]] = []
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        second = int(time.time())
+        if second != self._second:
+            dated = [(b"date", formatdate(second, usegmt=True).encode())] if self._config.date_header else []
+            self._headers = dated + self._config.encoded_headers
+            self._second = second
+        return self._headers
+
+    @default_headers.setter
+    def default_headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        """uvicorn's own tick sets them; they are made from the config instead, at the second they are read."""
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn's Server, asleep while idle and awake at once when told to stop.
+
+    uvicorn's main loop wakes every 0.1 s to see whether it should stop and every second to renew its Date
+    header: for a board nobody looks at, and for the demo's five servers, those wakeups were a large part of the
+    CPU spent idle. Here the Date header is made when a response is (`_DatedState`), and setting `should_exit`
+    (from any thread) ends the wait. Only uvicorn's request limit and notify callback, which we do not use, still
+    need a tick (once a second)."""
 
     _exit = False
     _wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.server_state = _DatedState(config)
 
     @property
     def should_exit(self) -> bool:
@@ -528,12 +568,13 @@ class QuietServer(uvicorn.Server):
     async def main_loop(self) -> None:
         event = asyncio.Event()
         self._wake = (asyncio.get_running_loop(), event)
+        ticking = self.config.limit_max_requests is not None or self.config.callback_notify is not None
         ticks = 0
         try:
             while not await self.on_tick(ticks):
-                ticks += 10  # uvicorn renews its Date header on every tenth of its ticks
+                ticks += 10  # uvicorn's tick does its once-a-second work on every tenth call
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_TICK_S):
+                    async with asyncio.timeout(IDLE_TICK_S if ticking else None):
                         await event.wait()
         finally:
             self._wake = None
@@ -547,6 +588,7 @@ class GuardedServer(QuietServer):
         self.guard = Guard(limits or Limits())
         self.acceptors: list[_Acceptor] = []
         self._ticker: asyncio.TimerHandle | None = None
+        self._sweeping = False  # `_ticker` is the frequent one that expires heads
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if sockets is None:
@@ -559,26 +601,42 @@ class GuardedServer(QuietServer):
 
         self.acceptors = [_Acceptor(sock, factory, guard) for sock in sockets]
         guard.on_release = self._released
+        guard.on_busy = self._watch
         for acceptor in self.acceptors:
             acceptor.start()
-        self._tick()
 
     def _released(self) -> None:
         for acceptor in self.acceptors:
             acceptor.resume_if_room()
 
+    def _watch(self) -> None:
+        """A head started waiting or an acceptor paused: sweep until nothing can expire any more."""
+        if self._sweeping:
+            return
+        if self._ticker is not None:  # the one tick that writes a report later: sweeping comes first
+            self._ticker.cancel()
+        elif self.guard.counters.empty():
+            self.guard.counters.since = time.monotonic()  # the next report counts from here, not from idle
+        self._schedule(SWEEP_S, sweeping=True)
+
+    def _schedule(self, delay: float, *, sweeping: bool) -> None:
+        self._sweeping = sweeping
+        self._ticker = asyncio.get_running_loop().call_later(delay, self._tick)
+
     def _tick(self) -> None:
-        self.guard.sweep()
-        self.guard.report()
+        self._ticker, self._sweeping = None, False
+        guard = self.guard
+        guard.sweep()
+        guard.report()
         self._released()  # an acceptor paused with every connection busy retries once some wait again
-        # Nobody waiting for a head and no acceptor paused: nothing can expire before a slower tick comes (a head
-        # that starts waiting now has at least twice that tick before its deadline), so an idle server wakes once
-        # a second.
-        busy = self.guard.waiting or any(not a.reading and not a.stopped for a in self.acceptors)
-        idle = min(IDLE_TICK_S, self.guard.limits.head_deadline_s / 2)
-        self._ticker = asyncio.get_running_loop().call_later(SWEEP_S if busy else idle, self._tick)
+        if guard.waiting or any(not a.reading and not a.stopped for a in self.acceptors):
+            self._schedule(SWEEP_S, sweeping=True)
+        elif not guard.counters.empty():  # idle, with a line still to write: one tick when it is due
+            self._schedule(max(guard.report_due() - time.monotonic(), SWEEP_S), sweeping=False)
+        # Otherwise nothing can expire and nothing is left to report: an idle server sleeps until `_watch`.
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.guard.on_busy = lambda: None
         for acceptor in self.acceptors:
             acceptor.stop()
         if self._ticker is not None:

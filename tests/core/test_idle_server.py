@@ -1,4 +1,4 @@
-"""A server nobody asks anything wakes once a second, keeps its Date header fresh, and stops at once when told."""
+"""A server nobody asks anything sleeps, still dates its answers right, and stops at once when told."""
 
 from __future__ import annotations
 
@@ -28,23 +28,53 @@ class CountingServer(QuietServer):
         return await super().on_tick(counter)
 
 
-async def test_an_idle_server_wakes_once_a_second_and_its_date_stays_fresh() -> None:
+async def serving(server: QuietServer) -> tuple[asyncio.Task[None], str]:
     sock = bind_socket("127.0.0.1", 0)
-    server = CountingServer(uvicorn.Config(hello, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
+    return task, f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+async def test_an_idle_server_does_not_wake_and_its_date_is_made_when_asked() -> None:
+    server = CountingServer(uvicorn.Config(hello, log_config=None, lifespan="off"))
+    task, url = await serving(server)
     began = server.ticks
-    await asyncio.sleep(3.3)
-    assert 3 <= server.ticks - began <= 4, "uvicorn itself wakes ten times a second"
+    await asyncio.sleep(2.2)
+    assert server.ticks == began, "uvicorn itself wakes ten times a second"
     async with httpx.AsyncClient() as client:
-        answer = await client.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-    assert abs(parsedate_to_datetime(answer.headers["date"]).timestamp() - time.time()) < 2.5
+        dates = []
+        for _ in range(2):
+            answer = await client.get(url)
+            dates.append(parsedate_to_datetime(answer.headers["date"]).timestamp())
+            assert abs(dates[-1] - time.time()) < 1.5
+            await asyncio.sleep(1.1)
+    assert dates[1] > dates[0], "a Date a second later says so"
     stopping = time.monotonic()
     server.should_exit = True
     await task
     assert time.monotonic() - stopping < 0.5, "a stop waits for no tick"
-    sock.close()
+
+
+async def test_uvicorns_request_limit_still_stops_the_server() -> None:
+    server = QuietServer(uvicorn.Config(hello, log_config=None, lifespan="off", limit_max_requests=2))
+    task, url = await serving(server)
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            assert (await client.get(url)).text == "ok"
+    await asyncio.wait_for(task, 3)
+
+
+async def test_the_date_header_can_be_turned_off_and_extra_headers_are_kept() -> None:
+    config = uvicorn.Config(hello, log_config=None, lifespan="off", date_header=False, headers=[("x-lab", "1")])
+    server = QuietServer(config)
+    task, url = await serving(server)
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(url)
+    assert "date" not in answer.headers
+    assert answer.headers["x-lab"] == "1"
+    server.should_exit = True
+    await task
 
 
 def test_a_simulator_stopped_from_another_thread_stops_at_once() -> None:
@@ -64,22 +94,48 @@ class CountingGuardedServer(GuardedServer):
         super()._tick()
 
 
-async def test_the_guard_sweeps_once_a_second_while_idle_and_still_closes_a_silent_client_in_time() -> None:
+async def test_the_guard_sleeps_while_idle_and_still_closes_a_silent_client_in_time() -> None:
     sock = bind_socket("127.0.0.1", 0)
     config = uvicorn.Config(hello, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
     server = CountingGuardedServer(config, Limits(head_deadline_s=1.5))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
-    began = server.sweeps
-    await asyncio.sleep(3.2)
-    assert server.sweeps - began <= 5, "every 0.25 s while nobody is there"
+    await asyncio.sleep(1.2)
+    assert server.sweeps == 0, "nothing can expire while nobody is there"
     reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
     writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest of the head
     opened = time.monotonic()
     await asyncio.wait_for(reader.read(), 5)  # to the end: the server has closed the connection
     assert 1.5 <= time.monotonic() - opened < 2.1
     writer.close()
+    assert 5 <= server.sweeps <= 10, "every 0.25 s while a head is awaited"
+    await asyncio.sleep(0.6)
+    after = server.sweeps
+    await asyncio.sleep(1.5)
+    assert server.sweeps == after, "the timeout is reported once, a minute after the count began, not every second"
+    assert server.guard.counters.head_timeouts == 1
+    assert server._ticker is not None, "that report is still to come"
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+async def test_a_guarded_server_answers_again_after_sleeping() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    config = uvicorn.Config(hello, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
+    server = CountingGuardedServer(config, Limits(head_deadline_s=1.0, keep_alive_s=30))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            answer = await client.get(url)
+            assert answer.text == "ok"
+            assert abs(parsedate_to_datetime(answer.headers["date"]).timestamp() - time.time()) < 1.5
+            await asyncio.sleep(1.6)  # the kept-alive connection is closed at the head deadline in between
+    assert server.guard.counters.head_timeouts == 2
     server.should_exit = True
     await task
     sock.close()
