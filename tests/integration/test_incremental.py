@@ -314,12 +314,13 @@ def test_incremental_boards_equal_boards_judged_from_scratch(
         world.source_fails_or_recovers,
         world.durations_move,
     )
-    reused = judged = 0
+    reused = judged = sums_reused = 0
     for step in range(STEPS):
         scratch = world.evaluate(None)
         incremental = world.evaluate(memo)
         assert incremental == scratch, f"step {step} at {world.now}: {first_difference(incremental, scratch)}"
         reused, judged = reused + memo.reused, judged + len(scratch.verdicts)
+        sums_reused += memo.sums_reused
         roll = world.rng.random()
         if roll < 0.45:
             world.tick(scratch)
@@ -331,3 +332,4 @@ def test_incremental_boards_equal_boards_judged_from_scratch(
     assert world.now - NOW > timedelta(days=3)  # slots, graces and lookbacks were crossed, not only seconds
     assert world.now - NOW < timedelta(days=40)  # but the world did not leave its history far behind
     assert reused > judged / 3  # and the memo did spare work: this compared reuse, not only re-judging
+    assert sums_reused > STEPS  # calendar slots too

@@ -107,15 +107,19 @@ def evaluate(
     for spec in specs:
         for key in facts[spec.id].keys:
             services_by_target[key].append(spec.id)
+    grace_by_service = {spec.id: spec.grace for spec in specs}
+    if memo is not None:
+        memo.calendar(services_by_target, grace_by_service, defaults.grace)
     ctx = CalendarContext(
         now=now,
         durations=history.typical_durations,
         services_by_target=services_by_target,
-        grace_by_service={spec.id: spec.grace for spec in specs},
+        grace_by_service=grace_by_service,
         default_grace=defaults.grace,
         after_by_service={spec.id: tuple(_after_label(a, by_id) for a in spec.after) for spec in specs if spec.after},
         out_of_order=out_of_order,
         slot_results=memo.slot_results if memo is not None else None,
+        slot_summaries=memo.slot_summary if memo is not None else None,
     )
     datastores = tuple(judge_datastore(d, now) for d in sorted(evidence.datastores, key=lambda d: (d.source, d.name)))
     return Board(

@@ -12,7 +12,9 @@ the same as last time:
 - its verdict is reused (with the new `as_of`) when, in addition, its ordering reasons are the same and the clock
   has not reached the moment `_expiry` gave for it;
 - a calendar slot's results by target are reused for the targets that did not change: a result depends only on
-  its target's evidence and the slot's window, which is part of the cache key.
+  its target's evidence and the slot's window, which is part of the cache key. When none changed, the very same
+  results are handed back, and what they add up to (the job's outcome, each service's) is reused as long as the
+  services, their targets and their grace are the same.
 
 A wrong reuse would show a stale verdict, so `tests/integration/test_incremental.py` compares the incremental board with
 a from-scratch one over a long randomized run of polls, clock steps and config changes.
@@ -28,7 +30,7 @@ from ..model import ServiceSpec, Verdict
 from ._evidence import Evidence
 from ._expiry import verdict_expires
 from ._facts import Facts, gather_facts, matching_keys
-from .calendar import _TargetResult
+from .calendar import SlotKey, _SlotSummary, _TargetResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +54,14 @@ class Memo:
         self._judged: dict[str, _Judged] = {}
         # Calendar: (job key, slot, window start, window end) -> the job's targets' results in that slot, from the
         # last evaluation and from this one (only what this one used is kept for the next: windows move on).
-        self._last_slots: dict[tuple[str, datetime, datetime, datetime], dict[str, _TargetResult]] = {}
-        self._slots: dict[tuple[str, datetime, datetime, datetime], dict[str, _TargetResult]] = {}
+        self._last_slots: dict[SlotKey, dict[str, _TargetResult]] = {}
+        self._slots: dict[SlotKey, dict[str, _TargetResult]] = {}
+        # ... and what those results added up to, for the results dict they were made from.
+        self._services: tuple[object, ...] | None = None
+        self._last_summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
+        self._summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
+        self.sums_reused = 0  # slot summaries reused by the last evaluation (likewise)
 
     def start(self, evidence: Evidence, *, durations: dict[str, timedelta], display_tz: str, anomalies: object) -> None:
         """Compare this evaluation's evidence with the last one's: which keys changed, or the whole context."""
@@ -80,7 +87,7 @@ class Memo:
             self._changed |= old.keys() - by_key.keys()
         self._context, self._by_key = context, by_key
         self._last_slots, self._slots = self._slots, {}
-        self.reused = 0
+        self.reused = self.sums_reused = 0
 
     def facts(self, spec: ServiceSpec, evidence: Evidence) -> Facts:
         known = self._facts.get(spec.id)
@@ -118,26 +125,47 @@ class Memo:
         self._judged[spec.id] = _Judged(spec, facts, tuple(ordering), verdict, now, expires)
         return verdict
 
+    def calendar(
+        self, services_by_target: dict[str, list[str]], grace_by_service: dict[str, timedelta], default_grace: timedelta
+    ) -> None:
+        """What slot summaries read of the services besides the results: reused only while it is the same."""
+        services = (services_by_target, grace_by_service, default_grace)
+        if services != self._services:
+            self._summaries.clear()
+        self._services = services
+        self._last_summaries, self._summaries = self._summaries, {}
+
     def slot_results(
-        self,
-        job_key: str,
-        window: tuple[datetime, datetime, datetime],
-        keys: tuple[str, ...],
-        result: Callable[[str], _TargetResult],
+        self, slot_key: SlotKey, keys: tuple[str, ...], result: Callable[[str], _TargetResult]
     ) -> dict[str, _TargetResult]:
-        """A job's results by target in one slot: last evaluation's, with only the changed targets found again.
-        A result depends only on its target's evidence and the slot's window (part of the cache key); the job's
+        """A job's results by target in one slot: last evaluation's, with only the changed targets found again
+        (the very same dict when no result differs: a new backup changes its target's newest slot, not the older
+        ones). A result depends only on its target's evidence and the slot's window (part of the key); the job's
         targets are part of the context, so the same key means the same targets in the same order."""
-        last = self._last_slots.get((job_key, *window))
+        last = self._last_slots.get(slot_key)
         if last is None:
             results = {key: result(key) for key in keys}
         else:
-            results = dict(last)
-            for key in self._changed:
-                if key in results:
-                    results[key] = result(key)
-        self._slots[(job_key, *window)] = results
+            found = {key: result(key) for key in self._changed if key in last}
+            results = last
+            if any(last[key] != value for key, value in found.items()):
+                results = {**last, **found}
+        self._slots[slot_key] = results
         return results
+
+    def slot_summary(
+        self, slot_key: SlotKey, results: dict[str, _TargetResult], add_up: Callable[[], _SlotSummary]
+    ) -> _SlotSummary:
+        """What a slot's results add up to: last evaluation's when these are the very results it added up.
+        The calendar asks only once the slot's grace is over, when the clock no longer changes the sum."""
+        known = self._last_summaries.get(slot_key)
+        if known is not None and known[0] is results:
+            self.sums_reused += 1
+            summary = known[1]
+        else:
+            summary = add_up()
+        self._summaries[slot_key] = (results, summary)
+        return summary
 
     def forget_except(self, service_ids: set[str]) -> None:
         """Drop what belongs to services no longer on the board (a config change, a target gone)."""

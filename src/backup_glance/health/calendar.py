@@ -28,10 +28,9 @@ CALENDAR_FUTURE = timedelta(days=30)
 MAX_SLOTS_PER_JOB = 400
 DEFAULT_DURATION = timedelta(minutes=10)
 T = TypeVar("T")
-SlotResults = Callable[
-    [str, tuple[datetime, datetime, datetime], tuple[str, ...], Callable[[str], "_TargetResult"]],
-    dict[str, "_TargetResult"],
-]
+SlotKey = tuple[str, datetime, datetime, datetime]  # job key, slot, evidence window start and end
+SlotResults = Callable[[SlotKey, tuple[str, ...], Callable[[str], "_TargetResult"]], dict[str, "_TargetResult"]]
+SlotSummaries = Callable[[SlotKey, dict[str, "_TargetResult"], Callable[[], "_SlotSummary"]], "_SlotSummary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +43,14 @@ class CalendarContext:
     after_by_service: dict[str, tuple[str, ...]]
     # Services whose latest run broke an `after:` rule: service id -> (that run's start, why).
     out_of_order: dict[str, tuple[datetime, str]] = field(default_factory=dict)
-    # The incremental memo's results of a job's slot by target, when reused: (job key, slot window, targets,
-    # how to find one target's result) -> every target's result, in the job's order (`_memo.Memo.slot_results`).
+    # The incremental memo's results of a job's slot by target, when reused: (slot key, targets, how to find one
+    # target's result) -> every target's result, in the job's order (`_memo.Memo.slot_results`); the very same
+    # dict as last time when none of them changed.
     slot_results: SlotResults | None = None
+    # ... and what a past slot's results add up to, once no grace can run out in it any more: (slot key, results,
+    # how to add them up) -> the sum made for that very results dict last time, or a new one
+    # (`_memo.Memo.slot_summary`).
+    slot_summaries: SlotSummaries | None = None
 
     def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
         return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
@@ -103,18 +107,21 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                 if ctx.slot_results is None:
                     results = {key: result(key) for key in job.target_keys}
                 else:
-                    results = ctx.slot_results(job.key, (slot, low, high), job.target_keys, result)
+                    results = ctx.slot_results((job.key, slot, low, high), job.target_keys, result)
+            summary = _EMPTY_SUMMARY
+            if results:
+                add_up = partial(_summary, results, starts, slot, service_ids, ctx)
+                if ctx.slot_summaries is not None and slot + grace <= now:  # now no longer matters to the sum
+                    summary = ctx.slot_summaries((job.key, slot, low, high), results, add_up)
+                else:
+                    summary = add_up()
             outcome, detail, duration = _slot_outcome(
-                slot, (low, high), job_runs, results, now=now, grace=grace, evidence_start=job_start, evidence=evidence
+                slot, (low, high), job_runs, summary.combined, now=now, grace=grace, start=job_start, evidence=evidence
             )
             if outcome is None:
                 continue
-            per_service = (
-                _service_outcomes(results, starts, slot, ctx)
-                if outcome is not SlotOutcome.UPCOMING and len(service_ids) > 1
-                else ()
-            )
-            problems = _problems(results, service_ids, (low, high), ctx) if slot <= now else ()
+            per_service = summary.per_service if outcome is not SlotOutcome.UPCOMING else ()
+            problems = (*summary.verify_failed, *_out_of_order(service_ids, (low, high), ctx)) if slot <= now else ()
             slots.append(
                 CalendarSlot(
                     job_key=job.key,
@@ -195,23 +202,22 @@ def _slot_outcome(
     slot: datetime,
     window: tuple[datetime, datetime],
     job_runs: list[JobRun],
-    results: dict[str, _TargetResult],
+    combined: tuple[SlotOutcome, str, timedelta | None] | None,
     *,
     now: datetime,
     grace: timedelta,
-    evidence_start: datetime | None,
+    start: datetime | None,  # of the job's evidence: a slot before it has no data, it was not missed
     evidence: Evidence,
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
     for run in _window(job_runs, *window, evidence=evidence):
         return _run_outcome(run)
-    combined = _combined(results)
     if combined is not None:
         return combined
     if slot + grace > now:
         return SlotOutcome.UPCOMING, "due; not started yet", None
-    if evidence_start is None or slot < evidence_start - SLOT_TOLERANCE:
+    if start is None or slot < start - SLOT_TOLERANCE:
         return None, "", None  # before the first thing known of the job: no data, not "missed"
     return SlotOutcome.MISSED, "no run found for this slot", None
 
@@ -281,26 +287,57 @@ def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) 
     return _TargetResult(outcome, starts, ends, message if outcome is SlotOutcome.FAILED else "", verify_failed)
 
 
-def _problems(
+@dataclass(frozen=True, slots=True)
+class _SlotSummary:
+    """What a slot's results by target add up to: the job's outcome from them (None: no target shows anything),
+    each service's outcome (for a job of more than one service) and the services whose snapshot of the slot
+    failed verification."""
+
+    combined: tuple[SlotOutcome, str, timedelta | None] | None
+    per_service: tuple[tuple[str, SlotOutcome, str], ...]
+    verify_failed: tuple[tuple[str, Status, str], ...]
+
+
+_EMPTY_SUMMARY = _SlotSummary(None, (), ())
+
+
+def _summary(
     results: dict[str, _TargetResult],
+    starts: dict[str, datetime | None],
+    slot: datetime,
     service_ids: tuple[str, ...],
-    window: tuple[datetime, datetime],
     ctx: CalendarContext,
+) -> _SlotSummary:
+    return _SlotSummary(
+        _combined(results),
+        _service_outcomes(results, starts, slot, ctx) if len(service_ids) > 1 else (),
+        _verify_failed(results, ctx),
+    )
+
+
+def _verify_failed(results: dict[str, _TargetResult], ctx: CalendarContext) -> tuple[tuple[str, Status, str], ...]:
+    """A past slot that ran but hurt its services: a snapshot it made failed verification."""
+    found = [
+        (sid, Status.VERIFY_FAILED, "snapshot failed verification")
+        for key, result in results.items()
+        if result.verify_failed
+        for sid in ctx.services_by_target.get(key, [])
+    ]
+    return tuple(dict.fromkeys(found))
+
+
+def _out_of_order(
+    service_ids: tuple[str, ...], window: tuple[datetime, datetime], ctx: CalendarContext
 ) -> tuple[tuple[str, Status, str], ...]:
-    """What a past slot did wrong for its services although it ran: a snapshot of it that failed verification,
-    or the run a service's out-of-order verdict is about."""
-    found: list[tuple[str, Status, str]] = []
-    for key, result in results.items():
-        if result.verify_failed:
-            found += [
-                (sid, Status.VERIFY_FAILED, "snapshot failed verification")
-                for sid in ctx.services_by_target.get(key, [])
-            ]
+    """The services whose out-of-order verdict is about a run that started in this slot's window."""
+    if not ctx.out_of_order:
+        return ()
+    found = []
     for service_id in service_ids:
         started, why = ctx.out_of_order.get(service_id, (None, ""))
         if started is not None and window[0] <= started < window[1]:
             found.append((service_id, Status.OUT_OF_ORDER, why))
-    return tuple(dict.fromkeys(found))
+    return tuple(found)
 
 
 def _combined(results: dict[str, _TargetResult]) -> tuple[SlotOutcome, str, timedelta | None] | None:
