@@ -10,7 +10,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from web_builders import NOW, ZONE, a_board, a_datastore, a_job, a_slot, a_source, a_verdict, every_status
+from web_builders import NOW, ZONE, a_board, a_datastore, a_full_board, a_job, a_slot, a_source, a_verdict, every_status
 
 from backup_glance.board import BoardStore
 from backup_glance.model import (
@@ -27,7 +27,7 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
-from backup_glance.web.render import WARM_FOR_S, WARM_KEYS, VersionCache
+from backup_glance.web.render import WARM_FOR_S, WARM_KEYS, Renderer, VersionCache
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
@@ -154,6 +154,35 @@ class TestProtectionLine:
 
     def test_no_facts_no_line(self) -> None:
         assert self.row(a_verdict()).protection is None
+
+
+class TestRememberedRows:
+    """Healthy rows are rendered once per distinct row and remembered across boards: the widget must read exactly
+    as a renderer that never saw a board before renders it."""
+
+    @staticmethod
+    def html(renderer: Renderer, board: Board, query: dict[str, str]) -> str:
+        zone = ZoneInfo(board.timezone)
+        return renderer.widget(status.build_view(board, zone, status.parse_params(query)))
+
+    def test_a_board_after_another_reads_as_if_rendered_afresh(self) -> None:
+        first = a_full_board(40)
+        changed = list(first.verdicts)
+        changed[1] = replace(changed[1], name="renamed <b>web</b>", snapshot_count=99)  # a healthy one
+        changed[2] = replace(changed[2], last_success_at=NOW - timedelta(minutes=3))
+        second = replace(first, verdicts=tuple(changed))
+        remembering = Renderer()
+        for query in ({}, {"column": "full"}, {"status": "problems"}):
+            for board in (first, second, first):
+                assert self.html(remembering, board, query) == self.html(Renderer(), board, query)
+        fresh = self.html(Renderer(), second, {})
+        assert "renamed &lt;b&gt;web&lt;/b&gt;: ok" in fresh and "99 snapshots" in fresh
+
+    def test_remembered_rows_are_bounded(self) -> None:
+        board = a_full_board(60)
+        bounded = Renderer(max_rows=10)
+        assert self.html(bounded, board, {}) == self.html(Renderer(), board, {})
+        assert len(bounded._rows) <= 10
 
 
 class TestWidgetState:
