@@ -371,7 +371,6 @@ class Verdict:
     status: Status
     severity: Severity
     reasons: tuple[str, ...]
-    as_of: datetime
     kind: str = "guest"
     guest: GuestRef | None = None
     sources: tuple[str, ...] = ()

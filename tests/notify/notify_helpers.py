@@ -154,7 +154,6 @@ def a_verdict(
         status=status,
         severity=STATUS_SEVERITY[status],
         reasons=reasons,
-        as_of=at,
         sources=sources,
         last_success_at=at - timedelta(hours=9),
         next_run_at=at + timedelta(hours=15),

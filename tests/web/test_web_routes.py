@@ -223,6 +223,7 @@ class TestApi:
         assert set(data) == set(typing.get_type_hints(StatusDict))
         assert set(data["services"][0]) == set(typing.get_type_hints(ServiceDict))
         assert data["generated_at"] == "2026-11-26T14:00:00+01:00"
+        assert {service["as_of"] for service in data["services"]} == {data["generated_at"]}  # judged with the board
         assert data["overall"] == "critical"
         assert sum(data["counts"]["status"].values()) == 12
         assert set(data["counts"]["severity"]) == {s.value for s in Severity}

@@ -54,7 +54,6 @@ def a_verdict(
         status=status,
         severity=STATUS_SEVERITY[status],
         reasons=reasons,
-        as_of=NOW,
         guest=GuestRef(vmid=101, type="qemu", node="pve1"),
         sources=sources,
         last_success_at=NOW - last_success_ago if last_success_ago is not None else None,

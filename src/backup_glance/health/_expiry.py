@@ -1,7 +1,7 @@
 """Until when a verdict stays exactly what it is while no evidence changes: what lets judging be incremental. Pure.
 
 A verdict reads the clock in a known number of places, each a comparison of `now` with a moment its facts
-give. Judged again before the first of those moments, the same facts give the same verdict (bar `as_of`), so
+give. Judged again before the first of those moments, the same facts give the same verdict, so
 the incremental evaluation (`_memo`) reuses it until then. This is stricter than `deadlines.next_change`: that
 one wakes the collector and may leave slow drifts to the regular re-judgement (the lookback sliding past a
 slot, a run growing past its limit, the size trend's window); a reused verdict must be the very one judging from

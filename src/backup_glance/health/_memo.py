@@ -9,7 +9,7 @@ the same as last time:
   each target, per-job runs, typical durations, the zone, the anomaly policy, since when history watches) is the
   *context*: when it differs, nothing is reused;
 - a service's facts are reused when its spec and keys are the same and none of its keys changed;
-- its verdict is reused (with the new `as_of`) when, in addition, its ordering reasons are the same and the clock
+- its verdict is reused when, in addition, its ordering reasons are the same and the clock
   has not reached the moment `_expiry` gave for it;
 - a calendar slot's results by target are reused for the targets that did not change: a result depends only on
   its target's evidence and the slot's window, which is part of the cache key. When none changed, the very same
@@ -23,7 +23,7 @@ a from-scratch one over a long randomized run of polls, clock steps and config c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..model import ServiceSpec, Verdict
@@ -119,7 +119,7 @@ class Memo:
             and known.judged_at <= now < known.expires_at
         ):
             self.reused += 1
-            return replace(known.verdict, as_of=now)
+            return known.verdict  # the very object: what renders a verdict may remember its output by it
         verdict = judge()
         expires = verdict_expires(spec, facts, verdict, evidence, now=now, durations=durations)
         self._judged[spec.id] = _Judged(spec, facts, tuple(ordering), verdict, now, expires)

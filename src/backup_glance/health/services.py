@@ -117,7 +117,6 @@ def judge(
         status=status,
         severity=STATUS_SEVERITY[status],
         reasons=reasons,
-        as_of=now,
         kind=facts.kind,
         guest=_guest(facts.targets),
         sources=tuple(sources),

@@ -202,7 +202,8 @@ def _protection(p: Protection | None, zone: ZoneInfo) -> ProtectionDict | None:
     }
 
 
-def service_dict(v: Verdict, zone: ZoneInfo) -> ServiceDict:
+def service_dict(v: Verdict, zone: ZoneInfo, as_of: datetime) -> ServiceDict:
+    """One service's entry; `as_of` is when it was judged (the board's time)."""
     guest: GuestDict | None = None
     if v.guest is not None:
         guest = {"vmid": v.guest.vmid, "type": v.guest.type, "node": v.guest.node}
@@ -231,7 +232,7 @@ def service_dict(v: Verdict, zone: ZoneInfo) -> ServiceDict:
         "missed_slots": [_isos(at, zone) for at in v.missed_slots],
         "silence": silence,
         "size_trend": [(_isos(at, zone), size) for at, size in v.size_trend],
-        "as_of": _isos(v.as_of, zone),
+        "as_of": _isos(as_of, zone),
         "risks": [{"kind": r.kind.value, "detail": r.detail} for r in v.protection.risks] if v.protection else [],
         "protection": _protection(v.protection, zone),
     }
@@ -312,7 +313,7 @@ def build_status(board: Board, zone: ZoneInfo) -> StatusDict:
         "counts": {"status": status_counts, "severity": severity_counts},
         "services": each(
             board.verdicts,
-            lambda v: service_dict(v, zone),
+            lambda v: service_dict(v, zone, board.generated_at),
             fallback=lambda v: _error_service(v, board, zone),
             what="service",
             key=lambda v: v.service_id,
@@ -340,9 +341,8 @@ def _error_service(v: Verdict, board: Board, zone: ZoneInfo) -> ServiceDict:
         status=Status.UNKNOWN,
         severity=Severity.UNKNOWN,
         reasons=(ERROR_TEXT,),
-        as_of=board.generated_at,
     )
-    return service_dict(blank, zone)
+    return service_dict(blank, zone, board.generated_at)
 
 
 def encode_status(board: Board, zone: ZoneInfo) -> bytes:
