@@ -147,7 +147,8 @@ class Guard:
         self.counters = _Counters()
         self.reported_at = -REPORT_EVERY_S
         self.on_release: Callable[[], None] = lambda: None
-        self.on_busy: Callable[[], None] = lambda: None  # something may expire: deadlines need watching again
+        # Something may expire or is to be reported: the server's tick must run again.
+        self.on_busy: Callable[[], None] = lambda: None
 
     def wait_for_head(self, protocol: GuardedProtocol) -> None:
         self.waiting.pop(protocol, None)
@@ -439,6 +440,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._stall_timer = None
         self.guard.counters.write_stalls += 1
         self.shed()
+        self.guard.on_busy()  # a streamed answer's connection waits for no head: no sweep would report this
 
 
 class _Acceptor:

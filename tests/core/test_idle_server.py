@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from email.utils import parsedate_to_datetime
 
 import httpx
+import pytest
 import uvicorn
 
 from backup_glance.httpserver import GuardedProtocol, GuardedServer, Limits, QuietServer
@@ -136,6 +138,37 @@ async def test_a_guarded_server_answers_again_after_sleeping() -> None:
             assert abs(parsedate_to_datetime(answer.headers["date"]).timestamp() - time.time()) < 1.5
             await asyncio.sleep(1.6)  # the kept-alive connection is closed at the head deadline in between
     assert server.guard.counters.head_timeouts == 2
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+async def test_a_write_stall_is_reported_at_once_even_with_nobody_else_connected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def streamed(scope: dict[str, object], receive: object, send: object) -> None:
+        # Sent in parts, each waiting for the socket to drain: the answer is never complete, so the connection
+        # is not waiting for a head, and no sweep is running when the write stalls.
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": b"x" * 1024 * 1024, "more_body": True})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    sock = bind_socket("127.0.0.1", 0)
+    config = uvicorn.Config(streamed, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
+    server = GuardedServer(config, Limits(write_stall_s=0.5))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # and never read the answer
+    with caplog.at_level(logging.WARNING, logger="backup_glance.httpserver"):
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if any("under pressure" in r.getMessage() for r in caplog.records):
+                break
+    assert any("under pressure" in r.getMessage() for r in caplog.records), "reported within seconds, not later"
+    writer.close()
     server.should_exit = True
     await task
     sock.close()
