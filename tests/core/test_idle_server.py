@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -96,16 +97,20 @@ class CountingGuardedServer(GuardedServer):
         super()._tick()
 
 
+def guarded_config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
 async def test_the_guard_sleeps_while_idle_and_still_closes_a_silent_client_in_time() -> None:
-    sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(hello, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
-    server = CountingGuardedServer(config, Limits(head_deadline_s=1.5))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+    server = CountingGuardedServer(guarded_config(hello), Limits(head_deadline_s=1.5))
+    task, url = await serving(server)
     await asyncio.sleep(1.2)
     assert server.sweeps == 0, "nothing can expire while nobody is there"
-    reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(url))
     writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest of the head
     opened = time.monotonic()
     await asyncio.wait_for(reader.read(), 5)  # to the end: the server has closed the connection
@@ -120,17 +125,11 @@ async def test_the_guard_sleeps_while_idle_and_still_closes_a_silent_client_in_t
     assert server._ticker is not None, "that report is still to come"
     server.should_exit = True
     await task
-    sock.close()
 
 
 async def test_a_guarded_server_answers_again_after_sleeping() -> None:
-    sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(hello, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
-    server = CountingGuardedServer(config, Limits(head_deadline_s=1.0, keep_alive_s=30))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    server = CountingGuardedServer(guarded_config(hello), Limits(head_deadline_s=1.0, keep_alive_s=30))
+    task, url = await serving(server)
     async with httpx.AsyncClient() as client:
         for _ in range(2):
             answer = await client.get(url)
@@ -140,7 +139,6 @@ async def test_a_guarded_server_answers_again_after_sleeping() -> None:
     assert server.guard.counters.head_timeouts == 2
     server.should_exit = True
     await task
-    sock.close()
 
 
 async def test_a_write_stall_is_reported_at_once_even_with_nobody_else_connected(
@@ -154,13 +152,9 @@ async def test_a_write_stall_is_reported_at_once_even_with_nobody_else_connected
             await send({"type": "http.response.body", "body": b"x" * 1024 * 1024, "more_body": True})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
 
-    sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(streamed, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
-    server = GuardedServer(config, Limits(write_stall_s=0.5))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    server = GuardedServer(guarded_config(streamed), Limits(write_stall_s=0.5))
+    task, url = await serving(server)
+    _, writer = await asyncio.open_connection("127.0.0.1", port_of(url))
     writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # and never read the answer
     with caplog.at_level(logging.WARNING, logger="backup_glance.httpserver"):
         for _ in range(40):
@@ -171,4 +165,3 @@ async def test_a_write_stall_is_reported_at_once_even_with_nobody_else_connected
     writer.close()
     server.should_exit = True
     await task
-    sock.close()
