@@ -27,7 +27,7 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
-from backup_glance.web.render import WARM_FOR_S, WARM_KEYS, Renderer, VersionCache
+from backup_glance.web.render import KEEP_ROWS_FOR_RENDERS, WARM_FOR_S, WARM_KEYS, Renderer, VersionCache
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
@@ -178,11 +178,15 @@ class TestRememberedRows:
         fresh = self.html(Renderer(), second, {})
         assert "renamed &lt;b&gt;web&lt;/b&gt;: ok" in fresh and "99 snapshots" in fresh
 
-    def test_remembered_rows_are_bounded(self) -> None:
-        board = a_full_board(60)
+    def test_rows_not_used_lately_are_forgotten(self) -> None:
+        first = a_full_board(60)
+        later = replace(first, generated_at=NOW + timedelta(hours=3))  # every row's "last ok" text has moved on
         bounded = Renderer(max_rows=10)
-        assert self.html(bounded, board, {}) == self.html(Renderer(), board, {})
-        assert len(bounded._rows) <= 10
+        assert self.html(bounded, first, {}) == self.html(Renderer(), first, {})
+        for _ in range(KEEP_ROWS_FOR_RENDERS + 1):
+            assert self.html(bounded, later, {}) == self.html(Renderer(), later, {})
+        healthy = len(status.build_view(later, ZoneInfo(later.timezone), status.parse_params({})).healthy)
+        assert len(bounded._rows) == healthy, "only the rows the latest renders used are kept"
 
 
 class TestWidgetState:

@@ -31,7 +31,8 @@ MAX_ENTRIES = 512  # distinct query strings per board version; arbitrary `source
 # and a board nobody opens costs no rendering.
 WARM_KEYS = 8
 WARM_FOR_S = 86400.0
-MAX_REMEMBERED_ROWS = 50_000  # rendered rows kept across boards (about 0.5 KB each, with their record)
+MAX_REMEMBERED_ROWS = 4_000  # rendered rows kept across boards before the ones not used lately are dropped
+KEEP_ROWS_FOR_RENDERS = 2 * WARM_KEYS  # ... lately: by this many renders (two publishes' worth of answers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +71,34 @@ class Renderer:
             lstrip_blocks=True,
             undefined=StrictUndefined,
         )
-        # (macro, row) -> the macro's output for that row: a row that reads nothing but its own record is
-        # rendered once while it stays the same, not once per board (2,000 healthy guests, 5 % new per poll).
-        self._rows: dict[tuple[str, Hashable], Markup] = {}
+        # (macro, row) -> the macro's output for that row, and the render that last used it: a row that reads
+        # nothing but its own record is rendered once while it stays the same, not once per board (2,000
+        # healthy guests, 5 % new per poll).
+        self._rows: dict[tuple[str, Hashable], tuple[Markup, int]] = {}
+        self._renders = 0
         self._max_rows = max_rows
         self.env.globals["remembered"] = self._remembered
 
     def _remembered(self, macro: Macro, row: Hashable) -> Markup:
         key = (macro.name, row)
         found = self._rows.get(key)
-        if found is None:
-            found = self._rows[key] = macro(row)
-            if len(self._rows) > self._max_rows:  # rows of boards long gone: start afresh
-                self._rows = {key: found}
-        return found
+        markup = found[0] if found is not None else macro(row)
+        self._rows[key] = (markup, self._renders)
+        return markup
 
     def widget(self, view: View) -> str:
-        return self.env.get_template(view.template).render(view=view)
+        self._renders += 1
+        html = self.env.get_template(view.template).render(view=view)
+        if len(self._rows) > self._max_rows:
+            self._forget_rows()
+        return html
+
+    def _forget_rows(self) -> None:
+        """Keep the rows used by the last few renders (a publish renders up to WARM_KEYS answers): the rows
+        of boards long gone, whose times or names have moved on, go."""
+        recent = self._renders - KEEP_ROWS_FOR_RENDERS
+        entries = list(self._rows.items())  # one step: another thread may be rendering and adding rows
+        self._rows = {key: entry for key, entry in entries if entry[1] > recent}
 
     def error(self, message: str) -> str:
         return self.widget(ErrorView(WidgetState(error=message)))
