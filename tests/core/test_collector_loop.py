@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from backup_glance.board import BoardStore
@@ -275,6 +277,42 @@ class TestOldGeneration:
         assert gc.get_threshold()[2] == HELD_THRESHOLD
         first.release()
         assert gc.get_threshold() == before
+
+    def test_judging_and_rendering_pause_young_collections_until_one_after_the_publish(self) -> None:
+        # Enough guests that judging them makes Python collect its young generation many times over.
+        observation = an_observation()
+        targets = tuple(replace(observation.targets[0], key=f"guest:{i}", name=f"guest{i}") for i in range(1500))
+        snapshots = tuple(
+            msgspec.structs.replace(observation.snapshots[0], target_key=f"guest:{i}", snapshot_id=f"main/ct/{i}/1")
+            for i in range(1500)
+        )
+        collector, store = a_collector(
+            ScriptedSource("pbs", [replace(observation, targets=targets, snapshots=snapshots)])
+        )
+
+        async def rebuild() -> list[int]:
+            await collector._poll("pbs")
+            return await self.collected_while(collector.rebuild())
+
+        found = asyncio.run(rebuild())
+        assert len(store.current().verdicts) == 1500
+        assert found == [1], "one collection of the young generations, after the publish, and none before it"
+        assert gc.isenabled()
+
+    async def collected_while(self, work: Coroutine[object, object, object]) -> list[int]:
+        found: list[int] = []
+
+        def seen(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                found.append(info["generation"])
+
+        gc.collect()  # nothing young left over from the setup
+        gc.callbacks.append(seen)
+        try:
+            await work
+        finally:
+            gc.callbacks.remove(seen)
+        return found
 
     def test_a_started_collector_holds_it_until_stopped(self) -> None:
         before = gc.get_threshold()
