@@ -109,6 +109,41 @@ class TestStatusView:
         rows = status.build_view(board, Z, status.Params()).rows
         assert [(r.icon, r.is_problem) for r in rows] == [("running", False), ("silenced", False)]
 
+    def test_rows_of_the_same_verdicts_on_a_later_board_read_as_if_built_afresh(self) -> None:
+        local = Copy("main", "pbs-main", False, NOW - timedelta(hours=2))
+        tested = Protection((local,), last_restore_test_at=NOW - timedelta(days=3, hours=23, minutes=58))
+        verdicts = (
+            a_verdict("fresh", last_success_ago=timedelta(seconds=20), next_run_in=timedelta(minutes=1)),
+            replace(a_verdict("tested"), protection=tested),
+            a_verdict("late", status=Status.LATE, reasons=("late: last backup 26 hours ago",)),
+            a_verdict("never", last_success_ago=None, next_run_in=None),
+        )
+        seen_texts = set()
+        for later in (
+            timedelta(0),
+            timedelta(seconds=30),
+            timedelta(minutes=3),
+            timedelta(hours=2),
+            timedelta(days=40),
+        ):
+            board = replace(a_board(verdicts), generated_at=NOW + later)
+            rows = status.build_view(board, Z, status.Params()).rows
+            fresh = [status.build_row(v, board, Z) for v in sorted(verdicts, key=status.sort_key)]
+            assert rows == tuple(fresh), f"{later} later"
+            seen_texts |= {
+                (r.last_success.text if r.last_success else "", r.protection and r.protection.line) for r in rows
+            }
+        assert len(seen_texts) > 8, "the clock moved the texts on, and the rows with them"
+
+    def test_a_row_follows_its_display_name_when_another_service_takes_the_same_name(self) -> None:
+        web = a_verdict("web-1", name="web")
+        alone = a_board((web,))
+        assert status.build_view(alone, Z, status.Params()).rows[0].name == "web"
+        crowded = a_board((web, a_verdict("web-2", name="web", sources=("backrest",))))
+        rows = status.build_view(crowded, Z, status.Params()).rows
+        assert rows == tuple(status.build_row(v, crowded, Z) for v in sorted(crowded.verdicts, key=status.sort_key))
+        assert len({r.name for r in rows}) == 2
+
     def test_last_success_is_epoch_seconds_with_fallback_text(self) -> None:
         rows = status.build_view(a_board((a_verdict(last_success_ago=timedelta(hours=9)),)), Z, status.Params()).rows
         assert rows[0].last_success is not None

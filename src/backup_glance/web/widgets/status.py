@@ -171,12 +171,58 @@ def error_row(v: Verdict) -> StatusRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    verdict: Verdict
+    zone: ZoneInfo
+    row: StatusRow
+
+
+# service id -> its row as last built, for any board: health hands back the very same verdict while nothing about
+# a service changed, and its row then stays the same but for the times it reads as "3h ago" (checked each time).
+_built: dict[str, _Built] = {}
+
+
+def _row(v: Verdict, board: Board, zone: ZoneInfo, moments: dict[datetime, Moment]) -> StatusRow:
+    known = _built.get(v.service_id)
+    if (
+        known is not None
+        and known.verdict is v
+        and known.zone == zone
+        and known.row.name == names_for(board).service(v.service_id, v.name)
+        and _same_times(known.row, v, board.generated_at)
+    ):
+        return known.row
+    row = build_row(v, board, zone, moments)
+    _built[v.service_id] = _Built(v, zone, row)
+    return row
+
+
+def _same_times(row: StatusRow, v: Verdict, now: datetime) -> bool:
+    """Whether every text of `row` that depends on the clock reads the same at `now` (`build_row` and
+    `protection_text` are the only places one is made)."""
+    for shown, at in ((row.last_success, v.last_success_at), (row.next_run, v.next_run_at)):
+        if shown is not None and at is not None and shown.text != fmt.relative(at, now):
+            return False
+    restored = v.protection.last_restore_test_at if v.protection is not None else None
+    return restored is None or row.protection is None or row.protection == protection_text(v.protection, now)
+
+
+def _forget_rows_of(board: Board) -> None:
+    """Rows of services no longer on the board go (a config change, a guest removed)."""
+    if len(_built) > 2 * len(board.verdicts) + 100:
+        present = {v.service_id for v in board.verdicts}
+        for gone in [sid for sid in list(_built) if sid not in present]:
+            _built.pop(gone, None)
+
+
 def build_view(board: Board, zone: ZoneInfo, params: Params) -> StatusView:
     verdicts = [v for v in board.verdicts if params.source is None or params.source in v.sources]
     moments: dict[datetime, Moment] = {}
+    _forget_rows_of(board)
     rows = each(
         sorted(verdicts, key=sort_key),
-        lambda v: build_row(v, board, zone, moments),
+        lambda v: _row(v, board, zone, moments),
         fallback=error_row,
         what="service",
         key=lambda v: v.service_id,
