@@ -1,8 +1,10 @@
 """Status widget: a summary line, the services that need attention (one short cause each), then the healthy ones.
 
-Pure view-model builder; `templates/widget-status.html` lays it out. Problems come first (model.SEVERITY_RANK),
-then by name. Parameters: `column=small|full`, `status=problems`, `source=NAME`, `limit=N` (problem rows before
-"show more").
+View-model builder; `templates/widget-status.html` lays it out. A row is made from its verdict, display name,
+zone and the board's time only: it is reused from the last build while the verdict is the very same object,
+the name and zone are the same and its times read the same (`_row`). Problems come first
+(model.SEVERITY_RANK), then by name. Parameters: `column=small|full`, `status=problems`, `source=NAME`,
+`limit=N` (problem rows before "show more").
 
 A problem row has two lines: the name, then the status word and one short cause ("late · 3 runs missed · last
 ok 4d"); every reason is in its popover. A third, quieter line says how the service is protected ("2 copies ·
