@@ -213,6 +213,17 @@ class TestRememberedRows:
         fresh = self.html(Renderer(), second, {})
         assert "renamed &lt;b&gt;web&lt;/b&gt;: ok" in fresh and "99 snapshots" in fresh
 
+    def test_a_later_board_renders_only_the_rows_that_changed(self) -> None:
+        first = a_full_board(40)
+        changed = list(first.verdicts)
+        changed[1] = replace(changed[1], snapshot_count=99)  # two healthy services changed, 38 did not
+        changed[2] = replace(changed[2], last_success_at=NOW - timedelta(minutes=3))
+        renderer = Renderer()
+        self.html(renderer, first, {})
+        rendered = len(renderer._rows)
+        self.html(renderer, replace(first, verdicts=tuple(changed)), {})
+        assert len(renderer._rows) == rendered + 2
+
     def test_rows_not_used_lately_are_forgotten(self) -> None:
         first = a_full_board(60)
         later = replace(first, generated_at=NOW + timedelta(hours=3))  # every row's "last ok" text has moved on
