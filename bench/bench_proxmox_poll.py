@@ -184,17 +184,23 @@ def serve(conn: Connection, protection: bool = True) -> None:
     pve = SimulatorServer(create_pve_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
     _warm_up(pbs.url, lab)
     conn.send({"pbs": (pbs.url, pbs.fingerprint), "pve": (pve.url, pve.fingerprint)})
+    every = int(1 / CHANGED_SHARE)
+    rounds = 0
     while (command := conn.recv()) != "stop":
         assert command == "change"
         with lab.lock:
-            at = datetime.now(UTC)
             changed = 0
             for store in lab.datastores.values():
                 for groups in store.namespaces.values():
-                    for key, group in list(groups.items())[:: int(1 / CHANGED_SHARE)]:
+                    # A fresh 5 % each round; a group's new backup time is past its newest, as PBS names each
+                    # snapshot by its time (two rounds in one second must not list one time twice).
+                    for key, group in list(groups.items())[rounds % every :: every]:
+                        newest = max((s.backup_time for s in group.snapshots), default=0)
+                        at = max(datetime.now(UTC), datetime.fromtimestamp(newest + 1, UTC))
                         group.snapshots.append(_snapshot(lab, at, int(key[1])))
                         lab.add_pbs_task("backup", f"{store.name}:{key[0]}/{key[1]}", at, at + timedelta(seconds=9))
                         changed += 1
+            rounds += 1
         conn.send(changed)
     pbs.stop()
     pve.stop()
