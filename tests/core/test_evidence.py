@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backup_glance.health._evidence import gather
+from backup_glance.health._evidence import LiveIds, gather
 from backup_glance.model import HistoryView, JobRun, Observation, Snapshot, SourceState
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -112,3 +112,95 @@ def test_the_merge_equals_the_one_record_at_a_time_reference(seed: int) -> None:
     assert dict(evidence.runs_by_job) == expected["runs_by_job"]
     for key, found in evidence.snapshots.items():
         assert evidence.live([key], found) == [s for s in found if (s.source, s.snapshot_id) in expected["live"]]
+
+
+def a_later_listing(rng: random.Random, before: tuple[Snapshot, ...], name: str, step: int) -> tuple[Snapshot, ...]:
+    """`before` after a poll: most objects the same, a few new, a few gone, one maybe moved; now and then a
+    listing of mostly new objects."""
+    listing = list(before)
+    if rng.random() < 0.1:
+        return tuple(a_snapshot(rng, name, f"guest:{n % 5}", 5000 + step * 100 + n) for n in range(40, 90))
+    for _ in range(rng.randrange(3)):
+        if listing:
+            listing.pop(rng.randrange(len(listing)))
+    for n in range(rng.randrange(3)):
+        listing.insert(rng.randrange(len(listing) + 1), a_snapshot(rng, name, f"guest:{n}", 2000 + step * 10 + n))
+    if len(listing) > 1 and rng.random() < 0.2:
+        listing.insert(rng.randrange(len(listing)), listing.pop())
+    return tuple(listing)
+
+
+def as_listed(rng: random.Random, listing: tuple[Snapshot, ...], step: int) -> tuple[Snapshot, ...]:
+    """What a source hands over for `listing` this once: now and then with an id twice or another source's."""
+    odd = list(listing)
+    if odd and rng.random() < 0.15:
+        odd.insert(rng.randrange(len(odd) + 1), rng.choice(odd))
+    if odd and rng.random() < 0.1:
+        odd.append(a_snapshot(rng, "other", "guest:0", 3000 + step))
+    return tuple(odd)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_live_ids_kept_between_gathers_give_the_same_evidence_as_a_fresh_gather(seed: int) -> None:
+    rng = random.Random(seed)
+    live_ids = LiveIds()
+    listings = {
+        name: tuple(a_snapshot(rng, name, f"guest:{n % 4}", n) for n in range(rng.randrange(40, 80)))
+        for name in ("pbs", "pbs2")
+    }
+    adjusted = 0
+    last: set[str] | None = None
+    for step in range(30):
+        listings = {name: a_later_listing(rng, listing, name, step) for name, listing in listings.items()}
+        states = [
+            SourceState(
+                name=name,
+                kind="pbs",
+                poll_interval=timedelta(minutes=5),
+                observation=Observation(name, "pbs", T0, "UTC", snapshots=as_listed(rng, listing, step)),
+            )
+            for name, listing in listings.items()
+        ]
+        if seed % 4 == 0:  # a second observation listing the first one's source: its ids are added to a copy
+            extra = Observation(
+                "pbs-b",
+                "pbs",
+                T0,
+                "UTC",
+                snapshots=tuple(a_snapshot(rng, "pbs", "guest:7", 9000 + n) for n in range(3)),
+            )
+            states.append(SourceState(name="pbs-b", kind="pbs", poll_interval=timedelta(minutes=5), observation=extra))
+        history = HistoryView(snapshots=tuple(rng.sample(listings["pbs"], min(3, len(listings["pbs"])))))
+
+        kept = gather(states, history, live_ids)
+        fresh = gather(states, history)
+
+        assert kept.live_ids == fresh.live_ids, f"step {step}"
+        assert dict(kept.snapshots) == dict(fresh.snapshots), f"step {step}"
+        assert kept.live_counts == fresh.live_counts, f"step {step}"
+        for key, found in kept.snapshots.items():
+            assert kept.live([key], found) == fresh.live([key], found)
+        adjusted += last is not None and kept.live_ids.get("pbs2") is last
+        last = kept.live_ids.get("pbs2")
+    assert adjusted > 5  # the kept set was adjusted, not made anew, in most steps
+
+
+def test_ids_another_observation_adds_to_a_kept_set_do_not_stay_in_it() -> None:
+    """Another observation listing the same source adds its ids to that source's set, which must then be a
+    copy: a later listing with an id twice has as many items as the kept set would have with the stale id."""
+    rng = random.Random(1)
+    listing = tuple(a_snapshot(rng, "pbs", f"guest:{n % 4}", n) for n in range(50))
+    stray = Observation("pbs-b", "pbs", T0, "UTC", snapshots=(a_snapshot(rng, "pbs", "guest:9", 999),))
+
+    def state(observation: Observation) -> SourceState:
+        return SourceState(
+            name=observation.source, kind="pbs", poll_interval=timedelta(minutes=5), observation=observation
+        )
+
+    live_ids = LiveIds()
+    gather([state(Observation("pbs", "pbs", T0, "UTC", snapshots=listing)), state(stray)], HistoryView(), live_ids)
+    twice = Observation("pbs", "pbs", T0, "UTC", snapshots=(*listing, listing[0]))
+
+    kept = gather([state(twice)], HistoryView(), live_ids)
+
+    assert kept.live_ids == gather([state(twice)], HistoryView()).live_ids == {"pbs": {s.snapshot_id for s in listing}}

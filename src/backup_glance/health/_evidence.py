@@ -7,13 +7,14 @@ Pure: no clock, no I/O. Duplicates across the live observation and history colla
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from itertools import groupby
 from operator import attrgetter
 
+from .. import listdiff
 from ..model import (
     Datastore,
     HistoryView,
@@ -33,6 +34,7 @@ _target_key = attrgetter("target_key")
 _snapshot_id = attrgetter("snapshot_id")
 _source = attrgetter("source")
 _NONE: frozenset[str] = frozenset()
+MOSTLY_CHANGED = 4  # more than 1 in this many snapshots new or gone: finding them costs about a full count
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Evidence:
     # Snapshots that exist at the source right now (history also holds pruned ones): their ids by source, and how
     # many of each target's snapshots (in `snapshots`) they are.
     live_ids: dict[str, set[str]] = field(default_factory=dict)
+    shared_ids: set[str] = field(default_factory=set)  # sources whose `live_ids` set belongs to a `LiveIds`
     live_counts: dict[str, int] = field(default_factory=dict)
     # The live snapshots per target key: what an incremental evaluation compares to tell which targets changed.
     live_by_key: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
@@ -105,7 +108,10 @@ class Evidence:
         return observation.targets if observation else ()
 
 
-def gather(states: list[SourceState] | tuple[SourceState, ...], history: HistoryView) -> Evidence:
+def gather(
+    states: list[SourceState] | tuple[SourceState, ...], history: HistoryView, live_ids: LiveIds | None = None
+) -> Evidence:
+    """`live_ids` (the same one every time) carries each source's live snapshot ids to the next gather."""
     evidence = Evidence(states={state.name: state for state in states}, recorded_since=history.recorded_since)
     seen_runs: set[tuple[str, str, str | None]] = set()
     # Live observations first: their copies are the freshest (a running run may have finished since).
@@ -115,7 +121,7 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
             continue
         for target in observation.targets:
             evidence.targets[target.key].append(target)
-        _add_live(evidence, observation.snapshots)
+        _add_live(evidence, observation.snapshots, live_ids.of(state.name, observation.snapshots) if live_ids else None)
         _add_runs(evidence, observation.runs, seen_runs)
         _add_runs(evidence, [job.last_run for job in observation.jobs if job.last_run is not None], seen_runs)
         for job in observation.jobs:
@@ -154,25 +160,75 @@ def gather(states: list[SourceState] | tuple[SourceState, ...], history: History
     return evidence
 
 
-def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...]) -> None:
+def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...], unique: tuple[str, set[str]] | None = None) -> None:
     """One observation's snapshots into the evidence. Sources list a target's snapshots together and name each
-    once: then this takes one step per target, not per snapshot (120,000 of them for a big PBS)."""
-    sources = set(map(_source, snapshots))
-    ids = set(map(_snapshot_id, snapshots))
-    if len(sources) == 1 and len(ids) == len(snapshots) and (source := sources.pop()) not in evidence.live_ids:
-        evidence.live_ids[source] = ids
+    once: then this takes one step per target, not per snapshot (120,000 of them for a big PBS). `unique` is
+    what `LiveIds.of` found for them, when it was asked."""
+    if unique is None:
+        unique = _unique_ids(snapshots)
+    if unique is not None and unique[0] not in evidence.live_ids:
+        evidence.live_ids[unique[0]] = unique[1]
+        evidence.shared_ids.add(unique[0])
         for key, group in groupby(snapshots, _target_key):
             taken = list(group)
             evidence.snapshots[key] += taken
             evidence.live_by_key[key] += taken
         return
     for snapshot in snapshots:  # mixed sources or a snapshot named twice: the first copy counts
+        if snapshot.source in evidence.shared_ids:  # a set LiveIds keeps for the next gather: added to, copied
+            evidence.shared_ids.discard(snapshot.source)
+            evidence.live_ids[snapshot.source] = set(evidence.live_ids[snapshot.source])
         live = evidence.live_ids.setdefault(snapshot.source, set())
         key = snapshot.target_key
         if snapshot.snapshot_id not in live:
             live.add(snapshot.snapshot_id)
             evidence.snapshots[key].append(snapshot)
         evidence.live_by_key[key].append(snapshot)
+
+
+def _unique_ids(snapshots: Sequence[Snapshot]) -> tuple[str, set[str]] | None:
+    """(the one source of all `snapshots`, their ids) when there is one source and no id is listed twice."""
+    sources = set(map(_source, snapshots))
+    ids = set(map(_snapshot_id, snapshots))
+    return (sources.pop(), ids) if len(sources) == 1 and len(ids) == len(snapshots) else None
+
+
+class LiveIds:
+    """Each observation's live snapshot ids, kept from one gather to the next.
+
+    Hashing 120,000 ids into a set costs more than all the rest of what a quiet poll's snapshots need here,
+    yet such a poll changes a few hundred of them: the set of the last gather is adjusted by those (see
+    `listdiff`) instead. The set handed out is this object's own and changes at the next call."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[tuple[Snapshot, ...], str, set[str]]] = {}  # by observation (state name)
+
+    def of(self, name: str, snapshots: tuple[Snapshot, ...]) -> tuple[str, set[str]] | None:
+        """What `_unique_ids` says of `snapshots`, the listing of the observation `name`."""
+        last = self._last.pop(name, None)
+        found = self._adjusted(last, snapshots) if last is not None else None
+        if found is None:
+            found = _unique_ids(snapshots)
+        if found is not None:
+            self._last[name] = (snapshots, *found)
+        return found
+
+    @staticmethod
+    def _adjusted(
+        last: tuple[tuple[Snapshot, ...], str, set[str]], snapshots: tuple[Snapshot, ...]
+    ) -> tuple[str, set[str]] | None:
+        listed, source, ids = last
+        if listed is snapshots:
+            return source, ids
+        change = listdiff.difference(listed, snapshots, most=len(snapshots) // MOSTLY_CHANGED)
+        if change is None or not snapshots:
+            return None
+        appeared, vanished = change
+        if any(snapshot.source != source for snapshot in appeared):
+            return None
+        ids -= set(map(_snapshot_id, vanished))  # the last listing named each id once: these are gone
+        ids |= set(map(_snapshot_id, appeared))
+        return (source, ids) if len(ids) == len(snapshots) else None  # fewer: an id is listed twice now
 
 
 def _add_runs(evidence: Evidence, runs: Iterable[JobRun], seen: set[tuple[str, str, str | None]]) -> None:

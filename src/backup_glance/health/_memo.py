@@ -3,6 +3,7 @@
 `evaluate(..., memo=Memo())` judges exactly as without a memo; the memo only lets it skip work whose inputs are
 the same as last time:
 
+- each observation's live snapshot ids are adjusted by the snapshots that appeared and left (`LiveIds`);
 - per target key, everything the evidence holds about it (targets, snapshots and which of them are live, runs,
   copies) is compared with what the last evaluation saw: the keys that differ are *changed*;
 - everything else a verdict reads (source states, the job list and with it the jobs and restore tests covering
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..model import ServiceSpec, Verdict
-from ._evidence import Evidence
+from ._evidence import Evidence, LiveIds
 from ._expiry import verdict_expires
 from ._facts import Facts, gather_facts, matching_keys
 from .calendar import SlotKey, _SlotSummary, _TargetResult
@@ -60,6 +61,7 @@ class Memo:
         self._services: tuple[object, ...] | None = None
         self._last_summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
         self._summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
+        self.live_ids = LiveIds()  # each observation's live snapshot ids, for the next gather
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
         self.sums_reused = 0  # slot summaries reused by the last evaluation (likewise)
 

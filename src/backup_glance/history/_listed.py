@@ -1,10 +1,8 @@
 """What a source listed last time, so that its next record works on the difference, not on every snapshot.
 
 The PBS source hands back the very same `Snapshot` objects, in the same order, for the groups it did not read
-again. A quiet poll of 120,000 snapshots then differs from the one before in a few thousand places, and
-comparing the two lists a slice at a time (a tuple comparison sees the same object at once) finds them at C
-speed. Everything else a record needs (the snapshots by id, the locations it covers, its scopes) is carried
-over and adjusted by those few.
+again: `listdiff` finds the few places a quiet poll of 120,000 snapshots differs in. Everything else a record
+needs (the snapshots by id, the locations it covers, its scopes) is carried over and adjusted by those few.
 """
 
 from __future__ import annotations
@@ -14,13 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .. import listdiff
 from ..model import Observation, Snapshot
 
 Scope = tuple[str, str, str]  # source, location, target_key
 K = TypeVar("K")
 MOSTLY_CHANGED = 4  # more than 1 in this many snapshots new or gone: a full comparison costs about the same
-FIRST_STEP = 64  # slice length a comparison of two lists starts with after each difference
-LOOKAHEAD = 64  # how far on a list a snapshot is looked for before it counts as new or gone
 
 
 @dataclass(slots=True)
@@ -51,7 +48,7 @@ class Listed:
         snapshots = observation.snapshots
         if observation.problems or not snapshots or observation.source != self.snapshots[0].source:
             return None
-        difference = _difference(self.snapshots, snapshots, most=len(snapshots) // MOSTLY_CHANGED)
+        difference = listdiff.difference(self.snapshots, snapshots, most=len(snapshots) // MOSTLY_CHANGED)
         if difference is None:
             return None
         appeared, vanished = difference
@@ -82,59 +79,6 @@ class Change:
         spoke for every one of them and left no other id present there."""
         by_id = self.listed.by_id
         return [s.snapshot_id for s in self.vanished if s.snapshot_id not in by_id and s.snapshot_id in present]
-
-
-def _difference(
-    old: tuple[Snapshot, ...], new: tuple[Snapshot, ...], *, most: int
-) -> tuple[list[Snapshot], list[Snapshot]] | None:
-    """The snapshots only `new` lists and those only `old` lists, or None past `most` of them.
-
-    A snapshot moved within the list may be counted in both; whoever applies the two (vanished first) gets the
-    same result either way."""
-    appeared: list[Snapshot] = []
-    vanished: list[Snapshot] = []
-    i = j = 0
-    while True:
-        same = _same_run(old, new, i, j)
-        i, j = i + same, j + same
-        if i == len(old) or j == len(new) or len(appeared) + len(vanished) > most:
-            break
-        if (ahead := _find(new, old[i], j + 1)) is not None:  # new ones listed before old[i]
-            appeared.extend(new[j:ahead])
-            j = ahead
-        elif (ahead := _find(old, new[j], i + 1)) is not None:  # old ones no longer listed before new[j]
-            vanished.extend(old[i:ahead])
-            i = ahead
-        else:  # one in place of the other
-            vanished.append(old[i])
-            appeared.append(new[j])
-            i, j = i + 1, j + 1
-    appeared.extend(new[j:])
-    vanished.extend(old[i:])
-    return None if len(appeared) + len(vanished) > most else (appeared, vanished)
-
-
-def _same_run(old: tuple[Snapshot, ...], new: tuple[Snapshot, ...], i: int, j: int) -> int:
-    """How many snapshots from old[i] and new[j] on are equal, pairwise: slices double while they match."""
-    length, step = 0, FIRST_STEP
-    left = min(len(old) - i, len(new) - j)
-    while length < left:
-        step = min(step, left - length)
-        if old[i + length : i + length + step] == new[j + length : j + length + step]:
-            length += step
-            step *= 2
-        elif step == 1:
-            break
-        else:
-            step //= 2
-    return length
-
-
-def _find(snapshots: tuple[Snapshot, ...], snapshot: Snapshot, start: int) -> int | None:
-    try:
-        return snapshots.index(snapshot, start, start + LOOKAHEAD)
-    except ValueError:
-        return None
 
 
 def _scope(snapshot: Snapshot) -> Scope:
