@@ -103,3 +103,18 @@ def test_new_records_among_checked_ones_are_checked_and_keep_their_place() -> No
     assert bounded[1].size_bytes is None and bounded[0] is checked[0] and bounded[3] is fine
     only_fine = bounds.bound(observation(*checked, fine), NOW).snapshots
     assert only_fine == (*checked, fine)
+
+
+def test_a_poll_after_a_clean_one_checks_the_records_that_appeared() -> None:
+    bounds = EdgeBounds()
+    listed = [snapshot(n) for n in range(40)]
+    assert bounds.bound(observation(*listed), NOW).snapshots == tuple(listed)
+    good, huge = snapshot(41), snapshot(42, size=2**64)
+    later = observation(*listed[:10], good, *listed[11:], huge)  # one gone, two new, the rest the same objects
+
+    bounded = bounds.bound(later, NOW)
+
+    assert bounded.snapshots[:-1] == later.snapshots[:-1]
+    assert bounded.snapshots[-1].size_bytes is None
+    assert bounded.problems == (f"impossible snapshot sizes: {huge.snapshot_id}: {2**64}",)
+    assert bounds.bound(observation(*listed[:10], good, *listed[11:]), NOW).snapshots[10] is good

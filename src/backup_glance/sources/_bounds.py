@@ -26,6 +26,7 @@ from typing import Any
 
 from msgspec.structs import replace as evolve
 
+from .. import listdiff
 from ..clean import MAX_NAME, clean_text
 from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, Snapshot, Target
 
@@ -34,6 +35,7 @@ FUTURE_SLACK = timedelta(days=1)  # clocks drift and zones differ; a snapshot "f
 LATEST_FORECAST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_BYTES = 2**60
 
+MOSTLY_NEW = 4  # more than 1 in this many snapshots new or gone: checking the ones not let through is as cheap
 MAX_MESSAGE = 1000
 MAX_KEY = 300
 
@@ -84,10 +86,9 @@ class EdgeBounds:
     record that was refused only for being in the future disables the reuse, since tomorrow it may be fine."""
 
     def __init__(self) -> None:
-        self._memo: dict[str, tuple[object, tuple[Any, ...], _Notes]] = {}
-        # ids of the records the last pass let through untouched; the memo's result tuple keeps them alive, so
-        # an id cannot be reused by another object while it is here
-        self._passed: dict[str, frozenset[int]] = {}
+        # name -> (the tuple given last time, what it was bounded to, what was said about it); keeping the
+        # given tuple alive keeps its id, and its records' ids, from being reused by other objects
+        self._memo: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], _Notes]] = {}
         # A job's target keys as given -> as cleaned, from the last poll and this one (a job covering 2,000
         # guests names them all again in every poll)
         self._last_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -108,13 +109,13 @@ class EdgeBounds:
             "snapshots",
             observation.snapshots,
             notes,
-            lambda n: _snapshots(observation.snapshots, latest, n, self._passed.get("snapshots", frozenset())),
+            lambda n: _snapshots(observation.snapshots, latest, n, self._memo.get("snapshots")),
         )
         runs = self._reuse(
             "runs",
             observation.runs,
             notes,
-            lambda n: _runs(observation.runs, latest, n, self._passed.get("runs", frozenset())),
+            lambda n: _runs(observation.runs, latest, n, self._passed("runs")),
         )
         jobs = tuple(_job(job, latest, notes, self._clean_keys) for job in observation.jobs)
         self._last_keys, self._keys = self._keys, {}
@@ -156,12 +157,14 @@ class EdgeBounds:
             return memo[1]
         own = _Notes()
         result = compute(own)
-        # Keeping `given` alive keeps its id from being reused by another tuple.
         self._memo[name] = (given, result, own)
-        if name in ("snapshots", "runs"):
-            self._passed[name] = frozenset(map(id, result))
         notes.merge(own)
         return result
+
+    def _passed(self, name: str) -> frozenset[int]:
+        """The ids of the records the last pass let through untouched (the memo keeps them alive)."""
+        memo = self._memo.get(name)
+        return frozenset(map(id, memo[1])) if memo is not None else frozenset()
 
 
 def _plain(text: str, limit: int) -> bool:
@@ -169,9 +172,20 @@ def _plain(text: str, limit: int) -> bool:
 
 
 def _snapshots(
-    snapshots: tuple[Snapshot, ...], latest: datetime, notes: _Notes, passed: frozenset[int]
+    snapshots: tuple[Snapshot, ...],
+    latest: datetime,
+    notes: _Notes,
+    last: tuple[tuple[Snapshot, ...], tuple[Snapshot, ...], _Notes] | None,
 ) -> tuple[Snapshot, ...]:
-    # Only the records not let through last poll are checked again; finding them runs in C, not a step per record.
+    """Only the records not let through last poll are checked again. When the last listing passed untouched,
+    those are the ones that appeared since (`listdiff`); otherwise the ones whose ids did not pass, found in C,
+    not a step per record. A record equal to one that passed passes too: the latest date allowed only moves on."""
+    if last is not None and last[1] is last[0]:
+        change = listdiff.difference(last[0], snapshots, most=len(snapshots) // MOSTLY_NEW)
+        own = _Notes()
+        if change is not None and all(_snapshot(s, latest, own) is s for s in change[0]):
+            return snapshots
+    passed = frozenset(map(id, last[1])) if last is not None else frozenset()
     fresh = list(compress(snapshots, map(not_, map(passed.__contains__, map(id, snapshots)))))
     bounded = [_snapshot(snapshot, latest, notes) for snapshot in fresh]
     if all(after is before for after, before in zip(bounded, fresh, strict=True)):
