@@ -223,6 +223,21 @@ class TestIncrementalPolling:
         assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
         assert any(r.target_key == "guest:104" and r.started_at == NOW + timedelta(minutes=5) for r in obs.runs)
 
+    async def test_a_task_read_again_unchanged_keeps_its_run_object(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        lab.add_pbs_task("backup", "main:ct/104", NOW - timedelta(minutes=1), NOW - timedelta(seconds=20), "OK")
+        source = a_source(pbs_server)
+        first = {r.run_id: r for r in (await source.poll()).runs}
+        clock.now = NOW + timedelta(minutes=1)
+        lab.add_pbs_task("backup", "main:ct/104", NOW + timedelta(seconds=30), NOW + timedelta(seconds=50), "OK")
+        second = (await source.poll()).runs
+        await source.aclose()
+        (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")][1:]
+        assert int(task_call["since"]) <= int((NOW - timedelta(minutes=1)).timestamp())  # the overlap re-read it
+        assert len(second) == len(first) + 1
+        assert all(run is first[run.run_id] for run in second if run.run_id in first)  # history and bounds skip them
+
     async def test_a_group_read_again_keeps_its_unchanged_snapshots_as_they_were(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
     ) -> None:

@@ -232,7 +232,8 @@ class PbsSource(ProxmoxSource):
             job_key = task_job_key(self.name, task, prune_keys)
             if job_key is not None:
                 run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
-                self._runs[run.run_id] = run
+                if self._runs.get(run.run_id) != run:  # a task re-read unchanged keeps its object (and identity)
+                    self._runs[run.run_id] = run
         for upid, job_id in self._prune_upids.items():
             # Credit a prune run to the job whose last-run UPID it is (also a run recorded under its neighbour).
             known = self._runs.get(upid)
