@@ -224,6 +224,20 @@ class TestRememberedRows:
         self.html(renderer, replace(first, verdicts=tuple(changed)), {})
         assert len(renderer._rows) == rendered + 2
 
+    def test_a_row_made_anew_but_equal_is_found_by_value(self) -> None:
+        board = a_full_board(30)
+        renderer = Renderer()
+        first = {entry[0]: entry[1] for entry in [*self.rendered(renderer, board)]}
+        status._built.clear()  # every row is built again: new objects, equal to the ones rendered
+        again = self.rendered(renderer, board)
+        assert again and all(row not in first or markup is first[row] for row, markup in again)
+        assert sum(row in first for row, _markup in again) == len(first)
+
+    def rendered(self, renderer: Renderer, board: Board) -> list[tuple[object, object]]:
+        """(row, markup) for each row the last render used."""
+        self.html(renderer, board, {})
+        return [(row, markup) for row, markup, used in renderer._rows.values() if used == renderer._renders]
+
     def test_rows_not_used_lately_are_forgotten(self) -> None:
         first = a_full_board(60)
         later = replace(first, generated_at=NOW + timedelta(hours=3))  # every row's "last ok" text has moved on
