@@ -336,6 +336,23 @@ class TestNames:
             "app-configs · Backrest",
         ]
 
+    def test_labels_follow_a_change_of_any_service_name_source_or_source_kind(self) -> None:
+        verdicts = (
+            a_verdict("vault", name="Vault", sources=("pbs-main",)),
+            a_verdict("vault-b", name="vault (Backrest)", sources=("backrest",)),
+        )
+        sources = (a_source("pbs-main"), a_source("backrest", kind="backrest"))
+        board = a_board(verdicts, sources=sources)
+        assert Names(board).service("vault") == "Vault · PBS"
+        moved = replace(verdicts[1], sources=("pbs-main",))
+        assert Names(replace(board, verdicts=(verdicts[0], moved))).service("vault") == "Vault"
+        assert Names(board).service("vault") == "Vault · PBS"
+        alone = replace(verdicts[1], name="keys (Backrest)")
+        assert Names(replace(board, verdicts=(verdicts[0], alone))).service("vault") == "Vault"
+        kinds = (a_source("pbs-main"), a_source("backrest", kind="pbs"))
+        assert Names(replace(board, sources=kinds)).service("vault-b") == "vault (Backrest) · PBS backrest"
+        assert Names(board).service("vault") == "Vault · PBS"
+
     def test_jobs_carry_their_system_and_what_they_do(self) -> None:
         board = a_board(
             slots=(

@@ -152,6 +152,18 @@ class Names:
         return self.system(sources[0]) if sources else ""
 
     def _service_names(self, verdicts: tuple[Verdict, ...]) -> dict[str, str]:
+        """Each service's label. A name depends on every service's name and sources: the last board's labels
+        are reused while those (and the sources' kinds) are the same, as they are from one poll to the next."""
+        global _last_services
+        key = (sorted(self._kinds.items()), [(v.service_id, v.name, v.sources) for v in verdicts])
+        known = _last_services
+        if known is not None and known[0] == key:
+            return known[1]
+        names = self._names_of(verdicts)
+        _last_services = (key, names)
+        return names
+
+    def _names_of(self, verdicts: tuple[Verdict, ...]) -> dict[str, str]:
         systems = {v.service_id: self.service_system(v) for v in verdicts}
         systems_by_stem: dict[str, set[str]] = defaultdict(set)
         for verdict in verdicts:
@@ -174,6 +186,7 @@ def _without_tag(name: str, system: str) -> str:
 
 
 _last: tuple[Board, Names] | None = None
+_last_services: tuple[object, dict[str, str]] | None = None  # what `Names._service_names` worked out last
 
 
 def names_for(board: Board) -> Names:
