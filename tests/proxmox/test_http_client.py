@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import trustme
 
-from backup_glance.errors import SourceUnreachable
+from backup_glance.errors import SourceProtocolError, SourceUnreachable
 from backup_glance.sources._http import HttpClient
+from backup_glance.sources._transport import StreamTransport
 
 Answer = Callable[["Seen", str, int], Awaitable[bytes | None]]  # (seen, path, n-th request on the connection)
 
@@ -167,3 +171,63 @@ class TestRequests:
             await http.aclose()
         assert all(b"authorization: token t" in head.lower() for head in seen.heads)
         assert not any(b"cookie:" in head.lower() for head in seen.heads)
+
+
+class TestTransport:
+    async def test_a_proxy_the_environment_names_still_carries_the_requests(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async with raw_server(slow_ok) as (proxy, seen):
+            monkeypatch.setenv("HTTP_PROXY", proxy)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            http = client("http://pbs.lab.invalid:8007/api2/json", max_in_flight=1)
+            assert await http.get_json("/version") == {"data": "ok"}
+            await http.aclose()
+        assert seen.requests == [("GET", "http://pbs.lab.invalid:8007/api2/json/version")]
+
+    async def test_an_answer_cut_short_is_a_truncated_response_and_the_connection_is_not_reused(self) -> None:
+        async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b'{"data": [1, 2')
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(cut, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        http = client(url, max_in_flight=1)
+        with pytest.raises(SourceProtocolError, match="truncated response on /cut"):
+            await http.get_json("/cut")
+        with pytest.raises(SourceProtocolError, match="truncated response on /cut"):  # a new connection, same end
+            await http.get_json("/cut")
+        await http.aclose()
+        server.close()
+
+    async def test_a_tls_connection_given_up_on_lets_its_socket_go_at_once(self) -> None:
+        """A timed-out request's connection is aborted, not closed politely: a TLS goodbye would wait for the
+        silent server's reply, and the socket would outlive the request (and the event loop)."""
+        authority = trustme.CA()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(server_context)
+        client_context = ssl.create_default_context()
+        authority.configure_trust(client_context)
+        answered = asyncio.Event()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.transport.pause_reading()  # as uvicorn does while it works on a request
+            await answered.wait()  # never, during the request
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        transport = StreamTransport(client_context)
+        before = len(os.listdir("/proc/self/fd"))
+        request = httpx.Request("GET", f"https://127.0.0.1:{port}/x", extensions={"timeout": {"read": 0.3}})
+        with pytest.raises(httpx.ReadTimeout):
+            await transport.handle_async_request(request)
+        await asyncio.sleep(0.1)
+        assert len(os.listdir("/proc/self/fd")) == before + 1  # the server's end of it, not reading
+        answered.set()
+        await transport.aclose()
+        server.close()

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
+from urllib.request import getproxies
 
 import httpx
 
@@ -25,6 +26,7 @@ from ..errors import (
     SourceTLSError,
     SourceUnreachable,
 )
+from ._transport import StreamTransport
 from ._util import gc_paused
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
@@ -89,6 +91,14 @@ class _CookielessClient(httpx.AsyncClient):
         return None
 
 
+def _proxy_for(url: str) -> bool:
+    """Whether the environment sets a proxy for `url`'s scheme (or for all): then httpx's own transport, which
+    applies it and NO_PROXY, carries the requests, as before there was another."""
+    proxies = getproxies()
+    scheme = url.split("://", 1)[0].lower()
+    return bool(proxies.get(scheme) or proxies.get("all"))
+
+
 def _query_value(value: Any) -> str:
     """A query value as httpx writes it: booleans in lower case, None as nothing."""
     if isinstance(value, bool):
@@ -137,6 +147,9 @@ class HttpClient:
         # whether the server closed it) for each request waiting and each response closed, which was most of the
         # CPU a small answer costs with 8 connections. A pool of one checks one.
         self._idle = asyncio.Queue[httpx.AsyncClient]()
+        # Our own lean transport, unless the environment names a proxy for this scheme: httpx honours
+        # HTTPS_PROXY / ALL_PROXY / NO_PROXY only with its own.
+        proxied = _proxy_for(self._base)
         self._clients = [
             _CookielessClient(
                 headers=dict(headers or {}),
@@ -144,6 +157,7 @@ class HttpClient:
                 auth=auth,
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                transport=None if proxied else StreamTransport(context),
             )
             for _ in range(max(1, max_in_flight))
         ]
