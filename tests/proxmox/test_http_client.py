@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ from backup_glance.sources._http import HttpClient
 from backup_glance.sources._transport import StreamTransport
 
 Answer = Callable[["Seen", str, int], Awaitable[bytes | None]]  # (seen, path, n-th request on the connection)
+RESET = b"(reset the connection)"
 
 
 @dataclass
@@ -59,6 +62,10 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                 seen.active -= 1
             if body is None:  # drop the connection without a word, as a server closing an idle keep-alive does
                 break
+            if body is RESET:  # or reset it (a TCP RST: the client's read fails instead of ending)
+                writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                break
             head_out = (
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: session=s3cr3t; Path=/\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
@@ -95,6 +102,10 @@ async def second_request_dropped(_seen: Seen, _path: str, served: int) -> bytes 
     return b'{"data": "ok"}' if served == 1 else None
 
 
+async def second_request_reset(_seen: Seen, _path: str, served: int) -> bytes | None:
+    return b'{"data": "ok"}' if served == 1 else RESET
+
+
 class TestConnections:
     async def test_requests_in_flight_never_exceed_the_cap_and_connections_are_kept(self) -> None:
         async with raw_server(slow_ok) as (url, seen):
@@ -115,6 +126,14 @@ class TestConnections:
             await http.aclose()
         assert seen.requests == [("GET", "/first"), ("GET", "/second"), ("GET", "/second")]
         assert seen.connections == 2
+
+    async def test_a_get_on_a_connection_the_server_reset_is_sent_once_more(self) -> None:
+        async with raw_server(second_request_reset) as (url, seen):
+            http = client(url, max_in_flight=1)
+            assert await http.get_json("/first") == {"data": "ok"}
+            assert await http.get_json("/second") == {"data": "ok"}
+            await http.aclose()
+        assert seen.requests == [("GET", "/first"), ("GET", "/second"), ("GET", "/second")]
 
     async def test_a_post_on_a_dropped_connection_is_not_sent_twice(self) -> None:
         async with raw_server(second_request_dropped) as (url, seen):

@@ -106,6 +106,8 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 await connection.writer.drain()
         except TimeoutError as exc:
             raise httpx.WriteTimeout("the request could not be sent within the timeout") from exc
+        except OSError as exc:  # reset while sending: nothing of it was answered (safe to retry a GET)
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.") from exc
 
     @staticmethod
     async def _response_head(connection: _Connection, timeout: float | None) -> h11.Response:
@@ -114,7 +116,12 @@ class StreamTransport(httpx.AsyncBaseTransport):
         while True:
             event = state.next_event()
             if event is h11.NEED_DATA:
-                chunk = await _read(connection, timeout)
+                try:
+                    chunk = await _read(connection, timeout)
+                except OSError as exc:  # reset before, or while, the answer came (a timeout is one too: not that)
+                    if received or isinstance(exc, TimeoutError):
+                        raise
+                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.") from exc
                 if not chunk and not received:
                     # Nothing of an answer: the server had closed this kept-alive connection (safe to retry).
                     raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
