@@ -118,22 +118,15 @@ class TestConnections:
         assert seen.connections == 3, "kept-alive connections are used again"
         assert len(seen.requests) == 18 and http.requests_made == 18
 
-    async def test_a_get_on_a_connection_the_server_dropped_is_sent_once_more(self) -> None:
-        async with raw_server(second_request_dropped) as (url, seen):
+    @pytest.mark.parametrize("drop", [second_request_dropped, second_request_reset], ids=["closed", "reset"])
+    async def test_a_get_on_a_connection_the_server_dropped_is_sent_once_more(self, drop: Answer) -> None:
+        async with raw_server(drop) as (url, seen):
             http = client(url, max_in_flight=1)
             assert await http.get_json("/first") == {"data": "ok"}
             assert await http.get_json("/second") == {"data": "ok"}
             await http.aclose()
         assert seen.requests == [("GET", "/first"), ("GET", "/second"), ("GET", "/second")]
         assert seen.connections == 2
-
-    async def test_a_get_on_a_connection_the_server_reset_is_sent_once_more(self) -> None:
-        async with raw_server(second_request_reset) as (url, seen):
-            http = client(url, max_in_flight=1)
-            assert await http.get_json("/first") == {"data": "ok"}
-            assert await http.get_json("/second") == {"data": "ok"}
-            await http.aclose()
-        assert seen.requests == [("GET", "/first"), ("GET", "/second"), ("GET", "/second")]
 
     async def test_a_post_on_a_dropped_connection_is_not_sent_twice(self) -> None:
         async with raw_server(second_request_dropped) as (url, seen):
