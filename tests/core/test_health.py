@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from msgspec.structs import replace as evolve
 
-from backup_glance.health import Defaults, evaluate
+from backup_glance.health import Defaults, Memo, discover, evaluate
+from backup_glance.health._evidence import gather
 from backup_glance.model import (
     Board,
     GuestRef,
@@ -550,3 +551,31 @@ class TestDatastores:
         assert severity(used_bytes=96) is Severity.CRITICAL
         assert severity(usage_is_flat=True, estimated_full_at=None) is Severity.OK
         assert severity(error="HTTP 500 on /admin/datastore/main/status") is Severity.UNKNOWN
+
+
+def test_discovery_with_a_memo_hands_back_the_same_specs_until_a_name_a_key_or_a_default_changes() -> None:
+    memo = Memo()
+    guests = (a_guest(201, "vault"), a_guest(202, "wiki"))
+
+    def discovered(
+        *targets: Target, claimed_keys: frozenset[str] = frozenset(), grace: timedelta = timedelta(hours=1)
+    ) -> list[ServiceSpec]:
+        evidence = gather([pve(*targets)], HistoryView())
+        found = discover(evidence, Defaults(grace=grace), claimed_keys=claimed_keys, memo=memo)
+        assert found == discover(evidence, Defaults(grace=grace), claimed_keys=claimed_keys)  # as without a memo
+        return found
+
+    first = discovered(*guests)  # and guest:101, which the job names
+    assert [s.id for s in first] == ["101", "vault", "wiki"]
+    assert all(a is b for a, b in zip(discovered(*guests), first, strict=True))
+    assert discovered(*guests, grace=timedelta(hours=3))[1].grace == timedelta(hours=3)
+    assert discovered(*guests)[1].grace == Defaults().grace
+    renamed = discovered(a_guest(201, "vault"), a_guest(202, "docs"))
+    assert [s.name for s in renamed] == ["101", "vault", "docs"]
+    discovered(*guests)
+    moved = discovered(guests[0], a_guest(203, "wiki"))  # another guest, the same name
+    assert [(s.name, s.target_keys) for s in moved][1:] == [("vault", ("guest:201",)), ("wiki", ("guest:203",))]
+    assert [s.id for s in discovered(*guests, claimed_keys=frozenset({"guest:201"}))] == ["101", "wiki"]
+    template = replace(guests[1], template=True)
+    assert [s.id for s in discovered(guests[0], template)] == ["101", "vault"]
+    assert discovered(*guests) is not first and discovered(*guests) == first

@@ -68,7 +68,7 @@ def evaluate(
     configured = {spec.id for spec in specs}
     if discover_rest or not specs:
         claimed_keys = {key for spec in specs for key in matching_keys(spec, evidence)}
-        specs += discover(evidence, defaults, claimed={spec.id for spec in specs}, claimed_keys=claimed_keys)
+        specs += discover(evidence, defaults, claimed={spec.id for spec in specs}, claimed_keys=claimed_keys, memo=memo)
     if memo is not None:
         memo.start(evidence, durations=history.typical_durations, display_tz=display_tz, anomalies=defaults.anomalies)
         memo.forget_except({spec.id for spec in specs})
@@ -161,30 +161,41 @@ def discover(
     *,
     claimed: AbstractSet[str] = frozenset(),
     claimed_keys: AbstractSet[str] = frozenset(),
+    memo: Memo | None = None,
 ) -> list[ServiceSpec]:
-    """One service per backed-up thing any source knows of and no configured service claims, named after it."""
+    """One service per backed-up thing any source knows of and no configured service claims, named after it.
+    With a `memo`, the very same specs as last time when the same keys have the same names."""
     keys = sorted(
         set(evidence.targets) | set(evidence.snapshots) | set(evidence.backup_jobs_by_target) | evidence.uncovered
     )
     # Guests first, so that they keep the plain name when a plan or a database is called the same.
     keys.sort(key=lambda key: (not key.startswith("guest:"), key))
-    names = {key: _display_name(key, evidence.targets.get(key, [])) for key in keys}
+    wanted = [key for key in keys if key not in claimed_keys and not _template(evidence.targets.get(key, []))]
+    names = [_display_name(key, evidence.targets.get(key, [])) for key in wanted]
+    if memo is None:
+        return _discovered(wanted, names, claimed, defaults)
+    return memo.discovered((wanted, names, claimed, defaults), lambda: _discovered(wanted, names, claimed, defaults))
+
+
+def _template(targets: list[Target]) -> bool:
+    """A VM template is a blueprint, not a guest to back up (list it under services: to watch it)."""
+    return bool(targets) and all(t.template for t in targets)
+
+
+def _discovered(keys: list[str], names: list[str], claimed: AbstractSet[str], defaults: Defaults) -> list[ServiceSpec]:
     taken: set[str] = set(claimed)
     specs = []
-    for key in keys:
-        targets = evidence.targets.get(key, [])
-        if key in claimed_keys or (targets and all(t.template for t in targets)):
-            continue  # a VM template is a blueprint, not a guest to back up (list it under services: to watch it)
-        service_id = slug(names[key])
+    for key, name in zip(keys, names, strict=True):
+        service_id = slug(name)
         if service_id in taken:
-            service_id = slug(f"{names[key]}-{key.split(':', 1)[0]}")
+            service_id = slug(f"{name}-{key.split(':', 1)[0]}")
         while service_id in taken:
             service_id = slug(f"{service_id}-{key.rsplit('/', 1)[-1]}-{len(taken)}")
         taken.add(service_id)
         specs.append(
             ServiceSpec(
                 id=service_id,
-                name=names[key],
+                name=name,
                 target_keys=(key,),
                 grace=defaults.grace,
                 max_age=defaults.max_age,

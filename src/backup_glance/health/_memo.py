@@ -4,6 +4,7 @@
 the same as last time:
 
 - each observation's live snapshot ids are adjusted by the snapshots that appeared and left (`LiveIds`);
+- discovered services are the very same specs while the same keys have the same names (`discovered`);
 - per target key, everything the evidence holds about it (targets, snapshots and which of them are live, runs,
   copies) is compared with what the last evaluation saw: the keys that differ are *changed*;
 - everything else a verdict reads (source states, the job list and with it the jobs and restore tests covering
@@ -62,6 +63,7 @@ class Memo:
         self._last_summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
         self._summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
         self.live_ids = LiveIds()  # each observation's live snapshot ids, for the next gather
+        self._discovery: tuple[tuple[object, ...], list[ServiceSpec]] | None = None  # see `discovered`
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
         self.sums_reused = 0  # slot summaries reused by the last evaluation (likewise)
 
@@ -91,9 +93,16 @@ class Memo:
         self._last_slots, self._slots = self._slots, {}
         self.reused = self.sums_reused = 0
 
+    def discovered(self, inputs: tuple[object, ...], discover: Callable[[], list[ServiceSpec]]) -> list[ServiceSpec]:
+        """The services discovery makes of `inputs` (the keys, their names, what is claimed, the defaults): the
+        very same specs as last time while those are the same, so that comparing a spec is one identity check."""
+        if self._discovery is None or self._discovery[0] != inputs:
+            self._discovery = (inputs, discover())
+        return list(self._discovery[1])
+
     def facts(self, spec: ServiceSpec, evidence: Evidence) -> Facts:
         known = self._facts.get(spec.id)
-        if known is not None and known[0] == spec:
+        if known is not None and (known[0] is spec or known[0] == spec):
             keys = matching_keys(spec, evidence)
             if keys == known[1].keys and self._changed.isdisjoint(keys):
                 return known[1]
@@ -116,7 +125,7 @@ class Memo:
         if (
             known is not None
             and known.facts is facts  # reused facts: same spec, same keys, none of them changed
-            and known.spec == spec
+            and (known.spec is spec or known.spec == spec)
             and known.ordering == tuple(ordering)
             and known.judged_at <= now < known.expires_at
         ):
