@@ -155,11 +155,13 @@ class TestRecordAndView:
 
         assert iso([s.taken_at for s in view.snapshots]) == iso(days[:2])
 
-    def test_it_returns_aware_utc_instants_for_any_input_zone(self, history: History) -> None:
+    def test_it_reads_back_aware_utc_instants_for_any_input_zone(self, history: History, db_path: Path) -> None:
         vienna = NOW.astimezone(ZoneInfo("Europe/Vienna"))
         history.record(an_observation(snapshots=[a_snapshot(taken_at=vienna)]))
+        history.close()
 
-        (snapshot,) = everything(history)
+        with History.open(db_path, retention=RETENTION) as reopened:
+            (snapshot,) = everything(reopened)
 
         assert snapshot.taken_at.isoformat() == "2025-03-14T12:00:00+00:00"
         assert snapshot.taken_at.tzinfo is UTC

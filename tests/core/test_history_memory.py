@@ -167,6 +167,21 @@ def test_the_window_start_moves_with_the_clock(tmp_path: Path) -> None:
         assert history.view(since=START - timedelta(days=30)).snapshots == (old, new)  # read again from the file
 
 
+def test_the_first_view_takes_present_snapshots_from_memory_and_the_rest_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    kept, pruned = snapshot(1, START - timedelta(days=2)), snapshot(2, START - timedelta(days=1))
+    elsewhere = msgspec.structs.replace(snapshot(3, START), source="other")
+    with History.open(path, retention=RETENTION) as earlier:  # a previous run of the service
+        earlier.record(Observation("pbs", "pbs", START, "UTC", snapshots=(kept, pruned)))
+        earlier.record(Observation("other", "pbs", START, "UTC", snapshots=(elsewhere,)))
+    with History.open(path, retention=RETENTION) as history:
+        listed = (snapshot(1, kept.taken_at), snapshot(4, START))  # equal to the stored row, and a new one
+        history.record(Observation("pbs", "pbs", START + timedelta(minutes=5), "UTC", snapshots=listed))
+        view = history.view(since=START - WINDOW)
+    assert view.snapshots == (kept, pruned, elsewhere, listed[1])
+    assert view.snapshots[3] is listed[1]  # the recorded object itself, not a second copy read from the file
+
+
 def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
     with History.open(tmp_path / "h.db", retention=RETENTION) as history:
         first = snapshot(1, START)

@@ -337,7 +337,7 @@ class History:
             memory.window.forget_before(low)
         with self._reading("read the history view") as conn:
             if memory.window is None or low < memory.window.since:
-                memory.window = _Window.read(conn, low)
+                memory.window = _Window.read(conn, low, memory.present)
             if memory.first_seen is _UNREAD:
                 (memory.first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
             if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
@@ -516,14 +516,21 @@ class _Window:
     _timelines: tuple[_Timeline[Snapshot], _Timeline[JobRun]] | None = None
 
     @classmethod
-    def read(cls, conn: sqlite3.Connection, since: int) -> _Window:
-        snapshots = conn.execute(f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ?", (since,))
-        runs = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ?", (since,))
-        return cls(
-            since,
-            {(row[0], row[1]): snapshot_from_row(row) for row in snapshots},
-            {(row[0], row[1], row[2]): run_from_row(row) for row in runs},
+    def read(cls, conn: sqlite3.Connection, since: int, present: dict[str, dict[str, Snapshot]]) -> _Window:
+        """Read the window from the file, except the snapshots memory holds as present: their rows were written
+        from those very objects, so they are taken as they are (no second copy of a big first poll)."""
+        known = list(present)
+        snapshots = conn.execute(
+            f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ? "
+            f"AND (gone_at IS NOT NULL OR source NOT IN ({', '.join('?' * len(known))}))",
+            (since, *known),
         )
+        runs = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ?", (since,))
+        window = {(row[0], row[1]): snapshot_from_row(row) for row in snapshots}
+        start = instant(since)  # for instants after 1970, `taken_at >= start` is `epoch(taken_at) >= since`
+        for source, by_id in present.items():
+            window.update(((source, key), s) for key, s in by_id.items() if s.taken_at >= start)
+        return cls(since, window, {(row[0], row[1], row[2]): run_from_row(row) for row in runs})
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
