@@ -507,7 +507,7 @@ class TestSchema:
     def test_a_new_database_is_at_the_latest_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
 
-        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 4
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 5
 
     def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
         db_path.parent.mkdir()
@@ -520,13 +520,38 @@ class TestSchema:
             assert iso([sighting.last_seen_at, sighting.gone_at]) == iso([NOW, None])
             history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
             assert gone_at(history, "main/vm/101/a") == LATER.isoformat()
-        assert pragma(db_path, "user_version") == 4
+        assert pragma(db_path, "user_version") == 5
+
+    def test_it_moves_the_snapshots_of_a_version_4_database_to_a_rowid_table_keeping_every_column(
+        self, db_path: Path
+    ) -> None:
+        db_path.parent.mkdir()
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        for step in MIGRATIONS[:4]:
+            step(conn)
+        taken, seen = int((NOW - timedelta(days=1)).timestamp()), int(NOW.timestamp())
+        rows = [
+            ("pbs1", "main/vm/101/a", "guest:101", "main", taken, 1, 5, "ok", taken + 60, seen - 600, seen - 600, None),
+            ("pbs1", "main/vm/102/b", "guest:102", "main/ns", taken, 0, None, "none", None, seen - 900, seen - 300, seen),
+        ]
+        conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("PRAGMA user_version = 4")
+        conn.close()
+
+        History.open(db_path, retention=RETENTION).close()
+
+        with closing(sqlite3.connect(db_path)) as upgraded:
+            assert upgraded.execute("SELECT * FROM snapshots ORDER BY snapshot_id").fetchall() == rows
+            assert upgraded.execute("SELECT rowid FROM snapshots ORDER BY rowid").fetchall() == [(1,), (2,)]
+            indexes = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"snapshots_by_time", "snapshots_by_first_seen"} <= indexes
+        assert not {"snapshots_by_target", "snapshots_present"} & indexes
 
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
         pragma(db_path, "user_version = 7")
 
-        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 4"):
+        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 5"):
             History.open(db_path, retention=RETENTION)
 
     def test_it_names_the_path_of_a_file_that_is_not_sqlite(self, db_path: Path) -> None:

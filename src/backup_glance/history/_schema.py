@@ -90,12 +90,39 @@ def _migrate_4_lookups(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_job_level ON runs (job_key, started_at) WHERE target_key = ''")
 
 
+def _migrate_5_rowid_snapshots(conn: sqlite3.Connection) -> None:
+    # A WITHOUT ROWID table repeats its long primary key (source, snapshot_id) in every index: four of them made
+    # a big first poll's insert three times the cost of the table alone. With a rowid they carry eight bytes.
+    # The scope cleanup of `prune` (daily) no longer has an index of its own: SQLite builds a transient one.
+    conn.execute(
+        """CREATE TABLE snapshots_with_rowid (
+            source TEXT NOT NULL, snapshot_id TEXT NOT NULL, target_key TEXT NOT NULL, location TEXT NOT NULL,
+            taken_at INTEGER NOT NULL, finished INTEGER NOT NULL, size_bytes INTEGER,
+            verification TEXT NOT NULL, verified_at INTEGER,
+            first_seen_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, gone_at INTEGER,
+            UNIQUE (source, snapshot_id)
+        )"""
+    )
+    columns = (
+        "source, snapshot_id, target_key, location, taken_at, finished, size_bytes, verification, verified_at, "
+        "first_seen_at, last_seen_at, gone_at"
+    )
+    conn.execute(
+        f"INSERT INTO snapshots_with_rowid ({columns}) SELECT {columns} FROM snapshots ORDER BY first_seen_at"
+    )
+    conn.execute("DROP TABLE snapshots")
+    conn.execute("ALTER TABLE snapshots_with_rowid RENAME TO snapshots")
+    conn.execute("CREATE INDEX snapshots_by_time ON snapshots (taken_at)")
+    conn.execute("CREATE INDEX snapshots_by_first_seen ON snapshots (first_seen_at)")
+
+
 # Append only: a released migration never changes; new ones go at the end. Index + 1 = the version it makes.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1_facts,
     _migrate_2_gone,
     _migrate_3_notify,
     _migrate_4_lookups,
+    _migrate_5_rowid_snapshots,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -309,10 +309,9 @@ class History:
                 (cutoff, future),
             ).rowcount
             runs = conn.execute("DELETE FROM runs WHERE started_at < ? OR started_at > ?", (cutoff, future)).rowcount
-            conn.execute(
-                """DELETE FROM scopes WHERE last_covered_at < ? AND NOT EXISTS (SELECT 1 FROM snapshots s
-                   WHERE s.source = scopes.source AND s.location = scopes.location
-                     AND s.target_key = scopes.target_key)""",
+            conn.execute(  # one pass over the snapshots (no index holds their scopes), not one per stale scope
+                """DELETE FROM scopes WHERE last_covered_at < ? AND (source, location, target_key) NOT IN (
+                   SELECT source, location, target_key FROM snapshots)""",
                 (cutoff,),
             )
         self._memory = _Memory()  # rows left the file: rebuild what is remembered from it
