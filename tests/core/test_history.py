@@ -532,7 +532,7 @@ class TestSchema:
         taken, seen = int((NOW - timedelta(days=1)).timestamp()), int(NOW.timestamp())
         rows = [
             ("pbs1", "main/vm/101/a", "guest:101", "main", taken, 1, 5, "ok", taken + 60, seen - 600, seen - 600, None),
-            ("pbs1", "main/vm/102/b", "guest:102", "main/ns", taken, 0, None, "none", None, seen - 900, seen - 300, seen),
+            ("pbs1", "main/vm/102/b", "guest:102", "ns", taken, 0, None, "none", None, seen - 900, seen - 300, seen),
         ]
         conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("PRAGMA user_version = 4")
