@@ -107,9 +107,7 @@ def _migrate_5_rowid_snapshots(conn: sqlite3.Connection) -> None:
         "source, snapshot_id, target_key, location, taken_at, finished, size_bytes, verification, verified_at, "
         "first_seen_at, last_seen_at, gone_at"
     )
-    conn.execute(
-        f"INSERT INTO snapshots_with_rowid ({columns}) SELECT {columns} FROM snapshots ORDER BY first_seen_at"
-    )
+    conn.execute(f"INSERT INTO snapshots_with_rowid ({columns}) SELECT {columns} FROM snapshots ORDER BY first_seen_at")
     conn.execute("DROP TABLE snapshots")
     conn.execute("ALTER TABLE snapshots_with_rowid RENAME TO snapshots")
     conn.execute("CREATE INDEX snapshots_by_time ON snapshots (taken_at)")
