@@ -50,9 +50,9 @@ def rss_mb() -> float:
 
 
 async def poll_cycle(collector: Collector, names: list[str]) -> bool:
-    """One cycle as the running service does it: poll every source, then re-judge only if there was news."""
-    for name in names:
-        await collector._poll(name)
+    """One cycle as the running service does it: poll every source at once (each has its own loop in `serve`,
+    so one source's history write runs while another is read), then re-judge only if there was news."""
+    await asyncio.gather(*(collector._poll(name) for name in names))
     news = collector._news.is_set()
     if news:
         collector._news.clear()

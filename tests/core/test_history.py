@@ -166,6 +166,15 @@ class TestRecordAndView:
         assert snapshot.taken_at.isoformat() == "2025-03-14T12:00:00+00:00"
         assert snapshot.taken_at.tzinfo is UTC
 
+    @pytest.mark.parametrize("field", ["taken_at", "verified_at"])
+    def test_it_refuses_a_naive_instant_and_writes_nothing(self, history: History, field: str) -> None:
+        naive = msgspec.structs.replace(a_snapshot(), **{field: NOW.replace(tzinfo=None)})
+
+        with pytest.raises(HistoryError, match=r"naive datetime 2025-03-14T12:00:00 given to history"):
+            history.record(an_observation(snapshots=[a_snapshot(target="guest:102"), naive]))
+
+        assert everything(history) == ()
+
     def test_it_records_a_jobs_last_run(self, history: History) -> None:
         run = a_run(run_id="UPID:last")
         job = Job(key=JOB, source="pbs1", kind=JobKind.BACKUP, job_id="daily", name="daily", last_run=run)

@@ -70,6 +70,12 @@ def load_schedule(ref: ScheduleRef) -> Schedule | None:
 # One vzdump job often covers every guest: its slots are the same for all of them within one evaluation, so
 # they are worked out once. Schedules are immutable and the results depend only on the arguments.
 @functools.lru_cache(maxsize=4096)
+def slot_after(schedule: Schedule, when: datetime) -> datetime | None:
+    """`schedule.next_after(when)`: thousands of services ask the same of one job's schedule at one `now`."""
+    return schedule.next_after(when)
+
+
+@functools.lru_cache(maxsize=4096)
 def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple[datetime, ...]:
     """Slots with since <= t <= until; a per-minute schedule has 20,160 in 14 days, and the newest matter."""
     return tuple(collections.deque(schedule.between(since, until + timedelta(seconds=1)), maxlen=MAX_DUE_SLOTS))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..model import JobKind, ServiceSpec, Verdict, Verification
-from ._common import Findings, job_duration, load_schedule
+from ._common import Findings, job_duration, load_schedule, slot_after
 from ._due import _interval_anchor, plan_of
 from ._evidence import Evidence
 from ._facts import Facts
@@ -52,12 +52,12 @@ def verdict_expires(
         # A slot coming (next run, previous due), its grace ending (late, missed) and leaving the lookback (gaps).
         # Two slots per shift: schedules count in whole seconds, so the first may already be behind `now`.
         for shift in (timedelta(0), spec.grace, spec.lookback):
-            slot = schedule.next_after(now - shift - _SECOND)
+            slot = slot_after(schedule, now - shift - _SECOND)
             for _ in range(2):
                 if slot is None:
                     break
                 found.append(slot + shift)
-                slot = schedule.next_after(slot)
+                slot = slot_after(schedule, slot)
     anchor = _interval_anchor(facts)
     next_anchor = facts.runs[-1].started_at if facts.runs else anchor
     for job in plan.intervals:

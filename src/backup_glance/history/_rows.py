@@ -11,7 +11,6 @@ JOB_LEVEL = ""  # the stored target_key of a job-level run (see the runs table)
 
 # The stored fields of a snapshot that a later observation may change, in column order.
 SNAPSHOT_FIELDS = "target_key, location, taken_at, finished, size_bytes, verification, verified_at"
-SnapshotFields = tuple[str, str, int, int, int | None, str, int | None]
 
 SNAPSHOT_COLUMNS = f"source, snapshot_id, {SNAPSHOT_FIELDS}"
 RUN_COLUMNS = "source, run_id, target_key, job_key, started_at, ended_at, outcome, message, size_bytes"
@@ -20,8 +19,12 @@ RunKey = tuple[str, str, str]  # source, run_id, target_key
 
 def epoch(at: datetime) -> int:
     if at.tzinfo is None:
-        raise ValueError(f"naive datetime {at.isoformat()} given to history; all instants must be aware")
+        raise _naive(at)
     return int(at.timestamp())
+
+
+def _naive(at: datetime) -> ValueError:
+    return ValueError(f"naive datetime {at.isoformat()} given to history; all instants must be aware")
 
 
 def epoch_or_none(at: datetime | None) -> int | None:
@@ -36,15 +39,27 @@ def instant_or_none(seconds: int | None) -> datetime | None:
     return None if seconds is None else instant(seconds)
 
 
-def snapshot_fields(s: Snapshot) -> SnapshotFields:
+def snapshot_row(s: Snapshot, seen_at: int) -> tuple[object, ...]:
+    """The row that stores `s` as seen at `seen_at` (first and last sighting), in `SNAPSHOT_COLUMNS` order.
+
+    Written out rather than built from `epoch`: a first poll of a big PBS stores hundreds of thousands."""
+    taken_at, verified_at = s.taken_at, s.verified_at
+    if taken_at.tzinfo is None:
+        raise _naive(taken_at)
+    if verified_at is not None and verified_at.tzinfo is None:
+        raise _naive(verified_at)
     return (
+        s.source,
+        s.snapshot_id,
         s.target_key,
         s.location,
-        epoch(s.taken_at),
+        int(taken_at.timestamp()),
         int(s.finished),
         s.size_bytes,
         s.verification.value,
-        epoch_or_none(s.verified_at),
+        None if verified_at is None else int(verified_at.timestamp()),
+        seen_at,
+        seen_at,
     )
 
 

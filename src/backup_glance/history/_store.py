@@ -40,8 +40,8 @@ from ._rows import (
     run_from_row,
     run_key,
     run_row,
-    snapshot_fields,
     snapshot_from_row,
+    snapshot_row,
 )
 from ._schema import migrate
 
@@ -463,7 +463,7 @@ def _write_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int
     )
     conn.executemany(
         _UPSERT_SNAPSHOT,
-        [(plan.source, s.snapshot_id, *snapshot_fields(s), seen_at, seen_at) for s in (*plan.added, *plan.updated)],
+        [snapshot_row(s, seen_at) for s in (*plan.added, *plan.updated)],
     )
 
 
