@@ -6,6 +6,9 @@ from copy import deepcopy
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+import pytest
+
 from backup_glance.model import GuestRef, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target
 from backup_glance.sources._bounds import EdgeBounds
 
@@ -118,3 +121,42 @@ def test_a_poll_after_a_clean_one_checks_the_records_that_appeared() -> None:
     assert bounded.snapshots[-1].size_bytes is None
     assert bounded.problems == (f"impossible snapshot sizes: {huge.snapshot_id}: {2**64}",)
     assert bounds.bound(observation(*listed[:10], good, *listed[11:]), NOW).snapshots[10] is good
+
+
+# One field of one record made hostile in each way the edge refuses or mends.
+HOSTILE: dict[str, dict[str, object]] = {
+    "a date in the year 9999": {"taken_at": datetime(9999, 12, 31, tzinfo=UTC)},
+    "a date before 2000": {"taken_at": datetime(1999, 12, 31, tzinfo=UTC)},
+    "a naive date": {"taken_at": datetime(2026, 11, 26, 11)},
+    "a verification in the future": {"verified_at": NOW + timedelta(days=400)},
+    "a naive verification": {"verified_at": datetime(2026, 11, 26, 11)},
+    "a negative size": {"size_bytes": -1},
+    "a size of 2^64": {"size_bytes": 2**64},
+    "a size that is a bool": {"size_bytes": True},
+    "a size that is a float": {"size_bytes": 1.5},
+    "a control character in the id": {"snapshot_id": "main/ct/1/\x1b[2J"},
+    "an id of 301 characters": {"snapshot_id": "x" * 301},
+    "a lone surrogate in the key": {"target_key": "guest:\ud800"},
+    "a newline in the location": {"location": "main\nstore"},
+    "a NUL in a place": {"places": ("a\x00b",)},
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_one_hostile_field_among_many_clean_records_is_found(hostile: str) -> None:
+    records = [snapshot(n) for n in range(300)]
+    records[137] = msgspec.structs.replace(records[137], **HOSTILE[hostile])
+    given = observation(*records)
+
+    bounded = EdgeBounds().bound(given, NOW)
+
+    assert bounded.snapshots is not given.snapshots
+    assert bounded.snapshots[:137] == given.snapshots[:137]
+    assert bounded.snapshots[-162:] == given.snapshots[-162:]
+
+
+def test_clean_records_with_places_pass_untouched_too() -> None:
+    records = [msgspec.structs.replace(snapshot(n), places=("main", "offsite")) for n in range(300)]
+    given = observation(*records)
+
+    assert EdgeBounds().bound(given, NOW).snapshots is given.snapshots
