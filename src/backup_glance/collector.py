@@ -142,7 +142,7 @@ class Collector:
         )
         if self._history is not None:
             try:
-                await self._in_thread(self._history.record, observation)
+                await self._in_thread(self._record, observation)
             except BackupGlanceError as exc:
                 log.error("history write failed", extra={"source": name, "error": str(exc)})
         log.info(
@@ -156,6 +156,13 @@ class Collector:
             },
         )
         return state.poll_interval.total_seconds()
+
+    def _record(self, observation: Observation) -> None:
+        """Off the event loop. The first record of a big source makes hundreds of thousands of rows, none of
+        them garbage: the cyclic collector would walk them again and again (as in decoding, `gc_paused`)."""
+        assert self._history is not None
+        with gc_paused():
+            self._history.record(observation)
 
     def _failed(self, name: str, started: datetime, exc: SourceError) -> float:
         state = self._states[name]

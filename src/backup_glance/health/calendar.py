@@ -211,7 +211,7 @@ def _slot_outcome(
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
-    for run in _window(job_runs, *window, evidence=evidence):
+    for run in _window(job_runs, window[0].astimezone(UTC), window[1].astimezone(UTC), evidence=evidence):
         return _run_outcome(run)
     if combined is not None:
         return combined
@@ -266,6 +266,7 @@ _EMPTY_RESULT = _TargetResult(None, (), ())  # a window with no evidence at all
 
 
 def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
+    low, high = low.astimezone(UTC), high.astimezone(UTC)  # once for both lists (see `_window`)
     runs = _window(evidence.runs_by_target.get(key, []), low, high, evidence=evidence)
     snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, evidence=evidence) if s.finished]
     if not runs:  # the usual case for a guest backed up into PBS: one snapshot, no per-target run
@@ -369,12 +370,10 @@ def _taken(snapshot: Snapshot) -> datetime:
 def _window(items: list[T], low: datetime, high: datetime, *, evidence: Evidence) -> list[T]:
     """The items taken (snapshots) or started (runs) in [low, high), from a list sorted that way (evidence lists
     are). Bisection over the evidence's list of instants, made once per list: a key function would run in
-    Python for every comparison."""
+    Python for every comparison. Evidence is in UTC: bounds given in UTC spare every comparison a zone lookup."""
     if not items:
         return items
     times = evidence.times_of(items)  # type: ignore[arg-type]
-    # Evidence is in UTC; comparing with UTC bounds spares every comparison a zone lookup.
-    low, high = low.astimezone(UTC), high.astimezone(UTC)
     return items[bisect.bisect_left(times, low) : bisect.bisect_left(times, high)]
 
 
