@@ -543,6 +543,10 @@ class TestSchema:
             ("pbs1", "main/vm/101/a", "guest:101", "main", taken, 1, 5, "ok", taken + 60, seen - 600, seen - 600, None),
             ("pbs1", "main/vm/102/b", "guest:102", "ns", taken, 0, None, "none", None, seen - 900, seen - 300, seen),
         ]
+        rows += [  # enough rows that the old table's pages are most of the file
+            ("pbs1", f"main/vm/{n}/c", f"guest:{n}", "main", taken, 1, n, "ok", None, seen, seen, None)
+            for n in range(1000, 3000)
+        ]
         conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("PRAGMA user_version = 4")
         conn.close()
@@ -550,9 +554,14 @@ class TestSchema:
         History.open(db_path, retention=RETENTION).close()
 
         with closing(sqlite3.connect(db_path)) as upgraded:
-            assert upgraded.execute("SELECT * FROM snapshots ORDER BY snapshot_id").fetchall() == rows
-            assert upgraded.execute("SELECT rowid FROM snapshots ORDER BY rowid").fetchall() == [(1,), (2,)]
+            assert upgraded.execute("SELECT * FROM snapshots ORDER BY snapshot_id").fetchall() == sorted(rows)
+            assert upgraded.execute("SELECT COUNT(*), MIN(rowid), MAX(rowid) FROM snapshots").fetchone() == (
+                2002,
+                1,
+                2002,
+            )
             indexes = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            assert upgraded.execute("PRAGMA freelist_count").fetchone() == (0,)  # the old table's pages given back
         assert {"snapshots_by_time", "snapshots_by_first_seen"} <= indexes
         assert not {"snapshots_by_target", "snapshots_present"} & indexes
 

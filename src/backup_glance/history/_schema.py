@@ -150,3 +150,15 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             raise
         conn.execute("COMMIT")
         log.info("history schema migrated", extra={"path": where, "version": number})
+    if version < SCHEMA_VERSION:
+        _give_back_free_pages(conn, where)
+
+
+def _give_back_free_pages(conn: sqlite3.Connection, where: str) -> None:
+    """A migration that rebuilt a table leaves the old one's pages free inside the file, which never shrinks by
+    itself: after an upgrade that freed more than a quarter of it, the file is rewritten once (VACUUM)."""
+    (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    if free * 4 > pages:
+        conn.execute("VACUUM")
+        log.info("history database compacted after the upgrade", extra={"path": where, "pages_freed": free})
