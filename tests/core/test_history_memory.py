@@ -182,6 +182,20 @@ def test_the_first_view_takes_present_snapshots_from_memory_and_the_rest_from_th
     assert view.snapshots[3] is listed[1]  # the recorded object itself, not a second copy read from the file
 
 
+def test_the_first_view_takes_runs_from_memory_only_where_the_file_agrees(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    finished = run(1, START - timedelta(hours=2), done=True)
+    with History.open(path, retention=RETENTION) as earlier:
+        earlier.record(Observation("pbs", "pbs", START, "UTC", runs=(finished,)))
+    with History.open(path, retention=RETENTION) as history:  # a restart, then a stale task list
+        stale = run(1, finished.started_at, done=False)
+        fresh = run(2, START, done=True)
+        history.record(Observation("pbs", "pbs", START + timedelta(minutes=5), "UTC", runs=(stale, fresh)))
+        view = history.view(since=START - WINDOW)
+    assert view.runs == (finished, fresh)  # the file keeps the finished run; a listing never undoes it
+    assert view.runs[1] is fresh  # the recorded object itself, not a second copy read from the file
+
+
 def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
     with History.open(tmp_path / "h.db", retention=RETENTION) as history:
         first = snapshot(1, START)

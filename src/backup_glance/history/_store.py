@@ -336,7 +336,7 @@ class History:
             memory.window.forget_before(low)
         with self._reading("read the history view") as conn:
             if memory.window is None or low < memory.window.since:
-                memory.window = _Window.read(conn, low, memory.present)
+                memory.window = _Window.read(conn, low, memory.present, memory.runs)
             if memory.first_seen is _UNREAD:
                 (memory.first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
             if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
@@ -515,9 +515,16 @@ class _Window:
     _timelines: tuple[_Timeline[Snapshot], _Timeline[JobRun]] | None = None
 
     @classmethod
-    def read(cls, conn: sqlite3.Connection, since: int, present: dict[str, dict[str, Snapshot]]) -> _Window:
+    def read(
+        cls,
+        conn: sqlite3.Connection,
+        since: int,
+        present: dict[str, dict[str, Snapshot]],
+        written: dict[RunKey, JobRun],
+    ) -> _Window:
         """Read the window from the file, except the snapshots memory holds as present: their rows were written
-        from those very objects, so they are taken as they are (no second copy of a big first poll)."""
+        from those very objects, so they are taken as they are (no second copy of a big first poll). A run
+        this process wrote is taken from memory too, when its row still says what that object says."""
         known = list(present)
         snapshots = conn.execute(
             f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ? "
@@ -529,7 +536,7 @@ class _Window:
         start = instant(since)  # for instants after 1970, `taken_at >= start` is `epoch(taken_at) >= since`
         for source, by_id in present.items():
             window.update(((source, key), s) for key, s in by_id.items() if s.taken_at >= start)
-        return cls(since, window, {(row[0], row[1], row[2]): run_from_row(row) for row in runs})
+        return cls(since, window, {(row[0], row[1], row[2]): _run_of(row, written) for row in runs})
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
@@ -561,6 +568,15 @@ class _Window:
             )
         snapshots, runs = self._timelines
         return snapshots.between(low, high), runs.between(low, high)
+
+
+def _run_of(row: tuple[Any, ...], written: dict[RunKey, JobRun]) -> JobRun:
+    """The run a row stores: the object memory wrote it from, unless the row says otherwise (a finished run's
+    row outlives a stale listing of it as running) or the object reads differently (target_key "" is None)."""
+    mine = written.get((row[0], row[1], row[2]))
+    if mine is not None and mine.target_key != "" and run_row(mine) == row:
+        return mine
+    return run_from_row(row)
 
 
 class _Memory:
