@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
@@ -462,10 +463,8 @@ def _write_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int
             WHERE source = ? AND snapshot_id = ?""",
         [(seen_at, plan.source, snapshot_id) for snapshot_id in plan.gone],
     )
-    conn.executemany(
-        _UPSERT_SNAPSHOT,
-        [snapshot_row(s, seen_at) for s in (*plan.added, *plan.updated)],
-    )
+    # One row at a time: a big first poll's 600,000 rows in a list would hold 90 MB for the length of the write.
+    conn.executemany(_UPSERT_SNAPSHOT, (snapshot_row(s, seen_at) for s in chain(plan.added, plan.updated)))
 
 
 _UNREAD = object()  # `first_seen` not read from the file yet
