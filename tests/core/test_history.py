@@ -25,7 +25,7 @@ import pytest
 from backup_glance.errors import HistoryError
 from backup_glance.history import History
 from backup_glance.history import _store as history_store
-from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION
+from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages
 from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -564,6 +564,28 @@ class TestSchema:
             assert upgraded.execute("PRAGMA freelist_count").fetchone() == (0,)  # the old table's pages given back
         assert {"snapshots_by_time", "snapshots_by_first_seen"} <= indexes
         assert not {"snapshots_by_target", "snapshots_present"} & indexes
+
+    def test_a_compaction_that_fails_leaves_a_working_file_and_says_so(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        class NoRoomForVacuum:  # the connection as `migrate` uses it, on a disk without room for the copy
+            def __init__(self, conn: sqlite3.Connection) -> None:
+                self.conn = conn
+
+            def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+                if sql == "VACUUM":
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.conn.execute(sql, *args)
+
+        with closing(sqlite3.connect(tmp_path / "h.db", isolation_level=None)) as conn:
+            conn.execute("CREATE TABLE old (a TEXT)")
+            conn.executemany("INSERT INTO old VALUES (?)", [("x" * 1000,)] * 300)
+            conn.execute("DROP TABLE old")
+
+            _give_back_free_pages(NoRoomForVacuum(conn), "h.db")  # type: ignore[arg-type]
+
+            assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+        assert "not compacted after the upgrade" in caplog.text
 
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
