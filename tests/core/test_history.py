@@ -500,6 +500,17 @@ class TestRetention:
         assert history.prune(now=NOW) == 1
         assert everything(history) == ()
 
+    def test_it_forgets_a_place_once_no_snapshot_is_left_in_it(self, history: History, db_path: Path) -> None:
+        long_ago = NOW - RETENTION - timedelta(days=10)
+        old = a_snapshot(target="guest:101", location="main", taken_at=long_ago - timedelta(hours=1))
+        dated_later = a_snapshot(target="guest:102", location="other", taken_at=NOW - timedelta(days=1))
+        history.record(an_observation(at=long_ago, snapshots=[old, dated_later]))
+
+        assert history.prune(now=NOW) == 1
+
+        with closing(sqlite3.connect(db_path)) as conn:  # a place not covered since the cutoff, still holding one
+            assert conn.execute("SELECT location, target_key FROM scopes").fetchall() == [("other", "guest:102")]
+
 
 def a_version_1_database(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
