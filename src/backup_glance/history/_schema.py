@@ -151,7 +151,7 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             raise
         conn.execute("COMMIT")
         log.info("history schema migrated", extra={"path": where, "version": number})
-    if version < SCHEMA_VERSION:
+    if 0 < version < SCHEMA_VERSION:  # an upgrade of a file in use, not a new one
         _give_back_free_pages(conn, where)
 
 
