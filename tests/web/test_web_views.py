@@ -247,6 +247,7 @@ class TestRememberedRows:
             assert self.html(bounded, later, {}) == self.html(Renderer(), later, {})
         healthy = len(status.build_view(later, ZoneInfo(later.timezone), status.parse_params({})).healthy)
         assert len(bounded._rows) == healthy, "only the rows the latest renders used are kept"
+        assert len(bounded._by_value) == healthy, "and only their values"
 
 
 class TestWidgetState:

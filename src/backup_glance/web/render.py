@@ -113,7 +113,14 @@ class Renderer:
         recent = self._renders - KEEP_ROWS_FOR_RENDERS
         entries = list(self._rows.items())  # one step: another thread may be rendering and adding rows
         self._rows = {key: entry for key, entry in entries if entry[2] > recent}
-        self._by_value = {(key[0], entry[0]): entry[1] for key, entry in self._rows.items()}
+        # Only the rows let go are hashed to find their values: at 10,000 services, a sweep runs at every render,
+        # and hashing every kept row again cost more than the render. A kept row equal to one let go loses its
+        # value entry too, which costs one render of it at most (it is still found by identity).
+        for (macro, _), (row, _, used) in entries:
+            if used <= recent:
+                self._by_value.pop((macro, row), None)
+        if len(self._by_value) > 2 * len(self._rows) + self._max_rows:  # rows added by another thread mid-sweep
+            self._by_value = {(key[0], entry[0]): entry[1] for key, entry in self._rows.items()}
 
     def error(self, message: str) -> str:
         return self.widget(ErrorView(WidgetState(error=message)))
