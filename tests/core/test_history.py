@@ -449,6 +449,69 @@ class TestCostFollowsTheWindow:
         assert 0 < year <= 1.2 * month
 
 
+class TestBulkWrite:
+    """A snapshot write bigger than the table (a big source's first poll) builds the secondary indexes after the
+    rows instead of along with them. Nothing of that may show in the file."""
+
+    @staticmethod
+    def written(path: Path, observations: Sequence[Observation]) -> tuple[list[tuple[object, ...]], list[str]]:
+        """Record `observations`; return the file's snapshot rows and the SQL statements each record ran."""
+        statements: list[str] = []
+        with History.open(path, retention=RETENTION) as history:
+            history._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+            for observation in observations:
+                history.record(observation)
+                statements.append("-- recorded")
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            rows = conn.execute("SELECT * FROM snapshots ORDER BY source, snapshot_id").fetchall()
+        return rows, statements
+
+    @staticmethod
+    def indexes(path: Path) -> list[tuple[str, str]]:
+        with closing(sqlite3.connect(path)) as conn:
+            return conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'snapshots' ORDER BY name"
+            ).fetchall()
+
+    def test_it_leaves_the_same_rows_and_indexes_as_a_write_row_by_row(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = [a_snapshot(target=f"guest:{n}", taken_at=NOW - timedelta(hours=n)) for n in range(3000)]
+        verified = [msgspec.structs.replace(s, verification=Verification.OK, verified_at=NOW) for s in first[:400]]
+        polls = [an_observation(snapshots=first), an_observation(at=LATER, snapshots=[*verified, *first[400:2990]])]
+        monkeypatch.setattr(history_store, "BULK_ROWS", 10**9)
+        by_row, plain = self.written(tmp_path / "by_row.sqlite3", polls)
+        monkeypatch.setattr(history_store, "BULK_ROWS", 100)
+        in_bulk, bulk = self.written(tmp_path / "in_bulk.sqlite3", polls)
+
+        assert in_bulk == by_row and len(in_bulk) == 3000
+        assert self.indexes(tmp_path / "in_bulk.sqlite3") == self.indexes(tmp_path / "by_row.sqlite3")
+        drops = [n for n, statement in enumerate(bulk) if statement.startswith("DROP INDEX")]
+        assert len(drops) == 2 and drops[-1] < bulk.index("-- recorded"), "the first record sets the indexes aside"
+        assert not any(statement.startswith("DROP INDEX") for statement in plain)
+        second = bulk[bulk.index("-- recorded") :]  # 400 rows changed: fewer than the table holds
+        assert not any(statement.startswith("DROP INDEX") for statement in second)
+
+    def test_a_failed_bulk_write_leaves_the_indexes_and_no_row(
+        self, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(history_store, "BULK_ROWS", 100)
+        History.open(db_path, retention=RETENTION).close()
+        before = self.indexes(db_path)
+        snapshots = [a_snapshot(target=f"guest:{n}", taken_at=NOW - timedelta(hours=n)) for n in range(500)]
+        naive = msgspec.structs.replace(snapshots[-1], taken_at=NOW.replace(tzinfo=None))
+
+        with History.open(db_path, retention=RETENTION) as history:
+            with pytest.raises(HistoryError, match="naive datetime"):
+                history.record(an_observation(snapshots=[*snapshots[:-1], naive]))
+            assert everything(history) == ()
+            history.record(an_observation(snapshots=snapshots))
+            assert len(everything(history)) == 500
+
+        assert self.indexes(db_path) == before and len(before) == 3  # the unique one, by time, by first sighting
+
+
 class TestWal:
     def test_a_write_that_grows_the_wal_past_its_limit_leaves_it_cut_back(
         self, db_path: Path, monkeypatch: pytest.MonkeyPatch
