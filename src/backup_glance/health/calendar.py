@@ -103,7 +103,9 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
             high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
             results: dict[str, _TargetResult] = {}
             if _per_target(job) and slot <= now:
-                result = partial(_slot_result, slot=slot, window=(low, high), slots=target_slots, evidence=evidence)
+                window = (low.astimezone(UTC), high.astimezone(UTC))
+                at = slot.astimezone(UTC)
+                result = partial(_slot_result, slot=at, window=window, slots=target_slots, evidence=evidence)
                 if ctx.slot_results is None:
                     results = {key: result(key) for key in job.target_keys}
                 else:
@@ -166,12 +168,13 @@ def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
 def _slots_by_target(
     scheduled: list[tuple[Job, Schedule]], occurrences: dict[str, list[datetime]]
 ) -> dict[str, list[datetime]]:
-    """Every backup slot of every job covering each target, merged and sorted."""
+    """Every backup slot of every job covering each target, merged and sorted, in UTC (see `_slot_result`)."""
     merged: dict[str, list[datetime]] = defaultdict(list)
     for job, _ in scheduled:
         if _per_target(job):
+            in_utc = [slot.astimezone(UTC) for slot in occurrences[job.key]]
             for key in job.target_keys:
-                merged[key].extend(occurrences[job.key])
+                merged[key].extend(in_utc)
     for slots in merged.values():
         slots.sort()
     return merged
@@ -187,7 +190,7 @@ def _slot_result(
     key: str, *, slot: datetime, window: tuple[datetime, datetime], slots: dict[str, list[datetime]], evidence: Evidence
 ) -> _TargetResult:
     """One target's result in a job's slot: its evidence in the slot's window, which ends early where the target
-    has a slot of another job."""
+    has a slot of another job. All in UTC, converted once per slot: this runs for every target of every slot."""
     low, high = window
     return _target_result(key, low, min(high, _next_slot(slots[key], slot)), evidence)
 
@@ -266,7 +269,7 @@ _EMPTY_RESULT = _TargetResult(None, (), ())  # a window with no evidence at all
 
 
 def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
-    low, high = low.astimezone(UTC), high.astimezone(UTC)  # once for both lists (see `_window`)
+    """`low` and `high` in UTC (see `_window`)."""
     runs = _window(evidence.runs_by_target.get(key, []), low, high, evidence=evidence)
     snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, evidence=evidence) if s.finished]
     if not runs:  # the usual case for a guest backed up into PBS: one snapshot, no per-target run
