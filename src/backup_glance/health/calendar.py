@@ -101,9 +101,9 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
         for slot, following in zip(mine, [*mine[1:], None], strict=True):
             low = slot - SLOT_TOLERANCE
             high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
+            window = (low.astimezone(UTC), high.astimezone(UTC))  # the evidence's zone (see `_window`)
             results: dict[str, _TargetResult] = {}
             if _per_target(job) and slot <= now:
-                window = (low.astimezone(UTC), high.astimezone(UTC))
                 at = slot.astimezone(UTC)
                 result = partial(_slot_result, slot=at, window=window, slots=target_slots, evidence=evidence)
                 if ctx.slot_results is None:
@@ -118,7 +118,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                 else:
                     summary = add_up()
             outcome, detail, duration = _slot_outcome(
-                slot, (low, high), job_runs, summary.combined, now=now, grace=grace, start=job_start, evidence=evidence
+                slot, window, job_runs, summary.combined, now=now, grace=grace, start=job_start, evidence=evidence
             )
             if outcome is None:
                 continue
@@ -203,7 +203,7 @@ def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
 
 def _slot_outcome(
     slot: datetime,
-    window: tuple[datetime, datetime],
+    window: tuple[datetime, datetime],  # in UTC
     job_runs: list[JobRun],
     combined: tuple[SlotOutcome, str, timedelta | None] | None,
     *,
@@ -214,7 +214,7 @@ def _slot_outcome(
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
-    for run in _window(job_runs, window[0].astimezone(UTC), window[1].astimezone(UTC), evidence=evidence):
+    for run in _window(job_runs, *window, evidence=evidence):
         return _run_outcome(run)
     if combined is not None:
         return combined
