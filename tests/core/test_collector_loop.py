@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -256,13 +257,44 @@ class TestOldGeneration:
                 del kept
 
             assert 2 not in self.collections_by_generation(churn)
-            assert self.collections_by_generation(garbage.collect) == [1]  # within the hour: young ones only
+            assert self.collections_by_generation(garbage.collect) == []  # within the hour: nothing is walked
             clock[0] = 3600.0
             assert self.collections_by_generation(garbage.collect) == [2]
-            assert self.collections_by_generation(garbage.collect) == [1]
+            assert self.collections_by_generation(garbage.collect) == []
         finally:
             garbage.release()
         assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
+
+    def test_held_what_a_publish_leaves_is_set_aside_and_a_cycle_in_it_is_freed_within_the_hour(self) -> None:
+        clock = [0.0]
+        garbage = OldGeneration(every_s=3600, clock=lambda: clock[0])
+
+        class Node:
+            other: Node
+
+        def a_cycle() -> weakref.ref[Node]:
+            first, second = Node(), Node()
+            first.other, second.other = second, first
+            return weakref.ref(first)
+
+        garbage.hold()
+        try:
+            board = [[index] for index in range(1_000)]  # what a publish leaves alive
+            cycle = a_cycle()  # garbage already, but only the cyclic collector can tell
+            frozen_before = gc.get_freeze_count()
+            garbage.collect()
+            assert gc.get_freeze_count() >= frozen_before + len(board), "alive after the publish: set aside"
+            assert gc.get_count()[0] < 100, "the young generation starts empty again"
+            gc.collect()  # what Python would do by itself does not reach what is set aside
+            assert cycle() is not None
+            clock[0] = 3600.0
+            garbage.collect()
+            assert cycle() is None, "the hourly walk frees it"
+            assert gc.get_freeze_count() > 0, "and sets aside again what is still alive"
+        finally:
+            garbage.release()
+        assert gc.get_freeze_count() == 0, "released: Python walks everything again"
 
     def test_unheld_it_leaves_the_old_generation_to_python(self) -> None:
         garbage = OldGeneration(every_s=0, clock=lambda: 0.0)
