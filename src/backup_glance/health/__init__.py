@@ -63,7 +63,7 @@ def evaluate(
 
     With a `memo` (the same one every time), only what changed since the last evaluation is judged again; the
     board is the same as without it (see `_memo`)."""
-    evidence = gather(tuple(sources), history, memo.live_ids if memo is not None else None)
+    evidence = memo.gathering.gather(tuple(sources), history) if memo is not None else gather(tuple(sources), history)
     specs = list(services)
     configured = {spec.id for spec in specs}
     if discover_rest or not specs:

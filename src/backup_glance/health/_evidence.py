@@ -28,8 +28,10 @@ from ..model import (
     Target,
 )
 
-_taken_at = attrgetter("taken_at")
-_started_at = attrgetter("started_at")
+# Lists are in time order; two items of one time by source and id (each is in a list once): the order follows from
+# the items alone, not from which source listed them first, so a list made again from its items reads the same.
+_snapshot_order = attrgetter("taken_at", "source", "snapshot_id")
+_run_order = attrgetter("started_at", "source", "run_id")
 _target_key = attrgetter("target_key")
 _snapshot_id = attrgetter("snapshot_id")
 _source = attrgetter("source")
@@ -119,27 +121,10 @@ def gather(
         observation = state.observation
         if observation is None:
             continue
-        for target in observation.targets:
-            evidence.targets[target.key].append(target)
+        add_context(evidence, observation)
         _add_live(evidence, observation.snapshots, live_ids.of(state.name, observation.snapshots) if live_ids else None)
         _add_runs(evidence, observation.runs, seen_runs)
-        _add_runs(evidence, [job.last_run for job in observation.jobs if job.last_run is not None], seen_runs)
-        for job in observation.jobs:
-            evidence.jobs.append(job)
-            if job.kind is JobKind.BACKUP:
-                for key in job.target_keys:
-                    evidence.backup_jobs_by_target[key].append(job)
-            elif job.kind is JobKind.RESTORE_TEST:
-                for key in job.target_keys:
-                    evidence.restore_jobs_by_target[key].append(job)
-            if job.keep:
-                evidence.prune_jobs.append(job)
-        for copy in observation.remote_copies:
-            evidence.remote_copies[copy.target_key].append(copy)
-        if observation.kind == "pve":
-            evidence.coverage_sources.add(observation.source)
-        evidence.uncovered.update(observation.uncovered_target_keys)
-        evidence.datastores.extend(observation.datastores)
+        _add_runs(evidence, last_runs(observation), seen_runs)
     for key, snapshots in evidence.snapshots.items():
         evidence.live_counts[key] = len(snapshots)
     # Every snapshot seen so far is live; one both live and in history (or live twice) is in the lists once.
@@ -154,10 +139,37 @@ def gather(
             by_key[snapshot.target_key].append(snapshot)
     _add_runs(evidence, history.runs, seen_runs)
     for snapshots in by_key.values():
-        snapshots.sort(key=_taken_at)
+        snapshots.sort(key=_snapshot_order)
     for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
-        runs.sort(key=_started_at)
+        runs.sort(key=_run_order)
     return evidence
+
+
+def last_runs(observation: Observation) -> list[JobRun]:
+    """The last run each job of `observation` reports (merged after its task list: that is the fuller account)."""
+    return [job.last_run for job in observation.jobs if job.last_run is not None]
+
+
+def add_context(evidence: Evidence, observation: Observation) -> None:
+    """Everything of one observation but its snapshots and runs: targets, jobs, copies, coverage, datastores."""
+    for target in observation.targets:
+        evidence.targets[target.key].append(target)
+    for job in observation.jobs:
+        evidence.jobs.append(job)
+        if job.kind is JobKind.BACKUP:
+            for key in job.target_keys:
+                evidence.backup_jobs_by_target[key].append(job)
+        elif job.kind is JobKind.RESTORE_TEST:
+            for key in job.target_keys:
+                evidence.restore_jobs_by_target[key].append(job)
+        if job.keep:
+            evidence.prune_jobs.append(job)
+    for copy in observation.remote_copies:
+        evidence.remote_copies[copy.target_key].append(copy)
+    if observation.kind == "pve":
+        evidence.coverage_sources.add(observation.source)
+    evidence.uncovered.update(observation.uncovered_target_keys)
+    evidence.datastores.extend(observation.datastores)
 
 
 def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...], unique: tuple[str, set[str]] | None = None) -> None:
@@ -202,38 +214,44 @@ class LiveIds:
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[tuple[Snapshot, ...], str, set[str]]] = {}  # by observation (state name)
+        # by observation: the snapshots that appeared in its listing and left it at the last call, or None when
+        # the ids were found afresh
+        self.changes: dict[str, tuple[list[Snapshot], list[Snapshot]] | None] = {}
 
     def of(self, name: str, snapshots: tuple[Snapshot, ...]) -> tuple[str, set[str]] | None:
         """What `_unique_ids` says of `snapshots`, the listing of the observation `name`."""
         last = self._last.pop(name, None)
-        found = self._adjusted(last, snapshots) if last is not None else None
+        found, change = self._adjusted(last, snapshots) if last is not None else (None, None)
         if found is None:
             found = _unique_ids(snapshots)
         if found is not None:
             self._last[name] = (snapshots, *found)
+        self.changes[name] = change
         return found
 
     @staticmethod
     def _adjusted(
         last: tuple[tuple[Snapshot, ...], str, set[str]], snapshots: tuple[Snapshot, ...]
-    ) -> tuple[str, set[str]] | None:
+    ) -> tuple[tuple[str, set[str]] | None, tuple[list[Snapshot], list[Snapshot]] | None]:
         listed, source, ids = last
         if listed is snapshots:
-            return source, ids
+            return (source, ids), ([], [])
         change = listdiff.difference(listed, snapshots, most=len(snapshots) // MOSTLY_CHANGED)
         if change is None or not snapshots:
-            return None
+            return None, None
         appeared, vanished = change
         if any(snapshot.source != source for snapshot in appeared):
-            return None
+            return None, None
         ids -= set(map(_snapshot_id, vanished))  # the last listing named each id once: these are gone
         ids |= set(map(_snapshot_id, appeared))
-        return (source, ids) if len(ids) == len(snapshots) else None  # fewer: an id is listed twice now
+        if len(ids) != len(snapshots):  # fewer: an id is listed twice now
+            return None, None
+        return (source, ids), change
 
 
 def _add_runs(evidence: Evidence, runs: Iterable[JobRun], seen: set[tuple[str, str, str | None]]) -> None:
     """Runs into the evidence, each once (source, run id and target say which): a job-level run under its job,
-    a run for one target under that target (its job then has a list, maybe empty)."""
+    a run for one target under that target."""
     by_target, by_job = evidence.runs_by_target, evidence.runs_by_job
     for run in runs:
         key = run.target_key
@@ -245,5 +263,3 @@ def _add_runs(evidence: Evidence, runs: Iterable[JobRun], seen: set[tuple[str, s
             by_job[run.job_key].append(run)
         else:
             by_target[key].append(run)
-            if run.job_key not in by_job:
-                by_job[run.job_key] = []

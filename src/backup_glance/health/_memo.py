@@ -3,7 +3,7 @@
 `evaluate(..., memo=Memo())` judges exactly as without a memo; the memo only lets it skip work whose inputs are
 the same as last time:
 
-- each observation's live snapshot ids are adjusted by the snapshots that appeared and left (`LiveIds`);
+- the evidence is made from the last one and what changed in the lists it merges (`_gathering`);
 - discovered services are the very same specs while the same keys have the same names (`discovered`);
 - per target key, everything the evidence holds about it (targets, snapshots and which of them are live, runs,
   copies) is compared with what the last evaluation saw: the keys that differ are *changed*;
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..model import ServiceSpec, Verdict
-from ._evidence import Evidence, LiveIds
+from ._evidence import Evidence
 from ._expiry import verdict_expires
 from ._facts import Facts, gather_facts, matching_keys
+from ._gathering import Gathering
 from .calendar import SlotKey, _SlotSummary, _TargetResult
 
 
@@ -62,7 +63,7 @@ class Memo:
         self._services: tuple[object, ...] | None = None
         self._last_summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
         self._summaries: dict[SlotKey, tuple[dict[str, _TargetResult], _SlotSummary]] = {}
-        self.live_ids = LiveIds()  # each observation's live snapshot ids, for the next gather
+        self.gathering = Gathering()  # the evidence, made from the last one and what changed
         self._discovery: tuple[tuple[object, ...], list[ServiceSpec]] | None = None  # see `discovered`
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
         self.sums_reused = 0  # slot summaries reused by the last evaluation (likewise)
@@ -76,7 +77,7 @@ class Memo:
             evidence.recorded_since,
             tuple(_state_facts(evidence)),
             evidence.jobs,
-            {job: runs for job, runs in evidence.runs_by_job.items() if runs},  # gather adds empty ones
+            dict(evidence.runs_by_job),
             evidence.coverage_sources,
         )
         by_key = {key: _key_evidence(key, evidence) for key in evidence.known_keys}
