@@ -38,7 +38,11 @@ class Listed:
             return None
         if any(s.source != observation.source for s in snapshots):
             return None
-        return cls(snapshots, by_id, Counter(s.location for s in snapshots), Counter(map(_scope, snapshots)))
+        scopes = Counter(map(_scope, snapshots))
+        locations: Counter[str] = Counter()
+        for (_, location, _), count in scopes.items():  # a few thousand scopes, not every snapshot again
+            locations[location] += count
+        return cls(snapshots, by_id, locations, scopes)
 
     def followed_by(self, observation: Observation) -> Change | None:
         """What changed in `observation` since this list, or None when only a full comparison can tell.

@@ -266,6 +266,10 @@ class History:
             if last is not None and (key := run_key(last)) not in listed_keys:  # the task list is the fuller account
                 runs.setdefault(key, last)
         new_runs = {key: run for key, run in runs.items() if memory.run_changes(key, run)}
+        # A full comparison's list, made once: its scopes are what this record covers, and what the next works on.
+        fresh = None
+        if not relisted and change is None and observation.source in by_source:
+            fresh = Listed.of(observation, by_source[observation.source])
         plans: list[_SnapshotPlan] = []
         with self._transaction(f"record the observation of '{observation.source}'") as conn:
             for source, snapshots in by_source.items():
@@ -278,7 +282,7 @@ class History:
                     plan = _plan(source, snapshots.values(), _gone(snapshots, present, observation), present)
                 _write_snapshots(conn, plan, seen_at)
                 plans.append(plan)
-            scopes = memory.scopes_of(observation, by_source, change)
+            scopes = memory.scopes_of(observation, change.listed if change is not None else fresh)
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
             conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
             runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
@@ -288,7 +292,7 @@ class History:
         for plan in plans:
             memory.apply(plan, seen_at)
         if not relisted:
-            memory.list(observation, change.listed if change is not None else by_source.get(observation.source))
+            memory.list(observation, change.listed if change is not None else fresh)
         memory.note_runs(new_runs.values())
         stats = RecordStats(
             sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
@@ -447,6 +451,8 @@ def _gone(snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observat
 
 
 def _plan(source: str, listed: Iterable[Snapshot], gone: list[str], present: dict[str, Snapshot]) -> _SnapshotPlan:
+    if not present:  # a first record: everything is new (each id once: `listed` comes from a dict or a `Listed`)
+        return _SnapshotPlan(source, list(listed), [], gone)
     added: list[Snapshot] = []
     updated: list[Snapshot] = []
     for snapshot in listed:
@@ -646,27 +652,26 @@ class _Memory:
                 self.window.put_run(key, run)
             self.durations_dirty = self.durations_dirty or run.ended_at is not None
 
-    def scopes_of(
-        self, observation: Observation, by_source: dict[str, dict[str, Snapshot]], change: Change | None
-    ) -> set[tuple[str, str, str]]:
+    def scopes_of(self, observation: Observation, listed: Listed | None) -> set[tuple[str, str, str]]:
+        """The scopes `observation` lists snapshots in (`listed`: its list, when one was made of it)."""
         known = self.scopes.get(observation.source)
         if known is not None and known[0] is observation.snapshots:
             return known[1]
-        if change is not None:
-            scopes = set(change.listed.scopes)
+        if listed is not None:
+            scopes = set(listed.scopes)
         else:
             scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
         self.scopes[observation.source] = (observation.snapshots, scopes)
         return scopes
 
-    def list(self, observation: Observation, listed: Listed | dict[str, Snapshot] | None) -> None:
-        """Keep what the next record of this source needs to work on the difference (after `apply`)."""
-        kept = listed if isinstance(listed, Listed) or listed is None else Listed.of(observation, listed)
-        if kept is None:
+    def list(self, observation: Observation, listed: Listed | None) -> None:
+        """Keep what the next record of this source needs to work on the difference (after `apply`): `listed`,
+        or nothing when the next must compare fully."""
+        if listed is None:
             self.listed.pop(observation.source, None)
         else:
-            kept.generation = self.generations.get(observation.source, 0)
-            self.listed[observation.source] = kept
+            listed.generation = self.generations.get(observation.source, 0)
+            self.listed[observation.source] = listed
 
     def apply(self, plan: _SnapshotPlan, seen_at: int) -> None:
         present = self.present.setdefault(plan.source, {})
