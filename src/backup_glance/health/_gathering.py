@@ -199,7 +199,11 @@ class Gathering:
         live_counts = dict(before.live_counts)
         for key in dirty_snapshots:
             gone = vanished_by_key.get(key, ())
-            live = [s for s in before.live_by_key.get(key, ()) if id(s) not in gone] + appeared_by_key.get(key, [])
+            listed = before.live_by_key.get(key, ())
+            live = [s for s in listed if id(s) not in gone]
+            if len(listed) - len(live) != len(gone):  # one that left was listed as an equal copy before
+                return None
+            live += appeared_by_key.get(key, [])
             kept = [s for s in index.history.get(key, ()) if s.snapshot_id not in live_ids.get(s.source, _NONE)]
             _put(live_by_key, key, live)
             live_counts.pop(key, None)
@@ -230,9 +234,7 @@ class Gathering:
 
 def _history_followed(index: _Index, old: tuple[Snapshot, ...], new: tuple[Snapshot, ...], dirty: set[str]) -> bool:
     """Adjust the index by what changed in history's snapshots; their keys are dirty. False: gather afresh."""
-    if old is new:
-        return True
-    change = listdiff.difference(old, new, most=max(len(new) // MOSTLY_CHANGED, SMALL))
+    change = _difference(old, new)
     if change is None:
         return False
     appeared, vanished = change
@@ -255,9 +257,7 @@ def _runs_followed(
     index: _Index, rank: int, old: Sequence[JobRun], new: Sequence[JobRun], dirty: set[str], dirty_jobs: set[str]
 ) -> bool:
     """Adjust one rank's runs in the index by what changed; their targets or jobs are dirty."""
-    if old is new:
-        return True
-    change = listdiff.difference(old, new, most=max(len(new) // MOSTLY_CHANGED, SMALL))
+    change = _difference(old, new)
     if change is None:
         return False
     appeared, vanished = change
@@ -280,6 +280,13 @@ def _runs_followed(
             by_target[run.target_key].append(run)
             dirty.add(run.target_key)
     return True
+
+
+def _difference(old: Sequence[T], new: Sequence[T]) -> tuple[list[T], list[T]] | None:
+    """What appeared in `new` and left `old`, or None when most of it is new (gathering afresh costs as much)."""
+    if old is new:
+        return [], []
+    return listdiff.difference(old, new, most=max(len(new) // MOSTLY_CHANGED, SMALL))
 
 
 def _merged(ranks: list[Sequence[JobRun]]) -> list[JobRun] | None:
