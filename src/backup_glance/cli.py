@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .commands._common import logging_options
+from .commands._common import EXIT_PIPE_CLOSED, logging_options
 from .errors import BackupGlanceError
 
 COMMANDS = ("serve", "check", "validate", "schedule", "demo", "notify_test")  # modules; notify_test: notify-test
@@ -52,11 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone by then is met below, not in Python's last words
     except BackupGlanceError as exc:
         print(f"backup-glance: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): the rest is not wanted, which is not an error of ours. What is
+        # still buffered goes nowhere, and the exit code is a shell's for a command SIGPIPE ended.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except Exception:
         import logging  # here only: `schedule` starts faster without it
 

@@ -92,3 +92,19 @@ def test_schedule_starts_without_logging_the_web_server_or_the_sources() -> None
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+def test_a_reader_that_stops_reading_ends_it_quietly() -> None:
+    """`backup-glance schedule daily -n 50 | head -3`: once the reader has gone, the rest is not wanted. Exit
+    141, as a shell reports a command SIGPIPE ended, with nothing on stderr (no "internal error", no
+    traceback at exit)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backup_glance", "schedule", "daily", "-n", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it writes a line: nobody will read any
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""

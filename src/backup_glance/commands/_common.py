@@ -1,7 +1,8 @@
 """What the subcommands share: where the config comes from, how problems with it are shown, logging options.
 
-Exit codes (all commands): 0 success, 2 bad configuration or usage; `check` adds 1 warning, 2 critical and
-3 unknown (the Nagios convention); `serve` adds 4 cannot listen and 5 cannot open the data folder or history.
+Exit codes (all commands): 0 success, 2 bad configuration or usage, 141 the output's reader went away; `check`
+adds 1 warning, 2 critical and 3 unknown (the Nagios convention); `serve` adds 4 cannot listen and 5 cannot open
+the data folder or history.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_LISTEN = 4
 EXIT_DATA = 5
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
