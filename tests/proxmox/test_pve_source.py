@@ -11,6 +11,7 @@ from backup_glance.errors import SourceAuthError
 from backup_glance.model import JobRun, RunOutcome
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, VzdumpJob
+from backup_glance.sources._pve_wire import resolve_selection
 from backup_glance.sources.pve import PveSource
 
 
@@ -282,3 +283,24 @@ class TestClusters:
         obs = await source.poll()
         await source.aclose()
         assert newest(obs.runs, "guest:200").started_at == SLOT + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({"all": 1}, ("guest:99", "guest:100", "guest:1000", "guest:2001")),  # numbers, not text: 99 < 100 < 1000
+        ({"all": 1, "exclude": "100"}, ("guest:99", "guest:1000", "guest:2001")),
+        ({"vmid": "1000,99,1000,777"}, ("guest:99", "guest:777", "guest:1000")),  # 777 is gone: still named
+        ({"all": 1, "node": "pve2"}, ("guest:1000",)),
+        ({"pool": "db"}, ("guest:100", "guest:2001")),
+    ],
+)
+def test_a_jobs_guests_are_in_vmid_order_each_once(job: dict[str, object], expected: tuple[str, ...]) -> None:
+    guests: list[dict[str, object]] = [
+        {"vmid": 2001, "node": "pve1", "pool": "db"},
+        {"vmid": 1000, "node": "pve2"},
+        {"vmid": "100", "node": "pve1", "pool": "db"},
+        {"vmid": 99, "node": "pve1"},
+    ]
+    assert resolve_selection(job, guests) == expected
+    assert resolve_selection(job, guests, "pve-b") == tuple(key.replace("guest:", "guest:pve-b/") for key in expected)

@@ -65,7 +65,7 @@ def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster
     else:
         chosen = []
     node = job.get("node")
-    keys = []
+    kept = set()
     for vmid in chosen:
         if vmid is None:
             continue
@@ -73,8 +73,10 @@ def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster
         # A guest the cluster no longer knows stays listed: the job still names it, and that is worth seeing.
         if node and guest is not None and guest.get("node") != node:
             continue
-        keys.append(guest_key(vmid, cluster))
-    return tuple(sorted(set(keys), key=lambda key: guest_vmid(key) or 0))
+        kept.add(vmid)
+    # In VMID order, sorted as numbers before they become keys: an `all` job over 10,000 guests is then one sort
+    # of integers, not 10,000 keys parsed back into numbers.
+    return tuple(guest_key(vmid, cluster) for vmid in sorted(kept))
 
 
 def parse_job(
