@@ -138,14 +138,13 @@ class Gathering:
     def gather(self, states: tuple[SourceState, ...], history: HistoryView) -> Evidence:
         inputs = _Inputs.of(states, history)
         last, self._last = self._last, None  # an index half adjusted is never used again
-        evidence = None
+        self.incremental = False
         if last is not None and last.inputs.shape == inputs.shape:
-            evidence = self._from_last(last, inputs, states, history)
-        self.incremental = evidence is not None
-        if evidence is not None:
-            assert last is not None
-            self._last = _Gathered(inputs, last.index, evidence)
-            return evidence
+            made = self._from_last(last, inputs, states, history)
+            if made is not None:
+                self.incremental = True
+                self._last = _Gathered(inputs, last.index, made)
+                return made
         evidence = gather(states, history, self.live_ids)
         # Every listing with snapshots on the way `_from_last` follows: one source each, each id once.
         if len(evidence.shared_ids) == sum(1 for listing in inputs.listings if listing):

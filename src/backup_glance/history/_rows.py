@@ -18,8 +18,8 @@ RunKey = tuple[str, str, str]  # source, run_id, target_key
 
 # The stored text of each enum member: `.value` goes through a Python descriptor, and a first poll of a big PBS
 # stores hundreds of thousands of rows.
-_VERIFICATION_TEXT = {member: member.value for member in Verification}
-_OUTCOME_TEXT = {member: member.value for member in RunOutcome}
+VERIFICATION_TEXT = {member: member.value for member in Verification}
+OUTCOME_TEXT = {member: member.value for member in RunOutcome}
 
 
 def epoch(at: datetime) -> int:
@@ -61,7 +61,7 @@ def snapshot_row(s: Snapshot, seen_at: int) -> tuple[object, ...]:
         int(taken_at.timestamp()),
         int(s.finished),
         s.size_bytes,
-        _VERIFICATION_TEXT[s.verification],
+        VERIFICATION_TEXT[s.verification],
         None if verified_at is None else int(verified_at.timestamp()),
         seen_at,
         seen_at,
@@ -93,7 +93,7 @@ def run_row(run: JobRun) -> tuple[object, ...]:
         run.job_key,
         epoch(run.started_at),
         epoch_or_none(run.ended_at),
-        _OUTCOME_TEXT[run.outcome],
+        OUTCOME_TEXT[run.outcome],
         run.message,
         run.size_bytes,
     )

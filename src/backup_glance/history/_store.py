@@ -33,6 +33,7 @@ from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot
 from ._listed import Change, Listed
 from ._rows import (
+    OUTCOME_TEXT,
     RUN_COLUMNS,
     SNAPSHOT_COLUMNS,
     RunKey,
@@ -604,7 +605,7 @@ def _run_of(row: tuple[Any, ...], written: dict[RunKey, JobRun]) -> JobRun:
     """The run a row stores: the object memory wrote it from, unless the row says otherwise (a finished run's
     row outlives a stale listing of it as running) or the object reads differently (target_key "" is None)."""
     mine = written.get((row[0], row[1], row[2]))
-    if mine is None or mine.target_key == "" or mine.job_key != row[3] or mine.outcome.value != row[6]:
+    if mine is None or mine.target_key == "" or mine.job_key != row[3] or OUTCOME_TEXT[mine.outcome] != row[6]:
         return run_from_row(row)
     ended = mine.ended_at
     if (  # `run_row(mine) == row`, field by field (a first view meets a hundred thousand of these)
