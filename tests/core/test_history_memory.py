@@ -170,16 +170,18 @@ def test_the_window_start_moves_with_the_clock(tmp_path: Path) -> None:
 def test_the_first_view_takes_present_snapshots_from_memory_and_the_rest_from_the_file(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     kept, pruned = snapshot(1, START - timedelta(days=2)), snapshot(2, START - timedelta(days=1))
+    vanishing = snapshot(1, START - timedelta(days=1, hours=1))  # gone at the next listing: then only in the file
     elsewhere = msgspec.structs.replace(snapshot(3, START), source="other")
     with History.open(path, retention=RETENTION) as earlier:  # a previous run of the service
-        earlier.record(Observation("pbs", "pbs", START, "UTC", snapshots=(kept, pruned)))
+        earlier.record(Observation("pbs", "pbs", START, "UTC", snapshots=(kept, vanishing, pruned)))
         earlier.record(Observation("other", "pbs", START, "UTC", snapshots=(elsewhere,)))
     with History.open(path, retention=RETENTION) as history:
         listed = (snapshot(1, kept.taken_at), snapshot(4, START))  # equal to the stored row, and a new one
         history.record(Observation("pbs", "pbs", START + timedelta(minutes=5), "UTC", snapshots=listed))
         view = history.view(since=START - WINDOW)
-    assert view.snapshots == (kept, pruned, elsewhere, listed[1])
-    assert view.snapshots[3] is listed[1]  # the recorded object itself, not a second copy read from the file
+    # One source's snapshots come from both: its gone ones from the file, its present ones from memory.
+    assert view.snapshots == (kept, vanishing, pruned, elsewhere, listed[1])
+    assert view.snapshots[4] is listed[1]  # the recorded object itself, not a second copy read from the file
 
 
 def test_the_first_view_takes_runs_from_memory_only_where_the_file_agrees(tmp_path: Path) -> None:

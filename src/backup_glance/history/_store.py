@@ -541,7 +541,7 @@ class _Window:
     """The view window in memory: snapshots taken and runs started since `since` (epoch seconds)."""
 
     since: int
-    snapshots: dict[tuple[str, str], Snapshot]
+    snapshots: dict[str, dict[str, Snapshot]]  # source -> snapshot id -> snapshot (no key tuple per snapshot)
     runs: dict[RunKey, JobRun]
     _timelines: tuple[_Timeline[Snapshot], _Timeline[JobRun]] | None = None
 
@@ -563,17 +563,23 @@ class _Window:
             (since, *known),
         )
         runs = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ?", (since,))
-        window = {(row[0], row[1]): snapshot_from_row(row) for row in snapshots}
+        window: dict[str, dict[str, Snapshot]] = {}
+        for row in snapshots:
+            window.setdefault(row[0], {})[row[1]] = snapshot_from_row(row)
         start = instant(since)  # for instants after 1970, `taken_at >= start` is `epoch(taken_at) >= since`
         for source, by_id in present.items():
-            window.update(((source, key), s) for key, s in by_id.items() if s.taken_at >= start)
+            recent = {key: s for key, s in by_id.items() if s.taken_at >= start}
+            if source in window:
+                window[source].update(recent)
+            else:
+                window[source] = recent
         return cls(since, window, {(row[0], row[1], row[2]): _run_of(row, written) for row in runs})
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
-            key = (snapshot.source, snapshot.snapshot_id)
-            before = self.snapshots.get(key)
-            self.snapshots[key] = snapshot
+            by_id = self.snapshots.setdefault(snapshot.source, {})
+            before = by_id.get(snapshot.snapshot_id)
+            by_id[snapshot.snapshot_id] = snapshot
             if self._timelines is not None:
                 self._timelines[0].put(before, snapshot)
 
@@ -586,7 +592,10 @@ class _Window:
 
     def forget_before(self, since: int) -> None:
         """Move the window's start forward (the view's start moves with the clock)."""
-        self.snapshots = {k: s for k, s in self.snapshots.items() if epoch(s.taken_at) >= since}
+        self.snapshots = {
+            source: {key: s for key, s in by_id.items() if epoch(s.taken_at) >= since}
+            for source, by_id in self.snapshots.items()
+        }
         self.runs = {k: r for k, r in self.runs.items() if epoch(r.started_at) >= since}
         self.since = since
         self._timelines = None
@@ -594,7 +603,11 @@ class _Window:
     def between(self, low: int, high: int) -> tuple[tuple[Snapshot, ...], tuple[JobRun, ...]]:
         if self._timelines is None:
             self._timelines = (
-                _Timeline(self.snapshots.values(), _snapshot_order, attrgetter("taken_at")),
+                _Timeline(
+                    chain.from_iterable(by_id.values() for by_id in self.snapshots.values()),
+                    _snapshot_order,
+                    attrgetter("taken_at"),
+                ),
                 _Timeline(self.runs.values(), _run_order, attrgetter("started_at")),
             )
         snapshots, runs = self._timelines
