@@ -8,8 +8,9 @@ needs (the snapshots by id, the locations it covers, its scopes) is carried over
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TypeVar
 
 from .. import listdiff
@@ -36,11 +37,11 @@ class Listed:
         snapshots = observation.snapshots
         if observation.problems or not snapshots or len(by_id) != len(snapshots):
             return None
-        if any(s.source != observation.source for s in snapshots):
-            return None
         scopes = Counter(map(_scope, snapshots))
+        if any(source != observation.source for source, _, _ in scopes):  # a few thousand, not every snapshot
+            return None
         locations: Counter[str] = Counter()
-        for (_, location, _), count in scopes.items():  # a few thousand scopes, not every snapshot again
+        for (_, location, _), count in scopes.items():
             locations[location] += count
         return cls(snapshots, by_id, locations, scopes)
 
@@ -85,8 +86,8 @@ class Change:
         return [s.snapshot_id for s in self.vanished if s.snapshot_id not in by_id and s.snapshot_id in present]
 
 
-def _scope(snapshot: Snapshot) -> Scope:
-    return (snapshot.source, snapshot.location, snapshot.target_key)
+# In C: a first record of a big source makes one for each of its hundreds of thousands of snapshots.
+_scope: Callable[[Snapshot], Scope] = attrgetter("source", "location", "target_key")
 
 
 def _adjusted(counts: Counter[K], removed: Iterable[K], added: Iterable[K]) -> Counter[K]:
