@@ -19,6 +19,7 @@ import sqlite3
 import statistics
 import threading
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -520,7 +521,8 @@ class _Timeline(Generic[T]):
         self._order, self._when = order, when
         self.records = sorted(records, key=order)
         # Epoch seconds as `epoch` gives them; every instant here is aware (checked when it was recorded).
-        self.times = [int(at.timestamp()) for at in map(when, self.records)]
+        # In an array: eight bytes an instant, not a list slot and an int object (600,000 snapshots: 24 -> 5 MB).
+        self.times = array("q", [int(at.timestamp()) for at in map(when, self.records)])
 
     def put(self, before: T | None, record: T) -> None:
         if before is not None:
