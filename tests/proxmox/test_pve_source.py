@@ -11,7 +11,7 @@ from backup_glance.errors import SourceAuthError
 from backup_glance.model import JobRun, RunOutcome
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, VzdumpJob
-from backup_glance.sources._pve_wire import resolve_selection
+from backup_glance.sources._pve_wire import parse_vzdump_log, resolve_selection
 from backup_glance.sources.pve import PveSource
 
 
@@ -153,6 +153,27 @@ class TestTasks:
         run = newest(obs.runs, "guest:130")
         assert (run.outcome, run.message) == (RunOutcome.FAILED, "interrupted by signal")
 
+    async def test_a_log_line_no_calendar_or_zone_holds_costs_that_line_not_the_poll(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        lab.node_timezones["pve"] = "Not/A_Zone"  # a node whose zone this machine does not know
+        log = [
+            "INFO: Starting Backup of VM 120 (lxc)",
+            "INFO: Backup started at 2026-13-45 99:99:99",
+            "INFO: Finished Backup of VM 120 (00:00:41)",
+            "INFO: Starting Backup of VM " + "9" * 5000 + " (qemu)",
+            "ERROR: Backup of VM " + "7" * 5000 + " failed - no such guest",
+            "TASK OK",
+        ]
+        lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=1), NOW - timedelta(minutes=59), "OK", log)
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        run = newest(obs.runs, "guest:120")  # the task's start stands in for the time the log could not give
+        assert (run.outcome, run.started_at) == (RunOutcome.OK, NOW - timedelta(hours=1))
+        assert run.ended_at == NOW - timedelta(hours=1) + timedelta(seconds=41)
+        assert not [r for r in obs.runs if r.target_key and len(r.target_key) > 100]
+
     async def test_logs_are_fetched_once_per_task(self, lab: ProxmoxLab, pve_server: SimulatorServer) -> None:
         source = a_source(pve_server)
         await source.poll()
@@ -171,6 +192,40 @@ class TestTasks:
         legacy = obs.jobs[-1]
         assert legacy.key == "pve1/backup/vzdump-cron-4" and legacy.next_run_at is None
         assert legacy.target_keys == ("guest:120",) and legacy.enabled
+
+
+VZDUMP_LOG = """\
+INFO: starting new backup job: vzdump 100 101 102 --mode snapshot --storage pbs-main
+INFO: Starting Backup of VM 100 (qemu)
+INFO: Backup started at 2026-03-29 01:59:50
+INFO: status = running
+INFO: include disk 'scsi0' 'local-lvm:vm-100-disk-0' 32G
+INFO: creating Proxmox Backup Server archive 'vm/100/2026-03-29T00:59:50Z'
+INFO:  10% (3.2 GiB of 32.0 GiB) in 3s, read: 1.1 GiB/s, write: 0 B/s
+INFO: Finished Backup of VM 100 (00:00:31)
+INFO: Backup finished at 2026-03-29 03:00:23
+INFO: Starting Backup of VM 101 (lxc)
+INFO: Backup started at 2026-03-29 03:00:22
+ERROR: Backup of VM 101 failed - command 'lxc-freeze -n 101' failed: exit code 1
+INFO: Failed at 2026-03-29 03:00:25
+INFO: Starting Backup of VM 102 (qemu)
+INFO: Backup started at 2026-03-29 03:00:26
+INFO: Backup job finished with errors
+TASK ERROR: job errors"""
+
+
+def test_a_vzdump_log_gives_each_guest_its_times_and_result_across_a_dst_change() -> None:
+    task_start = datetime(2026, 3, 29, 0, 59, 48, tzinfo=UTC)
+    log = parse_vzdump_log(VZDUMP_LOG.splitlines(), task_start, "Europe/Berlin")  # 02:00 CET became 03:00 CEST
+    found = {
+        vmid: (g.started_at.strftime("%H:%M:%S"), g.ended_at and g.ended_at.strftime("%H:%M:%S"), g.outcome, g.message)
+        for vmid, g in log.guests.items()
+    }
+    assert found == {
+        100: ("00:59:50", "01:00:23", RunOutcome.OK, ""),  # the line, not start + duration (01:00:21)
+        101: ("01:00:22", "01:00:25", RunOutcome.FAILED, "command 'lxc-freeze -n 101' failed: exit code 1"),
+        102: ("01:00:26", None, None, ""),
+    }
 
 
 def two_node_lab(lab: ProxmoxLab) -> None:

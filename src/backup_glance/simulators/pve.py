@@ -271,7 +271,10 @@ class _PveApi:
         node = self._node(request)
         zone = self.lab.node_timezones.get(node, self.lab.pve_timezone)
         now = self.lab.clock()
-        offset = now.astimezone(ZoneInfo(zone)).utcoffset()
+        try:
+            offset = now.astimezone(ZoneInfo(zone)).utcoffset()
+        except (KeyError, ValueError):  # a zone newer than this machine's tzdata: the node still names it
+            offset = None
         epoch = int(now.timestamp())
         localtime = epoch + (int(offset.total_seconds()) if offset else 0)
         return _ok({"timezone": zone, "time": epoch, "localtime": localtime})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,12 +21,18 @@ from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
 from ._util import guest_key, guest_vmid
 
-# vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg.
-_STARTING = re.compile(r"^INFO: Starting Backup of VM (\d+) \((\w+)\)")
-_STARTED_AT = re.compile(r"^INFO: Backup started at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
-_FINISHED = re.compile(r"^INFO: Finished Backup of VM (\d+) \((\d+):(\d\d):(\d\d)\)")
-_ENDED_AT = re.compile(r"^INFO: (?:Backup finished|Failed) at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
-_FAILED = re.compile(r"^ERROR: Backup of VM (\d+) failed - (.*)$")
+# vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg. One pattern for every line that
+# tells something: a log is mostly other lines (settings, progress), and each of those then costs one failed
+# match, not one per kind of line. Numbers are bounded (a VMID has at most 9 digits): a line of 5,000 digits is no
+# event, where `int()` would refuse it and end the whole poll.
+_EVENT = re.compile(
+    r"^(?:INFO: Starting Backup of VM (?P<starting>\d{1,9}) \(\w+\)"
+    r"|INFO: Backup started at (?P<started_at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
+    r"|INFO: Finished Backup of VM (?P<finished>\d{1,9}) \((?P<hours>\d{1,6}):(?P<minutes>\d\d):(?P<seconds>\d\d)\)"
+    r"|INFO: (?:Backup finished|Failed) at (?P<ended_at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
+    r"|ERROR: Backup of VM (?P<failed>\d{1,9}) failed - (?P<reason>.*)$)",
+    re.ASCII,
+)
 # A scheduled run starts within a minute or so of its slot (pvescheduler wakes each minute); allow some slack.
 JOB_MATCH_WINDOW = timedelta(minutes=5)
 
@@ -125,33 +132,51 @@ class VzdumpLog:
 
 
 def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) -> VzdumpLog:
-    """Per-guest results from a vzdump task log. Times in the log are node-local."""
-    zone = ZoneInfo(timezone)
+    """Per-guest results from a vzdump task log. Times in the log are node-local: in a zone this machine does not
+    know, or where a line names a time no calendar holds, a guest keeps the task's start (and the end its
+    duration gives)."""
+    try:
+        zone: ZoneInfo | None = ZoneInfo(timezone)
+    except (KeyError, ValueError, OSError):  # not found (a KeyError), or not a zone name at all
+        zone = None
     result = VzdumpLog()
     current: _GuestResult | None = None
 
-    def local(text: str) -> datetime:
+    def local(text: str) -> datetime | None:
         # Node-local wall time -> UTC at the edge, so durations across a DST change stay right.
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone).astimezone(UTC)
+        if zone is None:
+            return None
+        try:
+            return datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(UTC)
+        except (ValueError, OverflowError):  # month 13, or year 1 east of UTC
+            return None
 
     for line in lines:
-        if match := _STARTING.match(line):
-            current = _GuestResult(int(match.group(1)), task_start)
+        match = _EVENT.match(line)
+        if match is None:
+            continue
+        starting, started_at, finished, ended_at, failed = match.group(
+            "starting", "started_at", "finished", "ended_at", "failed"
+        )
+        if starting is not None:
+            current = _GuestResult(int(starting), task_start)
             result.guests[current.vmid] = current
-        elif (match := _STARTED_AT.match(line)) and current is not None:
-            current.started_at = local(match.group(1))
-        elif match := _FINISHED.match(line):
-            guest = result.guests.setdefault(int(match.group(1)), _GuestResult(int(match.group(1)), task_start))
-            hours, minutes, seconds = (int(match.group(i)) for i in (2, 3, 4))
+        elif started_at is not None:
+            if current is not None and (at := local(started_at)) is not None:
+                current.started_at = at
+        elif finished is not None:
+            guest = result.guests.setdefault(int(finished), _GuestResult(int(finished), task_start))
+            hours, minutes, seconds = map(int, match.group("hours", "minutes", "seconds"))
             guest.outcome = RunOutcome.OK
-            guest.ended_at = guest.started_at + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+            with suppress(OverflowError):  # a start in the year 9999: no end, rather than no poll
+                guest.ended_at = guest.started_at + timedelta(hours=hours, minutes=minutes, seconds=seconds)
             current = guest
-        elif match := _FAILED.match(line):
-            guest = result.guests.setdefault(int(match.group(1)), _GuestResult(int(match.group(1)), task_start))
-            guest.outcome, guest.message = RunOutcome.FAILED, match.group(2).strip()
+        elif failed is not None:
+            guest = result.guests.setdefault(int(failed), _GuestResult(int(failed), task_start))
+            guest.outcome, guest.message = RunOutcome.FAILED, match.group("reason").strip()
             current = guest
-        elif (match := _ENDED_AT.match(line)) and current is not None:
-            current.ended_at = local(match.group(1))
+        elif ended_at is not None and current is not None and (at := local(ended_at)) is not None:
+            current.ended_at = at
     return result
 
 
