@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -132,6 +133,40 @@ class TestImpossibleRecords:
         (state,) = [s for s in board.sources if s.name == "pbs-main"]
         assert state.error is None and state.observation is not None
         assert verdict(board, "vault").status is Status.OK and verdict(board, "vault").snapshot_count > 1
+        all_endpoints_answer(board)
+
+    @pytest.mark.parametrize("guest_id", ["\u00b2", "9" * 5000])  # "²".isdigit() is true; int() refuses both
+    def test_a_guest_id_no_integer_holds_costs_that_group_only(self, lab: Lab, guest_id: str) -> None:
+        lab.demo.lab.add_snapshot("main", "", "vm", guest_id, NOW - timedelta(minutes=30), 1024)
+        lab.demo.lab.add_pve_task("vzdump", guest_id, NOW - timedelta(hours=1), NOW - timedelta(minutes=59), "OK", [])
+        board = lab.poll(lab.start())
+        for name in ("pbs-main", "pve"):
+            (state,) = [s for s in board.sources if s.name == name]
+            assert state.error is None, (name, state.error)
+        assert verdict(board, "vault").status is Status.OK
+        all_endpoints_answer(board)
+
+    def test_a_databasement_row_that_is_no_snapshot_costs_that_row(
+        self, lab: Lab, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from backup_glance.simulators import databasement as databasement_sim
+
+        as_listed = databasement_sim._snapshot_json
+        first = lab.demo.databasement.snapshots[0].id
+
+        def one_row_broken(
+            scenario: databasement_sim.DatabasementScenario, snap: databasement_sim.DbSnapshot
+        ) -> dict[str, Any]:
+            row = as_listed(scenario, snap)
+            return {**row, "started_at": "the day after tomorrow"} if snap.id == first else row
+
+        monkeypatch.setattr(databasement_sim, "_snapshot_json", one_row_broken)
+        board = lab.poll(lab.start())
+        (state,) = [s for s in board.sources if s.name == "databasement"]
+        assert state.error is None and state.observation is not None
+        assert len(state.observation.snapshots) + len(state.observation.runs) > 0  # the other rows still count
+        (problem,) = problems_of(board, "databasement")
+        assert problem.startswith("unreadable snapshot row (ValueError") and problem.endswith("left out")
         all_endpoints_answer(board)
 
     def test_a_future_row_already_in_history_is_ignored_and_pruned(self, lab: Lab) -> None:

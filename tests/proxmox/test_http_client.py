@@ -215,6 +215,15 @@ class TestTransport:
         await http.aclose()
         server.close()
 
+    async def test_a_number_of_thousands_of_digits_costs_that_field_not_the_answer(self) -> None:
+        async def absurd(_seen: Seen, _path: str, _served: int) -> bytes:
+            return b'{"data": [{"vmid": ' + b"9" * 5000 + b'}, {"vmid": 101}]}'  # json.loads alone refuses it
+
+        async with raw_server(absurd) as (url, _seen):
+            http = client(url, max_in_flight=1)
+            assert await http.get_json("/cluster/resources") == {"data": [{"vmid": None}, {"vmid": 101}]}
+            await http.aclose()
+
     async def test_a_tls_connection_given_up_on_lets_its_socket_go_at_once(self) -> None:
         """A timed-out request's connection is aborted, not closed politely: a TLS goodbye would wait for the
         silent server's reply, and the socket would outlive the request (and the event loop)."""

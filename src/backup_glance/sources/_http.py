@@ -27,7 +27,7 @@ from ..errors import (
     SourceUnreachable,
 )
 from ._transport import StreamTransport
-from ._util import gc_paused
+from ._util import gc_paused, json_loads
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
 
@@ -290,7 +290,7 @@ class HttpClient:
         """A successful answer's JSON, or SourceProtocolError saying whether it was cut short or malformed."""
         try:
             with gc_paused(len(body)):
-                return json.loads(body)
+                return json_loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
             raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None

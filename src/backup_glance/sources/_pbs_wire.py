@@ -17,7 +17,7 @@ import msgspec
 from ..errors import SourceProtocolError
 from ..model import Datastore, GuestRef, Job, JobKind, JobRun, ScheduleRef, Snapshot, Target, Verification
 from ._proxmox import as_int, epoch, task_outcome, upid_started_at
-from ._util import gc_paused, guest_key
+from ._util import gc_paused, guest_key, vmid_of
 
 ErrorFactory = Callable[[str], SourceProtocolError]
 Known = Callable[[str, str], Mapping[int, Snapshot]]  # (backup-type, backup-id) -> snapshots by backup time
@@ -33,8 +33,8 @@ def require(item: Any, key: str, path: str, error: ErrorFactory) -> Any:
 def target_key(source: str, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
     """vm/ct groups with a numeric id are PVE guests ("guest:101" everywhere, "guest:<cluster>/101" in a
     namespace a PVE source claims with `pbs_namespace`); anything else stays PBS's own."""
-    if backup_type in _GUEST_TYPES and backup_id.isdigit():
-        return guest_key(int(backup_id), cluster)
+    if backup_type in _GUEST_TYPES and (vmid := vmid_of(backup_id)) is not None:
+        return guest_key(vmid, cluster)
     if backup_type == "host":
         return f"pbs-host:{source}/{backup_id}"
     return f"pbs-group:{source}/{backup_type}/{backup_id}"
@@ -42,8 +42,9 @@ def target_key(source: str, backup_type: str, backup_id: str, cluster: str | Non
 
 def make_target(source: str, backup_type: str, backup_id: str, name: str, cluster: str | None = None) -> Target:
     key = target_key(source, backup_type, backup_id, cluster)
-    if key.startswith("guest:"):
-        guest = GuestRef(int(backup_id), _GUEST_TYPES[backup_type])
+    vmid = vmid_of(backup_id) if key.startswith("guest:") else None
+    if vmid is not None:
+        guest = GuestRef(vmid, _GUEST_TYPES[backup_type])
         return Target(key=key, source=source, name=name, kind="guest", guest=guest)
     return Target(key=key, source=source, name=name, kind="host" if backup_type == "host" else "group")
 

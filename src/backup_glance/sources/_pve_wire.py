@@ -19,7 +19,7 @@ from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Sna
 from ..schedule import Schedule
 from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
-from ._util import guest_key, guest_vmid
+from ._util import guest_key, guest_vmid, vmid_of
 
 # vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg. One pattern for every line that
 # tells something: a log is mostly other lines (settings, progress), and each of those then costs one failed
@@ -56,7 +56,7 @@ def guest_target(source: str, item: dict[str, Any], cluster: str | None = None) 
 
 def _vmids(value: Any) -> list[int]:
     text = str(value or "")
-    return [int(part) for part in re.split(r"[,;\s]+", text) if part.strip().isdigit()]
+    return [vmid for part in re.split(r"[,;\s]+", text) if (vmid := vmid_of(part.strip())) is not None]
 
 
 def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ Sits under `sources/`; no I/O, no third-party imports, so any source (HTTP or no
 from __future__ import annotations
 
 import gc
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -15,7 +16,10 @@ from typing import Any
 
 from ..errors import SourceProtocolError
 
-_INTEGER = re.compile(r"-?[0-9]+")
+# At most 40 digits (2**64 has 20): Python refuses to convert a string of more than 4,300 digits to an int, and
+# a field that long is no number any source means.
+_INTEGER = re.compile(r"-?[0-9]{1,40}")
+_MAX_VMID_DIGITS = 9  # PVE's VMIDs end at 999,999,999
 
 
 BIG_PAYLOAD = 1024 * 1024
@@ -59,6 +63,31 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def vmid_of(text: str) -> int | None:
+    """A VMID written as text, or None: ASCII digits only, at most nine ("²".isdigit() is true, and `int()`
+    refuses it, as it refuses 5,000 digits).
+
+    >>> [vmid_of(t) for t in ("101", "0101", "²", "-1", "1" * 10, "")]
+    [101, 101, None, None, None, None]
+    """
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= _MAX_VMID_DIGITS else None
+
+
+def json_loads(data: bytes | str) -> Any:
+    """`json.loads`, except that an integer too long for Python to convert (thousands of digits) becomes None:
+    one absurd number costs that field, not the whole answer. Errors as `json.loads` raises them otherwise."""
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        return json.loads(data, parse_int=_bounded_int)
+
+
+def _bounded_int(text: str) -> int | None:
+    return int(text) if len(text) <= 40 else None
+
+
 def guest_key(vmid: int, cluster: str | None = None) -> str:
     """A PVE guest's target key: "guest:101", or "guest:<cluster>/101" when its cluster names the PBS namespace
     it backs up into (two clusters reusing VMIDs in one PBS stay apart).
@@ -77,8 +106,7 @@ def guest_vmid(key: str) -> int | None:
     """
     if not key.startswith("guest:"):
         return None
-    tail = key.rsplit("/", 1)[-1].removeprefix("guest:")
-    return int(tail) if tail.isdigit() else None
+    return vmid_of(key.rsplit("/", 1)[-1].removeprefix("guest:"))
 
 
 # restic repository backends that live on another machine (restic docs, "Preparing a new repository").

@@ -132,6 +132,7 @@ class DatabasementSource(SourceBase):
             headers["X-Organization-Id"] = config.organization_id
         self._client = client or HttpClient.for_source(config, kind=KIND, headers=headers)
         self._attempts: dict[str, _Attempt] = {}
+        self._unreadable: list[str] = []  # this poll's snapshot rows left out, and why
         self._messages: dict[str, str] = {}  # BackupJob id -> error_message
         self._restore_runs: dict[str, dict[str, Any]] = {}  # restore BackupJob id -> its row
         self._synced_at: datetime | None = None
@@ -184,6 +185,7 @@ class DatabasementSource(SourceBase):
 
     async def poll(self) -> Observation:
         now = self._clock()
+        self._unreadable = []
         servers = [self._server(row) for row in await self._pages(f"{API}/database-servers", {})]
         full = self._synced_at is None or now - self._synced_at >= _FULL_RESYNC
         await self._read_attempts(full)
@@ -198,7 +200,12 @@ class DatabasementSource(SourceBase):
                 for row in await self._optional_pages(f"{API}/backup-schedules", {}) or []:
                     schedules[str(row.get("id"))] = (str(row.get("name", "")), str(row.get("expression", "")))
             await self._read_restore_runs(full)
-        return self._observation(now, servers, tests, schedules)
+        observation = self._observation(now, servers, tests, schedules)
+        if self._unreadable:
+            count = len(self._unreadable)
+            more = f" and {count - 1} more" if count > 1 else ""
+            observation = replace(observation, problems=(f"{self._unreadable[0]}{more}; left out",))
+        return observation
 
     async def _read_attempts(self, full: bool) -> None:
         horizon = None if full or not self._attempts else max(a.started_at for a in self._attempts.values())
@@ -213,7 +220,7 @@ class DatabasementSource(SourceBase):
             return horizon is not None and started is not None and (started < horizon or edge <= seen)
 
         rows = await self._pages(f"{API}/snapshots", {"sort": "-started_at"}, stop=reached_known)
-        fresh = {a.id: a for a in (self._attempt(row) for row in rows)}
+        fresh = {a.id: a for a in map(self._attempt, rows) if a is not None}
         if full:
             self._attempts = fresh
             jobs = {a.job_id for a in fresh.values()}
@@ -231,7 +238,10 @@ class DatabasementSource(SourceBase):
                 raise
             if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
                 raise self._protocol(f"{API}/snapshots/{{id}}: expected an object with `data`")
-            self._attempts[attempt_id] = self._attempt(body["data"])
+            if (attempt := self._attempt(body["data"])) is not None:
+                self._attempts[attempt_id] = attempt
+            else:
+                self._attempts.pop(attempt_id, None)
 
     async def _read_messages(self) -> None:
         wanted = {
@@ -304,7 +314,9 @@ class DatabasementSource(SourceBase):
             raise self._protocol(f"{API}/database-servers: a server without `id` or `name`")
         return _Server(str(row["id"]), str(row["name"]), bool(row.get("backups_enabled", True)), tuple(backups))
 
-    def _attempt(self, row: dict[str, Any]) -> _Attempt:
+    def _attempt(self, row: dict[str, Any]) -> _Attempt | None:
+        """A snapshot row as an attempt; None for a row that cannot be one (noted in `_unreadable`): one bad row
+        costs that row, not the source."""
         try:
             server = row.get("server") or {}
             job = row.get("job") or {}
@@ -330,10 +342,9 @@ class DatabasementSource(SourceBase):
                 remote_places=tuple(str(v["name"]) for v in stored if v.get("type") in _REMOTE_VOLUMES),
                 exists=bool(stored) or not volumes,  # older Databasement lists no volumes per snapshot
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self._protocol(
-                f"{API}/snapshots: unexpected snapshot row ({exc.__class__.__name__}: {exc})"
-            ) from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            self._unreadable.append(f"unreadable snapshot row ({exc.__class__.__name__}: {exc})")
+            return None
 
     def _restore_test(self, row: dict[str, Any]) -> _RestoreTest:
         return _RestoreTest(

@@ -38,7 +38,7 @@ from ._pbs_wire import (
     task_job_key,
 )
 from ._proxmox import ProxmoxSource, first_source_error, unwrap
-from ._util import as_int, guest_key, guest_vmid, offsite_named
+from ._util import as_int, guest_key, guest_vmid, offsite_named, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
 TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
@@ -406,8 +406,8 @@ class PbsSource(ProxmoxSource):
         no guest when several do (two clusters reusing the VMID)."""
         homes: dict[tuple[str, int], set[str]] = {}
         for store, ns, backup_type, backup_id in self._groups:
-            if backup_type in ("vm", "ct") and backup_id.isdigit():  # a "host/100" group is no guest
-                homes.setdefault((store, int(backup_id)), set()).add(ns)
+            if backup_type in ("vm", "ct") and (vmid := vmid_of(backup_id)) is not None:  # "host/100" is no guest
+                homes.setdefault((store, vmid), set()).add(ns)
         out = []
         for run in runs:
             vmid = guest_vmid(run.target_key or "")

@@ -34,7 +34,7 @@ from ._pve_wire import (
     parse_vzdump_log,
     task_runs,
 )
-from ._util import as_int, guest_key, offsite_named
+from ._util import as_int, guest_key, offsite_named, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)
 _TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
@@ -316,8 +316,8 @@ class PveSource(ProxmoxSource):
                 task_result = cached[1]
             else:
                 vmids = set(parsed.vmids) if parsed else set()
-                if str(task.get("id") or "").isdigit():
-                    vmids.add(int(task["id"]))  # single-guest runs carry the VMID in the task id
+                if (vmid := vmid_of(str(task.get("id") or ""))) is not None:
+                    vmids.add(vmid)  # single-guest runs carry the VMID in the task id
                 job = match_job(task, vmids, jobs, calendars)
                 job_key = job.key if job else f"{self.name}/backup/manual"
                 task_result = task_runs(self.name, task, job_key, parsed, self._cluster)

@@ -28,7 +28,7 @@ from typing import Any
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
-from ._util import is_remote_uri, offsite_named, utc_now
+from ._util import is_remote_uri, json_loads, offsite_named, utc_now
 
 KIND = "restic"
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
@@ -176,7 +176,7 @@ class ResticSource:
         now = self._clock()
         raw = await self._run("snapshots", "--json", "--no-lock")
         try:
-            items = json.loads(raw)
+            items = json_loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self._error(
                 SourceProtocolError, f"restic printed malformed JSON ({exc.__class__.__name__})"

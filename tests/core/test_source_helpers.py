@@ -1,0 +1,44 @@
+"""The helpers every source reads its answers with: the examples in their docstrings hold, and what no source
+can mean (a VMID in superscript digits, a number of 5,000 digits) becomes "no value", never an exception."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import pytest
+
+import backup_glance.sources._util as util
+from backup_glance.sources._util import as_int, json_loads, vmid_of
+
+
+def test_docstring_examples_hold() -> None:
+    result = doctest.testmod(util)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u2460", "\u0661\u0660\u0661", "9" * 5000, "1" * 10, "-1", " 101", ""])
+def test_a_vmid_no_pve_can_have_is_none(text: str) -> None:
+    assert vmid_of(text) is None
+
+
+def test_a_vmid_pve_can_have_is_read() -> None:
+    assert [vmid_of(t) for t in ("100", "999999999", "007")] == [100, 999_999_999, 7]
+
+
+def test_an_integer_of_thousands_of_digits_is_no_integer() -> None:
+    assert as_int("9" * 5000) is None
+    assert as_int(str(2**64)) == 2**64  # absurd, but a number: the edge bounds judge it
+
+
+def test_a_huge_number_in_json_costs_that_field_only() -> None:
+    body = b'{"data": [{"vmid": ' + b"9" * 5000 + b', "name": "a"}, {"vmid": 101, "size": 18446744073709551615}]}'
+    assert json_loads(body) == {"data": [{"vmid": None, "name": "a"}, {"vmid": 101, "size": 2**64 - 1}]}
+
+
+@pytest.mark.parametrize("body", [b'{"data": [', b'{"data": "\xff"}', b"nan"])
+def test_json_that_is_broken_still_raises_as_json_does(body: bytes) -> None:
+    with pytest.raises(ValueError) as raised:
+        json_loads(body)
+    assert isinstance(raised.value, (json.JSONDecodeError, UnicodeDecodeError))
