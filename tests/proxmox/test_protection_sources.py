@@ -4,6 +4,7 @@ and guests matched by (namespace, VMID) when two clusters reuse VMIDs. Simulator
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,6 +163,48 @@ class TestPbsSource:
         assert (
             parse_snapshot(unfinished, source="p", store="s", ns="", path="/x", error=ValueError)[2].encrypted is None
         )  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("seed", range(8))
+    def test_a_typed_page_equals_the_lenient_reading_of_each_item(self, seed: int) -> None:
+        """Groups one after another or interleaved, ids PBS would refuse, items read before: the typed page
+        gives what the lenient parser gives item by item, and hands back a known snapshot when it is the same."""
+        rng = random.Random(seed)
+        groups = [("vm", "100"), ("ct", "100"), ("vm", "2"), ("host", "nas"), ("ct", ""), ("", "")]
+        upids = ["UPID:pbs:00000001:00000002:00000003:6790A0C5:verify:s:root@pam:", "not a upid"]
+        items = []
+        for _ in range(rng.randrange(1, 60)):
+            group = rng.choice(groups)
+            item: dict[str, Any] = {"backup-type": group[0], "backup-id": group[1], "protected": rng.random() < 0.2}
+            item["backup-time"] = rng.choice([1736906405, 1736906405 + 86400, rng.randrange(2**31), 2**62])
+            if rng.random() < 0.8:
+                item["size"] = rng.randrange(10**6)
+                item["files"] = [{"filename": "root.pxar.didx", "crypt-mode": rng.choice(["encrypt", "none"])}]
+            if rng.random() < 0.5:
+                item["verification"] = {"state": rng.choice(["ok", "failed"]), "upid": rng.choice(upids)}
+            if rng.random() < 0.3:
+                item["comment"] = rng.choice(["db", ""])
+            items.append(item)
+        if rng.random() < 0.5:
+            items.sort(key=lambda i: (i["backup-type"], i["backup-id"]))  # as PBS lists them
+
+        def lenient(item: dict[str, Any]) -> tuple[str, str, Any, str | None] | None:
+            try:
+                return parse_snapshot(item, source="p", store="s", ns="n", path="/x", error=ValueError)  # type: ignore[arg-type]
+            except ValueError:
+                return None
+
+        expected = [found for found in map(lenient, items) if found is not None]
+        before = {(t, i, int(snap.taken_at.timestamp())): snap for t, i, snap, _ in expected if rng.random() < 0.5}
+
+        def known(backup_type: str, backup_id: str) -> dict[int, Any]:
+            return {at: snap for (t, i, at), snap in before.items() if (t, i) == (backup_type, backup_id)}
+
+        body = httpx.Response(200, json={"data": items}).content
+        typed = SnapshotDecoder("p").page(body, store="s", ns="n", known=known)
+        assert typed == expected
+        for t, i, snap, _ in typed or []:
+            reused = before.get((t, i, int(snap.taken_at.timestamp())))
+            assert reused is None or reused != snap or snap is reused
 
     async def test_verify_outdated_after_and_prune_keep_are_read(self, protected_server: SimulatorServer) -> None:
         obs = await poll(PbsSource(pbs_config(protected_server), clock=Clock()))

@@ -223,21 +223,36 @@ class SnapshotDecoder:
         location = f"{store}/{ns}" if ns else store
         prefix = f"{store}/{ns}/"
         cluster = self.guest_namespaces.get(ns)
+        source, verified, by_files = self.source, self._verified, self._encrypted
         out = []
         by_group: dict[tuple[str, str], Mapping[int, Snapshot]] = {}
+        # PBS lists a group's snapshots one after another: what depends only on the group (its key, its
+        # snapshots as last read, the id's prefix) is looked up when the group changes, not for every snapshot.
+        group: tuple[str, str] | None = None
+        key, group_prefix = "", ""
+        same_group: Mapping[int, Snapshot] = {}
         with gc_paused(len(body)):
             for item in items:
+                if group is None or item.backup_id != group[1] or item.backup_type != group[0]:
+                    group = backup_type, backup_id = item.backup_type, item.backup_id
+                    key = self._key(backup_type, backup_id, cluster)
+                    group_prefix = f"{prefix}{backup_type}/{backup_id}/"
+                    if known is not None:
+                        if group not in by_group:
+                            by_group[group] = known(backup_type, backup_id)
+                        same_group = by_group[group]
                 verification, verified_at = Verification.NONE, None
                 if item.verification is not None:
                     verification = Verification.OK if item.verification.state == "ok" else Verification.FAILED
-                    verified_at = self._verified_at(item.verification.upid or "")
+                    upid = item.verification.upid or ""
+                    verified_at = verified[upid] if upid in verified else self._verified_at(upid)
                 finished = item.size is not None
-                encrypted = self._files_encrypted(bytes(item.files)) if finished else None
+                encrypted = None
+                if finished:
+                    files = bytes(item.files)
+                    encrypted = by_files[files] if files in by_files else self._files_encrypted(files)
                 if known is not None:
-                    group = (item.backup_type, item.backup_id)
-                    if group not in by_group:
-                        by_group[group] = known(*group)
-                    same = by_group[group].get(item.backup_time)
+                    same = same_group.get(item.backup_time)
                     if (
                         same is not None
                         and same.size_bytes == item.size
@@ -246,15 +261,16 @@ class SnapshotDecoder:
                         and same.encrypted == encrypted
                         and same.protected == item.protected
                     ):
-                        out.append((item.backup_type, item.backup_id, same, item.comment))
+                        out.append((backup_type, backup_id, same, item.comment))
                         continue
-                taken_at = epoch(item.backup_time)
-                if taken_at is None:  # a time no calendar holds: this record goes, as in the lenient parser
+                try:
+                    taken_at = datetime.fromtimestamp(item.backup_time, UTC)
+                except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
                     continue
                 snapshot = Snapshot(
-                    self._key(item.backup_type, item.backup_id, cluster),
-                    self.source,
-                    f"{prefix}{item.backup_type}/{item.backup_id}/{taken_at.isoformat()[:19]}Z",
+                    key,
+                    source,
+                    f"{group_prefix}{taken_at.isoformat()[:19]}Z",
                     taken_at,
                     finished,
                     item.size,
@@ -264,7 +280,7 @@ class SnapshotDecoder:
                     encrypted,
                     item.protected,
                 )
-                out.append((item.backup_type, item.backup_id, snapshot, item.comment))
+                out.append((backup_type, backup_id, snapshot, item.comment))
         return out
 
     def _key(self, backup_type: str, backup_id: str, cluster: str | None = None) -> str:

@@ -326,9 +326,13 @@ class PbsSource(ProxmoxSource):
         out: dict[GroupKey, list[Snapshot]] = {}
         newest: dict[GroupKey, tuple[datetime, str]] = {}
         for page in pages:
+            key: GroupKey | None = None
+            group: list[Snapshot] = []
             for backup_type, backup_id, snapshot, comment in page:
-                key = (store, ns, backup_type, backup_id)
-                out.setdefault(key, []).append(snapshot)
+                if key is None or backup_id != key[3] or backup_type != key[2]:  # a group's snapshots come together
+                    key = (store, ns, backup_type, backup_id)
+                    group = out.setdefault(key, [])
+                group.append(snapshot)
                 if comment and (key not in newest or newest[key][0] < snapshot.taken_at):
                     newest[key] = (snapshot.taken_at, comment)
         for key, (_at, comment) in newest.items():
