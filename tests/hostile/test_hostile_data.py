@@ -169,6 +169,18 @@ class TestImpossibleRecords:
         assert problem.startswith("unreadable snapshot row (ValueError") and problem.endswith("left out")
         all_endpoints_answer(board)
 
+    def test_a_time_zone_this_machine_does_not_know_is_read_as_utc_and_said(self, lab: Lab) -> None:
+        lab.demo.lab.pbs_timezone = "Mars/Olympus"  # or a zone newer than this machine's tzdata
+        lab.demo.lab.pve_timezone = "Mars/Olympus"
+        board = lab.poll(lab.start())
+        for name in ("pbs-main", "pve"):
+            (state,) = [s for s in board.sources if s.name == name]
+            assert state.error is None and state.observation is not None, (name, state.error)
+            assert state.observation.timezone == "UTC"
+            assert any("time zone unknown" in p and "Mars/Olympus" in p for p in problems_of(board, name))
+        assert verdict(board, "vault").snapshot_count > 0
+        all_endpoints_answer(board)
+
     def test_a_future_row_already_in_history_is_ignored_and_pruned(self, lab: Lab) -> None:
         runtime = lab.start()
         lab.poll(runtime)

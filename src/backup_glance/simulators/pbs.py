@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,7 +21,7 @@ from starlette.routing import Route
 from ..sources._proxmox import calendar_for
 from ._pbs_items import counts, gc_status, group_item, snapshot_item, task_item, task_store
 from ._proxmox_faults import Faults, ProxmoxFaultWrapper, split_token
-from .proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsRemote, PbsSnapshot, ProxmoxLab
+from .proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsRemote, PbsSnapshot, ProxmoxLab, zone_or_utc
 
 
 class PbsError(Exception):
@@ -374,7 +373,7 @@ class _PbsApi:
 
     async def time(self, request: Request) -> Response:
         now = self.lab.clock()
-        offset = now.astimezone(ZoneInfo(self.lab.pbs_timezone)).utcoffset()
+        offset = now.astimezone(zone_or_utc(self.lab.pbs_timezone)).utcoffset()
         seconds = int(offset.total_seconds()) if offset else 0
         epoch = int(now.timestamp())
         return _ok({"timezone": self.lab.pbs_timezone, "time": epoch, "localtime": epoch + seconds})

@@ -11,10 +11,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from ..sources._proxmox import pbs_upid, pve_upid
 from ..sources._util import utc_now
+
+
+def zone_or_utc(name: str) -> tzinfo:
+    """A node's zone as its clock runs; UTC for one newer than this machine's tzdata (the node still names it)."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return UTC
+
 
 PBS_NODE = "pbs"
 PVE_STORAGE_TOKEN = "pve@pbs!pve"  # the PBS token PVE's storage plugin writes backups with

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from starlette.routing import Route
 
 from ..sources._proxmox import calendar_for
 from ._proxmox_faults import Faults, ProxmoxFaultWrapper, split_token
-from .proxmox_lab import Guest, ProxmoxLab, PveStorage, PveTask, VzdumpJob
+from .proxmox_lab import Guest, ProxmoxLab, PveStorage, PveTask, VzdumpJob, zone_or_utc
 
 
 class PveError(Exception):
@@ -243,7 +242,7 @@ class _PveApi:
         return items
 
     def _file_volumes(self, storage: PveStorage, node: str) -> list[dict[str, Any]]:
-        zone = ZoneInfo(self.lab.pve_timezone)
+        zone = zone_or_utc(self.lab.pve_timezone)
         items = []
         for archive in self.lab.vzdump_files:
             if archive.storage != storage.storage:
@@ -271,10 +270,7 @@ class _PveApi:
         node = self._node(request)
         zone = self.lab.node_timezones.get(node, self.lab.pve_timezone)
         now = self.lab.clock()
-        try:
-            offset = now.astimezone(ZoneInfo(zone)).utcoffset()
-        except (KeyError, ValueError):  # a zone newer than this machine's tzdata: the node still names it
-            offset = None
+        offset = now.astimezone(zone_or_utc(zone)).utcoffset()
         epoch = int(now.timestamp())
         localtime = epoch + (int(offset.total_seconds()) if offset else 0)
         return _ok({"timezone": zone, "time": epoch, "localtime": localtime})

@@ -14,6 +14,7 @@ shows it:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import compress
 from operator import attrgetter, not_
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from msgspec.structs import replace as evolve
 
@@ -51,6 +53,17 @@ def clean_key(value: str) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     return f"{text[: MAX_KEY - 17]}~{digest}"
+
+
+@functools.lru_cache(maxsize=64)
+def _known_zone(name: str) -> bool:
+    """Whether this machine's tzdata has the zone a source names: a newer zone than it knows, or a name that is no
+    zone at all, would make every later use of it raise."""
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError, TypeError):  # not found (a KeyError), or no zone name at all
+        return False
+    return True
 
 
 class _Notes:
@@ -131,9 +144,14 @@ class EdgeBounds:
                 c for copy in observation.remote_copies if (c := _remote_copy(copy, latest, n)) is not None
             ),
         )
+        timezone = observation.timezone
+        if not _known_zone(timezone):
+            notes.add("time zone unknown to this machine (its times are read as UTC)", timezone)
+            timezone = "UTC"
         problems = (*(clean_text(p, MAX_MESSAGE) for p in observation.problems), *notes.lines())
         return replace(
             observation,
+            timezone=timezone,
             targets=targets,
             snapshots=snapshots,
             runs=runs,
