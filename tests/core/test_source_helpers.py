@@ -8,14 +8,28 @@ import json
 
 import pytest
 
+import backup_glance.sources._proxmox as proxmox
 import backup_glance.sources._util as util
-from backup_glance.sources._util import as_int, json_loads, vmid_of
+from backup_glance.sources._pbs_wire import parse_datastore
+from backup_glance.sources._util import as_int, json_loads, segment, vmid_of
 
 
-def test_docstring_examples_hold() -> None:
-    result = doctest.testmod(util)
+@pytest.mark.parametrize("module", [util, proxmox], ids=lambda m: m.__name__)
+def test_docstring_examples_hold(module: object) -> None:
+    result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_name_becomes_one_path_segment_whatever_it_holds() -> None:
+    assert segment("pve-1") == "pve-1"
+    assert segment("x\ud800/y") == "x%ED%A0%80%2Fy"  # a lone surrogate is sent, and refused by the server
+
+
+def test_byte_counts_no_float_holds_cost_the_dedup_factor_only() -> None:
+    gc = {"index-data-bytes": 10**400, "disk-bytes": 3}
+    store = parse_datastore("pbs", {"store": "main", "total": 100, "used": 10, "gc-status": gc}, None)
+    assert store.dedup_factor is None and store.total_bytes == 100
 
 
 @pytest.mark.parametrize("text", ["\u00b2", "\u2460", "\u0661\u0660\u0661", "9" * 5000, "1" * 10, "-1", " 101", ""])

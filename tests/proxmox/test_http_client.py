@@ -224,6 +224,29 @@ class TestTransport:
             assert await http.get_json("/cluster/resources") == {"data": [{"vmid": None}, {"vmid": 101}]}
             await http.aclose()
 
+    @pytest.mark.parametrize(
+        ("path", "params"),
+        [("/nodes/a\ud800/time", None), ("/groups", {"ns": "x\ud800"}), ("/a\r\nX-Forged: 1", None), ("/a\x00", None)],
+    )
+    async def test_a_name_no_url_carries_costs_that_request(self, path: str, params: dict[str, str] | None) -> None:
+        async with raw_server(slow_ok) as (url, seen):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError, match="cannot ask for"):
+                await http.get_json(path, params)
+            assert await http.get_json("/next") == {"data": "ok"}  # the client goes on
+            await http.aclose()
+        assert seen.requests == [("GET", "/next")]
+
+    async def test_json_nested_past_any_depth_is_malformed_not_a_crash(self) -> None:
+        async def deep(_seen: Seen, _path: str, _served: int) -> bytes:
+            return b"[" * 100_000 + b"]" * 100_000
+
+        async with raw_server(deep) as (url, _seen):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError, match="malformed JSON"):
+                await http.get_json("/deep")
+            await http.aclose()
+
     async def test_a_tls_connection_given_up_on_lets_its_socket_go_at_once(self) -> None:
         """A timed-out request's connection is aborted, not closed politely: a TLS goodbye would wait for the
         silent server's reply, and the socket would outlive the request (and the event loop)."""

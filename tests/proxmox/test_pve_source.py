@@ -10,7 +10,7 @@ from conftest import NOW, Clock, pve_config
 from backup_glance.errors import SourceAuthError
 from backup_glance.model import JobRun, RunOutcome
 from backup_glance.simulators._server import SimulatorServer
-from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, VzdumpJob
+from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, PveStorage, VzdumpJob
 from backup_glance.sources._pve_wire import parse_vzdump_log, resolve_selection
 from backup_glance.sources.pve import PveSource
 
@@ -174,7 +174,21 @@ class TestTasks:
         assert run.ended_at == NOW - timedelta(hours=1) + timedelta(seconds=41)
         assert not [r for r in obs.runs if r.target_key and len(r.target_key) > 100]
 
+    async def test_odd_names_and_a_task_at_the_end_of_time_cost_their_part_only(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        lab.guests.append(Guest(140, "qemu", "odd", node="a/../b"))  # one segment of a path, not three
+        lab.pve_storages.append(PveStorage("odd-type", ["dir"]))  # type: ignore[arg-type]  # a list, not a name
+        end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # a second later is out of range
+        lab.add_pve_task("vzdump", "", end, None, None, ["INFO: Starting Backup of VM 100 (qemu)"])
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert any("node a/../b" in p for p in obs.problems)  # said, not raised
+        assert newest(obs.runs, "guest:113").outcome is RunOutcome.OK  # everything else is still read
+
     async def test_logs_are_fetched_once_per_task(self, lab: ProxmoxLab, pve_server: SimulatorServer) -> None:
+
         source = a_source(pve_server)
         await source.poll()
         first = len(pve_server.app.requests.matching("/log"))

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -249,3 +250,14 @@ def test_the_repeated_hour_fires_once_on_the_pass_the_chain_is_on(expr: str, tz:
         }
         if repeated and len(repeated) == 2:
             assert current.utcoffset() == previous.utcoffset(), (previous, current)
+
+
+@pytest.mark.parametrize(
+    ("text", "dialect"),
+    [("*:0/" + "9" * 5000, "proxmox"), ("9" * 5000 + ":00", "proxmox"), ("*/" + "9" * 5000 + " * * * *", "cron")],
+)
+def test_a_number_of_thousands_of_digits_is_a_schedule_error(text: str, dialect: str) -> None:
+    """int() refuses more than 4,300 digits: such a schedule must be an error the caller expects, not a crash."""
+    with pytest.raises(ScheduleError, match="too long"):
+        parse_schedule(text, dialect, "UTC")
+    parses_quickly(text, dialect)

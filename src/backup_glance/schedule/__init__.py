@@ -26,6 +26,9 @@ __all__ = ["DIALECTS", "Schedule", "ScheduleError", "parse_schedule"]
 DIALECTS = ("proxmox", "cron")
 
 
+MAX_EXPRESSION = 1000
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse(expression: str, dialect: str, tz: str) -> Schedule:
     zone = get_zone(tz)
@@ -42,6 +45,11 @@ def parse_schedule(expression: str, dialect: str = "proxmox", tz: str = "UTC") -
         raise ScheduleError("a schedule expression must be a string", expression=repr(expression))
     if not isinstance(tz, str):
         raise ScheduleError(f"time zone must be an IANA name, not {type(tz).__name__}", expression=expression)
+    if len(expression) > MAX_EXPRESSION:  # none is this long; a number of thousands of digits makes int() raise
+        raise ScheduleError(
+            f"a schedule of {len(expression):,} characters is too long (at most {MAX_EXPRESSION})",
+            expression=expression[:80] + "…",
+        )
     try:
         return _parse(expression, dialect, tz)
     except ScheduleError as exc:

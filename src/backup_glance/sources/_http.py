@@ -229,6 +229,11 @@ class HttpClient:
             self.requests_made += 1
             try:
                 request = self._request(client, method, path, params, json_body)
+            except (UnicodeError, httpx.InvalidURL) as exc:  # a name from the source that no URL can carry
+                raise self._error(
+                    SourceProtocolError, f"cannot ask for {path[:200]!r}: {exc.__class__.__name__}"
+                ) from None
+            try:
                 try:
                     response = await client.send(request, stream=True)
                 except httpx.RemoteProtocolError:
@@ -291,7 +296,7 @@ class HttpClient:
         try:
             with gc_paused(len(body)):
                 return json_loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
             raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
 

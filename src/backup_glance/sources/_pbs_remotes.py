@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from ..model import RemoteCopy, Snapshot
 from ._pbs_wire import target_key
 from ._proxmox import epoch
-from ._util import as_int
+from ._util import as_int, segment
 
 SCAN_EVERY = timedelta(minutes=30)
 PBS_PORT = 8007
@@ -183,7 +183,7 @@ class RemoteScanner:
             cached = fresh((job.id, "\0namespaces"), job)
             if cached is not None:
                 return cached
-            base = f"/config/remote/{quote(job.remote, safe='')}/scan/{quote(job.remote_store, safe='')}"
+            base = f"/config/remote/{segment(job.remote)}/scan/{segment(job.remote_store)}"
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
             items = await partial(problems, what, get, f"{base}/namespaces", list, None)
             names = (
@@ -204,7 +204,7 @@ class RemoteScanner:
                 return _Scan(job.marker, now, None)
             if remote_ns not in {ns for _kind, ns, _last, _count in known}:
                 return _Scan(job.marker, now, ())  # nothing synced into that namespace yet
-            path = f"/config/remote/{quote(job.remote, safe='')}/scan/{quote(job.remote_store, safe='')}/groups"
+            path = f"/config/remote/{segment(job.remote)}/scan/{segment(job.remote_store)}/groups"
             params = {"namespace": remote_ns} if remote_ns else None
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
             items = await partial(problems, what, get, path, list, params)

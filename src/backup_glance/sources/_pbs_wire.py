@@ -411,6 +411,16 @@ def parse_task(source: str, task: Any, job_key: str, path: str, error: ErrorFact
     return JobRun(job_key, source, upid, started, ended, outcome, message, target_key=target)
 
 
+def _ratio(index_bytes: int | None, disk_bytes: int | None) -> float | None:
+    """How many bytes the index holds per byte on disk; None without both, or for byte counts no float holds."""
+    if not index_bytes or not disk_bytes:
+        return None
+    try:
+        return round(index_bytes / disk_bytes, 2)
+    except OverflowError:
+        return None
+
+
 def parse_datastore(source: str, item: dict[str, Any], maintenance: str | None) -> Datastore:
     name = str(item.get("store"))
     full = as_int(item.get("estimated-full-date"))
@@ -427,7 +437,7 @@ def parse_datastore(source: str, item: dict[str, Any], maintenance: str | None) 
         avail_bytes=as_int(item.get("avail")),
         estimated_full_at=epoch(full) if full else None,
         usage_is_flat=full == 0,  # 0 = "infinite": usage is not growing (§3.3)
-        dedup_factor=round(index_bytes / disk_bytes, 2) if index_bytes and disk_bytes else None,
+        dedup_factor=_ratio(index_bytes, disk_bytes),
         error=str(error) if error else None,
         maintenance=maintenance,
     )

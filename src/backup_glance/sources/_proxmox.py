@@ -133,13 +133,14 @@ def as_bool(value: Any, default: bool = False) -> bool:
 
 def epoch(value: Any) -> datetime | None:
     """A Unix time as an aware datetime; None for nothing, and for a time no calendar holds (year 33658, 2^62):
-    one absurd record must not cost the whole poll.
+    one absurd record must not cost the whole poll. Nor is a time before 1970 (the year 1 minus a look-back is out
+    of range).
 
-    >>> epoch(1700000000), epoch(None), epoch(2**62)
-    (datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc), None, None)
+    >>> epoch(1700000000), epoch(None), epoch(2**62), epoch(-62135596800)
+    (datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc), None, None, None)
     """
     number = as_int(value)
-    if number is None:
+    if number is None or number < 0:
         return None
     try:
         return datetime.fromtimestamp(number, UTC)

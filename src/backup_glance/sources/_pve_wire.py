@@ -214,6 +214,17 @@ def task_runs(
     return tuple(runs)
 
 
+def slot_of(calendar: Schedule | None, started: datetime) -> datetime | None:
+    """The calendar's slot at `started` or the last one before it; None without one, and for a start at the end
+    of the year 9999 (a second later, or the zone's local time, is out of range)."""
+    if calendar is None:
+        return None
+    try:
+        return calendar.previous_before(started + timedelta(seconds=1))
+    except OverflowError:
+        return None
+
+
 def match_job(
     task: dict[str, Any], vmids: set[int], jobs: list[Job], calendars: dict[str, Schedule | None]
 ) -> Job | None:
@@ -227,7 +238,7 @@ def match_job(
         if not job.enabled or job.schedule is None:
             continue
         calendar = calendars.get(job.key)
-        slot = calendar.previous_before(started + timedelta(seconds=1)) if calendar else None
+        slot = slot_of(calendar, started)
         if slot is None or started - slot > JOB_MATCH_WINDOW:
             continue
         overlap = len(vmids & {vmid for key in job.target_keys if (vmid := guest_vmid(key)) is not None})

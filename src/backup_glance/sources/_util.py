@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import SourceProtocolError
 
@@ -86,6 +87,16 @@ def json_loads(data: bytes | str) -> Any:
 
 def _bounded_int(text: str) -> int | None:
     return int(text) if len(text) <= 40 else None
+
+
+def segment(name: str) -> str:
+    """A name a source gave, as one segment of a URL path: '/' is encoded too (a store named "a/../b" stays one
+    segment), and a lone surrogate is encoded rather than refused (the server then says it knows no such name).
+
+    >>> segment("store1"), segment("a/../b")
+    ('store1', 'a%2F..%2Fb')
+    """
+    return quote(name, safe="", errors="surrogatepass")
 
 
 def guest_key(vmid: int, cluster: str | None = None) -> str:

@@ -37,8 +37,8 @@ from ._pbs_wire import (
     require,
     task_job_key,
 )
-from ._proxmox import ProxmoxSource, first_source_error, unwrap
-from ._util import as_int, guest_key, guest_vmid, offsite_named, vmid_of
+from ._proxmox import ProxmoxSource, epoch, first_source_error, unwrap
+from ._util import as_int, guest_key, guest_vmid, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
 TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
@@ -99,7 +99,7 @@ class PbsSource(ProxmoxSource):
         problems: list[str] = []
         clock = await self._get("/nodes/localhost/time", dict)
         timezone = str(clock.get("timezone") or "UTC")
-        server_now = datetime.fromtimestamp(as_int(clock.get("time")) or int(observed_at.timestamp()), UTC)
+        server_now = epoch(clock.get("time")) or observed_at
         listed = await self._get("/admin/datastore", list)
         maintenance = {
             str(require(item, "store", "/admin/datastore", self._protocol)): item.get("maintenance") for item in listed
@@ -169,7 +169,7 @@ class PbsSource(ProxmoxSource):
                 job = parse_job(self.name, kind, item, timezone, path, self._protocol)
                 jobs.append(job)
                 if kind is JobKind.PRUNE:
-                    prune_keys.setdefault((job.store, item.get("ns") or None), job.job_id)
+                    prune_keys.setdefault((job.store, str(item.get("ns") or "") or None), job.job_id)
                     if job.last_run is not None:
                         # Two prune jobs may share a store and namespace: the worker id cannot tell them apart,
                         # the job's own last-run UPID can.
@@ -209,7 +209,7 @@ class PbsSource(ProxmoxSource):
                 continue
             upid = str(task.get("upid"))
             if task.get("endtime") is None:
-                started = datetime.fromtimestamp(as_int(task.get("starttime")) or 0, UTC)
+                started = epoch(task.get("starttime")) or datetime.fromtimestamp(0, UTC)
                 self._verify_running[upid] = started
                 continue
             self._verify_running.pop(upid, None)
@@ -249,7 +249,7 @@ class PbsSource(ProxmoxSource):
         """Read every namespace's groups (and changed snapshot lists); return the stores read without failure."""
 
         async def namespaces(store: str) -> list[str]:
-            path = f"/admin/datastore/{store}/namespace"
+            path = f"/admin/datastore/{segment(store)}/namespace"
             return [str(require(item, "ns", path, self._protocol)) for item in await self._get(path, list)]
 
         listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces, s) for s in stores))
@@ -276,7 +276,7 @@ class PbsSource(ProxmoxSource):
     ) -> tuple[list[GroupKey], bool]:
         """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
-        path = f"/admin/datastore/{store}/groups"
+        path = f"/admin/datastore/{segment(store)}/groups"
         groups = await self._partial(problems, what, self._group_list, path, ns)
         if groups is None:
             return [key for key in self._groups if key[:2] == (store, ns)], False
@@ -318,7 +318,7 @@ class PbsSource(ProxmoxSource):
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool
     ) -> dict[GroupKey, list[Snapshot]]:
-        path = f"/admin/datastore/{store}/snapshots"
+        path = f"/admin/datastore/{segment(store)}/snapshots"
         requests: list[dict[str, Any]] = [{"ns": ns}]  # the whole namespace in one answer
         if not whole:
             requests = [{"ns": ns, "backup-type": key[2], "backup-id": key[3]} for key in keys]

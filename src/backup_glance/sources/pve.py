@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from ..config import PveSourceConfig
 from ..errors import SourceError, SourceProtocolError
@@ -32,9 +31,10 @@ from ._pve_wire import (
     match_job,
     parse_job,
     parse_vzdump_log,
+    slot_of,
     task_runs,
 )
-from ._util import as_int, guest_key, offsite_named, vmid_of
+from ._util import as_int, guest_key, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)
 _TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
@@ -173,7 +173,7 @@ class PveSource(ProxmoxSource):
         failure: SourceError | None = None
         for node in nodes:
             try:
-                return node, await self._get(f"/nodes/{quote(node)}/time", dict)
+                return node, await self._get(f"/nodes/{segment(node)}/time", dict)
             except SourceError as exc:
                 if not (isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500):
                     raise  # connection, TLS, timeout, auth: about the whole source, not this node
@@ -220,7 +220,7 @@ class PveSource(ProxmoxSource):
                 self._running_logs.pop(upid, None)
 
     async def _node_tasks(self, node: str, since: datetime) -> list[dict[str, Any]]:
-        path = f"/nodes/{quote(node)}/tasks"
+        path = f"/nodes/{segment(node)}/tasks"
         params: dict[str, Any] = {"typefilter": "vzdump", "source": "all", "since": int(since.timestamp())}
         params |= {"limit": TASK_PAGE, "start": 0}
         out: list[dict[str, Any]] = []
@@ -244,7 +244,8 @@ class PveSource(ProxmoxSource):
         zones = dict(zones)
 
         async def zone_of(node: str) -> None:
-            clock = await self._partial(problems, f"time of node {node}", self._get, f"/nodes/{quote(node)}/time", dict)
+            path = f"/nodes/{segment(node)}/time"
+            clock = await self._partial(problems, f"time of node {node}", self._get, path, dict)
             zones[node] = str((clock or {}).get("timezone") or default_zone)
 
         log_nodes = {str(task.get("node") or "localhost") for task in wanted}
@@ -252,7 +253,7 @@ class PveSource(ProxmoxSource):
 
         async def read(task: dict[str, Any]) -> None:
             upid = str(task["upid"])
-            path = f"/nodes/{quote(str(task.get('node') or 'localhost'))}/tasks/{quote(upid, safe='')}/log"
+            path = f"/nodes/{segment(str(task.get('node') or 'localhost'))}/tasks/{segment(upid)}/log"
             lines: list[str] = []
             while True:
                 payload = await self._client.get_json(path, {"start": len(lines), "limit": LOG_PAGE})
@@ -274,12 +275,12 @@ class PveSource(ProxmoxSource):
         seen_shared: set[str] = set()
         listings: list[tuple[str, str]] = []
         for node in nodes:
-            path = f"/nodes/{quote(node)}/storage"
+            path = f"/nodes/{segment(node)}/storage"
             storages = await self._partial(problems, f"storages of node {node}", self._get, path, list)
             for item in storages or []:
                 if not isinstance(item, dict) or "backup" not in str(item.get("content", "")).split(","):
                     continue
-                if item.get("type") in FILE_STORAGE_TYPES_EXCLUDED:
+                if str(item.get("type")) in FILE_STORAGE_TYPES_EXCLUDED:
                     continue
                 name = str(item.get("storage"))
                 if str(item.get("shared")) in ("1", "True", "true"):
@@ -289,7 +290,7 @@ class PveSource(ProxmoxSource):
                 listings.append((node, name))
 
         async def content(node: str, storage: str) -> list[Snapshot]:
-            path = f"/nodes/{quote(node)}/storage/{quote(storage)}/content"
+            path = f"/nodes/{segment(node)}/storage/{segment(storage)}/content"
             items = await self._get(path, list, {"content": "backup"})
             return [
                 s
@@ -335,7 +336,7 @@ class PveSource(ProxmoxSource):
             return job
 
         def slot(run: JobRun) -> datetime:
-            at = calendar.previous_before(run.started_at + timedelta(seconds=1)) if calendar else None
+            at = slot_of(calendar, run.started_at)
             return at if at is not None and run.started_at - at <= JOB_MATCH_WINDOW else run.started_at
 
         newest = slot(max(own, key=lambda r: r.started_at))
