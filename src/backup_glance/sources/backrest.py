@@ -51,6 +51,9 @@ _MAX_CHANGES = 2000  # more changes than this between two polls: resynchronise i
 _OVERLAP = 256  # modnos re-read once after a full read (see `_read_changes`)
 _KEEP_RUNS = 500  # per job, bounds memory of a long-running collector
 _FULL_RESYNC = timedelta(hours=6)  # forgets operations Backrest garbage-collected
+_INT64_MAX = 2**63 - 1  # oplog modnos are int64; a larger one is no oplog's and must not become our cursor
+# maxFrequencyDays/Hours beyond ten years is no schedule anyone means, and health adds it to dates: refuse it.
+_MAX_INTERVAL_HOURS = 10 * 366 * 24
 _OUTCOME = {
     "STATUS_SUCCESS": (RunOutcome.OK, ""),
     # A restic partial backup (exit 3): some files were not read, so the backup is not whole (A.5).
@@ -94,8 +97,8 @@ class _Op:
     repo_id: str
     kind: str
     status: str
-    start_ms: int
-    end_ms: int
+    started: datetime
+    ended: datetime | None
     message: str
     snapshot_id: str
     data_added: int | None
@@ -125,6 +128,7 @@ class BackrestSource(SourceBase):
             config, kind=KIND, headers={"Connect-Protocol-Version": "1"}, auth=auth
         )
         self._ops: dict[int, _Op] = {}
+        self._unreadable: dict[int, str] = {}  # operation id -> why it is left out (until it is read fine)
         self._modno = -1
         self._known: set[str] = set()  # plan ids and repo guids whose history we have read
         self._has_summary = True
@@ -151,6 +155,7 @@ class BackrestSource(SourceBase):
         next_runs = await self._read_summary(problems)
         if self._synced_at is None or now - self._synced_at >= _FULL_RESYNC or not await self._read_changes():
             self._ops, self._known, self._modno, self._catch_up = {}, set(), -1, True
+            self._unreadable = {}
             self._synced_at = now
         for plan in plans:
             if plan.id not in self._known:
@@ -161,6 +166,10 @@ class BackrestSource(SourceBase):
                 self._merge(await self._operations({"repoGuid": repo.guid, "planId": SYSTEM_PLAN}, _SYSTEM_OPS))
                 self._known.add(repo.guid)
         self._trim()
+        if self._unreadable:
+            count = len(self._unreadable)
+            more = f" and {count - 1} more" if count > 1 else ""
+            problems.append(f"{next(iter(self._unreadable.values()))}{more}; left out")
         return self._observation(now, plans, repos, next_runs, problems)
 
     # --- wire --------------------------------------------------------------------------------------------
@@ -187,7 +196,7 @@ class BackrestSource(SourceBase):
         except (KeyError, TypeError, AttributeError):
             raise self._protocol("GetConfig: a plan or repo without an `id`") from None
 
-    async def _read_summary(self, problems: list[str]) -> dict[str, int]:
+    async def _read_summary(self, problems: list[str]) -> dict[str, datetime]:
         """Next backup time per plan id, from GetSummaryDashboard (v1.6.0+). Optional: when it fails on its own
         (a server error, a broken answer) the poll goes on without it and says so in `problems`."""
         if not self._has_summary:
@@ -203,10 +212,15 @@ class BackrestSource(SourceBase):
                 problems.append(f"next-run times (GetSummaryDashboard): {exc}")
                 return {}
             raise
-        out: dict[str, int] = {}
-        for item in summary.get("planSummaries", []) or []:
-            if isinstance(item, dict) and as_int(item.get("nextBackupTimeMs")):
-                out[str(item.get("id", ""))] = as_int(item.get("nextBackupTimeMs")) or 0
+        items = summary.get("planSummaries") or []
+        if not isinstance(items, list):
+            problems.append("next-run times (GetSummaryDashboard): `planSummaries` is not a list")
+            return {}
+        out: dict[str, datetime] = {}
+        for item in items:
+            next_ms = as_int(item.get("nextBackupTimeMs")) if isinstance(item, dict) else None
+            if next_ms and (at := _at(next_ms)) is not None:  # a time past any calendar: no next-run time
+                out[str(item.get("id", ""))] = at
         return out
 
     async def _operations(self, selector: dict[str, Any], last_n: int | None) -> list[dict[str, Any]]:
@@ -234,10 +248,12 @@ class BackrestSource(SourceBase):
     def _merge(self, ops: list[dict[str, Any]]) -> None:
         for raw in ops:
             modno = as_int(raw.get("modno")) or 0
-            self._modno = max(self._modno, modno)
+            if modno <= _INT64_MAX:  # else `str(modno + 1)` may pass Python's 4,300-digit limit, every poll
+                self._modno = max(self._modno, modno)
             op = self._op(raw)
             if op is not None:
                 self._ops[op.id] = op
+                self._unreadable.pop(op.id, None)
 
     def _op(self, raw: dict[str, Any]) -> _Op | None:
         kind = next((k for key, k in _KINDS.items() if key in raw), None)
@@ -246,8 +262,18 @@ class BackrestSource(SourceBase):
             raise self._protocol("GetOperations: an operation without an `id`")
         if kind is None:
             return None  # index snapshot, forget, hooks, stats: the backup op already says what we need
-        detail = raw.get(next(key for key, k in _KINDS.items() if k == kind)) or {}
-        summary = ((detail.get("lastStatus") or {}).get("summary") or {}) if isinstance(detail, dict) else {}
+        started = _at(as_int(raw.get("unixTimeStartMs")) or 0)
+        if started is None:  # every run and snapshot needs its start: without one the operation is left out
+            self._ops.pop(op_id, None)
+            self._unreadable[op_id] = f"operation {op_id}: start time is no date"
+            return None
+        end_ms = as_int(raw.get("unixTimeEndMs")) or 0
+        # Each level may be something other than an object ("lastStatus": "ok"): then it says nothing.
+        detail = raw.get(next(key for key, k in _KINDS.items() if k == kind))
+        detail = detail if isinstance(detail, dict) else {}
+        status = detail.get("lastStatus")
+        summary = status.get("summary") if isinstance(status, dict) else None
+        summary = summary if isinstance(summary, dict) else {}
         return _Op(
             id=op_id,
             modno=as_int(raw.get("modno")) or 0,
@@ -255,13 +281,13 @@ class BackrestSource(SourceBase):
             repo_id=str(raw.get("repoId", "")),
             kind=kind,
             status=str(raw.get("status", "STATUS_UNKNOWN")),
-            start_ms=as_int(raw.get("unixTimeStartMs")) or 0,
-            end_ms=as_int(raw.get("unixTimeEndMs")) or 0,
+            started=started,
+            ended=_at(end_ms) if end_ms else None,  # an end past any calendar: not ended, as far as we know
             message=str(raw.get("displayMessage", "")),
             snapshot_id=str(raw.get("snapshotId") or summary.get("snapshotId") or ""),
             data_added=as_int(summary.get("dataAdded")) if summary else None,
             total_bytes=as_int(summary.get("totalBytesProcessed")) if summary else None,
-            dry_run=bool(detail.get("dryRun")) if isinstance(detail, dict) else False,
+            dry_run=bool(detail.get("dryRun")),
         )
 
     def _trim(self) -> None:
@@ -281,13 +307,11 @@ class BackrestSource(SourceBase):
         zone = "UTC" if schedule.get("clock") == "CLOCK_UTC" else self._zone
         if schedule.get("cron"):
             return ScheduleRef(str(schedule["cron"]), "cron", zone)
-        if as_int(schedule.get("maxFrequencyDays")):
-            days = as_int(schedule.get("maxFrequencyDays")) or 0
-            return ScheduleRef("", "interval", zone, interval=timedelta(days=days))
-        if as_int(schedule.get("maxFrequencyHours")):
-            hours = as_int(schedule.get("maxFrequencyHours")) or 0
-            return ScheduleRef("", "interval", zone, interval=timedelta(hours=hours))
-        return None
+        days = as_int(schedule.get("maxFrequencyDays")) or 0
+        hours = days * 24 or as_int(schedule.get("maxFrequencyHours")) or 0
+        if not 0 < hours <= _MAX_INTERVAL_HOURS:  # none, negative, or longer than any schedule (2**31 days)
+            return None
+        return ScheduleRef("", "interval", zone, interval=timedelta(hours=hours))
 
     def _run(self, op: _Op, job_key: str, target_key: str | None) -> JobRun:
         outcome, text = _OUTCOME.get(op.status, (RunOutcome.UNKNOWN, f"status {op.status}"))
@@ -296,8 +320,8 @@ class BackrestSource(SourceBase):
             job_key=job_key,
             source=self.name,
             run_id=str(op.id),
-            started_at=_at(op.start_ms),
-            ended_at=_at(op.end_ms) if op.end_ms else None,
+            started_at=op.started,
+            ended_at=op.ended,
             outcome=outcome,
             message=message,
             target_key=target_key,
@@ -305,9 +329,14 @@ class BackrestSource(SourceBase):
         )
 
     def _observation(
-        self, now: datetime, plans: list[_Plan], repos: list[_Repo], next_runs: dict[str, int], problems: list[str]
+        self,
+        now: datetime,
+        plans: list[_Plan],
+        repos: list[_Repo],
+        next_runs: dict[str, datetime],
+        problems: list[str],
     ) -> Observation:
-        ops = sorted(self._ops.values(), key=lambda o: (o.start_ms, o.id))
+        ops = sorted(self._ops.values(), key=lambda o: (o.started, o.id))
         targets: list[Target] = []
         jobs: list[Job] = []
         runs: list[JobRun] = []
@@ -316,13 +345,13 @@ class BackrestSource(SourceBase):
             key = f"backrest:{self.name}/{plan.id}"
             job_key = f"{self.name}/backup/{plan.id}"
             mine = [o for o in ops if o.kind == "backup" and o.plan_id == plan.id and not o.dry_run]
-            pending = [o.start_ms for o in mine if o.status == "STATUS_PENDING"]
+            pending = [o.started for o in mine if o.status == "STATUS_PENDING"]
             done = [o for o in mine if o.status != "STATUS_PENDING"]
             plan_runs = [self._run(o, job_key, key) for o in done]
             runs.extend(plan_runs)
             snapshots.extend(
                 Snapshot(
-                    key, self.name, o.snapshot_id, _at(o.start_ms), size_bytes=o.total_bytes, location=plan.repo,
+                    key, self.name, o.snapshot_id, o.started, size_bytes=o.total_bytes, location=plan.repo,
                     encrypted=True,  # restic repositories are always encrypted
                 )
                 for o in done
@@ -330,7 +359,7 @@ class BackrestSource(SourceBase):
             )  # fmt: skip
             running = any(r.outcome is RunOutcome.RUNNING for r in plan_runs)
             targets.append(Target(key, self.name, f"{plan.id} (Backrest)", "plan", backup_running=running))
-            next_ms = next_runs.get(plan.id) or (max(pending) if pending else None)
+            next_run = next_runs.get(plan.id) or (max(pending) if pending else None)
             schedule = self._schedule(plan.schedule)
             jobs.append(
                 Job(
@@ -341,7 +370,7 @@ class BackrestSource(SourceBase):
                     name=plan.id,
                     schedule=schedule,
                     enabled=schedule is not None,
-                    next_run_at=_at(next_ms) if next_ms else None,
+                    next_run_at=next_run,
                     last_run=_last(plan_runs),
                     target_keys=(key,),
                     store=plan.repo,
@@ -371,7 +400,7 @@ class BackrestSource(SourceBase):
                     continue
                 job_key = f"{self.name}/{kind}/{repo.id}"
                 job_runs = [self._run(o, job_key, None) for o in mine if o.status != "STATUS_PENDING"]
-                pending = [o.start_ms for o in mine if o.status == "STATUS_PENDING"]
+                pending = [o.started for o in mine if o.status == "STATUS_PENDING"]
                 runs.extend(job_runs)
                 schedule = self._schedule(policy)
                 jobs.append(
@@ -383,7 +412,7 @@ class BackrestSource(SourceBase):
                         name=f"{kind} {repo.id}",
                         schedule=schedule,
                         enabled=schedule is not None,
-                        next_run_at=_at(max(pending)) if pending else None,
+                        next_run_at=max(pending) if pending else None,
                         last_run=_last(job_runs),
                         store=repo.id,
                     )
@@ -408,8 +437,12 @@ def _last(runs: list[JobRun]) -> JobRun | None:
     return max(finished, key=lambda r: r.started_at, default=None)
 
 
-def _at(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+def _at(epoch_ms: int) -> datetime | None:
+    """Epoch milliseconds -> aware UTC; None for a time no calendar holds (int64 max is year 292278994)."""
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    except (ValueError, OSError, OverflowError):  # past year 9999 / the platform's time_t / a float
+        return None
 
 
 def create(config: BackrestSourceConfig) -> BackrestSource:

@@ -166,7 +166,7 @@ class DatabasementSource(SourceBase):
             try:
                 current = int(meta.get("current_page", page))
                 last = int(meta.get("last_page", current))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 decodes as infinity
                 raise self._protocol(f"{path}: `meta.current_page`/`last_page` are not numbers") from None
             if current >= last or not data:
                 return rows
@@ -251,7 +251,10 @@ class DatabasementSource(SourceBase):
         }
         if not wanted:
             return
-        oldest = min(wanted.values()) - timedelta(minutes=1)
+        try:
+            oldest = min(wanted.values()) - timedelta(minutes=1)
+        except OverflowError:  # an attempt "started" in the first minute of year 1: every row is newer
+            oldest = datetime.min.replace(tzinfo=UTC)
 
         def done(page: list[dict[str, Any]]) -> bool:
             created = _maybe_time(page[-1].get("created_at"))
@@ -290,23 +293,27 @@ class DatabasementSource(SourceBase):
 
     def _server(self, row: dict[str, Any]) -> _Server:
         backups: list[_Backup] = []
-        for b in row.get("backups") or []:
+        configs = row.get("backups") or []
+        # A field of the wrong JSON type ("backups": 5, "database_names": 5, "recurrence": ["daily"]) is read as
+        # absent: it costs that field, not the server or the poll.
+        for b in configs if isinstance(configs, list) else []:
             schedule = b.get("backup_schedule") if isinstance(b, dict) else None
             if not isinstance(schedule, dict):
                 continue  # a backup config without a schedule only runs by hand
             names = b.get("database_names") if b.get("database_selection_mode") == "selected" else None
+            pattern = b.get("database_include_pattern")
             backups.append(
                 _Backup(
                     schedule_key=str(schedule.get("id")),
                     schedule_name=str(schedule.get("name", "")),
                     expression=str(schedule.get("expression", "")),
-                    databases=tuple(str(n) for n in names or ()) if names is not None else None,
-                    include_pattern=b.get("database_include_pattern"),
+                    databases=tuple(str(n) for n in names) if isinstance(names, list) else None,
+                    include_pattern=pattern if isinstance(pattern, str) else None,
                 )
             )
         legacy = row.get("backup")
-        if isinstance(legacy, dict) and legacy.get("recurrence") in _LEGACY_CRON:
-            recurrence = str(legacy["recurrence"])
+        recurrence = legacy.get("recurrence") if isinstance(legacy, dict) else None
+        if isinstance(recurrence, str) and recurrence in _LEGACY_CRON:
             names = None if row.get("backup_all_databases") else row.get("database_names")
             databases = tuple(str(n) for n in names) if isinstance(names, list) else None
             backups.append(_Backup(recurrence, recurrence.title(), _LEGACY_CRON[recurrence], databases, None))
@@ -504,6 +511,9 @@ class DatabasementSource(SourceBase):
         for row in self._restore_runs.values():
             restore = row["restore"]
             target = restore.get("target_server") or {}
+            if not isinstance(target, dict):  # "target_server": "srv2": no telling which restore test it ran
+                self._unreadable.append(f"unreadable restore job {row.get('id')} (target_server is no object)")
+                continue
             test = next(
                 (
                     t
@@ -559,7 +569,10 @@ def _time(value: object) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:30:00+01:00": in UTC it falls before year 1 (or after 9999)
+        raise ValueError(f"timestamp outside the calendar: {value!r}") from None
 
 
 _EPOCH = datetime.fromtimestamp(0, UTC)

@@ -68,7 +68,10 @@ def parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without an offset: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:30:00+01:00": in UTC it falls before year 1 (or after 9999)
+        raise ValueError(f"timestamp outside the calendar: {value!r}") from None
 
 
 class ResticSource:
@@ -177,7 +180,7 @@ class ResticSource:
         raw = await self._run("snapshots", "--json", "--no-lock")
         try:
             items = json_loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise self._error(
                 SourceProtocolError, f"restic printed malformed JSON ({exc.__class__.__name__})"
             ) from None
@@ -193,10 +196,8 @@ class ResticSource:
         for part in self._config.group_by:
             if part == "host":
                 parts.append(str(item.get("hostname", "")))
-            elif part == "paths":
-                parts.append(",".join(sorted(str(p) for p in item.get("paths") or ())))
             else:
-                parts.append(",".join(sorted(str(t) for t in item.get("tags") or ())))
+                parts.append(_joined(item.get(part)))
         return ":".join(parts)
 
     def _observation(self, now: datetime, items: list[dict[str, Any]]) -> Observation:
@@ -204,12 +205,14 @@ class ResticSource:
         targets: dict[str, Target] = {}
         snapshots: list[Snapshot] = []
         runs: list[JobRun] = []
+        unreadable: list[str] = []  # entries left out, and why: one bad entry costs that snapshot, not the poll
         for item in items:
             try:
                 taken_at = parse_time(str(item["time"]))
                 snapshot_id = str(item.get("short_id") or str(item["id"])[:8])
             except (KeyError, ValueError) as exc:
-                raise self._error(SourceProtocolError, f"unexpected snapshot entry ({exc})") from None
+                unreadable.append(f"unreadable snapshot entry ({exc.__class__.__name__}: {exc})")
+                continue
             group = self.group_of(item)
             key = f"restic:{self.name}/{group}"
             targets.setdefault(key, Target(key, self.name, group, "restic"))
@@ -267,6 +270,7 @@ class ResticSource:
         snapshots.sort(key=lambda s: s.taken_at)
         named = offsite_named(self._config.offsite, location, self.name)
         offsite = named if named is not None else is_remote_uri(self._config.repository)
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
         return Observation(
             source=self.name,
             kind=KIND,
@@ -277,7 +281,13 @@ class ResticSource:
             jobs=tuple(jobs),
             runs=tuple(sorted(runs, key=lambda r: r.started_at)),
             offsite_locations=(location,) if offsite else (),
+            problems=(f"{unreadable[0]}{more}; left out",) if unreadable else (),
         )
+
+
+def _joined(names: object) -> str:
+    """Paths or tags as one label part, sorted; anything but a JSON list (5, true) names nothing."""
+    return ",".join(sorted(str(n) for n in names)) if isinstance(names, list) else ""
 
 
 def _maybe_time(value: object) -> datetime | None:

@@ -1,0 +1,402 @@
+"""One hostile value in an app source's answer costs that record or that field, never the whole poll.
+
+Each test puts one value that used to escape Backrest, restic or Databasement as an exception other than
+`SourceError` (the collector's "internal error while polling") into the simulator's JSON or a fake restic's
+output, and checks that the poll still returns an Observation with the good records, naming any record it left
+out in `problems`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backup_glance.config import BackrestSourceConfig, DatabasementSourceConfig, ResticSourceConfig
+from backup_glance.errors import SourceProtocolError
+from backup_glance.model import JobKind, Observation, RunOutcome
+from backup_glance.simulators import backrest as backrest_sim
+from backup_glance.simulators import databasement as databasement_sim
+from backup_glance.simulators._server import SimulatorServer
+from backup_glance.simulators.backrest import BackrestScenario, BrOperation, BrPlan, BrRepo, add_backup
+from backup_glance.simulators.databasement import DatabasementScenario, DbSnapshot, demo_databasement
+from backup_glance.sources.backrest import BackrestSource
+from backup_glance.sources.databasement import DatabasementSource
+from backup_glance.sources.restic import ResticSource
+
+from .conftest import NOW
+
+INT64_MAX = "9223372036854775807"  # protojson int64 as a string: year 292278994 in epoch milliseconds
+YEAR_ONE = "0001-01-01T00:30:00+01:00"  # 23:30 on 31 December of year 0 in UTC: before any datetime
+YEAR_9999 = "9999-12-31T23:30:00-01:00"  # 00:30 on 1 January 10000 in UTC: after any datetime
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def rewritten(app: Any, path: str, change: Callable[[Any], Any]) -> Any:
+    """`app`, with the JSON answers to `path` passed through `change`: for envelope fields no builder makes."""
+
+    async def wrapper(scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != path:
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            data = json.dumps(change(json.loads(body))).encode()  # allow_nan: float("inf") becomes Infinity
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+
+        await app(scope, receive, capture)
+
+    return wrapper
+
+
+# --- Backrest --------------------------------------------------------------------------------------------------
+
+
+def a_backrest(server: SimulatorServer) -> BackrestSource:
+    fields = {"name": "br", "type": "backrest", "url": server.url, "timezone": "UTC"}
+    return BackrestSource(BackrestSourceConfig.model_validate(fields), clock=lambda: NOW)
+
+
+def br_scenario(*plans: BrPlan) -> tuple[BackrestScenario, BrOperation, BrOperation]:
+    """One plan (or `plans`), a good backup two days ago and the one to make hostile yesterday."""
+    scenario = BackrestScenario(
+        repos=[BrRepo("r", "g" * 64)], plans=list(plans) or [BrPlan("p", "r", {"cron": "0 2 * * *"})]
+    )
+    good = add_backup(scenario, scenario.plans[0], NOW - timedelta(days=2))
+    bad = add_backup(scenario, scenario.plans[0], NOW - timedelta(days=1))
+    return scenario, good, bad
+
+
+def tamper_op(monkeypatch: pytest.MonkeyPatch, op_id: int, fields: dict[str, Any]) -> None:
+    original = backrest_sim._op_json
+
+    def patched(op: BrOperation, instance: str) -> dict[str, Any]:
+        body = original(op, instance)
+        return {**body, **fields} if op.id == op_id else body
+
+    monkeypatch.setattr(backrest_sim, "_op_json", patched)
+
+
+async def br_polls(scenario: BackrestScenario, count: int = 1, app: Any = None) -> list[Observation]:
+    with SimulatorServer(app or backrest_sim.create_app(scenario, clock=lambda: NOW), tls=False) as server:
+        source = a_backrest(server)
+        try:
+            return [await source.poll() for _ in range(count)]
+        finally:
+            await source.aclose()
+
+
+class TestBackrest:
+    @pytest.mark.parametrize(
+        "start",
+        [INT64_MAX, "100000000000000000000", 10**400],  # ValueError (year), OSError (time_t), OverflowError (float)
+        ids=["int64-max", "1e20", "400-digits"],
+    )
+    async def test_an_operation_starting_at_no_date_is_left_out_and_named(
+        self, monkeypatch: pytest.MonkeyPatch, start: object
+    ) -> None:
+        scenario, good, bad = br_scenario()
+        tamper_op(monkeypatch, bad.id, {"unixTimeStartMs": start})
+        first, second = await br_polls(scenario, 2)
+        assert [r.run_id for r in first.runs] == [str(good.id)]
+        assert len(first.snapshots) == 1
+        assert first.problems == second.problems == (f"operation {bad.id}: start time is no date; left out",)
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"unixTimeEndMs": INT64_MAX},
+            {"unixTimeEndMs": "-9223372036854775807"},
+            {"operationBackup": {"lastStatus": "ok"}},
+            {"operationBackup": {"lastStatus": {"summary": ["x"]}}},
+        ],
+        ids=["end-int64-max", "end-int64-min", "lastStatus-string", "summary-list"],
+    )
+    async def test_a_hostile_field_of_an_operation_costs_only_that_field(
+        self, monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
+    ) -> None:
+        scenario, good, bad = br_scenario()
+        tamper_op(monkeypatch, bad.id, fields)
+        (obs,) = await br_polls(scenario)
+        runs = {r.run_id: r for r in obs.runs}
+        assert set(runs) == {str(good.id), str(bad.id)} and obs.problems == ()
+        assert runs[str(good.id)].size_bytes == good.data_added
+        assert runs[str(bad.id)].outcome is RunOutcome.OK
+        if "unixTimeEndMs" in fields:
+            assert runs[str(bad.id)].ended_at is None
+        else:
+            assert runs[str(bad.id)].size_bytes is None
+
+    async def test_a_next_backup_time_past_any_calendar_falls_back_to_the_pending_operation(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        scenario, _good, _bad = br_scenario()
+        add_backup(scenario, scenario.plans[0], NOW + timedelta(hours=3), status="STATUS_PENDING")
+        original = backrest_sim._summary
+        monkeypatch.setattr(backrest_sim, "_summary", lambda *args: {**original(*args), "nextBackupTimeMs": INT64_MAX})
+        (obs,) = await br_polls(scenario)
+        (job,) = obs.jobs
+        assert job.next_run_at == NOW + timedelta(hours=3) and len(obs.runs) == 2
+
+    @pytest.mark.parametrize("plan_summaries", [5, True, "x"])
+    async def test_plan_summaries_that_are_no_list_are_a_problem(self, plan_summaries: object) -> None:
+        scenario, _good, _bad = br_scenario()
+        app = rewritten(
+            backrest_sim.create_app(scenario, clock=lambda: NOW),
+            "/v1.Backrest/GetSummaryDashboard",
+            lambda body: {**body, "planSummaries": plan_summaries},
+        )
+        (obs,) = await br_polls(scenario, app=app)
+        assert obs.problems == ("next-run times (GetSummaryDashboard): `planSummaries` is not a list",)
+        assert len(obs.runs) == 2
+
+    @pytest.mark.parametrize(
+        "schedule", [{"maxFrequencyDays": 2147483647}, {"maxFrequencyHours": "100000000000000000000"}]
+    )
+    async def test_an_interval_longer_than_any_schedule_is_no_schedule(self, schedule: dict[str, Any]) -> None:
+        scenario, _good, _bad = br_scenario(BrPlan("p", "r", {"maxFrequencyHours": 6}), BrPlan("huge", "r", schedule))
+        (obs,) = await br_polls(scenario)
+        fine, huge = obs.jobs
+        assert fine.schedule is not None and fine.schedule.interval == timedelta(hours=6)
+        assert (huge.job_id, huge.schedule, huge.enabled) == ("huge", None, False)
+
+    async def test_a_modno_of_4300_digits_does_not_become_the_change_cursor(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        scenario, good, bad = br_scenario()
+        tamper_op(monkeypatch, bad.id, {"modno": int("9" * 4300)})  # a JSON integer: Python still reads it
+        polls = await br_polls(scenario, 3)
+        assert all(len(obs.runs) == 2 and obs.problems == () for obs in polls)
+        cursors = [b["selector"]["modnoGte"] for m, b in scenario.requests if "modnoGte" in b.get("selector", {})]
+        assert len(cursors) == 2 and all(len(c) < 20 for c in cursors)
+        assert good.id in {int(r.run_id) for r in polls[-1].runs}
+
+
+# --- restic ----------------------------------------------------------------------------------------------------
+
+GOOD_SNAPSHOT = {"time": "2026-08-05T02:00:00Z", "id": "ab" * 32, "hostname": "h", "paths": ["/a"], "tags": ["t"]}
+
+
+async def restic_poll(
+    tmp_path: Path, items: list[dict[str, Any]] | str, group_by: list[str] | None = None
+) -> Observation:
+    output = tmp_path / "snapshots.json"
+    output.write_text(items if isinstance(items, str) else json.dumps(items))
+    binary = tmp_path / "fake-restic"
+    binary.write_text(f"#!/bin/sh\ncat '{output}'\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    fields: dict[str, Any] = {
+        "name": "rs", "type": "restic", "repository": "/r", "password_env": "PW", "restic_binary": str(binary),
+        "timezone": "UTC", "schedule": "0 2 * * *",
+    }  # fmt: skip
+    if group_by:
+        fields["group_by"] = group_by
+    environ = {"PATH": os.environ.get("PATH", ""), "PW": "x"}
+    source = ResticSource(ResticSourceConfig.model_validate(fields), environ=environ, clock=lambda: NOW)
+    return await source.poll()
+
+
+class TestRestic:
+    async def test_output_nested_past_any_depth_is_malformed_json(self, tmp_path: Path) -> None:
+        with pytest.raises(SourceProtocolError, match="malformed JSON"):
+            await restic_poll(tmp_path, "[" * 100_000 + "]" * 100_000)
+
+    @pytest.mark.parametrize("time", [YEAR_ONE, YEAR_9999])
+    async def test_a_snapshot_time_no_calendar_holds_leaves_that_snapshot_out(self, tmp_path: Path, time: str) -> None:
+        bad = {**GOOD_SNAPSHOT, "id": "cd" * 32, "time": time}
+        obs = await restic_poll(tmp_path, [GOOD_SNAPSHOT, bad])
+        assert [s.snapshot_id for s in obs.snapshots] == ["abababab"]
+        (problem,) = obs.problems
+        assert problem.startswith("unreadable snapshot entry (ValueError: timestamp outside the calendar")
+        assert problem.endswith("; left out")
+
+    @pytest.mark.parametrize("field", ["backup_start", "backup_end"])
+    async def test_a_summary_time_no_calendar_holds_is_absent(self, tmp_path: Path, field: str) -> None:
+        summary = {"backup_start": "2026-08-06T02:00:00Z", "backup_end": "2026-08-06T02:05:00Z", field: YEAR_ONE}
+        bad = {**GOOD_SNAPSHOT, "id": "cd" * 32, "time": "2026-08-06T02:00:00Z", "summary": summary}
+        obs = await restic_poll(tmp_path, [GOOD_SNAPSHOT, bad])
+        assert len(obs.snapshots) == 2 and obs.problems == ()
+        run = next(r for r in obs.runs if r.run_id == "cdcdcdcd")
+        if field == "backup_start":
+            assert run.started_at.isoformat() == "2026-08-06T02:00:00+00:00"  # the snapshot's own time
+        else:
+            assert run.ended_at is None
+
+    @pytest.mark.parametrize(("field", "value"), [("paths", 5), ("paths", True), ("tags", 5), ("tags", True)])
+    async def test_paths_or_tags_that_are_no_list_name_nothing(self, tmp_path: Path, field: str, value: object) -> None:
+        bad = {**GOOD_SNAPSHOT, "id": "cd" * 32, field: value}
+        obs = await restic_poll(tmp_path, [GOOD_SNAPSHOT, bad], group_by=["host", field])
+        assert sorted(t.name for t in obs.targets) == ["h:", "h:" + {"paths": "/a", "tags": "t"}[field]]
+        assert len(obs.snapshots) == 2 and obs.problems == ()
+
+
+# --- Databasement ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dbm() -> DatabasementScenario:
+    return demo_databasement(NOW)
+
+
+async def dbm_polls(scenario: DatabasementScenario, count: int = 1, app: Any = None) -> list[Observation]:
+    with SimulatorServer(app or databasement_sim.create_app(scenario), tls=False) as server:
+        fields = {"name": "dbm", "type": "databasement", "url": server.url, "token": scenario.token}
+        source = DatabasementSource(DatabasementSourceConfig.model_validate(fields), clock=lambda: NOW)
+        try:
+            return [await source.poll() for _ in range(count)]
+        finally:
+            await source.aclose()
+
+
+def tamper(
+    monkeypatch: pytest.MonkeyPatch, builder: str, pick: Callable[[Any], bool], change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Make the simulator's `builder` (e.g. "_snapshot_json") answer `change`d JSON for the rows `pick` picks."""
+    original = getattr(databasement_sim, builder)
+
+    def patched(scenario: DatabasementScenario, row: Any) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(json.dumps(original(scenario, row)))  # a deep copy to change
+        if pick(row):
+            change(body)
+        return body
+
+    monkeypatch.setattr(databasement_sim, builder, patched)
+
+
+def oldest_snapshot(scenario: DatabasementScenario) -> DbSnapshot:
+    """The last row of `sort=-started_at` (the sort is stable: of one run's dumps, the last added)."""
+    oldest = min(s.started_at for s in scenario.snapshots)
+    return [s for s in scenario.snapshots if s.started_at == oldest][-1]
+
+
+def failed_snapshot(scenario: DatabasementScenario) -> DbSnapshot:
+    return next(s for s in scenario.snapshots if s.status == "failed")
+
+
+def completed(obs: Observation) -> int:
+    return sum(1 for r in obs.runs if r.outcome is RunOutcome.OK and r.job_key.startswith("dbm/backup/"))
+
+
+class TestDatabasement:
+    async def test_a_snapshot_row_started_before_year_one_is_left_out_on_every_poll(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        bad = oldest_snapshot(dbm)  # the one `reached_known` looks at
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(started_at=YEAR_ONE))
+        first, second = await dbm_polls(dbm, 2)
+        assert completed(first) == completed(second) == len(dbm.snapshots) - 2  # the failed one, the hostile one
+        assert first.problems == second.problems
+        assert first.problems[0].startswith("unreadable snapshot row (ValueError: timestamp outside the calendar")
+
+    async def test_a_failed_attempt_started_in_year_one_still_gets_its_message(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        bad = failed_snapshot(dbm)
+        stamp = "0001-01-01T00:00:00Z"
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(started_at=stamp))
+        for obs in await dbm_polls(dbm, 2):
+            failed = next(r for r in obs.runs if r.outcome is RunOutcome.FAILED)
+            assert failed.started_at.year == 1 and "Connection refused" in failed.message
+            assert completed(obs) == len(dbm.snapshots) - 1 and obs.problems == ()
+
+    async def test_a_failed_job_created_before_year_one_does_not_stop_the_poll(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        bad = failed_snapshot(dbm)
+        tamper(monkeypatch, "_backup_job_json", lambda s: s is bad, lambda body: body.update(created_at=YEAR_ONE))
+        (obs,) = await dbm_polls(dbm)
+        failed = next(r for r in obs.runs if r.outcome is RunOutcome.FAILED)
+        assert "Connection refused" in failed.message and obs.problems == ()
+
+    @pytest.mark.parametrize("field", ["created_at", "started_at", "completed_at"])
+    async def test_a_restore_job_time_past_year_9999_is_absent(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, field: str
+    ) -> None:
+        bad = min(dbm.restore_jobs, key=lambda j: j.created_at)  # the last row: the one `reached_known` looks at
+        tamper(monkeypatch, "_restore_job_json", lambda j: j is bad, lambda body: body.update({field: YEAR_9999}))
+        first, second = await dbm_polls(dbm, 2)
+        for obs in (first, second):
+            restores = {r.run_id: r for r in obs.runs if "/restore_test/" in r.job_key}
+            assert set(restores) == {j.id for j in dbm.restore_jobs} and obs.problems == ()
+        if field == "completed_at":
+            assert restores[bad.id].ended_at is None
+
+    async def test_a_restore_job_whose_target_server_is_no_object_is_left_out_and_named(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        bad = dbm.restore_jobs[0]
+
+        def change(body: dict[str, Any]) -> None:
+            body["restore"]["target_server"] = "srv2"
+
+        tamper(monkeypatch, "_restore_job_json", lambda j: j is bad, change)
+        (obs,) = await dbm_polls(dbm)
+        restores = {r.run_id for r in obs.runs if "/restore_test/" in r.job_key}
+        assert restores == {j.id for j in dbm.restore_jobs[1:]} and restores
+        assert obs.problems == (f"unreadable restore job {bad.id} (target_server is no object); left out",)
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda body: body.update(backups=5),
+            lambda body: body["backups"][0].update(database_names=5),
+            lambda body: body["backups"][0].update(database_include_pattern=["a"]),
+        ],
+        ids=["backups-5", "database_names-5", "include_pattern-list"],
+    )
+    async def test_a_hostile_server_field_costs_only_that_field(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        mariadb = next(s for s in dbm.servers if s.name == "mariadb")
+        tamper(monkeypatch, "_server_json", lambda s: s is mariadb, change)
+        (obs,) = await dbm_polls(dbm)
+        assert completed(obs) == len(dbm.snapshots) - 1 and obs.problems == ()
+        assert {t.key for t in obs.targets} >= {"databasement:dbm/mariadb/nextcloud", "databasement:dbm/postgres/vault"}
+        assert any(j.kind is JobKind.BACKUP and "databasement:dbm/postgres/vault" in j.target_keys for j in obs.jobs)
+
+    async def test_a_legacy_recurrence_that_is_no_string_is_no_schedule(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        dbm.legacy = True
+        mariadb = next(s for s in dbm.servers if s.name == "mariadb")
+        tamper(
+            monkeypatch,
+            "_server_json",
+            lambda s: s is mariadb,
+            lambda body: body["backup"].update(recurrence=["daily"]),
+        )
+        (obs,) = await dbm_polls(dbm)
+        assert completed(obs) == len(dbm.snapshots) - 1 and obs.problems == ()
+        (daily,) = [j for j in obs.jobs if j.kind is JobKind.BACKUP and j.job_id == "daily"]
+        assert "databasement:dbm/postgres/vault" in daily.target_keys
+        assert "databasement:dbm/mariadb/nextcloud" not in daily.target_keys
+
+    @pytest.mark.parametrize("page", [float("inf"), float("-inf")])
+    async def test_a_page_number_no_integer_holds_is_a_protocol_error(
+        self, dbm: DatabasementScenario, page: float
+    ) -> None:
+        # The pagination envelope is no record: a broken one is the answer's frame, as "abc" already is.
+        app = rewritten(
+            databasement_sim.create_app(dbm),
+            "/api/v1/snapshots",
+            lambda body: {**body, "meta": {**body["meta"], "current_page": page, "last_page": page}},
+        )
+        with pytest.raises(SourceProtocolError, match="are not numbers"):
+            await dbm_polls(dbm, app=app)
