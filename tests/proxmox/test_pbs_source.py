@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from conftest import NOW, Clock, pbs_config
 
 from backup_glance.errors import SourceProtocolError
 from backup_glance.model import JobKind, RunOutcome, Verification
+from backup_glance.simulators import pbs as pbs_sim
 from backup_glance.simulators._server import SimulatorServer
-from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, ProxmoxLab
+from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, PbsTask, ProxmoxLab
 from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group
 from backup_glance.sources.pbs import PbsSource
 
@@ -140,6 +142,26 @@ class TestNamespacesAndPartialFailure:
         offsite = next(d for d in obs.datastores if d.name == "offsite")
         assert offsite.error and "unable to open chunk store" in offsite.error
         assert len(obs.targets) == 10
+
+    async def test_a_job_or_task_pbs_could_not_have_written_costs_that_record_only(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lab.pbs_jobs.append(PbsJob("verify", "no-id", "main", "daily", options={"id": None}))
+        broken = lab.add_pbs_task("backup", "main:ct/101", NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+        as_listed = pbs_sim.task_item
+
+        def without_start(task: PbsTask) -> dict[str, Any]:
+            item = as_listed(task)
+            return {k: v for k, v in item.items() if k != "starttime"} if task.upid == broken.upid else item
+
+        monkeypatch.setattr(pbs_sim, "task_item", without_start)
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert any("/admin/verify: an item has no 'id'" in p for p in obs.problems)
+        assert any("has no 'starttime'" in p for p in obs.problems)
+        assert {j.kind for j in obs.jobs} >= {JobKind.PRUNE, JobKind.VERIFY}  # the other jobs are all there
+        assert obs.runs and broken.upid not in {r.run_id for r in obs.runs}
 
     async def test_it_restricts_to_configured_datastores(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
         add_store(lab)

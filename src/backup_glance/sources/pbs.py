@@ -122,7 +122,7 @@ class PbsSource(ProxmoxSource):
         usage = usage_task.result() or {}
         datastores = [parse_datastore(self.name, usage.get(s, {"store": s}), maintenance[s]) for s in stores]
         refresh = self._stores_with_new_verification(new_tasks, verify_last, server_now)
-        self._record_runs(new_tasks, prune_keys, server_now)
+        self._record_runs(new_tasks, prune_keys, server_now, problems)
         # A store is marked done only once its snapshot lists were read again without failure.
         refresh = (refresh | self._refresh_pending) & set(stores)
         self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
@@ -166,7 +166,11 @@ class PbsSource(ProxmoxSource):
             self._sync_items = list(results[2])  # the remotes' side is read once the groups are known
         for (kind, path, _params), items in zip(kinds, results, strict=True):
             for item in items or []:
-                job = parse_job(self.name, kind, item, timezone, path, self._protocol)
+                try:
+                    job = parse_job(self.name, kind, item, timezone, path, self._protocol)
+                except SourceProtocolError as exc:  # one job PBS could not have written costs that job
+                    problems.append(str(exc))
+                    continue
                 jobs.append(job)
                 if kind is JobKind.PRUNE:
                     prune_keys.setdefault((job.store, str(item.get("ns") or "") or None), job.job_id)
@@ -227,11 +231,17 @@ class PbsSource(ProxmoxSource):
         self._verify_last = verify_last
         return stores
 
-    def _record_runs(self, tasks: list[dict[str, Any]], prune_keys: dict[Any, str], server_now: datetime) -> None:
+    def _record_runs(
+        self, tasks: list[dict[str, Any]], prune_keys: dict[Any, str], server_now: datetime, problems: list[str]
+    ) -> None:
         for task in tasks:
             job_key = task_job_key(self.name, task, prune_keys)
             if job_key is not None:
-                run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
+                try:
+                    run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
+                except SourceProtocolError as exc:  # one task PBS could not have written costs that task
+                    problems.append(str(exc))
+                    continue
                 if self._runs.get(run.run_id) != run:  # a task re-read unchanged keeps its object (and identity)
                     self._runs[run.run_id] = run
         for upid, job_id in self._prune_upids.items():
