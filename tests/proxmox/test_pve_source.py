@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from conftest import NOW, Clock, pve_config
 
 from backup_glance.errors import SourceAuthError
 from backup_glance.model import JobRun, RunOutcome
+from backup_glance.simulators import pve as pve_sim
 from backup_glance.simulators._server import SimulatorServer
-from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, PveStorage, VzdumpJob
+from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, PveStorage, PveTask, VzdumpJob
 from backup_glance.sources._pve_wire import parse_vzdump_log, resolve_selection
 from backup_glance.sources.pve import PveSource
 
@@ -186,6 +188,28 @@ class TestTasks:
         await source.aclose()
         assert any("node a/../b" in p for p in obs.problems)  # said, not raised
         assert newest(obs.runs, "guest:113").outcome is RunOutcome.OK  # everything else is still read
+
+    async def test_a_task_pve_could_not_have_written_costs_that_task_only(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        log = ["INFO: Starting Backup of VM 120 (lxc)", "INFO: Finished Backup of VM 120 (00:00:41)", "TASK OK"]
+        absurd = lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=3), NOW - timedelta(hours=2), "OK", log)
+        no_id = lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=2), NOW - timedelta(hours=1), "OK", log)
+        good = lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=1), NOW - timedelta(minutes=59), "OK", log)
+        as_listed = pve_sim._task_item
+
+        def hostile(task: PveTask) -> dict[str, Any]:
+            item = as_listed(task)
+            if task.upid == absurd.upid:
+                return {**item, "starttime": 2**62}  # a time no calendar holds
+            return {**item, "upid": ""} if task.upid == no_id.upid else item
+
+        monkeypatch.setattr(pve_sim, "_task_item", hostile)
+        source = a_source(pve_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert "tasks of node pve: 2 without an 'upid' or a start time left out" in obs.problems
+        assert newest(obs.runs, "guest:120").run_id == good.upid  # the node's other tasks are all read
 
     async def test_logs_are_fetched_once_per_task(self, lab: ProxmoxLab, pve_server: SimulatorServer) -> None:
 

@@ -197,7 +197,10 @@ class PveSource(ProxmoxSource):
             return max(horizon, min([last - TASK_OVERLAP, *(r for r in running if r is not None)]))
 
         pages = await asyncio.gather(
-            *(self._partial(problems, f"tasks of node {node}", self._node_tasks, node, since(node)) for node in nodes)
+            *(
+                self._partial(problems, f"tasks of node {node}", self._node_tasks, node, since(node), problems)
+                for node in nodes
+            )
         )
         for node, items in zip(nodes, pages, strict=True):
             if items is None:
@@ -219,21 +222,25 @@ class PveSource(ProxmoxSource):
                 self._logs.pop(upid, None)
                 self._running_logs.pop(upid, None)
 
-    async def _node_tasks(self, node: str, since: datetime) -> list[dict[str, Any]]:
+    async def _node_tasks(self, node: str, since: datetime, problems: list[str]) -> list[dict[str, Any]]:
         path = f"/nodes/{segment(node)}/tasks"
         params: dict[str, Any] = {"typefilter": "vzdump", "source": "all", "since": int(since.timestamp())}
         params |= {"limit": TASK_PAGE, "start": 0}
         out: list[dict[str, Any]] = []
+        unreadable = 0
         for _page in range(MAX_TASK_PAGES):
             payload = await self._client.get_json(path, params)
             page = unwrap(payload, path, list, self._protocol)
             for item in page:
-                if not isinstance(item, dict) or not item.get("upid") or as_int(item.get("starttime")) is None:
-                    raise self._protocol(f"unexpected payload on {path}: a task has no 'upid' or 'starttime'")
+                if not isinstance(item, dict) or not item.get("upid") or epoch(item.get("starttime")) is None:
+                    unreadable += 1  # one task PVE could not have written costs that task, not the node's list
+                    continue
                 out.append(item)
             if len(page) < TASK_PAGE or (as_int(payload.get("total")) or 0) <= params["start"] + len(page):
                 break
             params["start"] += len(page)
+        if unreadable:
+            problems.append(f"tasks of node {node}: {unreadable} without an 'upid' or a start time left out")
         return out
 
     async def _read_logs(self, zones: dict[str, str], default_zone: str, problems: list[str]) -> None:
