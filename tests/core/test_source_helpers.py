@@ -56,3 +56,19 @@ def test_json_that_is_broken_still_raises_as_json_does(body: bytes) -> None:
     with pytest.raises(ValueError) as raised:
         json_loads(body)
     assert isinstance(raised.value, (json.JSONDecodeError, UnicodeDecodeError))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 18446744073709551616, "b": -0.0, "c": 0.1, "d": 1E2}',
+        b'{"a": 1e999, "b": -Infinity}',
+        b'{"a": NaN}',
+        b'{"a": "\\ud800 \\u0000"}',
+        b'{"a": 1, "a": 2}',
+        b'\xef\xbb\xbf{"bom": true}',
+        '{"utf16": "\u00e9"}'.encode("utf-16"),
+    ],
+)
+def test_json_is_read_as_the_standard_library_reads_it(body: bytes) -> None:
+    assert repr(json_loads(body)) == repr(json.loads(body))  # repr: NaN equals nothing, not even itself

@@ -61,14 +61,15 @@ def _vmids(value: Any) -> list[int]:
 
 def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None) -> tuple[str, ...]:
     """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1)."""
-    by_vmid = {as_int(g.get("vmid")): g for g in guests}
+    vmids = [as_int(g.get("vmid")) for g in guests]
+    by_vmid = dict(zip(vmids, guests, strict=True))
     if job.get("pool"):
-        chosen = [as_int(g.get("vmid")) for g in guests if g.get("pool") == job["pool"]]
+        chosen = [vmid for vmid, g in zip(vmids, guests, strict=True) if g.get("pool") == job["pool"]]
     elif job.get("vmid"):
         chosen = list(_vmids(job["vmid"]))
     elif as_bool(job.get("all")):
         excluded = set(_vmids(job.get("exclude")))
-        chosen = [as_int(g.get("vmid")) for g in guests if as_int(g.get("vmid")) not in excluded]
+        chosen = [vmid for vmid in vmids if vmid not in excluded]
     else:
         chosen = []
     node = job.get("node")

@@ -117,7 +117,11 @@ class PveSource(ProxmoxSource):
         runs = self._runs(jobs, calendars)
         if len(runs) != len(self._last_runs) or not all(map(operator.is_, runs, self._last_runs)):
             self._last_runs = tuple(runs)
-        jobs = [self._with_last_run(job, runs, calendars.get(job.key)) for job in jobs]
+        job_level: dict[str, list[JobRun]] = {}  # by job, grouped once: not every run read again for every job
+        for run in runs:
+            if run.target_key is None:
+                job_level.setdefault(run.job_key, []).append(run)
+        jobs = [self._with_last_run(job, job_level.get(job.key, []), calendars.get(job.key)) for job in jobs]
         targets = self._targets(guests)
         uncovered = sorted(
             {
@@ -335,10 +339,10 @@ class PveSource(ProxmoxSource):
         return runs
 
     @staticmethod
-    def _with_last_run(job: Job, runs: list[JobRun], calendar: Schedule | None) -> Job:
-        """The job's newest run; a job covering guests on several nodes runs one task per node for each slot,
-        and the worst of that slot's tasks is its outcome (one node failing fails the run)."""
-        own = [r for r in runs if r.job_key == job.key and r.target_key is None]
+    def _with_last_run(job: Job, own: list[JobRun], calendar: Schedule | None) -> Job:
+        """The job's newest run, from its job-level runs `own`; a job covering guests on several nodes runs one
+        task per node for each slot, and the worst of that slot's tasks is its outcome (one node failing fails
+        the run)."""
         if not own:
             return job
 
