@@ -263,6 +263,8 @@ class SnapshotDecoder:
                     ):
                         out.append((backup_type, backup_id, same, item.comment))
                         continue
+                if item.backup_time < 0:  # before 1970: no time, as `epoch` reads it on the lenient path
+                    continue
                 try:
                     taken_at = datetime.fromtimestamp(item.backup_time, UTC)
                 except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
