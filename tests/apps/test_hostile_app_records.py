@@ -119,6 +119,13 @@ class TestBackrest:
         assert len(first.snapshots) == 1
         assert first.problems == second.problems == (f"operation {bad.id}: start time is no date; left out",)
 
+    async def test_an_operation_without_an_id_is_left_out_and_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        scenario, good, bad = br_scenario()
+        tamper_op(monkeypatch, bad.id, {"id": None})
+        first, second = await br_polls(scenario, 2)
+        assert [r.run_id for r in first.runs] == [str(good.id)]
+        assert first.problems == second.problems == ("an operation without an `id`; left out",)
+
     @pytest.mark.parametrize(
         "fields",
         [

@@ -13,7 +13,7 @@ from backup_glance.errors import SourceProtocolError
 from backup_glance.model import JobKind, RunOutcome, Verification
 from backup_glance.simulators import pbs as pbs_sim
 from backup_glance.simulators._server import SimulatorServer
-from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsJob, PbsTask, ProxmoxLab
+from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsTask, ProxmoxLab
 from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group
 from backup_glance.sources.pbs import PbsSource
 
@@ -162,6 +162,24 @@ class TestNamespacesAndPartialFailure:
         assert any("has no 'starttime'" in p for p in obs.problems)
         assert {j.kind for j in obs.jobs} >= {JobKind.PRUNE, JobKind.VERIFY}  # the other jobs are all there
         assert obs.runs and broken.upid not in {r.run_id for r in obs.runs}
+
+    async def test_a_group_pbs_could_not_have_written_costs_that_group_only(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        as_listed = pbs_sim.group_item
+        assert any(g.backup_id == "101" for g in lab.datastores["main"].namespaces[""].values())
+
+        def one_broken(group: PbsGroup) -> dict[str, Any]:
+            item = as_listed(group)  # a count that is no number: the typed list refuses the page, then this item
+            return {**item, "backup-count": "many"} if group.backup_id == "101" else item
+
+        monkeypatch.setattr(pbs_sim, "group_item", one_broken)
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert any("are not integers; left out" in p for p in obs.problems)
+        keys = {s.target_key for s in obs.snapshots}
+        assert "guest:101" not in keys and len(keys) > 1  # the namespace's other groups are all read
 
     async def test_it_restricts_to_configured_datastores(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
         add_store(lab)

@@ -258,8 +258,9 @@ class BackrestSource(SourceBase):
     def _op(self, raw: dict[str, Any]) -> _Op | None:
         kind = next((k for key, k in _KINDS.items() if key in raw), None)
         op_id = as_int(raw.get("id"))
-        if op_id is None:
-            raise self._protocol("GetOperations: an operation without an `id`")
+        if op_id is None:  # no telling which run it is: left out, and said until the next full read
+            self._unreadable[-1 - (as_int(raw.get("modno")) or 0)] = "an operation without an `id`"
+            return None
         if kind is None:
             return None  # index snapshot, forget, hooks, stats: the backup op already says what we need
         started = _at(as_int(raw.get("unixTimeStartMs")) or 0)

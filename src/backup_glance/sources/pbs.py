@@ -287,7 +287,7 @@ class PbsSource(ProxmoxSource):
         """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
         path = f"/admin/datastore/{segment(store)}/groups"
-        groups = await self._partial(problems, what, self._group_list, path, ns)
+        groups = await self._partial(problems, what, self._group_list, path, ns, problems)
         if groups is None:
             return [key for key in self._groups if key[:2] == (store, ns)], False
         current = {(store, ns, backup_type, backup_id): state for backup_type, backup_id, state in groups}
@@ -317,13 +317,22 @@ class PbsSource(ProxmoxSource):
                 self._assembled = None
         return list(current), complete
 
-    async def _group_list(self, path: str, ns: str) -> list[tuple[str, str, GroupState]]:
+    async def _group_list(self, path: str, ns: str, problems: list[str]) -> list[tuple[str, str, GroupState]]:
         body = await self.client.get_body(path, {"ns": ns})
         typed = decode_group_page(body)
         if typed is not None:
             return typed
         items = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
-        return [parse_group(item, path, self._protocol) for item in items]
+        groups, refused = [], []
+        for item in items:
+            try:
+                groups.append(parse_group(item, path, self._protocol))
+            except SourceProtocolError as exc:  # one group PBS could not have written costs that group
+                refused.append(str(exc))
+        if refused:
+            more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+            problems.append(f"{refused[0]}{more}; left out")
+        return groups
 
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool
