@@ -181,6 +181,23 @@ class TestNamespacesAndPartialFailure:
         keys = {s.target_key for s in obs.snapshots}
         assert "guest:101" not in keys and len(keys) > 1  # the namespace's other groups are all read
 
+    async def test_a_running_verify_at_no_time_and_a_namespace_that_is_a_list_cost_nothing_else(
+        self, lab: ProxmoxLab, pbs_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lab.pbs_jobs.append(PbsJob("prune", "odd-ns", "main", "daily", ns=["a", "b"]))  # type: ignore[arg-type]
+        running = lab.add_pbs_task("verificationjob", "main:v-odd", NOW - timedelta(minutes=5), None, None)
+        as_listed = pbs_sim.task_item
+
+        def at_no_time(task: PbsTask) -> dict[str, Any]:
+            item = as_listed(task)
+            return {**item, "starttime": 2**62} if task.upid == running.upid else item
+
+        monkeypatch.setattr(pbs_sim, "task_item", at_no_time)
+        source = a_source(pbs_server)
+        obs = await source.poll()
+        await source.aclose()
+        assert any(j.job_id == "odd-ns" for j in obs.jobs) and obs.snapshots
+
     async def test_it_restricts_to_configured_datastores(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
         add_store(lab)
         source = a_source(pbs_server, datastores=["offsite"])
