@@ -9,7 +9,7 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,8 @@ from ..errors import SourceProtocolError
 
 # At most 40 digits (2**64 has 20): Python refuses to convert a string of more than 4,300 digits to an int, and
 # a field that long is no number any source means.
-_INTEGER = re.compile(r"-?[0-9]{1,40}")
+_MAX_DIGITS = 40
+_INTEGER = re.compile(rf"-?[0-9]{{1,{_MAX_DIGITS}}}")
 _MAX_VMID_DIGITS = 9  # PVE's VMIDs end at 999,999,999
 
 
@@ -95,7 +96,20 @@ def json_loads(data: bytes | str) -> Any:
 
 
 def _bounded_int(text: str) -> int | None:
-    return int(text) if len(text) <= 40 else None
+    return int(text) if len(text) <= _MAX_DIGITS else None
+
+
+def left_out(reasons: Iterable[str]) -> tuple[str, ...]:
+    """The problem line for records a poll left out, naming the first and counting the rest (none: no line).
+
+    >>> left_out(["row 7: no date", "row 9: no id"]), left_out([])
+    (('row 7: no date and 1 more; left out',), ())
+    """
+    found = list(reasons)
+    if not found:
+        return ()
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return (f"{found[0]}{more}; left out",)
 
 
 def segment(name: str) -> str:

@@ -38,7 +38,7 @@ from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, as_int, is_remote_uri, offsite_named, utc_now
+from ._util import SourceBase, as_int, is_remote_uri, left_out, offsite_named, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,7 @@ class BackrestSource(SourceBase):
                 self._merge(await self._operations({"repoGuid": repo.guid, "planId": SYSTEM_PLAN}, _SYSTEM_OPS))
                 self._known.add(repo.guid)
         self._trim()
-        if self._unreadable:
-            count = len(self._unreadable)
-            more = f" and {count - 1} more" if count > 1 else ""
-            problems.append(f"{next(iter(self._unreadable.values()))}{more}; left out")
+        problems.extend(left_out(self._unreadable.values()))
         return self._observation(now, plans, repos, next_runs, problems)
 
     # --- wire --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ..config import DatabasementSourceConfig
 from ..errors import SourceError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, offsite_named, utc_now
+from ._util import SourceBase, left_out, offsite_named, utc_now
 
 KIND = "databasement"
 API = "/api/v1"
@@ -202,9 +202,7 @@ class DatabasementSource(SourceBase):
             await self._read_restore_runs(full)
         observation = self._observation(now, servers, tests, schedules)
         if self._unreadable:
-            count = len(self._unreadable)
-            more = f" and {count - 1} more" if count > 1 else ""
-            observation = replace(observation, problems=(f"{self._unreadable[0]}{more}; left out",))
+            observation = replace(observation, problems=left_out(self._unreadable))
         return observation
 
     async def _read_attempts(self, full: bool) -> None:

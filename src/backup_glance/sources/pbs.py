@@ -38,7 +38,7 @@ from ._pbs_wire import (
     task_job_key,
 )
 from ._proxmox import ProxmoxSource, epoch, first_source_error, unwrap
-from ._util import as_int, guest_key, guest_vmid, offsite_named, segment, vmid_of
+from ._util import as_int, guest_key, guest_vmid, left_out, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
 TASK_OVERLAP = timedelta(minutes=2)  # re-read a little before the last poll: tasks are listed by start time
@@ -329,9 +329,7 @@ class PbsSource(ProxmoxSource):
                 groups.append(parse_group(item, path, self._protocol))
             except SourceProtocolError as exc:  # one group PBS could not have written costs that group
                 refused.append(str(exc))
-        if refused:
-            more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
-            problems.append(f"{refused[0]}{more}; left out")
+        problems.extend(left_out(refused))
         return groups
 
     async def _fetch_snapshots(

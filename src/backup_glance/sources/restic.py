@@ -28,7 +28,7 @@ from typing import Any
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
-from ._util import is_remote_uri, json_loads, offsite_named, utc_now
+from ._util import is_remote_uri, json_loads, left_out, offsite_named, utc_now
 
 KIND = "restic"
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
@@ -270,7 +270,6 @@ class ResticSource:
         snapshots.sort(key=lambda s: s.taken_at)
         named = offsite_named(self._config.offsite, location, self.name)
         offsite = named if named is not None else is_remote_uri(self._config.repository)
-        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
         return Observation(
             source=self.name,
             kind=KIND,
@@ -281,7 +280,7 @@ class ResticSource:
             jobs=tuple(jobs),
             runs=tuple(sorted(runs, key=lambda r: r.started_at)),
             offsite_locations=(location,) if offsite else (),
-            problems=(f"{unreadable[0]}{more}; left out",) if unreadable else (),
+            problems=left_out(unreadable),
         )
 
 
