@@ -164,12 +164,13 @@ class PbsSource(ProxmoxSource):
         verify_last: dict[str, str] = {}
         if results[2] is not None:  # a sync list that failed this once keeps the last one: no copy vanishes for it
             self._sync_items = list(results[2])  # the remotes' side is read once the groups are known
+        refused: list[str] = []
         for (kind, path, _params), items in zip(kinds, results, strict=True):
             for item in items or []:
                 try:
                     job = parse_job(self.name, kind, item, timezone, path, self._protocol)
                 except SourceProtocolError as exc:  # one job PBS could not have written costs that job
-                    problems.append(str(exc))
+                    refused.append(str(exc))
                     continue
                 jobs.append(job)
                 if kind is JobKind.PRUNE:
@@ -180,6 +181,7 @@ class PbsSource(ProxmoxSource):
                         self._prune_upids[job.last_run.run_id] = job.job_id
                 if kind is JobKind.VERIFY and job.last_run and job.store:
                     verify_last[job.job_id] = f"{job.store}\0{job.last_run.run_id}"
+        problems.extend(left_out(refused))  # one line, however many: a notice, not a flood
         return jobs, prune_keys, verify_last
 
     async def _tasks(self, server_now: datetime) -> list[dict[str, Any]]:
@@ -234,16 +236,18 @@ class PbsSource(ProxmoxSource):
     def _record_runs(
         self, tasks: list[dict[str, Any]], prune_keys: dict[Any, str], server_now: datetime, problems: list[str]
     ) -> None:
+        refused: list[str] = []
         for task in tasks:
             job_key = task_job_key(self.name, task, prune_keys)
             if job_key is not None:
                 try:
                     run = parse_task(self.name, task, job_key, "/nodes/localhost/tasks", self._protocol)
                 except SourceProtocolError as exc:  # one task PBS could not have written costs that task
-                    problems.append(str(exc))
+                    refused.append(str(exc))
                     continue
                 if self._runs.get(run.run_id) != run:  # a task re-read unchanged keeps its object (and identity)
                     self._runs[run.run_id] = run
+        problems.extend(left_out(refused))
         for upid, job_id in self._prune_upids.items():
             # Credit a prune run to the job whose last-run UPID it is (also a run recorded under its neighbour).
             known = self._runs.get(upid)
