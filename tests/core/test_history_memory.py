@@ -196,6 +196,10 @@ def test_the_first_view_takes_runs_from_memory_only_where_the_file_agrees(tmp_pa
         view = history.view(since=START - WINDOW)
     assert view.runs == (finished, fresh)  # the file keeps the finished run; a listing never undoes it
     assert view.runs[1] is fresh  # the recorded object itself, not a second copy read from the file
+    window = history._memory.window
+    assert window is not None
+    (key,) = (key for key, held in window.runs.items() if held is fresh)
+    assert key[1] is fresh.run_id  # and its key holds no second copy of the id read from the row
 
 
 def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:

@@ -575,7 +575,9 @@ class _Window:
                 window[source].update(recent)
             else:
                 window[source] = recent
-        return cls(since, window, {(row[0], row[1], row[2]): _run_of(row, written) for row in runs})
+        # Keyed by the run's own strings, not the row's: a run memory wrote keeps no second copy of its id (a
+        # first view at 10,000 guests meets 100,000 of them: 32 -> 6 MB).
+        return cls(since, window, {run_key(run): run for run in (_run_of(row, written) for row in runs)})
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
