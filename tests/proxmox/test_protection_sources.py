@@ -29,7 +29,7 @@ from backup_glance.simulators.proxmox_lab import (
     sync_snapshots,
 )
 from backup_glance.simulators.pve import create_pve_app
-from backup_glance.sources._pbs_wire import SnapshotDecoder, parse_snapshot
+from backup_glance.sources._pbs_wire import _CLOCKS_LIMIT, SnapshotDecoder, parse_snapshot
 from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
 
@@ -205,6 +205,24 @@ class TestPbsSource:
         for t, i, snap, _ in typed or []:
             reused = before.get((t, i, int(snap.taken_at.timestamp())))
             assert reused is None or reused != snap or snap is reused
+
+    def test_ids_and_times_of_a_typed_page_are_the_lenient_ones_at_every_edge_of_a_day(self) -> None:
+        """The typed page puts an id's time together from the texts of its day and its time of day, kept from one
+        page to the next and let go when there are too many: every id and instant as the lenient parser gives."""
+        edges = [0, 86399, 86400, 951782400, 1835395199, 1835395200, 253402300799]  # 1970, 2000-02-29, 9999
+        spread = [1736906405 + 86400 * day + 7 * second for day in range(3) for second in range(_CLOCKS_LIMIT // 2)]
+        decoder = SnapshotDecoder("p")
+        for times in (edges, spread, edges):
+            items = [{"backup-type": "ct", "backup-id": str(i % 7), "backup-time": at} for i, at in enumerate(times)]
+            typed = decoder.page(httpx.Response(200, json={"data": items}).content, store="s", ns="n")
+            lenient = [
+                parse_snapshot(item, source="p", store="s", ns="n", path="/x", error=ValueError) for item in items
+            ]  # type: ignore[arg-type]
+            assert typed is not None
+            assert [(s.snapshot_id, s.taken_at) for _, _, s, _ in typed] == [
+                (s.snapshot_id, s.taken_at) for _, _, s, _ in lenient
+            ]
+        assert typed[-1][2].snapshot_id == "s/n/ct/6/9999-12-31T23:59:59Z"
 
     async def test_verify_outdated_after_and_prune_keep_are_read(self, protected_server: SimulatorServer) -> None:
         obs = await poll(PbsSource(pbs_config(protected_server), clock=Clock()))

@@ -192,6 +192,7 @@ class _SnapshotPage(msgspec.Struct):
 
 _SNAPSHOT_PAGE = msgspec.json.Decoder(_SnapshotPage)
 _CACHE_LIMIT = 100_000
+_CLOCKS_LIMIT = 20_000
 
 
 class SnapshotDecoder:
@@ -208,6 +209,10 @@ class SnapshotDecoder:
         self._keys: dict[tuple[str, str, str | None], str] = {}
         self._verified: dict[str, datetime | None] = {}
         self._encrypted: dict[bytes, bool | None] = {}
+        # A snapshot's id ends in its backup time, "2025-01-15T04:00:05Z": put together from the texts of its day
+        # and of its time of day, each made once (`isoformat` took 0.6 s of a 10,000-guest first poll).
+        self._days: dict[int, str] = {}  # days since 1970 -> "2025-01-15T"
+        self._clocks: dict[int, str] = {}  # seconds into the day -> "04:00:05Z"
 
     def page(
         self, body: bytes, *, store: str, ns: str, known: Known | None = None
@@ -224,6 +229,7 @@ class SnapshotDecoder:
         prefix = f"{store}/{ns}/"
         cluster = self.guest_namespaces.get(ns)
         source, verified, by_files = self.source, self._verified, self._encrypted
+        days, clocks = self._days, self._clocks
         out = []
         by_group: dict[tuple[str, str], Mapping[int, Snapshot]] = {}
         # PBS lists a group's snapshots one after another: what depends only on the group (its key, its
@@ -269,10 +275,13 @@ class SnapshotDecoder:
                     taken_at = datetime.fromtimestamp(item.backup_time, UTC)
                 except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
                     continue
+                day, second = divmod(item.backup_time, 86400)
+                date = days[day] if day in days else self._day(day, taken_at)
+                clock = clocks[second] if second in clocks else self._clock(second)
                 snapshot = Snapshot(
                     key,
                     source,
-                    f"{group_prefix}{taken_at.isoformat()[:19]}Z",
+                    f"{group_prefix}{date}{clock}",
                     taken_at,
                     finished,
                     item.size,
@@ -294,6 +303,18 @@ class SnapshotDecoder:
                 self.source, backup_type, backup_id, cluster
             )
         return key
+
+    def _day(self, day: int, taken_at: datetime) -> str:
+        if len(self._days) > _CACHE_LIMIT:
+            self._days.clear()
+        text = self._days[day] = taken_at.isoformat()[:11]
+        return text
+
+    def _clock(self, second: int) -> str:
+        if len(self._clocks) > _CLOCKS_LIMIT:  # times spread over the whole day: bounded, not 86,400 texts
+            self._clocks.clear()
+        text = self._clocks[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+        return text
 
     def _files_encrypted(self, files: bytes) -> bool | None:
         if files in self._encrypted:
