@@ -23,6 +23,7 @@ from .errors import BackupGlanceError, SourceError, SourceTimeout
 from .health import Defaults, Memo, evaluate
 from .health.calendar import CALENDAR_PAST
 from .health.deadlines import LONGEST_SLEEP
+from .heap import release_free_memory
 from .history import FUTURE_SLACK, History
 from .model import Board, HistoryView, Observation, ServiceSpec, SourceState
 from .sources import Source
@@ -140,11 +141,10 @@ class Collector:
         self._states[name] = replace(
             state, observation=observation, last_attempt_at=started, last_success_at=started, error=None
         )
-        if self._history is not None:
-            try:
-                await self._in_thread(self._record, observation)
-            except BackupGlanceError as exc:
-                log.error("history write failed", extra={"source": name, "error": str(exc)})
+        try:
+            await self._in_thread(self._keep, observation)
+        except BackupGlanceError as exc:
+            log.error("history write failed", extra={"source": name, "error": str(exc)})
         log.info(
             "poll finished",
             extra={
@@ -157,12 +157,16 @@ class Collector:
         )
         return state.poll_interval.total_seconds()
 
-    def _record(self, observation: Observation) -> None:
-        """Off the event loop. The first record of a big source makes hundreds of thousands of rows, none of
-        them garbage: the cyclic collector would walk them again and again (as in decoding, `gc_paused`)."""
-        assert self._history is not None
-        with gc_paused():
-            self._history.record(observation)
+    def _keep(self, observation: Observation) -> None:
+        """Off the event loop: record the observation, then give back what reading and recording it freed. The
+        first record of a big source makes hundreds of thousands of rows, none of them garbage: the cyclic
+        collector would walk them again and again (as in decoding, `gc_paused`)."""
+        try:
+            if self._history is not None:
+                with gc_paused():
+                    self._history.record(observation)
+        finally:
+            release_free_memory()
 
     def _failed(self, name: str, started: datetime, exc: SourceError) -> float:
         state = self._states[name]
@@ -219,6 +223,7 @@ class Collector:
             self._store.prepare(board)
             self._store.publish(board)
             self._garbage.collect()  # while still paused: enabled first, Python would walk them all at once
+        release_free_memory()  # the old board's
         return board
 
     async def _in_thread(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

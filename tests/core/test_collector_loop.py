@@ -128,6 +128,24 @@ def test_stop_closes_every_source() -> None:
     assert store.version >= 1
 
 
+@pytest.mark.parametrize("with_history", [False, True])
+def test_what_a_poll_and_a_publish_freed_goes_back_to_the_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_history: bool
+) -> None:
+    steps: list[str] = []
+    monkeypatch.setattr("backup_glance.collector.release_free_memory", lambda: steps.append("released") or True)
+    history = History.open(tmp_path / "h.db", retention=timedelta(days=90)) if with_history else None
+    if history is not None:
+        recording = history.record
+        monkeypatch.setattr(history, "record", lambda observation: steps.append("recorded") or recording(observation))
+    collector, store = a_collector(ScriptedSource("pbs", [an_observation()]), history=history)
+    monkeypatch.setattr(store, "publish", lambda board: steps.append("published"))
+    asyncio.run(collector.poll_once())
+    assert steps == [*(["recorded"] if with_history else []), "released", "published", "released"]
+    if history is not None:
+        history.close()
+
+
 class TestRejudgingOnlyOnNews:
     def run_collector(
         self, source: ScriptedSource, polls: int, monkeypatch: pytest.MonkeyPatch
