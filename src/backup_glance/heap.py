@@ -17,7 +17,7 @@ from functools import cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
         trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols, the C library's among them
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not found; or no C library to name at all (Windows)
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
