@@ -199,7 +199,8 @@ def test_the_first_view_takes_runs_from_memory_only_where_the_file_agrees(tmp_pa
     window = history._memory.window
     assert window is not None
     (key,) = (key for key, held in window.runs.items() if held is fresh)
-    assert key[1] is fresh.run_id  # and its key holds no second copy of the id read from the row
+    assert key[1] is fresh.run_id  # and its key holds no second copy of the id read from the row:
+    assert any(held is key for held in history._memory.runs)  # it is the key memory holds the run under
 
 
 def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ class History:
             memory.apply(plan, seen_at)
         if not relisted:
             memory.list(observation, change.listed if change is not None else fresh)
-        memory.note_runs(new_runs.values())
+        memory.note_runs(new_runs)
         stats = RecordStats(
             sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
             runs_written,
@@ -575,9 +575,14 @@ class _Window:
                 window[source].update(recent)
             else:
                 window[source] = recent
-        # Keyed by the run's own strings, not the row's: a run memory wrote keeps no second copy of its id (a
-        # first view at 10,000 guests meets 100,000 of them: 32 -> 6 MB).
-        return cls(since, window, {run_key(run): run for run in (_run_of(row, written) for row in runs)})
+        # Keyed by the key objects memory holds where it holds the run: no second copy of a run's id and key (a
+        # first view at 10,000 guests meets 100,000 runs this process wrote: 32 MB of keys).
+        canonical = {key: key for key in written}
+        window_runs = {}
+        for row in runs:
+            key = (row[0], row[1], row[2])
+            window_runs[canonical.get(key, key)] = _run_of(row, written)
+        return cls(since, window, window_runs)
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         if epoch(snapshot.taken_at) >= self.since:
@@ -662,9 +667,10 @@ class _Memory:
             return False
         return before != run
 
-    def note_runs(self, runs: Iterable[JobRun]) -> None:
-        for run in runs:
-            key = run_key(run)
+    def note_runs(self, runs: dict[RunKey, JobRun]) -> None:
+        """Keep the runs just written, under the very key objects the record made (shared with its task list's
+        keys and the window's: one tuple a run, not three)."""
+        for key, run in runs.items():
             self.runs[key] = run
             if self.window is not None:
                 self.window.put_run(key, run)
