@@ -104,7 +104,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
             window = (low.astimezone(UTC), high.astimezone(UTC))  # the evidence's zone (see `_window`)
             results: dict[str, _TargetResult] = {}
             if _per_target(job) and slot <= now:
-                at = slot.astimezone(UTC)
+                at = slot.astimezone(UTC) + SAME_RUN
                 result = partial(_slot_result, slot=at, window=window, slots=target_slots, evidence=evidence)
                 if ctx.slot_results is None:
                     results = {key: result(key) for key in job.target_keys}
@@ -180,19 +180,21 @@ def _slots_by_target(
     return merged
 
 
-def _next_slot(slots: list[datetime], slot: datetime) -> datetime:
-    """Where the evidence window of `slot` ends for one target: just before its next slot of any job."""
-    index = bisect.bisect_right(slots, slot + timedelta(minutes=1))  # another job due within a minute is the same run
-    return slots[index] - SLOT_TOLERANCE if index < len(slots) else datetime.max.replace(tzinfo=slot.tzinfo)
+SAME_RUN = timedelta(minutes=1)  # another job due within a minute of a slot is the same run
 
 
 def _slot_result(
     key: str, *, slot: datetime, window: tuple[datetime, datetime], slots: dict[str, list[datetime]], evidence: Evidence
 ) -> _TargetResult:
-    """One target's result in a job's slot: its evidence in the slot's window, which ends early where the target
-    has a slot of another job. All in UTC, converted once per slot: this runs for every target of every slot."""
+    """One target's result in a job's slot: its evidence in the slot's window, which ends early, just before the
+    target's next slot of any job. All in UTC, converted once per slot: this runs for every target of every slot
+    (140,000 times in a first evaluation of 10,000 guests), so `slot` comes with `SAME_RUN` already added."""
     low, high = window
-    return _target_result(key, low, min(high, _next_slot(slots[key], slot)), evidence)
+    mine = slots[key]
+    index = bisect.bisect_right(mine, slot)
+    if index < len(mine):
+        high = min(high, mine[index] - SLOT_TOLERANCE)
+    return _target_result(key, low, high, evidence)
 
 
 def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
@@ -266,16 +268,22 @@ class _TargetResult:
 
 
 _EMPTY_RESULT = _TargetResult(None, (), ())  # a window with no evidence at all
+_NO_RUNS: list[JobRun] = []  # of a target without any (read, never added to)
+_NO_SNAPSHOTS: list[Snapshot] = []
+_FAILED = Verification.FAILED
 
 
 def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
     """`low` and `high` in UTC (see `_window`)."""
-    runs = _window(evidence.runs_by_target.get(key, []), low, high, evidence=evidence)
-    snaps = [s for s in _window(evidence.snapshots.get(key, []), low, high, evidence=evidence) if s.finished]
+    runs = _window(evidence.runs_by_target.get(key, _NO_RUNS), low, high, evidence=evidence)
+    snaps = [s for s in _window(evidence.snapshots.get(key, _NO_SNAPSHOTS), low, high, evidence=evidence) if s.finished]
     if not runs:  # the usual case for a guest backed up into PBS: one snapshot, no per-target run
         if not snaps:
             return _EMPTY_RESULT
-        verify_failed = any(s.verification is Verification.FAILED for s in snaps)
+        if len(snaps) == 1:
+            (only,) = snaps
+            return _TargetResult(SlotOutcome.SUCCEEDED, (only.taken_at,), (), "", only.verification is _FAILED)
+        verify_failed = any(s.verification is _FAILED for s in snaps)
         return _TargetResult(SlotOutcome.SUCCEEDED, tuple(s.taken_at for s in snaps), (), "", verify_failed)
     outcome = None
     if any(r.outcome is RunOutcome.RUNNING for r in runs):
