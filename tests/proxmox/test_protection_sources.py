@@ -209,9 +209,11 @@ class TestPbsSource:
     def test_ids_and_times_of_a_typed_page_are_the_lenient_ones_at_every_edge_of_a_day(self) -> None:
         """The typed page puts an id's time together from the texts of its day and its time of day, kept from one
         page to the next and let go when there are too many: every id and instant as the lenient parser gives."""
-        edges = [0, 86399, 86400, 951782400, 1835395199, 1835395200, 253402300799]  # 1970, 2000-02-29, 9999
-        spread = [1736906405 + 86400 * day + 7 * second for day in range(3) for second in range(_CLOCKS_LIMIT // 2)]
+        edges = [0, 86399, 86400, 951782400, 1835395199, 1835395200, 253402300799]  # 1970, 29 Feb 2000/2028, 9999
+        # More times of day than the cache keeps (7 s apart, wrapping past midnight), on three days.
+        spread = [1736906405 + 86400 * (second % 3) + 7 * second for second in range(_CLOCKS_LIMIT + 2000)]
         decoder = SnapshotDecoder("p")
+        assert len({at % 86400 for at in spread}) > _CLOCKS_LIMIT
         for times in (edges, spread, edges):
             items = [{"backup-type": "ct", "backup-id": str(i % 7), "backup-time": at} for i, at in enumerate(times)]
             typed = decoder.page(httpx.Response(200, json={"data": items}).content, store="s", ns="n")
