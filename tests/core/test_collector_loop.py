@@ -129,9 +129,10 @@ def test_stop_closes_every_source() -> None:
 
 
 @pytest.mark.parametrize("with_history", [False, True])
-def test_what_a_poll_and_a_publish_freed_goes_back_to_the_system(
+def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_history: bool
 ) -> None:
+    """And not what a poll that saw nothing new freed: the next poll would only take it again."""
     steps: list[str] = []
     monkeypatch.setattr("backup_glance.collector.release_free_memory", lambda: steps.append("released") or True)
     history = History.open(tmp_path / "h.db", retention=timedelta(days=90)) if with_history else None
@@ -140,8 +141,15 @@ def test_what_a_poll_and_a_publish_freed_goes_back_to_the_system(
         monkeypatch.setattr(history, "record", lambda observation: steps.append("recorded") or recording(observation))
     collector, store = a_collector(ScriptedSource("pbs", [an_observation()]), history=history)
     monkeypatch.setattr(store, "publish", lambda board: steps.append("published"))
-    asyncio.run(collector.poll_once())
-    assert steps == [*(["recorded"] if with_history else []), "released", "published", "released"]
+
+    async def two_polls() -> None:
+        await collector.poll_once()
+        steps.append("again")
+        await collector.poll_once()  # the same observation: no news
+
+    asyncio.run(two_polls())
+    recorded = ["recorded"] if with_history else []
+    assert steps == [*recorded, "released", "published", "released", "again", *recorded, "published", "released"]
     if history is not None:
         history.close()
 
