@@ -202,7 +202,7 @@ class DatabasementSource(SourceBase):
             await self._read_restore_runs(full)
         observation = self._observation(now, servers, tests, schedules)
         if self._unreadable:
-            observation = replace(observation, problems=left_out(self._unreadable))
+            observation = replace(observation, problems=(*observation.problems, *left_out(self._unreadable)))
         return observation
 
     async def _read_attempts(self, full: bool) -> None:
