@@ -168,7 +168,8 @@ class Collector:
         try:
             if self._history is not None:
                 with gc_paused():
-                    self._history.record(observation)
+                    # With news, a rebuild follows: its board is published before the new snapshots are written.
+                    self._history.record(observation, defer=news)
         finally:
             if news:
                 release_free_memory()
@@ -191,18 +192,41 @@ class Collector:
 
     async def rebuild(self) -> Board:
         async with self._rebuild_lock:
-            now = self._clock()
-            view = HistoryView()
-            if self._history is not None:
-                lookback = max((s.lookback for s in self._services), default=self._defaults.lookback)
-                since = now - max(lookback, CALENDAR_PAST) - timedelta(days=1)
-                try:
-                    view = await self._in_thread(self._history.view, since=since, until=now + FUTURE_SLACK)
-                except BackupGlanceError as exc:
-                    log.error("history read failed", extra={"error": str(exc)})
-            notices = [problem] if self._history is not None and (problem := self._history.problem) else []
-            # In a thread: judging 2,000 services takes a second, and the web server shares this event loop.
-            return await self._in_thread(self._judge_and_publish, view, now, notices)
+            try:
+                board = await self._judge_and_publish_now()
+            except Exception:
+                await self._write_deferred()
+                raise
+            if await self._write_deferred():  # the write failed (or worked again): the board must say so
+                board = await self._judge_and_publish_now()
+            return board
+
+    async def _judge_and_publish_now(self) -> Board:
+        now = self._clock()
+        view = HistoryView()
+        if self._history is not None:
+            lookback = max((s.lookback for s in self._services), default=self._defaults.lookback)
+            since = now - max(lookback, CALENDAR_PAST) - timedelta(days=1)
+            try:
+                view = await self._in_thread(self._history.view, since=since, until=now + FUTURE_SLACK)
+            except BackupGlanceError as exc:
+                log.error("history read failed", extra={"error": str(exc)})
+        notices = [problem] if self._history is not None and (problem := self._history.problem) else []
+        # In a thread: judging 2,000 services takes a second, and the web server shares this event loop.
+        return await self._in_thread(self._judge_and_publish, view, now, notices)
+
+    async def _write_deferred(self) -> bool:
+        """Write the snapshots a record left for after the publish (a big first poll's take seconds); return
+        whether the history's problem is no longer the one the board shows. (A record that ends after this
+        waits for the next record, rebuild or `stop`: its rows are in memory meanwhile.)"""
+        history = self._history
+        if history is None:
+            return False
+        try:
+            await self._in_thread(history.flush)
+        except BackupGlanceError as exc:
+            log.error("history write failed", extra={"error": str(exc)})
+        return history.problem != self._published_problem()
 
     def _judge_and_publish(self, view: HistoryView, now: datetime, notices: list[str]) -> Board:
         """Off the event loop: judge, let the renderers get ready for the board, publish it (the old board and its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -18,7 +19,7 @@ from backup_glance.collector import AUTH_RETRY, HELD_THRESHOLD, Collector, OldGe
 from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
 from backup_glance.health import Defaults
 from backup_glance.history import History
-from backup_glance.model import GuestRef, Observation, Snapshot, Target
+from backup_glance.model import Board, GuestRef, Observation, Snapshot, Target
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -137,8 +138,14 @@ def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
     monkeypatch.setattr("backup_glance.collector.release_free_memory", lambda: steps.append("released") or True)
     history = History.open(tmp_path / "h.db", retention=timedelta(days=90)) if with_history else None
     if history is not None:
-        recording = history.record
-        monkeypatch.setattr(history, "record", lambda observation: steps.append("recorded") or recording(observation))
+        recording, flushing = history.record, history.flush
+
+        def record(observation: Observation, *, defer: bool = False) -> object:
+            steps.append(f"recorded{' (rows deferred)' if defer else ''}")
+            return recording(observation, defer=defer)
+
+        monkeypatch.setattr(history, "record", record)
+        monkeypatch.setattr(history, "flush", lambda: steps.append("flushed") or flushing())
     collector, store = a_collector(ScriptedSource("pbs", [an_observation()]), history=history)
     monkeypatch.setattr(store, "publish", lambda board: steps.append("published"))
 
@@ -148,10 +155,50 @@ def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
         await collector.poll_once()  # the same observation: no news
 
     asyncio.run(two_polls())
-    recorded = ["recorded"] if with_history else []
-    assert steps == [*recorded, "released", "published", "released", "again", *recorded, "published", "released"]
+    if with_history:
+        assert steps == [
+            *("recorded (rows deferred)", "released", "published", "released", "flushed"),
+            *("again", "recorded", "published", "released", "flushed"),
+        ]
+    else:
+        assert steps == ["released", "published", "released", "again", "published", "released"]
     if history is not None:
         history.close()
+
+
+def test_a_snapshot_write_that_fails_after_the_publish_is_on_the_board_that_rebuild_returns(tmp_path: Path) -> None:
+    """The new snapshots are written after the board is out; when that write fails, the same rebuild judges again,
+    and the board it returns (and publishes) names the problem. Once the write works again, so does the board."""
+    history = History.open(tmp_path / "h.db", retention=timedelta(days=90))
+    first = an_observation()
+    (snapshot,) = first.snapshots
+    many = tuple(  # the same guest and place, so the record itself adds no other row (scopes, runs)
+        msgspec.structs.replace(snapshot, snapshot_id=f"main/ct/101/{n}", taken_at=NOW - timedelta(minutes=n))
+        for n in range(2, 400)
+    )
+    more = replace(first, snapshots=(snapshot, *many))
+    source = ScriptedSource("pbs", [first, more])
+    collector, store = a_collector(source, history=history)
+    assert history._conn is not None
+    full = history._conn
+
+    async def polls() -> tuple[Board, Board, Board]:
+        calm = await collector.poll_once()
+        (pages,) = full.execute("PRAGMA page_count").fetchone()
+        full.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        troubled = await collector.poll_once()
+        assert store.current() is troubled
+        full.execute("PRAGMA max_page_count = 1073741823")
+        return calm, troubled, await collector.poll_once()
+
+    calm, troubled, recovered = asyncio.run(polls())
+    assert calm.notices == ()
+    assert troubled.notices and "the disk is full" in troubled.notices[0]
+    assert recovered.notices == ()
+    assert len(history.view(since=NOW - timedelta(days=1)).snapshots) == 1 + len(many)
+    history.close()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (1 + len(many),)
 
 
 class TestRejudgingOnlyOnNews:

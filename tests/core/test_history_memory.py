@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from backup_glance.errors import HistoryError
 from backup_glance.history import History
 from backup_glance.history._listed import Listed
 from backup_glance.model import HistoryView, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
@@ -54,51 +56,58 @@ def comparable(view: HistoryView) -> tuple[object, ...]:
     return (view.snapshots, view.runs, view.recorded_since)
 
 
+def polls(rng: random.Random, steps: int) -> Iterator[Observation]:
+    """A random sequence of one PBS's observations: backups, prunes, verifications, runs that finish, and now and
+    then a store that could not be read."""
+    present: dict[str, Snapshot] = {}
+    runs: dict[str, JobRun] = {}
+    now = START
+    snapshots_tuple: tuple[Snapshot, ...] = ()
+    for step in range(steps):
+        now += timedelta(minutes=rng.choice([5, 5, 5, 60, 600]))
+        action = rng.random()
+        if action < 0.3:  # a backup: a new snapshot and its run
+            target = rng.randrange(8)
+            fresh = snapshot(target, now - timedelta(minutes=rng.randrange(30)))
+            present[fresh.snapshot_id] = fresh
+            runs[f"UPID:{step}"] = run(step, now - timedelta(minutes=20), done=rng.random() < 0.7)
+        elif action < 0.4 and present:  # prune at the source
+            present.pop(rng.choice(sorted(present)))
+        elif action < 0.5 and present:  # a verification changes a snapshot
+            key = rng.choice(sorted(present))
+            old = present[key]
+            present[key] = snapshot(int(old.target_key.split(":")[1]), old.taken_at, verified=Verification.OK)
+        elif action < 0.6 and runs:  # a running run finishes
+            key = rng.choice(sorted(runs))
+            if runs[key].ended_at is None:
+                runs[key] = run(int(key.split(":")[1]), runs[key].started_at, done=True)
+        if action < 0.6:
+            snapshots_tuple = tuple(sorted(present.values(), key=lambda s: s.snapshot_id))
+        problems = ("store1 unreadable",) if rng.random() < 0.1 else ()
+        shown = tuple(s for s in snapshots_tuple if not problems or s.location != "store1")
+        yield Observation(
+            source="pbs",
+            kind="pbs",
+            observed_at=now,
+            timezone="UTC",
+            snapshots=snapshots_tuple if not problems else shown,
+            runs=tuple(runs.values()),
+            problems=problems,
+        )
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_view_from_memory_equals_the_view_from_the_file(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     path = tmp_path / "h.db"
     history = History.open(path, retention=RETENTION)
-    present: dict[str, Snapshot] = {}
-    runs: dict[str, JobRun] = {}
-    now = START
-    snapshots_tuple: tuple[Snapshot, ...] = ()
     try:
-        for step in range(120):
-            now += timedelta(minutes=rng.choice([5, 5, 5, 60, 600]))
-            action = rng.random()
-            if action < 0.3:  # a backup: a new snapshot and its run
-                target = rng.randrange(8)
-                fresh = snapshot(target, now - timedelta(minutes=rng.randrange(30)))
-                present[fresh.snapshot_id] = fresh
-                runs[f"UPID:{step}"] = run(step, now - timedelta(minutes=20), done=rng.random() < 0.7)
-            elif action < 0.4 and present:  # prune at the source
-                present.pop(rng.choice(sorted(present)))
-            elif action < 0.5 and present:  # a verification changes a snapshot
-                key = rng.choice(sorted(present))
-                old = present[key]
-                present[key] = snapshot(int(old.target_key.split(":")[1]), old.taken_at, verified=Verification.OK)
-            elif action < 0.6 and runs:  # a running run finishes
-                key = rng.choice(sorted(runs))
-                if runs[key].ended_at is None:
-                    runs[key] = run(int(key.split(":")[1]), runs[key].started_at, done=True)
-            if action < 0.6:
-                snapshots_tuple = tuple(sorted(present.values(), key=lambda s: s.snapshot_id))
-            problems = ("store1 unreadable",) if rng.random() < 0.1 else ()
-            shown = tuple(s for s in snapshots_tuple if not problems or s.location != "store1")
-            observation = Observation(
-                source="pbs",
-                kind="pbs",
-                observed_at=now,
-                timezone="UTC",
-                snapshots=snapshots_tuple if not problems else shown,
-                runs=tuple(runs.values()),
-                problems=problems,
-            )
+        for step, observation in enumerate(polls(rng, 120)):
             history.record(observation)
             if rng.random() < 0.05:  # a restart: memory starts over from the file
                 history.close()
                 history = History.open(path, retention=RETENTION)
+            now = observation.observed_at
             since, until = now - WINDOW, now + timedelta(days=1)
             from_memory = history.view(since=since, until=until)
             with History.open(path, retention=RETENTION) as fresh:
@@ -106,6 +115,37 @@ def test_the_view_from_memory_equals_the_view_from_the_file(tmp_path: Path, seed
             assert comparable(from_memory) == comparable(from_file), f"seed {seed}, step {step}"
     finally:
         history.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_view_before_deferred_rows_are_written_is_the_view_after(tmp_path: Path, seed: int) -> None:
+    """Side by side, one store writes every record at once, the other leaves the snapshot rows for later (as the
+    collector does until its board is out); restarts and first views included, their views and files agree."""
+    rng = random.Random(seed)
+    at_once, later = tmp_path / "at-once.db", tmp_path / "later.db"
+    writing, deferring = History.open(at_once, retention=RETENTION), History.open(later, retention=RETENTION)
+    try:
+        for step, observation in enumerate(polls(rng, 120)):
+            writing.record(observation)
+            deferring.record(observation, defer=True)
+            if rng.random() < 0.1:  # a restart, or a new start with the same file
+                writing.close()
+                deferring.close()  # writes what is left
+                writing = History.open(at_once, retention=RETENTION)
+                deferring = History.open(later, retention=RETENTION)
+                writing.record(observation)
+                deferring.record(observation, defer=True)  # the first record after a start: all again
+            now = observation.observed_at
+            since, until = now - WINDOW, now + timedelta(days=1)
+            expected = comparable(writing.view(since=since, until=until))
+            assert comparable(deferring.view(since=since, until=until)) == expected, f"seed {seed}, step {step}"
+            if rng.random() < 0.5:
+                deferring.flush()
+                assert stored_snapshots(later) == stored_snapshots(at_once), f"seed {seed}, step {step}"
+    finally:
+        writing.close()
+        deferring.close()
+    assert stored_snapshots(later) == stored_snapshots(at_once)
 
 
 def test_a_quiet_poll_writes_no_row(tmp_path: Path) -> None:
@@ -219,6 +259,44 @@ def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
         assert len(history.view(since=START - WINDOW).snapshots) == 2
         with sqlite3.connect(tmp_path / "h.db") as conn:
             assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (2,)
+
+
+def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    first = snapshot(1, START)
+    with History.open(path, retention=RETENTION) as history:
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(first,)))
+        both = (first, snapshot(2, START + timedelta(minutes=1)))
+        history.record(Observation("pbs", "pbs", START + timedelta(minutes=5), "UTC", snapshots=both), defer=True)
+        assert history.view(since=START - WINDOW).snapshots == both
+        assert history._conn is not None
+        history._conn.execute("PRAGMA query_only = 1")  # the file cannot be written any more
+        with pytest.raises(HistoryError, match=r"write the new snapshots of 'pbs'.*readonly"):
+            history.flush()
+        assert history.problem is not None and "read-only" in history.problem
+        # Memory started over from the file: it no longer holds what the file lacks.
+        assert history.view(since=START - WINDOW).snapshots == (first,)
+        history._conn.execute("PRAGMA query_only = 0")
+        history.record(Observation("pbs", "pbs", START + timedelta(minutes=10), "UTC", snapshots=both), defer=True)
+        history.flush()
+        assert history.problem is None
+    assert [row[1] for row in stored_snapshots(path)] == [s.snapshot_id for s in both]
+
+
+def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    taken = snapshot(1, START)
+    listed = Observation("pbs", "pbs", START, "UTC", snapshots=(taken,))
+    with History.open(path, retention=RETENTION) as history:
+        history.record(listed, defer=True)
+        assert stored_snapshots(path) == []
+        sighting = history.sighting("pbs", taken.snapshot_id)
+        assert sighting is not None and sighting.first_seen_at == START
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(snapshot(2, START),)), defer=True)
+        assert history.prune(now=START) == 0  # pruning counts what the file holds, written first
+        assert [row[1] for row in stored_snapshots(path)] == [taken.snapshot_id, snapshot(2, START).snapshot_id]
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(snapshot(3, START),)), defer=True)
+    assert len(stored_snapshots(path)) == 3  # closing wrote the last ones
 
 
 def stored_snapshots(path: Path) -> list[tuple[object, ...]]:

@@ -8,6 +8,11 @@ Cost follows change, not size: the store remembers what it last wrote (the prese
 runs and the view window), so a quiet poll compares in memory and writes only what changed, and a view is
 served from memory after the first one. The file stays the truth: every memory is rebuilt from it after a
 start, and a failed write leaves the memory as it was.
+
+A record may leave its new snapshot rows for later (`record(..., defer=True)`, then `flush`): the collector
+publishes the board first, as a big first poll's rows take seconds to write. Memory already holds them, so a
+view in between is the view after the write; any other use of the file writes them first, and a failed late
+write makes memory start over from the file, as after a start.
 """
 
 from __future__ import annotations
@@ -169,6 +174,7 @@ class History:
         # Re-entrant: `record` and `view` hold it across their SQL and their memory, the SQL helpers take it too.
         self._lock = threading.RLock()
         self._memory = _Memory()
+        self._deferred: _Deferred | None = None  # snapshot rows a record left for `flush`
         self._write_trouble: str | None = None  # cleared by the next write that succeeds (space came back)
         self._integrity_trouble: str | None = None  # found by the check at start; stays until a restart
 
@@ -218,9 +224,14 @@ class History:
             log.error("history database damaged", extra={"path": self._path, "finding": found})
 
     def close(self) -> None:
-        """Checkpoint the WAL into the database and close: no -wal or -shm file is left behind."""
+        """Write what a record left for later, checkpoint the WAL into the database and close: no -wal or -shm
+        file is left behind."""
         with self._lock:
             if self._conn is not None:
+                try:
+                    self._write_deferred()
+                except HistoryError as exc:  # closing goes on: the next start reads the sources again
+                    log.error("history write failed", extra={"error": str(exc)})
                 with suppress(sqlite3.Error):
                     self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.close()
@@ -236,12 +247,34 @@ class History:
 
     # --- writing ---
 
-    def record(self, observation: Observation) -> RecordStats:
-        """Store what one poll saw, in one transaction. Recording the same facts again rewrites no row of them."""
-        with self._lock:
-            return self._record(observation)
+    def record(self, observation: Observation, *, defer: bool = False) -> RecordStats:
+        """Store what one poll saw, in one transaction. Recording the same facts again rewrites no row of them.
 
-    def _record(self, observation: Observation) -> RecordStats:
+        With `defer`, the new and changed snapshots are written by `flush` (or whatever next needs the file), in
+        a transaction of their own; a view before that already includes them."""
+        with self._lock:
+            self._write_deferred()  # rows reach the file in the order they were seen
+            return self._record(observation, defer)
+
+    def flush(self) -> None:
+        """Write the snapshot rows a deferred record left; nothing when none are left."""
+        with self._lock:
+            self._write_deferred()
+
+    def _write_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        sources = ", ".join(sorted({f"'{plan.source}'" for plan in deferred.plans}))
+        try:
+            with self._transaction(f"write the new snapshots of {sources}") as conn:
+                for plan in deferred.plans:
+                    _upsert_snapshots(conn, plan, deferred.seen_at)
+        except BaseException:
+            self._memory = _Memory()  # it holds rows the file lacks: start over from the file, as after a start
+            raise
+
+    def _record(self, observation: Observation, defer: bool) -> RecordStats:
         seen_at = epoch(observation.observed_at)
         memory = self._memory
         by_source: dict[str, dict[str, Snapshot]] = {}
@@ -282,7 +315,9 @@ class History:
                     plan = _plan(source, change.appeared, change.gone(present), present)
                 else:
                     plan = _plan(source, snapshots.values(), _gone(snapshots, present, observation), present)
-                _write_snapshots(conn, plan, seen_at)
+                _mark_gone(conn, plan, seen_at)
+                if not defer:
+                    _upsert_snapshots(conn, plan, seen_at)
                 plans.append(plan)
             scopes = memory.scopes_of(observation, change.listed if change is not None else fresh)
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
@@ -296,6 +331,8 @@ class History:
         if not relisted:
             memory.list(observation, change.listed if change is not None else fresh)
         memory.note_runs(new_runs)
+        if defer and (writing := [plan for plan in plans if plan.added or plan.updated]):
+            self._deferred = _Deferred(writing, seen_at)
         stats = RecordStats(
             sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
             runs_written,
@@ -311,6 +348,11 @@ class History:
         """
         cutoff = epoch(now - self._retention)
         future = epoch(now + FUTURE_SLACK)
+        with self._lock:
+            self._write_deferred()
+            return self._prune(cutoff, future)
+
+    def _prune(self, cutoff: int, future: int) -> int:
         with self._transaction("prune old rows") as conn:
             snapshots = conn.execute(
                 f"""DELETE FROM snapshots AS s
@@ -348,6 +390,10 @@ class History:
                 memory.window = _Window.read(conn, low, memory.present, memory.runs)
             if memory.first_seen is _UNREAD:
                 (memory.first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
+                deferred = self._deferred
+                if deferred is not None and any(plan.added for plan in deferred.plans):  # rows first seen now
+                    stored = memory.first_seen
+                    memory.first_seen = min(stored, deferred.seen_at) if isinstance(stored, int) else deferred.seen_at
             if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
                 memory.set_durations(_typical_durations(conn))
         snapshots, runs = memory.window.between(low, high)
@@ -361,6 +407,8 @@ class History:
 
     def sighting(self, source: str, snapshot_id: str) -> Sighting | None:
         """When a snapshot was first and last seen and when it was found gone; None if never seen."""
+        with self._lock:
+            self._write_deferred()
         with self._reading(f"read the sighting of '{snapshot_id}'") as conn:
             row = conn.execute(
                 f"SELECT s.first_seen_at, {_LAST_SEEN}, s.gone_at FROM snapshots s "
@@ -425,9 +473,18 @@ class History:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """The new and changed snapshots of a record, written later (`History.flush`)."""
+
+    plans: list[_SnapshotPlan]
+    seen_at: int
+
+
 @dataclass
 class _SnapshotPlan:
-    """What one record does to one source's snapshots; applied to memory only after the commit."""
+    """What one record does to one source's snapshots; applied to memory only after the record's commit (which
+    may leave its new rows for later, see `_Deferred`)."""
 
     source: str
     added: list[Snapshot]
@@ -465,13 +522,17 @@ def _plan(source: str, listed: Iterable[Snapshot], gone: list[str], present: dic
     return _SnapshotPlan(source, added, updated, gone)
 
 
-def _write_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
-    # Mark gone first: the last sighting of a vanished snapshot is its scope's coverage *before* this poll.
+def _mark_gone(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
+    # Before the scopes are written: the last sighting of a vanished snapshot is its scope's coverage *before*
+    # this poll.
     conn.executemany(
         f"""UPDATE snapshots AS s SET gone_at = ?, last_seen_at = {_LAST_SEEN}
             WHERE source = ? AND snapshot_id = ?""",
         [(seen_at, plan.source, snapshot_id) for snapshot_id in plan.gone],
     )
+
+
+def _upsert_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
     # One row at a time: a big first poll's 600,000 rows in a list would hold 90 MB for the length of the write.
     rows = (snapshot_row(s, seen_at) for s in chain(plan.added, plan.updated))
     with _indexes_set_aside(conn, len(plan.added) + len(plan.updated)):
@@ -556,8 +617,9 @@ class _Window:
         written: dict[RunKey, JobRun],
     ) -> _Window:
         """Read the window from the file, except the snapshots memory holds as present: their rows were written
-        from those very objects, so they are taken as they are (no second copy of a big first poll). A run
-        this process wrote is taken from memory too, when its row still says what that object says."""
+        (or, deferred, are yet to be) from those very objects, so they are taken as they are (no second copy of a
+        big first poll). A run this process wrote is taken from memory too, when its row still says what that
+        object says."""
         known = list(present)
         snapshots = conn.execute(
             f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ? "
