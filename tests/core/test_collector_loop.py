@@ -166,9 +166,12 @@ def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
         history.close()
 
 
-def test_a_snapshot_write_that_fails_after_the_publish_is_on_the_board_that_rebuild_returns(tmp_path: Path) -> None:
-    """The new snapshots are written after the board is out; when that write fails, the same rebuild judges again,
-    and the board it returns (and publishes) names the problem. Once the write works again, so does the board."""
+def test_a_snapshot_write_that_fails_after_the_publish_is_on_the_board_that_rebuild_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many new snapshots are written after the board is out; when that write fails, the same rebuild judges
+    again, and the board it returns (and publishes) names the problem. Once the write works, so does the board."""
+    monkeypatch.setattr("backup_glance.history._store.DEFERRED_ROWS", 100)
     history = History.open(tmp_path / "h.db", retention=timedelta(days=90))
     first = an_observation()
     (snapshot,) = first.snapshots

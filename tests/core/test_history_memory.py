@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from backup_glance.errors import HistoryError
-from backup_glance.history import History
+from backup_glance.history import History, _store
 from backup_glance.history._listed import Listed
 from backup_glance.model import HistoryView, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
 
@@ -118,9 +118,12 @@ def test_the_view_from_memory_equals_the_view_from_the_file(tmp_path: Path, seed
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_a_view_before_deferred_rows_are_written_is_the_view_after(tmp_path: Path, seed: int) -> None:
+def test_a_view_before_deferred_rows_are_written_is_the_view_after(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Side by side, one store writes every record at once, the other leaves the snapshot rows for later (as the
     collector does until its board is out); restarts and first views included, their views and files agree."""
+    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)  # every write with a row in it, not only a big first poll's
     rng = random.Random(seed)
     at_once, later = tmp_path / "at-once.db", tmp_path / "later.db"
     writing, deferring = History.open(at_once, retention=RETENTION), History.open(later, retention=RETENTION)
@@ -261,7 +264,10 @@ def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
             assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (2,)
 
 
-def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(tmp_path: Path) -> None:
+def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)
     path = tmp_path / "h.db"
     first = snapshot(1, START)
     with History.open(path, retention=RETENTION) as history:
@@ -283,7 +289,10 @@ def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_p
     assert [row[1] for row in stored_snapshots(path)] == [s.snapshot_id for s in both]
 
 
-def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(tmp_path: Path) -> None:
+def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)
     path = tmp_path / "h.db"
     taken = snapshot(1, START)
     listed = Observation("pbs", "pbs", START, "UTC", snapshots=(taken,))
@@ -297,6 +306,22 @@ def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(tmp_path:
         assert [row[1] for row in stored_snapshots(path)] == [taken.snapshot_id, snapshot(2, START).snapshot_id]
         history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(snapshot(3, START),)), defer=True)
     assert len(stored_snapshots(path)) == 3  # closing wrote the last ones
+
+
+def test_a_deferring_record_writes_a_small_change_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaving a few rows for a transaction of their own would cost more than writing them in the record's."""
+    monkeypatch.setattr(_store, "DEFERRED_ROWS", 50)
+    path = tmp_path / "h.db"
+    few = tuple(snapshot(t, START) for t in range(49))
+    then = START + timedelta(hours=1)
+    more = (*few, *(snapshot(t, then) for t in range(50)))
+    with History.open(path, retention=RETENTION) as history:
+        history.record(Observation("pbs", "pbs", START, "UTC", snapshots=few), defer=True)
+        assert len(stored_snapshots(path)) == len(few)  # under DEFERRED_ROWS: written at once
+        history.record(Observation("pbs", "pbs", then, "UTC", snapshots=more), defer=True)
+        assert len(stored_snapshots(path)) == len(few)  # 50 new rows: left for later
+        history.flush()
+        assert len(stored_snapshots(path)) == len(more)
 
 
 def stored_snapshots(path: Path) -> list[tuple[object, ...]]:
