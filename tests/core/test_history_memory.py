@@ -117,13 +117,17 @@ def test_the_view_from_memory_equals_the_view_from_the_file(tmp_path: Path, seed
         history.close()
 
 
+@pytest.fixture
+def every_write_deferred(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deferring record leaves every snapshot write for later, not only one as big as a first poll's."""
+    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)
+
+
+@pytest.mark.usefixtures("every_write_deferred")
 @pytest.mark.parametrize("seed", range(6))
-def test_a_view_before_deferred_rows_are_written_is_the_view_after(
-    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_view_before_deferred_rows_are_written_is_the_view_after(tmp_path: Path, seed: int) -> None:
     """Side by side, one store writes every record at once, the other leaves the snapshot rows for later (as the
     collector does until its board is out); restarts and first views included, their views and files agree."""
-    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)  # every write with a row in it, not only a big first poll's
     rng = random.Random(seed)
     at_once, later = tmp_path / "at-once.db", tmp_path / "later.db"
     writing, deferring = History.open(at_once, retention=RETENTION), History.open(later, retention=RETENTION)
@@ -264,10 +268,8 @@ def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
             assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (2,)
 
 
-def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)
+@pytest.mark.usefixtures("every_write_deferred")
+def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     first = snapshot(1, START)
     with History.open(path, retention=RETENTION) as history:
@@ -289,10 +291,8 @@ def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_p
     assert [row[1] for row in stored_snapshots(path)] == [s.snapshot_id for s in both]
 
 
-def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_store, "DEFERRED_ROWS", 1)
+@pytest.mark.usefixtures("every_write_deferred")
+def test_whatever_reads_or_changes_the_file_writes_deferred_rows_first(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     taken = snapshot(1, START)
     listed = Observation("pbs", "pbs", START, "UTC", snapshots=(taken,))
