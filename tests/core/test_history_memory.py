@@ -269,6 +269,28 @@ def test_a_failed_write_leaves_memory_as_it_was(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("every_write_deferred")
+@pytest.mark.parametrize("with_new_row", [False, True])
+def test_after_the_clock_was_set_back_history_starts_where_writing_at_once_says(
+    tmp_path: Path, with_new_row: bool
+) -> None:
+    """A snapshot seen again after it was gone keeps its first sighting; a new one seen under a clock set back
+    is the earliest. A view before the rows are written says the same as one after."""
+    old, replacing, fresh = snapshot(1, START), snapshot(4, START), snapshot(7, START)  # all in one place
+    earlier = START - timedelta(hours=5)  # the clock, set back
+    listed = (old, fresh) if with_new_row else (old,)
+    seen = []
+    for defer in (False, True):
+        path = tmp_path / f"h-{defer}.db"
+        with History.open(path, retention=RETENTION) as history:
+            history.record(Observation("pbs", "pbs", START, "UTC", snapshots=(old,)))
+            history.record(Observation("pbs", "pbs", START + timedelta(hours=1), "UTC", snapshots=(replacing,)))
+        with History.open(path, retention=RETENTION) as history:  # a restart; `old` is gone in the file
+            history.record(Observation("pbs", "pbs", earlier, "UTC", snapshots=listed), defer=defer)
+            seen.append(history.view(since=START - WINDOW).recorded_since)
+    assert seen[0] == seen[1] == (earlier if with_new_row else START)
+
+
+@pytest.mark.usefixtures("every_write_deferred")
 def test_deferred_rows_that_cannot_be_written_are_recorded_again_from_the_next_poll(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     first = snapshot(1, START)

@@ -393,11 +393,9 @@ class History:
             if memory.window is None or low < memory.window.since:
                 memory.window = _Window.read(conn, low, memory.present, memory.runs)
             if memory.first_seen is _UNREAD:
-                (memory.first_seen,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
+                (stored,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
                 deferred = self._deferred
-                if deferred is not None and any(plan.added for plan in deferred.plans):  # rows first seen now
-                    stored = memory.first_seen
-                    memory.first_seen = min(stored, deferred.seen_at) if isinstance(stored, int) else deferred.seen_at
+                memory.first_seen = stored if deferred is None else deferred.first_seen(conn, stored)
             if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
                 memory.set_durations(_typical_durations(conn))
         snapshots, runs = memory.window.between(low, high)
@@ -483,6 +481,24 @@ class _Deferred:
 
     plans: list[_SnapshotPlan]
     seen_at: int
+
+    def first_seen(self, conn: sqlite3.Connection, stored: int | None) -> int | None:
+        """The earliest first sighting once these rows are written, from the file's (`stored`). A row seen again
+        after it was gone keeps its own; only one the file lacks is first seen now (a clock set back can make
+        that the earliest)."""
+        if stored is not None and stored <= self.seen_at:
+            return stored
+        for plan in self.plans:
+            for snapshot in plan.added:
+                if (
+                    stored is None
+                    or not conn.execute(
+                        "SELECT 1 FROM snapshots WHERE source = ? AND snapshot_id = ?",
+                        (plan.source, snapshot.snapshot_id),
+                    ).fetchone()
+                ):
+                    return self.seen_at
+        return stored
 
 
 @dataclass
