@@ -14,6 +14,7 @@ from backup_glance.model import JobKind, RunOutcome, Verification
 from backup_glance.simulators import pbs as pbs_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsTask, ProxmoxLab
+from backup_glance.sources import pbs as pbs_module
 from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group
 from backup_glance.sources.pbs import PbsSource
 
@@ -434,3 +435,26 @@ class TestReviewFixes:
         assert obs.problems == ()
         assert not [j for j in obs.jobs if j.kind is JobKind.GC]
         assert {j.kind for j in obs.jobs} == {JobKind.PRUNE, JobKind.VERIFY}
+
+
+class TestLongTaskLists:
+    async def test_a_task_list_longer_than_the_pages_read_says_so_and_one_that_fits_does_not(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        since = NOW - pbs_module.TASK_LOOKBACK
+        listed = [t for t in lab.pbs_tasks if t.starttime >= since.timestamp()]
+        monkeypatch.setattr(pbs_module, "TASK_PAGE", 10)
+        monkeypatch.setattr(pbs_module, "MAX_TASK_PAGES", -(-len(listed) // 10))  # pages enough for all of them
+        fits = a_source(pbs_server)
+        notice = f"task list: more than {pbs_module.MAX_TASK_PAGES * 10} tasks since {since:%Y-%m-%d %H:%M} UTC"
+        assert not any(notice in problem for problem in (await fits.poll()).problems)
+        await fits.aclose()
+        for _ in range(pbs_module.MAX_TASK_PAGES * 10 - len(listed) + 1):  # one task more than those pages hold
+            lab.add_pbs_task("garbage_collection", "main", NOW - timedelta(minutes=30), NOW - timedelta(minutes=29))
+        cut = a_source(pbs_server)
+        obs = await cut.poll()
+        assert any(problem.startswith(f"{notice}; older ones not read") for problem in obs.problems), obs.problems
+        clock.now = NOW + timedelta(minutes=5)  # the next poll reads from the last one on
+        later = await cut.poll()
+        await cut.aclose()
+        assert not any("older ones not read" in problem for problem in later.problems)

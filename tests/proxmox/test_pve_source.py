@@ -13,6 +13,7 @@ from backup_glance.model import JobRun, RunOutcome
 from backup_glance.simulators import pve as pve_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, PveStorage, PveTask, VzdumpJob
+from backup_glance.sources import pve as pve_module
 from backup_glance.sources._pve_wire import parse_vzdump_log, resolve_selection
 from backup_glance.sources.pve import PveSource
 
@@ -210,6 +211,26 @@ class TestTasks:
         await source.aclose()
         assert "tasks of node pve: 2 without an 'upid' or a start time left out" in obs.problems
         assert newest(obs.runs, "guest:120").run_id == good.upid  # the node's other tasks are all read
+
+    async def test_a_task_list_longer_than_the_pages_read_says_so(
+        self, lab: ProxmoxLab, clock: Clock, pve_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        log = ["INFO: Starting Backup of VM 120 (lxc)", "INFO: Finished Backup of VM 120 (00:00:41)", "TASK OK"]
+        older = lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=3), NOW - timedelta(hours=2), "OK", log)
+        newer = lab.add_pve_task("vzdump", "120", NOW - timedelta(hours=1), NOW - timedelta(minutes=59), "OK", log)
+        monkeypatch.setattr(pve_module, "TASK_PAGE", 1)
+        monkeypatch.setattr(pve_module, "MAX_TASK_PAGES", 1)
+        source = a_source(pve_server)
+        obs = await source.poll()
+        since = NOW - pve_module.TASK_LOOKBACK
+        assert f"tasks of node pve: more than 1 backup tasks since {since:%Y-%m-%d %H:%M} UTC; older ones not read" in (
+            obs.problems
+        )
+        assert {r.run_id for r in obs.runs} & {older.upid, newer.upid} == {newer.upid}  # newest first
+        clock.now = NOW + timedelta(minutes=5)  # the next poll reads from the last one on: one page holds it
+        later = await source.poll()
+        await source.aclose()
+        assert not any("older ones not read" in problem for problem in later.problems)
 
     async def test_logs_are_fetched_once_per_task(self, lab: ProxmoxLab, pve_server: SimulatorServer) -> None:
 

@@ -109,7 +109,7 @@ class PbsSource(ProxmoxSource):
             async with asyncio.TaskGroup() as group:
                 usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage, stores))
                 jobs_task = group.create_task(self._jobs(timezone, problems))
-                tasks_task = group.create_task(self._tasks(server_now))
+                tasks_task = group.create_task(self._tasks(server_now, problems))
         except BaseExceptionGroup as failed:
             # A TaskGroup wraps what its tasks raise; the collector needs the SourceError itself (its message,
             # whether it is permanent), not "internal error".
@@ -184,7 +184,7 @@ class PbsSource(ProxmoxSource):
         problems.extend(left_out(refused))  # one line, however many: a notice, not a flood
         return jobs, prune_keys, verify_last
 
-    async def _tasks(self, server_now: datetime) -> list[dict[str, Any]]:
+    async def _tasks(self, server_now: datetime, problems: list[str]) -> list[dict[str, Any]]:
         if self._last_server_time is None:
             since = server_now - TASK_LOOKBACK
         else:
@@ -203,6 +203,11 @@ class PbsSource(ProxmoxSource):
             if len(page) < TASK_PAGE or total <= params["start"] + len(page):
                 break
             params["start"] += len(page)
+        else:  # the list is newest first: what was left is the oldest of the look-back
+            problems.append(
+                f"task list: more than {MAX_TASK_PAGES * TASK_PAGE:,} tasks since "
+                f"{since.astimezone(UTC):%Y-%m-%d %H:%M} UTC; older ones not read"
+            )
         return tasks
 
     def _stores_with_new_verification(

@@ -243,6 +243,11 @@ class PveSource(ProxmoxSource):
             if len(page) < TASK_PAGE or (as_int(payload.get("total")) or 0) <= params["start"] + len(page):
                 break
             params["start"] += len(page)
+        else:  # the list is newest first: what was left is the oldest of the look-back
+            problems.append(
+                f"tasks of node {node}: more than {MAX_TASK_PAGES * TASK_PAGE:,} backup tasks since "
+                f"{since.astimezone(UTC):%Y-%m-%d %H:%M} UTC; older ones not read"
+            )
         if unreadable:
             problems.append(f"tasks of node {node}: {unreadable} without an 'upid' or a start time left out")
         return out
