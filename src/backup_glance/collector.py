@@ -168,7 +168,7 @@ class Collector:
         try:
             if self._history is not None:
                 with gc_paused():
-                    # With news, a rebuild follows: its board is published before the new snapshots are written.
+                    # With news, a rebuild follows: a big write of new snapshots waits until its board is out.
                     self._history.record(observation, defer=news)
         finally:
             if news:

@@ -7,6 +7,7 @@ import gc
 import sqlite3
 import weakref
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
         recording, flushing = history.record, history.flush
 
         def record(observation: Observation, *, defer: bool = False) -> object:
-            steps.append(f"recorded{' (rows deferred)' if defer else ''}")
+            steps.append(f"recorded{' (deferring)' if defer else ''}")
             return recording(observation, defer=defer)
 
         monkeypatch.setattr(history, "record", record)
@@ -157,7 +158,7 @@ def test_what_a_poll_with_news_and_a_publish_freed_goes_back_to_the_system(
     asyncio.run(two_polls())
     if with_history:
         assert steps == [
-            *("recorded (rows deferred)", "released", "published", "released", "flushed"),
+            *("recorded (deferring)", "released", "published", "released", "flushed"),
             *("again", "recorded", "published", "released", "flushed"),
         ]
     else:
@@ -200,7 +201,7 @@ def test_a_snapshot_write_that_fails_after_the_publish_is_on_the_board_that_rebu
     assert recovered.notices == ()
     assert len(history.view(since=NOW - timedelta(days=1)).snapshots) == 1 + len(many)
     history.close()
-    with sqlite3.connect(tmp_path / "h.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "h.db")) as conn:
         assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (1 + len(many),)
 
 
