@@ -15,6 +15,8 @@ import backup_glance.errors
 import backup_glance.listdiff
 import backup_glance.logs
 import backup_glance.sources._bounds
+import backup_glance.sources._proxmox
+import backup_glance.sources._util
 import backup_glance.web.auth
 import backup_glance.web.params
 import backup_glance.web.subpath
@@ -28,6 +30,8 @@ MODULES = [
     backup_glance.listdiff,
     backup_glance.logs,
     backup_glance.sources._bounds,
+    backup_glance.sources._proxmox,
+    backup_glance.sources._util,
     backup_glance.web.auth,
     backup_glance.web.params,
     backup_glance.web.subpath,

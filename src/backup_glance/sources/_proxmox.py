@@ -113,6 +113,16 @@ def task_outcome(status: str | None, *, running: bool) -> tuple[RunOutcome, str]
 # --- payload shape checks --------------------------------------------------------------------------------------
 
 
+def older_tasks_not_read(listed: str, since: datetime) -> str:
+    """The problem line for a task list longer than the pages a poll reads. Task lists are newest first: what was
+    left is the oldest of the look-back starting at `since`.
+
+    >>> older_tasks_not_read("task list: more than 20,000 tasks", datetime(2026, 11, 29, 14, 2, tzinfo=UTC))
+    'task list: more than 20,000 tasks since 2026-11-29 14:02 UTC; older ones not read'
+    """
+    return f"{listed} since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC; older ones not read"
+
+
 def unwrap(payload: Any, path: str, expected: type[T], error: Callable[[str], SourceProtocolError]) -> T:
     """Return `payload["data"]` if it is of the expected type, else raise a protocol error naming `path`."""
     if not isinstance(payload, dict) or "data" not in payload:

@@ -37,7 +37,7 @@ from ._pbs_wire import (
     require,
     task_job_key,
 )
-from ._proxmox import ProxmoxSource, epoch, first_source_error, unwrap
+from ._proxmox import ProxmoxSource, epoch, first_source_error, older_tasks_not_read, unwrap
 from ._util import as_int, guest_key, guest_vmid, left_out, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)  # first poll: how far back runs are read; later polls read only new tasks
@@ -203,11 +203,8 @@ class PbsSource(ProxmoxSource):
             if len(page) < TASK_PAGE or total <= params["start"] + len(page):
                 break
             params["start"] += len(page)
-        else:  # the list is newest first: what was left is the oldest of the look-back
-            problems.append(
-                f"task list: more than {MAX_TASK_PAGES * TASK_PAGE:,} tasks since "
-                f"{since.astimezone(UTC):%Y-%m-%d %H:%M} UTC; older ones not read"
-            )
+        else:
+            problems.append(older_tasks_not_read(f"task list: more than {MAX_TASK_PAGES * TASK_PAGE:,} tasks", since))
         return tasks
 
     def _stores_with_new_verification(

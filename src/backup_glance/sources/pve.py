@@ -21,7 +21,7 @@ from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobRun, Observation, RunOutcome, Snapshot, Target
 from ..schedule import Schedule
 from ._http import DEFAULT_MAX_BYTES
-from ._proxmox import ProxmoxSource, epoch, first_source_error, unwrap
+from ._proxmox import ProxmoxSource, epoch, first_source_error, older_tasks_not_read, unwrap
 from ._pve_wire import (
     JOB_MATCH_WINDOW,
     VzdumpLog,
@@ -243,11 +243,9 @@ class PveSource(ProxmoxSource):
             if len(page) < TASK_PAGE or (as_int(payload.get("total")) or 0) <= params["start"] + len(page):
                 break
             params["start"] += len(page)
-        else:  # the list is newest first: what was left is the oldest of the look-back
-            problems.append(
-                f"tasks of node {node}: more than {MAX_TASK_PAGES * TASK_PAGE:,} backup tasks since "
-                f"{since.astimezone(UTC):%Y-%m-%d %H:%M} UTC; older ones not read"
-            )
+        else:
+            listed = f"tasks of node {node}: more than {MAX_TASK_PAGES * TASK_PAGE:,} backup tasks"
+            problems.append(older_tasks_not_read(listed, since))
         if unreadable:
             problems.append(f"tasks of node {node}: {unreadable} without an 'upid' or a start time left out")
         return out
