@@ -41,6 +41,7 @@ from backup_glance.collector import Collector
 from backup_glance.config import Config, PbsSourceConfig, PveSourceConfig
 from backup_glance.health import Defaults
 from backup_glance.history import History
+from backup_glance.serving import run_event_loop
 from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
 from backup_glance.web import create_app
@@ -200,7 +201,7 @@ async def measure(guests: int) -> None:
 def _measure(guests: int, rounds: int) -> None:
     global ROUNDS
     ROUNDS = rounds
-    asyncio.run(measure(guests))
+    run_event_loop(measure(guests))  # on uvloop, as `serve` runs
 
 
 def _serve(conn: Any, guests: int) -> None:

@@ -46,6 +46,7 @@ from backup_glance import health
 from backup_glance.config import PbsSourceConfig, PveSourceConfig
 from backup_glance.history import History
 from backup_glance.model import Board, HistoryView, Observation, ProtectionPolicy, SourceState
+from backup_glance.serving import run_event_loop
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.pbs import create_pbs_app
 from backup_glance.simulators.proxmox_lab import (
@@ -400,4 +401,4 @@ def _counts(statuses: Counter[str]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_event_loop(main())  # on uvloop, as `serve` runs
