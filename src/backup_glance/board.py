@@ -20,7 +20,7 @@ class BoardStore:
         self._lock = threading.Lock()
         self._board = board or Board(generated_at=datetime.now(UTC), timezone=timezone)
         self._version = 0
-        self._subscribers: list[Callable[[Board], None]] = []
+        self._subscribers: list[Callable[[Board], object]] = []
         self._warmers: list[Callable[[Board], None]] = []
         self._confirmers: list[Callable[[Board], None]] = []
 
@@ -32,7 +32,7 @@ class BoardStore:
         """Increases with every publish; renderers may cache per version."""
         return self._version
 
-    def subscribe(self, callback: Callable[[Board], None]) -> None:
+    def subscribe(self, callback: Callable[[Board], object]) -> None:
         """Call `callback(board)` after every publish, on the publisher's thread; it must return quickly
         (the notifier only notes the board and wakes its own task). A failing subscriber is logged, not raised."""
         self._subscribers.append(callback)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from .board import BoardStore
 from .errors import BackupGlanceError, SourceError, SourceTimeout
@@ -78,7 +78,7 @@ class Collector:
         self._tasks: list[asyncio.Task[None]] = []
         # Work handed to threads (history reads and writes, judging, publishing). Cancelling the task that waits
         # for one does not stop its thread; `stop` waits for these so the history is closed only after them.
-        self._workers: set[asyncio.Future[object]] = set()
+        self._workers: set[asyncio.Future[Any]] = set()
         self._rebuild_lock = asyncio.Lock()
         # Set when a poll brought something new; the refresh task re-judges then, or when a deadline passes.
         self._news = asyncio.Event()
@@ -117,13 +117,13 @@ class Collector:
         except SourceError as exc:
             return self._failed(name, started, exc)
         except TimeoutError:
-            exc = SourceTimeout(
+            gave_up = SourceTimeout(
                 f"the poll did not finish within {deadline.total_seconds():.0f}s (the source answers too slowly);"
                 " gave up",
                 source=name,
                 kind=source.kind,
             )
-            return self._failed(name, started, exc)
+            return self._failed(name, started, gave_up)
         except Exception as exc:  # a bug in one source must not stop the loop (logged once, here)
             self._failures[name] += 1
             self._states[name] = replace(
@@ -263,7 +263,7 @@ class Collector:
         worker.add_done_callback(self._worker_done)
         return await asyncio.shield(worker)
 
-    def _worker_done(self, worker: asyncio.Future[object]) -> None:
+    def _worker_done(self, worker: asyncio.Future[Any]) -> None:
         self._workers.discard(worker)
         if not worker.cancelled():
             worker.exception()  # the caller saw it, or was cancelled and no longer cares: not "never retrieved"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -125,7 +126,7 @@ EXAMPLE_URLS = {
 def starter_config(
     *,
     urls: dict[str, str] | None = None,
-    fingerprints: dict[str, str] | None = None,
+    fingerprints: Mapping[str, str | None] | None = None,
     history_path: str | None = None,
     port: int = 8765,
 ) -> str:
@@ -137,8 +138,8 @@ def starter_config(
     example = fingerprints is None
 
     def pin(name: str, hint: str) -> str:
-        if fingerprints is not None:
-            return f'    fingerprint: "{fingerprints[name]}"\n'
+        if fingerprints is not None:  # the simulators': pinned when they speak TLS
+            return f'    fingerprint: "{fingerprints[name]}"\n' if fingerprints.get(name) else ""
         return f'    # fingerprint: "64:d3:ff:..."   # pin a self-signed certificate: {hint}\n' if hint else ""
 
     def secret(name: str) -> str:

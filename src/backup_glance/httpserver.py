@@ -525,7 +525,7 @@ class _DatedState(ServerState):
         self._headers: list[tuple[bytes, bytes]] = []
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def default_headers(self) -> list[tuple[bytes, bytes]]:
         second = int(time.time())
         if second != self._second:

@@ -300,8 +300,8 @@ def _remote_copy(copy: RemoteCopy, latest: datetime, notes: _Notes) -> RemoteCop
 
 
 def _runs(runs: tuple[JobRun, ...], latest: datetime, notes: _Notes, passed: frozenset[int]) -> tuple[JobRun, ...]:
-    out = [run if id(run) in passed else _run(run, latest, notes) for run in runs]
-    out = [run for run in out if run is not None]
+    bounded = [run if id(run) in passed else _run(run, latest, notes) for run in runs]
+    out = [run for run in bounded if run is not None]
     return runs if len(out) == len(runs) and all(a is b for a, b in zip(out, runs, strict=True)) else tuple(out)
 
 
