@@ -388,6 +388,20 @@ class TestCalendar:
             "postgres": SlotOutcome.FAILED,
         }
 
+    def test_a_snapshot_still_being_written_does_not_make_its_slot_green(self) -> None:
+        snaps = [*nightly(skip=(2,)), a_snapshot(TODAY_SLOT - 2 * DAY + timedelta(minutes=1), finished=False)]
+        board = judge(pve(), pbs(snaps))
+        by_start = {s.start_at: s.outcome for s in board.slots if s.job_key == "pve/backup/nightly"}
+        assert by_start[TODAY_SLOT - 2 * DAY] is SlotOutcome.MISSED
+        assert by_start[TODAY_SLOT - DAY] is by_start[TODAY_SLOT - 3 * DAY] is SlotOutcome.SUCCEEDED
+
+    def test_a_slot_whose_snapshot_failed_verification_names_the_service(self) -> None:
+        snaps = [*nightly(skip=(4,)), a_snapshot(TODAY_SLOT - 4 * DAY, verification=Verification.FAILED)]
+        board = judge(pve(), pbs(snaps))
+        problems = {s.start_at: s.problems for s in board.slots if s.job_key == "pve/backup/nightly"}
+        assert problems[TODAY_SLOT - 4 * DAY] == (("vault", Status.VERIFY_FAILED, "snapshot failed verification"),)
+        assert problems[TODAY_SLOT - 3 * DAY] == problems[TODAY_SLOT - 5 * DAY] == ()
+
     def test_jobs_show_their_next_run_from_the_schedule(self) -> None:
         board = judge(pve(), pbs(nightly()))
         (view,) = [j for j in board.jobs if j.job.key == "pve/backup/nightly"]

@@ -98,14 +98,21 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
         grace = ctx.grace_for(service_ids)
         after = tuple(dict.fromkeys(a for sid in service_ids for a in ctx.after_by_service.get(sid, ())))
         mine = occurrences[job.key]
-        for slot, following in zip(mine, [*mine[1:], None], strict=True):
-            low = slot - SLOT_TOLERANCE
-            high = (following - SLOT_TOLERANCE) if following is not None else now + timedelta(seconds=1)
+        spans = [
+            (slot, slot - SLOT_TOLERANCE, (following - SLOT_TOLERANCE) if following is not None else now + SECOND)
+            for slot, following in zip(mine, [*mine[1:], None], strict=True)
+        ]
+        rows = None
+        if _per_target(job):
+            past = [_PastSlot(slot, low, high) for slot, low, high in spans if slot <= now]
+            rows = _TargetRows(past, target_slots, evidence)
+        past_slots = 0
+        for slot, low, high in spans:
             window = (low.astimezone(UTC), high.astimezone(UTC))  # the evidence's zone (see `_window`)
             results: dict[str, _TargetResult] = {}
-            if _per_target(job) and slot <= now:
-                at = slot.astimezone(UTC) + SAME_RUN
-                result = partial(_slot_result, slot=at, window=window, slots=target_slots, evidence=evidence)
+            if rows is not None and slot <= now:
+                result = partial(rows.result, past_slots)
+                past_slots += 1
                 if ctx.slot_results is None:
                     results = {key: result(key) for key in job.target_keys}
                 else:
@@ -168,7 +175,7 @@ def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
 def _slots_by_target(
     scheduled: list[tuple[Job, Schedule]], occurrences: dict[str, list[datetime]]
 ) -> dict[str, list[datetime]]:
-    """Every backup slot of every job covering each target, merged and sorted, in UTC (see `_slot_result`)."""
+    """Every backup slot of every job covering each target, merged and sorted, in UTC (see `_TargetRows`)."""
     merged: dict[str, list[datetime]] = defaultdict(list)
     for job, _ in scheduled:
         if _per_target(job):
@@ -181,20 +188,58 @@ def _slots_by_target(
 
 
 SAME_RUN = timedelta(minutes=1)  # another job due within a minute of a slot is the same run
+SECOND = timedelta(seconds=1)
 
 
-def _slot_result(
-    key: str, *, slot: datetime, window: tuple[datetime, datetime], slots: dict[str, list[datetime]], evidence: Evidence
-) -> _TargetResult:
-    """One target's result in a job's slot: its evidence in the slot's window, which ends early, just before the
-    target's next slot of any job. All in UTC, converted once per slot: this runs for every target of every slot
-    (140,000 times in a first evaluation of 10,000 guests), so `slot` comes with `SAME_RUN` already added."""
-    low, high = window
-    mine = slots[key]
-    index = bisect.bisect_right(mine, slot)
-    if index < len(mine):
-        high = min(high, mine[index] - SLOT_TOLERANCE)
-    return _target_result(key, low, high, evidence)
+class _PastSlot:
+    """A past slot of a job, in UTC (the evidence's zone: see `_window`), and where its evidence window ends at
+    most; for one target it ends earlier, just before that target's next slot of any job."""
+
+    __slots__ = ("at", "high", "low")
+
+    def __init__(self, slot: datetime, low: datetime, high: datetime) -> None:
+        self.at = slot.astimezone(UTC) + SAME_RUN
+        self.low = low.astimezone(UTC)
+        self.high = high.astimezone(UTC)
+
+
+class _TargetRows:
+    """The results of a job's targets in its past slots, found a target at a time for all its slots at once: a
+    first evaluation of 10,000 guests asks for 140,000 of them, and a target's evidence is looked up once, not
+    once per slot."""
+
+    def __init__(self, windows: list[_PastSlot], slots: dict[str, list[datetime]], evidence: Evidence) -> None:
+        self._windows, self._slots, self._evidence = windows, slots, evidence
+        self._rows: dict[str, list[_TargetResult]] = {}
+
+    def result(self, index: int, key: str) -> _TargetResult:
+        """`key`'s result in the job's `index`-th past slot."""
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = self._row(key)
+        return row[index]
+
+    def _row(self, key: str) -> list[_TargetResult]:
+        evidence = self._evidence
+        runs = evidence.runs_by_target.get(key, _NO_RUNS)
+        snapshots = evidence.snapshots.get(key, _NO_SNAPSHOTS)
+        run_times = evidence.times_of(runs) if runs else _NO_TIMES
+        snapshot_times = evidence.times_of(snapshots) if snapshots else _NO_TIMES
+        mine = self._slots[key]
+        row = []
+        for window in self._windows:
+            low, high = window.low, window.high
+            index = bisect.bisect_right(mine, window.at)
+            if index < len(mine):
+                high = min(high, mine[index] - SLOT_TOLERANCE)
+            in_runs = runs[bisect.bisect_left(run_times, low) : bisect.bisect_left(run_times, high)] if runs else runs
+            taken = (
+                snapshots[bisect.bisect_left(snapshot_times, low) : bisect.bisect_left(snapshot_times, high)]
+                if snapshots
+                else snapshots
+            )
+            row.append(_target_result(in_runs, [s for s in taken if s.finished]))
+        return row
 
 
 def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
@@ -270,13 +315,12 @@ class _TargetResult:
 _EMPTY_RESULT = _TargetResult(None, (), ())  # a window with no evidence at all
 _NO_RUNS: list[JobRun] = []  # of a target without any (read, never added to)
 _NO_SNAPSHOTS: list[Snapshot] = []
+_NO_TIMES: list[datetime] = []
 _FAILED = Verification.FAILED
 
 
-def _target_result(key: str, low: datetime, high: datetime, evidence: Evidence) -> _TargetResult:
-    """`low` and `high` in UTC (see `_window`)."""
-    runs = _window(evidence.runs_by_target.get(key, _NO_RUNS), low, high, evidence=evidence)
-    snaps = [s for s in _window(evidence.snapshots.get(key, _NO_SNAPSHOTS), low, high, evidence=evidence) if s.finished]
+def _target_result(runs: list[JobRun], snaps: list[Snapshot]) -> _TargetResult:
+    """From a target's runs started and finished snapshots taken in a slot's window."""
     if not runs:  # the usual case for a guest backed up into PBS: one snapshot, no per-target run
         if not snaps:
             return _EMPTY_RESULT
