@@ -138,11 +138,19 @@ class TestFiles:
         config.chmod(0o600)
         assert read_config(config, env={"TOKEN": "t" * 20}).warnings == []
 
-    def test_files_in_the_container_secrets_folder_are_not_warned_about(self, tmp_path: Path) -> None:
-        (tmp_path / "pbs").write_text("x")
-        (tmp_path / "pbs").chmod(0o444)
-        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: %s}\n"
-        assert findings(sources=source % (tmp_path / "pbs"), env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)}) == []
+    def test_files_in_a_secrets_folder_others_cannot_enter_are_not_warned_about(self, tmp_path: Path) -> None:
+        folder = tmp_path / "secrets"
+        folder.mkdir(mode=0o700)
+        (folder / "pbs").write_text("x")
+        (folder / "pbs").chmod(0o444)
+        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: '${secret:pbs}'}\n"
+        env = {"BACKUP_GLANCE_SECRETS_DIR": str(folder)}
+        assert findings(sources=source, env=env) == []
+        folder.chmod(0o755)  # e.g. a host folder made with a plain mkdir: every user reaches the file
+        assert findings(sources=source, env=env) == [
+            f"bg.yaml:3:65: sources[0].token_secret: warning: {folder / 'pbs'} can be read by other users (mode 444); "
+            "chmod 600 it"
+        ]
 
 
 class TestSafeValues:

@@ -170,15 +170,18 @@ def parse_text(
         return Report(None, [Problem(str(exc), filename)])
     positions = document.positions
     problems = [Problem(p.message, filename, p.line, p.column) for p in document.problems]
+    secrets_dir = env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
     for path, position, message in variables.problems:
         problems.append(_problem(Finding(path, message), filename, positions, fallback=position))
+    for path, position, file in variables.files:
+        for finding in file_mode_findings(path, file, secrets_dir):
+            problems.append(_problem(finding, filename, positions, fallback=position))
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         problems.append(
             Problem("the top level must be a mapping of keys (timezone, sources, services, ...)", filename, 1, 1)
         )
         return Report(None, problems)
-    secrets_dir = env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
     findings, file_secrets = _resolve_files(data, base_dir or Path.cwd(), secrets_dir)
     config: Config | None = None
     try:

@@ -21,7 +21,7 @@ from ..errors import ScheduleError
 from ..schedule import parse_schedule
 from ._notify import notify_findings
 from ._schema import parse_duration, path_problem
-from ._variables import SecretFileError, read_secret_file
+from ._variables import DEFAULT_SECRETS_DIR, SecretFileError, read_secret_file
 from ._yaml import KeyPath, dotted
 
 MIN_POLL_INTERVAL = timedelta(seconds=10)
@@ -414,10 +414,12 @@ def _exposure(server: dict[str, Any]) -> list[Finding]:
 
 
 def file_mode_findings(path: KeyPath, file: Path, secrets_dir: str) -> list[Finding]:
-    """A warning when a file holding secrets can be read by group or others. Files in the container secrets
-    folder are left alone: only that container sees them, and its user must be able to read them."""
+    """A warning when a file holding secrets can be read by group or others. Files in the secrets folder are
+    left alone when nobody else reaches them there: in a container's /run/secrets (only that container sees it,
+    and its user must be able to read them), or in a folder group and others cannot enter."""
     try:
-        if Path(secrets_dir) in file.resolve().parents:
+        folder = Path(secrets_dir)
+        if folder in file.resolve().parents and (secrets_dir == DEFAULT_SECRETS_DIR or _closed(folder)):
             return []
         mode = file.stat().st_mode
     except OSError:
@@ -426,6 +428,10 @@ def file_mode_findings(path: KeyPath, file: Path, secrets_dir: str) -> list[Find
         octal = oct(stat.S_IMODE(mode))[2:]
         return [Finding(path, f"{file} can be read by other users (mode {octal}); chmod 600 it", warning=True)]
     return []
+
+
+def _closed(folder: Path) -> bool:
+    return not folder.stat().st_mode & (stat.S_IXGRP | stat.S_IXOTH)
 
 
 def _span(value: timedelta) -> str:

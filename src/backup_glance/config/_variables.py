@@ -84,6 +84,7 @@ class Variables:
     unresolved: set[KeyPath] = field(default_factory=set)  # paths whose value is missing: skip later complaints
     secret_values: list[str] = field(default_factory=list)  # for the log redaction filter
     substituted: set[KeyPath] = field(default_factory=set)  # paths whose value came through a reference
+    files: list[tuple[KeyPath, Position | None, Path]] = field(default_factory=list)  # secret files read, by path
 
     def prepare(self, text: str) -> str:
         """The text with every reference replaced by a placeholder of the same length."""
@@ -154,28 +155,31 @@ class Variables:
         if reference.kind == "literal":
             return "${"
         try:
-            value, secret = self._resolve(reference)
+            value, secret, file = self._resolve(reference)
         except LookupError as exc:
             self.problems.append((path, position, str(exc.args[0])))
             self.unresolved.add(path)
             return ""
+        if file is not None:
+            self.files.append((path, position, file))
         if secret and value:
             self.secret_values.append(value)
         return value
 
-    def _resolve(self, reference: _Reference) -> tuple[str, bool]:
+    def _resolve(self, reference: _Reference) -> tuple[str, bool, Path | None]:
+        """-> (the value, whether it is a secret, the file it was read from)."""
         kind, name = reference.kind, reference.name
         if kind is None:
             if not _ENV_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
             if name not in self.env:
                 raise LookupError(f"environment variable {name} is not set")
-            return self.env[name], bool(_SECRET_LOOKING.search(name))
+            return self.env[name], bool(_SECRET_LOOKING.search(name)), None
         if kind == "secret":
             if not _SECRET_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: a secret's name is a file name (letters, digits, . _ -)")
-            folder = self.env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR
-            return self._file(Path(folder) / name, f"secret '{name}'"), True
+            file = Path(self.env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR) / name
+            return self._file(file, f"secret '{name}'"), True, file
         if kind == "readFileFromEnv":
             if not _ENV_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
@@ -184,7 +188,7 @@ class Variables:
             target = Path(self.env[name])
             if not target.is_absolute():
                 raise LookupError(f"environment variable {name} must hold an absolute path, not {str(target)!r}")
-            return self._file(target, f"file from {name}"), True
+            return self._file(target, f"file from {name}"), True, target
         known = ", ".join(f"${{{k}:NAME}}" for k in KINDS)
         raise LookupError(f"{reference.text}: unknown kind '{kind}' (use ${{NAME}}, {known})")
 
