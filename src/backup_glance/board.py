@@ -1,6 +1,8 @@
 """The latest `Board`, swapped atomically by the collector and read by every request.
 
-Readers get an immutable snapshot; a request never waits on a source, only on this reference read.
+Readers get an immutable snapshot; a request never waits on a source, only on this reference read. Beside it,
+each source's state after its latest poll: a poll that found nothing new publishes no board, yet when the source
+last answered and how long the poll took are news to `/metrics` and the API (`sources_of`).
 """
 
 from __future__ import annotations
@@ -8,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from .model import Board
+from .model import Board, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,26 @@ class BoardStore:
         self._subscribers: list[Callable[[Board], object]] = []
         self._warmers: list[Callable[[Board], None]] = []
         self._confirmers: list[Callable[[Board], None]] = []
+        self._polled: dict[str, SourceState] = {}
+        self._polls = 0
+
+    @property
+    def polls(self) -> int:
+        """Increases with every poll noted; answers that show `sources_of` may cache per version and poll."""
+        return self._polls
+
+    def note_poll(self, state: SourceState) -> None:
+        """A source's state once its poll (answered or failed) is over."""
+        with self._lock:
+            self._polled = {**self._polled, state.name: state}
+            self._polls += 1
+
+    def sources_of(self, board: Board) -> tuple[SourceState, ...]:
+        """`board`'s sources with the times of their latest poll: when each last answered and how long the poll
+        took. A source whose latest poll changed more than that (it failed, or answers again) keeps the board's state
+        until the board that judged the change is published."""
+        polled = self._polled
+        return tuple(_with_times(state, polled.get(state.name)) for state in board.sources)
 
     def current(self) -> Board:
         return self._board
@@ -71,6 +94,22 @@ class BoardStore:
                 callback(board)
             except Exception:
                 log.exception("a board subscriber failed")
+
+
+def _with_times(judged: SourceState, polled: SourceState | None) -> SourceState:
+    if (
+        polled is None
+        or polled.error != judged.error
+        or polled.last_attempt_at is None
+        or (judged.last_attempt_at is not None and polled.last_attempt_at < judged.last_attempt_at)
+    ):
+        return judged
+    return replace(
+        judged,
+        last_attempt_at=polled.last_attempt_at,
+        last_success_at=polled.last_success_at,
+        last_poll_seconds=polled.last_poll_seconds,
+    )
 
 
 __all__ = ["BoardStore"]

@@ -104,6 +104,7 @@ class Collector:
         finally:
             seconds = round(time.monotonic() - began, 3)
             self._states[name] = replace(self._states[name], last_poll_seconds=seconds)
+            self._store.note_poll(self._states[name])
 
     async def _poll_source(self, name: str) -> float:
         source = self._sources[name]

@@ -14,13 +14,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from starlette.testclient import TestClient
 
 from backup_glance.board import BoardStore
 from backup_glance.collector import AUTH_RETRY, HELD_THRESHOLD, Collector, OldGeneration
+from backup_glance.config import Config
 from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
 from backup_glance.health import Defaults
 from backup_glance.history import History
 from backup_glance.model import Board, GuestRef, Observation, Snapshot, Target
+from backup_glance.web import create_app
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -435,3 +438,53 @@ class TestOldGeneration:
 
         assert asyncio.run(run()) == HELD_THRESHOLD
         assert gc.get_threshold() == before
+
+
+def test_a_poll_that_brings_nothing_new_still_tells_metrics_and_the_api_when_the_source_answered() -> None:
+    """No new board for it (nothing to judge again), yet `/metrics` and the API show this poll's times: a
+    Prometheus alert on the age of the last answer must not fire because the homelab was quiet."""
+    clock = [NOW]
+    source = ScriptedSource("pbs", [an_observation()])
+    store = BoardStore()
+    collector = Collector(
+        sources=[source],
+        poll_intervals={"pbs": timedelta(minutes=5)},
+        services=[],
+        store=store,
+        display_tz="UTC",
+        defaults=Defaults(),
+        clock=lambda: clock[0],
+    )
+    client = TestClient(create_app(Config(timezone="UTC"), store))
+
+    def answered() -> tuple[str, float, float]:
+        api = client.get("/api/v1/status").json()
+        metrics = {
+            line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("backup_glance_source_") and 'source="pbs"' in line
+        }
+        return (
+            api["sources"][0]["last_success_at"],
+            metrics["backup_glance_source_last_success_timestamp_seconds"],
+            metrics["backup_glance_source_poll_duration_seconds"],
+        )
+
+    async def scenario() -> list[tuple[str, float, float]]:
+        seen = []
+        await collector._poll("pbs")
+        await collector.rebuild()
+        seen.append(await asyncio.to_thread(answered))
+        version = store.version
+        for minutes in (5, 10):
+            clock[0] = NOW + timedelta(minutes=minutes)
+            await collector._poll("pbs")  # the same answer again: no news
+            assert store.version == version
+            seen.append(await asyncio.to_thread(answered))
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert [(at, stamp) for at, stamp, _ in seen] == [
+        (at.isoformat(), at.timestamp()) for at in (NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10))
+    ]
+    assert all(0 <= seconds < 5 for _, _, seconds in seen)

@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
+from dataclasses import replace
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -74,7 +75,9 @@ class _Web:
             params = WIDGETS[name].parse(query)
             self.fragments.expect((name, params), self.widget_builder(name, params))
         self.documents: VersionCache[Payload] = VersionCache(store)
-        self.metrics: VersionCache[Future[Payload]] = VersionCache(store, max_entries=1)
+        # Answers that show when each source last answered: built again after a poll, even one with no news.
+        self.polled: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
+        self.metrics: VersionCache[tuple[int, Future[Payload]]] = VersionCache(store, max_entries=1)
 
         server = config.server
         # Links point at the public URL when one is configured, else at the sub-path (never at the Host header a
@@ -97,8 +100,19 @@ class _Web:
 
     # --- the answers, each built once per board ---
 
-    def build_api(self, board: Board) -> Payload:
-        return Payload(api.encode_status(board, self.zone))
+    def build_api(self, board: Board) -> tuple[int, Payload]:
+        polls = self.store.polls  # read before the sources: an answer is never older than the polls it says
+        return polls, Payload(api.encode_status(self.with_latest_polls(board), self.zone))
+
+    def build_metrics(self, board: Board) -> tuple[int, Future[Payload]]:
+        polls = self.store.polls
+        return polls, render_later(self.with_latest_polls(board))
+
+    def with_latest_polls(self, board: Board) -> Board:
+        return replace(board, sources=self.store.sources_of(board))
+
+    def up_to_date(self, answer: tuple[int, object]) -> bool:
+        return answer[0] == self.store.polls
 
     def build_ics(self, board: Board) -> Payload:
         return Payload(ics.encode_calendar(self.shown(board)))
@@ -147,7 +161,8 @@ def _send(request: Request, payload: Payload, media_type: str, headers: dict[str
 
 async def api_status(request: Request) -> Response:
     web = _web(request)
-    return _send(request, web.documents.get("api", web.build_api), "application/json")
+    _, payload = web.polled.get("api", web.build_api, web.up_to_date)
+    return _send(request, payload, "application/json")
 
 
 def _widget_response(web: _Web, request: Request, title: str, payload: Payload) -> Response:
@@ -190,7 +205,8 @@ async def health_service(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     # Rendered once per board version in a worker thread (60 ms for 500 services), never on the event loop.
-    future = _web(request).metrics.get("metrics", render_later)
+    web = _web(request)
+    _, future = web.metrics.get("metrics", web.build_metrics, web.up_to_date)
     payload = future.result() if future.done() else await asyncio.wrap_future(future)
     return _send(request, payload, METRICS_TYPE)
 

@@ -166,14 +166,15 @@ class VersionCache(Generic[T]):
             self._current = current
         return current[1]
 
-    def get(self, key: Hashable, build: Callable[[Board], T]) -> T:
+    def get(self, key: Hashable, build: Callable[[Board], T], fresh: Callable[[T], bool] | None = None) -> T:
+        """The answer `key` for the current board; `fresh(answer)` False: built again for this board too."""
         board = self._store.current()
         entries = self._adopt(board)  # a publish this cache has not seen yet (e.g. a store published before it)
         self._asked_for(key, build)
         entry = entries.get(key)
-        if entry is None:
+        if entry is None or (fresh is not None and not fresh(entry)):
             entry = build(board)
-            if len(entries) < self._max:
+            if len(entries) < self._max or key in entries:
                 entries[key] = entry
         return entry
 
