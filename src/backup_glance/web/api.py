@@ -346,7 +346,7 @@ def _error_service(v: Verdict, board: Board, zone: ZoneInfo) -> ServiceDict:
 
 
 def encode_status(board: Board, zone: ZoneInfo) -> bytes:
-    """Serialise once per board version; compact separators keep 500 services small."""
+    """Serialise once per board version and poll; compact separators keep 500 services small."""
     text = json.dumps(build_status(board, zone), ensure_ascii=False, separators=(",", ":"))
     return text.encode("utf-8", "replace")  # text is cleaned at the edge; never fail the whole document on it
 

@@ -98,7 +98,7 @@ class _Web:
             headers["Widget-Title-URL"] = self.public + "/"
         return headers
 
-    # --- the answers, each built once per board ---
+    # --- the answers, each built once per board (the API and the metrics: once per board and poll) ---
 
     def build_api(self, board: Board) -> tuple[int, Payload]:
         polls = self.store.polls  # read before the sources: an answer is never older than the polls it says
@@ -204,7 +204,7 @@ async def health_service(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    # Rendered once per board version in a worker thread (60 ms for 500 services), never on the event loop.
+    # Rendered once per board version and poll in a worker thread (60 ms for 500 services), never on the event loop.
     web = _web(request)
     _, future = web.metrics.get("metrics", web.build_metrics, web.up_to_date)
     payload = future.result() if future.done() else await asyncio.wrap_future(future)

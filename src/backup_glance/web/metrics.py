@@ -8,8 +8,8 @@ counted per request, every value read from the board as health decided it. Label
 prometheus_client per the exposition format (quotes, backslashes, newlines), so a hostile name stays inside its
 label. `status` uses the words of `/api/v1/status`; a missing fact (no successful backup yet, no estimate from
 PBS) is an absent series, never a made-up 0. 500 services take about 60 ms to render, so the app renders once
-per board version in a worker thread (`render_later`) and never on the event loop; every scrape of that version
-shares the result.
+per board version and poll in a worker thread (`render_later`) and never on the event loop; every scrape of that
+version shares the result.
 """
 
 from __future__ import annotations
