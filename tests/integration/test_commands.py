@@ -356,7 +356,7 @@ class TestVersionAndDemo:
         assert "DEMO_" not in result.stdout and "${secret:pbs_token}" in result.stdout
         assert "serving on" not in result.stderr
         secrets = tmp_path / "secrets"
-        secrets.mkdir()
+        secrets.mkdir(mode=0o700)  # as the README makes it: its files are then nobody else's to read
         for name in ("pve_token", "pbs_token", "databasement_token", "backrest_password"):
             (secrets / name).write_text(f"{name}-value\n")
         config = tmp_path / "starter.yaml"
