@@ -284,6 +284,42 @@ class TestIncrementalPolling:
         assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
         assert any(r.target_key == "guest:104" and r.started_at == NOW + timedelta(minutes=5) for r in obs.runs)
 
+    async def test_a_group_list_read_again_byte_for_byte_is_not_decoded_again(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        add_store(lab)
+        decoded: list[bytes] = []
+
+        def counting(body: bytes) -> Any:
+            decoded.append(body)
+            return decode_group_page(body)
+
+        monkeypatch.setattr(pbs_module, "decode_group_page", counting)
+        source = a_source(pbs_server)
+
+        async def poll(minutes: int) -> tuple[int, dict[str, int]]:
+            decoded.clear()
+            clock.now = NOW + timedelta(minutes=minutes)
+            obs = await source.poll()
+            per_target: dict[str, int] = {}
+            for snapshot in obs.snapshots:
+                per_target[snapshot.target_key] = per_target.get(snapshot.target_key, 0) + 1
+            return len(decoded), per_target
+
+        first = await poll(0)
+        assert first[0] == 4  # main, and the three namespaces of offsite
+        # Only site-b/prod is read again: it holds a snapshot still being written.
+        assert await poll(1) == (1, first[1])
+        lab.add_snapshot("offsite", "site-b", "host", "fileserver", NOW + timedelta(minutes=1), 10**9)
+        decodes, counts = await poll(2)
+        assert decodes == 2 and counts["pbs-host:pbs1/fileserver"] == first[1]["pbs-host:pbs1/fileserver"] + 1
+        gone = lab.datastores["offsite"].namespaces.pop("site-b")
+        assert "pbs-host:pbs1/fileserver" not in (await poll(3))[1]
+        lab.datastores["offsite"].namespaces["site-b"] = gone  # back, its group list the same bytes as before
+        decodes, again = await poll(4)
+        await source.aclose()
+        assert decodes == 2 and again == counts
+
     async def test_a_task_read_again_unchanged_keeps_its_run_object(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
     ) -> None:

@@ -72,6 +72,9 @@ class PbsSource(ProxmoxSource):
         self._snapshots: dict[GroupKey, tuple[Snapshot, ...]] = {}
         self._names: dict[GroupKey, str] = {}
         self._unfinished: set[GroupKey] = set()  # groups holding an in-progress snapshot: read until it finishes
+        # (store, ns) -> its group list as last read, and the groups in it, when that read left nothing to read
+        # again: the very same bytes next time say that nothing in the namespace changed (no decode, no compare).
+        self._settled: dict[tuple[str, str], tuple[bytes, list[GroupKey]]] = {}
         self._newest_comment: dict[GroupKey, str] = {}  # PVE's notes-template puts the guest name here
         self._runs: dict[str, JobRun] = {}
         self._verify_seen: set[str] = set()
@@ -285,6 +288,7 @@ class PbsSource(ProxmoxSource):
                 self._snapshots.pop(key, None)
                 self._names.pop(key, None)
                 self._newest_comment.pop(key, None)
+                self._settled.pop(key[:2], None)
         return set(stores) - failed
 
     async def _read_namespace(
@@ -293,9 +297,17 @@ class PbsSource(ProxmoxSource):
         """-> (the namespace's groups, whether everything that needed reading was read)."""
         what = f"datastore '{store}' namespace '{ns or '/'}'"
         path = f"/admin/datastore/{segment(store)}/groups"
-        groups = await self._partial(problems, what, self._group_list, path, ns, problems)
-        if groups is None:
+        settled = None if refresh else self._settled.get((store, ns))
+        listed = await self._partial(
+            problems, what, self._group_list, path, ns, problems, settled[0] if settled else None
+        )
+        if listed is None:
             return [key for key in self._groups if key[:2] == (store, ns)], False
+        body, groups = listed
+        if groups is None:
+            assert settled is not None
+            return list(settled[1]), True
+        self._settled.pop((store, ns), None)
         current = {(store, ns, backup_type, backup_id): state for backup_type, backup_id, state in groups}
         complete = True
         changed = [
@@ -321,13 +333,21 @@ class PbsSource(ProxmoxSource):
             if self._names.get(key) != name:
                 self._names[key] = name
                 self._assembled = None
+        if complete and body is not None and self._unfinished.isdisjoint(current):
+            self._settled[(store, ns)] = (body, list(current))
         return list(current), complete
 
-    async def _group_list(self, path: str, ns: str, problems: list[str]) -> list[tuple[str, str, GroupState]]:
+    async def _group_list(
+        self, path: str, ns: str, problems: list[str], settled: bytes | None
+    ) -> tuple[bytes | None, list[tuple[str, str, GroupState]] | None]:
+        """-> (the list as read, when it decoded as the API documents it; its groups, or None when it is the very
+        list `settled` was)."""
         body = await self.client.get_body(path, {"ns": ns})
+        if body == settled:
+            return body, None
         typed = decode_group_page(body)
         if typed is not None:
-            return typed
+            return body, typed
         items = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
         groups, refused = [], []
         for item in items:
@@ -336,7 +356,7 @@ class PbsSource(ProxmoxSource):
             except SourceProtocolError as exc:  # one group PBS could not have written costs that group
                 refused.append(str(exc))
         problems.extend(left_out(refused))
-        return groups
+        return None, groups
 
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool
