@@ -243,9 +243,13 @@ class _TargetRows:
 
 
 def _first_evidence(key: str, evidence: Evidence) -> datetime | None:
-    times = [s.taken_at for s in evidence.snapshots.get(key, [])[:1]]
-    times += [r.started_at for r in evidence.runs_by_target.get(key, [])[:1]]
-    return min(times, default=None)
+    """The target's oldest snapshot or run (evidence lists are sorted): asked for every target of every job."""
+    snapshots = evidence.snapshots.get(key)
+    runs = evidence.runs_by_target.get(key)
+    first = snapshots[0].taken_at if snapshots else None
+    if runs and (first is None or runs[0].started_at < first):
+        first = runs[0].started_at
+    return first
 
 
 def _slot_outcome(
