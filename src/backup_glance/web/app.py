@@ -8,7 +8,8 @@ page). Everything but `/healthz` sits behind `TokenAuth` when `server.auth_token
 `SecurityHeaders` (CSP, nosniff, no-referrer, and the Host check against DNS rebinding).
 
 Glance waits for every extension with no timeout, so each answer is rendered once per board version and then
-served from `VersionCache`; a request costs a dict lookup.
+served from `VersionCache`; a request costs a dict lookup. The API and the metrics show when each source last
+answered, which moves with every poll (`BoardStore.sources_of`): they are rendered once per board version and poll.
 """
 
 from __future__ import annotations
