@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,16 @@ import trustme
 from backup_glance.config import parse_text, read_config
 
 PBS = "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b', token_secret: s}\n"
+
+
+@pytest.fixture
+def open_path() -> Iterator[Path]:
+    """A folder every user can pass through (pytest's own are below a 0700 folder: nothing in them is readable by
+    others, whatever its mode)."""
+    path = Path(tempfile.mkdtemp(prefix="bg-modes-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
 
 
 def findings(sources: str = PBS, services: str = "", extra: str = "", env: dict[str, str] | None = None) -> list[str]:
@@ -107,7 +120,8 @@ class TestFiles:
         source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
         assert any("permission denied" in f for f in findings(sources=source))
 
-    def test_secret_files_readable_by_others_are_warned_about(self, tmp_path: Path) -> None:
+    def test_secret_files_readable_by_others_are_warned_about(self, open_path: Path) -> None:
+        tmp_path = open_path
         secret = tmp_path / "token"
         secret.write_text("x")
         secret.chmod(0o644)
@@ -123,8 +137,8 @@ class TestFiles:
         secret.chmod(0o600)
         assert read_config(config, env={}).warnings == []
 
-    def test_a_config_holding_a_secret_itself_is_warned_about_when_others_can_read_it(self, tmp_path: Path) -> None:
-        config = tmp_path / "bg.yaml"
+    def test_a_config_holding_a_secret_itself_is_warned_about_when_others_can_read_it(self, open_path: Path) -> None:
+        config = open_path / "bg.yaml"
         config.write_text(
             "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: literal}\n"
             "server: {auth_token: '${TOKEN}'}\n"
@@ -138,8 +152,8 @@ class TestFiles:
         config.chmod(0o600)
         assert read_config(config, env={"TOKEN": "t" * 20}).warnings == []
 
-    def test_files_in_a_secrets_folder_others_cannot_enter_are_not_warned_about(self, tmp_path: Path) -> None:
-        folder = tmp_path / "secrets"
+    def test_files_in_a_secrets_folder_others_cannot_enter_are_not_warned_about(self, open_path: Path) -> None:
+        folder = open_path / "secrets"
         folder.mkdir(mode=0o700)
         (folder / "pbs").write_text("x")
         (folder / "pbs").chmod(0o444)
@@ -151,6 +165,27 @@ class TestFiles:
             f"bg.yaml:3:65: sources[0].token_secret: warning: {folder / 'pbs'} can be read by other users (mode 444); "
             "chmod 600 it"
         ]
+
+    def test_a_secret_file_below_any_folder_others_cannot_enter_is_not_warned_about(self, open_path: Path) -> None:
+        folder = open_path / "etc" / "backup-glance"
+        folder.mkdir(parents=True)
+        secret = folder / "pbs.token"
+        secret.write_text("x")
+        source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+
+        def warned() -> list[str]:
+            return [f.split(": warning: ")[1] for f in findings(sources=source) if ": warning: " in f]
+
+        secret.chmod(0o644)
+        assert warned() == [f"{secret} can be read by other users (mode 644); chmod 600 it"]
+        (open_path / "etc").chmod(0o700)  # not the secrets folder, yet nobody else gets to the file
+        assert warned() == []
+        (open_path / "etc").chmod(0o710)  # the group passes, others do not: only the group's bit counts
+        secret.chmod(0o604)
+        assert warned() == []
+        secret.chmod(0o640)
+        assert warned() == [f"{secret} can be read by other users (mode 640); chmod 600 it"]
+        (open_path / "etc").chmod(0o755)
 
 
 class TestSafeValues:

@@ -414,24 +414,30 @@ def _exposure(server: dict[str, Any]) -> list[Finding]:
 
 
 def file_mode_findings(path: KeyPath, file: Path, secrets_dir: str) -> list[Finding]:
-    """A warning when a file holding secrets can be read by group or others. Files in the secrets folder are
-    left alone when nobody else reaches them there: in a container's /run/secrets (only that container sees it,
-    and its user must be able to read them), or in a folder group and others cannot enter."""
+    """A warning when a file holding secrets can be read by group or others. A file is left alone where nobody
+    else reaches it: in a container's /run/secrets (only that container sees it, and its user must be able to read
+    them), or below a folder that group and others cannot enter (a 0700 secrets folder, a 0750 folder for group
+    members: whoever cannot pass a folder cannot read what is in it)."""
     try:
-        folder = Path(secrets_dir)
-        if folder in file.resolve().parents and (secrets_dir == DEFAULT_SECRETS_DIR or _closed(folder)):
+        resolved = file.resolve()
+        if Path(secrets_dir) in resolved.parents and secrets_dir == DEFAULT_SECRETS_DIR:
             return []
-        mode = file.stat().st_mode
+        mode = resolved.stat().st_mode
+        readable = mode & (stat.S_IRGRP | stat.S_IROTH)
+        for folder in resolved.parents:
+            if not readable:
+                break
+            search = folder.stat().st_mode
+            if not search & stat.S_IXGRP:
+                readable &= ~stat.S_IRGRP
+            if not search & stat.S_IXOTH:
+                readable &= ~stat.S_IROTH
     except OSError:
         return []
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if readable:
         octal = oct(stat.S_IMODE(mode))[2:]
         return [Finding(path, f"{file} can be read by other users (mode {octal}); chmod 600 it", warning=True)]
     return []
-
-
-def _closed(folder: Path) -> bool:
-    return not folder.stat().st_mode & (stat.S_IXGRP | stat.S_IXOTH)
 
 
 def _span(value: timedelta) -> str:
