@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import sqlite3
 import weakref
 from collections.abc import Callable, Coroutine
@@ -440,9 +441,10 @@ class TestOldGeneration:
         assert gc.get_threshold() == before
 
 
-def test_a_poll_that_brings_nothing_new_still_tells_metrics_and_the_api_when_the_source_answered() -> None:
-    """No new board for it (nothing to judge again), yet `/metrics` and the API show this poll's times: a
-    Prometheus alert on the age of the last answer must not fire because the homelab was quiet."""
+def test_a_poll_that_brings_nothing_new_still_tells_metrics_the_api_and_the_page_when_the_source_answered() -> None:
+    """No new board for it (nothing to judge again), yet `/metrics`, the API and the page show this poll's times:
+    a Prometheus alert on the age of the last answer must not fire because the homelab was quiet, and the page
+    must not make a source that answers every five minutes look stalled."""
     clock = [NOW]
     source = ScriptedSource("pbs", [an_observation()])
     store = BoardStore()
@@ -457,8 +459,10 @@ def test_a_poll_that_brings_nothing_new_still_tells_metrics_and_the_api_when_the
     )
     client = TestClient(create_app(Config(timezone="UTC"), store))
 
-    def answered() -> tuple[str, float, float]:
+    def answered() -> tuple[str, float, float, list[str]]:
         api = client.get("/api/v1/status").json()
+        page = client.get("/").text
+        sources = page[page.index(">Sources<") :]
         metrics = {
             line.split("{")[0]: float(line.rsplit(" ", 1)[1])
             for line in client.get("/metrics").text.splitlines()
@@ -468,9 +472,10 @@ def test_a_poll_that_brings_nothing_new_still_tells_metrics_and_the_api_when_the
             api["sources"][0]["last_success_at"],
             metrics["backup_glance_source_last_success_timestamp_seconds"],
             metrics["backup_glance_source_poll_duration_seconds"],
+            re.findall(r'shrink-0">([^<]*)</span>', sources),
         )
 
-    async def scenario() -> list[tuple[str, float, float]]:
+    async def scenario() -> list[tuple[str, float, float, list[str]]]:
         seen = []
         await collector._poll("pbs")
         await collector.rebuild()
@@ -484,7 +489,8 @@ def test_a_poll_that_brings_nothing_new_still_tells_metrics_and_the_api_when_the
         return seen
 
     seen = asyncio.run(scenario())
-    assert [(at, stamp) for at, stamp, _ in seen] == [
-        (at.isoformat(), at.timestamp()) for at in (NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10))
+    assert [(at, stamp, shown) for at, stamp, _, shown in seen] == [
+        (at.isoformat(), at.timestamp(), [f"{at:%H:%M}"])
+        for at in (NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10))
     ]
-    assert all(0 <= seconds < 5 for _, _, seconds in seen)
+    assert all(0 <= seconds < 5 for _, _, seconds, _ in seen)

@@ -8,8 +8,9 @@ page). Everything but `/healthz` sits behind `TokenAuth` when `server.auth_token
 `SecurityHeaders` (CSP, nosniff, no-referrer, and the Host check against DNS rebinding).
 
 Glance waits for every extension with no timeout, so each answer is rendered once per board version and then
-served from `VersionCache`; a request costs a dict lookup. The API and the metrics show when each source last
-answered, which moves with every poll (`BoardStore.sources_of`): they are rendered once per board version and poll.
+served from `VersionCache`; a request costs a dict lookup. The API, the metrics and the page show when each source
+last answered, which moves with every poll (`BoardStore.sources_of`): they are rendered once per board version and
+poll.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class _Web:
         self.documents: VersionCache[Payload] = VersionCache(store)
         # Answers that show when each source last answered: built again after a poll, even one with no news.
         self.polled: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
+        self.pages: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
         self.metrics: VersionCache[tuple[int, Future[Payload]]] = VersionCache(store, max_entries=1)
 
         server = config.server
@@ -118,9 +120,10 @@ class _Web:
     def build_ics(self, board: Board) -> Payload:
         return Payload(ics.encode_calendar(self.shown(board)))
 
-    def build_page(self, board: Board) -> Payload:
-        page = build_page(self.shown(board), self.zone, self.demo_note, self.link)
-        return Payload(self.renderer.page(page).encode("utf-8"))
+    def build_page(self, board: Board) -> tuple[int, Payload]:
+        polls = self.store.polls
+        page = build_page(self.shown(self.with_latest_polls(board)), self.zone, self.demo_note, self.link)
+        return polls, Payload(self.renderer.page(page).encode("utf-8"))
 
     def widget_builder(self, name: str, params: Hashable) -> Callable[[Board], Payload]:
         spec = WIDGETS[name]
@@ -220,7 +223,8 @@ async def calendar_ics(request: Request) -> Response:
 async def page(request: Request) -> Response:
     web = _web(request)
     # No X-Frame-Options: CSP frame-ancestors (server.frame_ancestors) says who may embed it, e.g. Glance's iframe.
-    return _send(request, web.documents.get("page", web.build_page), HTML)
+    _, payload = web.pages.get("page", web.build_page, web.up_to_date)
+    return _send(request, payload, HTML)
 
 
 def root_path_of(config: Config) -> str:
