@@ -51,7 +51,14 @@ def test_a_huge_number_in_json_costs_that_field_only() -> None:
     assert json_loads(body) == {"data": [{"vmid": None, "name": "a"}, {"vmid": 101, "size": 2**64 - 1}]}
 
 
-@pytest.mark.parametrize("body", [b'{"data": [', b'{"data": "\xff"}', b"nan"])
+def test_bytes_that_are_not_utf8_cost_only_the_text_they_are_in() -> None:
+    """One comment with a byte no UTF-8 has must not lose a namespace of snapshots: it reads as U+FFFD, as text
+    cleaned at the edge, and every other value is read."""
+    body = b'{"data": [{"comment": "v\xffault", "size": 7}, {"comment": "caddy\xc3", "size": 8}]}'
+    assert json_loads(body) == {"data": [{"comment": "v\ufffdault", "size": 7}, {"comment": "caddy\ufffd", "size": 8}]}
+
+
+@pytest.mark.parametrize("body", [b'{"data": [', b'{"data": \xff}', b"nan"])
 def test_json_that_is_broken_still_raises_as_json_does(body: bytes) -> None:
     with pytest.raises(ValueError) as raised:
         json_loads(body)

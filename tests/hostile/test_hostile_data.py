@@ -125,6 +125,23 @@ class TestImpossibleRecords:
         bodies = all_endpoints_answer(board)
         assert "impossible dates" in bodies["/glance/status"]  # said on the board, per source
 
+    def test_a_byte_no_utf8_has_in_one_comment_costs_that_text_only(self, lab: Lab) -> None:
+        """A namespace's whole snapshot list was refused for it: every guest of it at 0 snapshots (and a failed
+        verification no longer seen)."""
+        faults = lab.demo.apps["pbs"].faults
+        faults.rewrites["/admin/datastore/main/snapshots"] = (b'"comment":"', b'"comment":"\xff')
+        runtime = lab.start()
+        board = lab.poll(runtime)
+        lab.stop(runtime)
+        faults.rewrites.clear()
+        clean = lab.poll(lab.start())
+        assert verdict(clean, "vault").snapshot_count > 1
+        assert problems_of(board, "pbs-main") == problems_of(clean, "pbs-main")
+        for before in clean.verdicts:
+            after = verdict(board, before.service_id)
+            assert (after.status, after.snapshot_count) == (before.status, before.snapshot_count), before.service_id
+        all_endpoints_answer(board)
+
     @pytest.mark.parametrize("seconds", [10**12, 2**62, -(2**62)])
     def test_a_time_no_calendar_holds_costs_that_snapshot_only(self, lab: Lab, seconds: int) -> None:
         absurd = lab.demo.lab.add_snapshot("main", "", "ct", "101", datetime(2026, 1, 1, tzinfo=UTC), 1024)

@@ -44,6 +44,9 @@ class Faults:
     missing_paths: set[str] = field(default_factory=set)
     # API paths the token lacks the privilege for: answered 403 "Permission check failed".
     forbidden_paths: set[str] = field(default_factory=set)
+    # API path -> (bytes, their replacement) in its honest answer: one record the JSON encoder would never write
+    # (a byte no UTF-8 has, from a comment a broken client stored).
+    rewrites: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +133,22 @@ class ProxmoxFaultWrapper:
         if faults.trickle_bytes_per_s:
             await self._trickled(scope, receive, send, faults.trickle_bytes_per_s)
             return
+        rewrite = faults.rewrites.get(scope["path"].removeprefix("/api2/json"))
+        if rewrite is not None:
+            await self._rewritten(scope, receive, send, *rewrite)
+            return
         await self.app(scope, receive, send)
+
+    async def _rewritten(self, scope: Scope, receive: Receive, send: Send, old: bytes, new: bytes) -> None:
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next(m for m in captured if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body").replace(old, new)
+        await _respond(send, start["status"], body, "application/json")
 
     async def _trickled(self, scope: Scope, receive: Receive, send: Send, rate: float) -> None:
         captured: list[Message] = []
