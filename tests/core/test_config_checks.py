@@ -188,6 +188,40 @@ class TestFiles:
         (open_path / "etc").chmod(0o755)
 
 
+class TestHeaderCredentials:
+    """Tokens travel in HTTP headers: one that cannot crashed `check` and `serve` (non-ASCII), or had its
+    whole value quoted by the HTTP library's refusal, onto the board (a newline left in a secret file)."""
+
+    def test_a_secret_a_header_cannot_carry_is_refused_without_showing_it(self, tmp_path: Path) -> None:
+        secret = tmp_path / "token"
+        secret.write_text("SuperSecretTok3n\nX\n")
+        sources = f"  - {{name: db, type: databasement, url: 'https://db.lan', token_file: {secret}}}\n"
+        (finding,) = findings(sources=sources)
+        assert finding == (
+            "bg.yaml:3:5: sources[0].token: the secret holds a line break (character 17): the HTTP header it is "
+            "sent in carries printable ASCII only"
+        )
+
+    @pytest.mark.parametrize(
+        ("fields", "key", "shown"),
+        [
+            ("token_id: 'mönitor@pbs!glance', token_secret: s", "token_id", "'mönitor@pbs!glance' holds a non-ASCII"),
+            ("token_id: 'a@pbs!b', token_secret: \"s\\tx\"", "token_secret", "the secret holds a control"),
+            ("token_id: 'a@pbs!b', token_secret: tök€n", "token_secret", "the secret holds a non-ASCII"),
+        ],
+    )
+    def test_token_ids_and_secrets_are_printable_ascii(self, fields: str, key: str, shown: str) -> None:
+        (finding,) = findings(sources=f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', {fields}}}\n")
+        where, said = finding.split(": ", 1)
+        assert where.startswith("bg.yaml:3:") and said.startswith(f"sources[0].{key}: {shown}")
+        assert "tök€n" not in finding
+
+    def test_an_organization_id_is_printable_ascii_too(self) -> None:
+        source = "  - {name: db, type: databasement, url: 'https://db.lan', token: t, organization_id: Örg}\n"
+        (finding,) = findings(sources=source)
+        assert "sources[0].organization_id: 'Örg' holds a non-ASCII character (character 1)" in finding
+
+
 class TestSafeValues:
     @pytest.mark.parametrize(
         ("line", "message"),

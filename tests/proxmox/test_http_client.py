@@ -237,6 +237,19 @@ class TestTransport:
             await http.aclose()
         assert seen.requests == [("GET", "/next")]
 
+    async def test_a_header_http_cannot_carry_is_refused_without_quoting_it(self) -> None:
+        """h11's refusal quotes the header whole: the token would reach the log, the API and the page."""
+        async with raw_server(slow_ok) as (url, seen):
+            http = HttpClient(
+                source="lab", kind="databasement", base_url=url, max_in_flight=1, timeout_s=5,
+                headers={"Authorization": "Bearer SuperSecretTok3n\nX"},
+            )  # fmt: skip
+            with pytest.raises(SourceProtocolError) as refused:
+                await http.get_json("/next")
+            await http.aclose()
+        assert "Tok3n" not in str(refused.value) and "HTTP cannot carry" in str(refused.value)
+        assert seen.requests == []
+
     async def test_json_nested_past_any_depth_is_malformed_not_a_crash(self) -> None:
         async def deep(_seen: Seen, _path: str, _served: int) -> bytes:
             return b"[" * 100_000 + b"]" * 100_000

@@ -161,7 +161,38 @@ def _check_fingerprint(value: str) -> str:
     return value.strip()
 
 
+def _header_problem(value: str) -> str | None:
+    """What keeps `value` out of an HTTP header (where tokens travel), or None; never the value itself."""
+    for position, char in enumerate(value, 1):
+        if not char.isascii() or not char.isprintable():
+            what = (
+                "a line break"
+                if char in "\r\n"
+                else "a control character"
+                if char.isascii()
+                else "a non-ASCII character"
+            )
+            return f"holds {what} (character {position}): the HTTP header it is sent in carries printable ASCII only"
+    return None
+
+
+def _check_header_text(value: str) -> str:
+    problem = _header_problem(value)
+    if problem is not None:
+        raise ValueError(f"{_shown(value)} {problem}")
+    return value
+
+
+def _check_header_secret(value: SecretStr) -> SecretStr:
+    problem = _header_problem(value.get_secret_value())
+    if problem is not None:  # a secret is never shown, not even in part (a stray newline from `echo` in a file)
+        raise ValueError(f"the secret {problem}")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+HeaderText = Annotated[str, AfterValidator(_check_header_text)]
+HeaderSecret = Annotated[SecretStr, AfterValidator(_check_header_secret)]
 Zone = Annotated[str, BeforeValidator(_check_zone)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Url = Annotated[str, AfterValidator(_check_url)]
@@ -202,8 +233,8 @@ class HttpSourceConfig(SourceConfig):
 
 
 class ProxmoxSourceConfig(HttpSourceConfig):
-    token_id: str
-    token_secret: SecretStr | None = None
+    token_id: HeaderText
+    token_secret: HeaderSecret | None = None
     token_secret_file: str | None = None  # read into token_secret when the file is loaded
 
     @model_validator(mode="after")
@@ -253,9 +284,9 @@ class PveSourceConfig(ProxmoxSourceConfig):
 
 class DatabasementSourceConfig(HttpSourceConfig):
     type: Literal["databasement"]
-    token: SecretStr | None = None
+    token: HeaderSecret | None = None
     token_file: str | None = None
-    organization_id: str | None = None
+    organization_id: HeaderText | None = None
     timezone: Zone = "UTC"
     per_page: int = Field(default=100, ge=1, le=100)
 

@@ -244,6 +244,12 @@ class HttpClient:
                     response = await client.send(request, stream=True)
             except httpx.TimeoutException:
                 raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
+            except httpx.LocalProtocolError:  # its text quotes the header it refused: the token itself
+                raise self._error(
+                    SourceProtocolError,
+                    f"cannot send the request for {path[:200]}: a header (the token?) holds a character HTTP "
+                    "cannot carry",
+                ) from None
             except httpx.ConnectError as exc:
                 if _is_tls_failure(exc):
                     raise self._error(SourceTLSError, f"TLS handshake failed: {_tls_reason(exc)}") from None
