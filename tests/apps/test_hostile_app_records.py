@@ -175,6 +175,36 @@ class TestBackrest:
         assert len(obs.runs) == 2
 
     @pytest.mark.parametrize(
+        ("extra_plan", "extra_repo", "named"),
+        [
+            ({"repo": "r"}, None, "GetConfig: plan 2 has no `id`"),
+            ("plan-as-text", None, "GetConfig: plan 2 has no `id`"),
+            (None, {"guid": "x"}, "GetConfig: repo 2 has no `id`"),
+            (None, {"id": "r2", "prunePolicy": "weekly"}, None),  # a policy that is no object: no schedule
+        ],
+        ids=["plan-without-id", "plan-as-text", "repo-without-id", "policy-as-text"],
+    )
+    async def test_a_plan_or_repo_without_an_id_costs_only_itself(
+        self, extra_plan: object, extra_repo: object, named: str | None
+    ) -> None:
+        """Either used to fail the whole source: every plan's service gone from the board."""
+        scenario, _good, _bad = br_scenario()
+
+        def change(body: dict[str, Any]) -> dict[str, Any]:
+            config = body.get("config", body)
+            if extra_plan is not None:
+                config["plans"].append(extra_plan)
+            if extra_repo is not None:
+                config["repos"].append(extra_repo)
+            return body
+
+        app = rewritten(backrest_sim.create_app(scenario, clock=lambda: NOW), "/v1.Backrest/GetConfig", change)
+        first, second = await br_polls(scenario, 2, app=app)
+        for obs in (first, second):
+            assert [j.job_id for j in obs.jobs if j.kind is JobKind.BACKUP] == ["p"] and len(obs.runs) == 2
+            assert obs.problems == ((f"{named}; left out",) if named else ())
+
+    @pytest.mark.parametrize(
         "schedule", [{"maxFrequencyDays": 2147483647}, {"maxFrequencyHours": "100000000000000000000"}]
     )
     async def test_an_interval_longer_than_any_schedule_is_no_schedule(self, schedule: dict[str, Any]) -> None:
@@ -310,7 +340,9 @@ class TestDatabasement:
         first, second = await dbm_polls(dbm, 2)
         assert completed(first) == completed(second) == len(dbm.snapshots) - 2  # the failed one, the hostile one
         assert first.problems == second.problems
-        assert first.problems[0].startswith("unreadable snapshot row (ValueError: timestamp outside the calendar")
+        assert first.problems[0].startswith(
+            f"unreadable snapshot row id '{bad.id}' (ValueError: timestamp outside the calendar"
+        )
 
     async def test_a_failed_attempt_started_in_year_one_still_gets_its_message(
         self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
@@ -358,6 +390,31 @@ class TestDatabasement:
         restores = {r.run_id for r in obs.runs if "/restore_test/" in r.job_key}
         assert restores == {j.id for j in dbm.restore_jobs[1:]} and restores
         assert obs.problems == (f"unreadable restore job {bad.id} (target_server is no object); left out",)
+
+    async def test_a_restore_job_status_that_is_no_string_is_read_as_unknown_on_every_poll(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        """It was looked up in a set from the second poll on: "unhashable type: 'list'", a crash every poll."""
+        bad = dbm.restore_jobs[0]
+        tamper(monkeypatch, "_restore_job_json", lambda j: j is bad, lambda body: body.update(status=["completed"]))
+        for obs in await dbm_polls(dbm, 3):
+            restores = {r.run_id: r for r in obs.runs if "/restore_test/" in r.job_key}
+            assert set(restores) == {j.id for j in dbm.restore_jobs}
+            assert restores[bad.id].outcome is RunOutcome.UNKNOWN
+
+    @pytest.mark.parametrize("missing", ["id", "name"])
+    async def test_a_server_without_an_id_or_a_name_costs_that_server(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, missing: str
+    ) -> None:
+        mariadb = next(s for s in dbm.servers if s.name == "mariadb")
+        tamper(monkeypatch, "_server_json", lambda s: s is mariadb, lambda body: body.pop(missing))
+        first, second = await dbm_polls(dbm, 2)
+        for obs in (first, second):
+            assert any(
+                j.kind is JobKind.BACKUP and "databasement:dbm/postgres/vault" in j.target_keys for j in obs.jobs
+            )
+            assert not any(j.kind is JobKind.BACKUP and any("mariadb" in k for k in j.target_keys) for j in obs.jobs)
+            assert obs.problems[0].startswith("a database server without `id` or `name` (")
 
     @pytest.mark.parametrize(
         "change",

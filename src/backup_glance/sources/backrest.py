@@ -151,7 +151,7 @@ class BackrestSource(SourceBase):
     async def poll(self) -> Observation:
         now = self._clock()
         problems: list[str] = []
-        plans, repos = self._parse_config(await self._call("GetConfig", {}))
+        plans, repos = self._parse_config(await self._call("GetConfig", {}), problems)
         next_runs = await self._read_summary(problems)
         if self._synced_at is None or now - self._synced_at >= _FULL_RESYNC or not await self._read_changes():
             self._ops, self._known, self._modno, self._catch_up = {}, set(), -1, True
@@ -171,27 +171,36 @@ class BackrestSource(SourceBase):
 
     # --- wire --------------------------------------------------------------------------------------------
 
-    def _parse_config(self, config: dict[str, Any]) -> tuple[list[_Plan], list[_Repo]]:
-        """Plans, repos and schedules only. Passwords, env and hooks are dropped here, unread (A.4)."""
+    def _parse_config(self, config: dict[str, Any], problems: list[str]) -> tuple[list[_Plan], list[_Repo]]:
+        """Plans, repos and schedules only. Passwords, env and hooks are dropped here, unread (A.4). A plan or repo
+        without an `id` (or that is no object) costs itself, named in `problems`."""
         plans, repos = config.get("plans", []), config.get("repos", [])
         if not isinstance(plans, list) or not isinstance(repos, list):
             raise self._protocol("GetConfig: `plans` and `repos` must be lists")
-        try:
-            return (
-                [_Plan(str(p["id"]), str(p.get("repo", "")), p.get("schedule")) for p in plans],
-                [
-                    _Repo(
-                        str(r["id"]),
-                        str(r.get("guid", "")),
-                        (r.get("prunePolicy") or {}).get("schedule"),
-                        (r.get("checkPolicy") or {}).get("schedule"),
-                        is_remote_uri(str(r.get("uri") or "")),
-                    )
-                    for r in repos
-                ],
+        refused: list[str] = []
+        read_plans = []
+        for index, p in enumerate(plans):
+            if not isinstance(p, dict) or p.get("id") in (None, ""):
+                refused.append(f"GetConfig: plan {index + 1} has no `id`")
+                continue
+            read_plans.append(_Plan(str(p["id"]), str(p.get("repo", "")), p.get("schedule")))
+        read_repos = []
+        for index, r in enumerate(repos):
+            if not isinstance(r, dict) or r.get("id") in (None, ""):
+                refused.append(f"GetConfig: repo {index + 1} has no `id`")
+                continue
+            prune, check = r.get("prunePolicy"), r.get("checkPolicy")
+            read_repos.append(
+                _Repo(
+                    str(r["id"]),
+                    str(r.get("guid", "")),
+                    prune.get("schedule") if isinstance(prune, dict) else None,
+                    check.get("schedule") if isinstance(check, dict) else None,
+                    is_remote_uri(str(r.get("uri") or "")),
+                )
             )
-        except (KeyError, TypeError, AttributeError):
-            raise self._protocol("GetConfig: a plan or repo without an `id`") from None
+        problems.extend(left_out(refused))
+        return read_plans, read_repos
 
     async def _read_summary(self, problems: list[str]) -> dict[str, datetime]:
         """Next backup time per plan id, from GetSummaryDashboard (v1.6.0+). Optional: when it fails on its own

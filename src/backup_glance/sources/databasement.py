@@ -186,7 +186,11 @@ class DatabasementSource(SourceBase):
     async def poll(self) -> Observation:
         now = self._clock()
         self._unreadable = []
-        servers = [self._server(row) for row in await self._pages(f"{API}/database-servers", {})]
+        servers = [
+            server
+            for row in await self._pages(f"{API}/database-servers", {})
+            if (server := self._server(row)) is not None
+        ]
         full = self._synced_at is None or now - self._synced_at >= _FULL_RESYNC
         await self._read_attempts(full)
         if full:
@@ -270,7 +274,7 @@ class DatabasementSource(SourceBase):
         """Restore-job rows, newest first, until the known ones. A full resync starts afresh (forgets rows deleted
         upstream); at most `_KEEP_RESTORE_RUNS` rows are kept."""
         runs = {} if full else dict(self._restore_runs)
-        known = [r for r in runs.values() if r.get("status") in _TERMINAL]
+        known = [r for r in runs.values() if isinstance(status := r.get("status"), str) and status in _TERMINAL]
         horizon = max((t for r in known if (t := _maybe_time(r.get("created_at")))), default=None)
 
         def reached_known(page: list[dict[str, Any]]) -> bool:
@@ -289,7 +293,11 @@ class DatabasementSource(SourceBase):
 
     # --- parsing ---------------------------------------------------------------------------------------
 
-    def _server(self, row: dict[str, Any]) -> _Server:
+    def _server(self, row: dict[str, Any]) -> _Server | None:
+        """None for a server row without `id` or `name` (noted in `_unreadable`): it costs that server."""
+        if "id" not in row or "name" not in row:
+            self._unreadable.append(f"a database server without `id` or `name` ({_row(row)})")
+            return None
         backups: list[_Backup] = []
         configs = row.get("backups") or []
         # A field of the wrong JSON type ("backups": 5, "database_names": 5, "recurrence": ["daily"]) is read as
@@ -315,8 +323,6 @@ class DatabasementSource(SourceBase):
             names = None if row.get("backup_all_databases") else row.get("database_names")
             databases = tuple(str(n) for n in names) if isinstance(names, list) else None
             backups.append(_Backup(recurrence, recurrence.title(), _LEGACY_CRON[recurrence], databases, None))
-        if "id" not in row or "name" not in row:
-            raise self._protocol(f"{API}/database-servers: a server without `id` or `name`")
         return _Server(str(row["id"]), str(row["name"]), bool(row.get("backups_enabled", True)), tuple(backups))
 
     def _attempt(self, row: dict[str, Any]) -> _Attempt | None:
@@ -344,11 +350,11 @@ class DatabasementSource(SourceBase):
                 location=", ".join(str(v.get("name")) for v in (stored or volumes)),
                 encrypted=row.get("compression_type") == "encrypted",
                 places=tuple(str(v["name"]) for v in stored) if len(stored) > 1 else (),
-                remote_places=tuple(str(v["name"]) for v in stored if v.get("type") in _REMOTE_VOLUMES),
+                remote_places=tuple(str(v["name"]) for v in stored if str(v.get("type")) in _REMOTE_VOLUMES),
                 exists=bool(stored) or not volumes,  # older Databasement lists no volumes per snapshot
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            self._unreadable.append(f"unreadable snapshot row ({exc.__class__.__name__}: {exc})")
+            self._unreadable.append(f"unreadable snapshot row {_row(row)} ({exc.__class__.__name__}: {exc})")
             return None
 
     def _restore_test(self, row: dict[str, Any]) -> _RestoreTest:
@@ -557,6 +563,12 @@ def _maybe_time(value: object) -> datetime | None:
         return _time(value)
     except ValueError:
         return None
+
+
+def _row(row: dict[str, Any]) -> str:
+    """Which row a notice is about: its id, short (the notice is cleaned of control characters downstream)."""
+    found = row.get("id")
+    return f"id {str(found)[:40]!r}" if found is not None else "with no id"
 
 
 def _time(value: object) -> datetime:
