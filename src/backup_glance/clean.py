@@ -11,7 +11,9 @@ import re
 MARK = "…"  # where text was cut
 MAX_NAME = 200
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters, and the bidirectional overrides and isolates that make text display in another order than
+# it reads (a name "\u202egnp.exe" shows as "exe.png").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -9,7 +9,18 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from backup_glance.model import GuestRef, Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target
+from backup_glance.model import (
+    GuestRef,
+    Job,
+    JobKind,
+    JobRun,
+    Observation,
+    RunOutcome,
+    ScheduleRef,
+    Snapshot,
+    Target,
+)
+from backup_glance.schedule import ScheduleError, parse_schedule
 from backup_glance.sources._bounds import EdgeBounds
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -69,6 +80,37 @@ def test_runs_and_text_are_bounded_too() -> None:
     assert [r.run_id for r in bounded.runs] == ["UPID:1"]
     assert bounded.runs[0].message == "a b[2J\ufffd"
     assert bounded.problems == ("runs with impossible dates: UPID:2 ended before it started",)
+
+
+def nightly(schedule: ScheduleRef) -> Job:
+    return Job("pve/backup/nightly", "pve", JobKind.BACKUP, "nightly", "nightly", schedule=schedule)
+
+
+def test_a_schedule_longer_than_any_real_one_is_cut_so_that_it_no_longer_reads() -> None:
+    """A 5 MB expression was copied into every service's reasons and answers: a 115 MB page."""
+    huge = ScheduleRef("04:00," * 1_000_000, "proxmox", "UTC")
+    bounded = EdgeBounds().bound(replace(observation(), jobs=(nightly(huge),)), NOW)
+    (job,) = bounded.jobs
+    assert job.schedule is not None and len(job.schedule.expression) == 200
+    with pytest.raises(ScheduleError):
+        parse_schedule(job.schedule.expression, dialect="proxmox", tz="UTC")
+    assert bounded.problems == ("schedules too long to be one: nightly: 6,000,000 characters",)
+
+
+def test_a_schedule_in_a_zone_this_machine_does_not_know_is_read_in_utc_and_said() -> None:
+    """The node's zone was replaced, its jobs' zones were not: every PVE schedule unreadable, every guest unknown."""
+    mars = ScheduleRef("04:00", "proxmox", "Mars/Olympus")
+    bounded = EdgeBounds().bound(replace(observation(), timezone="Mars/Olympus", jobs=(nightly(mars),)), NOW)
+    assert bounded.jobs[0].schedule == ScheduleRef("04:00", "proxmox", "UTC")
+    assert parse_schedule("04:00", dialect="proxmox", tz=bounded.jobs[0].schedule.timezone) is not None
+    assert bounded.problems == (
+        "time zone unknown to this machine (its times are read as UTC): 2 ignored (e.g. Mars/Olympus)",
+    )
+
+
+def test_a_sane_schedule_is_passed_as_the_same_object() -> None:
+    daily = ScheduleRef("mon..fri 04:00", "proxmox", "Europe/Vienna")
+    assert EdgeBounds().bound(replace(observation(), jobs=(nightly(daily),)), NOW).jobs[0].schedule is daily
 
 
 def test_targets_and_job_keys_rebuilt_equal_by_the_source_are_reused_and_still_bounded() -> None:
@@ -160,3 +202,14 @@ def test_clean_records_with_places_pass_untouched_too() -> None:
     given = observation(*records)
 
     assert EdgeBounds().bound(given, NOW).snapshots is given.snapshots
+
+
+def test_text_that_would_display_in_another_order_than_it_reads_loses_its_direction_marks() -> None:
+    """U+202E made "vault\u202egnp.exe" show as "vaultexe.png" on the page and in the terminal."""
+    tricky = Target("guest:1", "pve", "vault\u202egnp.exe\u2066x\u2069\u200f", "guest", GuestRef(1, "lxc"))
+    bounded = EdgeBounds().bound(replace(observation(), targets=(tricky,)), NOW)
+    assert bounded.targets[0].name == "vaultgnp.exex"
+    assert (
+        EdgeBounds().bound(replace(observation(), targets=(replace(tricky, name="שלום vault"),)), NOW).targets[0].name
+        == "שלום vault"
+    )  # right-to-left text itself stays

@@ -8,8 +8,9 @@ shows it:
 - instants of things that happened (a snapshot taken, a run started or ended, a verification) must lie between
   2000-01-01 and tomorrow; forecasts (a job's next run, a datastore's full date) between 2000 and 2200;
 - byte counts are whole numbers from 0 to 2^60 (an exabyte; SQLite holds 2^63 - 1), factors finite;
-- text is valid Unicode without control characters, names and ids at most 200 characters, messages 1,000;
-  a key (which must stay unique) that is too long keeps a prefix and a digest instead.
+- text is valid Unicode without control characters or direction overrides, names, ids and schedules at most 200
+  characters, messages 1,000; a key (which must stay unique) that is too long keeps a prefix and a digest instead;
+- a zone this machine's tzdata does not know (the source's, a job schedule's) is read as UTC.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from msgspec.structs import replace as evolve
 
 from .. import listdiff
 from ..clean import MAX_NAME, clean_text
-from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, Snapshot, Target
+from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, ScheduleRef, Snapshot, Target
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)  # clocks drift and zones differ; a snapshot "from tomorrow" is a broken one
@@ -40,6 +41,7 @@ MAX_BYTES = 2**60
 MOSTLY_NEW = 4  # more than 1 in this many snapshots new or gone: checking the ones not let through is as cheap
 MAX_MESSAGE = 1000
 MAX_KEY = 300
+MAX_SCHEDULE = 200  # "mon..fri 02:00,04:00,..": the longest real one is a few dozen characters
 
 
 def clean_key(value: str) -> str:
@@ -309,6 +311,7 @@ def _job(job: Job, latest: datetime, notes: _Notes, clean_keys: Callable[[tuple[
     last_run = _run(job.last_run, latest, notes) if job.last_run is not None else None
     return replace(
         job,
+        schedule=_schedule(job.schedule, clean_text(job.name), notes) if job.schedule is not None else None,
         key=clean_key(job.key),
         job_id=clean_key(job.job_id),
         name=clean_text(job.name),
@@ -319,6 +322,22 @@ def _job(job: Job, latest: datetime, notes: _Notes, clean_keys: Callable[[tuple[
         next_run_at=_forecast(job.next_run_at, "next-run times", clean_text(job.name), notes),
         last_run=last_run,
     )
+
+
+def _schedule(schedule: ScheduleRef, job: str, notes: _Notes) -> ScheduleRef:
+    """A schedule no longer than any real one, in a zone this machine knows. A longer one is cut (the mark makes
+    sure it no longer parses: the job's services say its schedule cannot be read, not some other schedule)."""
+    expression, zone = schedule.expression, schedule.timezone
+    if len(expression) > MAX_SCHEDULE or not expression.isprintable():
+        if len(expression) > MAX_SCHEDULE:
+            notes.add("schedules too long to be one", f"{job}: {len(expression):,} characters")
+        expression = clean_text(expression, MAX_SCHEDULE)
+    if not _known_zone(zone):
+        notes.add("time zone unknown to this machine (its times are read as UTC)", zone)
+        zone = "UTC"
+    if expression is schedule.expression and zone is schedule.timezone:
+        return schedule
+    return replace(schedule, expression=expression, timezone=zone)
 
 
 def _datastore(store: Datastore, notes: _Notes) -> Datastore:
