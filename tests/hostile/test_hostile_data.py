@@ -150,6 +150,24 @@ class TestImpossibleRecords:
         (state,) = [s for s in board.sources if s.name == "pbs-main"]
         assert state.error is None and state.observation is not None
         assert verdict(board, "vault").status is Status.OK and verdict(board, "vault").snapshot_count > 1
+        (named,) = [p for p in problems_of(board, "pbs-main") if "'backup-time'" in p]
+        assert named.endswith("is no date; left out") and "ct/101" in named  # not dropped unsaid
+        all_endpoints_answer(board)
+
+    @pytest.mark.parametrize("size", ["big", {"bytes": 1}, [1]])
+    def test_a_size_that_is_no_integer_costs_that_snapshot_and_makes_no_backup_in_progress(
+        self, lab: Lab, size: object
+    ) -> None:
+        """Read as "no size", which PBS says of a backup still running: vault was late "running since 04:00"."""
+        group = lab.demo.lab.datastores["main"].group("", "ct", "101")
+        newest = max(group.snapshots, key=lambda s: s.backup_time)
+        newest.size = size  # type: ignore[assignment]
+        board = lab.poll(lab.start())
+        vault = verdict(board, "vault")
+        assert not [r for r in vault.reasons if "running" in r]
+        assert vault.status is not Status.RUNNING
+        (named,) = [p for p in problems_of(board, "pbs-main") if "'size'" in p]
+        assert "'size' of ct/101 is not an integer; left out" in named
         all_endpoints_answer(board)
 
     @pytest.mark.parametrize("guest_id", ["\u00b2", "9" * 5000])  # "²".isdigit() is true; int() refuses both
@@ -183,7 +201,11 @@ class TestImpossibleRecords:
         assert state.error is None and state.observation is not None
         assert len(state.observation.snapshots) + len(state.observation.runs) > 0  # the other rows still count
         (problem,) = problems_of(board, "databasement")
-        assert problem.startswith("unreadable snapshot row (ValueError") and problem.endswith("left out")
+        assert (
+            problem.startswith("unreadable snapshot row id ")
+            and "(ValueError" in problem
+            and problem.endswith("left out")
+        )
         all_endpoints_answer(board)
 
     def test_a_time_zone_this_machine_does_not_know_is_read_as_utc_and_said(self, lab: Lab) -> None:

@@ -8,6 +8,7 @@ proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,8 +136,10 @@ def parse_snapshot(
     backup_id = str(require(item, "backup-id", path, error))
     taken_at = epoch(require(item, "backup-time", path, error))
     if taken_at is None:
-        raise error(f"unexpected payload on {path}: 'backup-time' is not an integer")
+        raise error(f"unexpected payload on {path}: 'backup-time' of {backup_type}/{backup_id} is no date")
     size = as_int(item.get("size"))
+    if size is None and item.get("size") is not None:  # "big": not "in progress", which PBS says by no `size`
+        raise error(f"unexpected payload on {path}: 'size' of {backup_type}/{backup_id} is not an integer")
     verification, verified_at = Verification.NONE, None
     raw = item.get("verification")
     if isinstance(raw, dict):  # absent if never verified (§3.6)
@@ -215,7 +218,7 @@ class SnapshotDecoder:
         self._clocks: dict[int, str] = {}  # seconds into the day -> "04:00:05Z"
 
     def page(
-        self, body: bytes, *, store: str, ns: str, known: Known | None = None
+        self, body: bytes, *, store: str, ns: str, known: Known | None = None, refused: list[str] | None = None
     ) -> list[tuple[str, str, Snapshot, str | None]] | None:
         """-> (backup-type, backup-id, Snapshot, comment) per item. `known(backup_type, backup_id)` gives the group's
         snapshots as last read, by backup time: one that is the same again is handed back as it was, so a group
@@ -269,11 +272,13 @@ class SnapshotDecoder:
                     ):
                         out.append((backup_type, backup_id, same, item.comment))
                         continue
-                if item.backup_time < 0:  # before 1970: no time, as `epoch` reads it on the lenient path
-                    continue
-                try:
-                    taken_at = datetime.fromtimestamp(item.backup_time, UTC)
-                except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
+                taken_at = None
+                if item.backup_time >= 0:  # before 1970: no time, as `epoch` reads it on the lenient path
+                    with suppress(OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
+                        taken_at = datetime.fromtimestamp(item.backup_time, UTC)
+                if taken_at is None:
+                    if refused is not None:
+                        refused.append(f"snapshot {group_prefix}{item.backup_time}: 'backup-time' is no date")
                     continue
                 day, second = divmod(item.backup_time, 86400)
                 date = days[day] if day in days else self._day(day, taken_at)

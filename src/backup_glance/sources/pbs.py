@@ -317,7 +317,7 @@ class PbsSource(ProxmoxSource):
         ]
         if changed:
             whole = len(changed) >= max(WHOLE_NAMESPACE_MIN, WHOLE_NAMESPACE_SHARE * len(current))
-            fetched = await self._partial(problems, what, self._fetch_snapshots, store, ns, changed, whole)
+            fetched = await self._partial(problems, what, self._fetch_snapshots, store, ns, changed, whole, problems)
             complete = fetched is not None
             if fetched is not None:
                 for key in changed:
@@ -359,13 +359,15 @@ class PbsSource(ProxmoxSource):
         return None, groups
 
     async def _fetch_snapshots(
-        self, store: str, ns: str, keys: list[GroupKey], whole: bool
+        self, store: str, ns: str, keys: list[GroupKey], whole: bool, problems: list[str]
     ) -> dict[GroupKey, list[Snapshot]]:
         path = f"/admin/datastore/{segment(store)}/snapshots"
         requests: list[dict[str, Any]] = [{"ns": ns}]  # the whole namespace in one answer
         if not whole:
             requests = [{"ns": ns, "backup-type": key[2], "backup-id": key[3]} for key in keys]
-        pages = await asyncio.gather(*(self._snapshot_page(path, params, store, ns) for params in requests))
+        refused: list[str] = []
+        pages = await asyncio.gather(*(self._snapshot_page(path, params, store, ns, refused) for params in requests))
+        problems.extend(left_out(refused))
         out: dict[GroupKey, list[Snapshot]] = {}
         newest: dict[GroupKey, tuple[datetime, str]] = {}
         for page in pages:
@@ -383,10 +385,11 @@ class PbsSource(ProxmoxSource):
         return out
 
     async def _snapshot_page(
-        self, path: str, params: dict[str, Any], store: str, ns: str
+        self, path: str, params: dict[str, Any], store: str, ns: str, refused: list[str]
     ) -> list[tuple[str, str, Snapshot, str | None]]:
+        """The records of one snapshot list; each one PBS could not have written costs itself, said in `refused`."""
         body = await self.client.get_body(path, params)
-        typed = self._decoder.page(body, store=store, ns=ns, known=partial(self._known, store, ns))
+        typed = self._decoder.page(body, store=store, ns=ns, known=partial(self._known, store, ns), refused=refused)
         if typed is not None:
             return typed
         page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
@@ -399,8 +402,8 @@ class PbsSource(ProxmoxSource):
                         item, source=self.name, store=store, ns=ns, path=path, error=self._protocol, cluster=cluster
                     )
                 )
-            except SourceProtocolError:
-                continue
+            except SourceProtocolError as exc:
+                refused.append(str(exc))
         return parsed
 
     def _known(self, store: str, ns: str, backup_type: str, backup_id: str) -> dict[int, Snapshot]:
