@@ -8,6 +8,7 @@ everything else stays on the board and every endpoint answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from backup_glance.board import BoardStore
+from backup_glance.commands.check import render_table
 from backup_glance.config import Config
 from backup_glance.demo import DemoLab
 from backup_glance.history import History
@@ -124,6 +126,12 @@ class TestImpossibleRecords:
         assert any("snapshots with impossible dates" in p and "9999-12-31" in p for p in problems_of(board, "pbs-main"))
         bodies = all_endpoints_answer(board)
         assert "impossible dates" in bodies["/glance/status"]  # said on the board, per source
+        # ... and in the API and by `check`, which said "ok" and nothing else
+        (pbs,) = [s for s in json.loads(bodies["/api/v1/status"])["sources"] if s["name"] == "pbs-main"]
+        assert pbs["problems"] == list(problems_of(board, "pbs-main")) and pbs["healthy"] is True
+        table = render_table(board).splitlines()
+        at = table.index("source pbs-main (pbs): read in part")
+        assert "impossible dates" in table[at + 1] and table[at + 1].startswith("      - ")
 
     def test_a_byte_no_utf8_has_in_one_comment_costs_that_text_only(self, lab: Lab) -> None:
         """A namespace's whole snapshot list was refused for it: every guest of it at 0 snapshots (and a failed

@@ -150,6 +150,7 @@ class SourceDict(TypedDict):
     last_success_at: str | None
     last_attempt_at: str | None
     error: str | None
+    problems: list[str]  # the parts it answered without (a datastore, a namespace) and the records left out
 
 
 class StatusDict(TypedDict):
@@ -298,6 +299,7 @@ def source_dict(state: SourceState, zone: ZoneInfo) -> SourceDict:
         "last_success_at": iso(state.last_success_at, zone),
         "last_attempt_at": iso(state.last_attempt_at, zone),
         "error": state.error,
+        "problems": list(state.observation.problems) if state.observation is not None else [],
     }
 
 
