@@ -269,6 +269,9 @@ class Observation:
     uncovered_target_keys: tuple[str, ...] = ()
     # Parts that could not be read while the rest could (an unreadable datastore, a namespace): partial content.
     problems: tuple[str, ...] = ()
+    # Targets whose snapshots are in such a part: (key, when this source last read them in full; None: never). Their
+    # snapshots here are as last read, or none: health does not call them fine for long on that.
+    unread: tuple[tuple[str, datetime | None], ...] = ()
     # Protection facts (README: Protection). Copies on other systems seen through sync jobs; the locations (as in
     # `Snapshot.location` / `places`) the configuration or the URI makes offsite; how other systems reach this
     # source ("host:port", to recognise it in a remote's address); False when the source cannot see its remotes.

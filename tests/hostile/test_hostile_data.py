@@ -150,6 +150,34 @@ class TestImpossibleRecords:
             assert (after.status, after.snapshot_count) == (before.status, before.snapshot_count), before.service_id
         all_endpoints_answer(board)
 
+    def test_snapshots_a_source_could_not_read_do_not_stay_fine_for_long(self, lab: Lab) -> None:
+        """A namespace whose snapshot list failed showed its guests ok, with 0 snapshots, from their PVE tasks."""
+        faults = lab.demo.apps["pbs"].faults
+        faults.rewrites["/admin/datastore/main/snapshots"] = (b'{"data":', b'{"data":,')  # malformed JSON
+        runtime = lab.start()
+        runtime.collector._sources["pbs-main"]._clock = lab.clock  # type: ignore[attr-defined]  # its own, else
+        never = verdict(lab.poll(runtime), "vault")
+        assert never.status is Status.UNKNOWN and never.snapshot_count == 0
+        assert "its backups on source 'pbs-main' could not be read yet: datastore 'main'" in never.reasons[0]
+        faults.rewrites.clear()
+        lab.clock.now = NOW + timedelta(minutes=1)
+        read = lab.poll(runtime)
+        assert verdict(read, "vault").status is Status.OK and verdict(read, "vault").snapshot_count > 1
+        lab.demo.lab.datastores["main"].unreadable = "datastore is locked"  # now its namespaces cannot be listed
+        lab.clock.now = NOW + timedelta(minutes=2)
+        soon = verdict(lab.poll(runtime), "vault")  # a poll interval after the last full read: as last read
+        assert (soon.status, soon.snapshot_count) == (Status.OK, verdict(read, "vault").snapshot_count)
+        lab.clock.now = NOW + timedelta(minutes=4)
+        board = lab.poll(runtime)
+        late = verdict(board, "vault")
+        assert late.status is Status.UNKNOWN and late.snapshot_count == soon.snapshot_count
+        assert late.reasons[0] == (
+            "its backups on source 'pbs-main' unreadable since Thu 26 Nov 13:01: datastore 'main': pbs 'pbs-main': "
+            "HTTP 400 on /admin/datastore/main/namespace: datastore is locked"
+        )
+        assert verdict(board, "vault-backrest").status is verdict(read, "vault-backrest").status  # stored elsewhere
+        all_endpoints_answer(board)
+
     @pytest.mark.parametrize("seconds", [10**12, 2**62, -(2**62)])
     def test_a_time_no_calendar_holds_costs_that_snapshot_only(self, lab: Lab, seconds: int) -> None:
         absurd = lab.demo.lab.add_snapshot("main", "", "ct", "101", datetime(2026, 1, 1, tzinfo=UTC), 1024)

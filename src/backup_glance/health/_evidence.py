@@ -49,6 +49,9 @@ class Evidence:
     jobs: list[Job] = field(default_factory=list)
     backup_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
     uncovered: set[str] = field(default_factory=set)
+    # Target key -> (source, since when, as of when) for each source that could not read its snapshots in its last
+    # poll: both instants by the source's own clock.
+    unread: dict[str, list[tuple[str, datetime | None, datetime]]] = field(default_factory=lambda: defaultdict(list))
     datastores: list[Datastore] = field(default_factory=list)
     # Sources that report guests and their backup jobs (PVE): only they can say "in no job".
     coverage_sources: set[str] = field(default_factory=set)
@@ -169,6 +172,8 @@ def add_context(evidence: Evidence, observation: Observation) -> None:
     if observation.kind == "pve":
         evidence.coverage_sources.add(observation.source)
     evidence.uncovered.update(observation.uncovered_target_keys)
+    for key, since in observation.unread:
+        evidence.unread[key].append((observation.source, since, observation.observed_at))
     evidence.datastores.extend(observation.datastores)
 
 

@@ -219,4 +219,5 @@ def _key_evidence(key: str, evidence: Evidence) -> tuple[object, ...]:
         evidence.runs_by_target.get(key),
         evidence.remote_copies.get(key),
         key in evidence.uncovered,
+        evidence.unread.get(key),
     )

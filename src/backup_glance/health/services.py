@@ -169,9 +169,34 @@ def _check_sources(
                 f"source '{name}' unreachable since {when(state.last_success_at, tz)}: {state.error}",
             )
             silent_since = min(silent_since or state.last_success_at, state.last_success_at)
+    for name, since, observed in unread_parts(facts, evidence):
+        # The part of a source holding its snapshots could not be read: what shows is as last read, or nothing.
+        # Judged as of that poll, by the source's clock: the verdict changes with the next poll, not in between.
+        state = evidence.states.get(name)
+        if (
+            state is None
+            or state.error is not None
+            or (since is not None and observed - since <= 2 * state.poll_interval)
+        ):
+            continue
+        observation = state.observation
+        why = f": {observation.problems[0]}" if observation is not None and observation.problems else ""
+        if since is None:
+            findings.add(Status.UNKNOWN, f"its backups on source '{name}' could not be read yet{why}")
+        else:
+            findings.add(Status.UNKNOWN, f"its backups on source '{name}' unreadable since {when(since, tz)}{why}")
+            silent_since = min(silent_since or since, since)
     if not facts.targets and not facts.snapshots and not facts.jobs and not facts.runs:
         findings.add(Status.UNKNOWN, "never seen: no source reports " + ", ".join(spec.target_keys))
     return silent_since
+
+
+def unread_parts(facts: Facts, evidence: Evidence) -> list[tuple[str, datetime | None, datetime]]:
+    """(source, since when, as of when) for each source that could not read the snapshots of one of the service's
+    targets in its last poll."""
+    if not evidence.unread:
+        return []
+    return [part for key in facts.keys for part in evidence.unread.get(key, ())]
 
 
 def _check_coverage(facts: Facts, evidence: Evidence, enabled: list[Job], findings: Findings) -> None:

@@ -160,6 +160,7 @@ class EdgeBounds:
             jobs=jobs,
             datastores=datastores,
             uncovered_target_keys=tuple(clean_key(k) for k in observation.uncovered_target_keys),
+            unread=tuple((clean_key(key), since) for key, since in observation.unread),
             problems=problems,
             remote_copies=remote_copies,
             offsite_locations=tuple(clean_text(x) for x in observation.offsite_locations),

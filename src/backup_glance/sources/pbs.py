@@ -35,6 +35,7 @@ from ._pbs_wire import (
     parse_snapshot,
     parse_task,
     require,
+    target_key,
     task_job_key,
 )
 from ._proxmox import ProxmoxSource, epoch, first_source_error, older_tasks_not_read, unwrap
@@ -88,6 +89,11 @@ class PbsSource(ProxmoxSource):
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
         self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
         self._targets: dict[GroupKey, Target] = {}  # each group's target as last made (rebuilt when renamed)
+        # Groups whose snapshot list this poll could not read (their store, namespace or list failed), and since
+        # when: the start of the last poll that read them, None if none did.
+        self._unread: set[GroupKey] = set()
+        self._unread_since: dict[GroupKey, datetime | None] = {}
+        self._last_poll_at: datetime | None = None
         self._runs_out: tuple[JobRun, ...] = ()
         # Namespaces a PVE source claims (`pbs_namespace`): guests there are keyed by (cluster, VMID).
         self._clusters = dict(config.guest_namespaces)
@@ -128,11 +134,17 @@ class PbsSource(ProxmoxSource):
         self._record_runs(new_tasks, prune_keys, server_now, problems)
         # A store is marked done only once its snapshot lists were read again without failure.
         refresh = (refresh | self._refresh_pending) & set(stores)
+        self._unread = set()
         self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
+        self._unread_since = {
+            key: self._unread_since.get(key, self._last_poll_at if key in self._groups else None)
+            for key in self._unread
+        }
         await self._remotes.refresh(
             self._get, self._partial, self._sync_items, self._groups, self._snapshots, server_now, problems
         )
         self._last_server_time = server_now
+        self._last_poll_at = observed_at
         return self._observation(observed_at, timezone, datastores, jobs, problems)
 
     async def _usage(self, stores: list[str]) -> dict[str, dict[str, Any]]:
@@ -276,6 +288,7 @@ class PbsSource(ProxmoxSource):
         unreadable = {store for store, names in zip(stores, listed, strict=True) if names is None}
         results = await asyncio.gather(*(self._read_namespace(s, ns, s in refresh, problems) for s, ns in pairs))
         seen = {key for keys, _complete in results for key in keys}
+        self._unread.update(key for key in self._groups if key[0] in unreadable)
         failed = unreadable | {
             store for (store, _ns), (_keys, complete) in zip(pairs, results, strict=True) if not complete
         }
@@ -302,7 +315,9 @@ class PbsSource(ProxmoxSource):
             problems, what, self._group_list, path, ns, problems, settled[0] if settled else None
         )
         if listed is None:
-            return [key for key in self._groups if key[:2] == (store, ns)], False
+            known = [key for key in self._groups if key[:2] == (store, ns)]
+            self._unread.update(known)
+            return known, False
         body, groups = listed
         if groups is None:
             assert settled is not None
@@ -319,6 +334,8 @@ class PbsSource(ProxmoxSource):
             whole = len(changed) >= max(WHOLE_NAMESPACE_MIN, WHOLE_NAMESPACE_SHARE * len(current))
             fetched = await self._partial(problems, what, self._fetch_snapshots, store, ns, changed, whole, problems)
             complete = fetched is not None
+            if fetched is None:
+                self._unread.update(changed)
             if fetched is not None:
                 for key in changed:
                     self._snapshots[key] = tuple(sorted(fetched.get(key, []), key=lambda s: s.taken_at))
@@ -448,7 +465,19 @@ class PbsSource(ProxmoxSource):
             offsite_locations=self._offsite_locations(),
             endpoint=self._endpoint,
             remotes_visible=self._remotes.visible,
+            unread=self._unread_targets(),
         )
+
+    def _unread_targets(self) -> tuple[tuple[str, datetime | None], ...]:
+        """Each target with a group this poll could not read, with the earliest since when of its groups (never
+        read comes first)."""
+        found: dict[str, datetime | None] = {}
+        for key, since in self._unread_since.items():
+            made = self._targets.get(key)
+            name = made.key if made is not None else target_key(self.name, key[2], key[3], self._clusters.get(key[1]))
+            earlier = found.get(name, since)
+            found[name] = None if since is None or earlier is None else min(since, earlier)
+        return tuple(found.items())
 
     def _attributed(self, runs: list[JobRun]) -> list[JobRun]:
         """A backup task names store and group but not the namespace: with namespaces claimed by PVE clusters
