@@ -14,7 +14,7 @@ from backup_glance.simulators import pve as pve_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import Guest, ProxmoxLab, PveStorage, PveTask, VzdumpJob
 from backup_glance.sources import pve as pve_module
-from backup_glance.sources._pve_wire import parse_vzdump_log, resolve_selection
+from backup_glance.sources._pve_wire import file_snapshot, guest_target, parse_vzdump_log, resolve_selection
 from backup_glance.sources.pve import PveSource
 
 
@@ -287,6 +287,17 @@ def test_a_vzdump_log_gives_each_guest_its_times_and_result_across_a_dst_change(
     }
 
 
+def test_a_time_in_a_vzdump_log_that_cannot_be_the_tasks_is_no_time() -> None:
+    """"Backup started at 9999-12-31": the run was then refused at the edge with its failure, and the guest went
+    from failed to late, its reason ("lxc-freeze ... failed") lost."""
+    task_start = datetime(2026, 3, 29, 0, 59, 48, tzinfo=UTC)
+    text = VZDUMP_LOG.replace("Backup started at 2026-03-29 03:00:22", "Backup started at 9999-12-31 00:00:00")
+    text = text.replace("Failed at 2026-03-29 03:00:25", "Failed at 2000-01-01 00:00:00")
+    guest = parse_vzdump_log(text.splitlines(), task_start, "Europe/Berlin").guests[101]
+    assert (guest.started_at, guest.ended_at, guest.outcome) == (task_start, None, RunOutcome.FAILED)
+    assert guest.message == "command 'lxc-freeze -n 101' failed: exit code 1"
+
+
 def two_node_lab(lab: ProxmoxLab) -> None:
     """A second node `pve2` with guest 200, and a job "two-nodes" (09:00 Madrid = 08:00 UTC) over 150 and 200."""
     lab.guests.append(Guest(150, "qemu", "web", node="pve"))
@@ -418,3 +429,23 @@ def test_a_jobs_guests_are_in_vmid_order_each_once(job: dict[str, object], expec
     ]
     assert resolve_selection(job, guests) == expected
     assert resolve_selection(job, guests, "pve-b") == tuple(key.replace("guest:", "guest:pve-b/") for key in expected)
+
+
+@pytest.mark.parametrize("vmid", [2**64, -5, 1e308, "abc", 0, True])
+def test_a_vmid_pve_cannot_have_makes_no_guest_and_no_backup_file(vmid: object) -> None:
+    """2^64 or 1e308 (read as a 309-digit number) became a guest in no job: an "unprotected" critical verdict."""
+    assert guest_target("pve", {"vmid": vmid, "type": "lxc", "node": "pve", "name": "ghost"}) is None
+    refused: list[str] = []
+    volid = "local:backup/vzdump-lxc-x-2026_11_25-04_00_01.tar.zst"
+    item = {"volid": volid, "vmid": vmid, "ctime": 1_795_000_000}
+    assert file_snapshot("pve", "local", item, refused=refused) is None
+    assert refused == [f"backup file {volid!r} on local: no VMID"]
+
+
+def test_a_backup_file_without_a_time_is_named_when_left_out() -> None:
+    refused: list[str] = []
+    item = {"volid": "local:backup/vzdump-qemu-101-x.vma.zst", "vmid": 101, "ctime": "x"}
+    assert file_snapshot("pve", "local", item, refused=refused) is None
+    assert refused == ["backup file 'local:backup/vzdump-qemu-101-x.vma.zst' on local: no creation time"]
+    good = file_snapshot("pve", "local", {**item, "ctime": 1_795_000_000}, refused=refused)
+    assert good is not None and good.target_key == "guest:101" and len(refused) == 1

@@ -19,7 +19,7 @@ from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Sna
 from ..schedule import Schedule
 from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
-from ._util import guest_key, guest_vmid, vmid_of
+from ._util import as_vmid, guest_key, guest_vmid, vmid_of
 
 # vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg. One pattern for every line that
 # tells something: a log is mostly other lines (settings, progress), and each of those then costs one failed
@@ -38,7 +38,7 @@ JOB_MATCH_WINDOW = timedelta(minutes=5)
 
 
 def guest_target(source: str, item: dict[str, Any], cluster: str | None = None) -> Target | None:
-    vmid = as_int(item.get("vmid"))
+    vmid = as_vmid(item.get("vmid"))
     guest_type = item.get("type")
     if vmid is None or guest_type not in ("qemu", "lxc"):
         return None
@@ -61,7 +61,7 @@ def _vmids(value: Any) -> list[int]:
 
 def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None) -> tuple[str, ...]:
     """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1)."""
-    vmids = [as_int(g.get("vmid")) for g in guests]
+    vmids = [as_vmid(g.get("vmid")) for g in guests]
     by_vmid = dict(zip(vmids, guests, strict=True))
     if job.get("pool"):
         chosen = [vmid for vmid, g in zip(vmids, guests, strict=True) if g.get("pool") == job["pool"]]
@@ -132,6 +132,10 @@ class VzdumpLog:
         return set(self.guests)
 
 
+_LOG_SLACK = timedelta(days=1)  # a node clock or zone a little off the task's start
+_LONGEST_TASK = timedelta(days=31)  # a vzdump of many big guests runs for days, not for months
+
+
 def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) -> VzdumpLog:
     """Per-guest results from a vzdump task log. Times in the log are node-local: in a zone this machine does not
     know, or where a line names a time no calendar holds, a guest keeps the task's start (and the end its
@@ -144,13 +148,15 @@ def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) 
     current: _GuestResult | None = None
 
     def local(text: str) -> datetime | None:
-        # Node-local wall time -> UTC at the edge, so durations across a DST change stay right.
+        # Node-local wall time -> UTC at the edge, so durations across a DST change stay right. A time that cannot
+        # be this task's (a line saying 9999-12-31) is no time: the guest keeps the task's, and its result counts.
         if zone is None:
             return None
         try:
-            return datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(UTC)
+            at = datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(UTC)
         except (ValueError, OverflowError):  # month 13, or year 1 east of UTC
             return None
+        return at if task_start - _LOG_SLACK <= at <= task_start + _LONGEST_TASK else None
 
     for line in lines:
         match = _EVENT.match(line)
@@ -256,10 +262,17 @@ def job_calendars(jobs: list[Job]) -> dict[str, Schedule | None]:
     }
 
 
-def file_snapshot(source: str, storage: str, item: dict[str, Any], cluster: str | None = None) -> Snapshot | None:
-    vmid = as_int(item.get("vmid"))
+def file_snapshot(
+    source: str, storage: str, item: dict[str, Any], cluster: str | None = None, refused: list[str] | None = None
+) -> Snapshot | None:
+    """A backup file as a snapshot; None for one that cannot be (no VMID, no time, no volume id), said in
+    `refused`."""
+    vmid = as_vmid(item.get("vmid"))
     taken_at = epoch(item.get("ctime"))
     if vmid is None or taken_at is None or not item.get("volid"):
+        if refused is not None:
+            what = "no volume id" if not item.get("volid") else "no VMID" if vmid is None else "no creation time"
+            refused.append(f"backup file {str(item.get('volid') or '')[:200]!r} on {storage}: {what}")
         return None
     return Snapshot(
         target_key=guest_key(vmid, cluster),

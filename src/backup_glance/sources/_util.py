@@ -24,6 +24,7 @@ from ..errors import SourceProtocolError
 _MAX_DIGITS = 40
 _INTEGER = re.compile(rf"-?[0-9]{{1,{_MAX_DIGITS}}}")
 _MAX_VMID_DIGITS = 9  # PVE's VMIDs end at 999,999,999
+_MAX_VMID = 999_999_999
 
 
 BIG_PAYLOAD = 1024 * 1024
@@ -75,6 +76,19 @@ def vmid_of(text: str) -> int | None:
     [101, 101, None, None, None, None]
     """
     return int(text) if text.isascii() and text.isdigit() and len(text) <= _MAX_VMID_DIGITS else None
+
+
+def as_vmid(value: Any) -> int | None:
+    """A VMID from a JSON value (PVE sends numbers, some fields strings), or None: PVE's own range is 100 to
+    999,999,999, and anything that is no positive whole number of at most nine digits is no guest.
+
+    >>> [as_vmid(v) for v in (101, "101", 2**64, -5, 1e308, "abc", 0, True)]
+    [101, 101, None, None, None, None, None, None]
+    """
+    if isinstance(value, bool):
+        return None
+    vmid = as_int(value)
+    return vmid if vmid is not None and 0 < vmid <= _MAX_VMID else None
 
 
 def json_loads(data: bytes | str) -> Any:

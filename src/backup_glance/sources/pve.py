@@ -34,7 +34,7 @@ from ._pve_wire import (
     slot_of,
     task_runs,
 )
-from ._util import as_int, guest_key, offsite_named, segment, vmid_of
+from ._util import as_int, as_vmid, guest_key, left_out, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)
 _TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
@@ -127,7 +127,7 @@ class PveSource(ProxmoxSource):
             {
                 guest_key(vmid, self._cluster)
                 for item in uncovered_task.result() or []
-                if isinstance(item, dict) and (vmid := as_int(item.get("vmid"))) is not None
+                if isinstance(item, dict) and (vmid := as_vmid(item.get("vmid"))) is not None
             }
         )
         snapshots = tuple(files_task.result())
@@ -303,18 +303,18 @@ class PveSource(ProxmoxSource):
                     seen_shared.add(name)
                 listings.append((node, name))
 
+        refused: list[str] = []
+
         async def content(node: str, storage: str) -> list[Snapshot]:
             path = f"/nodes/{segment(node)}/storage/{segment(storage)}/content"
             items = await self._get(path, list, {"content": "backup"})
-            return [
-                s
-                for s in (file_snapshot(self.name, storage, i, self._cluster) for i in items if isinstance(i, dict))
-                if s
-            ]
+            made = (file_snapshot(self.name, storage, i, self._cluster, refused) for i in items if isinstance(i, dict))
+            return [s for s in made if s]
 
         results = await asyncio.gather(
             *(self._partial(problems, f"storage '{s}' on {n}", content, n, s) for n, s in listings)
         )
+        problems.extend(left_out(refused))
         return [snap for snaps in results for snap in snaps or []]
 
     def _runs(self, jobs: list[Job], calendars: dict[str, Schedule | None]) -> list[JobRun]:
