@@ -288,8 +288,8 @@ def test_a_vzdump_log_gives_each_guest_its_times_and_result_across_a_dst_change(
 
 
 def test_a_time_in_a_vzdump_log_that_cannot_be_the_tasks_is_no_time() -> None:
-    """"Backup started at 9999-12-31": the run was then refused at the edge with its failure, and the guest went
-    from failed to late, its reason ("lxc-freeze ... failed") lost."""
+    """A line "Backup started at 9999-12-31": the run was then refused at the edge with its failure, and the guest
+    went from failed to late, its reason ("lxc-freeze ... failed") lost."""
     task_start = datetime(2026, 3, 29, 0, 59, 48, tzinfo=UTC)
     text = VZDUMP_LOG.replace("Backup started at 2026-03-29 03:00:22", "Backup started at 9999-12-31 00:00:00")
     text = text.replace("Failed at 2026-03-29 03:00:25", "Failed at 2000-01-01 00:00:00")
