@@ -189,12 +189,16 @@ def test_each_failure_says_why_and_never_what_was_sent(caplog: pytest.LogCapture
         assert client.get("/api/v1/status").status_code == 401
         assert client.get("/", headers={"Authorization": "Bearer nope-nope-nope"}).status_code == 401
         assert client.get("/calendar.ics?key=nope-nope-nope").status_code == 401
+        # Escapes beyond ASCII in the query were a 500 and a traceback, for anyone who can reach the feed
+        for query in ("key=%ff", "key=%C3%A9", "x=%C3%A9&key=nope"):
+            assert client.get(f"/calendar.ics?{query}").status_code == 401
         assert client.get("/", auth=("glance", "wrong-password")).status_code == 401
     reasons = [(r.path, r.reason, r.client) for r in caplog.records]  # type: ignore[attr-defined]
     assert reasons == [
         ("/api/v1/status", "no credentials", "testclient"),
         ("/", "wrong token", "testclient"),
         ("/calendar.ics", "wrong calendar key", "testclient"),
+        *[("/calendar.ics", "wrong calendar key", "testclient")] * 3,
         ("/", "wrong token", "testclient"),
     ]
     assert "nope" not in caplog.text and "wrong-password" not in caplog.text

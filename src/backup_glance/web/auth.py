@@ -63,12 +63,17 @@ def is_authorized(header: bytes | None, token: bytes) -> bool:
 
 
 def has_key(query_string: bytes, key: bytes) -> bool:
-    """
+    """Whether the query's `key` is `key`, byte for byte. Read as Latin-1 so that any escape ("%ff", "%C3%A9")
+    is some bytes, never an error: `parse_qsl` on bytes raised for escapes beyond ASCII (a 500 for anyone).
+
     >>> has_key(b"key=k3y&x=1", b"k3y"), has_key(b"key=nope", b"k3y"), has_key(b"", b"k3y")
     (True, False, False)
+    >>> has_key(b"key=%ff", b"k3y"), has_key(b"x=%C3%A9&key=k%33y", b"k3y")
+    (False, True)
     """
-    given = next((v for k, v in parse_qsl(query_string, keep_blank_values=True) if k == b"key"), None)
-    return given is not None and hmac.compare_digest(given, key)
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    given = next((v for k, v in pairs if k == "key"), None)
+    return given is not None and hmac.compare_digest(given.encode("latin-1"), key)
 
 
 class FailureLog:
