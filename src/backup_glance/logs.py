@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters, and the direction overrides and isolates that would show a line in another order than it reads.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_NEEDS_QUOTES = re.compile(r'[\s="\\]')
 _TRACEBACKS = logging.Formatter()
 
 
@@ -44,6 +46,19 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
         )
 
     return _CONTROL.sub(visible, text)
+
+
+def logfmt_value(value: object) -> str:
+    """A field's value as logfmt writes it: quoted when it holds a space, '=', '"' or '\\', so that a value a client
+    sent ("/x reason=ok client=10.0.0.1") cannot pose as fields of its own.
+
+    >>> logfmt_value("pbs-main"), logfmt_value("/x client=10.0.0.1"), logfmt_value('a"b'), logfmt_value("")
+    ('pbs-main', '"/x client=10.0.0.1"', '"a\\\\"b"', '""')
+    """
+    text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
+        return escape_controls(text)
+    return '"' + escape_controls(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 class RedactSecrets(logging.Filter):
@@ -214,7 +229,7 @@ class ContextFormatter(logging.Formatter):
         line = self.formatMessage(record)
         context = _context(record)
         if context:
-            line += " " + " ".join(f"{key}={escape_controls(str(value))}" for key, value in context.items())
+            line += " " + " ".join(f"{key}={logfmt_value(value)}" for key, value in context.items())
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

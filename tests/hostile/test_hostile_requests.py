@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from hostile_tools import TOKEN, address, report, request, serve, token_config, well_behaved
 from serve_process import ServeProcess
 
+from backup_glance.logs import ContextFormatter
 from backup_glance.web.auth import FailureLog, TokenAuth
 
 with warnings.catch_warnings():
@@ -202,6 +204,25 @@ def test_each_failure_says_why_and_never_what_was_sent(caplog: pytest.LogCapture
         ("/", "wrong token", "testclient"),
     ]
     assert "nope" not in caplog.text and "wrong-password" not in caplog.text
+
+
+def test_a_path_cannot_pose_as_fields_of_the_failed_login_line(caplog: pytest.LogCaptureFixture) -> None:
+    """fail2ban and Loki read `client=` from the line: a path with spaces in it wrote a second one."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("must not be reached")
+
+    client = TestClient(TokenAuth(app, token="s3cret-token-value", failures=FailureLog(every=0)))
+    with caplog.at_level(logging.WARNING, logger="backup_glance.web.auth"):
+        client.get("/x%20reason=wrong%20token%20failures=1%20client=192.168.1.66%E2%80%AE")
+    (record,) = caplog.records
+    line = ContextFormatter("%(message)s").format(record)
+    assert line == (
+        'authentication failed client=testclient path="/x reason=wrong token failures=1 client=192.168.1.66\\u202e"'
+        " reason=\"no credentials\" failures=1"
+    )
+    fields = [word.partition("=") for word in shlex.split(line) if "=" in word]  # as a logfmt reader splits it
+    assert [(key, value) for key, _, value in fields if key == "client"] == [("client", "testclient")]
 
 
 def test_the_failure_log_folds_a_flood_per_client() -> None:

@@ -100,7 +100,7 @@ class TestCheck:
         result = run("check", "--config", str(pbs_config(tmp_path, f"https://127.0.0.1:{port}")))
         assert result.returncode == 3, result.stdout + result.stderr  # nothing known: unknown
         (line,) = [line for line in result.stderr.splitlines() if "poll failed" in line]
-        assert "source=pbs-main" in line and "error=pbs 'pbs-main': cannot connect" in line
+        assert "source=pbs-main" in line and "error=\"pbs 'pbs-main': cannot connect" in line
         assert "s3cret-token-value" not in result.stdout + result.stderr
 
     def test_logs_can_be_json(self, tmp_path: Path) -> None:
