@@ -219,7 +219,7 @@ def test_a_path_cannot_pose_as_fields_of_the_failed_login_line(caplog: pytest.Lo
     line = ContextFormatter("%(message)s").format(record)
     assert line == (
         'authentication failed client=testclient path="/x reason=wrong token failures=1 client=192.168.1.66\\u202e"'
-        " reason=\"no credentials\" failures=1"
+        ' reason="no credentials" failures=1'
     )
     fields = [word.partition("=") for word in shlex.split(line) if "=" in word]  # as a logfmt reader splits it
     assert [(key, value) for key, _, value in fields if key == "client"] == [("client", "testclient")]
