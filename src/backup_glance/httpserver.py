@@ -74,6 +74,9 @@ class Limits:
 
     max_head_bytes: int = 16 * 1024
     max_headers: int = 100
+    # Requests read ahead of their answers on one connection. Browsers and Glance send one at a time; each one
+    # waiting holds its parsed request, so without a bound one connection could pile up millions.
+    max_pipelined: int = 16
     head_deadline_s: float = 5.0
     keep_alive_s: int = 5
     write_stall_s: float = 30.0
@@ -122,6 +125,7 @@ def _files_open() -> int:
 class _Counters:
     shed: int = 0
     too_large: int = 0
+    too_many_pipelined: int = 0
     malformed: int = 0
     head_timeouts: int = 0
     write_stalls: int = 0
@@ -129,7 +133,14 @@ class _Counters:
     since: float = field(default_factory=time.monotonic)
 
     def pressure(self) -> bool:
-        return bool(self.shed or self.too_large or self.malformed or self.write_stalls or self.accept_errors)
+        return bool(
+            self.shed
+            or self.too_large
+            or self.too_many_pipelined
+            or self.malformed
+            or self.write_stalls
+            or self.accept_errors
+        )
 
     def empty(self) -> bool:
         return not (self.pressure() or self.head_timeouts)
@@ -211,6 +222,7 @@ class Guard:
                         "shed_at_connection_cap": counters.shed,
                         "connection_cap": self.limits.max_connections,
                         "refused_large_heads": counters.too_large,
+                        "refused_pipelining": counters.too_many_pipelined,
                         "refused_malformed": counters.malformed,
                         "head_timeouts": counters.head_timeouts,
                         "write_stalls": counters.write_stalls,
@@ -234,6 +246,7 @@ def _plain_answer(status: int, text: str) -> bytes:
     phrase = {
         400: b"Bad Request",
         408: b"Request Timeout",
+        429: b"Too Many Requests",
         431: b"Request Header Fields Too Large",
         500: b"Internal Server Error",
     }[status]
@@ -274,6 +287,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._pipelined = False
         self._heads_done = 0
         self._refusal = 0  # status a parser callback asked for
+        self._too_many_headers = False  # what made a 431: the header lines, not the bytes
         self._refused = False
         self._last_answer: bytes | None = None  # a refusal waiting for the answers to pipelined requests
         self._lingered = 0
@@ -291,6 +305,9 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         super().connection_lost(exc)
+        # Requests read ahead that will never be answered: each holds this protocol (its answer's callback), and
+        # this protocol holds them. Let go now, or only the cyclic collector could free them (see OldGeneration).
+        self.pipeline.clear()
 
     def forget(self) -> None:
         """Leave the guard's books (once): on connection_lost, or when the connection never got going."""
@@ -370,6 +387,10 @@ class GuardedProtocol(HttpToolsProtocol):
             # uvicorn cannot encode), which is no client's doing and must not be counted as one.
             if self._refusal == 431:
                 self._too_large()
+            elif self._refusal == 429:
+                self.guard.counters.too_many_pipelined += 1
+                limit = self.limits.max_pipelined
+                self._refuse(429, f"429 too many requests: at most {limit} sent ahead of their answers")
             elif isinstance(exc.__context__, httptools.HttpParserError | UnicodeDecodeError):
                 self.guard.counters.malformed += 1
                 self._refuse(400, "400 bad request: not a valid HTTP/1.1 request")
@@ -388,7 +409,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _too_large(self) -> None:
         self.guard.counters.too_large += 1
-        self._refuse(431, f"431 request header fields too large: at most {self.limits.max_head_bytes} bytes")
+        if self._too_many_headers:
+            limit = f"at most {self.limits.max_headers} header lines"
+        else:
+            limit = f"at most {self.limits.max_head_bytes} bytes"
+        self._refuse(431, f"431 request header fields too large: {limit}")
 
     # parser callbacks (only those the limits need: this is the hot path)
 
@@ -396,10 +421,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_open = False
         self._heads_done += 1
         self.guard.waiting.pop(self, None)
-        if len(self.headers) > self.limits.max_headers or (
-            self._pipelined and self._parsed_size() > self.limits.max_head_bytes
-        ):
+        self._too_many_headers = len(self.headers) > self.limits.max_headers
+        if self._too_many_headers or (self._pipelined and self._parsed_size() > self.limits.max_head_bytes):
             self._refusal = 431
+            raise _Refused
+        if len(self.pipeline) >= self.limits.max_pipelined:
+            self._refusal = 429
             raise _Refused
         super().on_headers_complete()
 
