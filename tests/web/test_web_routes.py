@@ -349,3 +349,19 @@ class TestCompression:
         plain = client.get("/glance/status", headers={"Accept-Encoding": "identity"})
         assert zipped.headers["Content-Encoding"] == "gzip" and "content-encoding" not in plain.headers
         assert zipped.text == plain.text
+
+    @pytest.mark.parametrize(
+        ("header", "gzipped"),
+        [("gzip;q=0, identity", False), ("nogzip", False), ("GZIP", True), ("br, gzip;q=0.5", True), ("*", True)],
+    )
+    def test_gzip_only_when_the_client_accepts_it(self, client_for: ClientFactory, header: str, gzipped: bool) -> None:
+        response = client_for(a_full_board(50)).get("/api/v1/status", headers={"Accept-Encoding": header})
+        assert (response.headers.get("Content-Encoding") == "gzip") is gzipped
+        assert response.json()["services"]
+
+
+class TestHostNeverEchoed:
+    def test_a_trailing_slash_is_not_redirected_to_the_clients_host(self, client_for: ClientFactory) -> None:
+        """Starlette's slash redirect answered "location: http://nas/api/v1/status" for "Host: nas"."""
+        response = client_for(a_board()).get("/api/v1/status/", headers={"Host": "nas"}, follow_redirects=False)
+        assert response.status_code == 404 and "location" not in response.headers

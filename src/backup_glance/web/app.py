@@ -260,6 +260,9 @@ def create_app(config: Config, store: BoardStore, *, demo_note: str | None = Non
             Middleware(TokenAuth, token=token, calendar_key=key),
         ],
     )
+    # Starlette's redirect from "/api/v1/status/" builds its Location from the client's Host header: a name the
+    # client chose, sent back as a link. A path with a trailing slash is simply not found.
+    app.router.redirect_slashes = False
     web = app.state.web = _Web(config, store, demo_note)
     store.add_warmer(web.warm)
     return app

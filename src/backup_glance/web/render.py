@@ -57,9 +57,37 @@ class Payload:
 
     def pick(self, accept_encoding: str) -> tuple[bytes, bool]:
         """The body to send and whether it is gzip, for a request's Accept-Encoding header."""
-        if "gzip" in accept_encoding and len(self.gzipped) < len(self.body):
+        if len(self.gzipped) < len(self.body) and accepts_gzip(accept_encoding):
             return self.gzipped, True
         return self.body, False
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header lets the answer be gzip (RFC 9110 12.5.3: tokens are case-insensitive,
+    `q=0` says "not this one", and `*` stands for anything not named).
+
+    >>> [accepts_gzip(h) for h in ("gzip, deflate, br", "GZIP", "gzip;q=0, identity", "nogzip", "*", "*;q=0", "")]
+    [True, True, False, False, True, False, False]
+    """
+    wildcard = False
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if coding == "*":
+            wildcard = weight > 0
+        else:
+            return weight > 0
+    return wildcard
 
 
 class Renderer:
