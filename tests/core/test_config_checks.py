@@ -222,6 +222,23 @@ class TestHeaderCredentials:
         assert "sources[0].organization_id: 'Örg' holds a non-ASCII character (character 1)" in finding
 
 
+class TestProtectionMistakes:
+    def test_each_mistake_in_a_services_protection_is_said_once_at_its_key(self) -> None:
+        """Errors named pydantic's union members ("protection.ProtectionConfig.copies") at the `protection` line,
+        each followed by "protection.literal[False]: must be one of False"."""
+        services = (
+            "  - {id: a, guest: 101, protection: {copies: two}}\n"
+            "  - {id: b, guest: 102, protection: {copis: 2}}\n"
+            "  - {id: c, guest: 103, protection: 5}\n"
+            "  - {id: d, guest: 104, protection: false}\n"
+        )
+        assert findings(services=services) == [
+            "bg.yaml:5:38: services[0].protection.copies: must be a whole number, not 'two'",
+            "bg.yaml:6:38: services[1].protection.copis: unknown key 'copis' — did you mean 'copies'?",
+            "bg.yaml:7:25: services[2].protection: must be a mapping of keys to values, not 5",
+        ]
+
+
 class TestSafeValues:
     @pytest.mark.parametrize(
         ("line", "message"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ._schema import SOURCE_TYPES, Config
+from ._schema import PROTECTION_OFF, PROTECTION_POLICY, SOURCE_TYPES, Config
 from ._yaml import KeyPath
 
 _KINDS = {
@@ -53,6 +53,8 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> KeyPath:
         if index > 0 and isinstance(loc[index - 1], int) and part in SOURCE_TYPES and out[:1] == ["sources"]:
             continue
         if isinstance(part, str) and (part.startswith("function-") or part in ("json-or-python[json=...]",)):
+            continue
+        if index > 0 and loc[index - 1] == "protection" and part in (PROTECTION_POLICY, PROTECTION_OFF):
             continue
         out.append(part)
     return tuple(out)
@@ -142,14 +144,23 @@ def _pick_model(annotation: Any, value: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        models = [
-            a for a in map(_unwrap, typing.get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
+        models = _models_in(annotation)
         if len(models) == 1:
             return models[0]
         kind = value.get("type") if isinstance(value, dict) else None
         return SOURCE_TYPES.get(kind) if isinstance(kind, str) else None
     return None
+
+
+def _models_in(union: Any) -> list[type[BaseModel]]:
+    """The records a union (nested ones and tagged members too) can be parsed into."""
+    found: list[type[BaseModel]] = []
+    for member in map(_unwrap, typing.get_args(union)):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            found.append(member)
+        elif typing.get_origin(member) in (typing.Union, types.UnionType):
+            found += _models_in(member)
+    return found
 
 
 __all__ = ["allowed_keys", "model_at", "translate"]

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,9 +21,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     SecretStr,
+    Tag,
     model_validator,
 )
 
@@ -374,6 +376,19 @@ class AnomaliesConfig(_Strict):
         return {"enabled": data} if isinstance(data, bool) else data
 
 
+def _protection_kind(value: Any) -> str:
+    return PROTECTION_OFF if value is False else PROTECTION_POLICY
+
+
+PROTECTION_POLICY, PROTECTION_OFF = "policy", "off"  # tags in error locations, which `_messages` leaves out
+# A tagged union: only the member the value is meant for reports errors (not "literal[False]: must be one of
+# False" beside every mistake in a policy).
+ServiceProtection = Annotated[
+    Annotated[ProtectionConfig, Tag(PROTECTION_POLICY)] | Annotated[Literal[False], Tag(PROTECTION_OFF)],
+    Discriminator(_protection_kind),
+]
+
+
 class ServiceConfig(_Strict):
     id: Name
     name: str | None = None
@@ -391,7 +406,7 @@ class ServiceConfig(_Strict):
     # "source:NAME" (the last two when a service and a source share a name). Resolved to the prefixed form.
     after: list[str] = []
     # Key by key over defaults.protection; false: no protection policy for this service.
-    protection: ProtectionConfig | Literal[False] | None = None
+    protection: ServiceProtection | None = None
 
     def target_count(self) -> int:
         return len(self.targets) + sum(v is not None for v in (self.guest, self.database, self.plan, self.restic))
