@@ -398,7 +398,7 @@ def _same_facts(before: Observation | None, after: Observation) -> bool:
     sources hand back the same tuple while nothing changed."""
     if before is None:
         return False
-    for name in ("targets", "snapshots", "jobs", "runs", "datastores", "uncovered_target_keys", "problems"):
+    for name in ("targets", "snapshots", "jobs", "runs", "datastores", "uncovered_target_keys", "problems", "unread"):
         old, new = getattr(before, name), getattr(after, name)
         if old is not new and old != new:
             return False

@@ -165,8 +165,12 @@ class TestImpossibleRecords:
         assert verdict(read, "vault").status is Status.OK and verdict(read, "vault").snapshot_count > 1
         lab.demo.lab.datastores["main"].unreadable = "datastore is locked"  # now its namespaces cannot be listed
         lab.clock.now = NOW + timedelta(minutes=2)
-        soon = verdict(lab.poll(runtime), "vault")  # a poll interval after the last full read: as last read
+        quiet = lab.poll(runtime)
+        soon = verdict(quiet, "vault")  # a poll interval after the last full read: as last read
         assert (soon.status, soon.snapshot_count) == (Status.OK, verdict(read, "vault").snapshot_count)
+        # Polls that bring nothing new are not judged again: the board itself says when to look again.
+        assert quiet.next_change_at is not None
+        assert quiet.next_change_at <= NOW + timedelta(minutes=3, microseconds=1)
         lab.clock.now = NOW + timedelta(minutes=4)
         board = lab.poll(runtime)
         late = verdict(board, "vault")

@@ -20,7 +20,7 @@ from ._due import _interval_anchor, plan_of
 from ._evidence import Evidence
 from ._facts import Facts
 from .protection import moments, reaches
-from .services import RUNNING_LIMIT_FACTOR, _running_since
+from .services import RUNNING_LIMIT_FACTOR, _running_since, unread_parts, unread_since
 
 # Rules compare with <, <=, > or >=: a moment takes effect at it or just after it, so both count (as in
 # `deadlines`). Microseconds are the clock's resolution.
@@ -43,6 +43,10 @@ def verdict_expires(
     for state in evidence.states.values():  # a failing source turns its services unknown (services._check_sources)
         if state.error is not None and state.last_success_at is not None:
             found.append(state.last_success_at + 2 * state.poll_interval)
+    for name, since, observed in unread_parts(facts, evidence):  # unread too long (services._check_sources)
+        unread_in = evidence.states.get(name)
+        if since is not None and unread_in is not None:
+            found.append(unread_since(unread_in, since, observed) + 2 * unread_in.poll_interval)
     if spec.silence is not None and spec.silence.until is not None:
         found.append(spec.silence.until)
     plan = plan_of([j for j in facts.jobs if j.enabled and j.schedule is not None], Findings())

@@ -1,9 +1,9 @@
 """When could the board change with no news at all? The next moment a deadline passes. Pure.
 
 Verdicts move with the clock only at known moments: a job's slot comes (the calendar's upcoming run becomes
-due), a slot's grace ends (a service is late, the slot is missed), a source stays silent two poll intervals
-(unknown), a silence or a max_age runs out, a verification or a restore test gets too old, a copy leaves the
-lookback. The collector sleeps until the earliest of them instead of
+due), a slot's grace ends (a service is late, the slot is missed), a source (or the part of it holding a
+service's backups) stays silent two poll intervals (unknown), a silence or a max_age runs out, a verification or
+a restore test gets too old, a copy leaves the lookback. The collector sleeps until the earliest of them instead of
 re-judging everything every few seconds; anything not listed here (a run going on far longer than usual, the
 calendar's window sliding) is caught by a regular re-judgement at least every `LONGEST_SLEEP`.
 """
@@ -17,6 +17,7 @@ from ..model import Job, ServiceSpec, SourceState, Verdict
 from ._common import SLOT_TOLERANCE, load_schedule, previous_slot
 from ._evidence import Evidence
 from .protection import moments
+from .services import unread_since
 
 LONGEST_SLEEP = timedelta(minutes=15)
 # Some rules compare with <, others with <=: a change takes effect at a moment or just after it, so both count.
@@ -57,6 +58,11 @@ def next_change(
     for state in sources:  # a failing source's services turn unknown once it has been silent two intervals
         if state.error is not None and state.last_success_at is not None:
             candidates.append(state.last_success_at + 2 * state.poll_interval + timedelta(seconds=1))
+    for parts in evidence.unread.values():  # ... and so do those whose part of a source stays unreadable
+        for name, since, observed in parts:
+            holder = evidence.states.get(name)
+            if since is not None and holder is not None:
+                candidates.append(unread_since(holder, since, observed) + 2 * holder.poll_interval)
     by_id = {spec.id: spec for spec in specs}
     for spec in specs:
         if spec.silence is not None and spec.silence.until is not None:

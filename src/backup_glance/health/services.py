@@ -20,6 +20,7 @@ from ..model import (
     RunOutcome,
     ServiceSpec,
     Snapshot,
+    SourceState,
     Status,
     Target,
     Verdict,
@@ -171,19 +172,16 @@ def _check_sources(
             silent_since = min(silent_since or state.last_success_at, state.last_success_at)
     for name, since, observed in unread_parts(facts, evidence):
         # The part of a source holding its snapshots could not be read: what shows is as last read, or nothing.
-        # Judged as of that poll, by the source's clock: the verdict changes with the next poll, not in between.
         state = evidence.states.get(name)
-        if (
-            state is None
-            or state.error is not None
-            or (since is not None and observed - since <= 2 * state.poll_interval)
-        ):
+        if state is None or state.error is not None:
             continue
         observation = state.observation
         why = f": {observation.problems[0]}" if observation is not None and observation.problems else ""
         if since is None:
             findings.add(Status.UNKNOWN, f"its backups on source '{name}' could not be read yet{why}")
-        else:
+            continue
+        since = unread_since(state, since, observed)
+        if now - since > 2 * state.poll_interval:
             findings.add(Status.UNKNOWN, f"its backups on source '{name}' unreadable since {when(since, tz)}{why}")
             silent_since = min(silent_since or since, since)
     if not facts.targets and not facts.snapshots and not facts.jobs and not facts.runs:
@@ -197,6 +195,12 @@ def unread_parts(facts: Facts, evidence: Evidence) -> list[tuple[str, datetime |
     if not evidence.unread:
         return []
     return [part for key in facts.keys for part in evidence.unread.get(key, ())]
+
+
+def unread_since(state: SourceState, since: datetime, observed: datetime) -> datetime:
+    """Since when (by this process's clock, as `now` is) a part of the source has been unreadable: `since` and
+    `observed` are by the source's clock, so the span between them is counted back from when its poll began."""
+    return since if state.last_success_at is None else state.last_success_at - (observed - since)
 
 
 def _check_coverage(facts: Facts, evidence: Evidence, enabled: list[Job], findings: Findings) -> None:
