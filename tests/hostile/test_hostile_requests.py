@@ -17,6 +17,7 @@ import pytest
 from hostile_tools import TOKEN, address, report, request, serve, token_config, well_behaved
 from serve_process import ServeProcess
 
+from backup_glance.httpserver import Limits
 from backup_glance.logs import ContextFormatter
 from backup_glance.web.auth import FailureLog, TokenAuth
 
@@ -131,7 +132,7 @@ class TestFailedAuthentication:
         ]
 
         def flood() -> None:
-            batch = 100  # pipelined: the cheapest way for one client to send many requests
+            batch = Limits().max_pipelined  # pipelined: the cheapest way for one client to send many requests
             payload = b"".join(wrong[i % 3] for i in range(batch))
             # From an address of its own, so no earlier test's failure window counts these.
             with socket.create_connection(where, timeout=10, source_address=(ATTACKER, 0)) as sock:
