@@ -47,6 +47,8 @@ sys.path[:0] = [str(ROOT / "tests" / "hostile"), str(ROOT / "tests" / "integrati
 
 from hostile_tools import TOKEN, Client, request  # noqa: E402
 
+from backup_glance.httpserver import Limits  # noqa: E402
+
 SERVERS = ("guarded", "uvicorn", "uvicorn-options", "hypercorn", "granian")
 BEARER = f"Authorization: Bearer {TOKEN}\r\n"
 
@@ -364,14 +366,16 @@ def wrong_tokens(where: tuple[str, int]) -> Callable[[threading.Event], str]:
         sent = [0]
         wrong = b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong-token-xyz\r\n\r\n"
 
+        batch = Limits().max_pipelined  # as many as may wait for their answers on one connection
+
         def one() -> None:
             with socket.create_connection(where, timeout=10) as sock:
                 while not stop.is_set():
-                    sock.sendall(wrong * 100)
+                    sock.sendall(wrong * batch)
                     buffer = b""
-                    while buffer.count(b" 401 ") < 100:
+                    while buffer.count(b" 401 ") < batch:
                         buffer += sock.recv(1 << 20)
-                    sent[0] += 100
+                    sent[0] += batch
 
         threads = [threading.Thread(target=one, daemon=True) for _ in range(3)]
         for thread in threads:
