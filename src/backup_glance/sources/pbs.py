@@ -335,8 +335,8 @@ class PbsSource(ProxmoxSource):
             fetched = await self._partial(problems, what, self._fetch_snapshots, store, ns, changed, whole, problems)
             complete = fetched is not None
             if fetched is None:
-                self._unread.update(changed)
-            if fetched is not None:
+                self._unread.update(changed)  # as last read, if ever
+            else:
                 for key in changed:
                     self._snapshots[key] = tuple(sorted(fetched.get(key, []), key=lambda s: s.taken_at))
                     if any(not snap.finished for snap in self._snapshots[key]):
