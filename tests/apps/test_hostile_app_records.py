@@ -464,3 +464,16 @@ class TestDatabasement:
         )
         with pytest.raises(SourceProtocolError, match="are not numbers"):
             await dbm_polls(dbm, app=app)
+
+    async def test_pages_that_do_not_advance_are_a_protocol_error_not_a_poll_long_loop(
+        self, dbm: DatabasementScenario
+    ) -> None:
+        """`current_page: 0` of 2 had page 1 asked for again and again (12,000 requests a minute) until the poll's
+        deadline, which then blamed a slow source."""
+        app = rewritten(
+            databasement_sim.create_app(dbm),
+            "/api/v1/database-servers",
+            lambda body: {**body, "meta": {**body["meta"], "current_page": 0, "last_page": 2}},
+        )
+        with pytest.raises(SourceProtocolError, match=r"page 1 came back as `meta.current_page` 0 \(of 2\)"):
+            await dbm_polls(dbm, app=app)

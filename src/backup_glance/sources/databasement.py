@@ -53,6 +53,7 @@ _OUTCOME = {
     "running": RunOutcome.RUNNING,
 }
 _TERMINAL = {"completed", "failed", "cancelled"}
+_MAX_PAGES = 10_000  # a million rows at 100 a page: past that, the answers are not a list that ends
 _REMOTE_VOLUMES = {"s3", "sftp", "ftp", "azure"}  # volume types on another machine: offsite unless configured
 
 
@@ -170,6 +171,12 @@ class DatabasementSource(SourceBase):
                 raise self._protocol(f"{path}: `meta.current_page`/`last_page` are not numbers") from None
             if current >= last or not data:
                 return rows
+            if current != page or page >= _MAX_PAGES:  # asked for one page, given another: it would never end
+                raise self._protocol(
+                    f"{path}: page {page} came back as `meta.current_page` {current} (of {last}); not read further"
+                    if current != page
+                    else f"{path}: more than {_MAX_PAGES:,} pages; not read further"
+                )
             page = current + 1
 
     async def _optional_pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
