@@ -270,6 +270,14 @@ class TestSafeValues:
             "(e.g. the output of 'openssl rand -hex 24')"
         )
 
+    def test_a_public_url_is_written_as_browsers_send_it(self) -> None:
+        """A non-ASCII host passed, then every Glance widget answered 500: it goes into the Widget-Title-URL header."""
+        (finding,) = findings(extra="server: {base_url: 'https://bäckups.例え.jp:8443/board'}\n")
+        assert finding == (
+            "bg.yaml:4:10: server.base_url: its host must be written as browsers send it (IDNA): "
+            "https://xn--bckups-bua.xn--r8jz45g.jp:8443/board"
+        )
+
     def test_the_calendar_key_differs_from_the_token(self) -> None:
         (finding,) = findings(extra="server: {auth_token: aaaaaaaaaaaaaaaa, calendar_key: aaaaaaaaaaaaaaaa}\n")
         assert "server.calendar_key: must differ from auth_token" in finding

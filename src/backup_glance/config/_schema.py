@@ -13,7 +13,7 @@ import os
 import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -143,6 +143,15 @@ def path_problem(path: str) -> str | None:
 
 def _check_public_url(value: str) -> str:
     parts = urlsplit(value)
+    if not parts.netloc.isascii():  # it is sent in a header (Widget-Title-URL), which carries ASCII only
+        host = parts.hostname or ""
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"its host {_shown(host)} is no host name a browser can reach") from None
+        port = f":{parts.port}" if parts.port else ""
+        spelled = urlunsplit((parts.scheme, ascii_host + port, parts.path, "", ""))
+        raise ValueError(f"its host must be written as browsers send it (IDNA): {spelled}")
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise ValueError(
             f"{_shown(value)}: no query (?...) or fragment (#...); give the address the board is served at, "
