@@ -71,7 +71,8 @@ class Collector:
             for source in sources
         }
         self._failures: dict[str, int] = dict.fromkeys(self._sources, 0)
-        self._bounds = {name: EdgeBounds() for name in self._sources}
+        # A zone a source names that this machine does not know is read as the board's: most likely the homelab's.
+        self._bounds = {name: EdgeBounds(fallback_zone=display_tz) for name in self._sources}
         # A whole poll's budget, not only each read's: a source trickling one byte a second stays under every
         # read timeout while a poll takes half an hour. Default: half the interval.
         self._deadlines = {name: (deadlines or {}).get(name, poll_intervals[name] / 2) for name in self._sources}

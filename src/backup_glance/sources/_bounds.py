@@ -10,7 +10,8 @@ shows it:
 - byte counts are whole numbers from 0 to 2^60 (an exabyte; SQLite holds 2^63 - 1), factors finite;
 - text is valid Unicode without control characters or direction overrides, names, ids and schedules at most 200
   characters, messages 1,000; a key (which must stay unique) that is too long keeps a prefix and a digest instead;
-- a zone this machine's tzdata does not know (the source's, a job schedule's) is read as UTC.
+- a zone this machine's tzdata does not know (the source's, a job schedule's) is read as the board's own zone
+  (the one configured: most likely the homelab's), else as UTC.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class EdgeBounds:
     copies; their bounded version is then reused instead of checking hundreds of thousands of records again. A
     record that was refused only for being in the future disables the reuse, since tomorrow it may be fine."""
 
-    def __init__(self) -> None:
+    def __init__(self, fallback_zone: str = "UTC") -> None:
+        self._fallback_zone = fallback_zone if _known_zone(fallback_zone) else "UTC"
         # name -> (the tuple given last time, what it was bounded to, what was said about it); keeping the
         # given tuple alive keeps its id, and its records' ids, from being reused by other objects
         self._memo: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], _Notes]] = {}
@@ -132,7 +134,7 @@ class EdgeBounds:
             notes,
             lambda n: _runs(observation.runs, latest, n, self._passed("runs")),
         )
-        jobs = tuple(_job(job, latest, notes, self._clean_keys) for job in observation.jobs)
+        jobs = tuple(_job(job, latest, notes, self._clean_keys, self._fallback_zone) for job in observation.jobs)
         self._last_keys, self._keys = self._keys, {}
         datastores = tuple(_datastore(store, notes) for store in observation.datastores)
         targets = self._reuse(
@@ -148,8 +150,8 @@ class EdgeBounds:
         )
         timezone = observation.timezone
         if not _known_zone(timezone):
-            notes.add("time zone unknown to this machine (its times are read as UTC)", timezone)
-            timezone = "UTC"
+            notes.add(f"time zone unknown to this machine (its times are read as {self._fallback_zone})", timezone)
+            timezone = self._fallback_zone
         problems = (*(clean_text(p, MAX_MESSAGE) for p in observation.problems), *notes.lines())
         return replace(
             observation,
@@ -308,11 +310,17 @@ def _runs(runs: tuple[JobRun, ...], latest: datetime, notes: _Notes, passed: fro
     return runs if len(out) == len(runs) and all(a is b for a, b in zip(out, runs, strict=True)) else tuple(out)
 
 
-def _job(job: Job, latest: datetime, notes: _Notes, clean_keys: Callable[[tuple[str, ...]], tuple[str, ...]]) -> Job:
+def _job(
+    job: Job,
+    latest: datetime,
+    notes: _Notes,
+    clean_keys: Callable[[tuple[str, ...]], tuple[str, ...]],
+    fallback_zone: str,
+) -> Job:
     last_run = _run(job.last_run, latest, notes) if job.last_run is not None else None
     return replace(
         job,
-        schedule=_schedule(job.schedule, clean_text(job.name), notes) if job.schedule is not None else None,
+        schedule=_schedule(job.schedule, clean_text(job.name), notes, fallback_zone) if job.schedule else None,
         key=clean_key(job.key),
         job_id=clean_key(job.job_id),
         name=clean_text(job.name),
@@ -325,17 +333,18 @@ def _job(job: Job, latest: datetime, notes: _Notes, clean_keys: Callable[[tuple[
     )
 
 
-def _schedule(schedule: ScheduleRef, job: str, notes: _Notes) -> ScheduleRef:
-    """A schedule no longer than any real one, in a zone this machine knows. A longer one is cut (the mark makes
-    sure it no longer parses: the job's services say its schedule cannot be read, not some other schedule)."""
+def _schedule(schedule: ScheduleRef, job: str, notes: _Notes, fallback_zone: str) -> ScheduleRef:
+    """A schedule no longer than any real one, in a zone this machine knows (else `fallback_zone`). A longer one is
+    cut (the mark makes sure it no longer parses: the job's services say its schedule cannot be read, not some
+    other schedule)."""
     expression, zone = schedule.expression, schedule.timezone
     if len(expression) > MAX_SCHEDULE or not expression.isprintable():
         if len(expression) > MAX_SCHEDULE:
             notes.add("schedules too long to be one", f"{job}: {len(expression):,} characters")
         expression = clean_text(expression, MAX_SCHEDULE)
     if not _known_zone(zone):
-        notes.add("time zone unknown to this machine (its times are read as UTC)", zone)
-        zone = "UTC"
+        notes.add(f"time zone unknown to this machine (its times are read as {fallback_zone})", zone)
+        zone = fallback_zone
     if expression is schedule.expression and zone is schedule.timezone:
         return schedule
     return replace(schedule, expression=expression, timezone=zone)
