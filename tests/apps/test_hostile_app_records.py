@@ -178,11 +178,12 @@ class TestBackrest:
         ("extra_plan", "extra_repo", "named"),
         [
             ({"repo": "r"}, None, "GetConfig: plan 2 has no `id`"),
+            ({"id": ["vault"], "repo": "r"}, None, "GetConfig: plan 2 has no `id`"),  # not a plan "['vault']"
             ("plan-as-text", None, "GetConfig: plan 2 has no `id`"),
             (None, {"guid": "x"}, "GetConfig: repo 2 has no `id`"),
             (None, {"id": "r2", "prunePolicy": "weekly"}, None),  # a policy that is no object: no schedule
         ],
-        ids=["plan-without-id", "plan-as-text", "repo-without-id", "policy-as-text"],
+        ids=["plan-without-id", "plan-id-list", "plan-as-text", "repo-without-id", "policy-as-text"],
     )
     async def test_a_plan_or_repo_without_an_id_costs_only_itself(
         self, extra_plan: object, extra_repo: object, named: str | None
@@ -401,6 +402,18 @@ class TestDatabasement:
             restores = {r.run_id: r for r in obs.runs if "/restore_test/" in r.job_key}
             assert set(restores) == {j.id for j in dbm.restore_jobs}
             assert restores[bad.id].outcome is RunOutcome.UNKNOWN
+
+    async def test_a_database_name_that_is_no_text_costs_that_row(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        """It became a service named "{'b': 1} on postgres"."""
+        bad = oldest_snapshot(dbm)
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(database_name={"b": 1}))
+        (obs,) = await dbm_polls(dbm)
+        assert not [t.key for t in obs.targets if "{" in t.key or "{" in t.name]
+        assert obs.problems == (
+            f"unreadable snapshot row id '{bad.id}' (ValueError: `database_name` is no name); left out",
+        )
 
     @pytest.mark.parametrize("missing", ["id", "name"])
     async def test_a_server_without_an_id_or_a_name_costs_that_server(

@@ -15,7 +15,7 @@ from backup_glance.simulators import pbs as pbs_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.proxmox_lab import PbsDatastore, PbsGroup, PbsJob, PbsTask, ProxmoxLab
 from backup_glance.sources import pbs as pbs_module
-from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group
+from backup_glance.sources._pbs_wire import GroupState, decode_group_page, parse_group, parse_snapshot
 from backup_glance.sources.pbs import PbsSource
 
 
@@ -494,3 +494,19 @@ class TestLongTaskLists:
         later = await cut.poll()
         await cut.aclose()
         assert not any("older ones not read" in problem for problem in later.problems)
+
+
+@pytest.mark.parametrize("backup_id", [["g1"], {"a": 1}, True, 1.5])
+def test_a_group_or_snapshot_id_that_is_no_name_costs_that_record(backup_id: object) -> None:
+    """A list was written as Python writes it: a group "ct/['g1']" on the board."""
+
+    def error(message: str) -> SourceProtocolError:
+        return SourceProtocolError(message, source="pbs", kind="pbs")
+
+    group = {"backup-type": "ct", "backup-id": backup_id, "last-backup": 1_795_000_000, "backup-count": 1}
+    with pytest.raises(SourceProtocolError, match="'backup-id' is no name"):
+        parse_group(group, "/admin/datastore/main/groups", error)
+    snapshot = {"backup-type": "ct", "backup-id": backup_id, "backup-time": 1_795_000_000, "size": 1}
+    with pytest.raises(SourceProtocolError, match="'backup-id' is no name"):
+        parse_snapshot(snapshot, source="pbs", store="main", ns="", path="/snapshots", error=error)
+    assert parse_group({**group, "backup-id": 101}, "/groups", error)[1] == "101"  # a number is a fine id

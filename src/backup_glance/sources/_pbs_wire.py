@@ -31,6 +31,17 @@ def require(item: Any, key: str, path: str, error: ErrorFactory) -> Any:
     return item[key]
 
 
+def require_name(item: Any, key: str, path: str, error: ErrorFactory) -> str:
+    """A name or id: text (or a number, as a VMID may come), never a list or an object shown as Python writes
+    it ("ct/['g1']"): such a record costs itself."""
+    value = require(item, key, path, error)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise error(f"unexpected payload on {path}: '{key}' is no name ({type(value).__name__})")
+
+
 def target_key(source: str, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
     """vm/ct groups with a numeric id are PVE guests ("guest:101" everywhere, "guest:<cluster>/101" in a
     namespace a PVE source claims with `pbs_namespace`); anything else stays PBS's own."""
@@ -60,8 +71,8 @@ class GroupState:
 
 
 def parse_group(item: Any, path: str, error: ErrorFactory) -> tuple[str, str, GroupState]:
-    backup_type = str(require(item, "backup-type", path, error))
-    backup_id = str(require(item, "backup-id", path, error))
+    backup_type = require_name(item, "backup-type", path, error)
+    backup_id = require_name(item, "backup-id", path, error)
     last_backup = as_int(require(item, "last-backup", path, error))
     count = as_int(require(item, "backup-count", path, error))
     if last_backup is None or count is None:
@@ -132,8 +143,8 @@ def parse_snapshot(
     item: Any, *, source: str, store: str, ns: str, path: str, error: ErrorFactory, cluster: str | None = None
 ) -> tuple[str, str, Snapshot, str | None]:
     """-> (backup-type, backup-id, Snapshot, comment)."""
-    backup_type = str(require(item, "backup-type", path, error))
-    backup_id = str(require(item, "backup-id", path, error))
+    backup_type = require_name(item, "backup-type", path, error)
+    backup_id = require_name(item, "backup-id", path, error)
     taken_at = epoch(require(item, "backup-time", path, error))
     if taken_at is None:
         raise error(f"unexpected payload on {path}: 'backup-time' of {backup_type}/{backup_id} is no date")
@@ -353,7 +364,7 @@ def last_run(source: str, job_key: str, item: dict[str, Any], upid_field: str = 
 
 
 def parse_job(source: str, kind: JobKind, item: Any, timezone: str, path: str, error: ErrorFactory) -> Job:
-    job_id = str(require(item, "store" if kind is JobKind.GC else "id", path, error))
+    job_id = require_name(item, "store" if kind is JobKind.GC else "id", path, error)
     key = f"{source}/{kind.value}/{job_id}"
     schedule = item.get("schedule")
     comment = item.get("comment") if isinstance(item.get("comment"), str) else ""
@@ -424,7 +435,7 @@ def task_job_key(source: str, task: dict[str, Any], prune_jobs: dict[tuple[str, 
 
 
 def parse_task(source: str, task: Any, job_key: str, path: str, error: ErrorFactory) -> JobRun:
-    upid = str(require(task, "upid", path, error))
+    upid = require_name(task, "upid", path, error)
     started = epoch(require(task, "starttime", path, error))
     if started is None:
         raise error(f"unexpected payload on {path}: 'starttime' is not an integer")
@@ -484,6 +495,7 @@ __all__ = [
     "parse_snapshot",
     "parse_task",
     "require",
+    "require_name",
     "target_key",
     "task_job_key",
 ]

@@ -78,6 +78,20 @@ def vmid_of(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= _MAX_VMID_DIGITS else None
 
 
+def as_name(value: Any) -> str | None:
+    """A name or id from JSON: text, or a whole number as text; None for a list, an object, a bool or nothing
+    (shown as Python writes them, "['vault']" would pass for a name).
+
+    >>> [as_name(v) for v in ("vault", 7, ["vault"], {"a": 1}, True, None, "")]
+    ['vault', '7', None, None, None, None, '']
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def as_vmid(value: Any) -> int | None:
     """A VMID from a JSON value (PVE sends numbers, some fields strings), or None: PVE's own range is 100 to
     999,999,999, and anything that is no positive whole number of at most nine digits is no guest.

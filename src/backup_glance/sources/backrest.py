@@ -38,7 +38,7 @@ from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, as_int, is_remote_uri, left_out, offsite_named, utc_now
+from ._util import SourceBase, as_int, as_name, is_remote_uri, left_out, offsite_named, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -180,19 +180,21 @@ class BackrestSource(SourceBase):
         refused: list[str] = []
         read_plans = []
         for index, p in enumerate(plans):
-            if not isinstance(p, dict) or p.get("id") in (None, ""):
+            plan_id = as_name(p.get("id")) if isinstance(p, dict) else None
+            if not plan_id:
                 refused.append(f"GetConfig: plan {index + 1} has no `id`")
                 continue
-            read_plans.append(_Plan(str(p["id"]), str(p.get("repo", "")), p.get("schedule")))
+            read_plans.append(_Plan(plan_id, str(as_name(p.get("repo")) or ""), p.get("schedule")))
         read_repos = []
         for index, r in enumerate(repos):
-            if not isinstance(r, dict) or r.get("id") in (None, ""):
+            repo_id = as_name(r.get("id")) if isinstance(r, dict) else None
+            if not repo_id:
                 refused.append(f"GetConfig: repo {index + 1} has no `id`")
                 continue
             prune, check = r.get("prunePolicy"), r.get("checkPolicy")
             read_repos.append(
                 _Repo(
-                    str(r["id"]),
+                    repo_id,
                     str(r.get("guid", "")),
                     prune.get("schedule") if isinstance(prune, dict) else None,
                     check.get("schedule") if isinstance(check, dict) else None,

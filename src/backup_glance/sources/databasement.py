@@ -35,7 +35,7 @@ from ..config import DatabasementSourceConfig
 from ..errors import SourceError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, left_out, offsite_named, utc_now
+from ._util import SourceBase, as_name, left_out, offsite_named, utc_now
 
 KIND = "databasement"
 API = "/api/v1"
@@ -302,7 +302,8 @@ class DatabasementSource(SourceBase):
 
     def _server(self, row: dict[str, Any]) -> _Server | None:
         """None for a server row without `id` or `name` (noted in `_unreadable`): it costs that server."""
-        if "id" not in row or "name" not in row:
+        server_id, name = as_name(row.get("id")), as_name(row.get("name"))
+        if not server_id or not name:
             self._unreadable.append(f"a database server without `id` or `name` ({_row(row)})")
             return None
         backups: list[_Backup] = []
@@ -330,7 +331,7 @@ class DatabasementSource(SourceBase):
             names = None if row.get("backup_all_databases") else row.get("database_names")
             databases = tuple(str(n) for n in names) if isinstance(names, list) else None
             backups.append(_Backup(recurrence, recurrence.title(), _LEGACY_CRON[recurrence], databases, None))
-        return _Server(str(row["id"]), str(row["name"]), bool(row.get("backups_enabled", True)), tuple(backups))
+        return _Server(server_id, name, bool(row.get("backups_enabled", True)), tuple(backups))
 
     def _attempt(self, row: dict[str, Any]) -> _Attempt | None:
         """A snapshot row as an attempt; None for a row that cannot be one (noted in `_unreadable`): one bad row
@@ -346,7 +347,7 @@ class DatabasementSource(SourceBase):
                 id=str(row["id"]),
                 server_id=str(server.get("id", "")),
                 server_name=str(server.get("name", "")),
-                database=str(row["database_name"]),
+                database=_name(row["database_name"], "database_name"),
                 status=str(job.get("status") or "unknown"),
                 method=str(row.get("method") or "scheduled"),
                 started_at=_time(row["started_at"]),
@@ -570,6 +571,13 @@ def _maybe_time(value: object) -> datetime | None:
         return _time(value)
     except ValueError:
         return None
+
+
+def _name(value: Any, field: str) -> str:
+    name = as_name(value)
+    if name is None:
+        raise ValueError(f"`{field}` is no name")
+    return name
 
 
 def _row(row: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from ._pbs_wire import (
     parse_job,
     parse_snapshot,
     parse_task,
-    require,
+    require_name,
     target_key,
     task_job_key,
 )
@@ -111,7 +111,7 @@ class PbsSource(ProxmoxSource):
         server_now = epoch(clock.get("time")) or observed_at
         listed = await self._get("/admin/datastore", list)
         maintenance = {
-            str(require(item, "store", "/admin/datastore", self._protocol)): item.get("maintenance") for item in listed
+            require_name(item, "store", "/admin/datastore", self._protocol): item.get("maintenance") for item in listed
         }
         stores = [s for s in maintenance if not self._stores_wanted or s in self._stores_wanted]
         try:
@@ -281,7 +281,7 @@ class PbsSource(ProxmoxSource):
 
         async def namespaces(store: str) -> list[str]:
             path = f"/admin/datastore/{segment(store)}/namespace"
-            return [str(require(item, "ns", path, self._protocol)) for item in await self._get(path, list)]
+            return [require_name(item, "ns", path, self._protocol) for item in await self._get(path, list)]
 
         listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces, s) for s in stores))
         pairs = [(store, ns) for store, names in zip(stores, listed, strict=True) for ns in names or []]
