@@ -449,3 +449,9 @@ def test_a_backup_file_without_a_time_is_named_when_left_out() -> None:
     assert refused == ["backup file 'local:backup/vzdump-qemu-101-x.vma.zst' on local: no creation time"]
     good = file_snapshot("pve", "local", {**item, "ctime": 1_795_000_000}, refused=refused)
     assert good is not None and good.target_key == "guest:101" and len(refused) == 1
+
+
+def test_a_node_name_that_is_no_text_is_no_node() -> None:
+    """It was asked for as "/nodes/%7B%27a%27..." after being written as Python writes a dict."""
+    target = guest_target("pve", {"vmid": 101, "type": "lxc", "node": {"a": 1}, "name": "vault"})
+    assert target is not None and target.guest is not None and target.guest.node is None

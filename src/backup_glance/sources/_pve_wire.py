@@ -19,7 +19,7 @@ from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Sna
 from ..schedule import Schedule
 from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
-from ._util import as_vmid, guest_key, guest_vmid, vmid_of
+from ._util import as_name, as_vmid, guest_key, guest_vmid, vmid_of
 
 # vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg. One pattern for every line that
 # tells something: a log is mostly other lines (settings, progress), and each of those then costs one failed
@@ -42,7 +42,7 @@ def guest_target(source: str, item: dict[str, Any], cluster: str | None = None) 
     guest_type = item.get("type")
     if vmid is None or guest_type not in ("qemu", "lxc"):
         return None
-    node = str(item["node"]) if item.get("node") is not None else None
+    node = as_name(item.get("node"))
     return Target(
         key=guest_key(vmid, cluster),
         source=source,

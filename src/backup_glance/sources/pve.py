@@ -34,7 +34,7 @@ from ._pve_wire import (
     slot_of,
     task_runs,
 )
-from ._util import as_int, as_vmid, guest_key, left_out, offsite_named, segment, vmid_of
+from ._util import as_int, as_name, as_vmid, guest_key, left_out, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)
 _TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
@@ -88,7 +88,7 @@ class PveSource(ProxmoxSource):
         observed_at = self._clock()
         problems: list[str] = []
         guests = [g for g in await self._get("/cluster/resources", list, {"type": "vm"}) if isinstance(g, dict)]
-        nodes = sorted({str(g["node"]) for g in guests if g.get("node")}) or ["localhost"]
+        nodes = sorted({node for g in guests if (node := as_name(g.get("node")))}) or ["localhost"]
         clock_node, clock = await self._node_time(nodes)
         timezone = str(clock.get("timezone") or "UTC")
         server_now = epoch(clock.get("time")) or observed_at
