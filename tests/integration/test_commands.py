@@ -79,7 +79,9 @@ class TestCheck:
         assert result.returncode == 2, result.stderr
         document = json.loads(result.stdout)
         statuses = {s["id"]: s["status"] for s in document["services"]}
-        assert statuses["postgres"] == "failed" and statuses["scratch"] == "unprotected"
+        # postgres fails every night in the demo, but reads fine while that night's run is underway (04:00 to
+        # about 04:05 in Madrid): scratch is in no job at any hour.
+        assert statuses["scratch"] == "unprotected" and statuses["postgres"] in ("failed", "ok", "running")
         assert document["overall"] == "critical"
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "data").exists()  # the demo keeps its history in a temporary folder
@@ -89,8 +91,9 @@ class TestCheck:
         assert result.returncode == 2
         lines = result.stdout.splitlines()
         assert lines[0].split()[:2] == ["SERVICE", "STATUS"]
-        assert any(line.startswith("CRIT") and " postgres " in line and "failed" in line for line in lines)
-        assert any("is in no backup job" in line for line in lines)
+        (scratch,) = [index for index, line in enumerate(lines) if " scratch " in line]
+        assert lines[scratch].startswith("CRIT") and "unprotected" in lines[scratch]
+        assert lines[scratch + 1].strip() == "- CT 120 (scratch) is in no backup job"  # its reason, under it
 
     def test_a_failing_source_is_logged_by_name_with_its_reason(self, tmp_path: Path) -> None:
         closed = socket.socket()
