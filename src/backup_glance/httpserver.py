@@ -16,6 +16,8 @@ closed. `GuardedProtocol` adds, per connection:
   sees them, so a 150 MB header costs 16 KiB;
 - a deadline to finish the head (`head_deadline_s`, 5 s), counted from the connection's start and again
   from the end of each response on keep-alive: a partial head gets `408`, a silent connection is closed;
+- at most `max_pipelined` (16) requests waiting for their answers (pipelining), else `429` after them and
+  close; what still waits when a connection closes is let go at once (it and the connection hold each other);
 - uvicorn's own keep-alive idle limit (`keep_alive_s`), and a limit on how long a response may wait for a
   client that does not read it (`write_stall_s`).
 
