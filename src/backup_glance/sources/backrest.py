@@ -106,6 +106,18 @@ class _Op:
     dry_run: bool
 
 
+def _with_ids(items: list[Any], what: str, refused: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, item) for each item that is an object with an id; the others are named in `refused`."""
+    found = []
+    for index, item in enumerate(items, 1):
+        item_id = as_name(item.get("id")) if isinstance(item, dict) else None
+        if item_id:
+            found.append((item_id, item))
+        else:
+            refused.append(f"GetConfig: {what} {index} has no `id`")
+    return found
+
+
 class BackrestSource(SourceBase):
     """Polls one Backrest instance; remembers operations by id so later polls ask only for changes."""
 
@@ -178,19 +190,12 @@ class BackrestSource(SourceBase):
         if not isinstance(plans, list) or not isinstance(repos, list):
             raise self._protocol("GetConfig: `plans` and `repos` must be lists")
         refused: list[str] = []
-        read_plans = []
-        for index, p in enumerate(plans):
-            plan_id = as_name(p.get("id")) if isinstance(p, dict) else None
-            if not plan_id:
-                refused.append(f"GetConfig: plan {index + 1} has no `id`")
-                continue
-            read_plans.append(_Plan(plan_id, str(as_name(p.get("repo")) or ""), p.get("schedule")))
+        read_plans = [
+            _Plan(plan_id, str(as_name(p.get("repo")) or ""), p.get("schedule"))
+            for plan_id, p in _with_ids(plans, "plan", refused)
+        ]
         read_repos = []
-        for index, r in enumerate(repos):
-            repo_id = as_name(r.get("id")) if isinstance(r, dict) else None
-            if not repo_id:
-                refused.append(f"GetConfig: repo {index + 1} has no `id`")
-                continue
+        for repo_id, r in _with_ids(repos, "repo", refused):
             prune, check = r.get("prunePolicy"), r.get("checkPolicy")
             read_repos.append(
                 _Repo(
