@@ -93,11 +93,11 @@ def render_table(board: Board) -> str:
             lines.append(f"{'':6}{'':{name_width}}  - {reason}"[:width])
     lines.append("")
     for state in board.sources:
-        problems = state.observation.problems if state.observation is not None else ()
+        observation = state.observation if state.error is None else None  # failing: its error says it all
+        problems = observation.problems if observation is not None else ()
         health = f"ERROR: {state.error}" if state.error is not None else "read in part" if problems else "ok"
         lines.append(f"source {state.name} ({state.kind}): {health}")
-        for problem in problems if state.error is None else ():
-            lines.append(f"{'':6}- {problem}"[:width])
+        lines += [f"{'':6}- {problem}"[:width] for problem in problems]
     lines.append(f"overall: {board.overall.value}")
     return "\n".join(lines)
 

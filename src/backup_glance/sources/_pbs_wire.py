@@ -18,7 +18,7 @@ import msgspec
 from ..errors import SourceProtocolError
 from ..model import Datastore, GuestRef, Job, JobKind, JobRun, ScheduleRef, Snapshot, Target, Verification
 from ._proxmox import as_int, epoch, task_outcome, upid_started_at
-from ._util import gc_paused, guest_key, vmid_of
+from ._util import as_name, gc_paused, guest_key, vmid_of
 
 ErrorFactory = Callable[[str], SourceProtocolError]
 Known = Callable[[str, str], Mapping[int, Snapshot]]  # (backup-type, backup-id) -> snapshots by backup time
@@ -35,11 +35,10 @@ def require_name(item: Any, key: str, path: str, error: ErrorFactory) -> str:
     """A name or id: text (or a number, as a VMID may come), never a list or an object shown as Python writes
     it ("ct/['g1']"): such a record costs itself."""
     value = require(item, key, path, error)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise error(f"unexpected payload on {path}: '{key}' is no name ({type(value).__name__})")
+    name = as_name(value)
+    if name is None:
+        raise error(f"unexpected payload on {path}: '{key}' is no name ({type(value).__name__})")
+    return name
 
 
 def target_key(source: str, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
