@@ -380,6 +380,38 @@ class TestIncrementalPolling:
         assert snapshot_calls(pbs_server) == [{"ns": ""}]
         assert not [s for s in obs.snapshots if s.verification is Verification.NONE]
 
+    async def test_a_first_poll_reads_the_lists_while_it_pages_through_the_tasks(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        lab.finish_verify_job("v-main-daily", NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+        pbs_server.app.faults.slow_paths = {"/nodes/localhost/tasks": 1.0}
+        source = a_source(pbs_server)
+        first = await source.poll()
+        pbs_server.app.faults.slow_paths = {}
+        timed = pbs_server.app.requests.timed()
+        tasks_asked = min(at for path, _q, at in timed if path.endswith("/nodes/localhost/tasks"))
+        lists_asked = min(at for path, _q, at in timed if path.endswith("/snapshots"))
+        assert lists_asked - tasks_asked < 0.5  # not after the task list's answer, a second later
+        pbs_server.app.requests.clear()
+        clock.now = NOW + timedelta(minutes=10)
+        second = await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == []  # the verification ended before the lists were read
+        assert second.snapshots == first.snapshots
+
+    async def test_a_verification_that_ends_during_the_first_poll_has_its_store_read_again(
+        self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
+    ) -> None:
+        # Its end is the server's "now": the lists, read at the same time as the task list, may predate it.
+        lab.finish_verify_job("v-main-daily", NOW - timedelta(minutes=3), NOW)
+        source = a_source(pbs_server)
+        await source.poll()
+        pbs_server.app.requests.clear()
+        clock.now = NOW + timedelta(minutes=10)
+        await source.poll()
+        await source.aclose()
+        assert snapshot_calls(pbs_server) == [{"ns": ""}]
+
     async def test_an_in_progress_snapshot_is_read_again_until_it_finishes(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
     ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class Faults:
     huge: bool = False  # 200 with a valid but oversized body (`huge_bytes`)
     huge_bytes: int = 256 * 1024
     slow_seconds: float = 0.0  # delay before answering
+    # API path -> seconds to wait before answering it alone (an endpoint that is slow to page, as a big task list)
+    slow_paths: dict[str, float] = field(default_factory=dict)
     # Send the honest answer one byte at a time at this rate: every read stays under a client's read timeout
     # while the whole answer takes minutes (a crawling link or a hostile proxy).
     trickle_bytes_per_s: float = 0.0
@@ -55,17 +58,25 @@ class RequestLog:
 
     counts: Counter[str] = field(default_factory=Counter)
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # per call, `time.monotonic()` when it came in
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, path: str, query: dict[str, str]) -> None:
         with self._lock:
             self.counts[path] += 1
             self.calls.append((path, query))
+            self.arrived.append(time.monotonic())
 
     def clear(self) -> None:
         with self._lock:
             self.counts.clear()
             self.calls.clear()
+            self.arrived.clear()
+
+    def timed(self) -> list[tuple[str, dict[str, str], float]]:
+        """-> (path, query, when it came in) per call, in arrival order."""
+        with self._lock:
+            return [(path, query, at) for (path, query), at in zip(self.calls, self.arrived, strict=True)]
 
     def matching(self, fragment: str) -> list[tuple[str, dict[str, str]]]:
         with self._lock:
@@ -100,6 +111,8 @@ class ProxmoxFaultWrapper:
         faults = self.faults
         if faults.slow_seconds:
             await asyncio.sleep(faults.slow_seconds)
+        if delay := faults.slow_paths.get(scope["path"].removeprefix("/api2/json")):
+            await asyncio.sleep(delay)
         if faults.down:
             await _respond(send, 503, b"service unavailable", "text/plain")
             return

@@ -8,7 +8,6 @@ proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -243,6 +242,7 @@ class SnapshotDecoder:
         cluster = self.guest_namespaces.get(ns)
         source, verified, by_files = self.source, self._verified, self._encrypted
         days, clocks = self._days, self._clocks
+        unverified, verified_ok, verified_failed = Verification.NONE, Verification.OK, Verification.FAILED
         out = []
         by_group: dict[tuple[str, str], Mapping[int, Snapshot]] = {}
         # PBS lists a group's snapshots one after another: what depends only on the group (its key, its
@@ -260,9 +260,9 @@ class SnapshotDecoder:
                         if group not in by_group:
                             by_group[group] = known(backup_type, backup_id)
                         same_group = by_group[group]
-                verification, verified_at = Verification.NONE, None
+                verification, verified_at = unverified, None
                 if item.verification is not None:
-                    verification = Verification.OK if item.verification.state == "ok" else Verification.FAILED
+                    verification = verified_ok if item.verification.state == "ok" else verified_failed
                     upid = item.verification.upid or ""
                     verified_at = verified[upid] if upid in verified else self._verified_at(upid)
                 finished = item.size is not None
@@ -282,10 +282,12 @@ class SnapshotDecoder:
                     ):
                         out.append((backup_type, backup_id, same, item.comment))
                         continue
-                taken_at = None
-                if item.backup_time >= 0:  # before 1970: no time, as `epoch` reads it on the lenient path
-                    with suppress(OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
-                        taken_at = datetime.fromtimestamp(item.backup_time, UTC)
+                # Before 1970: no time, as `epoch` reads it on the lenient path. (Not `suppress`: entering a context
+                # manager for each of 600,000 snapshots cost a tenth of a second.)
+                try:
+                    taken_at = datetime.fromtimestamp(item.backup_time, UTC) if item.backup_time >= 0 else None
+                except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
+                    taken_at = None
                 if taken_at is None:
                     if refused is not None:
                         refused.append(f"snapshot {group_prefix}{item.backup_time}: 'backup-time' is no date")

@@ -114,11 +114,18 @@ class PbsSource(ProxmoxSource):
             require_name(item, "store", "/admin/datastore", self._protocol): item.get("maintenance") for item in listed
         }
         stores = [s for s in maintenance if not self._stores_wanted or s in self._stores_wanted]
+        # With no group known yet every snapshot list is read whatever the tasks say: the lists are read while the
+        # task list is paged through (a first poll of a big PBS waited seconds for 20,000 tasks before reading one).
+        read_now = not self._groups
+        if read_now:
+            self._unread = set()
         try:
             async with asyncio.TaskGroup() as group:
                 usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage, stores))
                 jobs_task = group.create_task(self._jobs(timezone, problems))
                 tasks_task = group.create_task(self._tasks(server_now, problems))
+                if read_now:
+                    read_task = group.create_task(self._read_groups(stores, set(stores), problems))
         except BaseExceptionGroup as failed:
             # A TaskGroup wraps what its tasks raise; the collector needs the SourceError itself (its message,
             # whether it is permanent), not "internal error".
@@ -132,10 +139,16 @@ class PbsSource(ProxmoxSource):
         datastores = [parse_datastore(self.name, usage.get(s, {"store": s}), maintenance[s]) for s in stores]
         refresh = self._stores_with_new_verification(new_tasks, verify_last, server_now)
         self._record_runs(new_tasks, prune_keys, server_now, problems)
-        # A store is marked done only once its snapshot lists were read again without failure.
-        refresh = (refresh | self._refresh_pending) & set(stores)
-        self._unread = set()
-        self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
+        if read_now:
+            # A verification that ended while the lists were being read may be missing from them, and it is now
+            # seen: its store is read again next time.
+            ended = _verified_since(new_tasks, jobs, server_now)
+            self._refresh_pending = (set(stores) - read_task.result()) | (ended & set(stores))
+        else:
+            # A store is marked done only once its snapshot lists were read again without failure.
+            refresh = (refresh | self._refresh_pending) & set(stores)
+            self._unread = set()
+            self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
         self._unread_since = {
             key: self._unread_since.get(key, self._last_poll_at if key in self._groups else None)
             for key in self._unread
@@ -512,6 +525,22 @@ class PbsSource(ProxmoxSource):
             if setting is True or offsite_named(setting, *names):
                 out.add(location)
         return tuple(sorted(out))
+
+
+def _verified_since(tasks: list[dict[str, Any]], jobs: list[Job], since: datetime) -> set[str]:
+    """The stores a verification ended in at or after `since`, as its task or its job's last run tells."""
+    stores = {
+        str(task.get("worker_id") or "").split(":", 1)[0]
+        for task in tasks
+        if str(task.get("worker_type", "")).startswith(VERIFY_PREFIX)
+        and (ended := epoch(task.get("endtime"))) is not None
+        and ended >= since
+    }
+    for job in jobs:
+        run = job.last_run
+        if job.kind is JobKind.VERIFY and job.store and run and run.ended_at and run.ended_at >= since:
+            stores.add(job.store)
+    return stores
 
 
 def create(config: PbsSourceConfig) -> PbsSource:
