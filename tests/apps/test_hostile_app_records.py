@@ -26,6 +26,7 @@ from backup_glance.simulators import databasement as databasement_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.backrest import BackrestScenario, BrOperation, BrPlan, BrRepo, add_backup
 from backup_glance.simulators.databasement import DatabasementScenario, DbSnapshot, demo_databasement
+from backup_glance.sources._bounds import EdgeBounds
 from backup_glance.sources.backrest import BackrestSource
 from backup_glance.sources.databasement import DatabasementSource
 from backup_glance.sources.restic import ResticSource
@@ -264,6 +265,19 @@ class TestRestic:
         (problem,) = obs.problems
         assert problem.startswith("unreadable snapshot entry (ValueError: timestamp outside the calendar")
         assert problem.endswith("; left out")
+
+    async def test_a_snapshot_from_the_far_future_is_not_its_jobs_last_run_and_is_noted_once(
+        self, tmp_path: Path
+    ) -> None:
+        bad = {**GOOD_SNAPSHOT, "id": "cd" * 32, "time": "9999-12-31T23:59:59Z"}
+        obs = EdgeBounds().bound(await restic_poll(tmp_path, [GOOD_SNAPSHOT, bad]), NOW)
+        (job,) = obs.jobs
+        assert job.last_run is not None and job.last_run.run_id == "abababab"
+        assert [s.snapshot_id for s in obs.snapshots] == [r.run_id for r in obs.runs] == ["abababab"]
+        assert obs.problems == (
+            "snapshots with impossible dates: cdcdcdcd at 9999-12-31T23:59:59+00:00",
+            "runs with impossible dates: cdcdcdcd at 9999-12-31T23:59:59+00:00",
+        )
 
     @pytest.mark.parametrize("field", ["backup_start", "backup_end"])
     async def test_a_summary_time_no_calendar_holds_is_absent(self, tmp_path: Path, field: str) -> None:

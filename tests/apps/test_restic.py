@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from backup_glance.config import ResticSourceConfig
 from backup_glance.errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from backup_glance.health import evaluate
 from backup_glance.model import HistoryView, JobKind, SourceState, Status
+from backup_glance.sources import restic
 from backup_glance.sources.restic import ResticSource, parse_time, redact
 
 from .conftest import NOW
@@ -86,6 +88,15 @@ def a_source(repository: str, tmp_path: Path, **overrides: object) -> ResticSour
     environ.update({k: v for k, v in overrides.items() if k.isupper()})  # type: ignore[misc]
     config = ResticSourceConfig.model_validate({k: v for k, v in fields.items() if not k.isupper()})
     return ResticSource(config, environ=environ, clock=lambda: NOW)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie nobody reaped has ended too)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def fake_restic(tmp_path: Path, script: str) -> str:
@@ -205,6 +216,28 @@ class TestProcess:
         source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="0.3s")
         with pytest.raises(SourceTimeout, match=r"did not finish within 0\.3s"):
             await source.poll()
+
+    async def test_a_timed_out_restic_leaves_nothing_it_started_running(self, tmp_path: Path) -> None:
+        # A wrapper's child (or restic's ssh for sftp) holds the pipes open after restic itself is killed.
+        child_file = tmp_path / "child"
+        binary = fake_restic(tmp_path, f"sleep 30 & echo $! > {child_file}; wait")
+        source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="0.5s")
+        began = time.monotonic()
+        with pytest.raises(SourceTimeout, match=r"did not finish within 0\.5s"):
+            await source.poll()
+        assert time.monotonic() - began < 5
+        assert not _running(int(child_file.read_text()))
+
+    async def test_endless_output_is_refused_at_the_bound_without_being_held(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(restic, "_MAX_OUTPUT", 2 * 1024 * 1024)
+        binary = fake_restic(tmp_path, "exec cat /dev/zero")
+        source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="30s")
+        began = time.monotonic()
+        with pytest.raises(SourceProtocolError, match="restic printed more than 2 MB; refused"):
+            await source.poll()
+        assert time.monotonic() - began < 5  # refused as the bound was passed, not at the timeout
 
     async def test_a_binary_that_cannot_be_executed_is_a_source_error(self, tmp_path: Path) -> None:
         binary = tmp_path / "not-a-program"

@@ -244,6 +244,17 @@ class TestSecretFiles:
         config = parse_config(config_text(sources=restic), env={"RESTIC_PW": "pw"})
         assert "aws-secret-value" in secrets_of(config)
 
+    def test_restic_settings_no_run_could_use_are_refused_at_their_key(self) -> None:
+        restic = (
+            "  - name: offsite\n    type: restic\n    repository: ''\n    password_env: RESTIC_PW\n"
+            "    env: {'A=B': x}\n    restic_binary: ''\n"
+        )
+        assert problems_of(config_text(sources=restic), env={"RESTIC_PW": "pw"}) == [
+            "bg.yaml:5:5: sources[0].repository: must not be empty",
+            "bg.yaml:7:5: sources[0].env: 'A=B' is no environment variable name (it must be non-empty, without '=')",
+            "bg.yaml:8:5: sources[0].restic_binary: must not be empty",
+        ]
+
 
 class TestFiles:
     def test_bad_files_become_one_problem_each(self, tmp_path: Path) -> None:

@@ -79,6 +79,8 @@ def _message(item: Any, loc: KeyPath, data: Any) -> str:
         return f"must be at least {ctx.get('ge', ctx.get('gt'))}, not {_shown(item.get('input'))}"
     if kind in ("less_than_equal", "less_than"):
         return f"must be at most {ctx.get('le', ctx.get('lt'))}, not {_shown(item.get('input'))}"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
     if kind in _KINDS:
         return f"{_KINDS[kind]}, not {_shown(item.get('input'))}"
     message = str(item["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -322,18 +322,29 @@ class BackrestSourceConfig(HttpSourceConfig):
         return self
 
 
+def _check_environment(env: dict[str, str]) -> dict[str, str]:
+    """What an environment can carry: a name without '=' or NUL, a value without NUL (else every run fails)."""
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"{_shown(name)} is no environment variable name (it must be non-empty, without '=')")
+        if "\0" in value:
+            raise ValueError(f"the value of {_shown(name)} holds a NUL character, which no environment can carry")
+    return env
+
+
 class ResticSourceConfig(SourceConfig):
     type: Literal["restic"]
-    repository: str
+    repository: Annotated[str, Field(min_length=1)]
     password_file: str | None = None
     password_env: str | None = None  # name of an environment variable holding the password
-    env: dict[str, str] = {}  # extra environment for restic (e.g. AWS_ACCESS_KEY_ID)
+    # extra environment for restic (e.g. AWS_ACCESS_KEY_ID)
+    env: Annotated[dict[str, str], AfterValidator(_check_environment)] = {}
     group_by: list[Literal["host", "paths", "tags"]] = ["host", "paths"]
     schedule: str | None = None
     dialect: Literal["proxmox", "cron"] = "cron"
     timezone: Zone = "UTC"
     max_age: Duration | None = None
-    restic_binary: str = "restic"
+    restic_binary: Annotated[str, Field(min_length=1)] = "restic"
 
     @model_validator(mode="after")
     def _password(self) -> ResticSourceConfig:

@@ -134,7 +134,11 @@ class EdgeBounds:
             notes,
             lambda n: _runs(observation.runs, latest, n, self._passed("runs")),
         )
-        jobs = tuple(_job(job, latest, notes, self._clean_keys, self._fallback_zone) for job in observation.jobs)
+        listed = set(map(id, observation.runs))
+        jobs = tuple(
+            _job(job, latest, notes, self._clean_keys, self._fallback_zone, id(job.last_run) in listed)
+            for job in observation.jobs
+        )
         self._last_keys, self._keys = self._keys, {}
         datastores = tuple(_datastore(store, notes) for store in observation.datastores)
         targets = self._reuse(
@@ -316,8 +320,10 @@ def _job(
     notes: _Notes,
     clean_keys: Callable[[tuple[str, ...]], tuple[str, ...]],
     fallback_zone: str,
+    run_listed: bool = False,
 ) -> Job:
-    last_run = _run(job.last_run, latest, notes) if job.last_run is not None else None
+    # A last run that is also one of the listed runs is noted once, as a run (`run_listed`).
+    last_run = _run(job.last_run, latest, _Notes() if run_listed else notes) if job.last_run is not None else None
     return replace(
         job,
         schedule=_schedule(job.schedule, clean_text(job.name), notes, fallback_zone) if job.schedule else None,

@@ -19,19 +19,27 @@ import asyncio
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
+import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
+from ._bounds import FUTURE_SLACK
 from ._util import is_remote_uri, json_loads, left_out, offsite_named, utc_now
 
 KIND = "restic"
+log = logging.getLogger(__name__)
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
+_MAX_STDERR = 64 * 1024  # only its first line is ever shown: the start is kept
+_CHUNK = 1024 * 1024
+_REAP_SECONDS = 5.0
 # Inherited variables that would override ours or point restic elsewhere.
 _SCRUB = frozenset(
     {
@@ -47,6 +55,51 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 # Starting the binary failed in a way only a config change fixes (not a binary, a directory, a bad path).
 _PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
+
+
+async def _read_at_most(
+    stream: asyncio.StreamReader | None, most: int, too_much: Callable[[], object] | None = None
+) -> bytes | None:
+    """What `stream` says, to its end; None when that is more than `most` bytes (then `too_much` is called once
+    and what was read is let go). It is read to the end either way: a child is never stuck writing."""
+    chunks: list[bytes] | None = []
+    size = 0
+    while stream is not None and (chunk := await stream.read(_CHUNK)):
+        size += len(chunk)
+        if chunks is not None and size > most:
+            chunks = None
+            if too_much is not None:
+                too_much()
+        elif chunks is not None:
+            chunks.append(chunk)
+    return None if chunks is None else b"".join(chunks)
+
+
+async def _read_start(stream: asyncio.StreamReader | None, keep: int) -> bytes:
+    """The first `keep` bytes `stream` says; the rest is read to the end and let go."""
+    start = b""
+    while stream is not None and (chunk := await stream.read(_CHUNK)):
+        if len(start) < keep:
+            start += chunk[: keep - len(start)]
+    return start
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL to restic's process group: restic, and whatever it started that is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _stop_group(process: asyncio.subprocess.Process) -> None:
+    """Kill the group and reap restic. Its pipes are read to their end first: Python 3.11's asyncio has a child
+    reaped only once they closed, and a pipe whose reading was given up mid-way never would."""
+    _kill_group(process)
+    try:
+        async with asyncio.timeout(_REAP_SECONDS):
+            await asyncio.gather(_read_start(process.stdout, 0), _read_start(process.stderr, 0))
+            await process.wait()
+    except TimeoutError:  # a child that left the group holds the pipes open: do not wait for it
+        log.warning("restic did not end after being killed", extra={"pid": process.pid})
 
 
 def redact(text: str) -> str:
@@ -129,6 +182,8 @@ class ResticSource:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                # A group of its own: what restic starts (ssh for sftp, a wrapper's children) is stopped with it.
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise self._error(
@@ -142,22 +197,26 @@ class ResticSource:
             raise self._error(
                 SourceError, f"cannot start restic binary {binary!r}: {reason}", permanent=permanent
             ) from None
+        except ValueError as exc:  # an environment no process can have (configs are checked; a last guard)
+            raise self._error(SourceError, f"cannot start restic binary {binary!r}: {exc}", permanent=True) from None
         try:
             async with asyncio.timeout(self._config.timeout.total_seconds()):  # wait_for may swallow a cancel on 3.11
-                stdout, stderr = await process.communicate()
+                stdout, stderr = await asyncio.gather(
+                    _read_at_most(process.stdout, _MAX_OUTPUT, too_much=partial(_kill_group, process)),
+                    _read_start(process.stderr, _MAX_STDERR),
+                )
+                await process.wait()
         except TimeoutError:
             seconds = self._config.timeout.total_seconds()
             raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
         finally:
-            # Timed out, or the poll was cancelled (shutdown): never leave restic running behind us.
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+            # Timed out, too much said, or the poll was cancelled (shutdown): never leave restic, or anything it
+            # started, running behind us.
+            await _stop_group(process)
+        if stdout is None:
+            raise self._error(SourceProtocolError, f"restic printed more than {_MAX_OUTPUT // 2**20} MB; refused")
         if process.returncode != 0:
             raise self._exit_error(process.returncode or 0, stderr.decode("utf-8", "replace"))
-        if len(stdout) > _MAX_OUTPUT:
-            raise self._error(SourceProtocolError, "restic printed more than 256 MB; refused")
         return stdout
 
     def _exit_error(self, code: int, stderr: str) -> SourceError:
@@ -251,9 +310,16 @@ class ResticSource:
             # No schedule: "a snapshot at least every max_age" is an interval counted from the last one.
             ref = ScheduleRef("", "interval", self._config.timezone, interval=self._config.max_age)
         if ref is not None:
+            # A run dated after tomorrow is a broken record (the bounds drop it), not the job's last run.
+            possible = now + FUTURE_SLACK
+            newest: dict[str, JobRun] = {}
+            for run in runs:
+                if run.started_at <= possible and (
+                    run.job_key not in newest or run.started_at > newest[run.job_key].started_at
+                ):
+                    newest[run.job_key] = run
             for key, target in sorted(targets.items()):
                 job_key = f"{self.name}/backup/{target.name}"
-                mine = [r for r in runs if r.job_key == job_key]
                 jobs.append(
                     Job(
                         key=job_key,
@@ -262,7 +328,7 @@ class ResticSource:
                         job_id=target.name,
                         name=target.name,
                         schedule=ref,
-                        last_run=max(mine, key=lambda r: r.started_at, default=None),
+                        last_run=newest.get(job_key),
                         target_keys=(key,),
                         store=location,
                     )
