@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from msgspec.structs import replace as evolve
 
 from backup_glance.health import Defaults, Memo, discover, evaluate
 from backup_glance.health._evidence import gather
+from backup_glance.health.calendar import MAX_SLOTS_PER_JOB, _mark_overlaps
 from backup_glance.model import (
     Board,
+    CalendarSlot,
     GuestRef,
     HistoryView,
     Job,
@@ -376,6 +380,45 @@ class TestCalendar:
         assert by_start[TODAY_SLOT + DAY].outcome is SlotOutcome.UPCOMING
         assert min(by_start) >= NOW - 14 * DAY and max(by_start) < NOW + 30 * DAY
         assert by_start[TODAY_SLOT].service_ids == ("vault",)
+
+    @pytest.mark.parametrize("schedule", ["*:0/5", "*:*", "hourly"])
+    def test_a_job_that_runs_every_few_minutes_shows_its_slots_around_now(self, schedule: str) -> None:
+        board = judge(pve(jobs=(a_job(schedule=schedule),)), pbs(nightly()))
+        starts = sorted(s.start_at for s in board.slots if s.job_key == "pve/backup/nightly")
+        assert starts and starts[0] <= NOW <= starts[-1]
+        assert len(starts) <= MAX_SLOTS_PER_JOB
+        assert min(abs(start - NOW) for start in starts) <= timedelta(hours=1)
+
+    def test_overlaps_are_the_other_jobs_running_at_the_same_time_on_a_shared_resource(self) -> None:
+        rng = random.Random(12)
+        for _ in range(200):
+            resources = {
+                f"job{j}": frozenset(rng.sample(["store:a", "store:b", "guest:1"], rng.randint(0, 2))) for j in range(6)
+            }
+            slots = [
+                CalendarSlot(
+                    job_key=f"job{rng.randrange(6)}",
+                    job_name="x",
+                    kind=JobKind.BACKUP,
+                    source="s",
+                    start_at=NOW + timedelta(minutes=rng.randrange(0, 120, 5)),
+                    duration=timedelta(minutes=rng.choice([1, 10, 30, 60])),
+                    outcome=SlotOutcome.UPCOMING,
+                    timezone="UTC",
+                )
+                for _ in range(rng.randint(0, 12))
+            ]
+            marked = _mark_overlaps(list(slots), resources)
+            for slot in marked:
+                expected = {
+                    other.job_key
+                    for other in slots
+                    if other.job_key != slot.job_key
+                    and resources[other.job_key] & resources[slot.job_key]
+                    and other.start_at < slot.start_at + slot.duration
+                    and slot.start_at < other.start_at + other.duration
+                }
+                assert slot.overlaps == tuple(sorted(expected))
 
     def test_a_job_for_several_services_tells_each_its_own_outcome(self) -> None:
         runs = (a_run(TODAY_SLOT, RunOutcome.FAILED, vmid=104, message="zfs error"),)

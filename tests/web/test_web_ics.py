@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from conftest import ClientFactory
 from icalendar import Calendar
 from web_builders import NOW, a_board, a_slot
 
-from backup_glance.model import SlotOutcome
+from backup_glance.model import Board, SlotOutcome
+from backup_glance.web import ics
 
 
 def _events(client_for: ClientFactory, *slots: object) -> list[object]:
@@ -63,3 +66,23 @@ class TestCalendarFeed:
     def test_a_utc_job_is_written_in_utc(self, client_for: ClientFactory) -> None:
         text = client_for(a_board(slots=(a_slot(start=timedelta(hours=1), timezone="UTC"),))).get("/calendar.ics").text
         assert "DTSTART:20261126T140000Z" in text
+
+    def test_hundreds_of_overlapping_jobs_are_named_a_few_then_counted(self, client_for: ClientFactory) -> None:
+        keys = tuple(f"rs/backup/group-{n:03}" for n in range(300))
+        (event,) = _events(client_for, a_slot(start=timedelta(hours=1), overlaps=keys))
+        (line,) = [x for x in str(event["description"]).splitlines() if x.startswith("overlaps:")]  # type: ignore[index]
+        assert line.endswith("group-019 and 280 more") and line.count(",") == 19
+
+    def test_the_feed_is_written_off_the_event_loop(
+        self, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[str] = []
+        encode = ics.encode_calendar
+
+        def watched(board: Board) -> bytes:
+            threads.append(threading.current_thread().name)
+            return encode(board)
+
+        monkeypatch.setattr(ics, "encode_calendar", watched)
+        assert client_for(a_board(slots=(a_slot(),))).get("/calendar.ics").status_code == 200
+        assert len(threads) == 1 and threads[0].startswith("feed")

@@ -403,6 +403,12 @@ class TestUpcoming:
         assert row.duration == "takes 45m"
         assert "Nov" not in row.clock and len(row.clock) <= len("Sat 02:00")
 
+    def test_hundreds_of_overlapping_jobs_are_named_a_few_then_counted(self) -> None:
+        keys = tuple(f"rs/backup/group-{n:03}" for n in range(300))
+        slot = a_slot("vault", start=timedelta(days=1), overlaps=keys)
+        (row,) = calendar.build_upcoming(a_board(slots=(slot,)), Z, calendar.Params()).rows
+        assert row.overlaps.endswith(" +294") and row.overlaps.count(",") == 5
+
 
 class TestWeek:
     def test_the_axis_fits_the_busy_hours(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import islice
 from typing import TypeVar
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
@@ -160,11 +161,19 @@ def _per_target(job: Job) -> bool:
 
 
 def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
-    found = []
-    for slot in schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE):
-        found.append(slot)
-        if len(found) > 4 * MAX_SLOTS_PER_JOB:
-            break
+    """The job's slots from CALENDAR_PAST before now to CALENDAR_FUTURE after it; of a job that runs every few
+    minutes, the MAX_SLOTS_PER_JOB around now (half of them before it)."""
+    found = list(islice(schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE), 4 * MAX_SLOTS_PER_JOB + 1))
+    if len(found) > 4 * MAX_SLOTS_PER_JOB and found[-1] < now:
+        # So frequent that the walk from CALENDAR_PAST did not reach now (every 5 minutes: 8 days of slots):
+        # start half the slots back from now instead.
+        start = now
+        for _ in range(MAX_SLOTS_PER_JOB // 2):
+            before = schedule.previous_before(start)
+            if before is None:
+                break
+            start = before
+        found = list(islice(schedule.between(start, now + CALENDAR_FUTURE), MAX_SLOTS_PER_JOB))
     if len(found) > MAX_SLOTS_PER_JOB:
         index = bisect.bisect_left(found, now)
         first = max(0, index - MAX_SLOTS_PER_JOB // 2)
@@ -456,16 +465,26 @@ def _mark_overlaps(slots: list[CalendarSlot], resources: dict[str, frozenset[str
     """Runs of different jobs that overlap in time and share a datastore, repository or guest. Two jobs on
     different systems that merely run at the same time contend for nothing: they are not marked."""
     slots.sort(key=lambda s: (s.start_at, s.job_key))
-    overlaps: dict[int, set[str]] = defaultdict(set)
-    active: list[int] = []
+    # One sweep per resource, over the slots that use it: hundreds of restic groups of one repository all start
+    # at 03:00, and comparing each slot with every slot running then took a second.
+    users: dict[str, list[int]] = defaultdict(list)
     for index, slot in enumerate(slots):
-        active = [i for i in active if slots[i].start_at + slots[i].duration > slot.start_at]
-        for other in active:
-            shared = resources.get(slots[other].job_key, frozenset()) & resources.get(slot.job_key, frozenset())
-            if slots[other].job_key != slot.job_key and shared:
-                overlaps[index].add(slots[other].job_key)
-                overlaps[other].add(slot.job_key)
-        active.append(index)
-    if not overlaps:
+        for resource in resources.get(slot.job_key, ()):
+            users[resource].append(index)
+    overlaps: dict[int, set[str]] = defaultdict(set)
+    for indices in users.values():
+        active: list[int] = []
+        for index in indices:
+            slot = slots[index]
+            active = [i for i in active if slots[i].start_at + slots[i].duration > slot.start_at]
+            if active:
+                overlaps[index].update(slots[i].job_key for i in active)
+                for other in active:
+                    overlaps[other].add(slot.job_key)
+            active.append(index)
+    for index, keys in overlaps.items():
+        keys.discard(slots[index].job_key)  # a job's runs of one slot are one run, not an overlap
+    marked = {index: tuple(sorted(keys)) for index, keys in overlaps.items() if keys}
+    if not marked:
         return slots
-    return [replace(s, overlaps=tuple(sorted(overlaps[i]))) if i in overlaps else s for i, s in enumerate(slots)]
+    return [replace(s, overlaps=marked[i]) if i in marked else s for i, s in enumerate(slots)]

@@ -46,15 +46,18 @@ MAX_SCHEDULE = 200  # "mon..fri 02:00,04:00,..": the longest real one is a few d
 
 
 def clean_key(value: str) -> str:
-    """Like `clean_text`, but a key must stay unique and stable: a long one keeps a prefix plus a digest.
+    """Like `clean_text`, but a key must stay unique and stable: a long one, or one that cleaning changed (two
+    restic hosts "dup\\ax" and "dupx" are two groups), keeps a prefix plus a digest of what it was.
 
     >>> key = clean_key("guest:" + "x" * 400); len(key), key[-17:-16], key == clean_key("guest:" + "x" * 400)
     (300, '~', True)
+    >>> clean_key("restic:r/dupx"), clean_key("restic:r/dup\x07x")
+    ('restic:r/dupx', 'restic:r/dupx~457eeffbdb1ac43e')
     """
     text = clean_text(value, limit=10 * MAX_KEY)
-    if len(text) <= MAX_KEY:
+    if len(text) <= MAX_KEY and text == value:
         return text
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{text[: MAX_KEY - 17]}~{digest}"
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -46,6 +47,18 @@ from .widgets import WIDGETS
 from .widgets._names import apply_job_config
 
 log = logging.getLogger(__name__)
+_feed_executor: ThreadPoolExecutor | None = None
+_feed_lock = threading.Lock()
+
+
+def _feed_worker() -> ThreadPoolExecutor:
+    """The one thread the calendar feed is written in (made at the first request for it)."""
+    global _feed_executor
+    with _feed_lock:
+        if _feed_executor is None:
+            _feed_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed")
+        return _feed_executor
+
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -76,7 +89,7 @@ class _Web:
         for name, query in WARM_WIDGETS:  # what a usual Glance page asks for, until it asks
             params = WIDGETS[name].parse(query)
             self.fragments.expect((name, params), self.widget_builder(name, params))
-        self.documents: VersionCache[Payload] = VersionCache(store)
+        self.feeds: VersionCache[Future[Payload]] = VersionCache(store, max_entries=1)
         # Answers that show when each source last answered: built again after a poll, even one with no news.
         self.polled: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
         self.pages: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
@@ -117,8 +130,16 @@ class _Web:
     def up_to_date(self, answer: tuple[int, object]) -> bool:
         return answer[0] == self.store.polls
 
-    def build_ics(self, board: Board) -> Payload:
-        return Payload(ics.encode_calendar(self.shown(board)))
+    def build_ics(self, board: Board) -> Future[Payload]:
+        # Thousands of events take a second or more to write: in a worker thread, never on the event loop.
+        return _feed_worker().submit(self._ics_payload, board)
+
+    def _ics_payload(self, board: Board) -> Payload:
+        try:
+            return Payload(ics.encode_calendar(self.shown(board)))
+        except Exception:  # logged once per board version; a calendar app tries again later
+            log.exception("calendar feed rendering failed")
+            return Payload(b"internal error while writing the calendar; see the backup-glance log\n", 500)
 
     def build_page(self, board: Board) -> tuple[int, Payload]:
         polls = self.store.polls
@@ -217,7 +238,9 @@ async def metrics(request: Request) -> Response:
 
 async def calendar_ics(request: Request) -> Response:
     web = _web(request)
-    return _send(request, web.documents.get("ics", web.build_ics), "text/calendar; charset=utf-8")
+    future = web.feeds.get("ics", web.build_ics)
+    payload = future.result() if future.done() else await asyncio.wrap_future(future)
+    return _send(request, payload, "text/calendar; charset=utf-8")
 
 
 async def page(request: Request) -> Response:

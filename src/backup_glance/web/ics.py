@@ -39,7 +39,7 @@ _PREFIX: dict[SlotOutcome, str] = {
 }
 
 
-MAX_LISTED = 20  # services named in an event's description: a job covering 2,000 guests is not a paragraph
+MAX_LISTED = 20  # services or jobs named in an event's description: a job covering 2,000 guests is not a paragraph
 
 
 def slot_uid(slot: CalendarSlot) -> str:
@@ -75,12 +75,15 @@ def description(slot: CalendarSlot) -> str:
     if slot.detail:
         lines.append(slot.detail)
     if slot.overlaps:
-        lines.append("overlaps: " + ", ".join(slot.overlaps))
+        lines.append(f"overlaps: {_listed(slot.overlaps)}")
     if slot.service_ids:
-        shown = ", ".join(slot.service_ids[:MAX_LISTED])
-        more = f" and {len(slot.service_ids) - MAX_LISTED} more" if len(slot.service_ids) > MAX_LISTED else ""
-        lines.append(f"services: {shown}{more}")
+        lines.append(f"services: {_listed(slot.service_ids)}")
     return "\n".join(lines)
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
 
 
 def _event(slot: CalendarSlot, board: Board) -> Event:

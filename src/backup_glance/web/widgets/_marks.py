@@ -44,7 +44,7 @@ LEGEND: tuple[tuple[str, str], ...] = (
 )
 BAD = (SlotOutcome.FAILED, SlotOutcome.MISSED)
 MAX_TEXT = 160  # a source's message in a popover; the full text is in the JSON and the ICS feed
-MAX_COVERS = 6  # services named in a run's popover before "+N"
+MAX_COVERS = 6  # services (or overlapping jobs) named in a run's popover before "+N"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +170,13 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+def overlap_text(slot: CalendarSlot, names: Names) -> str:
+    """ "overlaps a, b +N": the jobs `slot` overlaps, the first few by name (hundreds of groups may start together)."""
+    shown = [names.job(key) for key in slot.overlaps[:MAX_COVERS]]
+    more = len(slot.overlaps) - len(shown)
+    return "overlaps " + ", ".join(shown) + (f" +{more}" if more > 0 else "")
+
+
 def run_of(slot: CalendarSlot, board: Board, zone: ZoneInfo, names: Names, marks: dict[str, Mark]) -> Run:
     start = slot.start_at.astimezone(zone)
     end = (slot.start_at + slot.duration).astimezone(zone)
@@ -181,8 +188,7 @@ def run_of(slot: CalendarSlot, board: Board, zone: ZoneInfo, names: Names, marks
         css = status_class(status, STATUS_SEVERITY[status])
         lines.append((css, f"{names.service(sid)}: {_short(text)}"))
     if slot.overlaps:
-        others = ", ".join(names.job(key) for key in slot.overlaps)
-        lines.append(("bkg-warn", f"overlaps {others} on the same datastore or guest"))
+        lines.append(("bkg-warn", f"{overlap_text(slot, names)} on the same datastore or guest"))
     if slot.after:
         lines.append(("", f"waits for {', '.join(slot.after)}"))
     shown = [names.service(sid) for sid in slot.service_ids[:MAX_COVERS]]

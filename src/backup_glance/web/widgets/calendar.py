@@ -21,7 +21,7 @@ from .. import fmt
 from ..params import choice, count, text
 from ..safe import shows
 from ..views import RUN_CLASS, RUN_MARK, WidgetState, widget_state
-from ._marks import Run, run_of
+from ._marks import Run, overlap_text, run_of
 from ._names import names_for
 from ._spec import WidgetSpec
 from .grid import GridView, build_grid
@@ -109,7 +109,7 @@ def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView
                 at=at,
                 clock=fmt.soon(slot.start_at, zone, now=board.generated_at),
                 duration=f"takes {fmt.span(slot.duration)}",
-                overlaps=f"overlaps {', '.join(names.job(k) for k in slot.overlaps)}" if slot.overlaps else "",
+                overlaps=overlap_text(slot, names) if slot.overlaps else "",
                 after=f"after {', '.join(slot.after)}" if slot.after else "",
                 last_mark=RUN_MARK[last.outcome] if last else "",
                 last_css=RUN_CLASS[last.outcome] if last else "",
