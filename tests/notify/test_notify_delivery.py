@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from notify_helpers import NOW, ZONE, Receiver, a_board, a_datastore, a_source, a_verdict, receiver
 
+from backup_glance.errors import BackupGlanceError
 from backup_glance.model import Board, Severity, Status
 from backup_glance.notify import Notifier, Target
 from backup_glance.notify._deliver import AppriseSender
@@ -224,6 +225,37 @@ class TestDeliveryFailures:
         posts = [hit for hit in rig.inbox.hits if hit.method == "POST"]
         assert len(posts) == 3 and all(hit.body == posts[0].body for hit in posts)
         assert NotifyStore.open(rig.db).pending("t1") == []  # accepted: out of the outbox
+
+    def test_a_message_accepted_while_the_outbox_cannot_be_written_is_sent_once(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        notifier = rig.notifier()
+        store = notifier.workers["t1"]._store
+        disk_full = [True]
+        delivered = store.delivered
+
+        def refuse_while_full(ids: list[int]) -> None:
+            if disk_full[0]:
+                raise BackupGlanceError("cannot write the history: database or disk is full")
+            delivered(ids)
+
+        monkeypatch.setattr(store, "delivered", refuse_while_full)
+
+        async def go() -> None:
+            notifier.start()
+            notifier.on_board(failing_board("postgres"))
+            await asyncio.sleep(1.0)
+            disk_full[0] = False
+            notifier.workers["t1"].wake()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if not NotifyStore.open(rig.db).pending("t1"):
+                    break
+            await notifier.stop()
+
+        rig.loop.run_until_complete(go())
+        assert len([hit for hit in rig.inbox.hits if hit.method == "POST"]) == 1
+        assert NotifyStore.open(rig.db).pending("t1") == []  # removed once the outbox could be written
 
     def test_a_slow_target_never_blocks_the_event_loop(self, rig: Rig) -> None:
         rig.inbox.delay_s = 1.5

@@ -125,6 +125,9 @@ class TargetWorker:
         self._lock = asyncio.Lock()
         self.failures = 0
         self.sent = 0
+        # Messages the target accepted whose removal from the outbox failed (a full disk): never sent again, and
+        # removed once the outbox can be written.
+        self._unrecorded: set[int] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -139,12 +142,15 @@ class TargetWorker:
         async with self._lock:
             loop = asyncio.get_running_loop()
             try:
+                if self._unrecorded:
+                    await asyncio.to_thread(self._store.delivered, sorted(self._unrecorded))
+                    self._unrecorded.clear()
                 pending = await asyncio.to_thread(self._store.pending, self.key)
             except BackupGlanceError as exc:
                 log.error("notification outbox unreadable", extra={"target": self.sender.shown, "error": str(exc)})
                 return False
             now = self._clock()
-            due = [p for p in pending if p.not_before <= now]
+            due = [p for p in pending if p.not_before <= now and p.id not in self._unrecorded]
             if not due:
                 return None
             message = merge([(p.created_at, p.message) for p in due], self._zone)
@@ -161,6 +167,8 @@ class TargetWorker:
                     await asyncio.to_thread(self._store.attempted, ids)
             except BackupGlanceError as exc:
                 log.error("notification outbox not updated", extra={"target": self.sender.shown, "error": str(exc)})
+                if accepted:
+                    self._unrecorded.update(ids)
             if accepted:
                 self.sent += 1
                 if self.failures:
@@ -188,6 +196,7 @@ class TargetWorker:
             pending = self._store.pending(self.key)
         except BackupGlanceError:
             return IDLE_CHECK_S
+        pending = [p for p in pending if p.id not in self._unrecorded]
         if not pending:
             return IDLE_CHECK_S
         wait = (min(p.not_before for p in pending) - self._clock()).total_seconds()
