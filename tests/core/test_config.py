@@ -167,6 +167,17 @@ class TestVariables:
         text = config_text(services="  - {id: a, guest: 1, name: 'costs \\${PRICE}'}\n")
         assert parse_config(text, env=ENV).services[0].name == "costs ${PRICE}"
 
+    def test_a_reference_that_is_not_well_formed_is_a_problem_not_text(self) -> None:
+        written = {
+            "${ PBS_TOKEN }": "${ PBS_TOKEN }: not a variable name (letters, digits and _)",
+            "${PBS_TOKEN:-x}": "${PBS_TOKEN:-x}: a default value (${NAME:-default}) is not supported",
+            "${secret:../pw}": "${secret:../pw}: a secret's name is a file name (letters, digits, . _ -)",
+            "${PBS_TOKEN": "'${PBS_TOKEN': a reference without its closing '}' (write \\${ for a literal '${')",
+        }
+        for reference, message in written.items():
+            (problem,) = problems_of(config_text().replace("${PBS_TOKEN}", reference))
+            assert problem == f"bg.yaml:7:5: sources[0].token_secret: {message}"
+
     def test_a_reference_in_a_comment_is_ignored(self) -> None:
         assert parse_config(config_text() + "# token: ${NOT_SET}\n", env=ENV).sources[0].name == "pbs"
 

@@ -30,7 +30,9 @@ _MARK = "\uf8ff"
 _PAD = "\uf8fe"
 _DIGIT0 = 0xE000
 _BASE = 4096
-_REFERENCE = re.compile(r"\\\$\{|\$\{(?:(?P<kind>[A-Za-z]+):)?(?P<name>[A-Za-z0-9_.-]*)\}")
+# Every "${" is a reference (or "\\${", a literal): one that is not well formed is a problem, not text kept as is.
+_REFERENCE = re.compile(r"\\\$\{|\$\{(?P<body>[^}\n]*)(?P<close>\}?)")
+_BODY = re.compile(r"(?:(?P<kind>[A-Za-z]+):)?(?P<name>.*)", re.DOTALL)
 _PLACEHOLDER = re.compile(f"{_MARK}([\ue000-\uefff])([\ue000-\uefff]){_PAD}*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -95,8 +97,12 @@ class Variables:
             written = match.group(0)
             if written == "\\${":
                 reference = _Reference(written, "literal", "")
+            elif not match.group("close"):
+                reference = _Reference(written, "unclosed", "")
             else:
-                reference = _Reference(written, match.group("kind"), match.group("name"))
+                body = _BODY.fullmatch(match.group("body"))
+                assert body is not None  # it matches any text
+                reference = _Reference(written, body.group("kind"), body.group("name"))
             index = len(self.references)
             self.references.append(reference)
             if index >= _BASE * _BASE:
@@ -169,7 +175,13 @@ class Variables:
     def _resolve(self, reference: _Reference) -> tuple[str, bool, Path | None]:
         """-> (the value, whether it is a secret, the file it was read from)."""
         kind, name = reference.kind, reference.name
+        if kind == "unclosed":
+            raise LookupError(
+                f"{reference.text!r}: a reference without its closing '}}' (write \\${{ for a literal '${{')"
+            )
         if kind is None:
+            if ":-" in name or ":=" in name:
+                raise LookupError(f"{reference.text}: a default value (${{NAME:-default}}) is not supported")
             if not _ENV_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
             if name not in self.env:
