@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -201,6 +202,12 @@ class TestVariables:
         assert config.sources[0].token_secret is not None
         assert config.sources[0].token_secret.get_secret_value() == "s3cret: with # odd {chars}"
 
+    def test_a_secret_that_is_a_pipe_is_named_not_waited_for(self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "pbs_token")
+        text = config_text().replace("${PBS_TOKEN}", "${secret:pbs_token}")
+        (problem,) = problems_of(text, env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)})
+        assert problem.endswith(f"{tmp_path}/pbs_token is not a regular file (a pipe, a socket or a device)")
+
     def test_unreadable_secret_references_are_named(self, tmp_path: Path) -> None:
         text = config_text().replace("${PBS_TOKEN}", "${secret:nope}")
         (problem,) = problems_of(text, env={"BACKUP_GLANCE_SECRETS_DIR": str(tmp_path)})
@@ -272,10 +279,12 @@ class TestFiles:
         (tmp_path / "latin1.yaml").write_bytes(b"timezone: Europe/Madrid\nname: caf\xe9\n")
         (tmp_path / "binary.yaml").write_bytes(b"\x00\x01\x02ELF\x7f")
         (tmp_path / "folder.yaml").mkdir()
+        os.mkfifo(tmp_path / "pipe.yaml")
         expected = {
             "latin1.yaml": "line 2, column 10: not UTF-8 text (byte 0xe9); save the file as UTF-8",
             "binary.yaml": "not valid YAML: a control character here (is this a binary file?)",
             "folder.yaml": "is a folder, not a configuration file",
+            "pipe.yaml": "is not a regular file (a pipe, a socket or a device), not a configuration file",
             "missing.yaml": "cannot read the configuration file: no such file",
         }
         for name, message in expected.items():

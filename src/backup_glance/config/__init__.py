@@ -136,6 +136,8 @@ def _read_text(path: Path) -> tuple[str | None, str | None]:
     try:
         if path.is_dir():
             return None, "is a folder, not a configuration file"
+        if path.exists() and not path.is_file():  # opening a pipe nobody writes to would wait for ever
+            return None, "is not a regular file (a pipe, a socket or a device), not a configuration file"
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:

@@ -53,6 +53,8 @@ def read_secret_file(path: str | Path) -> str:
     try:
         if path.is_dir():
             raise SecretFileError(f"{path} is a folder, not a file")
+        if path.exists() and not path.is_file():  # opening a pipe nobody writes to would wait for ever
+            raise SecretFileError(f"{path} is not a regular file (a pipe, a socket or a device)")
         with path.open("rb") as handle:
             raw = handle.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
