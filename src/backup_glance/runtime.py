@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from .board import BoardStore
 from .collector import Collector
 from .config import Config, anomaly_policy, protection_policy, service_specs
+from .errors import HistoryError
 from .health import Defaults
 from .history import History
 from .paths import history_path
@@ -27,16 +31,56 @@ class Runtime:
     collector: Collector
     history: History | None
     notifier: Notifier | None = None  # `serve` only: alerts, digests and the heartbeat (notify, heartbeat)
+    claim: IO[str] | None = None  # `serve` only: held while it runs (`claim_history`)
+
+
+def claim_history(path: Path) -> IO[str]:
+    """Keep any other `serve` off the history file at `path` while the returned file stays open: two would both
+    send every notification. Raises HistoryError naming the process that holds it."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        handle = lock.open("a+", encoding="ascii")
+    except OSError as exc:
+        reason = (exc.strerror or exc.__class__.__name__).lower()
+        raise HistoryError(f"cannot create {lock} (it keeps a second serve off {path.name}): {reason}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read(20).strip()
+        handle.close()
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        raise HistoryError(
+            f"{path} is in use by another backup-glance serve ({who}); stop it, or give this one its own history.path"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def build_runtime(
-    config: Config, *, with_history: bool = True, clock: Callable[[], datetime] = utc_now, notify: bool = False
+    config: Config,
+    *,
+    with_history: bool = True,
+    clock: Callable[[], datetime] = utc_now,
+    notify: bool = False,
 ) -> Runtime:
-    """Raises HistoryError or DataFolderError (both BackupGlanceError) when the history cannot be opened."""
+    """Raises HistoryError or DataFolderError (both BackupGlanceError) when the history cannot be opened, or
+    (with `notify`, as `serve` runs) when another `serve` uses it."""
     store = BoardStore(timezone=config.timezone)
     history = None
+    claim = None
     if with_history:
-        history = History.open(history_path(config.history.path), retention=config.history.retention)
+        path = history_path(config.history.path)
+        history = History.open(path, retention=config.history.retention)
+        if notify:
+            try:
+                claim = claim_history(path)
+            except HistoryError:
+                history.close()
+                raise
     sources = [create_source(source_config) for source_config in config.sources]
     collector = Collector(
         sources=sources,
@@ -61,4 +105,4 @@ def build_runtime(
         from .notify import build_notifier  # Apprise loads only when there is something to send
 
         notifier = build_notifier(config, store, history_path=history_path(config.history.path), clock=clock)
-    return Runtime(config=config, store=store, collector=collector, history=history, notifier=notifier)
+    return Runtime(config=config, store=store, collector=collector, history=history, notifier=notifier, claim=claim)

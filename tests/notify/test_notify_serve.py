@@ -4,6 +4,8 @@ and started again between polls — gracefully and with `kill -9` — never anno
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,3 +65,27 @@ def test_no_duplicate_alert_across_restarts(tmp_path: Path) -> None:
         for serve in (first, second, third):
             assert PASSWORD not in serve.output
         assert "notification sent" in first.output and "json://****@127.0.0.1" in first.output
+
+
+def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> None:
+    # Both would send every notification (a systemd unit and a serve started by hand, an old container).
+    with DemoLab() as lab:
+        config = tmp_path / "bg.yaml"
+        config.write_text(lab.config_text())
+        config.chmod(0o600)
+        env = {SECRETS_DIR_VARIABLE: lab.environment()[SECRETS_DIR_VARIABLE]}
+        with ServeProcess(["--config", str(config)], env=env) as first:
+            assert first.process is not None
+            second = subprocess.run(
+                [sys.executable, "-m", "backup_glance", "serve", "--port", "0", "--config", str(config)],
+                env={"PATH": "/usr/bin:/bin", "TZ": "UTC", **env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 5, second.stderr
+            assert f"is in use by another backup-glance serve (process {first.process.pid})" in second.stderr
+            assert httpx.get(first.url + "/healthz", timeout=5).status_code == 200
+            assert first.stop(signal.SIGTERM)[0] == 0
+        with ServeProcess(["--config", str(config)], env=env) as third:  # the claim ends with its holder
+            assert httpx.get(third.url + "/healthz", timeout=5).status_code == 200
