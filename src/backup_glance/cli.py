@@ -74,7 +74,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+    _exit_now_if_sends_are_stuck(code)
     return code
+
+
+def _exit_now_if_sends_are_stuck(code: int) -> None:
+    """Python waits at exit for every thread of a pool to end; a notification target that answers a byte at a time
+    keeps one of Apprise's in a read for ever, so `serve` would never end after its clean stop (nor `notify-test`
+    after its report). Everything is closed by now: what is left is let go."""
+    if "apprise.apprise" not in sys.modules:  # nothing was sent
+        return
+    from .notify import stuck_sends
+
+    stuck = stuck_sends()
+    if not stuck:
+        return
+    import logging
+
+    logging.getLogger("backup_glance").warning(
+        "exiting without waiting for notification sends that never finished", extra={"sends": ", ".join(stuck)}
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ clock for quiet hours, digests and reminders, the history database for what was 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +22,9 @@ from notify_helpers import NOW, ZONE, Receiver, a_board, a_datastore, a_source, 
 
 from backup_glance.errors import BackupGlanceError
 from backup_glance.model import Board, Severity, Status
-from backup_glance.notify import Notifier, Target
+from backup_glance.notify import Notifier, Target, _deliver
 from backup_glance.notify._deliver import AppriseSender
+from backup_glance.notify._messages import Message
 from backup_glance.notify._policy import Rule
 from backup_glance.notify._store import NotifyStore
 from backup_glance.schedule import parse_schedule
@@ -327,3 +333,74 @@ class TestRestart:
         titles = [m["title"] for m in rig.inbox.messages]
         assert titles == ["Backups: postgres: failed", "Backups: still open: postgres: failed"]
         rig.close(notifier)
+
+
+@contextlib.contextmanager
+def dripping_target() -> Iterator[tuple[int, list[int]]]:
+    """A webhook that reads the request, then answers one byte every half second, never finishing: what a broken
+    proxy may do. -> (its port, one entry per connection)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    connections: list[int] = []
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            while not stop.wait(0.5):  # a header that never ends
+                conn.sendall(b"x")
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn, _ = listener.accept()
+                connections.append(1)
+                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1], connections
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+
+
+class TestDrippingTarget:
+    def test_a_send_still_hanging_is_not_tried_again_beside_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_deliver, "SEND_TIMEOUT_S", 1.0)
+        with dripping_target() as (port, connections):
+            sender = AppriseSender(f"json://127.0.0.1:{port}/hook")
+            message = Message("postgres: failed", "body", "critical")
+            began = time.monotonic()
+            assert sender.send(message) is False  # Apprise stopped waiting; its thread still reads
+            assert time.monotonic() - began < 10
+            assert sender.send(message) is False
+            assert len(connections) == 1  # the second try did not take another of Apprise's threads
+
+    def test_notify_test_ends_although_a_send_never_finishes(self, tmp_path: Path) -> None:
+        with dripping_target() as (port, _connections):
+            config = tmp_path / "bg.yaml"
+            config.write_text(
+                "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b',"
+                " token_secret: x}\n"
+                f"notify:\n  - url: json://127.0.0.1:{port}/hook\n"
+            )
+            config.chmod(0o600)
+            script = (
+                "import sys; from backup_glance.notify import _deliver; _deliver.SEND_TIMEOUT_S = 1.0;"
+                "from backup_glance.cli import main; sys.exit(main(sys.argv[1:]))"
+            )
+            began = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-c", script, "notify-test", "--config", str(config)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert time.monotonic() - began < 30
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert "FAILED" in done.stdout
+            assert "exiting without waiting for notification sends that never finished" in done.stderr

@@ -13,6 +13,7 @@ are health's; this package only compares them over time and says so, once, at th
 Nothing here is imported unless the config has `notify:` or `heartbeat:` (Apprise takes a while to load).
 """
 
+from ._deliver import stuck_sends as stuck_sends
 from ._messages import Message as Message
 from ._notifier import Notifier as Notifier
 from ._notifier import Target as Target
@@ -20,4 +21,4 @@ from ._notifier import build_notifier as build_notifier
 from ._notifier import build_targets as build_targets
 from .heartbeat import Heartbeat as Heartbeat
 
-__all__ = ["Heartbeat", "Message", "Notifier", "Target", "build_notifier", "build_targets"]
+__all__ = ["Heartbeat", "Message", "Notifier", "Target", "build_notifier", "build_targets", "stuck_sends"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 600.0
 IDLE_CHECK_S = 30.0  # a worker looks at its outbox at least this often (held messages, injected clocks)
+SEND_TIMEOUT_S = 60.0  # Apprise stops waiting for a send after this long (a socket read times out only when idle)
 _TYPES = {"critical": "failure", "unknown": "warning", "warning": "warning", "ok": "success", "info": "info"}
 
 
@@ -66,15 +68,31 @@ class AppriseSender:
         self._apprise.add(plugin)
         self.usable = True
         # Apprise masks the secrets it knows of each service; the query is only its defaults.
-        self.shown = private(str(plugin.url(privacy=True)).split("?", 1)[0], url)  # type: ignore[no-untyped-call]
+        self._private = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+        self.shown = private(self._private.split("?", 1)[0], url)
 
     def send(self, message: Message) -> bool:
         if not self.usable:
             return False
+        if any(sent.endswith(f"({self._private})") for sent in stuck_sends()):
+            # Its last send still hangs in one of Apprise's few threads (a target answering a byte at a time):
+            # another try would hold one more, until no target had one left.
+            log.warning("notification target still busy with the last attempt; not sent", extra={"target": self.shown})
+            return False
         result = self._apprise.notify(
-            body=message.body, title=message.title, notify_type=_TYPES.get(message.level, "info"), body_format="text"
+            body=message.body,
+            title=message.title,
+            notify_type=_TYPES.get(message.level, "info"),
+            body_format="text",
+            timeout=SEND_TIMEOUT_S,
         )
         return bool(result)
+
+
+def stuck_sends() -> list[str]:
+    """The sends Apprise stopped waiting for whose threads still run, as "service (private URL)"."""
+    describe = getattr(sys.modules.get("apprise.apprise"), "abandoned_call_descriptions", None)
+    return [str(call) for call in describe()] if callable(describe) else []
 
 
 def private(shown: str, url: str) -> str:
@@ -218,4 +236,4 @@ class TargetWorker:
                     await self._wake.wait()
 
 
-__all__ = ["AppriseSender", "Sender", "TargetWorker", "backoff"]
+__all__ = ["AppriseSender", "Sender", "TargetWorker", "backoff", "stuck_sends"]
