@@ -356,6 +356,7 @@ class HistoryView:
     runs: tuple[JobRun, ...] = ()
     typical_durations: dict[str, timedelta] = field(default_factory=dict)  # job_key -> median duration
     recorded_since: datetime | None = None  # when history first recorded anything: it has watched since then
+    target_names: dict[str, str] = field(default_factory=dict)  # target key -> the name it last had
 
 
 @dataclass(frozen=True, slots=True)

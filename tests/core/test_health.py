@@ -636,3 +636,14 @@ def test_discovery_with_a_memo_hands_back_the_same_specs_until_a_name_a_key_or_a
     template = replace(guests[1], template=True)
     assert [s.id for s in discovered(guests[0], template)] == ["101", "vault"]
     assert discovered(*guests) is not first and discovered(*guests) == first
+
+
+def test_a_service_found_while_its_source_is_down_keeps_the_name_and_id_history_last_saw() -> None:
+    # At a start with the PBS down, the guest is known only from history's snapshots: its id must be the one its
+    # alerts, /health URL and metrics had, not one made from its key.
+    down = SourceState("pbs", "pbs", timedelta(minutes=5), None, NOW, None, "cannot connect")
+    seen = HistoryView(snapshots=tuple(nightly(vmid=205)), recorded_since=NOW - 20 * DAY)
+    unnamed = judge(down, history=seen)
+    named = judge(down, history=replace(seen, target_names={"guest:205": "gitea"}))
+    assert [(v.service_id, v.name) for v in unnamed.verdicts] == [("205", "205")]
+    assert [(v.service_id, v.name, v.status) for v in named.verdicts] == [("gitea", "gitea", Status.UNKNOWN)]

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from backup_glance.errors import HistoryError
 from backup_glance.history import History
 from backup_glance.history import _store as history_store
 from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages
-from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Verification
+from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target, Verification
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -190,6 +191,19 @@ class TestRecordAndView:
         with History.open(db_path, retention=RETENTION):
             pass
         assert pragma(db_path, "journal_mode") == "wal"
+
+    def test_it_remembers_each_targets_last_name_across_a_restart(self, history: History, db_path: Path) -> None:
+        vault = Target("guest:101", "pbs1", "vault", "guest")
+        history.record(replace(an_observation(snapshots=[a_snapshot()]), targets=(vault,)))
+        history.record(replace(an_observation(at=LATER), targets=(replace(vault, name="vault-2"),)))
+        assert history.view(since=NOW - timedelta(days=1)).target_names == {"guest:101": "vault-2"}
+        history.close()
+
+        with History.open(db_path, retention=RETENTION) as reopened:  # its source not polled yet
+            assert reopened.view(since=NOW - timedelta(days=1)).target_names == {"guest:101": "vault-2"}
+            reopened.record(an_observation(at=LATER))  # a target nothing is kept of is forgotten at a prune
+            reopened.prune(now=LATER + RETENTION * 3)
+            assert reopened.view(since=NOW - timedelta(days=1)).target_names == {}
 
     def test_it_works_in_memory(self) -> None:
         with History.open(":memory:", retention=RETENTION) as history:
@@ -590,7 +604,7 @@ class TestSchema:
     def test_a_new_database_is_at_the_latest_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
 
-        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 5
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 6
 
     def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
         db_path.parent.mkdir()
@@ -603,7 +617,7 @@ class TestSchema:
             assert iso([sighting.last_seen_at, sighting.gone_at]) == iso([NOW, None])
             history.record(an_observation(at=LATER, snapshots=[a_snapshot()]))
             assert gone_at(history, "main/vm/101/a") == LATER.isoformat()
-        assert pragma(db_path, "user_version") == 5
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION
 
     def test_it_moves_the_snapshots_of_a_version_4_database_to_a_rowid_table_keeping_every_column(
         self, db_path: Path
@@ -663,9 +677,10 @@ class TestSchema:
 
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
-        pragma(db_path, "user_version = 7")
+        pragma(db_path, f"user_version = {SCHEMA_VERSION + 1}")
 
-        with pytest.raises(HistoryError, match=r"history\.sqlite3 has schema version 7.*only knows up to version 5"):
+        newer = rf"history\.sqlite3 has schema version {SCHEMA_VERSION + 1}.*only knows up to version {SCHEMA_VERSION}"
+        with pytest.raises(HistoryError, match=newer):
             History.open(db_path, retention=RETENTION)
 
     def test_it_names_the_path_of_a_file_that_is_not_sqlite(self, db_path: Path) -> None:

@@ -7,7 +7,7 @@ no clock (`now` is passed in), no I/O, no logging; its results carry their reaso
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -68,7 +68,14 @@ def evaluate(
     configured = {spec.id for spec in specs}
     if discover_rest or not specs:
         claimed_keys = {key for spec in specs for key in matching_keys(spec, evidence)}
-        specs += discover(evidence, defaults, claimed={spec.id for spec in specs}, claimed_keys=claimed_keys, memo=memo)
+        specs += discover(
+            evidence,
+            defaults,
+            claimed={spec.id for spec in specs},
+            claimed_keys=claimed_keys,
+            memo=memo,
+            known_names=history.target_names,
+        )
     if memo is not None:
         memo.start(evidence, durations=history.typical_durations, display_tz=display_tz, anomalies=defaults.anomalies)
         memo.forget_except({spec.id for spec in specs})
@@ -162,16 +169,19 @@ def discover(
     claimed: AbstractSet[str] = frozenset(),
     claimed_keys: AbstractSet[str] = frozenset(),
     memo: Memo | None = None,
+    known_names: Mapping[str, str] | None = None,
 ) -> list[ServiceSpec]:
-    """One service per backed-up thing any source knows of and no configured service claims, named after it.
-    With a `memo`, the very same specs as last time when the same keys have the same names."""
+    """One service per backed-up thing any source knows of and no configured service claims, named after it
+    (after the name history last saw, while no source that answers names it: its id stays what it was while its
+    source is down). With a `memo`, the very same specs as last time when the same keys have the same names."""
     keys = sorted(
         set(evidence.targets) | set(evidence.snapshots) | set(evidence.backup_jobs_by_target) | evidence.uncovered
     )
     # Guests first, so that they keep the plain name when a plan or a database is called the same.
     keys.sort(key=lambda key: (not key.startswith("guest:"), key))
     wanted = [key for key in keys if key not in claimed_keys and not _template(evidence.targets.get(key, []))]
-    names = [_display_name(key, evidence.targets.get(key, [])) for key in wanted]
+    known = known_names or {}
+    names = [_display_name(key, evidence.targets.get(key, []), known) for key in wanted]
     if memo is None:
         return _discovered(wanted, names, claimed, defaults)
     return memo.discovered((wanted, names, claimed, defaults), lambda: _discovered(wanted, names, claimed, defaults))
@@ -240,11 +250,11 @@ def _after_label(name: str, by_id: dict[str, ServiceSpec]) -> str:
     return bare if sep and kind in ("service", "source") else name
 
 
-def _display_name(key: str, targets: list[Target]) -> str:
+def _display_name(key: str, targets: list[Target], known: Mapping[str, str]) -> str:
     named = [t.name for t in targets if t.name]
     if named:
         return named[0]
-    return key.split(":", 1)[-1].replace("/", " ")
+    return known.get(key) or key.split(":", 1)[-1].replace("/", " ")
 
 
 __all__ = ["Defaults", "Memo", "discover", "evaluate", "matching_keys", "overall"]

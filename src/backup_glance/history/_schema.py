@@ -115,6 +115,17 @@ def _migrate_5_rowid_snapshots(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX snapshots_by_first_seen ON snapshots (first_seen_at)")
 
 
+def _migrate_6_target_names(conn: sqlite3.Connection) -> None:
+    # The name each target last had: a service discovered from a source that is down at a start keeps the name
+    # (and so the id, its alerts and its metrics) it had while the source answered.
+    conn.execute(
+        """CREATE TABLE target_names (
+            source TEXT NOT NULL, target_key TEXT NOT NULL, name TEXT NOT NULL, named_at INTEGER NOT NULL,
+            PRIMARY KEY (source, target_key)
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only: a released migration never changes; new ones go at the end. Index + 1 = the version it makes.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1_facts,
@@ -122,6 +133,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_3_notify,
     _migrate_4_lookups,
     _migrate_5_rowid_snapshots,
+    _migrate_6_target_names,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
-from ..model import HistoryView, JobRun, Observation, Snapshot
+from ..model import HistoryView, JobRun, Observation, Snapshot, Target
 from ._listed import Change, Listed
 from ._rows import (
     OUTCOME_TEXT,
@@ -130,6 +130,12 @@ WHERE (runs.ended_at IS NULL OR excluded.ended_at IS NOT NULL) AND (
     OR runs.ended_at IS NOT excluded.ended_at OR runs.outcome IS NOT excluded.outcome
     OR runs.message IS NOT excluded.message OR runs.size_bytes IS NOT excluded.size_bytes)
 """
+
+_UPSERT_NAME = """
+INSERT INTO target_names (source, target_key, name, named_at) VALUES (?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET name = excluded.name, named_at = excluded.named_at
+"""
+_SELECT_NAMES = "SELECT source, target_key, name FROM target_names"
 
 _UPSERT_SCOPE = """
 INSERT INTO scopes (source, location, target_key, last_covered_at) VALUES (?, ?, ?, ?)
@@ -327,6 +333,8 @@ class History:
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
             conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
             runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
+            renamed = self._renamed(conn, observation)
+            conn.executemany(_UPSERT_NAME, ((observation.source, key, name, seen_at) for key, name in renamed))
         memory.recorded[observation.source] = observation.snapshots
         memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
         memory.covered.update(dict.fromkeys(stale, seen_at))
@@ -335,6 +343,7 @@ class History:
         if not relisted:
             memory.list(observation, change.listed if change is not None else fresh)
         memory.note_runs(new_runs)
+        memory.name(observation, renamed)
         if deferring:
             self._deferred = _Deferred([plan for plan in plans if plan.added or plan.updated], seen_at)
         stats = RecordStats(
@@ -343,6 +352,20 @@ class History:
         )  # fmt: skip
         log.debug("observation recorded", extra={"source": observation.source, "stats": stats})
         return stats
+
+    def _renamed(self, conn: sqlite3.Connection, observation: Observation) -> list[tuple[str, str]]:
+        """(target key, name) of the observation's targets whose name is not the one stored for its source."""
+        memory = self._memory
+        if memory.named_targets.get(observation.source) is observation.targets:
+            return []
+        if memory.names is None:
+            memory.names = {(source, key): name for source, key, name in conn.execute(_SELECT_NAMES)}
+        names = memory.names
+        return [
+            (target.key, target.name)
+            for target in observation.targets
+            if target.name and names.get((observation.source, target.key)) != target.name
+        ]
 
     def prune(self, *, now: datetime) -> int:
         """Forget what is older than the retention; return how many snapshots and runs were deleted.
@@ -364,6 +387,10 @@ class History:
                 (cutoff, future),
             ).rowcount
             runs = conn.execute("DELETE FROM runs WHERE started_at < ? OR started_at > ?", (cutoff, future)).rowcount
+            conn.execute(  # names of targets nothing is kept of any more (a guest gone, a group renamed)
+                """DELETE FROM target_names WHERE target_key NOT IN (SELECT target_key FROM snapshots)
+                   AND target_key NOT IN (SELECT target_key FROM runs)"""
+            )
             conn.execute(  # one pass over the snapshots (no index holds their scopes), not one per stale scope
                 """DELETE FROM scopes WHERE last_covered_at < ? AND (source, location, target_key) NOT IN (
                    SELECT source, location, target_key FROM snapshots)""",
@@ -398,6 +425,8 @@ class History:
                 memory.first_seen = stored if deferred is None else deferred.first_seen(conn, stored)
             if memory.durations is None or (memory.durations_dirty and memory.durations_age() > DURATION_REFRESH):
                 memory.set_durations(_typical_durations(conn))
+            if memory.names is None:
+                memory.names = {(source, key): name for source, key, name in conn.execute(_SELECT_NAMES)}
         snapshots, runs = memory.window.between(low, high)
         first_seen = memory.first_seen
         return HistoryView(
@@ -405,6 +434,7 @@ class History:
             runs=runs,
             typical_durations=dict(memory.durations or {}),
             recorded_since=instant(first_seen) if isinstance(first_seen, int) else None,
+            target_names=memory.names_by_key(),
         )
 
     def sighting(self, source: str, snapshot_id: str) -> Sighting | None:
@@ -739,6 +769,25 @@ class _Memory:
         self.durations: dict[str, timedelta] | None = None
         self.durations_dirty = False
         self._durations_at = 0.0
+        self.names: dict[tuple[str, str], str] | None = None  # (source, target key) -> name, as stored
+        self.named_targets: dict[str, tuple[Target, ...]] = {}  # per source: the targets whose names are stored
+        self._by_key: dict[str, str] | None = None
+
+    def name(self, observation: Observation, renamed: list[tuple[str, str]]) -> None:
+        """Note the names just written for the observation's source."""
+        self.named_targets[observation.source] = observation.targets
+        if renamed and self.names is not None:
+            self.names.update(((observation.source, key), name) for key, name in renamed)
+            self._by_key = None
+
+    def names_by_key(self) -> dict[str, str]:
+        """Target key -> its name (of two sources naming one target differently: the first source by name)."""
+        if self._by_key is None:
+            by_key: dict[str, str] = {}
+            for (_source, key), name in sorted((self.names or {}).items(), reverse=True):
+                by_key[key] = name
+            self._by_key = by_key
+        return self._by_key
 
     def run_changes(self, key: RunKey, run: JobRun) -> bool:
         """Whether writing `run` would change its row (a finished run never goes back to running)."""
