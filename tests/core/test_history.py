@@ -690,6 +690,14 @@ class TestSchema:
         with pytest.raises(HistoryError, match=rf"{re.escape(str(db_path))}: file is not a database"):
             History.open(db_path, retention=RETENTION)
 
+    def test_a_history_cut_short_is_called_damaged(self, db_path: Path) -> None:
+        with History.open(db_path, retention=RETENTION) as history:
+            history.record(an_observation(snapshots=[a_snapshot(target=f"guest:{n}") for n in range(2000)]))
+        db_path.write_bytes(db_path.read_bytes()[:8192])  # a copy that stopped early
+
+        with pytest.raises(HistoryError, match=r"the file is damaged .*: restore it from a backup, or move it aside"):
+            History.open(db_path, retention=RETENTION)
+
     def test_it_refuses_another_programs_sqlite_database(self, db_path: Path) -> None:
         db_path.parent.mkdir()
         with closing(sqlite3.connect(db_path)) as other:

@@ -210,9 +210,7 @@ class History:
             migrate(conn, where)
         except sqlite3.Error as exc:
             conn.close()
-            raise HistoryError(
-                f"cannot use the history database {where}: {exc}; is it a backup-glance history file?"
-            ) from None
+            raise HistoryError(f"cannot use the history database {where}: {exc}; {_what_to_do(where)}") from None
         except BaseException:
             conn.close()
             raise
@@ -540,6 +538,18 @@ class _SnapshotPlan:
     added: list[Snapshot]
     updated: list[Snapshot]
     gone: list[str]
+
+
+def _what_to_do(where: str) -> str:
+    """A hint for a file SQLite refused: a damaged history (it starts as every SQLite file does), or another file."""
+    try:
+        with open(where, "rb") as handle:
+            damaged = handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        damaged = False
+    if damaged:
+        return "the file is damaged (cut short?): restore it from a backup, or move it aside to start a new history"
+    return "is it a backup-glance history file?"
 
 
 def _stored_present(conn: sqlite3.Connection, source: str) -> dict[str, Snapshot]:
