@@ -10,7 +10,7 @@ fine but still hurt a service (its snapshot failed verification, it started out 
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -465,11 +465,16 @@ def _mark_overlaps(slots: list[CalendarSlot], resources: dict[str, frozenset[str
     """Runs of different jobs that overlap in time and share a datastore, repository or guest. Two jobs on
     different systems that merely run at the same time contend for nothing: they are not marked."""
     slots.sort(key=lambda s: (s.start_at, s.job_key))
-    # One sweep per resource, over the slots that use it: hundreds of restic groups of one repository all start
-    # at 03:00, and comparing each slot with every slot running then took a second.
+    # One sweep per resource two jobs or more use, over the slots that use it: hundreds of restic groups of one
+    # repository all start at 03:00, and comparing each slot with every slot running then took a second. (A
+    # backup job of 10,000 guests has 10,000 resources of its own: only the shared ones are swept.)
+    jobs = {slot.job_key for slot in slots}
+    used = Counter(resource for job in jobs for resource in resources.get(job, ()))
+    shared = {resource for resource, count in used.items() if count > 1}
+    shared_by = {job: resources.get(job, frozenset()) & shared for job in jobs}
     users: dict[str, list[int]] = defaultdict(list)
     for index, slot in enumerate(slots):
-        for resource in resources.get(slot.job_key, ()):
+        for resource in shared_by[slot.job_key]:
             users[resource].append(index)
     overlaps: dict[int, set[str]] = defaultdict(set)
     for indices in users.values():

@@ -137,9 +137,8 @@ class EdgeBounds:
             notes,
             lambda n: _runs(observation.runs, latest, n, self._passed("runs")),
         )
-        listed = set(map(id, observation.runs))
         jobs = tuple(
-            _job(job, latest, notes, self._clean_keys, self._fallback_zone, id(job.last_run) in listed)
+            _job(job, latest, notes, self._clean_keys, self._fallback_zone, observation.runs)
             for job in observation.jobs
         )
         self._last_keys, self._keys = self._keys, {}
@@ -323,10 +322,15 @@ def _job(
     notes: _Notes,
     clean_keys: Callable[[tuple[str, ...]], tuple[str, ...]],
     fallback_zone: str,
-    run_listed: bool = False,
+    listed: tuple[JobRun, ...] = (),
 ) -> Job:
-    # A last run that is also one of the listed runs is noted once, as a run (`run_listed`).
-    last_run = _run(job.last_run, latest, _Notes() if run_listed else notes) if job.last_run is not None else None
+    last_run = None
+    if job.last_run is not None:
+        own = _Notes()
+        last_run = _run(job.last_run, latest, own)
+        if own.counts and any(run is job.last_run for run in listed):  # noted once, as one of the listed runs
+            own.counts.clear()
+        notes.merge(own)
     return replace(
         job,
         schedule=_schedule(job.schedule, clean_text(job.name), notes, fallback_zone) if job.schedule else None,
