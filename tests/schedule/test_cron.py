@@ -67,6 +67,7 @@ def test_it_describes_through_cronsim() -> None:
     assert parse_schedule("0 2 * * 1-5", "cron", "Europe/Vienna").describe() == (
         "At 02:00 on Monday through Friday (Europe/Vienna)"
     )
+    assert parse_schedule("0 0 21,31 * *", "cron").describe() == "At 00:00 on the 21st and the 31st day of month (UTC)"
 
 
 @pytest.mark.parametrize(
@@ -78,6 +79,7 @@ def test_it_describes_through_cronsim() -> None:
         ("61 2 * * *", "bad minute '61'", 0),
         ("0 24 * * *", "bad hour '24'", 2),
         ("0 0 32 * *", "bad day-of-month '32'", 4),
+        ("0 0 30 2 *", "day-of-month '30' never comes in month '2': this never runs", 4),
         ("0 0 * 13 *", "bad month '13'", 6),
         ("0 0 * * 8", "bad day-of-week '8'", 8),
         ("*/0 * * * *", "bad minute", 0),

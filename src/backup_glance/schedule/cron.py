@@ -17,6 +17,7 @@ from cronsim import CronSim, CronSimError
 
 from ..errors import ScheduleError
 from ._common import MAX_EPOCH, MIN_EPOCH, Schedule, floor_epoch
+from .describe import ordinal
 
 __all__ = ["DESCRIPTORS", "CronSchedule", "parse_cron"]
 
@@ -30,6 +31,7 @@ DESCRIPTORS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+_TH = re.compile(r"\b(\d+)th\b")
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _MAX_SKIPS = 8  # results cronsim may return on the wrong side of `when` around a DST fold
 
@@ -48,7 +50,8 @@ class CronSchedule(Schedule):
             text = CronSim(self.fields, datetime(2000, 1, 1, tzinfo=self.tzinfo)).explain()
         except Exception:  # explain is best effort; the schedule itself is valid
             text = f"cron schedule {self.fields!r}"
-        return f"{text} ({self.timezone})"
+        # cronsim writes every ordinal with "th" ("the 31th day"); English does not.
+        return f"{_TH.sub(lambda m: ordinal(int(m.group(1))), text)} ({self.timezone})"
 
     def _iterate(self, t: int, reverse: bool) -> CronSim | None:
         if not MIN_EPOCH + 86400 * 366 <= t <= MAX_EPOCH - 86400 * 366:
@@ -127,8 +130,11 @@ def parse_cron(expression: str, timezone_name: str, zone: ZoneInfo) -> CronSched
         name = message.removeprefix("Bad ")
         index = FIELD_NAMES.index(name) if name in FIELD_NAMES else 0
         tok = tokens[index] if index < len(tokens) else first
+        what = f"bad {name} {tok.group()!r}" if name in FIELD_NAMES else message
+        if name == "day-of-month" and len(tokens) == 5 and _any_month(fields, zone):
+            what = f"day-of-month {tok.group()!r} never comes in month {tokens[3].group()!r}: this never runs"
         raise ScheduleError(
-            f"bad {name} {tok.group()!r} at position {tok.start()}" if name in FIELD_NAMES else message,
+            f"{what} at position {tok.start()}" if name in FIELD_NAMES else message,
             expression=expression,
             position=tok.start(),
         ) from exc
@@ -137,3 +143,15 @@ def parse_cron(expression: str, timezone_name: str, zone: ZoneInfo) -> CronSched
             f"invalid cron expression {expression!r}: {exc}", expression=expression, position=first.start()
         ) from exc
     return CronSchedule(expression, timezone_name, zone, fields)
+
+
+def _any_month(fields: str, zone: ZoneInfo) -> bool:
+    """Whether `fields` would parse with any month: its day of the month exists, just not in the months given
+    ("0 0 30 2 *")."""
+    parts = fields.split()
+    parts[3] = "*"
+    try:
+        CronSim(" ".join(parts), datetime(2000, 1, 1, tzinfo=zone))
+    except (CronSimError, ValueError, IndexError, TypeError, AssertionError, OverflowError):
+        return False
+    return True
