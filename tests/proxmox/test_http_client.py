@@ -21,7 +21,7 @@ import trustme
 
 from backup_glance.errors import SourceProtocolError, SourceUnreachable
 from backup_glance.sources._http import HttpClient
-from backup_glance.sources._transport import StreamTransport
+from backup_glance.sources._transport import StreamTransport, _raise_mapped
 
 Answer = Callable[["Seen", str, int], Awaitable[bytes | None]]  # (seen, path, n-th request on the connection)
 RESET = b"(reset the connection)"
@@ -288,3 +288,18 @@ class TestTransport:
         answered.set()
         await transport.aclose()
         server.close()
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        ConnectionResetError(),
+        ConnectionResetError(104, "Connection reset by peer"),
+        ConnectionResetError("Connection lost"),
+    ],
+)
+def test_a_connection_reset_reads_the_same_however_asyncio_raised_it(reset: ConnectionResetError) -> None:
+    # A source error that reads differently from poll to poll is news at every poll.
+    with pytest.raises(httpx.ReadError) as caught:
+        _raise_mapped(reset)
+    assert str(caught.value) == "Connection reset by peer"

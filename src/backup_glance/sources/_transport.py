@@ -208,5 +208,13 @@ def _raise_mapped(exc: BaseException) -> NoReturn:
     if isinstance(exc, h11.LocalProtocolError):
         raise httpx.LocalProtocolError(str(exc)) from exc
     if isinstance(exc, OSError):
-        raise httpx.ReadError(str(exc) or exc.__class__.__name__) from exc
+        raise httpx.ReadError(_reason(exc)) from exc
     raise exc
+
+
+def _reason(exc: OSError) -> str:
+    """The same words for the same failure: asyncio raises a reset with an errno, with a text of its own, or bare,
+    and a source error that reads differently each poll is news each poll."""
+    if isinstance(exc, ConnectionResetError):
+        return "Connection reset by peer"
+    return exc.strerror or str(exc) or exc.__class__.__name__
