@@ -262,6 +262,10 @@ class TestSecretFiles:
         config = parse_config(config_text(sources=restic), env={"RESTIC_PW": "pw"})
         assert "aws-secret-value" in secrets_of(config)
 
+    def test_a_source_name_as_long_as_a_paragraph_is_refused(self) -> None:
+        (problem,) = problems_of(config_text(sources=PBS.replace("name: pbs", "name: " + "p" * 65)))
+        assert problem.endswith("is 65 characters long; a name has at most 64")
+
     def test_restic_settings_no_run_could_use_are_refused_at_their_key(self) -> None:
         restic = (
             "  - name: offsite\n    type: restic\n    repository: ''\n    password_env: RESTIC_PW\n"

@@ -87,11 +87,16 @@ def _check_zone(value: object) -> str:
     return value
 
 
+MAX_NAME_LENGTH = 64  # a source name or service id: it is in every key, URL and log line of its own
+
+
 def _check_name(value: str) -> str:
     if not _NAME.fullmatch(value):
         raise ValueError(
             f"{_shown(value)} is not a usable name: start with a letter or digit, then letters, digits, '.', '_', '-'"
         )
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{_shown(value)} is {len(value):,} characters long; a name has at most {MAX_NAME_LENGTH}")
     return value
 
 
