@@ -75,7 +75,7 @@ def build_runtime(
     if with_history:
         path = history_path(config.history.path)
         history = History.open(path, retention=config.history.retention)
-        if notify:
+        if notify and str(path) != ":memory:":
             try:
                 claim = claim_history(path)
             except HistoryError:

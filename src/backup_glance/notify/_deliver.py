@@ -159,10 +159,14 @@ class TargetWorker:
         """Send what is due now, once: True accepted, False refused, None nothing was due."""
         async with self._lock:
             loop = asyncio.get_running_loop()
-            try:
-                if self._unrecorded:
+            if self._unrecorded:
+                try:
                     await asyncio.to_thread(self._store.delivered, sorted(self._unrecorded))
-                    self._unrecorded.clear()
+                except BackupGlanceError as exc:
+                    log.error("notification outbox not updated", extra={"target": self.sender.shown, "error": str(exc)})
+                    return False
+                self._unrecorded.clear()
+            try:
                 pending = await asyncio.to_thread(self._store.pending, self.key)
             except BackupGlanceError as exc:
                 log.error("notification outbox unreadable", extra={"target": self.sender.shown, "error": str(exc)})
