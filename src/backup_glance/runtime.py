@@ -37,8 +37,10 @@ class Runtime:
 def claim_history(path: Path) -> IO[str]:
     """Keep any other `serve` off the history file at `path` while the returned file stays open: two would both
     send every notification. Raises HistoryError naming the process that holds it."""
-    lock = path.with_name(path.name + ".lock")
+    real = path.resolve()  # a symlink to the file is the same file
+    lock = real.with_name(real.name + ".lock")
     try:
+        real.parent.mkdir(parents=True, exist_ok=True)
         handle = lock.open("a+", encoding="ascii")
     except OSError as exc:
         reason = (exc.strerror or exc.__class__.__name__).lower()
@@ -74,13 +76,14 @@ def build_runtime(
     claim = None
     if with_history:
         path = history_path(config.history.path)
-        history = History.open(path, retention=config.history.retention)
         if notify and str(path) != ":memory:":
-            try:
-                claim = claim_history(path)
-            except HistoryError:
-                history.close()
-                raise
+            claim = claim_history(path)  # before opening it: a second serve must not touch the file at all
+        try:
+            history = History.open(path, retention=config.history.retention)
+        except BaseException:
+            if claim is not None:
+                claim.close()
+            raise
     sources = [create_source(source_config) for source_config in config.sources]
     collector = Collector(
         sources=sources,

@@ -1,11 +1,12 @@
-"""The long-running process behind `serve`: bind first, then announce; one graceful path for SIGTERM and SIGINT.
+"""The long-running process behind `serve`: bind first, then announce; one graceful path for SIGTERM, SIGINT, SIGHUP.
 
     sock = bind_socket("0.0.0.0", 8765)          # ListenError naming host:port and what to do
     run_event_loop(serve_board(runtime, app, sock))
 
-SIGTERM (what `docker stop` and `systemctl stop` send) and SIGINT (Ctrl-C) both stop the web server, the
-collector and the history (its WAL checkpointed) and return normally, so the caller's cleanup runs and the
-process exits 0. A second signal skips waiting for open connections.
+SIGTERM (what `docker stop` and `systemctl stop` send), SIGINT (Ctrl-C) and SIGHUP (its terminal closed) all stop
+the web server, the collector (and a restic it runs, in a process group of its own) and the history (its WAL
+checkpointed) and return normally, so the caller's cleanup runs and the process exits 0. A second signal skips
+waiting for open connections.
 
 The web server is uvicorn hardened by `httpserver` (request heads bounded in size and time, idle connections
 closed, a connection cap below the open-file limit, which is raised to its hard limit first); see there.
@@ -32,6 +33,7 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_S = 30.0  # how often the log's "N similar lines suppressed" summaries are written
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_DEADLINE_S = 5.0  # the collector's tasks are cancelled; a source stuck in a read must not hold the exit
 SHUTDOWN_GRACE_S = 3  # open HTTP requests get this long to finish
 
@@ -116,7 +118,7 @@ def web_server(app: Any, *, root_path: str = "") -> GuardedServer:
 
 
 async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_path: str = "") -> None:
-    """Collector plus web server until SIGTERM or SIGINT; closes everything before returning."""
+    """Collector plus web server until SIGTERM, SIGINT or SIGHUP; closes everything before returning."""
     server = web_server(app, root_path=root_path)
     loop = asyncio.get_running_loop()
     flusher = loop.create_task(_flush_logs())
@@ -127,7 +129,7 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
             server.force_exit = True
         server.should_exit = True
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await runtime.collector.rebuild()
@@ -148,7 +150,7 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
                     await asyncio.wait_for(runtime.notifier.stop(), STOP_DEADLINE_S)
             if runtime.history is not None:
                 runtime.history.close()
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
             sock.close()
             flusher.cancel()

@@ -27,6 +27,7 @@ from backup_glance.errors import HistoryError
 from backup_glance.history import History
 from backup_glance.history import _store as history_store
 from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages
+from backup_glance.history._store import _what_to_do
 from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target, Verification
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -689,6 +690,13 @@ class TestSchema:
 
         with pytest.raises(HistoryError, match=rf"{re.escape(str(db_path))}: file is not a database"):
             History.open(db_path, retention=RETENTION)
+
+    def test_only_a_file_sqlite_cannot_read_is_called_damaged(self, db_path: Path) -> None:
+        with History.open(db_path, retention=RETENTION):
+            pass
+        for error in ("database is locked", "unable to open database file", "attempt to write a readonly database"):
+            assert _what_to_do(str(db_path), sqlite3.OperationalError(error)) == ""  # it says what it is itself
+        assert "damaged" in _what_to_do(str(db_path), sqlite3.DatabaseError("database disk image is malformed"))
 
     def test_a_history_cut_short_is_called_damaged(self, db_path: Path) -> None:
         with History.open(db_path, retention=RETENTION) as history:

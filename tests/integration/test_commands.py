@@ -240,8 +240,8 @@ class TestLoggingEnvironment:
 
 
 class TestServeStartsAndStops:
-    def test_sigterm_and_sigint_take_the_same_graceful_path(self, tmp_path: Path) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+    def test_sigterm_sigint_and_sighup_take_the_same_graceful_path(self, tmp_path: Path) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with ServeProcess(env={"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}) as serve:
                 assert httpx.get(serve.url + "/healthz").status_code == 200
                 demo_dirs = list(tmp_path.glob("backup-glance-demo-*"))

@@ -404,3 +404,18 @@ class TestDrippingTarget:
             assert done.returncode == 1, done.stdout + done.stderr
             assert "FAILED" in done.stdout
             assert "exiting without waiting for notification sends that never finished" in done.stderr
+
+
+def test_an_apprise_without_a_send_timeout_still_sends() -> None:
+    # Apprise 1.9 (still allowed by the requirements) has no `timeout` argument.
+    sent: list[str] = []
+
+    class OldApprise:
+        def notify(self, body: str, title: str = "", notify_type: str = "info", body_format: str | None = None) -> bool:
+            sent.append(title)
+            return True
+
+    sender = AppriseSender("json://127.0.0.1:9/hook")
+    sender._apprise = OldApprise()  # type: ignore[assignment]
+    assert sender.send(Message("postgres: failed", "body", "critical")) is True
+    assert sent == ["postgres: failed"]

@@ -3,6 +3,7 @@ and started again between polls — gracefully and with `kill -9` — never anno
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -85,7 +86,20 @@ def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> 
             )
             assert second.returncode == 5, second.stderr
             assert f"is in use by another backup-glance serve (process {first.process.pid})" in second.stderr
+            history = re.search(r"history: \{path: ([^,]+),", config.read_text()).group(1)  # type: ignore[union-attr]
+            (tmp_path / "link.sqlite3").symlink_to(history)
+            linked = tmp_path / "linked.yaml"
+            linked.write_text(config.read_text().replace(history, str(tmp_path / "link.sqlite3")))
+            linked.chmod(0o600)
+            third = subprocess.run(
+                [sys.executable, "-m", "backup_glance", "serve", "--port", "0", "--config", str(linked)],
+                env={"PATH": "/usr/bin:/bin", "TZ": "UTC", **env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert third.returncode == 5, third.stderr  # a symlink to the file is the same file
             assert httpx.get(first.url + "/healthz", timeout=5).status_code == 200
             assert first.stop(signal.SIGTERM)[0] == 0
-        with ServeProcess(["--config", str(config)], env=env) as third:  # the claim ends with its holder
-            assert httpx.get(third.url + "/healthz", timeout=5).status_code == 200
+        with ServeProcess(["--config", str(config)], env=env) as again:  # the claim ends with its holder
+            assert httpx.get(again.url + "/healthz", timeout=5).status_code == 200

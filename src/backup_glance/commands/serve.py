@@ -2,7 +2,7 @@
 
 Without a configuration it starts the simulators of the built-in demo homelab and serves them. The socket is
 bound before anything is announced; a config with errors, a port in use or an unusable data folder ends with
-one line and exit 2, 4 or 5. SIGTERM and SIGINT stop it cleanly with exit 0.
+one line and exit 2, 4 or 5. SIGTERM, SIGINT and SIGHUP stop it cleanly with exit 0.
 """
 
 from __future__ import annotations

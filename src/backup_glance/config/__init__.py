@@ -46,7 +46,14 @@ from ._schema import (
     parse_duration,
 )
 from ._specs import anomaly_policy, protection_policy, secrets_of, service_specs
-from ._variables import DEFAULT_SECRETS_DIR, SECRETS_DIR_VARIABLE, SecretFileError, Variables, read_secret_file
+from ._variables import (
+    DEFAULT_SECRETS_DIR,
+    SECRETS_DIR_VARIABLE,
+    SecretFileError,
+    Variables,
+    read_at_most,
+    read_secret_file,
+)
 from ._yaml import KeyPath, Position, YamlProblem, dotted, load_yaml
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -136,10 +143,9 @@ def _read_text(path: Path) -> tuple[str | None, str | None]:
     try:
         if path.is_dir():
             return None, "is a folder, not a configuration file"
-        if path.exists() and not path.is_file():  # opening a pipe nobody writes to would wait for ever
-            return None, "is not a regular file (a pipe, a socket or a device), not a configuration file"
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        raw = read_at_most(path, MAX_CONFIG_BYTES)
+    except TimeoutError as exc:
+        return None, f"cannot read the configuration file: {exc}"
     except FileNotFoundError:
         return None, "cannot read the configuration file: no such file"
     except PermissionError:

@@ -15,7 +15,10 @@ therefore always exactly one string, as written. A file's trailing newline is dr
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,16 +50,52 @@ class SecretFileError(Exception):
     """A secret file could not be used; the message names the file and says why, never its content."""
 
 
+PIPE_WAIT_S = 10.0  # how long a pipe's writer (`<(sops -d ...)`) may take to finish writing
+
+
+def read_at_most(path: Path, most: int) -> bytes:
+    """Up to `most` + 1 bytes of the file at `path`. A pipe or a device (`<(sops -d file)`, /dev/stdin) is read as
+    its writer writes, never waited on for ever: a pipe nobody writes to, or a writer that stalls, for PIPE_WAIT_S
+    is a TimeoutError. OSError as `open` raises it."""
+    if path.is_file() or not path.exists():
+        with path.open("rb") as handle:
+            return handle.read(most + 1)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + PIPE_WAIT_S
+        while size <= most:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:  # a writer that has not written (all of) it yet
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    raise TimeoutError(f"nothing more came through it within {PIPE_WAIT_S:g} s") from None
+                continue
+            if not chunk and not chunks and time.monotonic() < deadline:  # no writer yet: one may come
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                if not chunks:
+                    raise TimeoutError(f"nothing came through it within {PIPE_WAIT_S:g} s (does anything write to it?)")
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)[: most + 1]
+    finally:
+        os.close(fd)
+
+
 def read_secret_file(path: str | Path) -> str:
     """The text of a secret file without its trailing newline, or SecretFileError naming the path."""
     path = Path(path)
     try:
         if path.is_dir():
             raise SecretFileError(f"{path} is a folder, not a file")
-        if path.exists() and not path.is_file():  # opening a pipe nobody writes to would wait for ever
-            raise SecretFileError(f"{path} is not a regular file (a pipe, a socket or a device)")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SECRET_BYTES + 1)
+        raw = read_at_most(path, MAX_SECRET_BYTES)
+    except TimeoutError as exc:
+        raise SecretFileError(f"cannot read {path}: {exc}") from None
     except OSError as exc:
         reason = (exc.strerror or exc.__class__.__name__).lower()
         raise SecretFileError(f"cannot read {path}: {reason}") from None
@@ -101,6 +140,8 @@ class Variables:
                 reference = _Reference(written, "literal", "")
             elif not match.group("close"):
                 reference = _Reference(written, "unclosed", "")
+            elif ":-" in match.group("body") or ":=" in match.group("body"):  # a shell default, ${HOME:-x}
+                reference = _Reference(written, None, match.group("body"))
             else:
                 body = _BODY.fullmatch(match.group("body"))
                 assert body is not None  # it matches any text

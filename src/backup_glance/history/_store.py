@@ -210,7 +210,7 @@ class History:
             migrate(conn, where)
         except sqlite3.Error as exc:
             conn.close()
-            raise HistoryError(f"cannot use the history database {where}: {exc}; {_what_to_do(where)}") from None
+            raise HistoryError(f"cannot use the history database {where}: {exc}{_what_to_do(where, exc)}") from None
         except BaseException:
             conn.close()
             raise
@@ -540,16 +540,20 @@ class _SnapshotPlan:
     gone: list[str]
 
 
-def _what_to_do(where: str) -> str:
-    """A hint for a file SQLite refused: a damaged history (it starts as every SQLite file does), or another file."""
+def _what_to_do(where: str, exc: sqlite3.Error) -> str:
+    """A hint for a file SQLite refused as no database: a damaged history (it starts as every SQLite file does),
+    or another file. Other errors (read-only, locked, no permission) say what they are already."""
+    text = str(exc)
+    if "malformed" not in text and "not a database" not in text:
+        return ""
     try:
         with open(where, "rb") as handle:
             damaged = handle.read(16) == b"SQLite format 3\x00"
     except OSError:
         damaged = False
     if damaged:
-        return "the file is damaged (cut short?): restore it from a backup, or move it aside to start a new history"
-    return "is it a backup-glance history file?"
+        return "; the file is damaged (cut short?): restore it from a backup, or move it aside to start a new history"
+    return "; is it a backup-glance history file?"
 
 
 def _stored_present(conn: sqlite3.Connection, source: str) -> dict[str, Snapshot]:

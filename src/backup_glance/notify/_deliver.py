@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import sys
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ..config import url_secrets
@@ -79,12 +80,15 @@ class AppriseSender:
             # another try would hold one more, until no target had one left.
             log.warning("notification target still busy with the last attempt; not sent", extra={"target": self.shown})
             return False
+        # Apprise 1.x has no `timeout` (its sends are bounded by their sockets' timeouts only).
+        bounded = "timeout" in inspect.signature(self._apprise.notify).parameters
+        bound: dict[str, Any] = {"timeout": SEND_TIMEOUT_S} if bounded else {}
         result = self._apprise.notify(
             body=message.body,
             title=message.title,
             notify_type=_TYPES.get(message.level, "info"),
             body_format="text",
-            timeout=SEND_TIMEOUT_S,
+            **bound,
         )
         return bool(result)
 
