@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -227,6 +228,28 @@ class TestProcess:
             await source.poll()
         assert time.monotonic() - began < 5
         assert not _running(int(child_file.read_text()))
+
+    async def test_a_daemon_a_wrapper_leaves_holding_the_output_open_costs_a_second_not_the_poll(
+        self, tmp_path: Path
+    ) -> None:
+        # A wrapper that starts something in a session of its own (out of reach of restic's group), which keeps
+        # the pipes open after restic said everything and ended.
+        listing = tmp_path / "snapshots.json"
+        listing.write_text(
+            '[{"time": "2026-08-05T02:00:00Z", "id": "' + "ab" * 32 + '", "hostname": "h", "paths": ["/a"]}]'
+        )
+        daemon = tmp_path / "daemon"
+        binary = fake_restic(tmp_path, f"setsid sh -c 'echo $$ > {daemon}; exec sleep 30' & cat {listing}")
+        source = a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="20s")
+        began = time.monotonic()
+        observation = await source.poll()
+        assert time.monotonic() - began < 5
+        assert [s.snapshot_id for s in observation.snapshots] == ["abababab"]
+        for _ in range(50):
+            if daemon.exists() and daemon.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        os.kill(int(daemon.read_text()), signal.SIGKILL)  # not ours to stop: it left restic's group
 
     async def test_endless_output_is_refused_at_the_bound_without_being_held(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

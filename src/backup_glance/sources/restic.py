@@ -37,9 +37,11 @@ from ._util import is_remote_uri, json_loads, left_out, offsite_named, utc_now
 KIND = "restic"
 log = logging.getLogger(__name__)
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
-_MAX_STDERR = 64 * 1024  # only its first line is ever shown: the start is kept
+_MAX_STDERR = 64 * 1024  # only its first line is ever shown
 _CHUNK = 1024 * 1024
 _REAP_SECONDS = 5.0
+_LINGER_S = 1.0  # after restic ended, for the end of its output
+_EXIT_CHECK_S = 0.2
 # Inherited variables that would override ours or point restic elsewhere.
 _SCRUB = frozenset(
     {
@@ -57,31 +59,51 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 _PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 
 
-async def _read_at_most(
-    stream: asyncio.StreamReader | None, most: int, too_much: Callable[[], object] | None = None
-) -> bytes | None:
-    """What `stream` says, to its end; None when that is more than `most` bytes (then `too_much` is called once
-    and what was read is let go). It is read to the end either way: a child is never stuck writing."""
-    chunks: list[bytes] | None = []
-    size = 0
-    while stream is not None and (chunk := await stream.read(_CHUNK)):
-        size += len(chunk)
-        if chunks is not None and size > most:
-            chunks = None
-            if too_much is not None:
-                too_much()
-        elif chunks is not None:
-            chunks.append(chunk)
-    return None if chunks is None else b"".join(chunks)
+class _Output:
+    """What one of restic's pipes said, kept as it is read: its first `most` bytes (more: `overflowed`, and then
+    `on_overflow` is called once). Kept here, not in the reading coroutine, so that what came before a reading
+    that had to be given up is not lost."""
+
+    def __init__(self, most: int, on_overflow: Callable[[], object] | None = None) -> None:
+        self._most = most
+        self._on_overflow = on_overflow
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    async def read(self, stream: asyncio.StreamReader | None) -> None:
+        """Read `stream` to its end; what is past `most` is read and let go, so restic is never stuck writing."""
+        while stream is not None and (chunk := await stream.read(_CHUNK)):
+            kept = min(len(chunk), self._most - self._size)
+            self._size += len(chunk)
+            if kept > 0:
+                self._chunks.append(chunk[:kept])
+            if self._size > self._most and not self.overflowed:
+                self.overflowed = True
+                if self._on_overflow is not None:
+                    self._chunks.clear()  # too much is refused: what came of it is let go at once
+                    self._on_overflow()
+
+    def text(self) -> bytes:
+        return b"".join(self._chunks)
 
 
-async def _read_start(stream: asyncio.StreamReader | None, keep: int) -> bytes:
-    """The first `keep` bytes `stream` says; the rest is read to the end and let go."""
-    start = b""
-    while stream is not None and (chunk := await stream.read(_CHUNK)):
-        if len(start) < keep:
-            start += chunk[: keep - len(start)]
-    return start
+async def _drain(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(_CHUNK):
+        pass
+
+
+async def _until_done(process: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    """Until restic's output has ended, or restic has and then _LINGER_S more: a child it left running (a daemon a
+    wrapper script starts) may hold its pipes open for ever, after restic said everything."""
+    while not readers.done():
+        if process.returncode is not None:
+            await asyncio.wait({readers}, timeout=_LINGER_S)
+            break
+        await asyncio.wait({readers}, timeout=_EXIT_CHECK_S)
+    if readers.done():
+        readers.result()  # a reading that failed says why
+        await process.wait()  # its output ended: restic is ending too
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
@@ -95,11 +117,17 @@ async def _stop_group(process: asyncio.subprocess.Process) -> None:
     reaped only once they closed, and a pipe whose reading was given up mid-way never would."""
     _kill_group(process)
     try:
-        async with asyncio.timeout(_REAP_SECONDS):
-            await asyncio.gather(_read_start(process.stdout, 0), _read_start(process.stderr, 0))
+        async with asyncio.timeout(_LINGER_S if process.returncode is not None else _REAP_SECONDS):
+            await asyncio.gather(_drain(process.stdout), _drain(process.stderr))
             await process.wait()
-    except TimeoutError:  # a child that left the group holds the pipes open: do not wait for it
-        log.warning("restic did not end after being killed", extra={"pid": process.pid})
+    except TimeoutError:
+        # Something outside restic's group holds its pipes open: let go of them, or asyncio would wait for them to
+        # close before it counted restic as ended (and complain when its loop closes first).
+        transport = getattr(process, "_transport", None)
+        if transport is not None:
+            transport.close()
+        if process.returncode is None:
+            log.warning("restic did not end after being killed", extra={"pid": process.pid})
 
 
 def redact(text: str) -> str:
@@ -199,25 +227,28 @@ class ResticSource:
             ) from None
         except ValueError as exc:  # an environment no process can have (configs are checked; a last guard)
             raise self._error(SourceError, f"cannot start restic binary {binary!r}: {exc}", permanent=True) from None
+        said = _Output(_MAX_OUTPUT, on_overflow=partial(_kill_group, process))
+        complained = _Output(_MAX_STDERR)
+        readers = asyncio.gather(said.read(process.stdout), complained.read(process.stderr))
         try:
             async with asyncio.timeout(self._config.timeout.total_seconds()):  # wait_for may swallow a cancel on 3.11
-                stdout, stderr = await asyncio.gather(
-                    _read_at_most(process.stdout, _MAX_OUTPUT, too_much=partial(_kill_group, process)),
-                    _read_start(process.stderr, _MAX_STDERR),
-                )
-                await process.wait()
+                await _until_done(process, readers)
         except TimeoutError:
             seconds = self._config.timeout.total_seconds()
             raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
         finally:
-            # Timed out, too much said, or the poll was cancelled (shutdown): never leave restic, or anything it
-            # started, running behind us.
+            # Done, timed out, too much said, or the poll was cancelled (shutdown): never leave restic, or anything
+            # it started, running behind us.
+            readers.cancel()
+            await asyncio.wait({readers})
+            if not readers.cancelled():
+                readers.exception()  # seen: a reading given up is not an error of its own
             await _stop_group(process)
-        if stdout is None:
+        if said.overflowed:
             raise self._error(SourceProtocolError, f"restic printed more than {_MAX_OUTPUT // 2**20} MB; refused")
         if process.returncode != 0:
-            raise self._exit_error(process.returncode or 0, stderr.decode("utf-8", "replace"))
-        return stdout
+            raise self._exit_error(process.returncode or 0, complained.text().decode("utf-8", "replace"))
+        return said.text()
 
     def _exit_error(self, code: int, stderr: str) -> SourceError:
         """Exit codes per reference B.2; restic < 0.17 exits 1 for everything, so stderr is read too."""
