@@ -37,7 +37,10 @@ class Runtime:
 def claim_history(path: Path) -> IO[str]:
     """Keep any other `serve` off the history file at `path` while the returned file stays open: two would both
     send every notification. Raises HistoryError naming the process that holds it."""
-    real = path.resolve()  # a symlink to the file is the same file
+    try:
+        real = path.resolve()  # a symlink to the file is the same file
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError on Python 3.11)
+        raise HistoryError(f"cannot use the history path {path}: {exc}") from None
     lock = real.with_name(real.name + ".lock")
     try:
         real.parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,9 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
             server.force_exit = True
         server.should_exit = True
 
-    for signum in STOP_SIGNALS:
+    # `nohup backup-glance serve &` ignores SIGHUP so that closing the terminal leaves it running: so does it.
+    stop_signals = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) != signal.SIG_IGN]
+    for signum in stop_signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await runtime.collector.rebuild()
@@ -150,7 +152,7 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
                     await asyncio.wait_for(runtime.notifier.stop(), STOP_DEADLINE_S)
             if runtime.history is not None:
                 runtime.history.close()
-            for signum in STOP_SIGNALS:
+            for signum in stop_signals:
                 loop.remove_signal_handler(signum)
             sock.close()
             flusher.cancel()

@@ -174,8 +174,9 @@ class TestVariables:
     def test_a_reference_that_is_not_well_formed_is_a_problem_not_text(self) -> None:
         written = {
             "${ PBS_TOKEN }": "${ PBS_TOKEN }: not a variable name (letters, digits and _)",
-            "${PBS_TOKEN:-x}": "${PBS_TOKEN:-x}: a default value (${NAME:-default}) is not supported",
-            "${HOME:-x}": "${HOME:-x}: a default value (${NAME:-default}) is not supported",
+            "${PBS_TOKEN:-x}": "${PBS_TOKEN:-x}: shell forms (${NAME:-default}, ${NAME:?}) are not supported",
+            "${HOME:-x}": "${HOME:-x}: shell forms (${NAME:-default}, ${NAME:?}) are not supported",
+            "${HOME:?}": "${HOME:?}: shell forms (${NAME:-default}, ${NAME:?}) are not supported",
             "${secret:../pw}": "${secret:../pw}: a secret's name is a file name (letters, digits, . _ -)",
             "${PBS_TOKEN": "'${PBS_TOKEN': a reference without its closing '}' (write \\${ for a literal '${')",
         }
@@ -299,6 +300,18 @@ class TestSecretFiles:
 
 
 class TestFiles:
+    def test_an_empty_device_or_finished_pipe_is_empty_at_once(self) -> None:
+        read_end, write_end = os.pipe()  # `<(sops -d bg.yaml)` when sops printed nothing
+        os.close(write_end)
+        began = time.monotonic()
+        try:
+            for path in (Path("/dev/null"), Path(f"/proc/self/fd/{read_end}")):
+                (problem,) = read_config(path, env=ENV).errors
+                assert problem.message.startswith("no sources")
+        finally:
+            os.close(read_end)
+        assert time.monotonic() - began < 2
+
     def test_a_configuration_given_through_a_pipe_is_read(self) -> None:
         # `--config <(sops -d bg.yaml)`, `cat bg.yaml | backup-glance validate /dev/stdin`
         read_end, write_end = os.pipe()

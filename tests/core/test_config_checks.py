@@ -105,6 +105,16 @@ class TestFiles:
             "day-of-week), got 4 at position 8\n  30 3 * *\n          ^",
         ]
 
+    def test_a_restic_password_file_restic_could_read_only_once_is_refused(self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "pw")
+        pipe = tmp_path / "pw"
+        restic = f"  - {{name: o, type: restic, repository: /r, password_file: {pipe}, restic_binary: /bin/true}}\n"
+        (finding,) = findings(sources=restic)
+        assert finding.endswith(
+            f"sources[0].password_file: {tmp_path}/pw is not a regular file; restic reads it at every poll "
+            "(for a pipe or a password manager, set password_env)"
+        )
+
     def test_a_restic_password_variable_must_be_set(self) -> None:
         restic = "  - {name: o, type: restic, repository: /r, password_env: RESTIC_PW, restic_binary: /bin/true}\n"
         assert findings(sources=restic) == [

@@ -29,6 +29,7 @@ from backup_glance.history import _store as history_store
 from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages
 from backup_glance.history._store import _what_to_do
 from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target, Verification
+from backup_glance.runtime import claim_history
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -828,3 +829,10 @@ class TestCrashSafety:
         assert set(range(done + 1)) <= set(rounds), "a committed round is missing"
         assert set(rounds.values()) == {_ROUND}, "a round was half written"
         assert present == {max(rounds): _ROUND}, "a round was half marked gone"
+
+
+def test_a_serve_lock_on_a_symlink_loop_is_a_history_error(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(HistoryError, match=r"cannot use the history path .*/a"):
+        claim_history(tmp_path / "a")

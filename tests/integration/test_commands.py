@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,6 +252,17 @@ class TestServeStartsAndStops:
             assert seconds < 5, seconds
             assert not demo_dirs[0].exists(), "the demo's temporary folder was left behind"
             assert "Traceback" not in serve.output
+
+    def test_under_nohup_a_hangup_leaves_it_running(self, tmp_path: Path) -> None:
+        command = ["nohup", sys.executable, "-m", "backup_glance"]
+        with ServeProcess(env={"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}, command=command) as serve:
+            assert serve.process is not None
+            serve.process.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert serve.process.poll() is None, serve.output
+            assert httpx.get(serve.url + "/healthz").status_code == 200
+            code, _seconds = serve.stop(signal.SIGTERM)
+        assert code == 0, serve.output
 
     def test_history_is_checkpointed_and_closed_even_while_a_source_hangs(
         self, tmp_path: Path, hanging_server: str

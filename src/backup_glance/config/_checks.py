@@ -98,7 +98,16 @@ def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secre
     if source.get("type") != "restic":
         return findings
     password_file = _text(source, "password_file")
-    if password_file is not None:
+    if password_file is not None and Path(password_file).exists() and not Path(password_file).is_file():
+        # restic reads it at every poll: a pipe would give it once (<(pass show ...)), and then nothing
+        findings.append(
+            Finding(
+                (*path, "password_file"),
+                f"{password_file} is not a regular file; restic reads it at every poll (for a pipe or a password "
+                "manager, set password_env)",
+            )
+        )
+    elif password_file is not None:
         try:
             password = read_secret_file(password_file)
         except SecretFileError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ _DIGIT0 = 0xE000
 _BASE = 4096
 # Every "${" is a reference (or "\\${", a literal): one that is not well formed is a problem, not text kept as is.
 _REFERENCE = re.compile(r"\\\$\{|\$\{(?P<body>[^}\n]*)(?P<close>\}?)")
+_SHELL_FORM = re.compile(r":[-=?+]")
 _BODY = re.compile(r"(?:(?P<kind>[A-Za-z]+):)?(?P<name>.*)", re.DOTALL)
 _PLACEHOLDER = re.compile(f"{_MARK}([\ue000-\uefff])([\ue000-\uefff]){_PAD}*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -55,33 +57,38 @@ PIPE_WAIT_S = 10.0  # how long a pipe's writer (`<(sops -d ...)`) may take to fi
 
 def read_at_most(path: Path, most: int) -> bytes:
     """Up to `most` + 1 bytes of the file at `path`. A pipe or a device (`<(sops -d file)`, /dev/stdin) is read as
-    its writer writes, never waited on for ever: a pipe nobody writes to, or a writer that stalls, for PIPE_WAIT_S
-    is a TimeoutError. OSError as `open` raises it."""
+    its writer writes, never waited on for ever: a named pipe nobody opens for writing, or a writer that sends
+    nothing for PIPE_WAIT_S, is a TimeoutError. A device or an unnamed pipe at its end is just empty. OSError as
+    `open` raises it."""
     if path.is_file() or not path.exists():
         with path.open("rb") as handle:
             return handle.read(most + 1)
+    # A named pipe may get its writer after we open it; an unnamed one (`<(cmd)`: /proc/<pid>/fd/pipe:[n]) had
+    # it before, and at its end it has said everything.
+    named_pipe = stat.S_ISFIFO(path.stat().st_mode) and "pipe:[" not in os.path.realpath(path)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + PIPE_WAIT_S
+        deadline = time.monotonic() + PIPE_WAIT_S  # moved on by every chunk that comes
         while size <= most:
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:  # a writer that has not written (all of) it yet
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([fd], [], [], left)[0]:
-                    raise TimeoutError(f"nothing more came through it within {PIPE_WAIT_S:g} s") from None
+                    raise TimeoutError(f"nothing came through it for {PIPE_WAIT_S:g} s") from None
                 continue
-            if not chunk and not chunks and time.monotonic() < deadline:  # no writer yet: one may come
+            if not chunk and not chunks and named_pipe:  # no writer yet: one may come
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"nothing came through it within {PIPE_WAIT_S:g} s (does anything write to it?)")
                 time.sleep(0.05)
                 continue
             if not chunk:
-                if not chunks:
-                    raise TimeoutError(f"nothing came through it within {PIPE_WAIT_S:g} s (does anything write to it?)")
                 break
             chunks.append(chunk)
             size += len(chunk)
+            deadline = time.monotonic() + PIPE_WAIT_S
         return b"".join(chunks)[: most + 1]
     finally:
         os.close(fd)
@@ -140,7 +147,7 @@ class Variables:
                 reference = _Reference(written, "literal", "")
             elif not match.group("close"):
                 reference = _Reference(written, "unclosed", "")
-            elif ":-" in match.group("body") or ":=" in match.group("body"):  # a shell default, ${HOME:-x}
+            elif _SHELL_FORM.search(match.group("body")):  # a shell default or check, ${HOME:-x}, ${HOME:?}
                 reference = _Reference(written, None, match.group("body"))
             else:
                 body = _BODY.fullmatch(match.group("body"))
@@ -223,8 +230,8 @@ class Variables:
                 f"{reference.text!r}: a reference without its closing '}}' (write \\${{ for a literal '${{')"
             )
         if kind is None:
-            if ":-" in name or ":=" in name:
-                raise LookupError(f"{reference.text}: a default value (${{NAME:-default}}) is not supported")
+            if _SHELL_FORM.search(name):
+                raise LookupError(f"{reference.text}: shell forms (${{NAME:-default}}, ${{NAME:?}}) are not supported")
             if not _ENV_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: not a variable name (letters, digits and _)")
             if name not in self.env:
