@@ -68,6 +68,17 @@ def test_no_duplicate_alert_across_restarts(tmp_path: Path) -> None:
         assert "notification sent" in first.output and "json://****@127.0.0.1" in first.output
 
 
+def serve_once(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A `serve` that is expected to end on its own (it refuses to start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "backup_glance", "serve", "--port", "0", "--config", str(config)],
+        env={"PATH": "/usr/bin:/bin", "TZ": "UTC", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> None:
     # Both would send every notification (a systemd unit and a serve started by hand, an old container).
     with DemoLab() as lab:
@@ -77,13 +88,7 @@ def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> 
         env = {SECRETS_DIR_VARIABLE: lab.environment()[SECRETS_DIR_VARIABLE]}
         with ServeProcess(["--config", str(config)], env=env) as first:
             assert first.process is not None
-            second = subprocess.run(
-                [sys.executable, "-m", "backup_glance", "serve", "--port", "0", "--config", str(config)],
-                env={"PATH": "/usr/bin:/bin", "TZ": "UTC", **env},
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            second = serve_once(config, env)
             assert second.returncode == 5, second.stderr
             assert f"is in use by another backup-glance serve (process {first.process.pid})" in second.stderr
             history = re.search(r"history: \{path: ([^,]+),", config.read_text()).group(1)  # type: ignore[union-attr]
@@ -91,13 +96,7 @@ def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> 
             linked = tmp_path / "linked.yaml"
             linked.write_text(config.read_text().replace(history, str(tmp_path / "link.sqlite3")))
             linked.chmod(0o600)
-            third = subprocess.run(
-                [sys.executable, "-m", "backup_glance", "serve", "--port", "0", "--config", str(linked)],
-                env={"PATH": "/usr/bin:/bin", "TZ": "UTC", **env},
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            third = serve_once(linked, env)
             assert third.returncode == 5, third.stderr  # a symlink to the file is the same file
             assert httpx.get(first.url + "/healthz", timeout=5).status_code == 200
             assert first.stop(signal.SIGTERM)[0] == 0
