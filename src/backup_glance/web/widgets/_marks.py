@@ -170,9 +170,10 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def overlap_text(slot: CalendarSlot, names: Names) -> str:
-    """ "overlaps a, b +N": the jobs `slot` overlaps, the first few by name (hundreds of groups may start together)."""
-    shown = [names.job(key) for key in slot.overlaps[:MAX_COVERS]]
+def overlap_text(slot: CalendarSlot, names: Names, most: int = MAX_COVERS) -> str:
+    """ "overlaps a, b +N": the jobs `slot` overlaps, the first `most` by name (hundreds of groups may start
+    together)."""
+    shown = [names.job(key) for key in slot.overlaps[:most]]
     more = len(slot.overlaps) - len(shown)
     return "overlaps " + ", ".join(shown) + (f" +{more}" if more > 0 else "")
 

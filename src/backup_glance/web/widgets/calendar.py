@@ -29,6 +29,8 @@ from .month import MonthView, build_month
 from .status import Moment, moment
 from .timeline import AgendaView, WeekView, build_agenda, build_week_view
 
+MAX_OVERLAPS_SHOWN = 2  # overlapping jobs named on an upcoming run's line; a calendar cell's popover names more
+
 DEFAULT_UPCOMING = 8
 VIEWS = ("upcoming", "week", "month", "grid")
 
@@ -109,7 +111,7 @@ def build_upcoming(board: Board, zone: ZoneInfo, params: Params) -> UpcomingView
                 at=at,
                 clock=fmt.soon(slot.start_at, zone, now=board.generated_at),
                 duration=f"takes {fmt.span(slot.duration)}",
-                overlaps=overlap_text(slot, names) if slot.overlaps else "",
+                overlaps=overlap_text(slot, names, MAX_OVERLAPS_SHOWN) if slot.overlaps else "",
                 after=f"after {', '.join(slot.after)}" if slot.after else "",
                 last_mark=RUN_MARK[last.outcome] if last else "",
                 last_css=RUN_CLASS[last.outcome] if last else "",
