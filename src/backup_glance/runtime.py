@@ -39,7 +39,9 @@ def claim_history(path: Path) -> IO[str]:
     send every notification. Raises HistoryError naming the process that holds it."""
     try:
         real = path.resolve()  # a symlink to the file is the same file
-    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError on Python 3.11)
+        if real.is_symlink():  # Python 3.13 hands a symlink loop back unresolved instead of raising
+            real.stat()  # OSError: too many levels of symbolic links
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError on Python 3.11 and 3.12)
         raise HistoryError(f"cannot use the history path {path}: {exc}") from None
     lock = real.with_name(real.name + ".lock")
     try:

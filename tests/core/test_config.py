@@ -62,9 +62,9 @@ class TestProblems:
         ]
 
     def test_misspelt_source_types_get_a_suggestion_and_the_list(self) -> None:
-        (problem,) = problems_of(config_text(sources="  - {name: nas, type: backrst, url: 'http://nas:9898'}\n"))
-        assert problem == (
-            "bg.yaml:3:5: sources[0]: unknown source type 'backrst' — did you mean 'backrest'? "
+        (problem,) = problems_of(config_text(sources="  - name: nas\n    type: backrst\n    url: http://nas:9898\n"))
+        assert problem == (  # at its `type:` line, not at the item's first key
+            "bg.yaml:4:5: sources[0].type: unknown source type 'backrst' — did you mean 'backrest'? "
             "(known: pbs, pve, databasement, backrest, restic)"
         )
 
@@ -134,6 +134,21 @@ class TestYaml12:
         text = config_text(services=f"  - {{id: svc, name: {word}, guest: 101}}\n")
         config = parse_config(text, env=ENV)
         assert config.services[0].name == word
+
+    @pytest.mark.parametrize(
+        ("written", "shown"), [("no", "'no'"), ("off", "'off'"), ("yes", "'yes'"), ("'true'", "'true'"), ("0", "0")]
+    )
+    def test_only_true_and_false_are_booleans(self, written: str, shown: str) -> None:
+        # Text is text: a YAML 1.1 "no" must not quietly turn discovery, or TLS verification, off.
+        assert problems_of(config_text(extra=f"discover: {written}\n")) == [
+            f"bg.yaml:8:1: discover: must be true or false, not {shown}"
+        ]
+        sources = PBS.replace("    token_id", f"    verify_tls: {written}\n    offsite: {written}\n    token_id")
+        assert problems_of(config_text(sources=sources)) == [
+            f"bg.yaml:6:5: sources[0].verify_tls: must be true or false, not {shown}",
+            "bg.yaml:7:5: sources[0].offsite: must be true, false or a list of locations, e.g. [offsite-store], "
+            f"not {shown}",
+        ]
 
     def test_numbers_are_accepted_where_text_is_expected(self) -> None:
         config = parse_config(config_text(services="  - {id: 101, guest: 101, database: 2024}\n"), env=ENV)

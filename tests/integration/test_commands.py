@@ -365,7 +365,16 @@ class TestVersionAndDemo:
         result = run("--version")
         assert result.returncode == 0 and result.stdout.strip() == f"backup-glance {__version__}"
 
-    def test_print_config_prints_a_starting_point_and_exits(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("command", "demo"), [("serve", True), ("check", True), ("validate", False)])
+    def test_help_promises_the_demo_only_where_a_missing_config_runs_it(
+        self, command: str, demo: bool, tmp_path: Path
+    ) -> None:
+        helped = " ".join(run(command, "--help", env={"COLUMNS": "1000"}).stdout.split())
+        assert ("none found: the built-in demo homelab" in helped) is demo, helped
+        if not demo:  # what its help says instead: it stops and asks for one
+            assert "none found: an error" in helped
+            stopped = run(command, cwd=tmp_path)
+            assert stopped.returncode == 2 and "no configuration file found" in stopped.stderr, stopped.stderr
         result = run("demo", "--print-config", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "DEMO_" not in result.stdout and "${secret:pbs_token}" in result.stdout

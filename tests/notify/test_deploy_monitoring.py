@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backup_glance.board import BoardStore
 from backup_glance.config import Config
+from backup_glance.health.deadlines import LONGEST_SLEEP
 from backup_glance.web import create_app
 
 with warnings.catch_warnings():
@@ -95,3 +96,14 @@ def test_every_rule_has_what_alertmanager_needs() -> None:
         assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"]
+
+
+def test_the_stuck_board_alert_waits_longer_than_a_quiet_homelab_goes_without_a_new_board() -> None:
+    # Without news the board is rebuilt only at its next deadline, at the latest after LONGEST_SLEEP: an alert
+    # that fires sooner calls a calm night a stuck service.
+    (rule,) = [rule for rule in rules() if rule["alert"] == "BackupGlanceNotJudging"]
+    shape = re.fullmatch(r"time\(\) - backup_glance_board_generated_timestamp_seconds > (\d+)", rule["expr"])
+    assert shape is not None, rule["expr"]
+    threshold = float(shape[1])
+    assert threshold >= 2 * LONGEST_SLEEP.total_seconds()
+    assert f"{threshold / 60:.0f} minutes" in rule["annotations"]["summary"]

@@ -162,9 +162,21 @@ class TestStatusFragment:
         assert risks == [{"kind": "unencrypted", "detail": "offsite copy b2 is not encrypted"}]
 
     def test_source_filter(self, client_for: ClientFactory) -> None:
-        board = a_board((a_verdict("a", sources=("pbs-main",)), a_verdict("b", sources=("backrest",))))
+        verdicts = (a_verdict("a", sources=("pbs-main",)), a_verdict("b", sources=("backrest",)))
+        board = a_board(verdicts, sources=(a_source(), a_source("backrest", kind="backrest")))
         text = client_for(board).get("/glance/status?source=backrest").text
         assert ">b<" in text and ">a<" not in text
+
+    @pytest.mark.parametrize("widget", ["status", "calendar", "datastores"])
+    def test_a_source_the_board_does_not_have_is_an_error_naming_the_ones_it_has(
+        self, client_for: ClientFactory, widget: str
+    ) -> None:
+        board = a_board((a_verdict("a", sources=("pbs-main",)),), sources=(a_source(), a_source("nas", kind="restic")))
+        client = client_for(board)
+        response = client.get(f"/glance/{widget}?source=pbs-mian")
+        assert response.status_code == 400
+        assert "unknown source &#39;pbs-mian&#39;: use one of nas, pbs-main" in response.text
+        assert client.get(f"/glance/{widget}?source=nas").status_code == 200
 
 
 class TestCalendarFragment:

@@ -30,13 +30,16 @@ EXIT_DATA = 5
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
+def add_config_argument(parser: argparse.ArgumentParser, *, demo_without: bool = False) -> None:
+    """`demo_without`: the command runs the built-in demo homelab when no configuration is found (serve, check);
+    the others stop and ask for one."""
+    fallback = "the built-in demo homelab" if demo_without else "an error"
     parser.add_argument(
         "--config",
         "-c",
         metavar="FILE",
         help=f"YAML configuration (default: ${CONFIG_VARIABLE}, then {', '.join(DEFAULT_PATHS)}; "
-        "none found: the built-in demo homelab)",
+        f"none found: {fallback})",
     )
 
 

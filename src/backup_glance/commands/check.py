@@ -33,7 +33,7 @@ def add_parser(
     parser = subparsers.add_parser(
         "check", parents=parents, help="poll once, print verdicts, exit 0/1/2/3 (Nagios convention)"
     )
-    add_config_argument(parser)
+    add_config_argument(parser, demo_without=True)
     parser.add_argument("--json", action="store_true", help="print the /api/v1/status document instead")
     parser.set_defaults(func=run)
 

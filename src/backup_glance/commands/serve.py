@@ -43,7 +43,7 @@ def add_parser(
     parser = subparsers.add_parser(
         "serve", parents=parents, help="poll in the background and serve the board, widgets and API"
     )
-    add_config_argument(parser)
+    add_config_argument(parser, demo_without=True)
     add_listen_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -57,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
     handler = start_logging(args)
     path = find_config(args.config)
     if path is None:
-        return serve_demo(args, handler)
+        return serve_demo(args, handler, for_lack_of_config=True)
     config = checked_config(path, handler)
     if config is None:
         return EXIT_CONFIG
     return serve(config, args.host, args.port)
 
 
-def serve_demo(args: argparse.Namespace, handler: logging.Handler) -> int:
+def serve_demo(args: argparse.Namespace, handler: logging.Handler, *, for_lack_of_config: bool = False) -> int:
     from ..demo import DemoLab
 
     try:
@@ -81,7 +81,8 @@ def serve_demo(args: argparse.Namespace, handler: logging.Handler) -> int:
     with demo as lab:
         config = lab.config()
         update_secrets(handler, secrets_of(config))
-        log.info("no configuration found: serving the built-in demo homelab")
+        prefix = "no configuration found: " if for_lack_of_config else ""
+        log.info(f"{prefix}serving the built-in demo homelab")
         return serve(config, args.host, args.port, demo_note=DEMO_NOTE)
 
 

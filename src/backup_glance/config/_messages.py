@@ -42,6 +42,8 @@ def translate(error: ValidationError, data: Any) -> list[tuple[KeyPath, str]]:
     problems = []
     for item in error.errors():
         loc = _strip_union_tags(tuple(item["loc"]), data)
+        if item["type"] == "union_tag_invalid":  # at the `type:` key that names it, not at the item's first key
+            loc = (*loc, "type")
         problems.append((loc, _message(item, loc, data)))
     return problems
 

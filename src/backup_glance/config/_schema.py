@@ -25,9 +25,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    Strict,
     Tag,
     model_validator,
 )
+
+# Only `true` and `false`: pydantic would read the text "no", "off" or "0" as false, the YAML 1.1 booleans this
+# project's YAML 1.2 loader deliberately leaves as text.
+Flag = Annotated[bool, Strict()]
 
 MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
 
@@ -70,6 +75,13 @@ def _duration_text(text: str) -> float:
     if not body or end != len(body) or body[end:].strip():
         raise ValueError(f"not a duration: {_shown(text)}; {_DURATION_HINT}")
     return -total if negative else total
+
+
+def _offsite_shape(value: object) -> object:
+    """One message for both shapes, not one per member of the union (and no "no" read as false)."""
+    if value is None or isinstance(value, bool | list):
+        return value
+    raise ValueError(f"must be true, false or a list of locations, e.g. [offsite-store], not {_shown(value)}")
 
 
 def _shown(value: object) -> str:
@@ -233,7 +245,7 @@ class SourceConfig(_Strict):
     # Which of its locations are offsite (README: Protection): true = all of them, a list = those named
     # (datastores or "store/namespace", storages, repositories, volumes, PBS remotes), false = none. Unset: a
     # remote repository URI and the far side of a PBS sync are offsite, the rest is not.
-    offsite: bool | list[str] | None = None
+    offsite: Annotated[bool | list[str] | None, BeforeValidator(_offsite_shape)] = None
 
     def deadline(self) -> timedelta:
         if self.poll_deadline is not None:
@@ -243,7 +255,7 @@ class SourceConfig(_Strict):
 
 class HttpSourceConfig(SourceConfig):
     url: Url
-    verify_tls: bool = True
+    verify_tls: Flag = True
     ca_file: str | None = None
     fingerprint: Fingerprint | None = None
 
@@ -383,14 +395,14 @@ class ProtectionConfig(_Strict):
     copies: int | None = Field(default=None, ge=1, le=100)  # locations holding a snapshot within the lookback
     offsite: int | None = Field(default=None, ge=0, le=100)  # ... of which offsite
     offsite_lag: Duration | None = None  # the newest offsite copy at most this much older than the newest copy
-    encrypted_offsite: bool | None = None  # every offsite copy encrypted
+    encrypted_offsite: Flag | None = None  # every offsite copy encrypted
     restore_test: Duration | None = None  # a successful restore test within this long
 
 
 class AnomaliesConfig(_Strict):
     """A newest backup far smaller, or a run far longer, than usual (README: Protection). On by default."""
 
-    enabled: bool = True
+    enabled: Flag = True
     size_drop: float = Field(default=0.5, gt=0, lt=1)
     duration_rise: float = Field(default=3.0, gt=1, le=1000)
     min_history: int = Field(default=7, ge=3, le=1000)
@@ -441,7 +453,7 @@ class JobConfig(_Strict):
     """How one job shows on the calendar, by its key ("pbs-main/verify/v-main-daily"): presentation only."""
 
     name: str | None = None  # replaces the job's own name; the system stays in front ("PBS · Verify main")
-    hide: bool = False  # leave it off the calendar views and the ICS feed (it is still judged)
+    hide: Flag = False  # leave it off the calendar views and the ICS feed (it is still judged)
 
 
 class DefaultsConfig(_Strict):
@@ -526,7 +538,7 @@ class NotifyConfig(_Strict):
     repeat: Duration | None = None  # remind while a service stays not ok
     quiet: str | None = None  # "22:00-07:00" in the display zone: held, then sent as one
     digest: str | None = None  # a Proxmox calendar event ("mon 08:00"): a summary of the whole board
-    alerts: bool = True  # false: this target gets the digest only
+    alerts: Flag = True  # false: this target gets the digest only
 
 
 class HeartbeatConfig(_Strict):
@@ -544,7 +556,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     # Also show everything the sources report that no configured service claims. Default: only when no
     # services are configured.
-    discover: bool | None = None
+    discover: Flag | None = None
     # Per job key, a calendar label or `hide: true`. Keys cannot be checked without the sources: one that
     # matches no job simply changes nothing.
     jobs: dict[str, JobConfig] = {}

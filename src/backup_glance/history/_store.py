@@ -381,8 +381,9 @@ class History:
         with self._transaction("prune old rows") as conn:
             snapshots = conn.execute(
                 f"""DELETE FROM snapshots AS s
-                    WHERE (s.taken_at < ?1 AND (s.gone_at IS NOT NULL OR {_LAST_SEEN} < ?1)) OR s.taken_at > ?2""",
-                (cutoff, future),
+                    WHERE (s.taken_at < :cutoff AND (s.gone_at IS NOT NULL OR {_LAST_SEEN} < :cutoff))
+                    OR s.taken_at > :future""",
+                {"cutoff": cutoff, "future": future},  # named: Python 3.14 refuses ?1 with a tuple
             ).rowcount
             runs = conn.execute("DELETE FROM runs WHERE started_at < ? OR started_at > ?", (cutoff, future)).rowcount
             conn.execute(  # names of targets nothing is kept of any more (a guest gone, a group renamed)

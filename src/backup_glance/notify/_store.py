@@ -161,9 +161,9 @@ class NotifyStore:
                     ],
                 )
                 dropped = conn.execute(
-                    """DELETE FROM notify_outbox WHERE target = ?1 AND id NOT IN
-                       (SELECT id FROM notify_outbox WHERE target = ?1 ORDER BY id DESC LIMIT ?2)""",
-                    (target, MAX_PENDING),
+                    """DELETE FROM notify_outbox WHERE target = :target AND id NOT IN
+                       (SELECT id FROM notify_outbox WHERE target = :target ORDER BY id DESC LIMIT :kept)""",
+                    {"target": target, "kept": MAX_PENDING},  # named: Python 3.14 refuses ?1 with a tuple
                 ).rowcount
                 if dropped > 0:
                     log.warning("notification outbox full; oldest messages dropped", extra={"dropped": dropped})

@@ -75,6 +75,9 @@ WARM_WIDGETS: tuple[tuple[str, dict[str, str]], ...] = (
 )
 
 
+MAX_NAMED_SOURCES = 12  # an unknown source= lists the known ones, up to this many
+
+
 class _Web:
     """Per-app objects, kept on `app.state.web` (no module globals)."""
 
@@ -209,10 +212,24 @@ async def glance_widget(request: Request) -> Response:
         params = spec.parse(request.query_params)
     except ParamError as exc:
         return _widget_response(web, request, spec.title, _error(web, 400, str(exc)))
+    unknown = _unknown_source(web, getattr(params, "source", None))
+    if unknown is not None:  # a typo in a Glance widget's URL would otherwise show an empty widget as if all was well
+        return _widget_response(web, request, spec.title, _error(web, 400, unknown))
 
     return _widget_response(
         web, request, spec.title, web.fragments.get((name, params), web.widget_builder(name, params))
     )
+
+
+def _unknown_source(web: _Web, source: str | None) -> str | None:
+    """What is wrong with a widget's `source=`, when it names no source of this board (None: nothing)."""
+    if source is None:
+        return None
+    known = sorted({s.name for s in web.config.sources} | {s.name for s in web.store.current().sources})
+    if not known or source in known:  # no source configured (an app built for a test): nothing to compare with
+        return None
+    shown = ", ".join(known[:MAX_NAMED_SOURCES]) + (", ..." if len(known) > MAX_NAMED_SOURCES else "")
+    return f"unknown source {source[:40]!r}: use one of {shown}"
 
 
 def _plain(status_and_text: tuple[int, str]) -> Response:
