@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 from .board import BoardStore
 from .errors import BackupGlanceError, SourceError, SourceTimeout
-from .health import Defaults, Memo, evaluate
+from .health import Defaults, Memo, evaluate, overall
 from .health.calendar import CALENDAR_PAST
 from .health.deadlines import LONGEST_SLEEP
 from .heap import release_free_memory
@@ -33,6 +34,8 @@ from .sources._util import gc_paused, utc_now
 log = logging.getLogger(__name__)
 
 LONGEST_SLEEP_S = LONGEST_SLEEP.total_seconds()
+RETRY_AFTER_FAILURE_S = 60.0  # after judging failed, try again at the next news or after this long
+JUDGING_FAILED = "the board could not be judged again"
 AUTH_RETRY = timedelta(minutes=5)  # a rejected token will not start working by itself; don't hammer
 MIN_RETRY = timedelta(seconds=15)
 RECANCEL_S = 0.5  # how often `stop` cancels again a task that is still running (see there)
@@ -303,8 +306,28 @@ class Collector:
             self._news.clear()
             try:
                 await self.rebuild()
-            except Exception:  # publishing must survive a bug in one verdict; the old board stays up
+                failed = False
+            except Exception:  # publishing must survive a bug in one verdict; the old board stays up, saying so
                 log.exception("rebuilding the board failed")
+                self._keep_board_with_notice()
+                failed = True
+            if failed and not self._news.is_set():
+                # Its next deadline may be past already: the same failure again at once would spin a core.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_AFTER_FAILURE_S):
+                        await self._news.wait()
+
+    def _keep_board_with_notice(self) -> None:
+        """The last board, saying that it could not be judged again: its verdicts may be out of date."""
+        board, zone = self._store.current(), ZoneInfo(self._display_tz)
+        notice = (
+            f"{JUDGING_FAILED} at {self._clock().astimezone(zone):%H:%M} (an internal error, in the log): what "
+            f"shows was judged at {board.generated_at.astimezone(zone):%H:%M}"
+        )
+        notices = (*(n for n in board.notices if not n.startswith(JUDGING_FAILED)), notice)
+        self._store.publish(
+            replace(board, notices=notices, overall=overall(board.verdicts, board.sources, board.datastores, notices))
+        )
 
     def start(self) -> None:
         self._garbage.hold()

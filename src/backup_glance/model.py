@@ -471,6 +471,7 @@ class CalendarSlot:
     timezone: str
     detail: str = ""
     overlaps: tuple[str, ...] = ()  # job keys running at the same time on the same datastore, repository or guest
+    more_overlaps: int = 0  # how many more runs overlap it than `overlaps` names (it keeps a few dozen at most)
     service_ids: tuple[str, ...] = ()
     # A job that backs up several services can succeed for some and fail for others: (service id, outcome, detail).
     service_outcomes: tuple[tuple[str, SlotOutcome, str], ...] = ()

@@ -23,7 +23,7 @@ from backup_glance.config import Config
 from backup_glance.errors import SourceAuthError, SourceError, SourceUnreachable
 from backup_glance.health import Defaults
 from backup_glance.history import History
-from backup_glance.model import Board, GuestRef, Observation, Snapshot, Target
+from backup_glance.model import Board, GuestRef, Observation, Severity, Snapshot, Target
 from backup_glance.web import create_app
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -494,3 +494,54 @@ def test_a_poll_that_brings_nothing_new_still_tells_metrics_the_api_and_the_page
         for at in (NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10))
     ]
     assert all(0 <= seconds < 5 for _, _, seconds, _ in seen)
+
+
+def test_a_board_that_cannot_be_judged_again_says_so_and_is_not_retried_in_a_spin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import backup_glance.collector as module
+
+    real, calls = module.evaluate, []
+
+    def failing_after_the_first(**kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) > 1 and not healed:
+            raise ValueError("a bug in one verdict")
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    healed = False
+    monkeypatch.setattr(module, "evaluate", failing_after_the_first)
+    monkeypatch.setattr(module, "RETRY_AFTER_FAILURE_S", 0.2)
+    source = CountingSource("pbs", [an_observation(vmid=101)])
+    store = BoardStore()
+    collector = Collector(
+        sources=[source],
+        poll_intervals={source.name: timedelta(hours=1)},
+        services=[],
+        store=store,
+        display_tz="Europe/Madrid",
+        defaults=Defaults(),
+        clock=lambda: NOW,
+    )
+
+    async def scenario() -> tuple[Board, int, Board]:
+        nonlocal healed
+        collector.start()
+        await asyncio.sleep(0.2)
+        store.publish(replace(store.current(), next_change_at=NOW - timedelta(hours=1)))  # a deadline long past
+        collector._news.set()
+        await asyncio.sleep(0.5)
+        kept, tries = store.current(), len(calls)
+        healed = True
+        await asyncio.sleep(0.4)
+        await collector.stop()
+        return kept, tries, store.current()
+
+    kept, tries, healed_board = asyncio.run(scenario())
+    assert [v.service_id for v in kept.verdicts] == ["guest101"]  # the last good verdicts stay up...
+    assert kept.notices == (
+        "the board could not be judged again at 13:00 (an internal error, in the log): what shows was judged at 13:00",
+    )
+    assert kept.overall is not Severity.OK  # ...and the board does not call itself fine
+    assert 2 <= tries <= 5  # retried about every RETRY_AFTER_FAILURE_S, not in a spin
+    assert healed_board.notices == () and healed_board.overall is Severity.OK  # judged again, the notice goes

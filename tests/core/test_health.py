@@ -11,7 +11,7 @@ from msgspec.structs import replace as evolve
 
 from backup_glance.health import Defaults, Memo, discover, evaluate
 from backup_glance.health._evidence import gather
-from backup_glance.health.calendar import MAX_SLOTS_PER_JOB, _mark_overlaps
+from backup_glance.health.calendar import MAX_OVERLAPS_KEPT, MAX_SLOTS_PER_JOB, _mark_overlaps
 from backup_glance.model import (
     Board,
     CalendarSlot,
@@ -370,6 +370,17 @@ class TestOrdering:
 
 
 class TestCalendar:
+    @pytest.mark.parametrize("schedule", ["*-06-01 03:00", "*-02-29 00:00", "mon *-06-1..7 05:00"])
+    def test_a_job_with_no_run_in_the_calendars_window_is_judged_and_shows_no_slot(self, schedule: str) -> None:
+        # Once a year: nothing to draw in the calendar's weeks, still a job to judge.
+        yearly = a_job(102, schedule=schedule, job_id="yearly")
+        board = judge(pve(a_guest(), a_guest(102, "archive"), jobs=(a_job(), yearly)), pbs(nightly()))
+        assert not [s for s in board.slots if s.job_key == "pve/backup/yearly"]
+        assert [s for s in board.slots if s.job_key == "pve/backup/nightly"]
+        assert verdict(board).status is Status.OK
+        (job,) = [j for j in board.jobs if j.job.key == "pve/backup/yearly"]
+        assert job.next_run_at is not None and job.next_run_at > NOW + 14 * DAY
+
     def test_past_slots_are_coloured_by_what_happened_and_future_ones_are_upcoming(self) -> None:
         runs = (a_run(TODAY_SLOT - DAY, RunOutcome.FAILED, message="disk full"),)
         board = judge(pve(runs=runs), pbs(nightly(skip=(1, 3))))
@@ -419,6 +430,37 @@ class TestCalendar:
                     and slot.start_at < other.start_at + other.duration
                 }
                 assert slot.overlaps == tuple(sorted(expected))
+
+    def test_a_slot_names_a_few_dozen_overlapping_jobs_and_counts_the_rest(self) -> None:
+        rng = random.Random(7)
+        for jobs in (30, 80, 3000):
+            slots = [
+                CalendarSlot(
+                    job_key=f"restore{j:04}",
+                    job_name="x",
+                    kind=JobKind.RESTORE_TEST,
+                    source="db",
+                    start_at=NOW + timedelta(minutes=rng.randrange(0, 60, 5) if jobs < 3000 else 0),
+                    duration=timedelta(minutes=rng.choice([5, 10, 30])),
+                    outcome=SlotOutcome.UPCOMING,
+                    timezone="UTC",
+                )
+                for j in range(jobs)
+            ]
+            resources = {s.job_key: frozenset({"db:vault"}) for s in slots}
+            marked = {s.job_key: s for s in _mark_overlaps(list(slots), resources)}
+            for slot in slots if jobs < 3000 else slots[:50]:
+                expected = {
+                    other.job_key
+                    for other in slots
+                    if other.job_key != slot.job_key
+                    and other.start_at < slot.start_at + slot.duration
+                    and slot.start_at < other.start_at + other.duration
+                }
+                got = marked[slot.job_key]
+                assert set(got.overlaps) <= expected
+                assert len(got.overlaps) == min(len(expected), MAX_OVERLAPS_KEPT)
+                assert len(got.overlaps) + got.more_overlaps == len(expected)
 
     def test_a_job_for_several_services_tells_each_its_own_outcome(self) -> None:
         runs = (a_run(TODAY_SLOT, RunOutcome.FAILED, vmid=104, message="zfs error"),)

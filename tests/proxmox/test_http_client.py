@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
+import resource
 import socket
 import ssl
 import struct
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -303,3 +306,93 @@ def test_a_connection_reset_reads_the_same_however_asyncio_raised_it(reset: Conn
     with pytest.raises(httpx.ReadError) as caught:
         _raise_mapped(reset)
     assert str(caught.value) == "Connection reset by peer"
+
+
+@contextlib.asynccontextmanager
+async def encoded_server(
+    encoding: str, body: bytes, status: str = "200 OK", headers: str = ""
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Answers every request with `body` as it is, labelled with `encoding`; collects the request heads."""
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\n{headers}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", heads
+    finally:
+        server.close()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TestCompression:
+    async def test_it_asks_for_gzip_only_and_reads_gzip_and_deflate(self) -> None:
+        for encoding, packed in (("gzip", gzip.compress(b'{"data": 1}')), ("deflate", zlib.compress(b'{"data": 2}'))):
+            async with encoded_server(encoding, packed) as (url, heads):
+                http = client(url, max_in_flight=1)
+                assert await http.get_json("/version") in ({"data": 1}, {"data": 2})
+                await http.aclose()
+            assert b"\r\naccept-encoding: gzip\r\n" in heads[0].lower()
+
+    @pytest.mark.parametrize("layers", [1, 2])
+    async def test_a_gzip_bomb_is_refused_at_the_limit_without_inflating_it(self, layers: int) -> None:
+        packer, zeros = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), b"0" * 1024 * 1024
+        packed = [packer.compress(b'{"data": "'), *(packer.compress(zeros) for _ in range(300)), packer.flush()]
+        bomb = b"".join(packed)  # 300 MB of zeros in 300 KB (in 1 KB, packed once more)
+        for _ in range(layers - 1):
+            bomb = gzip.compress(bomb, compresslevel=9)
+        before = peak_rss_mb()
+        async with encoded_server(", ".join(["gzip"] * layers), bomb) as (url, _heads):
+            http = HttpClient(source="lab", kind="pbs", base_url=url, timeout_s=5, max_bytes=8 * 1024 * 1024)
+            refused = "is larger than 8 MB" if layers == 1 else "compressed as 'gzip, gzip'; only a single gzip"
+            with pytest.raises(SourceProtocolError, match=refused):
+                await http.get_json("/groups")
+            await http.aclose()
+        assert peak_rss_mb() - before < 100  # never the 300 MB (httpx inflated each piece whole, every layer)
+
+    @pytest.mark.parametrize(
+        ("encoding", "body", "message"),
+        [
+            ("br", b"\x1b\x03", "compressed as 'br'"),
+            ("gzip", b"not gzip at all", "not valid gzip data"),
+            ("gzip", gzip.compress(b'{"data": [1, 2, 3]}')[:-12], "its gzip data ends early"),
+        ],
+    )
+    async def test_a_body_that_does_not_unpack_is_a_protocol_error(
+        self, encoding: str, body: bytes, message: str
+    ) -> None:
+        async with encoded_server(encoding, body) as (url, _heads):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError, match=message):
+                await http.get_json("/version")
+            await http.aclose()
+
+
+class TestAnswersThatAreNotTheApi:
+    async def test_an_html_page_is_named_as_one(self) -> None:
+        async with encoded_server("identity", b"\n  <!DOCTYPE html><html><body>Sign in</body></html>") as (url, _):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError, match=r"an HTML page, not JSON, on /version: is the source's url"):
+                await http.get_json("/version")
+            await http.aclose()
+
+    async def test_a_redirect_names_where_it_leads_and_is_not_followed(self) -> None:
+        moved = "Location: https://sso.lan/login?next=/api\r\n"
+        async with encoded_server("identity", b"", status="302 Found", headers=moved) as (url, heads):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError, match=r"HTTP 302 on /version: redirected to https://sso.lan/login"):
+                await http.get_json("/version")
+            await http.aclose()
+        assert len(heads) == 1  # asked once: never sent on to where it pointed

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import ssl
+import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ from urllib.request import getproxies
 
 import httpx
 
+from ..clean import clean_text
 from ..config import HttpSourceConfig
 from ..errors import (
     SourceAuthError,
@@ -29,6 +31,7 @@ from ..errors import (
 from ._transport import StreamTransport
 from ._util import gc_paused, json_loads
 
+ACCEPTED_ENCODING = "gzip"  # the one compression asked for, and read in bounded steps (`_read_limited`)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
 
 
@@ -152,7 +155,7 @@ class HttpClient:
         proxied = _proxy_for(self._base)
         self._clients = [
             _CookielessClient(
-                headers=dict(headers or {}),
+                headers={"Accept-Encoding": ACCEPTED_ENCODING, **(headers or {})},
                 verify=context,
                 auth=auth,
                 follow_redirects=False,
@@ -274,24 +277,54 @@ class HttpClient:
         return httpx.Request(method, url, headers=client.headers, json=json_body, extensions=self._extensions)
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
+        """The body, decompressed here in bounded steps rather than by httpx: it inflates each piece whole, and a
+        few kilobytes of gzip inside gzip are gigabytes."""
         chunks: list[bytes] = []
         size = 0
+        inflater = self._inflater(response, path)
         try:
-            async for chunk in response.aiter_bytes():
+            async for raw in response.aiter_raw():
+                self.bytes_received += len(raw)
+                chunk = raw if inflater is None else self._inflate(inflater, raw, self._max_bytes - size, path)
                 size += len(chunk)
-                self.bytes_received += len(chunk)
                 if size > self._max_bytes:
-                    raise self._error(
-                        SourceProtocolError,
-                        f"response on {path} is larger than {self._max_bytes // (1024 * 1024)} MB; refused",
-                    )
+                    raise self._too_large(path)
                 chunks.append(chunk)
         except httpx.TimeoutException:
             raise self._error(SourceTimeout, f"response on {path} stalled past the timeout") from None
         except httpx.HTTPError as exc:
             raise self._error(SourceProtocolError, f"truncated response on {path}: {_short(exc)}") from None
-        raw = b"".join(chunks)
-        return raw
+        if inflater is not None and not inflater.eof:
+            raise self._error(SourceProtocolError, f"truncated response on {path}: its gzip data ends early")
+        return b"".join(chunks)
+
+    def _inflater(self, response: httpx.Response, path: str) -> Any:
+        """A zlib decompressor for the one compression asked for (None: the body is plain)."""
+        coding = response.headers.get("content-encoding", "").strip().lower()
+        if coding in ("", "identity"):
+            return None
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            return zlib.decompressobj()
+        raise self._error(
+            SourceProtocolError,
+            f"response on {path} is compressed as {clean_text(coding)[:60]!r}; only a single gzip is read",
+        )
+
+    def _inflate(self, inflater: Any, raw: bytes, room: int, path: str) -> bytes:
+        try:
+            out: bytes = inflater.decompress(raw, room + 1)  # one byte past the limit tells "too large"
+        except zlib.error:
+            raise self._error(SourceProtocolError, f"response on {path} is not valid gzip data") from None
+        if inflater.unconsumed_tail:
+            raise self._too_large(path)
+        return out
+
+    def _too_large(self, path: str) -> SourceError:
+        return self._error(
+            SourceProtocolError, f"response on {path} is larger than {self._max_bytes // (1024 * 1024)} MB; refused"
+        )
 
     def _decode(self, response: httpx.Response, body: bytes, path: str) -> Any:
         self._check_status(response, body, path)
@@ -303,6 +336,10 @@ class HttpClient:
             with gc_paused(len(body)):
                 return json_loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+            if body.lstrip()[:1] == b"<":  # a login page, a proxy's error page, a web UI at the API's address
+                raise self._error(
+                    SourceProtocolError, f"an HTML page, not JSON, on {path}: is the source's url its API's address?"
+                ) from None
             what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
             raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
 
@@ -311,6 +348,14 @@ class HttpClient:
         if status in (401, 403):
             what = "token rejected" if status == 401 else "permission denied"
             raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}", status)
+        if 300 <= status < 400:  # followed, a redirect could carry the token to another host: said, not taken
+            where = clean_text(response.headers.get("location", ""))[:200] or "nowhere named"
+            raise self._error(
+                SourceProtocolError,
+                f"HTTP {status} on {path}: redirected to {where}; redirects are not followed, so give the source "
+                "the address it names as its url",
+                status,
+            )
         if status >= 400:
             detail = _error_detail(body)
             raise self._error(

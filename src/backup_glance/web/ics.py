@@ -75,15 +75,15 @@ def description(slot: CalendarSlot) -> str:
     if slot.detail:
         lines.append(slot.detail)
     if slot.overlaps:
-        lines.append(f"overlaps: {_listed(slot.overlaps)}")
+        lines.append(f"overlaps: {_listed(slot.overlaps, slot.more_overlaps)}")
     if slot.service_ids:
         lines.append(f"services: {_listed(slot.service_ids)}")
     return "\n".join(lines)
 
 
-def _listed(names: tuple[str, ...]) -> str:
-    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
-    return ", ".join(names[:MAX_LISTED]) + more
+def _listed(names: tuple[str, ...], unnamed: int = 0) -> str:
+    hidden = max(0, len(names) - MAX_LISTED) + unnamed
+    return ", ".join(names[:MAX_LISTED]) + (f" and {hidden} more" if hidden else "")
 
 
 def _event(slot: CalendarSlot, board: Board) -> Event:

@@ -174,7 +174,7 @@ def overlap_text(slot: CalendarSlot, names: Names, most: int = MAX_COVERS) -> st
     """ "overlaps a, b +N": the jobs `slot` overlaps, the first `most` by name (hundreds of groups may start
     together)."""
     shown = [names.job(key) for key in slot.overlaps[:most]]
-    more = len(slot.overlaps) - len(shown)
+    more = len(slot.overlaps) + slot.more_overlaps - len(shown)
     return "overlaps " + ", ".join(shown) + (f" +{more}" if more > 0 else "")
 
 
