@@ -8,6 +8,7 @@ out in `problems`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -26,7 +27,9 @@ from backup_glance.simulators import databasement as databasement_sim
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.backrest import BackrestScenario, BrOperation, BrPlan, BrRepo, add_backup
 from backup_glance.simulators.databasement import DatabasementScenario, DbSnapshot, demo_databasement
+from backup_glance.sources import databasement as databasement_source
 from backup_glance.sources._bounds import EdgeBounds
+from backup_glance.sources._http import DEFAULT_MAX_BYTES, HttpClient
 from backup_glance.sources.backrest import BackrestSource
 from backup_glance.sources.databasement import DatabasementSource
 from backup_glance.sources.restic import ResticSource
@@ -42,6 +45,33 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 def rewritten(app: Any, path: str, change: Callable[[Any], Any]) -> Any:
     """`app`, with the JSON answers to `path` passed through `change`: for envelope fields no builder makes."""
+    # allow_nan: float("inf") becomes Infinity
+    return rewritten_bytes(app, path, lambda body: json.dumps(change(json.loads(body))).encode())
+
+
+def spliced(app: Any, path: str, old: str, new: str) -> Any:
+    """`app`, with the text `old` of its answers to `path` made `new`: for JSON no Python value dumps as (1e400,
+    5,000 digits)."""
+    return rewritten_bytes(app, path, lambda body: body.replace(old.encode(), new.encode()))
+
+
+def failing(app: Any, path: str, when: Callable[[], bool] = lambda: True) -> Any:
+    """`app`, answering Laravel's HTTP 500 on `path` whenever `when()` says so."""
+
+    async def wrapper(scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != path or not when():
+            await app(scope, receive, send)
+            return
+        data = b'{"message": "Server Error"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return wrapper
+
+
+def rewritten_bytes(app: Any, path: str, change: Callable[[bytes], bytes]) -> Any:
+    """`app`, with the answers to `path` passed through `change` as bytes (the length header made to match)."""
 
     async def wrapper(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != path:
@@ -57,7 +87,7 @@ def rewritten(app: Any, path: str, change: Callable[[Any], Any]) -> Any:
             body.extend(message.get("body", b""))
             if message.get("more_body"):
                 return
-            data = json.dumps(change(json.loads(body))).encode()  # allow_nan: float("inf") becomes Infinity
+            data = change(bytes(body))
             headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
             await send({"type": "http.response.body", "body": data})
@@ -307,10 +337,15 @@ def dbm() -> DatabasementScenario:
     return demo_databasement(NOW)
 
 
-async def dbm_polls(scenario: DatabasementScenario, count: int = 1, app: Any = None) -> list[Observation]:
+async def dbm_polls(
+    scenario: DatabasementScenario, count: int = 1, app: Any = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[Observation]:
     with SimulatorServer(app or databasement_sim.create_app(scenario), tls=False) as server:
         fields = {"name": "dbm", "type": "databasement", "url": server.url, "token": scenario.token}
-        source = DatabasementSource(DatabasementSourceConfig.model_validate(fields), clock=lambda: NOW)
+        config = DatabasementSourceConfig.model_validate(fields)
+        headers = {"Authorization": f"Bearer {scenario.token}", "Accept": "application/json"}
+        client = HttpClient.for_source(config, kind="databasement", headers=headers, max_bytes=max_bytes)
+        source = DatabasementSource(config, client=client, clock=lambda: NOW)
         try:
             return [await source.poll() for _ in range(count)]
         finally:
@@ -340,6 +375,10 @@ def oldest_snapshot(scenario: DatabasementScenario) -> DbSnapshot:
 
 def failed_snapshot(scenario: DatabasementScenario) -> DbSnapshot:
     return next(s for s in scenario.snapshots if s.status == "failed")
+
+
+def newest_vault(scenario: DatabasementScenario) -> DbSnapshot:
+    return max((s for s in scenario.snapshots if s.database_name == "vault"), key=lambda s: s.started_at)
 
 
 def completed(obs: Observation) -> int:
@@ -504,3 +543,189 @@ class TestDatabasement:
         )
         with pytest.raises(SourceProtocolError, match=r"page 1 came back as `meta.current_page` 0 \(of 2\)"):
             await dbm_polls(dbm, app=app)
+
+    async def test_a_snapshot_row_with_thousands_of_volumes_is_read_up_to_the_bound(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        """200,000 volumes in one row held the event loop for minutes (a look-up in a tuple per volume), and
+        20,000 made one dump 20,001 copies in 20,000 offsite places."""
+        bad = newest_vault(dbm)
+        volumes = [
+            {"id": f"v{i}", "name": f"vol{i}", "type": "s3", "status": "completed", "file_exists": True}
+            for i in range(5000)
+        ]
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(volumes=volumes))
+        for obs in await dbm_polls(dbm, 2):
+            (snap,) = [s for s in obs.snapshots if s.snapshot_id == bad.id]
+            assert snap.places == tuple(f"vol{i}" for i in range(32)) and len(obs.offsite_locations) == 32
+            assert obs.problems == (f"snapshot row id {bad.id!r}: lists more than 32 volumes; read the first 32",)
+
+    @pytest.mark.parametrize(("bound", "value"), [("_MAX_ROWS", 200), ("_MAX_LISTING_BYTES", 1 << 20)])
+    async def test_a_listing_that_never_ends_is_read_up_to_a_bound_and_said(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, bound: str, value: int
+    ) -> None:
+        """A server echoing `current_page` with `last_page` 1e9 had every page kept until the poll's deadline
+        (642 MB of 2 MB pages), and then the source failed for being slow."""
+        monkeypatch.setattr(databasement_source, bound, value)
+        first_page: list[dict[str, Any]] = []
+
+        def endless(body: dict[str, Any]) -> dict[str, Any]:
+            first_page[:] = first_page or body["data"]
+            page = body["meta"]["current_page"]
+            data = [{**row, "id": f"{row['id']}-{page}"} for row in first_page]
+            return {**body, "data": data, "meta": {**body["meta"], "last_page": 10**9}}
+
+        (obs,) = await dbm_polls(dbm, app=rewritten(databasement_sim.create_app(dbm), "/api/v1/snapshots", endless))
+        pages = len([p for p in dbm.requests if p.startswith("/api/v1/snapshots?")])
+        assert 1 < pages < 30 and len([r for r in obs.runs if "/backup/" in r.job_key]) == 70 * pages
+        rows, megabytes = databasement_source._MAX_ROWS, databasement_source._MAX_LISTING_BYTES >> 20
+        assert obs.problems == (
+            f"listing /api/v1/snapshots: more than {rows:,} rows or {megabytes} MB; read the first {70 * pages:,}",
+        )
+
+    async def test_snapshot_rows_without_an_id_are_left_out_and_named(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        """Every row with "id": null became one dump "None": 70 rows made one run, and no word was said."""
+        tamper(monkeypatch, "_snapshot_json", lambda s: True, lambda body: body.update(id=None))
+        (obs,) = await dbm_polls(dbm)
+        assert not [r for r in obs.runs if "/backup/" in r.job_key] and not obs.snapshots
+        assert obs.problems == (
+            "unreadable snapshot row with no id (ValueError: `id` is no name) and 69 more; left out",
+        )
+
+    async def test_snapshot_rows_sharing_an_id_keep_the_first_and_say_how_many_were_dropped(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        tamper(monkeypatch, "_snapshot_json", lambda s: True, lambda body: body.update(id="SAME"))
+        (obs,) = await dbm_polls(dbm)
+        (run,) = [r for r in obs.runs if "/backup/" in r.job_key]
+        assert run.run_id == "SAME" and run.started_at == max(s.started_at for s in dbm.snapshots)
+        assert obs.problems == (
+            "snapshot rows reusing the id of a different snapshot: 69 (e.g. id 'SAME', listed 70 times); kept the "
+            "first of each, dropped the rest",
+        )
+
+    async def test_a_row_listed_again_on_the_next_page_is_no_problem(self, dbm: DatabasementScenario) -> None:
+        """While a list is paged, a dump dispatched meanwhile pushes every row one place down: the last row of a
+        page comes again at the top of the next one. That is the same dump, not a clash of ids."""
+        app = rewritten(
+            databasement_sim.create_app(dbm), "/api/v1/snapshots", lambda body: {**body, "data": body["data"] * 2}
+        )
+        (obs,) = await dbm_polls(dbm, app=app)
+        assert completed(obs) == len(dbm.snapshots) - 1 and obs.problems == ()
+
+    @pytest.mark.parametrize("repeat_server", [False, True], ids=["restore-tests", "servers"])
+    async def test_servers_and_restore_tests_without_an_id_or_sharing_one_are_named(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, repeat_server: bool
+    ) -> None:
+        """Restore tests with "id": null became jobs of one key "dbm/restore_test/None"."""
+        if repeat_server:
+            postgres, mariadb = dbm.servers
+            tamper(monkeypatch, "_server_json", lambda s: s is mariadb, lambda body: body.update(id=postgres.id))
+        test = dbm.scheduled_restores[0]
+        extra = [{"id": None, "name": "a"}, {"id": test.id, "name": "b", "schema_name": "other"}]
+        app = rewritten(
+            databasement_sim.create_app(dbm),
+            "/api/v1/scheduled-restores",
+            lambda body: {**body, "data": [*body["data"], *body["data"], *extra]},  # the same one twice: no clash
+        )
+        (obs,) = await dbm_polls(dbm, app=app)
+        (job,) = [j for j in obs.jobs if j.kind is JobKind.RESTORE_TEST]
+        assert job.key == f"dbm/restore_test/{test.id}" and job.name == test.name
+        clash = (
+            "{0} rows reusing the id of a different {0}: 1 (e.g. id {1!r}, listed 2 times); kept the first of each, "
+            "dropped the rest"
+        )
+        expected = [
+            "a scheduled restore without `id` (with no id); left out",
+            *([clash.format("database server", dbm.servers[0].id)] if repeat_server else []),
+            clash.format("restore test", test.id),
+        ]
+        assert list(obs.problems) == expected
+
+    async def test_a_server_error_on_the_job_list_costs_only_the_error_texts_and_restore_runs(
+        self, dbm: DatabasementScenario
+    ) -> None:
+        """It failed the whole source: every service unknown for want of one error message."""
+        (obs,) = await dbm_polls(dbm, app=failing(databasement_sim.create_app(dbm), "/api/v1/jobs"))
+        assert completed(obs) == len(dbm.snapshots) - 1
+        (failed,) = [r for r in obs.runs if r.outcome is RunOutcome.FAILED]
+        assert failed.message == "" and [j.name for j in obs.jobs if j.kind is JobKind.RESTORE_TEST]
+        assert obs.problems == (
+            "error texts of failed dumps: databasement 'dbm': HTTP 500 on /api/v1/jobs: Server Error",
+            "restore test runs: databasement 'dbm': HTTP 500 on /api/v1/jobs: Server Error",
+        )
+
+    async def test_a_server_error_on_the_restore_tests_keeps_the_ones_last_read(
+        self, dbm: DatabasementScenario
+    ) -> None:
+        asked = itertools.count()
+        app = failing(databasement_sim.create_app(dbm), "/api/v1/scheduled-restores", when=lambda: next(asked) > 0)
+        first, second = await dbm_polls(dbm, 2, app=app)
+        assert first.problems == ()
+        assert second.problems == (
+            "restore tests: databasement 'dbm': HTTP 500 on /api/v1/scheduled-restores: Server Error",
+        )
+        assert first.jobs == second.jobs and completed(second) == len(dbm.snapshots) - 1
+
+    async def test_an_error_text_is_kept_to_a_few_kilobytes(self, dbm: DatabasementScenario) -> None:
+        failed_snapshot(dbm).error_message = "E" * 100_000
+        dbm.restore_jobs[0].status, dbm.restore_jobs[0].error_message = "failed", "R" * 100_000
+        (obs,) = await dbm_polls(dbm)
+        messages = {r.message for r in obs.runs if r.outcome is RunOutcome.FAILED}
+        assert messages == {"E" * 4000, "R" * 4000}
+
+    async def test_a_job_list_too_big_to_read_costs_only_the_error_texts(self, dbm: DatabasementScenario) -> None:
+        """Two failed dumps with a 30 MB error_message each pushed `/jobs` past the 64 MB answer limit (here: two of
+        600 KB past 1 MB), and the whole source failed."""
+        oldest_snapshot(dbm).status = "failed"
+        for snap in dbm.snapshots:
+            if snap.status == "failed":
+                snap.error_message = "E" * 600_000
+        (obs,) = await dbm_polls(dbm, max_bytes=1 << 20)
+        assert completed(obs) == len(dbm.snapshots) - 2
+        assert obs.problems == (
+            "error texts of failed dumps: databasement 'dbm': response on /api/v1/jobs is larger than 1 MB; refused",
+        )
+
+    @pytest.mark.parametrize(
+        "size",
+        ["null", "true", "NaN", "1e400", '"12abc"', "9" * 5000],
+        ids=["null", "true", "NaN", "1e400", "12abc", "5000-digits"],
+    )
+    async def test_a_file_size_that_is_no_byte_count_costs_only_the_size(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario, size: str
+    ) -> None:
+        """NaN, 1e400 or "12abc" cost the whole dump (its service went falsely late); null, true or 5,000 digits
+        became 0 B or 1 B (a false "the newest backup is 0 B")."""
+        bad = newest_vault(dbm)
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(file_size="@size@"))
+        app = spliced(databasement_sim.create_app(dbm), "/api/v1/snapshots", '"@size@"', size)
+        (obs,) = await dbm_polls(dbm, app=app)
+        (snap,) = [s for s in obs.snapshots if s.snapshot_id == bad.id]
+        (run,) = [r for r in obs.runs if r.run_id == bad.id]
+        assert snap.size_bytes is None and run.size_bytes is None and run.outcome is RunOutcome.OK
+        assert obs.problems == (f"snapshot row id {bad.id!r}: `file_size` is no byte count; size unknown",)
+
+    async def test_rows_that_are_no_object_are_named(self, dbm: DatabasementScenario) -> None:
+        app = rewritten(
+            databasement_sim.create_app(dbm),
+            "/api/v1/snapshots",
+            lambda body: {**body, "data": [*body["data"], None, 5, "x", []]},
+        )
+        (obs,) = await dbm_polls(dbm, app=app)
+        assert completed(obs) == len(dbm.snapshots) - 1
+        assert obs.problems == ("a row of /api/v1/snapshots that is no object (NoneType) and 3 more; left out",)
+
+    async def test_an_empty_database_name_costs_that_row(
+        self, monkeypatch: pytest.MonkeyPatch, dbm: DatabasementScenario
+    ) -> None:
+        """It became a service " on postgres", keyed "databasement:dbm/postgres/"."""
+        bad = oldest_snapshot(dbm)
+        tamper(monkeypatch, "_snapshot_json", lambda s: s is bad, lambda body: body.update(database_name=""))
+        (obs,) = await dbm_polls(dbm)
+        assert not [t.key for t in obs.targets if t.key.endswith("/")]
+        assert obs.problems == (
+            f"unreadable snapshot row id {bad.id!r} (ValueError: `database_name` is empty); left out",
+        )

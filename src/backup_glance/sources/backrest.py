@@ -17,7 +17,11 @@ What one poll reads:
   higher modno, so this returns exactly the operations that appeared or changed since (a running backup that
   finished, a pending one that started). If it returns `_MAX_CHANGES` or more, or a plan/repo appears that we
   have no history for, that part is read again in full. The first change query after a full read reaches back
-  `_OVERLAP` modnos, for updates that landed while the full read's requests were in flight.
+  `_OVERLAP` modnos, for updates that landed while the full read's requests were in flight. A modno far above
+  the others is not trusted as that cursor (`_advance_cursor`).
+
+Operations are held between polls, so what is kept of each is bounded (`_MAX_MESSAGE`, `_MAX_ID`). A plan id or
+repo guid that cannot be one (too long, or a lone surrogate no request can carry) costs that plan or repo.
 
 Schedules: cron with `CLOCK_LOCAL`/default is evaluated in the Backrest host's zone, which the API does not
 expose: `config.timezone`, or "UTC" when unset (set it when the host is not on UTC). `CLOCK_UTC` -> "UTC".
@@ -27,16 +31,20 @@ expose: `config.timezone`, or "UTC" when unset (set it when the host is not on U
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import httpx
 
+from ..clean import MARK, clean_text
 from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
+from ._bounds import clean_key
 from ._http import HttpClient
 from ._util import SourceBase, as_int, as_name, is_remote_uri, left_out, offsite_named, utc_now
 
@@ -52,6 +60,12 @@ _OVERLAP = 256  # modnos re-read once after a full read (see `_read_changes`)
 _KEEP_RUNS = 500  # per job, bounds memory of a long-running collector
 _FULL_RESYNC = timedelta(hours=6)  # forgets operations Backrest garbage-collected
 _INT64_MAX = 2**63 - 1  # oplog modnos are int64; a larger one is no oplog's and must not become our cursor
+# The oplog's modno is one counter for the whole server, +1 for every insert and every update (sqlitestore.go),
+# and a running backup updates its operation at most once a second (taskbackup.go): ten million is four months
+# of that. A modno further than this above the next one below it is no step of that counter (`_advance_cursor`).
+_MODNO_STEP = 10_000_000
+_MAX_MESSAGE = 2000  # characters of an operation's message kept (the board shows 1,000)
+_MAX_ID = 200  # plan, repo and snapshot ids, statuses: Backrest's own are a few dozen characters
 # maxFrequencyDays/Hours beyond ten years is no schedule anyone means, and health adds it to dates: refuse it.
 _MAX_INTERVAL_HOURS = 10 * 366 * 24
 _OUTCOME = {
@@ -93,6 +107,7 @@ class _Op:
 
     id: int
     modno: int
+    flow_id: int
     plan_id: str
     repo_id: str
     kind: str
@@ -104,18 +119,33 @@ class _Op:
     data_added: int | None
     total_bytes: int | None
     dry_run: bool
+    copies: int = 1  # > 1: one answer listed it that many times (an oplog lists an operation once)
+
+    @property
+    def key(self) -> _Key:
+        """What tells operations apart: the id, and what an update never changes, so that operations a broken
+        server gave one id (all "7") stay apart while an update still replaces the operation it updates."""
+        return (self.id, self.kind, self.plan_id, self.repo_id, self.flow_id)
+
+
+_Key = tuple[int, str, str, str, int]
 
 
 def _with_ids(items: list[Any], what: str, refused: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(id, item) for each item that is an object with an id; the others are named in `refused`."""
-    found = []
+    """(id, item) for each item that is an object with an id; the others are named in `refused`, as are an id
+    that cannot be one (`_unsendable`) and a second item with the same id."""
+    found: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(items, 1):
         item_id = as_name(item.get("id")) if isinstance(item, dict) else None
-        if item_id:
-            found.append((item_id, item))
-        else:
+        if not item_id:
             refused.append(f"GetConfig: {what} {index} has no `id`")
-    return found
+        elif (why := _unsendable(item_id)) is not None:
+            refused.append(f"GetConfig: {what} {_shown(item_id)} {why}")
+        elif item_id in found:
+            refused.append(f"GetConfig: {what} {_shown(item_id)} is listed twice (the first is read)")
+        else:
+            found[item_id] = item
+    return list(found.items())
 
 
 class BackrestSource(SourceBase):
@@ -139,9 +169,10 @@ class BackrestSource(SourceBase):
         self._client = client or HttpClient.for_source(
             config, kind=KIND, headers={"Connect-Protocol-Version": "1"}, auth=auth
         )
-        self._ops: dict[int, _Op] = {}
+        self._ops: dict[_Key, _Op] = {}
         self._unreadable: dict[int, str] = {}  # operation id -> why it is left out (until it is read fine)
         self._modno = -1
+        self._seen: list[tuple[int, int | None]] = []  # this poll's (modno, operation id), for `_advance_cursor`
         self._known: set[str] = set()  # plan ids and repo guids whose history we have read
         self._has_summary = True
         self._catch_up = False
@@ -163,11 +194,12 @@ class BackrestSource(SourceBase):
     async def poll(self) -> Observation:
         now = self._clock()
         problems: list[str] = []
+        self._seen = []
         plans, repos = self._parse_config(await self._call("GetConfig", {}), problems)
         next_runs = await self._read_summary(problems)
         if self._synced_at is None or now - self._synced_at >= _FULL_RESYNC or not await self._read_changes():
             self._ops, self._known, self._modno, self._catch_up = {}, set(), -1, True
-            self._unreadable = {}
+            self._unreadable, self._seen = {}, []
             self._synced_at = now
         for plan in plans:
             if plan.id not in self._known:
@@ -177,15 +209,17 @@ class BackrestSource(SourceBase):
             if repo.guid and repo.guid not in self._known:
                 self._merge(await self._operations({"repoGuid": repo.guid, "planId": SYSTEM_PLAN}, _SYSTEM_OPS))
                 self._known.add(repo.guid)
+        self._advance_cursor(problems)
         self._trim()
         problems.extend(left_out(self._unreadable.values()))
-        return self._observation(now, plans, repos, next_runs, problems)
+        shared = self._shared_ids(problems)
+        return self._observation(now, plans, repos, next_runs, problems, shared)
 
     # --- wire --------------------------------------------------------------------------------------------
 
     def _parse_config(self, config: dict[str, Any], problems: list[str]) -> tuple[list[_Plan], list[_Repo]]:
         """Plans, repos and schedules only. Passwords, env and hooks are dropped here, unread (A.4). A plan or repo
-        without an `id` (or that is no object) costs itself, named in `problems`."""
+        without a usable `id` or guid (or that is no object) costs itself, named in `problems`."""
         plans, repos = config.get("plans", []), config.get("repos", [])
         if not isinstance(plans, list) or not isinstance(repos, list):
             raise self._protocol("GetConfig: `plans` and `repos` must be lists")
@@ -196,11 +230,16 @@ class BackrestSource(SourceBase):
         ]
         read_repos = []
         for repo_id, r in _with_ids(repos, "repo", refused):
+            guid = as_name(r.get("guid") or "")  # null is protojson's "not set", as an omitted guid (older servers)
+            why = "is no name" if guid is None else _unsendable(guid)
+            if guid is None or why is not None:
+                refused.append(f"GetConfig: repo {_shown(repo_id)}: its guid {why}")
+                continue
             prune, check = r.get("prunePolicy"), r.get("checkPolicy")
             read_repos.append(
                 _Repo(
                     repo_id,
-                    str(r.get("guid", "")),
+                    guid,
                     prune.get("schedule") if isinstance(prune, dict) else None,
                     check.get("schedule") if isinstance(check, dict) else None,
                     is_remote_uri(str(r.get("uri") or "")),
@@ -259,14 +298,39 @@ class BackrestSource(SourceBase):
         return True
 
     def _merge(self, ops: list[dict[str, Any]]) -> None:
+        listed: dict[_Key, _Op] = {}  # this answer's operations
         for raw in ops:
             modno = as_int(raw.get("modno")) or 0
-            if modno <= _INT64_MAX:  # else `str(modno + 1)` may pass Python's 4,300-digit limit, every poll
-                self._modno = max(self._modno, modno)
+            if 0 <= modno <= _INT64_MAX:  # else `str(modno + 1)` may pass Python's 4,300-digit limit, every poll
+                self._seen.append((modno, as_int(raw.get("id"))))
             op = self._op(raw)
-            if op is not None:
-                self._ops[op.id] = op
-                self._unreadable.pop(op.id, None)
+            if op is None:
+                continue
+            if (twin := listed.get(op.key)) is not None:  # listed twice in one answer: two operations, one id
+                op = replace(op, copies=twin.copies + 1)
+            listed[op.key] = self._ops[op.key] = op
+            self._unreadable.pop(op.id, None)
+
+    def _advance_cursor(self, problems: list[str]) -> None:
+        """Raise the change cursor over this poll's modnos, one step of at most `_MODNO_STEP` at a time.
+
+        The cursor only works if it stays at or below the server's counter: one operation with a modno of 2^63-2
+        (a broken server, or an operation synced from a multihost peer, which keeps the peer's modno) would
+        otherwise put every later change below it, unseen until the next full read. So the cursor climbs from
+        where it was (after a full read, from the middle of what was read: outliers are few) through modnos
+        that follow one another; one that stands further above the rest is not used, and said. Its operation is
+        read as usual, and read again by every change query while it stays above the cursor."""
+        seen = sorted(self._seen, key=itemgetter(0))
+        if not seen:
+            return
+        cursor = self._modno if self._modno >= 0 else seen[len(seen) // 2][0]
+        for index, (modno, op_id) in enumerate(seen):
+            if modno - cursor > _MODNO_STEP:
+                more = f" (and {len(seen) - index - 1} more)" if index < len(seen) - 1 else ""
+                problems.append(f"operation {op_id}: modno {modno} is far above the others{more}; not trusted")
+                break
+            cursor = max(cursor, modno)
+        self._modno = cursor
 
     def _op(self, raw: dict[str, Any]) -> _Op | None:
         kind = next((k for key, k in _KINDS.items() if key in raw), None)
@@ -276,10 +340,19 @@ class BackrestSource(SourceBase):
             return None
         if kind is None:
             return None  # index snapshot, forget, hooks, stats: the backup op already says what we need
-        started = _at(as_int(raw.get("unixTimeStartMs")) or 0)
+        plan_id, repo_id = _op_name(raw.get("planId")), _op_name(raw.get("repoId"))
+        if plan_id is None or repo_id is None:  # ["vault"] is no plan "['vault']": whose run it is, is unknown
+            which = "planId" if plan_id is None else "repoId"
+            self._unreadable[op_id] = f"operation {op_id}: `{which}` {_shown(raw.get(which))} is no id"
+            return None
+        flow_id = as_int(raw.get("flowId")) or 0
+        start = raw.get("unixTimeStartMs")
+        start_ms = as_int(start)
+        started = _at(start_ms) if start_ms else None
         if started is None:  # every run and snapshot needs its start: without one the operation is left out
-            self._ops.pop(op_id, None)
-            self._unreadable[op_id] = f"operation {op_id}: start time is no date"
+            self._ops.pop((op_id, kind, plan_id, repo_id, flow_id), None)
+            why = "is no date" if start_ms else f"{_shown(start)} is unreadable"  # NaN, 1e400, 5,000 digits
+            self._unreadable[op_id] = f"operation {op_id}: start time {why}"
             return None
         end_ms = as_int(raw.get("unixTimeEndMs")) or 0
         # Each level may be something other than an object ("lastStatus": "ok"): then it says nothing.
@@ -288,17 +361,19 @@ class BackrestSource(SourceBase):
         status = detail.get("lastStatus")
         summary = status.get("summary") if isinstance(status, dict) else None
         summary = summary if isinstance(summary, dict) else {}
+        snapshot_id = as_name(raw.get("snapshotId") or summary.get("snapshotId")) or ""
         return _Op(
             id=op_id,
             modno=as_int(raw.get("modno")) or 0,
-            plan_id=str(raw.get("planId", "")),
-            repo_id=str(raw.get("repoId", "")),
+            flow_id=flow_id,
+            plan_id=plan_id,
+            repo_id=repo_id,
             kind=kind,
-            status=str(raw.get("status", "STATUS_UNKNOWN")),
+            status=_text(raw.get("status") or "STATUS_UNKNOWN", _MAX_ID) or _shown(raw.get("status")),
             started=started,
             ended=_at(end_ms) if end_ms else None,  # an end past any calendar: not ended, as far as we know
-            message=str(raw.get("displayMessage", "")),
-            snapshot_id=str(raw.get("snapshotId") or summary.get("snapshotId") or ""),
+            message=_text(raw.get("displayMessage"), _MAX_MESSAGE),
+            snapshot_id=snapshot_id if len(snapshot_id) <= _MAX_ID else clean_key(snapshot_id),  # stays unique
             data_added=as_int(summary.get("dataAdded")) if summary else None,
             total_bytes=as_int(summary.get("totalBytesProcessed")) if summary else None,
             dry_run=bool(detail.get("dryRun")),
@@ -311,13 +386,26 @@ class BackrestSource(SourceBase):
         for ops in by_job.values():
             if len(ops) > _KEEP_RUNS:
                 for op in sorted(ops, key=lambda o: o.id)[:-_KEEP_RUNS]:
-                    del self._ops[op.id]
+                    del self._ops[op.key]
+
+    def _shared_ids(self, problems: list[str]) -> set[int]:
+        """Ids held by more than one operation (an oplog gives each its own), named in `problems`. Each is kept."""
+        uses: Counter[int] = Counter()
+        for op in self._ops.values():
+            uses[op.id] += op.copies
+        shared = [(op_id, count) for op_id, count in uses.items() if count > 1]
+        if shared:
+            more = f" (and {len(shared) - 1} more ids)" if len(shared) > 1 else ""
+            problems.append(f"operation id {shared[0][0]} is used by {shared[0][1]} operations{more}")
+        return {op_id for op_id, _count in shared}
 
     # --- records -----------------------------------------------------------------------------------------
 
-    def _schedule(self, schedule: dict[str, Any] | None) -> ScheduleRef | None:
-        if not isinstance(schedule, dict) or schedule.get("disabled"):
+    def _schedule(self, schedule: dict[str, Any] | None, owner: str, problems: list[str]) -> ScheduleRef | None:
+        if not isinstance(schedule, dict) or schedule.get("disabled") is True:
             return None
+        if schedule.get("disabled") not in (None, False):  # "false" is text: protojson has true and false only
+            problems.append(f"{owner}: schedule `disabled` is {_shown(schedule['disabled'])}, not true or false")
         zone = "UTC" if schedule.get("clock") == "CLOCK_UTC" else self._zone
         if schedule.get("cron"):
             return ScheduleRef(str(schedule["cron"]), "cron", zone)
@@ -327,13 +415,13 @@ class BackrestSource(SourceBase):
             return None
         return ScheduleRef("", "interval", zone, interval=timedelta(hours=hours))
 
-    def _run(self, op: _Op, job_key: str, target_key: str | None) -> JobRun:
+    def _run(self, op: _Op, job_key: str, target_key: str | None, shared: set[int]) -> JobRun:
         outcome, text = _OUTCOME.get(op.status, (RunOutcome.UNKNOWN, f"status {op.status}"))
         message = "; ".join(part for part in (text, op.message) if part)
         return JobRun(
             job_key=job_key,
             source=self.name,
-            run_id=str(op.id),
+            run_id=f"{op.id}/{op.flow_id}" if op.id in shared else str(op.id),  # runs are told apart by run id
             started_at=op.started,
             ended_at=op.ended,
             outcome=outcome,
@@ -349,6 +437,7 @@ class BackrestSource(SourceBase):
         repos: list[_Repo],
         next_runs: dict[str, datetime],
         problems: list[str],
+        shared: set[int],
     ) -> Observation:
         ops = sorted(self._ops.values(), key=lambda o: (o.started, o.id))
         targets: list[Target] = []
@@ -361,7 +450,7 @@ class BackrestSource(SourceBase):
             mine = [o for o in ops if o.kind == "backup" and o.plan_id == plan.id and not o.dry_run]
             pending = [o.started for o in mine if o.status == "STATUS_PENDING"]
             done = [o for o in mine if o.status != "STATUS_PENDING"]
-            plan_runs = [self._run(o, job_key, key) for o in done]
+            plan_runs = [self._run(o, job_key, key, shared) for o in done]
             runs.extend(plan_runs)
             snapshots.extend(
                 Snapshot(
@@ -374,7 +463,7 @@ class BackrestSource(SourceBase):
             running = any(r.outcome is RunOutcome.RUNNING for r in plan_runs)
             targets.append(Target(key, self.name, f"{plan.id} (Backrest)", "plan", backup_running=running))
             next_run = next_runs.get(plan.id) or (max(pending) if pending else None)
-            schedule = self._schedule(plan.schedule)
+            schedule = self._schedule(plan.schedule, f"plan {_shown(plan.id)}", problems)
             jobs.append(
                 Job(
                     key=job_key,
@@ -393,7 +482,7 @@ class BackrestSource(SourceBase):
             restores = [o for o in ops if o.kind == "restore" and o.plan_id == plan.id and o.status != "STATUS_PENDING"]
             if restores:  # restore drills of the plan's snapshots, kept as its restore test (job-level runs)
                 restore_key = f"{self.name}/restore_test/{plan.id}"
-                restore_runs = [self._run(o, restore_key, None) for o in restores]
+                restore_runs = [self._run(o, restore_key, None, shared) for o in restores]
                 runs.extend(restore_runs)
                 jobs.append(
                     Job(
@@ -413,10 +502,10 @@ class BackrestSource(SourceBase):
                 if policy is None and not mine:
                     continue
                 job_key = f"{self.name}/{kind}/{repo.id}"
-                job_runs = [self._run(o, job_key, None) for o in mine if o.status != "STATUS_PENDING"]
+                job_runs = [self._run(o, job_key, None, shared) for o in mine if o.status != "STATUS_PENDING"]
                 pending = [o.started for o in mine if o.status == "STATUS_PENDING"]
                 runs.extend(job_runs)
-                schedule = self._schedule(policy)
+                schedule = self._schedule(policy, f"{kind} of repo {_shown(repo.id)}", problems)
                 jobs.append(
                     Job(
                         key=job_key,
@@ -457,6 +546,37 @@ def _at(epoch_ms: int) -> datetime | None:
         return datetime.fromtimestamp(epoch_ms / 1000, UTC)
     except (ValueError, OSError, OverflowError):  # past year 9999 / the platform's time_t / a float
         return None
+
+
+def _text(value: Any, limit: int) -> str:
+    """Free text kept from an operation, at most `limit` characters (cut with a mark); "" for none. Operations are
+    held between polls, up to `_KEEP_RUNS` a job, and one message may be megabytes."""
+    text = value if isinstance(value, str) else ""
+    return text if len(text) <= limit else text[: limit - 1] + MARK
+
+
+def _op_name(value: Any) -> str | None:
+    """An operation's plan or repo id: "" when not set (omitted, or null: protojson reads both as the default),
+    None for a value that is no id (a list, an object, longer than any)."""
+    if value is None:
+        return ""
+    name = as_name(value)
+    return name if name is not None and len(name) <= _MAX_ID else None
+
+
+def _unsendable(name: str) -> str | None:
+    """Why `name` cannot be a plan or repo id (plan ids and repo guids go in requests), or None. JSON may hold a
+    lone surrogate ("\\ud800"), which no UTF-8 request body can."""
+    if len(name) > _MAX_ID:
+        return f"is {len(name):,} characters long, too long to be an id"
+    if not name.isascii() and any("\ud800" <= char <= "\udfff" for char in name):
+        return "holds a lone surrogate (half a character)"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A value from the server as a problem line names it: its repr (a lone surrogate written as \\ud800), short."""
+    return clean_text(repr(value[:100] if isinstance(value, str) else value), 60)
 
 
 def create(config: BackrestSourceConfig) -> BackrestSource:

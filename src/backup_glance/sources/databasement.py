@@ -22,20 +22,26 @@ What one poll reads:
 - restore-test runs: `/jobs?filter[type]=restore&sort=-created_at` with the same "stop at what we know" rule.
 
 Page URLs are built here (`page = meta.current_page + 1`): `links.next` drops `per_page`, filters and sort.
+
+One bad record costs that record (or that field), named in `problems`, never the poll: a row without a usable
+`id` is left out, rows sharing an id keep the first, a size that is no number is an unknown size, a listing that
+does not end is read up to a bound. Error texts, restore tests and their runs are secondary: when their endpoint
+fails on its own, the poll goes on without them and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import DatabasementSourceConfig
-from ..errors import SourceError
+from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
 from ._http import HttpClient
-from ._util import SourceBase, as_name, left_out, offsite_named, utc_now
+from ._util import SourceBase, as_int, as_name, left_out, offsite_named, utc_now
 
 KIND = "databasement"
 API = "/api/v1"
@@ -53,7 +59,16 @@ _OUTCOME = {
     "running": RunOutcome.RUNNING,
 }
 _TERMINAL = {"completed", "failed", "cancelled"}
-_MAX_PAGES = 10_000  # a million rows at 100 a page: past that, the answers are not a list that ends
+# One listing is read up to this many rows or bytes. Databasement pages at most 100 rows (reference §4) and keeps
+# a row per dump attempt until retention cleanup (14 days by default): a real `/snapshots` is hundreds to tens of
+# thousands of rows of about a kilobyte. Past either bound the answers are no list that ends (a server echoing
+# `current_page` with `last_page` 1e9 had 642 MB kept by the poll's deadline): the rows read are used, and said.
+_MAX_ROWS = 100_000
+_MAX_LISTING_BYTES = 128 * 1024 * 1024  # 100,000 rows of 1.3 KB
+# Volumes read per snapshot row: a dump copied to more than a few dozen volumes is no real setup, and 200,000 of
+# them (14 MB in one row) held the event loop for minutes.
+_MAX_VOLUMES = 32
+_MAX_ERROR_TEXT = 4000  # characters kept of an error message: more than the board shows (1,000), never 30 MB
 _REMOTE_VOLUMES = {"s3", "sftp", "ftp", "azure"}  # volume types on another machine: offsite unless configured
 
 
@@ -69,13 +84,14 @@ class _Attempt:
     method: str
     started_at: datetime
     updated_at: datetime | None
-    size: int
+    size: int | None  # None: unknown (a `file_size` that is no number), never a made-up 0
     job_id: str | None
     location: str
     encrypted: bool = False  # compression_type "encrypted" (reference §6)
     places: tuple[str, ...] = ()  # the volumes holding the dump, when more than one
-    remote_places: tuple[str, ...] = ()  # of the volumes, those on another machine (s3, sftp, ...)
+    remote_places: frozenset[str] = frozenset()  # of the volumes, those on another machine (s3, sftp, ...)
     exists: bool = True  # some volume holds the dump (each copy failed or its file is gone: none does)
+    notes: tuple[str, ...] = ()  # what of the row could not be read; said on every poll the attempt is kept
 
     @property
     def is_terminal(self) -> bool:
@@ -113,6 +129,10 @@ class _RestoreTest:
     enabled: bool
 
 
+_R = TypeVar("_R", _Attempt, _Server, _RestoreTest)
+_T = TypeVar("_T")
+
+
 class DatabasementSource(SourceBase):
     """Polls one Databasement instance. Keeps the dump attempts it has seen so later polls read only news."""
 
@@ -134,6 +154,8 @@ class DatabasementSource(SourceBase):
         self._client = client or HttpClient.for_source(config, kind=KIND, headers=headers)
         self._attempts: dict[str, _Attempt] = {}
         self._unreadable: list[str] = []  # this poll's snapshot rows left out, and why
+        self._problems: list[str] = []  # this poll's other problem lines: what was read only in part
+        self._tests: list[_RestoreTest] = []  # the restore tests last read, for a poll that cannot read them
         self._messages: dict[str, str] = {}  # BackupJob id -> error_message
         self._restore_runs: dict[str, dict[str, Any]] = {}  # restore BackupJob id -> its row
         self._synced_at: datetime | None = None
@@ -152,14 +174,21 @@ class DatabasementSource(SourceBase):
     async def _pages(
         self, path: str, params: dict[str, Any], *, stop: Callable[[list[dict[str, Any]]], bool] | None = None
     ) -> list[dict[str, Any]]:
-        """Every row of a paginated list, or fewer when `stop(page_rows)` says the rest is known."""
+        """Every row of a paginated list, or fewer when `stop(page_rows)` says the rest is known, or the first ones
+        of a list longer than `_MAX_ROWS` / `_MAX_LISTING_BYTES` (noted)."""
         rows: list[dict[str, Any]] = []
         page = 1
+        start = self._client.bytes_received
         while True:
             body = await self._client.get_json(path, {**params, "per_page": self._config.per_page, "page": page})
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise self._protocol(f"{path}: expected a paginated object with `data`")
             data = [row for row in body["data"] if isinstance(row, dict)]
+            self._unreadable.extend(
+                f"a row of {path} that is no object ({type(row).__name__})"
+                for row in body["data"]
+                if not isinstance(row, dict)
+            )
             rows.extend(data)
             if data and stop is not None and stop(data):
                 return rows
@@ -171,12 +200,16 @@ class DatabasementSource(SourceBase):
                 raise self._protocol(f"{path}: `meta.current_page`/`last_page` are not numbers") from None
             if current >= last or not data:
                 return rows
-            if current != page or page >= _MAX_PAGES:  # asked for one page, given another: it would never end
+            if current != page:  # asked for one page, given another: it would never end
                 raise self._protocol(
                     f"{path}: page {page} came back as `meta.current_page` {current} (of {last}); not read further"
-                    if current != page
-                    else f"{path}: more than {_MAX_PAGES:,} pages; not read further"
                 )
+            if len(rows) >= _MAX_ROWS or self._client.bytes_received - start >= _MAX_LISTING_BYTES:
+                self._problems.append(
+                    f"listing {path}: more than {_MAX_ROWS:,} rows or {_MAX_LISTING_BYTES >> 20} MB; "
+                    f"read the first {len(rows):,}"
+                )
+                return rows
             page = current + 1
 
     async def _optional_pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -188,33 +221,73 @@ class DatabasementSource(SourceBase):
                 return None
             raise
 
+    async def _degraded(self, what: str, reading: Awaitable[_T], fallback: _T) -> _T:
+        """A secondary read (error texts, restore tests) that fails on its own (a server error, a broken or too big
+        answer) costs only itself: the poll goes on with `fallback` and says so. A rejected token or a lost
+        connection fails the source, as on any endpoint."""
+        try:
+            return await reading
+        except SourceError as exc:
+            if isinstance(exc, SourceProtocolError) or (exc.http_status or 0) >= 500:
+                self._problems.append(f"{what}: {exc}")
+                return fallback
+            raise
+
+    def _first_of_each(self, what: str, records: Iterable[_R], same: Callable[[_R], object]) -> list[_R]:
+        """One record per id. An id read again for the same record is a row that moved to the next page while the
+        list was read (a dump dispatched meanwhile): the later read is kept. An id shared by different records
+        (all ids null, say) would merge them: the first is kept and the rest are counted in a problem line."""
+        kept: dict[str, _R] = {}
+        dropped: Counter[str] = Counter()
+        for record in records:
+            first = kept.get(record.id)
+            if first is None or same(first) == same(record):
+                kept[record.id] = record
+            else:
+                dropped[record.id] += 1
+        if dropped:
+            example, count = dropped.most_common(1)[0]
+            self._problems.append(
+                f"{what} rows reusing the id of a different {what}: {dropped.total():,} (e.g. id {example[:40]!r}, "
+                f"listed {count + 1:,} times); kept the first of each, dropped the rest"
+            )
+        return list(kept.values())
+
     # --- poll ------------------------------------------------------------------------------------------
 
     async def poll(self) -> Observation:
         now = self._clock()
-        self._unreadable = []
-        servers = [
-            server
-            for row in await self._pages(f"{API}/database-servers", {})
-            if (server := self._server(row)) is not None
-        ]
+        self._unreadable, self._problems = [], []
+        rows = await self._pages(f"{API}/database-servers", {})
+        servers = self._first_of_each("database server", filter(None, map(self._server, rows)), same=lambda s: s)
         full = self._synced_at is None or now - self._synced_at >= _FULL_RESYNC
         await self._read_attempts(full)
         if full:
             self._synced_at = now
-        await self._read_messages()
-        tests = [self._restore_test(r) for r in await self._optional_pages(f"{API}/scheduled-restores", {}) or []]
+        await self._degraded("error texts of failed dumps", self._read_messages(), None)
+        tests = self._tests = await self._degraded("restore tests", self._read_restore_tests(), self._tests)
         schedules = self._schedules
         schedules.update({b.schedule_key: (b.schedule_name, b.expression) for s in servers for b in s.backups})
         if tests:
             if full or any(t.schedule_id and t.schedule_id not in schedules for t in tests):
-                for row in await self._optional_pages(f"{API}/backup-schedules", {}) or []:
-                    schedules[str(row.get("id"))] = (str(row.get("name", "")), str(row.get("expression", "")))
-            await self._read_restore_runs(full)
+                await self._degraded("backup schedules", self._read_schedules(), None)
+            await self._degraded("restore test runs", self._read_restore_runs(full), None)
         observation = self._observation(now, servers, tests, schedules)
-        if self._unreadable:
-            observation = replace(observation, problems=(*observation.problems, *left_out(self._unreadable)))
+        problems = (*left_out(self._unreadable), *self._problems, *self._read_in_part())
+        if problems:
+            observation = replace(observation, problems=(*observation.problems, *problems))
         return observation
+
+    def _read_in_part(self) -> tuple[str, ...]:
+        """One line per kind of field left unread (an unknown size, volumes past the bound), naming the first row."""
+        rows: dict[str, list[str]] = {}
+        for a in self._attempts.values():
+            for note in a.notes:
+                rows.setdefault(note, []).append(a.id)
+        return tuple(
+            f"snapshot row id {ids[0][:40]!r}{f' and {len(ids) - 1:,} more' if len(ids) > 1 else ''}: {note}"
+            for note, ids in rows.items()
+        )
 
     async def _read_attempts(self, full: bool) -> None:
         horizon = None if full or not self._attempts else max(a.started_at for a in self._attempts.values())
@@ -229,7 +302,8 @@ class DatabasementSource(SourceBase):
             return horizon is not None and started is not None and (started < horizon or edge <= seen)
 
         rows = await self._pages(f"{API}/snapshots", {"sort": "-started_at"}, stop=reached_known)
-        fresh = {a.id: a for a in map(self._attempt, rows) if a is not None}
+        read = filter(None, map(self._attempt, rows))
+        fresh = {a.id: a for a in self._first_of_each("snapshot", read, same=_dump)}
         if full:
             self._attempts = fresh
             jobs = {a.job_id for a in fresh.values()}
@@ -271,7 +345,10 @@ class DatabasementSource(SourceBase):
 
         def collect(page: list[dict[str, Any]]) -> bool:
             for row in page:
-                self._messages[str(row.get("id"))] = str(row.get("error_message") or "")
+                if job_id := as_name(row.get("id")):
+                    self._messages[job_id] = _text(row.get("error_message"))
+                else:
+                    self._unreadable.append(f"a failed job without `id` ({_row(row)})")
             return done(page)
 
         params = {"filter[type]": "backup", "filter[status]": "failed", "sort": "-created_at"}
@@ -290,13 +367,29 @@ class DatabasementSource(SourceBase):
 
         params = {"filter[type]": "restore", "sort": "-created_at"}
         for row in await self._pages(f"{API}/jobs", params, stop=reached_known):
-            if isinstance(row.get("restore"), dict):
-                runs[str(row.get("id"))] = row
+            if not isinstance(row.get("restore"), dict):
+                continue
+            if run_id := as_name(row.get("id")):
+                runs[run_id] = {**row, "error_message": _text(row.get("error_message"))}
+            else:
+                self._unreadable.append(f"a restore job without `id` ({_row(row)})")
         if len(runs) > _KEEP_RESTORE_RUNS:
             oldest_first = sorted(runs, key=lambda k: _maybe_time(runs[k].get("created_at")) or _EPOCH)
             for key in oldest_first[: len(runs) - _KEEP_RESTORE_RUNS]:
                 del runs[key]
         self._restore_runs = runs
+
+    async def _read_restore_tests(self) -> list[_RestoreTest]:
+        rows = await self._optional_pages(f"{API}/scheduled-restores", {}) or []
+        return self._first_of_each("restore test", filter(None, map(self._restore_test, rows)), same=lambda t: t)
+
+    async def _read_schedules(self) -> None:
+        """The schedules restore tests name (servers embed their own)."""
+        for row in await self._optional_pages(f"{API}/backup-schedules", {}) or []:
+            if schedule_id := as_name(row.get("id")):
+                self._schedules[schedule_id] = (str(row.get("name", "")), str(row.get("expression", "")))
+            else:
+                self._unreadable.append(f"a backup schedule without `id` ({_row(row)})")
 
     # --- parsing ---------------------------------------------------------------------------------------
 
@@ -339,35 +432,49 @@ class DatabasementSource(SourceBase):
         try:
             server = row.get("server") or {}
             job = row.get("job") or {}
-            volumes = [v for v in row.get("volumes") or [] if isinstance(v, dict) and v.get("name")]
+            listed = found if isinstance(found := row.get("volumes"), list) else []
+            volumes = [v for v in listed[:_MAX_VOLUMES] if isinstance(v, dict) and as_name(v.get("name"))]
             stored = [
                 v for v in volumes if v.get("status", "completed") == "completed" and v.get("file_exists") is not False
             ]
+            status = str(job.get("status") or "unknown")
+            size = _size(row.get("file_size"))
+            notes: list[str] = []
+            if len(listed) > _MAX_VOLUMES:
+                notes.append(f"lists more than {_MAX_VOLUMES} volumes; read the first {_MAX_VOLUMES}")
+            if size is None and status == "completed":  # only a finished dump has a size to lose
+                notes.append("`file_size` is no byte count; size unknown")
             return _Attempt(
-                id=str(row["id"]),
+                id=_name(row.get("id"), "id"),
                 server_id=str(server.get("id", "")),
                 server_name=str(server.get("name", "")),
                 database=_name(row["database_name"], "database_name"),
-                status=str(job.get("status") or "unknown"),
+                status=status,
                 method=str(row.get("method") or "scheduled"),
                 started_at=_time(row["started_at"]),
                 updated_at=_time(row["updated_at"]) if row.get("updated_at") else None,
-                size=int(row.get("file_size") or 0),
-                job_id=str(job["id"]) if job.get("id") else None,
+                size=size,
+                job_id=as_name(job.get("id")) or None,
                 # Where the dump really is: a volume whose copy failed or was deleted holds nothing.
-                location=", ".join(str(v.get("name")) for v in (stored or volumes)),
+                location=", ".join(str(v["name"]) for v in (stored or volumes)),
                 encrypted=row.get("compression_type") == "encrypted",
                 places=tuple(str(v["name"]) for v in stored) if len(stored) > 1 else (),
-                remote_places=tuple(str(v["name"]) for v in stored if str(v.get("type")) in _REMOTE_VOLUMES),
+                remote_places=frozenset(str(v["name"]) for v in stored if str(v.get("type")) in _REMOTE_VOLUMES),
                 exists=bool(stored) or not volumes,  # older Databasement lists no volumes per snapshot
+                notes=tuple(notes),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             self._unreadable.append(f"unreadable snapshot row {_row(row)} ({exc.__class__.__name__}: {exc})")
             return None
 
-    def _restore_test(self, row: dict[str, Any]) -> _RestoreTest:
+    def _restore_test(self, row: dict[str, Any]) -> _RestoreTest | None:
+        """None for a scheduled restore without a usable `id` (noted): several would merge into one job."""
+        test_id = as_name(row.get("id"))
+        if not test_id:
+            self._unreadable.append(f"a scheduled restore without `id` ({_row(row)})")
+            return None
         return _RestoreTest(
-            id=str(row.get("id")),
+            id=test_id,
             name=str(row.get("name") or ""),
             source_server_id=str(row.get("source_server_id")),
             database=str(row.get("source_database_name") or ""),
@@ -573,11 +680,29 @@ def _maybe_time(value: object) -> datetime | None:
         return None
 
 
+def _dump(a: _Attempt) -> tuple[str, str, datetime]:
+    """What makes two snapshot rows the same dump attempt, whatever their status."""
+    return a.server_id, a.database, a.started_at
+
+
 def _name(value: Any, field: str) -> str:
     name = as_name(value)
     if name is None:
         raise ValueError(f"`{field}` is no name")
+    if not name:
+        raise ValueError(f"`{field}` is empty")
     return name
+
+
+def _size(value: Any) -> int | None:
+    """`file_size` in bytes; None (unknown) for null, true, NaN, 1e400, "12abc" or an integer too long to read
+    (which the decoder makes null): never 0 or 1, which would read as an empty dump."""
+    return None if isinstance(value, bool) else as_int(value)
+
+
+def _text(value: Any) -> str:
+    """An error message as kept: at most `_MAX_ERROR_TEXT` characters."""
+    return str(value or "")[:_MAX_ERROR_TEXT]
 
 
 def _row(row: dict[str, Any]) -> str:
