@@ -289,8 +289,8 @@ class Collector:
             await asyncio.sleep(delay)
 
     def _published_problem(self) -> str | None:
-        notices = self._store.current().notices
-        return notices[0] if notices else None
+        """The history's problem as the board shows it (a failed judging is no history problem)."""
+        return next((n for n in self._store.current().notices if not n.startswith(JUDGING_FAILED)), None)
 
     async def _refresh(self) -> None:
         """Re-judge when a poll brought news, or when the board's next deadline passes (a slot comes, a grace
@@ -304,30 +304,33 @@ class Collector:
                 async with asyncio.timeout(min(max(wait, 0.0), LONGEST_SLEEP_S)):
                     await self._news.wait()
             self._news.clear()
-            try:
-                await self.rebuild()
-                failed = False
-            except Exception:  # publishing must survive a bug in one verdict; the old board stays up, saying so
-                log.exception("rebuilding the board failed")
-                self._keep_board_with_notice()
-                failed = True
-            if failed and not self._news.is_set():
+            if not await self.rebuild_or_say_why() and not self._news.is_set():
                 # Its next deadline may be past already: the same failure again at once would spin a core.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(RETRY_AFTER_FAILURE_S):
                         await self._news.wait()
 
+    async def rebuild_or_say_why(self) -> bool:
+        """`rebuild`, surviving a bug in one verdict: the last board stays up, saying since when it could not be
+        judged again (its verdicts may be out of date). False when judging failed."""
+        try:
+            await self.rebuild()
+        except Exception:
+            log.exception("rebuilding the board failed")
+            self._keep_board_with_notice()
+            return False
+        return True
+
     def _keep_board_with_notice(self) -> None:
-        """The last board, saying that it could not be judged again: its verdicts may be out of date."""
         board, zone = self._store.current(), ZoneInfo(self._display_tz)
+        failed_at = board.judging_failed_at or self._clock()
         notice = (
-            f"{JUDGING_FAILED} at {self._clock().astimezone(zone):%H:%M} (an internal error, in the log): what "
+            f"{JUDGING_FAILED} since {failed_at.astimezone(zone):%H:%M} (an internal error, in the log): what "
             f"shows was judged at {board.generated_at.astimezone(zone):%H:%M}"
         )
         notices = (*(n for n in board.notices if not n.startswith(JUDGING_FAILED)), notice)
-        self._store.publish(
-            replace(board, notices=notices, overall=overall(board.verdicts, board.sources, board.datastores, notices))
-        )
+        worst = overall(board.verdicts, board.sources, board.datastores, notices, judging_failed=True)
+        self._store.publish(replace(board, notices=notices, overall=worst, judging_failed_at=failed_at))
 
     def start(self) -> None:
         self._garbage.hold()

@@ -497,3 +497,5 @@ class Board:
     notices: tuple[str, ...] = ()
     # The earliest moment the board could change without news from any source (a slot comes, a grace ends).
     next_change_at: datetime | None = None
+    # Since when judging again has failed (a bug): the verdicts are those of `generated_at`, and may be out of date.
+    judging_failed_at: datetime | None = None

@@ -134,7 +134,7 @@ async def serve_board(runtime: Runtime, app: Any, sock: socket.socket, *, root_p
     for signum in stop_signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await runtime.collector.rebuild()
+        await runtime.collector.rebuild_or_say_why()  # a bug in judging what history holds must not stop serving
         if runtime.notifier is not None:  # before the collector: no board of it goes unseen
             runtime.notifier.start()
         runtime.collector.start()

@@ -540,8 +540,54 @@ def test_a_board_that_cannot_be_judged_again_says_so_and_is_not_retried_in_a_spi
     kept, tries, healed_board = asyncio.run(scenario())
     assert [v.service_id for v in kept.verdicts] == ["guest101"]  # the last good verdicts stay up...
     assert kept.notices == (
-        "the board could not be judged again at 13:00 (an internal error, in the log): what shows was judged at 13:00",
+        "the board could not be judged again since 13:00 (an internal error, in the log): what shows was judged at "
+        "13:00",
     )
-    assert kept.overall is not Severity.OK  # ...and the board does not call itself fine
+    assert kept.overall is Severity.UNKNOWN and kept.judging_failed_at == NOW  # ...and the board is not called fine
     assert 2 <= tries <= 5  # retried about every RETRY_AFTER_FAILURE_S, not in a spin
     assert healed_board.notices == () and healed_board.overall is Severity.OK  # judged again, the notice goes
+
+
+def test_polls_without_news_do_not_retry_a_failed_judging_before_its_minute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The board's notice of the failure is no history problem: it must not read as "the history's state changed".
+    import backup_glance.collector as module
+
+    calls: list[int] = []
+    real, broken = module.evaluate, False
+
+    def failing_once_broken(**kwargs: object) -> object:
+        if broken:
+            calls.append(1)
+            raise ValueError("a bug in one verdict")
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "evaluate", failing_once_broken)
+    source = CountingSource("pbs", [an_observation(vmid=101)])
+    history = History.open(tmp_path / "history.sqlite3", retention=timedelta(days=30))
+    store = BoardStore()
+    collector = Collector(
+        sources=[source],
+        poll_intervals={source.name: timedelta(seconds=0.03)},
+        services=[],
+        store=store,
+        display_tz="UTC",
+        defaults=Defaults(),
+        history=history,
+        clock=lambda: NOW,
+    )
+
+    async def scenario() -> None:
+        nonlocal broken
+        collector.start()
+        await asyncio.sleep(0.2)  # the first board, and the one after the start's prune
+        broken = True
+        collector._news.set()  # one judging, which fails
+        await asyncio.sleep(0.6)
+        await collector.stop()
+
+    asyncio.run(scenario())
+    history.close()
+    assert len(source.polled) >= 10
+    assert len(calls) == 1  # the failed one; no retry within the minute

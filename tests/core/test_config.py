@@ -136,7 +136,7 @@ class TestYaml12:
         assert config.services[0].name == word
 
     @pytest.mark.parametrize(
-        ("written", "shown"), [("no", "'no'"), ("off", "'off'"), ("yes", "'yes'"), ("'true'", "'true'"), ("0", "0")]
+        ("written", "shown"), [("no", "'no'"), ("off", "'off'"), ("yes", "'yes'"), ("'y'", "'y'"), ("0", "0")]
     )
     def test_only_true_and_false_are_booleans(self, written: str, shown: str) -> None:
         # Text is text: a YAML 1.1 "no" must not quietly turn discovery, or TLS verification, off.
@@ -148,6 +148,19 @@ class TestYaml12:
             f"bg.yaml:6:5: sources[0].verify_tls: must be true or false, not {shown}",
             "bg.yaml:7:5: sources[0].offsite: must be true, false or a list of locations, e.g. [offsite-store], "
             f"not {shown}",
+        ]
+
+    def test_a_boolean_from_a_reference_is_read_from_its_text(self) -> None:
+        # ${VAR} always arrives as text: "true" and "false" are what YAML 1.2 would have read as booleans.
+        sources = PBS.replace("    token_id", "    verify_tls: ${TLS}\n    token_id")
+        text = config_text(sources=sources, extra="discover: ${DISCOVER}\nanomalies: ${ANOMALIES}\n")
+        config = parse_config(text, env={**ENV, "TLS": "false", "DISCOVER": "true", "ANOMALIES": "FALSE"})
+        assert (config.sources[0].verify_tls, config.discover, config.anomalies.enabled) == (False, True, False)
+        refused = problems_of(text, env={**ENV, "TLS": "no", "DISCOVER": "1", "ANOMALIES": "off"})
+        assert refused == [
+            "bg.yaml:6:5: sources[0].verify_tls: must be true or false, not 'no'",
+            "bg.yaml:9:1: discover: must be true or false, not '1'",
+            "bg.yaml:10:1: anomalies: must be true, false or a mapping of its settings, not 'off'",
         ]
 
     def test_numbers_are_accepted_where_text_is_expected(self) -> None:

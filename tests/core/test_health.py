@@ -462,6 +462,44 @@ class TestCalendar:
                 assert len(got.overlaps) == min(len(expected), MAX_OVERLAPS_KEPT)
                 assert len(got.overlaps) + got.more_overlaps == len(expected)
 
+    def test_overlap_counts_are_of_jobs_on_every_shared_resource_whatever_their_runs(self) -> None:
+        # Jobs on several resources, jobs whose runs overlap one another, more jobs than a slot names.
+        rng = random.Random(3)
+        capped = 0
+        for _ in range(30):
+            resources = {
+                f"job{j:02}": frozenset(rng.sample(["store:a", "store:b", "guest:1"], rng.randint(1, 2)))
+                for j in range(60)
+            }
+            slots = [
+                CalendarSlot(
+                    job_key=job,
+                    job_name="x",
+                    kind=JobKind.BACKUP,
+                    source="s",
+                    start_at=NOW + timedelta(minutes=rng.randrange(0, 240, 5) + run * 30),
+                    duration=timedelta(minutes=rng.choice([10, 45, 120])),
+                    outcome=SlotOutcome.UPCOMING,
+                    timezone="UTC",
+                )
+                for job in resources
+                for run in range(rng.randint(1, 3))
+            ]
+            for slot in _mark_overlaps(list(slots), resources):
+                expected = {
+                    other.job_key
+                    for other in slots
+                    if other.job_key != slot.job_key
+                    and resources[other.job_key] & resources[slot.job_key]
+                    and other.start_at < slot.start_at + slot.duration
+                    and slot.start_at < other.start_at + other.duration
+                }
+                assert set(slot.overlaps) <= expected
+                assert len(slot.overlaps) == min(len(expected), MAX_OVERLAPS_KEPT)
+                assert len(slot.overlaps) + slot.more_overlaps == len(expected)
+                capped += slot.more_overlaps > 0
+        assert capped > 100  # the counting, not only the naming, was tested
+
     def test_a_job_for_several_services_tells_each_its_own_outcome(self) -> None:
         runs = (a_run(TODAY_SLOT, RunOutcome.FAILED, vmid=104, message="zfs error"),)
         state = pve(a_guest(), a_guest(104, "postgres"), jobs=(a_job(101, 104),), runs=runs)

@@ -4,6 +4,7 @@ fail URL while the board is critical."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from notify_helpers import Receiver, a_board, a_source, a_verdict, receiver
@@ -62,6 +63,25 @@ def test_the_fail_url_while_the_board_is_critical() -> None:
         )
         feed(heartbeat, [(1000, CRITICAL), (1006, CRITICAL), (1012, OK)], clock)
         assert pings(inbox) == ["/ping/abc/fail", "/ping/abc/fail", "/ping/abc"]
+
+
+def test_a_board_that_cannot_be_judged_again_is_no_all_is_well() -> None:
+    # The watcher is told (the fail URL) or hears nothing, and then says so after its own grace.
+    stuck = replace(OK, judging_failed_at=OK.generated_at)
+    clock = FakeMonotonic()
+    with receiver() as inbox:
+        failing = Heartbeat(
+            inbox.url("/hc", scheme="http"),
+            fail_url=inbox.url("/hc/fail", scheme="http"),
+            every=timedelta(seconds=5),
+            monotonic=clock,
+        )
+        feed(failing, [(1000, stuck), (1006, stuck), (1012, OK)], clock)
+        assert pings(inbox) == ["/hc/fail", "/hc/fail", "/hc"]
+    with receiver() as inbox:
+        silent = Heartbeat(inbox.url("/hc", scheme="http"), every=timedelta(seconds=5), monotonic=clock)
+        feed(silent, [(2000, stuck), (2006, stuck), (2012, OK)], clock)
+        assert pings(inbox) == ["/hc"]
 
 
 def test_critical_without_a_fail_url_still_pings_the_url() -> None:

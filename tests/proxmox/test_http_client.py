@@ -22,7 +22,7 @@ import httpx
 import pytest
 import trustme
 
-from backup_glance.errors import SourceProtocolError, SourceUnreachable
+from backup_glance.errors import SourceAuthError, SourceProtocolError, SourceUnreachable
 from backup_glance.sources._http import HttpClient
 from backup_glance.sources._transport import StreamTransport, _raise_mapped
 
@@ -338,13 +338,44 @@ def peak_rss_mb() -> float:
 
 
 class TestCompression:
-    async def test_it_asks_for_gzip_only_and_reads_gzip_and_deflate(self) -> None:
-        for encoding, packed in (("gzip", gzip.compress(b'{"data": 1}')), ("deflate", zlib.compress(b'{"data": 2}'))):
-            async with encoded_server(encoding, packed) as (url, heads):
-                http = client(url, max_in_flight=1)
-                assert await http.get_json("/version") in ({"data": 1}, {"data": 2})
-                await http.aclose()
-            assert b"\r\naccept-encoding: gzip\r\n" in heads[0].lower()
+    @pytest.mark.parametrize(
+        ("encoding", "packed"),
+        [
+            ("gzip", gzip.compress(b'{"data": 1}')),
+            ("GZIP, identity", gzip.compress(b'{"data": 1}')),
+            ("deflate", zlib.compress(b'{"data": 1}')),  # zlib-wrapped, as PBS sends it
+            ("deflate", zlib.compress(b'{"data": 1}')[2:-4]),  # raw, as some servers send it
+            ("gzip", b""),  # an empty body labelled gzip is an empty body
+        ],
+    )
+    async def test_it_asks_for_gzip_or_deflate_and_reads_what_comes(self, encoding: str, packed: bytes) -> None:
+        async with encoded_server(encoding, packed) as (url, heads):
+            http = client(url, max_in_flight=1)
+            if packed:
+                assert await http.get_json("/version") == {"data": 1}
+            else:
+                with pytest.raises(SourceProtocolError, match="malformed JSON on /version"):
+                    await http.get_json("/version")
+            await http.aclose()
+        assert b"\r\naccept-encoding: gzip, deflate\r\n" in heads[0].lower()
+
+    @pytest.mark.parametrize(
+        ("status", "encoding", "body", "error", "message"),
+        [
+            ("401 Unauthorized", "gzip", b"", SourceAuthError, "token rejected"),
+            ("502 Bad Gateway", "br", b"\x1b\x03<html>", SourceUnreachable, "HTTP 502 on /version$"),
+            ("500 Internal Server Error", "identity", b"<!DOCTYPE html><p>oops", SourceUnreachable, "an HTML page"),
+            ("304 Not Modified", "gzip", b"", SourceProtocolError, "HTTP 304 on /version: no answer to read"),
+        ],
+    )
+    async def test_an_answer_that_is_no_success_is_named_by_its_status_whatever_its_body(
+        self, status: str, encoding: str, body: bytes, error: type[Exception], message: str
+    ) -> None:
+        async with encoded_server(encoding, body, status=status) as (url, _heads):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(error, match=message):
+                await http.get_json("/version")
+            await http.aclose()
 
     @pytest.mark.parametrize("layers", [1, 2])
     async def test_a_gzip_bomb_is_refused_at_the_limit_without_inflating_it(self, layers: int) -> None:
@@ -356,7 +387,7 @@ class TestCompression:
         before = peak_rss_mb()
         async with encoded_server(", ".join(["gzip"] * layers), bomb) as (url, _heads):
             http = HttpClient(source="lab", kind="pbs", base_url=url, timeout_s=5, max_bytes=8 * 1024 * 1024)
-            refused = "is larger than 8 MB" if layers == 1 else "compressed as 'gzip, gzip'; only a single gzip"
+            refused = "is larger than 8 MB" if layers == 1 else "compressed as 'gzip,gzip'; only one gzip or deflate"
             with pytest.raises(SourceProtocolError, match=refused):
                 await http.get_json("/groups")
             await http.aclose()
@@ -366,6 +397,7 @@ class TestCompression:
         ("encoding", "body", "message"),
         [
             ("br", b"\x1b\x03", "compressed as 'br'"),
+            ("gzip", b"\xef\xbb\xbf <html>", "not valid gzip data"),
             ("gzip", b"not gzip at all", "not valid gzip data"),
             ("gzip", gzip.compress(b'{"data": [1, 2, 3]}')[:-12], "its gzip data ends early"),
         ],
@@ -382,7 +414,8 @@ class TestCompression:
 
 class TestAnswersThatAreNotTheApi:
     async def test_an_html_page_is_named_as_one(self) -> None:
-        async with encoded_server("identity", b"\n  <!DOCTYPE html><html><body>Sign in</body></html>") as (url, _):
+        page = b"\xef\xbb\xbf\n  <!DOCTYPE html><html><body>Sign in</body></html>"  # a BOM first, even
+        async with encoded_server("identity", page) as (url, _):
             http = client(url, max_in_flight=1)
             with pytest.raises(SourceProtocolError, match=r"an HTML page, not JSON, on /version: is the source's url"):
                 await http.get_json("/version")

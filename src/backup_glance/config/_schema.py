@@ -30,9 +30,17 @@ from pydantic import (
     model_validator,
 )
 
+_FLAG_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def _flag_word(value: object) -> object:
+    """The words YAML 1.2 reads as booleans, also as text: a `${VAR}` reference always arrives as text."""
+    return _FLAG_WORDS.get(value, value) if isinstance(value, str) else value
+
+
 # Only `true` and `false`: pydantic would read the text "no", "off" or "0" as false, the YAML 1.1 booleans this
 # project's YAML 1.2 loader deliberately leaves as text.
-Flag = Annotated[bool, Strict()]
+Flag = Annotated[bool, Strict(), BeforeValidator(_flag_word)]
 
 MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
 
@@ -79,7 +87,12 @@ def _duration_text(text: str) -> float:
 
 def _offsite_shape(value: object) -> object:
     """One message for both shapes, not one per member of the union (and no "no" read as false)."""
-    if value is None or isinstance(value, bool | list):
+    value = _flag_word(value)
+    if (
+        value is None
+        or isinstance(value, bool)
+        or (isinstance(value, list) and not any(isinstance(v, list | dict) for v in value))
+    ):
         return value
     raise ValueError(f"must be true, false or a list of locations, e.g. [offsite-store], not {_shown(value)}")
 
@@ -410,6 +423,9 @@ class AnomaliesConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _switch(cls, data: object) -> object:
+        data = _flag_word(data)
+        if isinstance(data, str):
+            raise ValueError(f"must be true, false or a mapping of its settings, not {_shown(data)}")
         return {"enabled": data} if isinstance(data, bool) else data
 
 

@@ -148,13 +148,18 @@ def overall(
     sources: Sequence[SourceState],
     datastores: Sequence[DatastoreView] = (),
     notices: Sequence[str] = (),
+    *,
+    judging_failed: bool = False,
 ) -> Severity:
     """The worst verdict or datastore; a source that has never answered makes it at least unknown, since
     whatever it holds has no verdict yet, and with nothing judged at all there is nothing to call ok. A notice
-    about backup-glance itself makes it at least a warning: the board may be missing evidence."""
+    about backup-glance itself makes it at least a warning: the board may be missing evidence. A board that could
+    not be judged again is at least unknown: what it shows may no longer be so."""
     severities = [v.severity for v in verdicts] + [d.severity for d in datastores]
     if notices:
         severities.append(Severity.WARNING)
+    if judging_failed:
+        severities.append(Severity.UNKNOWN)
     if any(state.error is not None and state.observation is None for state in sources):
         severities.append(Severity.UNKNOWN)
     if not severities:

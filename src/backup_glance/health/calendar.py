@@ -29,6 +29,7 @@ CALENDAR_FUTURE = timedelta(days=30)
 # A job that runs every few minutes would flood the calendar; its slots around now are shown, up to this many.
 MAX_SLOTS_PER_JOB = 400
 MAX_OVERLAPS_KEPT = 24  # jobs a slot names of those it overlaps (the ICS lists 20, a widget 2); the rest are counted
+MAX_COUNTING_WORK = 2_000_000  # runs looked at to count exactly what slots overlap past MAX_OVERLAPS_KEPT
 DEFAULT_DURATION = timedelta(minutes=10)
 T = TypeVar("T")
 SlotKey = tuple[str, datetime, datetime, datetime]  # job key, slot, evidence window start and end
@@ -484,16 +485,49 @@ def _mark_overlaps(slots: list[CalendarSlot], resources: dict[str, frozenset[str
     counted: dict[int, int] = defaultdict(int)  # per slot, the most other runs overlapping it on one resource
     for indices in users.values():
         _sweep(slots, indices, named, counted)
+    full = [index for index, keys in named.items() if len(keys) >= MAX_OVERLAPS_KEPT]
+    totals = _count_overlapped_jobs(slots, full, users, shared_by, counted) if full else {}
     marked: dict[int, tuple[tuple[str, ...], int]] = {}
     for index, keys in named.items():
         if keys:
-            more = counted[index] - len(keys) if len(keys) >= MAX_OVERLAPS_KEPT else 0
-            marked[index] = (tuple(sorted(keys)), max(0, more))
+            marked[index] = (tuple(sorted(keys)), max(0, totals.get(index, len(keys)) - len(keys)))
     if not marked:
         return slots
     return [
         replace(s, overlaps=marked[i][0], more_overlaps=marked[i][1]) if i in marked else s for i, s in enumerate(slots)
     ]
+
+
+def _count_overlapped_jobs(
+    slots: list[CalendarSlot],
+    full: list[int],
+    users: dict[str, list[int]],
+    shared_by: dict[str, frozenset[str]],
+    estimates: dict[int, int],
+) -> dict[int, int]:
+    """How many other jobs each slot of `full` (those that named MAX_OVERLAPS_KEPT) overlaps: counted one by one
+    while the runs looked at stay under MAX_COUNTING_WORK, else the sweep's estimate (the most runs overlapping
+    it on one resource), for a calendar of thousands of jobs at one moment."""
+    starts = {resource: [slots[i].start_at for i in indices] for resource, indices in users.items()}
+    longest = {resource: max(slots[i].duration for i in indices) for resource, indices in users.items()}
+    totals: dict[int, int] = {}
+    work = 0
+    for index in full:
+        slot = slots[index]
+        start, end, key = slot.start_at, slot.start_at + slot.duration, slot.job_key
+        others: set[str] = set()
+        for resource in shared_by[key]:
+            low = bisect.bisect_left(starts[resource], start - longest[resource])
+            high = bisect.bisect_left(starts[resource], end)
+            work += high - low
+            for other in users[resource][low:high]:
+                run = slots[other]
+                if run.job_key != key and run.start_at + run.duration > start:
+                    others.add(run.job_key)
+        if work > MAX_COUNTING_WORK:
+            return {**{i: estimates[i] for i in full}, **totals}
+        totals[index] = len(others)
+    return totals
 
 
 def _sweep(

@@ -64,7 +64,10 @@ class Heartbeat:
             return
         if self._failing and self._last_try is not None and now - self._last_try < min(RETRY_S, self.every):
             return
-        failing = board.overall is Severity.CRITICAL and self.fail_url is not None
+        stuck = board.judging_failed_at is not None
+        if stuck and self.fail_url is None:
+            return  # no "all is well" while backup-glance cannot judge: the watcher hears nothing, and says so
+        failing = (board.overall is Severity.CRITICAL or stuck) and self.fail_url is not None
         url = self.fail_url if failing and self.fail_url is not None else self.url
         self._last_try = now
         self._task = asyncio.get_running_loop().create_task(self._ping(url, failing), name="heartbeat")

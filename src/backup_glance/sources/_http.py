@@ -31,7 +31,7 @@ from ..errors import (
 from ._transport import StreamTransport
 from ._util import gc_paused, json_loads
 
-ACCEPTED_ENCODING = "gzip"  # the one compression asked for, and read in bounded steps (`_read_limited`)
+ACCEPTED_ENCODING = "gzip, deflate"  # read in bounded steps (`_read_limited`); PVE sends gzip, PBS deflate
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
 
 
@@ -278,13 +278,23 @@ class HttpClient:
 
     async def _read_limited(self, response: httpx.Response, path: str) -> bytes:
         """The body, decompressed here in bounded steps rather than by httpx: it inflates each piece whole, and a
-        few kilobytes of gzip inside gzip are gigabytes."""
+        few kilobytes of gzip inside gzip are gigabytes. The body of an answer that is no success is only its
+        detail: one that does not unpack is read as empty, and the status says what went wrong."""
+        try:
+            return await self._read_body(response, path)
+        except SourceProtocolError:
+            if response.is_success:
+                raise
+            return b""
+
+    async def _read_body(self, response: httpx.Response, path: str) -> bytes:
         chunks: list[bytes] = []
-        size = 0
+        size = read = 0
         inflater = self._inflater(response, path)
         try:
             async for raw in response.aiter_raw():
                 self.bytes_received += len(raw)
+                read += len(raw)
                 chunk = raw if inflater is None else self._inflate(inflater, raw, self._max_bytes - size, path)
                 size += len(chunk)
                 if size > self._max_bytes:
@@ -294,22 +304,23 @@ class HttpClient:
             raise self._error(SourceTimeout, f"response on {path} stalled past the timeout") from None
         except httpx.HTTPError as exc:
             raise self._error(SourceProtocolError, f"truncated response on {path}: {_short(exc)}") from None
-        if inflater is not None and not inflater.eof:
+        if inflater is not None and not inflater.eof and read:  # nothing at all, though "gzip": an empty body
             raise self._error(SourceProtocolError, f"truncated response on {path}: its gzip data ends early")
         return b"".join(chunks)
 
     def _inflater(self, response: httpx.Response, path: str) -> Any:
-        """A zlib decompressor for the one compression asked for (None: the body is plain)."""
-        coding = response.headers.get("content-encoding", "").strip().lower()
-        if coding in ("", "identity"):
+        """A zlib decompressor for the compression the answer names (None: the body is plain)."""
+        codings = response.headers.get("content-encoding", "").lower().replace(" ", "").split(",")
+        coding = ",".join(c for c in codings if c not in ("", "identity"))
+        if not coding:
             return None
         if coding in ("gzip", "x-gzip"):
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if coding == "deflate":
-            return zlib.decompressobj()
+        if coding == "deflate":  # PBS compresses only this way
+            return _Deflate()
         raise self._error(
             SourceProtocolError,
-            f"response on {path} is compressed as {clean_text(coding)[:60]!r}; only a single gzip is read",
+            f"response on {path} is compressed as {clean_text(coding)[:60]!r}; only one gzip or deflate is read",
         )
 
     def _inflate(self, inflater: Any, raw: bytes, room: int, path: str) -> bytes:
@@ -336,7 +347,7 @@ class HttpClient:
             with gc_paused(len(body)):
                 return json_loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
-            if body.lstrip()[:1] == b"<":  # a login page, a proxy's error page, a web UI at the API's address
+            if _is_html(body):  # a login page, a proxy's error page, a web UI at the API's address
                 raise self._error(
                     SourceProtocolError, f"an HTML page, not JSON, on {path}: is the source's url its API's address?"
                 ) from None
@@ -349,13 +360,13 @@ class HttpClient:
             what = "token rejected" if status == 401 else "permission denied"
             raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}", status)
         if 300 <= status < 400:  # followed, a redirect could carry the token to another host: said, not taken
-            where = clean_text(response.headers.get("location", ""))[:200] or "nowhere named"
-            raise self._error(
-                SourceProtocolError,
-                f"HTTP {status} on {path}: redirected to {where}; redirects are not followed, so give the source "
-                "the address it names as its url",
-                status,
+            where = clean_text(response.headers.get("location", ""))[:200]
+            said = (
+                f"redirected to {where}; redirects are not followed, so give the source the address it names as its url"
+                if where
+                else "no answer to read (a redirect that names no address)"
             )
+            raise self._error(SourceProtocolError, f"HTTP {status} on {path}: {said}", status)
         if status >= 400:
             detail = _error_detail(body)
             raise self._error(
@@ -367,6 +378,8 @@ class HttpClient:
 
 def _error_detail(body: bytes) -> str:
     """PBS sends a plain message string, PVE `{"message": ...}`, Laravel `{"message": ...}`."""
+    if _is_html(body):
+        return "an HTML page (a proxy's or a login page?)"
     text = body[:500].decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
@@ -379,6 +392,34 @@ def _error_detail(body: bytes) -> str:
     if isinstance(data, str):
         return data[:200]
     return ""
+
+
+def _is_html(body: bytes) -> bool:
+    return body.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"<"
+
+
+class _Deflate:
+    """ "deflate" as servers send it: zlib-wrapped as the RFC says, or raw deflate as some do (told by the first
+    bytes). The same calls as a zlib decompressor."""
+
+    def __init__(self) -> None:
+        self._inflater: Any = None
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inflater is None:
+            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        out: bytes = self._inflater.decompress(data, max_length)
+        return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        tail: bytes = self._inflater.unconsumed_tail if self._inflater is not None else b""
+        return tail
+
+    @property
+    def eof(self) -> bool:
+        return self._inflater is not None and bool(self._inflater.eof)
 
 
 def _looks_truncated(body: bytes) -> bool:
