@@ -627,20 +627,17 @@ class DatabasementSource(SourceBase):
 
     def _restore_job_runs(self, tests: list[_RestoreTest]) -> list[JobRun]:
         runs: list[JobRun] = []
+        by_target: dict[tuple[str, object], _RestoreTest] = {}  # a lookup, not a scan of every test per run
+        for t in tests:
+            by_target.setdefault((t.target_server_id, t.schema_name), t)
         for row in self._restore_runs.values():
             restore = row["restore"]
             target = restore.get("target_server") or {}
             if not isinstance(target, dict):  # "target_server": "srv2": no telling which restore test it ran
                 self._unreadable.append(f"unreadable restore job {row.get('id')} (target_server is no object)")
                 continue
-            test = next(
-                (
-                    t
-                    for t in tests
-                    if t.target_server_id == str(target.get("id")) and t.schema_name == restore.get("schema_name")
-                ),
-                None,
-            )
+            schema = restore.get("schema_name")
+            test = by_target.get((str(target.get("id")), schema)) if isinstance(schema, str) else None
             if test is None:
                 continue  # a restore run by hand, not a restore test
             status = str(row.get("status") or "unknown")
