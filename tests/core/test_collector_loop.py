@@ -54,14 +54,19 @@ def an_observation(source: str = "pbs", vmid: int = 101) -> Observation:
     return Observation(source, "pbs", NOW, "UTC", targets=(target,), snapshots=(snapshot,))
 
 
-def a_collector(*sources: ScriptedSource, history: History | None = None) -> tuple[Collector, BoardStore]:
+def a_collector(
+    *sources: ScriptedSource,
+    history: History | None = None,
+    every: timedelta = timedelta(minutes=1),
+    display_tz: str = "UTC",
+) -> tuple[Collector, BoardStore]:
     store = BoardStore()
     collector = Collector(
         sources=sources,
-        poll_intervals={s.name: timedelta(minutes=1) for s in sources},
+        poll_intervals={s.name: every for s in sources},
         services=[],
         store=store,
-        display_tz="UTC",
+        display_tz=display_tz,
         defaults=Defaults(),
         history=history,
         clock=lambda: NOW,
@@ -224,16 +229,7 @@ class TestRejudgingOnlyOnNews:
             return real(**kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(module, "evaluate", counting)
-        store = BoardStore()
-        collector = Collector(
-            sources=[source],
-            poll_intervals={source.name: timedelta(seconds=0.02)},
-            services=[],
-            store=store,
-            display_tz="UTC",
-            defaults=Defaults(),
-            clock=lambda: NOW,
-        )
+        collector, store = a_collector(source, every=timedelta(seconds=0.02))
 
         async def scenario() -> None:
             collector.start()
@@ -513,16 +509,7 @@ def test_a_board_that_cannot_be_judged_again_says_so_and_is_not_retried_in_a_spi
     monkeypatch.setattr(module, "evaluate", failing_after_the_first)
     monkeypatch.setattr(module, "RETRY_AFTER_FAILURE_S", 0.2)
     source = CountingSource("pbs", [an_observation(vmid=101)])
-    store = BoardStore()
-    collector = Collector(
-        sources=[source],
-        poll_intervals={source.name: timedelta(hours=1)},
-        services=[],
-        store=store,
-        display_tz="Europe/Madrid",
-        defaults=Defaults(),
-        clock=lambda: NOW,
-    )
+    collector, store = a_collector(source, every=timedelta(hours=1), display_tz="Europe/Madrid")
 
     async def scenario() -> tuple[Board, int, Board]:
         nonlocal healed
@@ -566,17 +553,7 @@ def test_polls_without_news_do_not_retry_a_failed_judging_before_its_minute(
     monkeypatch.setattr(module, "evaluate", failing_once_broken)
     source = CountingSource("pbs", [an_observation(vmid=101)])
     history = History.open(tmp_path / "history.sqlite3", retention=timedelta(days=30))
-    store = BoardStore()
-    collector = Collector(
-        sources=[source],
-        poll_intervals={source.name: timedelta(seconds=0.03)},
-        services=[],
-        store=store,
-        display_tz="UTC",
-        defaults=Defaults(),
-        history=history,
-        clock=lambda: NOW,
-    )
+    collector, _store = a_collector(source, history=history, every=timedelta(seconds=0.03))
 
     async def scenario() -> None:
         nonlocal broken

@@ -369,6 +369,31 @@ class TestOrdering:
         assert v.reasons == ("files ran at Thu 26 Nov 04:30 after dumps failed (Thu 26 Nov 04:00: 101)",)
 
 
+def a_planned_run(job_key: str, start_minutes: int, minutes: int) -> CalendarSlot:
+    return CalendarSlot(
+        job_key=job_key,
+        job_name="x",
+        kind=JobKind.BACKUP,
+        source="s",
+        start_at=NOW + timedelta(minutes=start_minutes),
+        duration=timedelta(minutes=minutes),
+        outcome=SlotOutcome.UPCOMING,
+        timezone="UTC",
+    )
+
+
+def overlapped_jobs(slot: CalendarSlot, slots: list[CalendarSlot], resources: dict[str, frozenset[str]]) -> set[str]:
+    """By brute force: the other jobs with a run at the same time on a resource `slot`'s job uses."""
+    return {
+        other.job_key
+        for other in slots
+        if other.job_key != slot.job_key
+        and resources[other.job_key] & resources[slot.job_key]
+        and other.start_at < slot.start_at + slot.duration
+        and slot.start_at < other.start_at + other.duration
+    }
+
+
 class TestCalendar:
     @pytest.mark.parametrize("schedule", ["*-06-01 03:00", "*-02-29 00:00", "mon *-06-1..7 05:00"])
     def test_a_job_with_no_run_in_the_calendars_window_is_judged_and_shows_no_slot(self, schedule: str) -> None:
@@ -407,56 +432,25 @@ class TestCalendar:
                 f"job{j}": frozenset(rng.sample(["store:a", "store:b", "guest:1"], rng.randint(0, 2))) for j in range(6)
             }
             slots = [
-                CalendarSlot(
-                    job_key=f"job{rng.randrange(6)}",
-                    job_name="x",
-                    kind=JobKind.BACKUP,
-                    source="s",
-                    start_at=NOW + timedelta(minutes=rng.randrange(0, 120, 5)),
-                    duration=timedelta(minutes=rng.choice([1, 10, 30, 60])),
-                    outcome=SlotOutcome.UPCOMING,
-                    timezone="UTC",
-                )
+                a_planned_run(f"job{rng.randrange(6)}", rng.randrange(0, 120, 5), rng.choice([1, 10, 30, 60]))
                 for _ in range(rng.randint(0, 12))
             ]
             marked = _mark_overlaps(list(slots), resources)
             for slot in marked:
-                expected = {
-                    other.job_key
-                    for other in slots
-                    if other.job_key != slot.job_key
-                    and resources[other.job_key] & resources[slot.job_key]
-                    and other.start_at < slot.start_at + slot.duration
-                    and slot.start_at < other.start_at + other.duration
-                }
+                expected = overlapped_jobs(slot, slots, resources)
                 assert slot.overlaps == tuple(sorted(expected))
 
     def test_a_slot_names_a_few_dozen_overlapping_jobs_and_counts_the_rest(self) -> None:
         rng = random.Random(7)
         for jobs in (30, 80, 3000):
             slots = [
-                CalendarSlot(
-                    job_key=f"restore{j:04}",
-                    job_name="x",
-                    kind=JobKind.RESTORE_TEST,
-                    source="db",
-                    start_at=NOW + timedelta(minutes=rng.randrange(0, 60, 5) if jobs < 3000 else 0),
-                    duration=timedelta(minutes=rng.choice([5, 10, 30])),
-                    outcome=SlotOutcome.UPCOMING,
-                    timezone="UTC",
-                )
+                a_planned_run(f"restore{j:04}", rng.randrange(0, 60, 5) if jobs < 3000 else 0, rng.choice([5, 10, 30]))
                 for j in range(jobs)
             ]
             resources = {s.job_key: frozenset({"db:vault"}) for s in slots}
             marked = {s.job_key: s for s in _mark_overlaps(list(slots), resources)}
             for slot in slots if jobs < 3000 else slots[:50]:
-                expected = {
-                    other.job_key
-                    for other in slots
-                    if other.job_key != slot.job_key
-                    and other.start_at < slot.start_at + slot.duration
-                    and slot.start_at < other.start_at + other.duration
-                }
+                expected = overlapped_jobs(slot, slots, resources)
                 got = marked[slot.job_key]
                 assert set(got.overlaps) <= expected
                 assert len(got.overlaps) == min(len(expected), MAX_OVERLAPS_KEPT)
@@ -472,28 +466,12 @@ class TestCalendar:
                 for j in range(60)
             }
             slots = [
-                CalendarSlot(
-                    job_key=job,
-                    job_name="x",
-                    kind=JobKind.BACKUP,
-                    source="s",
-                    start_at=NOW + timedelta(minutes=rng.randrange(0, 240, 5) + run * 30),
-                    duration=timedelta(minutes=rng.choice([10, 45, 120])),
-                    outcome=SlotOutcome.UPCOMING,
-                    timezone="UTC",
-                )
+                a_planned_run(job, rng.randrange(0, 240, 5) + run * 30, rng.choice([10, 45, 120]))
                 for job in resources
                 for run in range(rng.randint(1, 3))
             ]
             for slot in _mark_overlaps(list(slots), resources):
-                expected = {
-                    other.job_key
-                    for other in slots
-                    if other.job_key != slot.job_key
-                    and resources[other.job_key] & resources[slot.job_key]
-                    and other.start_at < slot.start_at + slot.duration
-                    and slot.start_at < other.start_at + other.duration
-                }
+                expected = overlapped_jobs(slot, slots, resources)
                 assert set(slot.overlaps) <= expected
                 assert len(slot.overlaps) == min(len(expected), MAX_OVERLAPS_KEPT)
                 assert len(slot.overlaps) + slot.more_overlaps == len(expected)

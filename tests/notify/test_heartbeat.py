@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from notify_helpers import Receiver, a_board, a_source, a_verdict, receiver
 
 from backup_glance.model import Board, Status
@@ -41,6 +42,7 @@ def feed(heartbeat: Heartbeat, boards: list[tuple[float, Board]], clock: FakeMon
 
 OK = a_board(a_verdict("vault"))
 CRITICAL = a_board(a_verdict("postgres", Status.FAILED))
+STUCK = replace(OK, judging_failed_at=OK.generated_at)  # judging failed since: its verdicts may be out of date
 INCOMPLETE = a_board(a_verdict("vault"), sources=(a_source(), a_source("pve", kind="pve", attempted=False)))
 
 
@@ -52,7 +54,8 @@ def test_first_ping_after_the_first_complete_board_then_at_most_every_interval()
         assert pings(inbox) == ["/ping/abc", "/ping/abc"]  # at 1001 and 1302
 
 
-def test_the_fail_url_while_the_board_is_critical() -> None:
+@pytest.mark.parametrize("bad", [CRITICAL, STUCK], ids=["critical", "not-judged-again"])
+def test_the_fail_url_while_the_board_is_critical_or_cannot_be_judged_again(bad: Board) -> None:
     clock = FakeMonotonic()
     with receiver() as inbox:
         heartbeat = Heartbeat(
@@ -61,26 +64,16 @@ def test_the_fail_url_while_the_board_is_critical() -> None:
             every=timedelta(seconds=5),
             monotonic=clock,
         )
-        feed(heartbeat, [(1000, CRITICAL), (1006, CRITICAL), (1012, OK)], clock)
+        feed(heartbeat, [(1000, bad), (1006, bad), (1012, OK)], clock)
         assert pings(inbox) == ["/ping/abc/fail", "/ping/abc/fail", "/ping/abc"]
 
 
-def test_a_board_that_cannot_be_judged_again_is_no_all_is_well() -> None:
-    # The watcher is told (the fail URL) or hears nothing, and then says so after its own grace.
-    stuck = replace(OK, judging_failed_at=OK.generated_at)
+def test_a_board_that_cannot_be_judged_again_is_no_all_is_well_without_a_fail_url() -> None:
+    # The watcher hears nothing, and says so after its own grace.
     clock = FakeMonotonic()
     with receiver() as inbox:
-        failing = Heartbeat(
-            inbox.url("/hc", scheme="http"),
-            fail_url=inbox.url("/hc/fail", scheme="http"),
-            every=timedelta(seconds=5),
-            monotonic=clock,
-        )
-        feed(failing, [(1000, stuck), (1006, stuck), (1012, OK)], clock)
-        assert pings(inbox) == ["/hc/fail", "/hc/fail", "/hc"]
-    with receiver() as inbox:
-        silent = Heartbeat(inbox.url("/hc", scheme="http"), every=timedelta(seconds=5), monotonic=clock)
-        feed(silent, [(2000, stuck), (2006, stuck), (2012, OK)], clock)
+        heartbeat = Heartbeat(inbox.url("/hc", scheme="http"), every=timedelta(seconds=5), monotonic=clock)
+        feed(heartbeat, [(2000, STUCK), (2006, STUCK), (2012, OK)], clock)
         assert pings(inbox) == ["/hc"]
 
 
