@@ -324,10 +324,12 @@ class Collector:
     def _keep_board_with_notice(self) -> None:
         board, zone = self._store.current(), ZoneInfo(self._display_tz)
         failed_at = board.judging_failed_at or self._clock()
-        notice = (
-            f"{JUDGING_FAILED} since {failed_at.astimezone(zone):%H:%M} (an internal error, in the log): what "
-            f"shows was judged at {board.generated_at.astimezone(zone):%H:%M}"
+        shown = (
+            f"what shows was judged at {board.generated_at.astimezone(zone):%H:%M}"
+            if board.sources  # the board a start publishes before its first judging has none
+            else "nothing was judged yet"
         )
+        notice = f"{JUDGING_FAILED} since {failed_at.astimezone(zone):%H:%M} (an internal error, in the log): {shown}"
         notices = (*(n for n in board.notices if not n.startswith(JUDGING_FAILED)), notice)
         worst = overall(board.verdicts, board.sources, board.datastores, notices, judging_failed=True)
         self._store.publish(replace(board, notices=notices, overall=worst, judging_failed_at=failed_at))

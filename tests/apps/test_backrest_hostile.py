@@ -4,6 +4,7 @@ real HTTP, with single operations or the config rewritten on the wire."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -141,6 +142,23 @@ class TestChangeCursor:
         note = f"operation {older.id}: modno {poisoned} is far above the others; not trusted"
         assert first.problems == second.problems == (note,)
         assert str(older.id) in {r.run_id for r in second.runs}  # the operation itself is read as usual
+
+    async def test_a_plan_idle_for_years_below_a_gap_does_not_hold_the_cursor_back(self) -> None:
+        """Most operations can be an old plan's, far below today's modnos: a gap lower down is history."""
+        scenario, _older, _newer = scenario_of(BrPlan("p", "r", CRON), BrPlan("old", "r", CRON))
+        for hour in range(60):
+            add_backup(scenario, scenario.plans[1], NOW - timedelta(days=900, hours=hour))
+        scenario._ids = itertools.count(30_000_000)  # years of progress updates since
+        for hours in (30, 20, 10):
+            add_backup(scenario, scenario.plans[0], NOW - timedelta(hours=hours))
+        fresh: list[BrOperation] = []
+        first, second = await Polling(scenario).polls(
+            2, lambda: fresh.append(add_backup(scenario, scenario.plans[0], NOW - timedelta(minutes=5)))
+        )
+        assert first.problems == second.problems == ()
+        assert str(fresh[0].id) in {r.run_id for r in second.runs}
+        cursors = [int(b["selector"]["modnoGte"]) for m, b in scenario.requests if "modnoGte" in b.get("selector", {})]
+        assert cursors and min(cursors) > 30_000_000 - 256  # from today's modnos, not from the old plan's
 
     async def test_modnos_that_follow_one_another_move_the_cursor(self) -> None:
         scenario, _older, newer = scenario_of()

@@ -568,3 +568,19 @@ def test_polls_without_news_do_not_retry_a_failed_judging_before_its_minute(
     history.close()
     assert len(source.polled) >= 10
     assert len(calls) == 1  # the failed one; no retry within the minute
+
+
+def test_a_start_whose_first_judging_fails_serves_a_board_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import backup_glance.collector as module
+
+    def broken(**kwargs: object) -> object:
+        raise ValueError("a bug that history's rows bring out")
+
+    monkeypatch.setattr(module, "evaluate", broken)
+    collector, store = a_collector(ScriptedSource("pbs", [an_observation()]))
+    assert asyncio.run(collector.rebuild_or_say_why()) is False  # as `serve_board` starts: no exception
+    board = store.current()
+    assert board.notices == (
+        "the board could not be judged again since 12:00 (an internal error, in the log): nothing was judged yet",
+    )
+    assert board.overall is Severity.UNKNOWN and board.judging_failed_at == NOW

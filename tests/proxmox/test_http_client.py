@@ -310,9 +310,10 @@ def test_a_connection_reset_reads_the_same_however_asyncio_raised_it(reset: Conn
 
 @contextlib.asynccontextmanager
 async def encoded_server(
-    encoding: str, body: bytes, status: str = "200 OK", headers: str = ""
+    encoding: str, body: bytes, status: str = "200 OK", headers: str = "", split_at: int = 0
 ) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """Answers every request with `body` as it is, labelled with `encoding`; collects the request heads."""
+    """Answers every request with `body` as it is, labelled with `encoding` (its first `split_at` bytes sent on
+    their own, a moment before the rest); collects the request heads."""
     heads: list[bytes] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -321,8 +322,12 @@ async def encoded_server(
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\n{headers}"
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
+                + body[:split_at]
             )
+            await writer.drain()
+            if split_at:
+                await asyncio.sleep(0.05)
+            writer.write(body[split_at:])
             await writer.drain()
         writer.close()
 
@@ -348,8 +353,11 @@ class TestCompression:
             ("gzip", b""),  # an empty body labelled gzip is an empty body
         ],
     )
-    async def test_it_asks_for_gzip_or_deflate_and_reads_what_comes(self, encoding: str, packed: bytes) -> None:
-        async with encoded_server(encoding, packed) as (url, heads):
+    @pytest.mark.parametrize("split_at", [0, 1], ids=["whole", "first-byte-alone"])
+    async def test_it_asks_for_gzip_or_deflate_and_reads_what_comes(
+        self, encoding: str, packed: bytes, split_at: int
+    ) -> None:
+        async with encoded_server(encoding, packed, split_at=split_at) as (url, heads):
             http = client(url, max_in_flight=1)
             if packed:
                 assert await http.get_json("/version") == {"data": 1}
@@ -397,9 +405,9 @@ class TestCompression:
         ("encoding", "body", "message"),
         [
             ("br", b"\x1b\x03", "compressed as 'br'"),
-            ("gzip", b"\xef\xbb\xbf <html>", "not valid gzip data"),
-            ("gzip", b"not gzip at all", "not valid gzip data"),
-            ("gzip", gzip.compress(b'{"data": [1, 2, 3]}')[:-12], "its gzip data ends early"),
+            ("gzip", b"\xef\xbb\xbf <html>", "not valid compressed data"),
+            ("gzip", b"not gzip at all", "not valid compressed data"),
+            ("gzip", gzip.compress(b'{"data": [1, 2, 3]}')[:-12], "its compressed data ends early"),
         ],
     )
     async def test_a_body_that_does_not_unpack_is_a_protocol_error(

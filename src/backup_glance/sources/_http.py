@@ -305,7 +305,7 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise self._error(SourceProtocolError, f"truncated response on {path}: {_short(exc)}") from None
         if inflater is not None and not inflater.eof and read:  # nothing at all, though "gzip": an empty body
-            raise self._error(SourceProtocolError, f"truncated response on {path}: its gzip data ends early")
+            raise self._error(SourceProtocolError, f"truncated response on {path}: its compressed data ends early")
         return b"".join(chunks)
 
     def _inflater(self, response: httpx.Response, path: str) -> Any:
@@ -327,7 +327,7 @@ class HttpClient:
         try:
             out: bytes = inflater.decompress(raw, room + 1)  # one byte past the limit tells "too large"
         except zlib.error:
-            raise self._error(SourceProtocolError, f"response on {path} is not valid gzip data") from None
+            raise self._error(SourceProtocolError, f"response on {path} is not valid compressed data") from None
         if inflater.unconsumed_tail:
             raise self._too_large(path)
         return out
@@ -404,10 +404,15 @@ class _Deflate:
 
     def __init__(self) -> None:
         self._inflater: Any = None
+        self._head = b""  # the first bytes, until there are two to tell the two apart by
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         if self._inflater is None:
-            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._head += data
+            if len(self._head) < 2:  # a piece of one byte: a network boundary, not the kind of stream
+                return b""
+            data, first, second = self._head, self._head[0], self._head[1]
+            wrapped = first & 0x0F == 8 and (first << 8 | second) % 31 == 0
             self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
         out: bytes = self._inflater.decompress(data, max_length)
         return out

@@ -312,25 +312,27 @@ class BackrestSource(SourceBase):
             self._unreadable.pop(op.id, None)
 
     def _advance_cursor(self, problems: list[str]) -> None:
-        """Raise the change cursor over this poll's modnos, one step of at most `_MODNO_STEP` at a time.
+        """Move the change cursor to the highest modno read, unless that one stands alone far above the rest.
 
         The cursor only works if it stays at or below the server's counter: one operation with a modno of 2^63-2
         (a broken server, or an operation synced from a multihost peer, which keeps the peer's modno) would
-        otherwise put every later change below it, unseen until the next full read. So the cursor climbs from
-        where it was (after a full read, from the middle of what was read: outliers are few) through modnos
-        that follow one another; one that stands further above the rest is not used, and said. Its operation is
-        read as usual, and read again by every change query while it stays above the cursor."""
+        otherwise put every later change below it, unseen until the next full read. A modno more than
+        `_MODNO_STEP` above the next lower one (or above the cursor) is no step of that counter: it is not used,
+        and said. Its operation is read as usual, and read again by every change query while it stays above the
+        cursor. (Gaps lower down are history: a plan idle for years, operations Backrest forgot.)"""
         seen = sorted(self._seen, key=itemgetter(0))
         if not seen:
             return
-        cursor = self._modno if self._modno >= 0 else seen[len(seen) // 2][0]
-        for index, (modno, op_id) in enumerate(seen):
-            if modno - cursor > _MODNO_STEP:
-                more = f" (and {len(seen) - index - 1} more)" if index < len(seen) - 1 else ""
-                problems.append(f"operation {op_id}: modno {modno} is far above the others{more}; not trusted")
-                break
-            cursor = max(cursor, modno)
-        self._modno = cursor
+        ladder = [(self._modno, None), *seen] if self._modno >= 0 else seen
+        trusted = len(ladder)
+        while trusted > 1 and ladder[trusted - 1][0] - ladder[trusted - 2][0] > _MODNO_STEP:
+            trusted -= 1
+        if trusted < len(ladder):
+            modno, op_id = ladder[trusted]
+            others = len(ladder) - trusted - 1
+            more = f" (and {others} more)" if others else ""
+            problems.append(f"operation {op_id}: modno {modno} is far above the others{more}; not trusted")
+        self._modno = max(self._modno, ladder[trusted - 1][0])
 
     def _op(self, raw: dict[str, Any]) -> _Op | None:
         kind = next((k for key, k in _KINDS.items() if key in raw), None)
