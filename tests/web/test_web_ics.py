@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,6 +35,17 @@ class TestCalendarFeed:
         (event,) = Calendar.from_ical(response.content).walk("VEVENT")
         assert event.decoded("dtstart") == start
         assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=45)
+
+    def test_it_says_how_often_to_fetch_it_and_never_ends_an_event_before_it_starts(
+        self, client_for: ClientFactory
+    ) -> None:
+        backwards = replace(a_slot(start=-timedelta(hours=3)), duration=-timedelta(minutes=5))  # end before start
+        response = client_for(a_board(slots=(backwards,))).get("/calendar.ics")
+        feed = Calendar.from_ical(response.content)
+        assert (str(feed["method"]), str(feed["calscale"])) == ("PUBLISH", "GREGORIAN")
+        assert "REFRESH-INTERVAL;VALUE=DURATION:PT30M" in response.text and "X-PUBLISHED-TTL:PT30M" in response.text
+        (event,) = feed.walk("VEVENT")
+        assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=1)
 
     def test_uids_are_stable_per_job_and_slot(self, client_for: ClientFactory) -> None:
         slot = a_slot(start=timedelta(hours=3))

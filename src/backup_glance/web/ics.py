@@ -20,7 +20,7 @@ import hashlib
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 
 from ..model import Board, CalendarSlot, SlotOutcome
 from .safe import each
@@ -29,6 +29,8 @@ from .views import SLOT_WORD
 PAST = timedelta(days=7)
 AHEAD = timedelta(days=30)
 PRODID = "-//backup-glance//calendar//EN"
+REFRESH = timedelta(minutes=30)  # what the feed asks subscribed calendar apps to fetch at most this far apart
+MIN_DURATION = timedelta(minutes=1)
 
 _PREFIX: dict[SlotOutcome, str] = {
     SlotOutcome.SUCCEEDED: "✓ ",
@@ -92,7 +94,8 @@ def _event(slot: CalendarSlot, board: Board) -> Event:
     event.add("uid", slot_uid(slot))
     event.add("dtstamp", board.generated_at)
     event.add("dtstart", slot.start_at.astimezone(zone))
-    event.add("dtend", (slot.start_at + slot.duration).astimezone(zone))
+    # RFC 5545 wants an end after the start: a run recorded as ending before it began still gets a minute.
+    event.add("dtend", (slot.start_at + max(slot.duration, MIN_DURATION)).astimezone(zone))
     event.add("summary", summary(slot))
     event.add("description", description(slot))
     event.add("categories", [slot.kind.value])
@@ -103,7 +106,12 @@ def build_calendar(board: Board) -> Calendar:
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")  # some Outlook imports want it
     cal.add("x-wr-calname", "Backups")
+    # How often a subscribed calendar should fetch again (apps left to themselves wait hours, some a day).
+    cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", vDuration(REFRESH))
     first, last = board.generated_at - PAST, board.generated_at + AHEAD
     slots = [s for s in board.slots if first <= s.start_at <= last]
     events = each(
