@@ -30,6 +30,9 @@ from ._proxmox import epoch
 from ._util import as_int, segment
 
 SCAN_EVERY = timedelta(minutes=30)
+# A scan that failed is asked again this soon, and said again at each poll until then: copies stay unknown
+# while it is not read, and a problem that is still there must not drop off the list.
+RETRY_FAILED = timedelta(minutes=5)
 PBS_PORT = 8007
 T = TypeVar("T")
 GroupKey = tuple[str, str, str, str]  # store, ns, backup-type, backup-id
@@ -97,6 +100,7 @@ class _Scan:
     marker: str
     at: datetime
     groups: tuple[tuple[str, str, int, int | None], ...] | None  # (type, id, last-backup, count); None: failed
+    why: tuple[str, ...] = ()  # the problem lines of a failed scan, said again while it is reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +180,17 @@ class RemoteScanner:
 
         def fresh(key: tuple[str, str], job: _SyncJob) -> _Scan | None:
             old = self._scans.get(key)
-            return old if old is not None and old.marker == job.marker and now - old.at < SCAN_EVERY else None
+            if old is None or old.marker != job.marker or now - old.at >= _reuse_for(old):
+                return None
+            problems.extend(old.why)
+            return old
+
+        async def ask(what: str, path: str, params: dict[str, Any] | None) -> tuple[list[Any] | None, tuple[str, ...]]:
+            """One scan of the far side -> (its items, None if it failed; the problem lines it made)."""
+            said: list[str] = []
+            items = await partial(said, what, get, path, list, params)
+            problems.extend(said)
+            return items, tuple(said)
 
         async def namespaces(job: _SyncJob) -> _Scan:
             """The remote store's namespaces (as a scan of pseudo-groups): only those exist to be scanned."""
@@ -185,13 +199,13 @@ class RemoteScanner:
                 return cached
             base = f"/config/remote/{segment(job.remote)}/scan/{segment(job.remote_store)}"
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
-            items = await partial(problems, what, get, f"{base}/namespaces", list, None)
+            items, why = await ask(what, f"{base}/namespaces", None)
             names = (
                 None
                 if items is None
                 else tuple(("ns", str(i.get("ns") or ""), 0, None) for i in items if isinstance(i, dict))
             )
-            return _Scan(job.marker, now, names)
+            return _Scan(job.marker, now, names, why)
 
         listed = dict(zip(jobs, await asyncio.gather(*(namespaces(job) for job in jobs)), strict=True))
 
@@ -200,16 +214,16 @@ class RemoteScanner:
             if cached is not None:
                 return cached
             known = listed[job].groups
-            if known is None:  # the far side did not answer: nothing known there
+            if known is None:  # the far side did not answer: nothing known there (said once, by the namespaces)
                 return _Scan(job.marker, now, None)
             if remote_ns not in {ns for _kind, ns, _last, _count in known}:
                 return _Scan(job.marker, now, ())  # nothing synced into that namespace yet
             path = f"/config/remote/{segment(job.remote)}/scan/{segment(job.remote_store)}/groups"
             params = {"namespace": remote_ns} if remote_ns else None
             what = f"remote '{job.remote}' datastore '{job.remote_store}' (sync job {job.id})"
-            items = await partial(problems, what, get, path, list, params)
+            items, why = await ask(what, path, params)
             parsed = None if items is None else tuple(_groups(items))
-            return _Scan(job.marker, now, parsed)
+            return _Scan(job.marker, now, parsed, why)
 
         results = await asyncio.gather(*(scan(job, remote_ns) for job, _ns, remote_ns in wanted))
         pairs = list(zip(wanted, results, strict=True))
@@ -288,6 +302,10 @@ class RemoteScanner:
         ]  # fmt: skip
 
 
+def _reuse_for(scan: _Scan) -> timedelta:
+    return SCAN_EVERY if scan.groups is not None else RETRY_FAILED
+
+
 def _groups(items: list[Any]) -> Iterable[tuple[str, str, int, int | None]]:
     for item in items:
         if not isinstance(item, dict):
@@ -297,4 +315,4 @@ def _groups(items: list[Any]) -> Iterable[tuple[str, str, int, int | None]]:
             yield str(item["backup-type"]), str(item["backup-id"]), last, as_int(item.get("backup-count"))
 
 
-__all__ = ["SCAN_EVERY", "RemoteScanner", "endpoint_of"]
+__all__ = ["RETRY_FAILED", "SCAN_EVERY", "RemoteScanner", "endpoint_of"]

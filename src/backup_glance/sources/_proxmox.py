@@ -94,6 +94,12 @@ def upid_started_at(upid: str) -> datetime | None:
     return epoch(int(match.group("starttime"), 16))
 
 
+def upid_node(upid: str) -> str | None:
+    """The node a PBS or PVE UPID names: the node that ran the task and keeps its log; None if not a UPID."""
+    match = _PBS_UPID_RE.match(upid) or _PVE_UPID_RE.match(upid)
+    return match.group("node") if match else None
+
+
 # --- task status strings (§1.4) ------------------------------------------------------------------------------
 
 
@@ -252,5 +258,6 @@ __all__ = [
     "task_outcome",
     "unescape_worker_id",
     "unwrap",
+    "upid_node",
     "upid_started_at",
 ]

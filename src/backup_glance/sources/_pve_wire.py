@@ -19,7 +19,7 @@ from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Sna
 from ..schedule import Schedule
 from ._pbs_wire import keep_options
 from ._proxmox import as_bool, as_int, calendar_for, epoch, task_outcome
-from ._util import as_name, as_vmid, guest_key, guest_vmid, vmid_of
+from ._util import as_name, as_vmid, guest_key, guest_vmid
 
 # vzdump log lines (reference §4.6); prefixes come from the plugin's debugmsg. One pattern for every line that
 # tells something: a log is mostly other lines (settings, progress), and each of those then costs one failed
@@ -54,29 +54,89 @@ def guest_target(source: str, item: dict[str, Any], cluster: str | None = None) 
     )
 
 
-def _vmids(value: Any) -> list[int]:
-    text = str(value or "")
-    return [vmid for part in re.split(r"[,;\s]+", text) if (vmid := vmid_of(part.strip())) is not None]
+# PVE's `split_list`: a `pve-vmid-list` is VMIDs between commas, semicolons, white space or NULs; no ranges.
+_LIST_SEPARATORS = re.compile(r"[\s,;\x00]+")
+_SHOWN_PARTS = 5  # of the parts of a selection that cannot be read, this many are named
 
 
-def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None) -> tuple[str, ...]:
-    """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1)."""
-    vmids = [as_vmid(g.get("vmid")) for g in guests]
-    by_vmid = dict(zip(vmids, guests, strict=True))
-    if job.get("pool"):
-        chosen = [vmid for vmid, g in zip(vmids, guests, strict=True) if g.get("pool") == job["pool"]]
-    elif job.get("vmid"):
-        chosen = list(_vmids(job["vmid"]))
+def _vmids(value: Any, gaps: list[str] | None = None) -> list[int]:
+    """The VMIDs of a `pve-vmid-list`; a JSON list or number (not PVE's text) is read as what it holds. Each part
+    that is no VMID goes to `gaps`: a guest it may have meant is then not known to be in the job."""
+    if value is None or value == "":
+        return []
+    parts: list[Any]
+    if isinstance(value, list):
+        parts = value
+    elif isinstance(value, str):
+        parts = [part for part in _LIST_SEPARATORS.split(value) if part]
+    else:
+        parts = [value]
+    vmids: list[int] = []
+    for part in parts:
+        vmid = as_vmid(part)
+        if vmid is None:
+            if gaps is not None:
+                gaps.append(_shown(part))
+        else:
+            vmids.append(vmid)
+    return vmids
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A wire value as a problem line may quote it: bounded, and control or lone surrogate characters escaped."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def _listed(parts: list[str]) -> str:
+    more = len(parts) - _SHOWN_PARTS
+    return ", ".join(parts[:_SHOWN_PARTS]) + (f" and {more} more" if more > 0 else "")
+
+
+def selection_gaps(job: dict[str, Any]) -> list[str]:
+    """What of a vzdump job's guest selection cannot be read, as a problem line's phrases; empty when all can."""
+    gaps: list[str] = []
+    _chosen(job, [], gaps)
+    return gaps
+
+
+def _chosen(job: dict[str, Any], guests: list[dict[str, Any]], gaps: list[str]) -> list[int]:
+    """The VMIDs a job selects before its `node` restriction: pool > vmid > all minus exclude (reference §4.1).
+    A `pool` or `node` that is no name selects nothing known: which guests PVE takes then cannot be told."""
+    pool, node = job.get("pool"), job.get("node")
+    if node not in (None, "") and not isinstance(node, str):
+        gaps.append(f"node {_shown(node)} is no node name")
+        return []
+    if pool not in (None, ""):
+        if not isinstance(pool, str):
+            gaps.append(f"pool {_shown(pool)} is no pool name")
+            return []
+        return [vmid for g in guests if g.get("pool") == pool and (vmid := as_vmid(g.get("vmid"))) is not None]
+    unread: list[str] = []
+    if job.get("vmid") not in (None, ""):
+        chosen = _vmids(job["vmid"], unread)
+        field_name = "vmid"
     elif as_bool(job.get("all")):
-        excluded = set(_vmids(job.get("exclude")))
-        chosen = [vmid for vmid in vmids if vmid not in excluded]
+        excluded = set(_vmids(job.get("exclude"), unread))
+        chosen = [vmid for g in guests if (vmid := as_vmid(g.get("vmid"))) is not None and vmid not in excluded]
+        field_name = "exclude"
     else:
         chosen = []
+    if unread:
+        gaps.append(f"{field_name} {_listed(unread)} {'is' if len(unread) == 1 else 'are'} no VMID (PVE has no ranges)")
+    return chosen
+
+
+def resolve_selection(
+    job: dict[str, Any], guests: list[dict[str, Any]], cluster: str | None = None, gaps: list[str] | None = None
+) -> tuple[str, ...]:
+    """Which guests a vzdump job covers: pool > vmid > all minus exclude, then `node` (reference §4.1). What cannot
+    be read goes to `gaps`."""
+    chosen = _chosen(job, guests, [] if gaps is None else gaps)
     node = job.get("node")
+    by_vmid = {as_vmid(g.get("vmid")): g for g in guests}
     kept = set()
     for vmid in chosen:
-        if vmid is None:
-            continue
         guest = by_vmid.get(vmid)
         # A guest the cluster no longer knows stays listed: the job still names it, and that is worth seeing.
         if node and guest is not None and guest.get("node") != node:
@@ -87,6 +147,11 @@ def resolve_selection(job: dict[str, Any], guests: list[dict[str, Any]], cluster
     return tuple(guest_key(vmid, cluster) for vmid in sorted(kept))
 
 
+def job_label(job: dict[str, Any], index: int) -> str:
+    """How a problem line names a job: its id, or the position-based id a legacy vzdump.cron entry gets."""
+    return _shown(str(job.get("id") or f"vzdump-cron-{index + 1}"), 60)
+
+
 def parse_job(
     source: str,
     index: int,
@@ -94,24 +159,50 @@ def parse_job(
     guests: list[dict[str, Any]],
     timezone: str,
     cluster: str | None = None,
+    problems: list[str] | None = None,
 ) -> Job:
+    """A vzdump job; what of it cannot be used (its schedule, part of its selection) is said in `problems`."""
     # Legacy vzdump.cron entries may lack `id` and `type` (reference §4.1); give them a stable position-based id.
     job_id = str(item.get("id") or f"vzdump-cron-{index + 1}")
-    schedule = item.get("schedule")
+    enabled = as_bool(item.get("enabled"), default=True)
+    said = [] if problems is None else problems
+    gaps: list[str] = []
+    target_keys = resolve_selection(item, guests, cluster, gaps)
+    label = f"backup job {job_label(item, index)}"
+    if gaps:
+        said.append(f"{label}: its guest selection cannot be fully read: {'; '.join(gaps)}")
+    elif _missing_pool(item, guests):
+        said.append(f"{label}: no guest is in pool {_shown(item['pool'])}: the job backs up nothing")
     return Job(
         key=f"{source}/backup/{job_id}",
         source=source,
         kind=JobKind.BACKUP,
         job_id=job_id,
         name=job_id,
-        schedule=ScheduleRef(str(schedule), "proxmox", timezone) if schedule else None,
-        enabled=as_bool(item.get("enabled"), default=True),
+        schedule=_schedule(item.get("schedule"), enabled, timezone, label, said),
+        enabled=enabled,
         next_run_at=epoch(item.get("next-run")),  # from now, even for disabled jobs: check `enabled`
-        target_keys=resolve_selection(item, guests, cluster),
+        target_keys=target_keys,
         store=str(item["storage"]) if item.get("storage") else None,
         comment=str(item.get("comment") or ""),
         keep=keep_options({"prune-backups": item.get("prune-backups")}),  # GET gives an object (reference §4.1)
     )
+
+
+def _missing_pool(job: dict[str, Any], guests: list[dict[str, Any]]) -> bool:
+    pool = job.get("pool")
+    return isinstance(pool, str) and bool(pool) and not any(g.get("pool") == pool for g in guests)
+
+
+def _schedule(value: Any, enabled: bool, timezone: str, label: str, problems: list[str]) -> ScheduleRef | None:
+    """An enabled job keeps a schedule even when it has none that can be read: its guests are in a job that
+    cannot be judged (an unknown), not in no job at all (unprotected)."""
+    if isinstance(value, str) and value:
+        return ScheduleRef(value, "proxmox", timezone)
+    if not enabled:
+        return None
+    problems.append(f"{label}: enabled, but its schedule {_shown(value)} is no calendar event")
+    return ScheduleRef("", "proxmox", timezone)
 
 
 @dataclass
@@ -292,9 +383,11 @@ __all__ = [
     "file_snapshot",
     "guest_target",
     "job_calendars",
+    "job_label",
     "match_job",
     "parse_job",
     "parse_vzdump_log",
     "resolve_selection",
+    "selection_gaps",
     "task_runs",
 ]

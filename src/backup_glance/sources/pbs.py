@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import chain
+from itertools import chain, groupby
 from operator import attrgetter
 from typing import Any
 
@@ -21,7 +21,7 @@ from msgspec.structs import replace as evolve
 
 from ..config import PbsSourceConfig
 from ..errors import SourceProtocolError
-from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target
+from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target, Verification
 from ._http import DEFAULT_MAX_BYTES
 from ._pbs_remotes import RemoteScanner, endpoint_of
 from ._pbs_wire import (
@@ -93,6 +93,10 @@ class PbsSource(ProxmoxSource):
         # when: the start of the last poll that read them, None if none did.
         self._unread: set[GroupKey] = set()
         self._unread_since: dict[GroupKey, datetime | None] = {}
+        # Parts whose group list this poll could not read: (store, None) its namespace list, (store, ns) one
+        # namespace. Groups never read there are not known at all (a first poll), so "unread" must also reach
+        # the targets the store's backup tasks name: else their data, never read, passes for none.
+        self._blind: set[tuple[str, str | None]] = set()
         self._last_poll_at: datetime | None = None
         self._runs_out: tuple[JobRun, ...] = ()
         # Namespaces a PVE source claims (`pbs_namespace`): guests there are keyed by (cluster, VMID).
@@ -118,7 +122,7 @@ class PbsSource(ProxmoxSource):
         # task list is paged through (a first poll of a big PBS waited seconds for 20,000 tasks before reading one).
         read_now = not self._groups
         if read_now:
-            self._unread = set()
+            self._unread, self._blind = set(), set()
         try:
             async with asyncio.TaskGroup() as group:
                 usage_task = group.create_task(self._partial(problems, "datastore usage", self._usage, stores))
@@ -147,7 +151,7 @@ class PbsSource(ProxmoxSource):
         else:
             # A store is marked done only once its snapshot lists were read again without failure.
             refresh = (refresh | self._refresh_pending) & set(stores)
-            self._unread = set()
+            self._unread, self._blind = set(), set()
             self._refresh_pending = refresh - await self._read_groups(stores, refresh, problems)
         self._unread_since = {
             key: self._unread_since.get(key, self._last_poll_at if key in self._groups else None)
@@ -291,14 +295,12 @@ class PbsSource(ProxmoxSource):
 
     async def _read_groups(self, stores: list[str], refresh: set[str], problems: list[str]) -> set[str]:
         """Read every namespace's groups (and changed snapshot lists); return the stores read without failure."""
-
-        async def namespaces(store: str) -> list[str]:
-            path = f"/admin/datastore/{segment(store)}/namespace"
-            return [require_name(item, "ns", path, self._protocol) for item in await self._get(path, list)]
-
-        listed = await asyncio.gather(*(self._partial(problems, f"datastore '{s}'", namespaces, s) for s in stores))
+        listed = await asyncio.gather(
+            *(self._partial(problems, f"datastore '{s}'", self._namespaces, s, problems) for s in stores)
+        )
         pairs = [(store, ns) for store, names in zip(stores, listed, strict=True) for ns in names or []]
         unreadable = {store for store, names in zip(stores, listed, strict=True) if names is None}
+        self._blind.update((store, None) for store in unreadable)
         results = await asyncio.gather(*(self._read_namespace(s, ns, s in refresh, problems) for s, ns in pairs))
         seen = {key for keys, _complete in results for key in keys}
         self._unread.update(key for key in self._groups if key[0] in unreadable)
@@ -317,6 +319,19 @@ class PbsSource(ProxmoxSource):
                 self._settled.pop(key[:2], None)
         return set(stores) - failed
 
+    async def _namespaces(self, store: str, problems: list[str]) -> list[str]:
+        """The store's namespaces, each once; an item PBS could not have written costs that item, not the store."""
+        path = f"/admin/datastore/{segment(store)}/namespace"
+        names: dict[str, None] = {}
+        refused: list[str] = []
+        for item in await self._get(path, list):
+            try:
+                names[require_name(item, "ns", path, self._protocol)] = None
+            except SourceProtocolError as exc:
+                refused.append(str(exc))
+        problems.extend(left_out(refused))
+        return list(names)
+
     async def _read_namespace(
         self, store: str, ns: str, refresh: bool, problems: list[str]
     ) -> tuple[list[GroupKey], bool]:
@@ -330,6 +345,7 @@ class PbsSource(ProxmoxSource):
         if listed is None:
             known = [key for key in self._groups if key[:2] == (store, ns)]
             self._unread.update(known)
+            self._blind.add((store, ns))
             return known, False
         body, groups = listed
         if groups is None:
@@ -351,7 +367,7 @@ class PbsSource(ProxmoxSource):
                 self._unread.update(changed)  # as last read, if ever
             else:
                 for key in changed:
-                    self._snapshots[key] = tuple(sorted(fetched.get(key, []), key=lambda s: s.taken_at))
+                    self._snapshots[key] = tuple(fetched.get(key, ()))  # in time order, each once
                     if any(not snap.finished for snap in self._snapshots[key]):
                         self._unfinished.add(key)
                     else:
@@ -412,6 +428,12 @@ class PbsSource(ProxmoxSource):
                     newest[key] = (snapshot.taken_at, comment)
         for key, (_at, comment) in newest.items():
             self._newest_comment[key] = comment
+        twice: list[str] = []
+        for key, group in out.items():
+            group.sort(key=attrgetter("taken_at"))
+            if len(set(map(attrgetter("taken_at"), group))) < len(group):  # rare: no loop in Python otherwise
+                out[key] = _listed_once(group, twice)
+        problems.extend(left_out(twice))
         return out
 
     async def _snapshot_page(
@@ -486,11 +508,46 @@ class PbsSource(ProxmoxSource):
         read comes first)."""
         found: dict[str, datetime | None] = {}
         for key, since in self._unread_since.items():
-            made = self._targets.get(key)
-            name = made.key if made is not None else target_key(self.name, key[2], key[3], self._clusters.get(key[1]))
+            name = self._group_target(key)
             earlier = found.get(name, since)
             found[name] = None if since is None or earlier is None else min(since, earlier)
+        for name in self._blind_targets():
+            found.setdefault(name, None)  # never read where it may be
         return tuple(found.items())
+
+    def _blind_targets(self) -> set[str]:
+        """The targets a store's backup tasks name, where a group list of that store could not be read: their
+        backups may be exactly there. A target whose group was read in another namespace of the store is left
+        out (the task is its), unless the store's namespace list itself failed."""
+        if not self._blind:
+            return set()
+        prefix = f"{self.name}/backup/"
+        named: dict[str, set[str]] = {}  # store -> target keys of its backup tasks, without cluster
+        for run in self._runs.values():
+            if run.target_key is not None and run.job_key.startswith(prefix):
+                named.setdefault(run.job_key.removeprefix(prefix), set()).add(run.target_key)
+        read: dict[str, set[str]] = {store: set() for store in named}  # store -> targets of its groups read
+        for key in self._groups:
+            if key[0] in read and key not in self._unread:
+                read[key[0]].add(self._group_target(key))
+        out: set[str] = set()
+        for store, ns in self._blind:
+            if store in named:
+                out |= {key for task_key in named[store] for key in self._keys_in(task_key, ns)} - read[store]
+        return out
+
+    def _keys_in(self, task_key: str, ns: str | None) -> set[str]:
+        """The target keys a task's group has in namespace `ns` (None: in any namespace): a task names no
+        namespace, and a guest in a namespace a PVE cluster claims is keyed by that cluster."""
+        vmid = guest_vmid(task_key)
+        if vmid is None:
+            return {task_key}
+        clusters = {None, *self._clusters.values()} if ns is None else {self._clusters.get(ns)}
+        return {guest_key(vmid, cluster) for cluster in clusters}
+
+    def _group_target(self, key: GroupKey) -> str:
+        made = self._targets.get(key)
+        return made.key if made is not None else target_key(self.name, key[2], key[3], self._clusters.get(key[1]))
 
     def _attributed(self, runs: list[JobRun]) -> list[JobRun]:
         """A backup task names store and group but not the namespace: with namespaces claimed by PVE clusters
@@ -525,6 +582,41 @@ class PbsSource(ProxmoxSource):
             if setting is True or offsite_named(setting, *names):
                 out.add(location)
         return tuple(sorted(out))
+
+
+# Of two records of one snapshot, the one that says less good is kept: a failed verification must not hide
+# behind a copy that says ok, whichever PBS lists first.
+_WORSE = {Verification.FAILED: 0, Verification.NONE: 1, Verification.OK: 2}
+
+
+def _worse_first(snapshot: Snapshot) -> tuple[object, ...]:
+    """Orders the records of one snapshot, the one kept first, by every fact they may differ in."""
+    return (
+        _WORSE[snapshot.verification],
+        snapshot.finished,
+        snapshot.size_bytes is not None,
+        snapshot.size_bytes or 0,
+        snapshot.verified_at is not None,
+        snapshot.verified_at or datetime.min.replace(tzinfo=UTC),
+        snapshot.encrypted is None,
+        snapshot.encrypted is True,
+        snapshot.protected,
+    )
+
+
+def _listed_once(group: list[Snapshot], twice: list[str]) -> list[Snapshot]:
+    """A group's snapshots (in time order), each once: a snapshot PBS listed more than once is named in `twice`,
+    and its worse record kept, the same whatever the order of the list."""
+    out: list[Snapshot] = []
+    for _at, same in groupby(group, attrgetter("taken_at")):
+        records = list(same)
+        kept = min(records, key=_worse_first)
+        if len(records) > 1:
+            twice.append(
+                f"snapshot {kept.snapshot_id} listed {len(records)} times (kept: verification {kept.verification})"
+            )
+        out.append(kept)
+    return out
 
 
 def _verified_since(tasks: list[dict[str, Any]], jobs: list[Job], since: datetime) -> set[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,20 +21,22 @@ from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobRun, Observation, RunOutcome, Snapshot, Target
 from ..schedule import Schedule
 from ._http import DEFAULT_MAX_BYTES
-from ._proxmox import ProxmoxSource, epoch, first_source_error, older_tasks_not_read, unwrap
+from ._proxmox import ProxmoxSource, epoch, first_source_error, older_tasks_not_read, unwrap, upid_node
 from ._pve_wire import (
     JOB_MATCH_WINDOW,
     VzdumpLog,
     file_snapshot,
     guest_target,
     job_calendars,
+    job_label,
     match_job,
     parse_job,
     parse_vzdump_log,
+    selection_gaps,
     slot_of,
     task_runs,
 )
-from ._util import as_int, as_name, as_vmid, guest_key, left_out, offsite_named, segment, vmid_of
+from ._util import as_int, as_name, as_vmid, guest_key, guest_vmid, left_out, offsite_named, segment, vmid_of
 
 TASK_LOOKBACK = timedelta(days=7)
 _TARGET_FIELDS = ("vmid", "type", "node", "name", "lock", "template")  # all `guest_target` reads of a guest
@@ -87,8 +89,9 @@ class PveSource(ProxmoxSource):
     async def poll(self) -> Observation:
         observed_at = self._clock()
         problems: list[str] = []
-        guests = [g for g in await self._get("/cluster/resources", list, {"type": "vm"}) if isinstance(g, dict)]
-        nodes = sorted({node for g in guests if (node := as_name(g.get("node")))}) or ["localhost"]
+        listed = [g for g in await self._get("/cluster/resources", list, {"type": "vm"}) if isinstance(g, dict)]
+        nodes = sorted({node for g in listed if (node := as_name(g.get("node")))}) or ["localhost"]
+        guests = _unique_guests(listed, problems)
         clock_node, clock = await self._node_time(nodes)
         timezone = str(clock.get("timezone") or "UTC")
         server_now = epoch(clock.get("time")) or observed_at
@@ -107,11 +110,17 @@ class PveSource(ProxmoxSource):
             if error is None:
                 raise
             raise error from None
-        jobs = [
-            parse_job(self.name, index, item, guests, timezone, self._cluster)
-            for index, item in enumerate(jobs_task.result())
-            if isinstance(item, dict)
-        ]
+        jobs, unread = self._jobs(jobs_task.result(), guests, timezone, problems)
+        targets = self._targets(guests)
+        said = uncovered_task.result()
+        uncovered = sorted(
+            {
+                guest_key(vmid, self._cluster)
+                for item in said or []
+                if isinstance(item, dict) and (vmid := as_vmid(item.get("vmid"))) is not None
+            }
+        )
+        jobs = _place_unread(jobs, unread, targets, None if said is None else set(uncovered), problems)
         await self._read_logs({clock_node: timezone}, timezone, problems)
         calendars = job_calendars(jobs)
         runs = self._runs(jobs, calendars)
@@ -122,14 +131,6 @@ class PveSource(ProxmoxSource):
             if run.target_key is None:
                 job_level.setdefault(run.job_key, []).append(run)
         jobs = [self._with_last_run(job, job_level.get(job.key, []), calendars.get(job.key)) for job in jobs]
-        targets = self._targets(guests)
-        uncovered = sorted(
-            {
-                guest_key(vmid, self._cluster)
-                for item in uncovered_task.result() or []
-                if isinstance(item, dict) and (vmid := as_vmid(item.get("vmid"))) is not None
-            }
-        )
         snapshots = tuple(files_task.result())
         offsite = sorted({s.location for s in snapshots if offsite_named(self._offsite, s.location)})
         return Observation(
@@ -145,6 +146,32 @@ class PveSource(ProxmoxSource):
             problems=tuple(problems),
             offsite_locations=tuple(offsite),
         )
+
+    def _jobs(
+        self, items: list[Any], guests: list[dict[str, Any]], timezone: str, problems: list[str]
+    ) -> tuple[list[Job], dict[str, _Unread]]:
+        """The vzdump jobs, each id once, and those whose guest selection could not be fully read."""
+        jobs: dict[str, Job] = {}
+        unread: dict[str, _Unread] = {}
+        repeated: dict[str, tuple[str, int]] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            said: list[str] = []
+            job = parse_job(self.name, index, item, guests, timezone, self._cluster, said)
+            if job.key in jobs:
+                # Two jobs under one key would be one job downstream, with either's guests: the first listed (jobs.cfg
+                # order) is kept, the same one every poll.
+                label, count = repeated.get(job.key, (job_label(item, index), 1))
+                repeated[job.key] = (label, count + 1)
+                continue
+            jobs[job.key] = job
+            problems.extend(said)
+            if selection_gaps(item):
+                node = item.get("node")
+                unread[job.key] = _Unread(job_label(item, index), node if isinstance(node, str) and node else None)
+        problems.extend(f"backup job {label}: listed {n} times; the first is used" for label, n in repeated.values())
+        return list(jobs.values()), unread
 
     def _targets(self, guests: list[dict[str, Any]]) -> tuple[Target, ...]:
         """The guests as targets, sorted; a guest whose fields are as last poll keeps its Target."""
@@ -210,10 +237,21 @@ class PveSource(ProxmoxSource):
             if items is None:
                 continue  # that node did not answer: keep what we knew of its tasks
             self._node_read[node] = server_now
+            foreign: list[str] = []
             for item in items:
                 upid = str(item["upid"])
+                held = self._task_node.get(upid)
+                if held is not None and held != node:
+                    foreign.append(upid)
+                    if upid_node(upid) != node:
+                        continue  # the copy of the node that ran it (or the first read) stands
                 self._tasks[upid] = item
                 self._task_node[upid] = node
+            if foreign:
+                problems.append(
+                    f"tasks of node {node}: {len(foreign)} also listed by another node; each is taken from the node"
+                    f" its UPID names (first: {foreign[0][:120]!r})"
+                )
         for upid, item in list(self._tasks.items()):
             started = epoch(item.get("starttime"))
             old = started is None or started < horizon
@@ -357,6 +395,79 @@ class PveSource(ProxmoxSource):
         same = [r for r in own if slot(r) == newest]
         worst = min(same, key=lambda r: (_OUTCOME_RANK.get(r.outcome, 1), -r.started_at.timestamp()))
         return replace(job, last_run=worst)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unread:
+    """A job whose guest selection could not be fully read: how problem lines name it, and its `node`."""
+
+    label: str
+    node: str | None
+
+
+def _unique_guests(guests: list[dict[str, Any]], problems: list[str]) -> list[dict[str, Any]]:
+    """Each VMID once: PVE's VMIDs are cluster-wide, and two guests under one key would be one target with either's
+    name and node. The one on the node first by name is kept, whatever order the list came in."""
+    by_vmid: dict[int, list[dict[str, Any]]] = {}
+    for guest in guests:
+        if (vmid := as_vmid(guest.get("vmid"))) is not None:
+            by_vmid.setdefault(vmid, []).append(guest)
+    if all(len(same) == 1 for same in by_vmid.values()):
+        return guests
+    dropped: set[int] = set()
+    for vmid, same in sorted(by_vmid.items()):
+        if len(same) == 1:
+            continue
+        same.sort(key=lambda g: as_name(g.get("node")) or "")
+        dropped.update(id(g) for g in same[1:])
+        where = ", ".join(_shown_node(g) for g in same)
+        problems.append(
+            f"guest {vmid}: listed {len(same)} times (nodes {where}); the one on {_shown_node(same[0])} is used"
+        )
+    return [g for g in guests if id(g) not in dropped]
+
+
+def _shown_node(guest: dict[str, Any]) -> str:
+    return repr((as_name(guest.get("node")) or "")[:60])
+
+
+def _place_unread(
+    jobs: list[Job], unread: dict[str, _Unread], targets: tuple[Target, ...], said: set[str] | None, problems: list[str]
+) -> list[Job]:
+    """Jobs with a selection that could not be fully read take the guests PVE says are in a backup job (its
+    not-backed-up does not list them) and no job read here holds: those are in a job not read in full, and calling
+    them "in no backup job" would be this reader's failure shown as the guest's."""
+    if not unread:
+        return jobs
+    if said is None:
+        problems.extend(
+            f"backup job {u.label}: its guests outside the part read may show as in no backup job"
+            " (not-backed-up could not be read)"
+            for u in unread.values()
+        )
+        return jobs
+    placed = {key for job in jobs for key in job.target_keys}
+    orphans = [t for t in targets if t.key not in placed and t.key not in said]
+    out: list[Job] = []
+    for job in jobs:
+        where = unread.get(job.key)
+        mine = (
+            []
+            if where is None
+            else [t for t in orphans if where.node is None or (t.guest and t.guest.node == where.node)]
+        )
+        if where is None or not mine:
+            out.append(job)
+            continue
+        named = ", ".join(str(t.guest.vmid) if t.guest else t.key for t in mine[:10])
+        more = f" and {len(mine) - 10} more" if len(mine) > 10 else ""
+        problems.append(
+            f"backup job {where.label}: guests {named}{more} taken as in it: PVE says they are in a backup job,"
+            " and no job read here holds them"
+        )
+        keys = sorted({*job.target_keys, *(t.key for t in mine)}, key=lambda k: (guest_vmid(k) or 0, k))
+        out.append(replace(job, target_keys=tuple(keys)))
+    return out
 
 
 def _target_order(target: Target) -> int:
