@@ -6,13 +6,13 @@ and leaves what it hides unread (health's "unknown"), not empty (health's "fine 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from conftest import NOW, PBS_SECRET, PBS_TOKEN_ID, Clock, pbs_config
+from rewriting import Rewriting, Rule, Status
 
 from backup_glance.errors import SourceError, SourceProtocolError
 from backup_glance.model import Observation, Verification
@@ -22,35 +22,7 @@ from backup_glance.simulators.proxmox_lab import ProxmoxLab
 from backup_glance.sources._pbs_remotes import RETRY_FAILED, RemoteScanner
 from backup_glance.sources.pbs import PbsSource
 
-# What a rule makes of an honest answer's `data`: (HTTP status, the new `data`).
-Rule = Callable[[Any], tuple[int, Any]]
 GUESTS = [f"guest:{i}" for i in (101, 102, 103, 104, 105, 106, 110, 111, 112, 113)]  # all back up to `main`
-
-
-class Rewriting:
-    """The PBS simulator with some API paths answered by a rule instead: as a broken or hostile PBS would."""
-
-    def __init__(self, app: Any, rules: dict[str, Rule]) -> None:
-        self.app = app
-        self.rules = rules
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        rule = self.rules.get(scope["path"].removeprefix("/api2/json")) if scope["type"] == "http" else None
-        if rule is None:
-            await self.app(scope, receive, send)
-            return
-        answer: list[dict[str, Any]] = []
-
-        async def keep(message: dict[str, Any]) -> None:
-            answer.append(message)
-
-        await self.app(scope, receive, keep)
-        honest = json.loads(b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body"))
-        status, data = rule(honest["data"])
-        body = json.dumps({"data": data}).encode() if status == 200 else b"internal error"
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 @pytest.fixture
@@ -73,16 +45,12 @@ async def first_poll(server: SimulatorServer) -> Observation:
         await source.aclose()
 
 
-def failing(_data: Any) -> tuple[int, Any]:
-    return 500, None
-
-
-def null(_data: Any) -> tuple[int, Any]:
-    return 200, None
+def null(_data: Any) -> None:
+    return None
 
 
 class TestAListThatFailsOnTheFirstPoll:
-    @pytest.mark.parametrize("answer", [failing, null], ids=["http-500", "data-null"])
+    @pytest.mark.parametrize("answer", [500, null], ids=["http-500", "data-null"])
     @pytest.mark.parametrize("path", ["/admin/datastore/main/namespace", "/admin/datastore/main/groups"])
     async def test_the_guests_its_backup_tasks_name_are_unread_not_empty(
         self, server: SimulatorServer, rules: dict[str, Rule], path: str, answer: Rule
@@ -99,8 +67,8 @@ class TestAListThatFailsOnTheFirstPoll:
         lab.datastores["main"].namespaces["b"] = {}
         lab.add_pbs_task("backup", "main:vm/150", NOW - timedelta(hours=2), NOW - timedelta(hours=1), "OK")
 
-        def groups(data: Any) -> tuple[int, Any]:  # the root's list is honest, the one of "b" fails
-            return (200, data) if data else (500, None)
+        def groups(data: Any) -> Any:  # the root's list is honest, the one of "b" fails
+            return data or Status(500)
 
         rules["/admin/datastore/main/groups"] = groups
         obs = await first_poll(server)
@@ -115,7 +83,7 @@ class TestANamespacePbsCouldNotHaveWritten:
     ) -> None:
         lab.datastores["main"].namespaces["a"] = {}
         lab.add_snapshot("main", "a", "host", "files", NOW - timedelta(hours=3), 10**9)
-        rules["/admin/datastore/main/namespace"] = lambda data: (200, [*data, {"ns": None}, {"ns": "a"}])
+        rules["/admin/datastore/main/namespace"] = lambda data: [*data, {"ns": None}, {"ns": "a"}]
         obs = await first_poll(server)
         (problem,) = obs.problems
         assert "/admin/datastore/main/namespace: an item has no 'ns'" in problem and problem.endswith("left out")
@@ -127,11 +95,11 @@ class TestANamespacePbsCouldNotHaveWritten:
 def listed_twice(copy_first: bool) -> Rule:
     """Vault's newest snapshot listed again, smaller and failed: before or after the honest record."""
 
-    def rule(data: Any) -> tuple[int, Any]:
+    def rule(data: Any) -> Any:
         newest = max((item for item in data if item["backup-id"] == "101"), key=lambda item: item["backup-time"])
         copy = {**newest, "size": 5, "verification": {"state": "failed", "upid": None}}
         at = data.index(newest)
-        return 200, [*data[:at], *([copy, newest] if copy_first else [newest, copy]), *data[at + 1 :]]
+        return [*data[:at], *([copy, newest] if copy_first else [newest, copy]), *data[at + 1 :]]
 
     return rule
 

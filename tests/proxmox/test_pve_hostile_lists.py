@@ -3,13 +3,13 @@ job or guest listed twice. Over real HTTPS, the simulator's honest answers rewri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from conftest import NOW, PVE_SECRET, PVE_TOKEN_ID, Clock, pve_config
+from rewriting import Rewriting, Rule
 
 from backup_glance.model import Job, Observation, RunOutcome
 from backup_glance.simulators._server import SimulatorServer
@@ -18,37 +18,8 @@ from backup_glance.simulators.pve import create_pve_app
 from backup_glance.sources._pve_wire import resolve_selection
 from backup_glance.sources.pve import TASK_LOOKBACK, PveSource
 
-# An API path -> what its answer's `data` becomes; or an HTTP status to answer with instead.
-Rule = Callable[[Any], Any] | int
 LOOKBACK = int((NOW - TASK_LOOKBACK).timestamp())
 CRITICAL = tuple(f"guest:{vmid}" for vmid in range(101, 107))
-
-
-class Rewriting:
-    """Answers a path's honest JSON changed by a rule: what a broken or hostile server could send."""
-
-    def __init__(self, app: Any, rules: dict[str, Rule]) -> None:
-        self.app, self.rules = app, rules
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        rule = self.rules.get(str(scope.get("path", "")).removeprefix("/api2/json"))
-        if scope["type"] != "http" or rule is None:
-            await self.app(scope, receive, send)
-            return
-        if isinstance(rule, int):
-            body, status = b'{"data":null}', rule
-        else:
-            sent: list[dict[str, Any]] = []
-
-            async def keep(message: dict[str, Any]) -> None:
-                sent.append(message)
-
-            await self.app(scope, receive, keep)
-            honest = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
-            body, status = json.dumps(honest | {"data": rule(honest["data"])}).encode(), 200
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 @pytest.fixture
