@@ -26,3 +26,9 @@ def clean_text(value: object, limit: int = MAX_NAME) -> str:
         text = _SURROGATE.sub("\ufffd", text)
     text = _CONTROL.sub("", _LINE_BREAKS.sub(" ", text))
     return text if len(text) <= limit else text[: limit - 1] + MARK
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """A value from outside as a message quotes it: its repr (quotes, a lone surrogate written as \\ud800),
+    cleaned and at most `limit` characters. A long string is cut before its repr is made (one may be megabytes)."""
+    return clean_text(repr(value[: limit * 2] if isinstance(value, str) else value), limit)

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from msgspec.structs import replace as evolve
 
 from .. import listdiff
-from ..clean import MAX_NAME, clean_text
+from ..clean import MAX_NAME, clean_text, quoted
 from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, ScheduleRef, Snapshot, Target
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -450,7 +450,7 @@ def _factor(store: Datastore, notes: _Notes) -> float | None:
 def _shown(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()[:25]
-    return clean_text(repr(value), 40)
+    return quoted(value)
 
 
 __all__ = ["EARLIEST", "MAX_BYTES", "clean_key", "clean_text"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..clean import quoted
 from ..model import GuestRef, Job, JobKind, JobRun, RunOutcome, ScheduleRef, Snapshot, Target
 from ..schedule import Schedule
 from ._pbs_wire import keep_options
@@ -76,16 +77,10 @@ def _vmids(value: Any, gaps: list[str] | None = None) -> list[int]:
         vmid = as_vmid(part)
         if vmid is None:
             if gaps is not None:
-                gaps.append(_shown(part))
+                gaps.append(quoted(part))
         else:
             vmids.append(vmid)
     return vmids
-
-
-def _shown(value: Any, limit: int = 40) -> str:
-    """A wire value as a problem line may quote it: bounded, and control or lone surrogate characters escaped."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def _listed(parts: list[str]) -> str:
@@ -105,11 +100,11 @@ def _chosen(job: dict[str, Any], guests: list[dict[str, Any]], gaps: list[str]) 
     A `pool` or `node` that is no name selects nothing known: which guests PVE takes then cannot be told."""
     pool, node = job.get("pool"), job.get("node")
     if node not in (None, "") and not isinstance(node, str):
-        gaps.append(f"node {_shown(node)} is no node name")
+        gaps.append(f"node {quoted(node)} is no node name")
         return []
     if pool not in (None, ""):
         if not isinstance(pool, str):
-            gaps.append(f"pool {_shown(pool)} is no pool name")
+            gaps.append(f"pool {quoted(pool)} is no pool name")
             return []
         return [vmid for g in guests if g.get("pool") == pool and (vmid := as_vmid(g.get("vmid"))) is not None]
     unread: list[str] = []
@@ -149,7 +144,7 @@ def resolve_selection(
 
 def job_label(job: dict[str, Any], index: int) -> str:
     """How a problem line names a job: its id, or the position-based id a legacy vzdump.cron entry gets."""
-    return _shown(str(job.get("id") or f"vzdump-cron-{index + 1}"), 60)
+    return quoted(str(job.get("id") or f"vzdump-cron-{index + 1}"), 60)
 
 
 def parse_job(
@@ -172,7 +167,7 @@ def parse_job(
     if gaps:
         said.append(f"{label}: its guest selection cannot be fully read: {'; '.join(gaps)}")
     elif _missing_pool(item, guests):
-        said.append(f"{label}: no guest is in pool {_shown(item['pool'])}: the job backs up nothing")
+        said.append(f"{label}: no guest is in pool {quoted(item['pool'])}: the job backs up nothing")
     return Job(
         key=f"{source}/backup/{job_id}",
         source=source,
@@ -201,7 +196,7 @@ def _schedule(value: Any, enabled: bool, timezone: str, label: str, problems: li
         return ScheduleRef(value, "proxmox", timezone)
     if not enabled:
         return None
-    problems.append(f"{label}: enabled, but its schedule {_shown(value)} is no calendar event")
+    problems.append(f"{label}: enabled, but its schedule {quoted(value)} is no calendar event")
     return ScheduleRef("", "proxmox", timezone)
 
 

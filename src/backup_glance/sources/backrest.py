@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from ..clean import MARK, clean_text
+from ..clean import MARK, quoted
 from ..config import BackrestSourceConfig
 from ..errors import SourceError, SourceProtocolError
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
@@ -140,9 +140,9 @@ def _with_ids(items: list[Any], what: str, refused: list[str]) -> list[tuple[str
         if not item_id:
             refused.append(f"GetConfig: {what} {index} has no `id`")
         elif (why := _unsendable(item_id)) is not None:
-            refused.append(f"GetConfig: {what} {_shown(item_id)} {why}")
+            refused.append(f"GetConfig: {what} {quoted(item_id, 60)} {why}")
         elif item_id in found:
-            refused.append(f"GetConfig: {what} {_shown(item_id)} is listed twice (the first is read)")
+            refused.append(f"GetConfig: {what} {quoted(item_id, 60)} is listed twice (the first is read)")
         else:
             found[item_id] = item
     return list(found.items())
@@ -233,7 +233,7 @@ class BackrestSource(SourceBase):
             guid = as_name(r.get("guid") or "")  # null is protojson's "not set", as an omitted guid (older servers)
             why = "is no name" if guid is None else _unsendable(guid)
             if guid is None or why is not None:
-                refused.append(f"GetConfig: repo {_shown(repo_id)}: its guid {why}")
+                refused.append(f"GetConfig: repo {quoted(repo_id, 60)}: its guid {why}")
                 continue
             prune, check = r.get("prunePolicy"), r.get("checkPolicy")
             read_repos.append(
@@ -345,7 +345,7 @@ class BackrestSource(SourceBase):
         plan_id, repo_id = _op_name(raw.get("planId")), _op_name(raw.get("repoId"))
         if plan_id is None or repo_id is None:  # ["vault"] is no plan "['vault']": whose run it is, is unknown
             which = "planId" if plan_id is None else "repoId"
-            self._unreadable[op_id] = f"operation {op_id}: `{which}` {_shown(raw.get(which))} is no id"
+            self._unreadable[op_id] = f"operation {op_id}: `{which}` {quoted(raw.get(which), 60)} is no id"
             return None
         flow_id = as_int(raw.get("flowId")) or 0
         start = raw.get("unixTimeStartMs")
@@ -353,7 +353,7 @@ class BackrestSource(SourceBase):
         started = _at(start_ms) if start_ms else None
         if started is None:  # every run and snapshot needs its start: without one the operation is left out
             self._ops.pop((op_id, kind, plan_id, repo_id, flow_id), None)
-            why = "is no date" if start_ms else f"{_shown(start)} is unreadable"  # NaN, 1e400, 5,000 digits
+            why = "is no date" if start_ms else f"{quoted(start, 60)} is unreadable"  # NaN, 1e400, 5,000 digits
             self._unreadable[op_id] = f"operation {op_id}: start time {why}"
             return None
         end_ms = as_int(raw.get("unixTimeEndMs")) or 0
@@ -371,7 +371,7 @@ class BackrestSource(SourceBase):
             plan_id=plan_id,
             repo_id=repo_id,
             kind=kind,
-            status=_text(raw.get("status") or "STATUS_UNKNOWN", _MAX_ID) or _shown(raw.get("status")),
+            status=_text(raw.get("status") or "STATUS_UNKNOWN", _MAX_ID) or quoted(raw.get("status"), 60),
             started=started,
             ended=_at(end_ms) if end_ms else None,  # an end past any calendar: not ended, as far as we know
             message=_text(raw.get("displayMessage"), _MAX_MESSAGE),
@@ -407,7 +407,7 @@ class BackrestSource(SourceBase):
         if not isinstance(schedule, dict) or schedule.get("disabled") is True:
             return None
         if schedule.get("disabled") not in (None, False):  # "false" is text: protojson has true and false only
-            problems.append(f"{owner}: schedule `disabled` is {_shown(schedule['disabled'])}, not true or false")
+            problems.append(f"{owner}: schedule `disabled` is {quoted(schedule['disabled'], 60)}, not true or false")
         zone = "UTC" if schedule.get("clock") == "CLOCK_UTC" else self._zone
         if schedule.get("cron"):
             return ScheduleRef(str(schedule["cron"]), "cron", zone)
@@ -465,7 +465,7 @@ class BackrestSource(SourceBase):
             running = any(r.outcome is RunOutcome.RUNNING for r in plan_runs)
             targets.append(Target(key, self.name, f"{plan.id} (Backrest)", "plan", backup_running=running))
             next_run = next_runs.get(plan.id) or (max(pending) if pending else None)
-            schedule = self._schedule(plan.schedule, f"plan {_shown(plan.id)}", problems)
+            schedule = self._schedule(plan.schedule, f"plan {quoted(plan.id, 60)}", problems)
             jobs.append(
                 Job(
                     key=job_key,
@@ -507,7 +507,7 @@ class BackrestSource(SourceBase):
                 job_runs = [self._run(o, job_key, None, shared) for o in mine if o.status != "STATUS_PENDING"]
                 pending = [o.started for o in mine if o.status == "STATUS_PENDING"]
                 runs.extend(job_runs)
-                schedule = self._schedule(policy, f"{kind} of repo {_shown(repo.id)}", problems)
+                schedule = self._schedule(policy, f"{kind} of repo {quoted(repo.id, 60)}", problems)
                 jobs.append(
                     Job(
                         key=job_key,
@@ -574,11 +574,6 @@ def _unsendable(name: str) -> str | None:
     if not name.isascii() and any("\ud800" <= char <= "\udfff" for char in name):
         return "holds a lone surrogate (half a character)"
     return None
-
-
-def _shown(value: Any) -> str:
-    """A value from the server as a problem line names it: its repr (a lone surrogate written as \\ud800), short."""
-    return clean_text(repr(value[:100] if isinstance(value, str) else value), 60)
 
 
 def create(config: BackrestSourceConfig) -> BackrestSource:
