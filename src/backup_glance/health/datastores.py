@@ -17,13 +17,18 @@ FILLING_UP = 0.90  # share used: warning
 
 
 def used_fraction(ds: Datastore) -> float | None:
-    """
+    """The share used; None when unknown, and when no store could be in that state (the edge bounds make such
+    usage unknown before it gets here; a store judged "1000% full" must not happen either way).
+
     >>> used_fraction(Datastore(key="a/b", source="a", name="b", used_bytes=25, total_bytes=100))
     0.25
+    >>> used_fraction(Datastore(key="a/b", source="a", name="b", used_bytes=250, total_bytes=100)) is None
+    True
     """
-    if ds.used_bytes is None or not ds.total_bytes:
+    used, total = ds.used_bytes, ds.total_bytes
+    if used is None or not total or not 0 <= used <= total:
         return None
-    return ds.used_bytes / ds.total_bytes
+    return used / total
 
 
 def full_in_days(ds: Datastore, now: datetime) -> float | None:

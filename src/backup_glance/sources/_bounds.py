@@ -8,6 +8,7 @@ shows it:
 - instants of things that happened (a snapshot taken, a run started or ended, a verification) must lie between
   2000-01-01 and tomorrow; forecasts (a job's next run, a datastore's full date) between 2000 and 2200;
 - byte counts are whole numbers from 0 to 2^60 (an exabyte; SQLite holds 2^63 - 1), factors finite;
+- a datastore cannot use (or have available) more than its size: if it says so, its usage is unknown;
 - text is valid Unicode without control characters or direction overrides, names, ids and schedules at most 200
   characters, messages 1,000; a key (which must stay unique) that is too long keeps a prefix and a digest instead;
 - a zone this machine's tzdata does not know (the source's, a job schedule's) is read as the board's own zone
@@ -365,18 +366,33 @@ def _schedule(schedule: ScheduleRef, job: str, notes: _Notes, fallback_zone: str
 
 def _datastore(store: Datastore, notes: _Notes) -> Datastore:
     name = clean_text(store.name)
+    total = _size(store.total_bytes, "datastore sizes", f"{name} total", notes)
+    used = _size(store.used_bytes, "datastore sizes", f"{name} used", notes)
+    avail = _size(store.avail_bytes, "datastore sizes", f"{name} available", notes)
+    # Used or available beyond the size is no state a filesystem can be in: one of the three numbers is wrong, and
+    # which cannot be told, so the store's usage is unknown ("1000 % full" judged as critical helps nobody).
+    if total is not None and (part := _beyond(total, used, "used") or _beyond(total, avail, "available")):
+        notes.add(
+            "datastore usage that does not add up (shown as unknown)", f"{name} reports {part} of {total:,} total"
+        )
+        total = used = avail = None
     return replace(
         store,
         key=clean_key(store.key),
         name=name,
-        total_bytes=_size(store.total_bytes, "datastore sizes", name, notes),
-        used_bytes=_size(store.used_bytes, "datastore sizes", name, notes),
-        avail_bytes=_size(store.avail_bytes, "datastore sizes", name, notes),
+        total_bytes=total,
+        used_bytes=used,
+        avail_bytes=avail,
         estimated_full_at=_forecast(store.estimated_full_at, "full-date estimates", name, notes),
         dedup_factor=_factor(store, notes),
         error=clean_text(store.error, MAX_MESSAGE) if store.error is not None else None,
         maintenance=clean_text(store.maintenance, MAX_MESSAGE) if store.maintenance is not None else None,
     )
+
+
+def _beyond(total: int, part: int | None, what: str) -> str | None:
+    """The part as a problem says it ("N bytes used") when it is more than `total`, else None."""
+    return f"{part:,} bytes {what}" if part is not None and part > total else None
 
 
 def _forecast(moment: datetime | None, what: str, example: str, notes: _Notes) -> datetime | None:
@@ -453,4 +469,4 @@ def _shown(value: object) -> str:
     return quoted(value)
 
 
-__all__ = ["EARLIEST", "MAX_BYTES", "clean_key", "clean_text"]
+__all__ = ["EARLIEST", "LATEST_FORECAST", "MAX_BYTES", "clean_key", "clean_text"]

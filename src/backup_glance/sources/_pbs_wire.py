@@ -7,15 +7,19 @@ proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 import msgspec
 
+from ..clean import quoted
 from ..errors import SourceProtocolError
 from ..model import Datastore, GuestRef, Job, JobKind, JobRun, ScheduleRef, Snapshot, Target, Verification
+from ._bounds import LATEST_FORECAST, MAX_BYTES
 from ._proxmox import as_int, epoch, task_outcome, upid_started_at
 from ._util import as_name, gc_paused, guest_key, vmid_of
 
@@ -461,9 +465,52 @@ def _ratio(index_bytes: int | None, disk_bytes: int | None) -> float | None:
         return None
 
 
-def parse_datastore(source: str, item: dict[str, Any], maintenance: str | None) -> Datastore:
+_I64 = 2**63  # PBS sends its estimate as an i64: a number beyond that range is no estimate PBS could make
+
+
+def _byte_count(item: dict[str, Any], key: str, said: list[str]) -> int | None:
+    """A size as PBS sends it (a u64: a JSON integer) and a store can have (up to an exabyte, as the edge bounds
+    allow), else None, and anything else (NaN, 1e999, 2.5, "5120", -5, 2^64) is named in `said`."""
+    value = item.get(key)
+    if value is None or (type(value) is int and 0 <= value <= MAX_BYTES):
+        return value
+    said.append(f"'{key}' is {quoted(value)}, not a possible byte count")
+    return None
+
+
+def _full_date(value: Any, now: datetime, said: list[str]) -> tuple[datetime | None, bool]:
+    """PBS's estimate of when a store is full, as (that time, usage not growing).
+
+    PBS computes it as `((1 - a) / b).floor() as i64` from a month of usage history (pbs `src/api2/status.rs`),
+    and Rust's cast saturates, so every i64 is an honest answer. Absent: not enough history yet. `0`, or any time
+    already past (negative too): usage is flat or falling ("If the estimate lies in the past, the usage is
+    decreasing or not changing", pbs-api-types `DataStoreStatusListItem`). A time beyond the latest forecast the
+    board takes (2200) comes from a slope near zero: not growing either, so as not to name a healthy store."""
+    if value is None:
+        return None, False
+    if type(value) is not int or not -_I64 <= value < _I64:
+        said.append(f"'estimated-full-date' is {quoted(value)}, not a time PBS can send")
+        return None, False
+    at = epoch(value)  # None before 1970 and after the year 9999
+    if value <= now.timestamp() or at is None or at > LATEST_FORECAST:
+        return None, True
+    return at, False
+
+
+def parse_datastore(
+    source: str,
+    item: dict[str, Any],
+    maintenance: str | None,
+    *,
+    now: datetime | None = None,
+    said: list[str] | None = None,
+) -> Datastore:
+    """One record of `/status/datastore-usage`; what it holds that PBS could not have sent is left out and named
+    in `said`. An estimate before `now` (default: this machine's clock) means usage is not growing."""
+    now = now or datetime.now(UTC)
+    said = [] if said is None else said
     name = str(item.get("store"))
-    full = as_int(item.get("estimated-full-date"))
+    full_at, flat = _full_date(item.get("estimated-full-date"), now, said)
     raw_gc = item.get("gc-status")
     gc: dict[str, Any] = raw_gc if isinstance(raw_gc, dict) else {}
     index_bytes, disk_bytes = as_int(gc.get("index-data-bytes")), as_int(gc.get("disk-bytes"))
@@ -472,15 +519,44 @@ def parse_datastore(source: str, item: dict[str, Any], maintenance: str | None) 
         key=f"{source}/{name}",
         source=source,
         name=name,
-        total_bytes=as_int(item.get("total")),
-        used_bytes=as_int(item.get("used")),
-        avail_bytes=as_int(item.get("avail")),
-        estimated_full_at=epoch(full) if full else None,
-        usage_is_flat=full == 0,  # 0 = "infinite": usage is not growing (§3.3)
+        total_bytes=_byte_count(item, "total", said),
+        used_bytes=_byte_count(item, "used", said),
+        avail_bytes=_byte_count(item, "avail", said),
+        estimated_full_at=full_at,
+        usage_is_flat=flat,
         dedup_factor=_ratio(index_bytes, disk_bytes),
         error=str(error) if error else None,
         maintenance=maintenance,
     )
+
+
+def _says_less_good(store: Datastore) -> tuple[object, ...]:
+    """Orders the records of one store by how bad they say its space is: an error, then the larger share used
+    (one that does not add up counts for none), then the sooner full; last, the record's own text, so that
+    records equal in all that still rank the same whatever their order."""
+    used, total = store.used_bytes, store.total_bytes
+    share = Fraction(used, total) if used is not None and total and 0 <= used <= total else Fraction(-1)
+    full_at = store.estimated_full_at
+    return (store.error is not None, share, -full_at.timestamp() if full_at else -math.inf, repr(store))
+
+
+def parse_usage(
+    source: str, items: list[dict[str, Any]], maintenance: str | None, now: datetime, problems: list[str]
+) -> Datastore:
+    """A store's usage from its records in `/status/datastore-usage`, which lists each store once. Listed more
+    than once, the record that says least good is kept, whatever the order PBS sent them in (a store nearly full
+    must not hide behind a copy that says empty), and the store is named once."""
+    read: list[tuple[Datastore, list[str]]] = []
+    for item in items:
+        said: list[str] = []
+        read.append((parse_datastore(source, item, maintenance, now=now, said=said), said))
+    kept, said = max(read, key=lambda pair: (_says_less_good(pair[0]), pair[1]))
+    name = quoted(kept.name)
+    if said:
+        problems.append(f"datastore {name}: {'; '.join(said)}; left out")
+    if len(items) > 1:
+        problems.append(f"datastore {name}: listed {len(items)} times in the usage list; the least good one is used")
+    return kept
 
 
 __all__ = [
@@ -495,6 +571,7 @@ __all__ = [
     "parse_job",
     "parse_snapshot",
     "parse_task",
+    "parse_usage",
     "require",
     "require_name",
     "target_key",

@@ -29,11 +29,11 @@ from ._pbs_wire import (
     SnapshotDecoder,
     decode_group_page,
     make_target,
-    parse_datastore,
     parse_group,
     parse_job,
     parse_snapshot,
     parse_task,
+    parse_usage,
     require_name,
     target_key,
     task_job_key,
@@ -140,7 +140,12 @@ class PbsSource(ProxmoxSource):
         jobs, prune_keys, verify_last = jobs_task.result()
         new_tasks = tasks_task.result()
         usage = usage_task.result() or {}
-        datastores = [parse_datastore(self.name, usage.get(s, {"store": s}), maintenance[s]) for s in stores]
+        # An estimate is past or not by the board's clock, as PBS's own GUI tells by the browser's: a PBS clock
+        # gone wrong must not turn every store's estimate into "not growing".
+        datastores = [
+            parse_usage(self.name, usage.get(s) or [{"store": s}], maintenance[s], observed_at, problems)
+            for s in stores
+        ]
         refresh = self._stores_with_new_verification(new_tasks, verify_last, server_now)
         self._record_runs(new_tasks, prune_keys, server_now, problems)
         if read_now:
@@ -164,11 +169,14 @@ class PbsSource(ProxmoxSource):
         self._last_poll_at = observed_at
         return self._observation(observed_at, timezone, datastores, jobs, problems)
 
-    async def _usage(self, stores: list[str]) -> dict[str, dict[str, Any]]:
+    async def _usage(self, stores: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each wanted store's records in the usage list: one, unless PBS lists a store more than once."""
         items = await self._get("/status/datastore-usage", list)
-        return {
-            str(item.get("store")): item for item in items if isinstance(item, dict) and item.get("store") in stores
-        }
+        out: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if isinstance(item, dict) and item.get("store") in stores:
+                out.setdefault(str(item["store"]), []).append(item)
+        return out
 
     async def _jobs(self, timezone: str, problems: list[str]) -> tuple[list[Job], dict[Any, str], dict[str, str]]:
         async def listing(path: str, params: dict[str, Any] | None = None) -> list[Any]:
