@@ -4,7 +4,7 @@ Pure: `build_status(board, zone)` turns a Board into a `StatusDict`; `encode_sta
 app caches the bytes per board version. Times are ISO-8601 with the offset of the display zone.
 
 Sample (abridged):
-    {"generated_at": "2026-07-01T14:00:00+02:00", "overall": "critical",
+    {"generated_at": "2026-07-01T14:00:00+02:00", "judging_failed_at": null, "overall": "critical",
      "counts": {"status": {"ok": 3, "late": 1, ...}, "severity": {"ok": 3, "critical": 1, ...}},
      "services": [{"id": "vault", "status": "late", "severity": "critical", "reasons": ["..."], ...,
                    "risks": [{"kind": "offsite_lag", "detail": "..."}],
@@ -155,6 +155,8 @@ class SourceDict(TypedDict):
 
 class StatusDict(TypedDict):
     generated_at: str
+    # Since when judging again has failed (a bug; the verdicts are those of generated_at); null: judging works.
+    judging_failed_at: str | None
     overall: str
     counts: CountsDict
     services: list[ServiceDict]
@@ -311,6 +313,7 @@ def build_status(board: Board, zone: ZoneInfo) -> StatusDict:
         severity_counts[v.severity.value] += 1
     return {
         "generated_at": _isos(board.generated_at, zone),
+        "judging_failed_at": iso(board.judging_failed_at, zone),
         "overall": board.overall.value,
         "counts": {"status": status_counts, "severity": severity_counts},
         "services": each(

@@ -11,6 +11,10 @@ Glance waits for every extension with no timeout, so each answer is rendered onc
 served from `VersionCache`; a request costs a dict lookup. The API, the metrics and the page show when each source
 last answered, which moves with every poll (`BoardStore.sources_of`): they are rendered once per board version and
 poll.
+
+Every 200 carries a strong `ETag` of the bytes it sends (one per content coding), and `If-None-Match` gets a 304
+without a body (`conditional`); the calendar feed also has `Last-Modified` (`_Web.feed`). `Cache-Control: no-store`
+stays: the apps that revalidate (calendar apps, scripts) keep the tag themselves, and no cache is to keep a board.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -36,6 +41,7 @@ from ..config import Config
 from ..model import Board
 from . import api, ics, monitor
 from .auth import TokenAuth
+from .conditional import http_date, not_modified
 from .headers import AllowedHosts, SecurityHeaders
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import render_later
@@ -78,6 +84,16 @@ WARM_WIDGETS: tuple[tuple[str, dict[str, str]], ...] = (
 MAX_NAMED_SOURCES = 12  # an unknown source= lists the known ones, up to this many
 
 
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """The calendar feed as sent: its payload, when what it says last changed (whole seconds; None: no honest
+    time, see `_Web.feed`), and `ics.events_digest` of it."""
+
+    payload: Payload
+    last_modified: datetime | None = None
+    events: bytes = b""
+
+
 class _Web:
     """Per-app objects, kept on `app.state.web` (no module globals)."""
 
@@ -92,7 +108,10 @@ class _Web:
         for name, query in WARM_WIDGETS:  # what a usual Glance page asks for, until it asks
             params = WIDGETS[name].parse(query)
             self.fragments.expect((name, params), self.widget_builder(name, params))
-        self.feeds: VersionCache[Future[Payload]] = VersionCache(store, max_entries=1)
+        self.feeds: VersionCache[Future[Feed]] = VersionCache(store, max_entries=1)
+        # The feed last written and the newest Last-Modified given out: read and written in the feed thread only.
+        self._feed: Feed | None = None
+        self._feed_stamped: datetime | None = None
         # Answers that show when each source last answered: built again after a poll, even one with no news.
         self.polled: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
         self.pages: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
@@ -133,16 +152,36 @@ class _Web:
     def up_to_date(self, answer: tuple[int, object]) -> bool:
         return answer[0] == self.store.polls
 
-    def build_ics(self, board: Board) -> Future[Payload]:
+    def build_ics(self, board: Board) -> Future[Feed]:
         # Thousands of events take a second or more to write: in a worker thread, never on the event loop.
-        return _feed_worker().submit(self._ics_payload, board)
+        return _feed_worker().submit(self.feed, board)
 
-    def _ics_payload(self, board: Board) -> Payload:
+    def feed(self, board: Board) -> Feed:
+        """The feed for `board`; the last one again, bytes, ETag and Last-Modified, while its events are the same.
+
+        A board is published at every poll that brings news, and each one's feed would differ from the last in its
+        DTSTAMPs alone: calendar apps would fetch, parse and rewrite every event every 30 minutes for nothing.
+        Last-Modified is when the events last changed: the time of the board that changed them, which its feed
+        shows as DTSTAMP (the republish of a failed judging keeps that time, and its feed is the same anyway). An
+        HTTP date has whole seconds, and two boards can come within one: a client with the first one's date
+        would be told the second one is not modified. So a feed that is no later, to the second, than the newest
+        Last-Modified given out (also after the clock stepped back) gets none: apps then go by the ETag alone.
+        """
         try:
-            return Payload(ics.encode_calendar(self.shown(board)))
+            body = ics.encode_calendar(self.shown(board))
         except Exception:  # logged once per board version; a calendar app tries again later
             log.exception("calendar feed rendering failed")
-            return Payload(b"internal error while writing the calendar; see the backup-glance log\n", 500)
+            return Feed(Payload(b"internal error while writing the calendar; see the backup-glance log\n", 500))
+        events = ics.events_digest(body)
+        last = self._feed
+        if last is not None and last.events == events:
+            return last
+        stamp = board.generated_at.astimezone(UTC).replace(microsecond=0)
+        later = self._feed_stamped is None or stamp > self._feed_stamped
+        if later:
+            self._feed_stamped = stamp
+        self._feed = Feed(Payload(body), stamp if later else None, events)
+        return self._feed
 
     def build_page(self, board: Board) -> tuple[int, Payload]:
         polls = self.store.polls
@@ -179,9 +218,30 @@ async def healthz(request: Request) -> Response:
     return Response(json.dumps(body), media_type="application/json", headers=NO_STORE)
 
 
-def _send(request: Request, payload: Payload, media_type: str, headers: dict[str, str] | None = None) -> Response:
+# What a 304 repeats of the 200 it stands for (RFC 9110 §15.4.5): no representation metadata, no body.
+_NOT_MODIFIED_HEADERS = ("Cache-Control", "Vary", "ETag", "Last-Modified")
+
+
+def _send(
+    request: Request,
+    payload: Payload,
+    media_type: str,
+    headers: dict[str, str] | None = None,
+    *,
+    last_modified: datetime | None = None,
+) -> Response:
+    """A cached answer, gzip when the client takes it, with its validators: 304 when the client's copy is it."""
     body, is_gzip = payload.pick(request.headers.get("accept-encoding", ""))
     out = {**NO_STORE, "Vary": "Accept-Encoding", **(headers or {})}
+    if payload.status_code == 200:  # an error is no representation of anything to revalidate
+        out["ETag"] = etag = payload.gzipped_etag if is_gzip else payload.etag
+        now = datetime.now(UTC)
+        if last_modified is not None and last_modified > now:  # §8.8.2.1: never later than the answer's Date
+            last_modified = None
+        if last_modified is not None:
+            out["Last-Modified"] = http_date(last_modified)
+        if not_modified(request.headers, etag, last_modified, now):
+            return Response(status_code=304, headers={k: out[k] for k in _NOT_MODIFIED_HEADERS if k in out})
     if is_gzip:
         out["Content-Encoding"] = "gzip"
     return Response(body, status_code=payload.status_code, media_type=media_type, headers=out)
@@ -256,8 +316,8 @@ async def metrics(request: Request) -> Response:
 async def calendar_ics(request: Request) -> Response:
     web = _web(request)
     future = web.feeds.get("ics", web.build_ics)
-    payload = future.result() if future.done() else await asyncio.wrap_future(future)
-    return _send(request, payload, "text/calendar; charset=utf-8")
+    feed = future.result() if future.done() else await asyncio.wrap_future(future)
+    return _send(request, feed.payload, "text/calendar; charset=utf-8", last_modified=feed.last_modified)
 
 
 async def page(request: Request) -> Response:

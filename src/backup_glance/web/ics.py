@@ -10,6 +10,7 @@ Sample event:
     DTSTART;TZID=Europe/Vienna:20261126T040000
     DTEND;TZID=Europe/Vienna:20261126T044500
     UID:3f1c...@backup-glance
+    DTSTAMP:20261126T130000Z
     DESCRIPTION:succeeded · pbs-main ...
     END:VEVENT
 """
@@ -17,7 +18,8 @@ Sample event:
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import re
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vDuration
@@ -92,7 +94,18 @@ def _event(slot: CalendarSlot, board: Board) -> Event:
     zone = _zone(slot.timezone)
     event = Event()
     event.add("uid", slot_uid(slot))
-    event.add("dtstamp", board.generated_at)
+    # DTSTAMP is required (RFC 5545 §3.6.1), in UTC (§3.8.7.2); with METHOD:PUBLISH it says when this iCalendar
+    # object was made: the time of the board it shows, kept while the events stay the same (app.py, `feed`).
+    # No SEQUENCE and no LAST-MODIFIED, on purpose. An event changes when its slot's outcome does (due, then
+    # failed; running, then its real end), and the board keeps neither the time of that change nor a count of
+    # changes that could only grow. A LAST-MODIFIED that did not move with the outcome would keep the stale event
+    # where an app trusts it (ICSx⁵, the feed app beside DAVx⁵, updates a known UID only when it has no
+    # LAST-MODIFIED or a later one); one moved with every board would say no more than DTSTAMP. A SEQUENCE made
+    # up from the outcome could go down (a slot called missed is running once its late run starts), and an app
+    # would then keep the version it has. Absent, SEQUENCE is 0 for every version, and RFC 5546 §2.1.5 orders
+    # versions of one UID with the same SEQUENCE by DTSTAMP, which grows whenever an event changed. (Most apps
+    # that subscribe by URL replace the whole feed at each fetch anyway.)
+    event.add("dtstamp", board.generated_at.astimezone(UTC))
     event.add("dtstart", slot.start_at.astimezone(zone))
     # RFC 5545 wants an end after the start: a run recorded as ending before it began still gets a minute.
     event.add("dtend", (slot.start_at + max(slot.duration, MIN_DURATION)).astimezone(zone))
@@ -132,4 +145,18 @@ def encode_calendar(board: Board) -> bytes:
     return body
 
 
-__all__ = ["build_calendar", "encode_calendar", "slot_uid", "summary"]
+_DTSTAMP = re.compile(rb"\r\nDTSTAMP[:;][^\r\n]*")  # never folded: well under 75 octets; text escapes its newlines
+
+
+def events_digest(body: bytes) -> bytes:
+    r"""What an encoded feed says, but for its DTSTAMPs: equal for two boards whose events are the same.
+
+    >>> events_digest(b"A\r\nDTSTAMP:20261126T130000Z\r\nB") == events_digest(b"A\r\nDTSTAMP:20261126T140000Z\r\nB")
+    True
+    >>> events_digest(b"A\r\nDTSTAMP:20261126T130000Z\r\nB") == events_digest(b"A\r\nDTSTAMP:20261126T130000Z\r\nC")
+    False
+    """
+    return hashlib.blake2b(_DTSTAMP.sub(b"", body), digest_size=16).digest()
+
+
+__all__ = ["build_calendar", "encode_calendar", "events_digest", "slot_uid", "summary"]
