@@ -141,8 +141,11 @@ def gather(
             seen.add(snapshot_id)
             by_key[snapshot.target_key].append(snapshot)
     _add_runs(evidence, history.runs, seen_runs)
-    for snapshots in by_key.values():
+    live_by_key = evidence.live_by_key
+    for key, snapshots in by_key.items():
         snapshots.sort(key=_snapshot_order)
+        if live_by_key.get(key) == snapshots:  # nothing but live ones, listed in time order: one list for both
+            live_by_key[key] = snapshots
     for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
         runs.sort(key=_run_order)
     return evidence

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
+from operator import attrgetter
 
 from ..model import Job, JobRun, ServiceSpec, Snapshot, Target
 from ._common import SUCCESS
@@ -48,9 +50,7 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
         return spec.source is None or source == spec.source
 
     targets = [t for k in keys for t in evidence.targets.get(k, []) if wanted(t.source)]
-    all_snapshots = [s for k in keys for s in evidence.snapshots.get(k, []) if wanted(s.source)]
-    finished = sorted((s for s in all_snapshots if s.finished), key=lambda s: s.taken_at)
-    unfinished = sorted((s for s in all_snapshots if not s.finished), key=lambda s: s.taken_at)
+    finished, unfinished = _finished_and_not(keys, spec.source, evidence)
     runs = [r for k in keys for r in evidence.runs_by_target.get(k, []) if wanted(r.source)]
     jobs: dict[str, Job] = {}
     for key in keys:
@@ -63,7 +63,11 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
             if set(job.target_keys) <= set(keys):
                 runs.extend(evidence.runs_by_job.get(job.key, []))
     runs.sort(key=lambda r: r.started_at)
-    success_times = sorted([s.taken_at for s in finished] + [r.started_at for r in runs if r.outcome in SUCCESS])
+    run_successes = [r.started_at for r in runs if r.outcome in SUCCESS]
+    if not run_successes and finished is evidence.snapshots.get(keys[0] if keys else ""):
+        success_times = evidence.times_of(finished)  # the one list the calendar bisects too
+    else:
+        success_times = sorted([s.taken_at for s in finished] + run_successes)
     return Facts(
         keys,
         targets,
@@ -74,6 +78,24 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
         success_times,
         judged_from(success_times, runs, evidence.recorded_since),
     )
+
+
+def _finished_and_not(keys: list[str], source: str | None, evidence: Evidence) -> tuple[list[Snapshot], list[Snapshot]]:
+    """The targets' finished and unfinished snapshots of the wanted source, each in time order. The usual service,
+    one target of any source whose snapshots all finished, gets the evidence's own list (sorted by time first): at
+    10,000 guests a copy for each was 600,000 list slots more (evidence lists are replaced, never changed)."""
+    if len(keys) == 1 and source is None:
+        listed = evidence.snapshots.get(keys[0], [])
+        if all(map(_is_finished, listed)):
+            return listed, []
+    wanted = [s for k in keys for s in evidence.snapshots.get(k, []) if source is None or s.source == source]
+    finished = sorted((s for s in wanted if s.finished), key=_taken)
+    unfinished = sorted((s for s in wanted if not s.finished), key=_taken)
+    return finished, unfinished
+
+
+_is_finished: Callable[[Snapshot], bool] = attrgetter("finished")
+_taken: Callable[[Snapshot], datetime] = attrgetter("taken_at")
 
 
 def judged_from(success_times: list[datetime], runs: list[JobRun], recorded_since: datetime | None) -> datetime | None:

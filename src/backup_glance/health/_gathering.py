@@ -204,11 +204,14 @@ class Gathering:
                 return None
             live += appeared_by_key.get(key, [])
             kept = [s for s in index.history.get(key, ()) if s.snapshot_id not in live_ids.get(s.source, _NONE)]
+            in_order = sorted(live + kept, key=_snapshot_order)
+            if in_order == live:  # as `gather` does: one list for both when they hold the same
+                live = in_order
             _put(live_by_key, key, live)
             live_counts.pop(key, None)
             if live:
                 live_counts[key] = len(live)
-            _put(snapshots, key, sorted(live + kept, key=_snapshot_order))
+            _put(snapshots, key, in_order)
         runs_by_target, runs_by_job = defaultdict(list, before.runs_by_target), defaultdict(list, before.runs_by_job)
         for key in dirty_runs:
             merged = _merged([by_target.get(key, ()) for by_target in index.runs_by_target])

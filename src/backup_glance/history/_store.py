@@ -25,7 +25,7 @@ import statistics
 import threading
 import time
 from array import array
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -294,8 +294,7 @@ class History:
             if change is not None:
                 by_source[observation.source] = change.listed.by_id
             else:
-                for snapshot in observation.snapshots:
-                    by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
+                by_source = _by_source(observation.snapshots)
         listed = memory.recorded_runs.get(observation.source)
         if listed is not None and listed[0] is observation.runs:  # the same tuple as last time: nothing to compare
             runs: dict[RunKey, JobRun] = {}
@@ -321,7 +320,8 @@ class History:
                 if change is not None:
                     plan = _plan(source, change.appeared, change.gone(present), present)
                 else:
-                    plan = _plan(source, snapshots.values(), _gone(snapshots, present, observation), present)
+                    whole = observation.snapshots if len(snapshots) == len(observation.snapshots) else snapshots
+                    plan = _plan(source, whole, _gone(snapshots, present, observation), present)
                 _mark_gone(conn, plan, seen_at)
                 plans.append(plan)
             deferring = defer and sum(len(plan.added) + len(plan.updated) for plan in plans) >= DEFERRED_ROWS
@@ -337,9 +337,10 @@ class History:
         memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
         memory.covered.update(dict.fromkeys(stale, seen_at))
         for plan in plans:
-            memory.apply(plan, seen_at)
+            memory.apply(plan, seen_at, by_source.get(plan.source))
         if not relisted:
             memory.list(observation, change.listed if change is not None else fresh)
+            memory.share_present(observation.source)
         memory.note_runs(new_runs)
         memory.name(observation, renamed)
         if deferring:
@@ -536,7 +537,7 @@ class _SnapshotPlan:
     may leave its new rows for later, see `_Deferred`)."""
 
     source: str
-    added: list[Snapshot]
+    added: Sequence[Snapshot]  # a first record's: the observation's own tuple when it lists exactly these
     updated: list[Snapshot]
     gone: list[str]
 
@@ -557,6 +558,22 @@ def _what_to_do(where: str, exc: sqlite3.Error) -> str:
     return "; is it a backup-glance history file?"
 
 
+def _by_source(snapshots: tuple[Snapshot, ...]) -> dict[str, dict[str, Snapshot]]:
+    """Snapshots by source and id (the last of an id listed twice). Most observations list one source's only: their
+    dict is made in C, not a step of Python per snapshot (600,000 on the way to a first board)."""
+    sources = set(map(_source, snapshots))
+    if len(sources) == 1:
+        return {sources.pop(): dict(zip(map(_snapshot_id, snapshots), snapshots, strict=True))}
+    by_source: dict[str, dict[str, Snapshot]] = {}
+    for snapshot in snapshots:
+        by_source.setdefault(snapshot.source, {})[snapshot.snapshot_id] = snapshot
+    return by_source
+
+
+_source: Callable[[Snapshot], str] = attrgetter("source")
+_snapshot_id: Callable[[Snapshot], str] = attrgetter("snapshot_id")
+
+
 def _stored_present(conn: sqlite3.Connection, source: str) -> dict[str, Snapshot]:
     """The snapshots the file holds as present for a source (read once per source after a start)."""
     rows = conn.execute(
@@ -574,12 +591,18 @@ def _gone(snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observat
     ]
 
 
-def _plan(source: str, listed: Iterable[Snapshot], gone: list[str], present: dict[str, Snapshot]) -> _SnapshotPlan:
-    if not present:  # a first record: everything is new (each id once: `listed` comes from a dict or a `Listed`)
-        return _SnapshotPlan(source, list(listed), [], gone)
+def _plan(
+    source: str,
+    listed: tuple[Snapshot, ...] | dict[str, Snapshot] | list[Snapshot],
+    gone: list[str],
+    present: dict[str, Snapshot],
+) -> _SnapshotPlan:
+    """`listed`: each id once (the observation's tuple when its ids are, or a dict's snapshots, or a change's)."""
+    if not present:  # a first record: everything is new (600,000 at 10,000 guests: no copy of the tuple)
+        return _SnapshotPlan(source, list(listed.values()) if isinstance(listed, dict) else listed, [], gone)
     added: list[Snapshot] = []
     updated: list[Snapshot] = []
-    for snapshot in listed:
+    for snapshot in listed.values() if isinstance(listed, dict) else listed:
         before = present.get(snapshot.snapshot_id)
         if before is snapshot or before == snapshot:
             continue  # steady state: most snapshots are unchanged (often the very same object)
@@ -843,15 +866,31 @@ class _Memory:
             listed.generation = self.generations.get(observation.source, 0)
             self.listed[observation.source] = listed
 
-    def apply(self, plan: _SnapshotPlan, seen_at: int) -> None:
+    def share_present(self, source: str) -> None:
+        """After `apply` and `list`: when the file holds as present exactly what the source listed, one dict
+        serves as both (600,000 entries at 10,000 guests: 15 MB less). Every listed id is present after a
+        record, so equal sizes mean equal ids, and the snapshots under them are equal if not the same objects.
+        `apply` changes `present` in place: the `Listed` it is shared with has made its `Change` by then, and is
+        replaced by the record that applies it."""
+        listed, present = self.listed.get(source), self.present.get(source)
+        if listed is not None and present is not None and len(present) == len(listed.by_id):
+            self.present[source] = listed.by_id
+
+    def apply(self, plan: _SnapshotPlan, seen_at: int, listed: dict[str, Snapshot] | None = None) -> None:
+        """`listed`: the record's snapshots of `plan.source` by id, when it made such a dict."""
         present = self.present.setdefault(plan.source, {})
         self.generations[plan.source] = self.generations.get(plan.source, 0) + 1
-        for snapshot_id in plan.gone:
-            present.pop(snapshot_id, None)
-        for snapshot in (*plan.added, *plan.updated):
-            present[snapshot.snapshot_id] = snapshot
-            if self.window is not None:
-                self.window.put_snapshot(snapshot)
+        if not present and listed is not None and len(plan.added) == len(listed) and self.window is None:
+            # A first record (nothing updated or gone with nothing present): that dict is what `present` would
+            # become, 600,000 entries at 10,000 guests built again on the way to the first board.
+            self.present[plan.source] = listed
+        else:
+            for snapshot_id in plan.gone:
+                present.pop(snapshot_id, None)
+            for snapshot in chain(plan.added, plan.updated):
+                present[snapshot.snapshot_id] = snapshot
+                if self.window is not None:
+                    self.window.put_snapshot(snapshot)
         if plan.added and self.first_seen is None:  # the file was empty when last read
             self.first_seen = seen_at
 

@@ -9,6 +9,7 @@ import gc
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -171,7 +172,9 @@ def guest_key(vmid: int, cluster: str | None = None) -> str:
     >>> guest_key(101), guest_key(101, "pve-b")
     ('guest:101', 'guest:pve-b/101')
     """
-    return f"guest:{cluster}/{vmid}" if cluster else f"guest:{vmid}"
+    # Interned: each task, run, job and snapshot list names the guest again, and at 10,000 guests those were
+    # 140,000 equal strings (8 MB) instead of 10,000.
+    return sys.intern(f"guest:{cluster}/{vmid}" if cluster else f"guest:{vmid}")
 
 
 def guest_vmid(key: str) -> int | None:
