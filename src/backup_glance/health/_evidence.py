@@ -68,18 +68,6 @@ class Evidence:
     remote_copies: dict[str, list[RemoteCopy]] = field(default_factory=lambda: defaultdict(list))
     prune_jobs: list[Job] = field(default_factory=list)
 
-    # id(list) -> (the list, its instants); holding the list keeps its id from being reused while cached
-    _times: dict[int, tuple[object, list[datetime]]] = field(default_factory=dict)
-
-    def times_of(self, items: list[Snapshot] | list[JobRun]) -> list[datetime]:
-        """The instants of a sorted evidence list (taken / started), made once per list for bisection."""
-        cached = self._times.get(id(items))
-        if cached is not None and cached[0] is items:
-            return cached[1]
-        times = [item.taken_at if isinstance(item, Snapshot) else item.started_at for item in items]
-        self._times[id(items)] = (items, times)
-        return times
-
     @cached_property
     def known_keys(self) -> frozenset[str]:
         """Every target key any source or history mentions."""

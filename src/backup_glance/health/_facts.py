@@ -63,11 +63,7 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
             if set(job.target_keys) <= set(keys):
                 runs.extend(evidence.runs_by_job.get(job.key, []))
     runs.sort(key=lambda r: r.started_at)
-    run_successes = [r.started_at for r in runs if r.outcome in SUCCESS]
-    if not run_successes and finished is evidence.snapshots.get(keys[0] if keys else ""):
-        success_times = evidence.times_of(finished)  # the one list the calendar bisects too
-    else:
-        success_times = sorted([s.taken_at for s in finished] + run_successes)
+    success_times = sorted([s.taken_at for s in finished] + [r.started_at for r in runs if r.outcome in SUCCESS])
     return Facts(
         keys,
         targets,

@@ -225,12 +225,6 @@ class Gathering:
             _put(runs_by_job, job, merged)
         evidence.snapshots, evidence.live_by_key, evidence.live_counts = snapshots, live_by_key, live_counts
         evidence.runs_by_target, evidence.runs_by_job = runs_by_target, runs_by_job
-        made = before._times  # the instants of the lists kept, not of those made again
-        for lists in (snapshots, runs_by_target, runs_by_job):
-            for items in lists.values():
-                known = made.get(id(items))
-                if known is not None and known[0] is items:
-                    evidence._times[id(items)] = known
         return evidence
 
 
