@@ -47,7 +47,6 @@ from backup_glance.config import PbsSourceConfig, PveSourceConfig
 from backup_glance.history import History
 from backup_glance.model import Board, HistoryView, Observation, ProtectionPolicy, SourceState
 from backup_glance.serving import run_event_loop
-from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.pbs import create_pbs_app
 from backup_glance.simulators.proxmox_lab import (
     Guest,
@@ -179,6 +178,10 @@ def _snapshot(lab: ProxmoxLab, at: datetime, vmid: int) -> Any:
 
 def serve(conn: Connection, protection: bool = True) -> None:
     """Child process: build the lab, serve PBS and PVE, apply the change on request."""
+    # Here, not at the top: TLS for the simulators (trustme, cryptography) is 11 MB that the measured process, which
+    # only polls, would otherwise count as its own.
+    from backup_glance.simulators._server import SimulatorServer
+
     now = datetime.now(UTC)
     lab = big_lab(now, protection)
     pbs = SimulatorServer(create_pbs_app(lab, token_id=TOKEN_ID, token_secret=SECRET)).start()
