@@ -6,11 +6,15 @@ Sits at the start of the flow (sources -> observations -> health). It runs the r
 Secrets: the password reaches restic only through the child's environment: `RESTIC_PASSWORD_FILE` (from
 `password_file`) or `RESTIC_PASSWORD` (copied from the variable `password_env` names). The repository goes in
 `RESTIC_REPOSITORY`, not argv, because a REST/S3 URL may carry credentials; argv is world-readable in `ps`.
-Messages quote at most restic's first stderr line, with the repository's user-info redacted.
+Messages quote at most one line restic wrote on stderr, with the repository's user-info redacted.
 
 restic keeps no run history: a failed run leaves no snapshot. Each snapshot is reported as one successful run of
 its group's job, so health judges "newest snapshot vs schedule". `--no-lock` because listing is read-only and a
 lock would both write to the repository and fail while a backup holds an exclusive lock.
+
+restic up to 0.19 exits 0 when it could not load a snapshot (it warns on stderr and leaves it out) and even when it
+could not list the snapshots at all (it prints what it had, often `[]`): stderr is read on success too, so that a
+damaged snapshot is named in `problems` and an unlistable repository is an error, not an empty one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import logging
 import os
 import re
 import signal
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -37,7 +43,7 @@ from ._util import is_remote_uri, json_loads, left_out, offsite_named, utc_now
 KIND = "restic"
 log = logging.getLogger(__name__)
 _MAX_OUTPUT = 256 * 1024 * 1024  # a JSON list of 100k snapshots is ~60 MB; more means something is wrong
-_MAX_STDERR = 64 * 1024  # only its first line is ever shown
+_MAX_STDERR = 64 * 1024  # its start: the first line is shown; also kept: its end (where the exit error is)
 _CHUNK = 1024 * 1024
 _REAP_SECONDS = 5.0
 _LINGER_S = 1.0  # after restic ended, for the end of its output
@@ -51,9 +57,26 @@ _SCRUB = frozenset(
         "RESTIC_REPOSITORY",
         "RESTIC_REPOSITORY_FILE",
         "RESTIC_KEY_HINT",
+        # restic 0.17+ lists only this host's snapshots: an env file shared with a backup container sets it, and
+        # every other host's groups would vanish from the board. Kept when the source's own `env` sets it.
+        "RESTIC_HOST",
     }
 )
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# Up to the last '@' before the path: Go (restic) reads "u:p@ss@host" as user "u", password "p@ss".
+_USERINFO = re.compile(r"(?<=://)[^/\s]*@")
+# What restic up to 0.19 says on stderr, exiting 0, about a snapshot it left out (<= 0.15, then 0.16+ wording) and
+# about a listing it could not make (then it prints what it had, often nothing).
+_UNLOADED = re.compile(r'(?:could not load snapshot ([0-9a-f]+)|Ignoring "([0-9a-f]+)"): (.*)')
+_UNLISTED = re.compile(r"could not load snapshots: (.*)")
+_JSON_KINDS: dict[type, str] = {
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    type(None): "null",
+}
+_RETRYING = re.compile(r"\) returned error, retrying after ")  # a backend's retry notice: no reason of its own
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 # Starting the binary failed in a way only a config change fixes (not a binary, a directory, a bad path).
 _PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
@@ -61,14 +84,16 @@ _PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno
 
 class _Output:
     """What one of restic's pipes said, kept as it is read: its first `most` bytes (more: `overflowed`, and then
-    `on_overflow` is called once). Kept here, not in the reading coroutine, so that what came before a reading
-    that had to be given up is not lost."""
+    `on_overflow` is called once) and, past those, its last `tail` bytes. Kept here, not in the reading coroutine,
+    so that what came before a reading that had to be given up is not lost."""
 
-    def __init__(self, most: int, on_overflow: Callable[[], object] | None = None) -> None:
+    def __init__(self, most: int, on_overflow: Callable[[], object] | None = None, *, tail: int = 0) -> None:
         self._most = most
         self._on_overflow = on_overflow
         self._chunks: list[bytes] = []
         self._size = 0
+        self._tail_most = tail
+        self._tail = b""
         self.overflowed = False
 
     async def read(self, stream: asyncio.StreamReader | None) -> None:
@@ -78,6 +103,8 @@ class _Output:
             self._size += len(chunk)
             if kept > 0:
                 self._chunks.append(chunk[:kept])
+            if self._tail_most and kept < len(chunk):
+                self._tail = (self._tail + chunk[max(kept, 0) :])[-self._tail_most :]
             if self._size > self._most and not self.overflowed:
                 self.overflowed = True
                 if self._on_overflow is not None:
@@ -86,6 +113,14 @@ class _Output:
 
     def text(self) -> bytes:
         return b"".join(self._chunks)
+
+    def lines(self) -> list[str]:
+        """The non-empty lines of the start and (when there was more) the end; a line cut in two is left out."""
+        head = b"".join(self._chunks)
+        if self._tail:
+            head = head.rpartition(b"\n")[0] + b"\n" + self._tail.partition(b"\n")[2]
+        text = head.decode("utf-8", "replace")
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 async def _drain(stream: asyncio.StreamReader | None) -> None:
@@ -112,9 +147,9 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _stop_group(process: asyncio.subprocess.Process) -> None:
-    """Kill the group and reap restic. Its pipes are read to their end first: Python 3.11's asyncio has a child
-    reaped only once they closed, and a pipe whose reading was given up mid-way never would."""
+async def _stop_group(process: asyncio.subprocess.Process) -> bool:
+    """Kill the group and reap restic; whether it ended. Its pipes are read to their end first: Python 3.11's asyncio
+    has a child reaped only once they closed, and a pipe whose reading was given up mid-way never would."""
     _kill_group(process)
     try:
         async with asyncio.timeout(_LINGER_S if process.returncode is not None else _REAP_SECONDS):
@@ -128,13 +163,14 @@ async def _stop_group(process: asyncio.subprocess.Process) -> None:
             transport.close()
         if process.returncode is None:
             log.warning("restic did not end after being killed", extra={"pid": process.pid})
+    return process.returncode is not None
 
 
 def redact(text: str) -> str:
     """Hide `user:password@` in URLs.
 
-    >>> redact("rest:https://u:secret@host:8000/repo")
-    'rest:https://***@host:8000/repo'
+    >>> redact("rest:https://u:secret@host:8000/repo"), redact("rest:https://u:p@ss@host/a@b")
+    ('rest:https://***@host:8000/repo', 'rest:https://***@host/a@b')
     """
     return _USERINFO.sub("***@", text)
 
@@ -170,6 +206,11 @@ class ResticSource:
         self._config = config
         self._environ = os.environ if environ is None else environ
         self._clock = clock
+        self._repository = redact(config.repository)  # as messages name it
+        # A restic that a kill did not end (stuck in a hung NFS/SMB mount, where SIGKILL waits for the I/O), and
+        # when it was started: no other is started for this repository until it ended, or one would pile up, with
+        # the thread that waits for it, at every poll.
+        self._unended: tuple[asyncio.subprocess.Process, float] | None = None
 
     async def aclose(self) -> None:
         return None
@@ -199,9 +240,27 @@ class ResticSource:
             env["RESTIC_PASSWORD"] = password
         return env
 
-    async def _run(self, *args: str) -> bytes:
+    def _check_unended(self) -> None:
+        if self._unended is None:
+            return
+        process, started = self._unended
+        if process.returncode is not None:
+            self._unended = None
+            return
+        minutes = (time.monotonic() - started) / 60
+        raise self._error(
+            SourceUnreachable,
+            f"restic (pid {process.pid}) started for {self._repository} {minutes:.0f} min ago has not ended although"
+            " it was killed: it waits on the repository's storage (a hung NFS or SMB mount?); no other restic is"
+            " started until it ends",
+        )
+
+    async def _run(self, *args: str) -> tuple[bytes, list[str]]:
+        """restic's stdout and the lines of its stderr, when it exited 0."""
+        self._check_unended()
         env = self._child_env()
         binary = self._config.restic_binary
+        started = time.monotonic()
         try:
             process = await asyncio.create_subprocess_exec(
                 binary,
@@ -228,14 +287,16 @@ class ResticSource:
         except ValueError as exc:  # an environment no process can have (configs are checked; a last guard)
             raise self._error(SourceError, f"cannot start restic binary {binary!r}: {exc}", permanent=True) from None
         said = _Output(_MAX_OUTPUT, on_overflow=partial(_kill_group, process))
-        complained = _Output(_MAX_STDERR)
+        complained = _Output(_MAX_STDERR, tail=_MAX_STDERR)
         readers = asyncio.gather(said.read(process.stdout), complained.read(process.stderr))
         try:
             async with asyncio.timeout(self._config.timeout.total_seconds()):  # wait_for may swallow a cancel on 3.11
                 await _until_done(process, readers)
         except TimeoutError:
             seconds = self._config.timeout.total_seconds()
-            raise self._error(SourceTimeout, f"restic snapshots did not finish within {seconds:g}s") from None
+            raise self._error(
+                SourceTimeout, f"restic snapshots of {self._repository} did not finish within {seconds:g}s"
+            ) from None
         finally:
             # Done, timed out, too much said, or the poll was cancelled (shutdown): never leave restic, or anything
             # it started, running behind us.
@@ -243,18 +304,22 @@ class ResticSource:
             await asyncio.wait({readers})
             if not readers.cancelled():
                 readers.exception()  # seen: a reading given up is not an error of its own
-            await _stop_group(process)
+            if not await _stop_group(process):
+                self._unended = (process, started)
         if said.overflowed:
-            raise self._error(SourceProtocolError, f"restic printed more than {_MAX_OUTPUT // 2**20} MB; refused")
+            raise self._error(
+                SourceProtocolError,
+                f"restic printed more than {_MAX_OUTPUT // 2**20} MB; refused (repository {self._repository})",
+            )
         if process.returncode != 0:
-            raise self._exit_error(process.returncode or 0, complained.text().decode("utf-8", "replace"))
-        return said.text()
+            raise self._exit_error(process.returncode or 0, complained.lines())
+        return said.text(), complained.lines()
 
-    def _exit_error(self, code: int, stderr: str) -> SourceError:
+    def _exit_error(self, code: int, lines: list[str]) -> SourceError:
         """Exit codes per reference B.2; restic < 0.17 exits 1 for everything, so stderr is read too."""
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        first = redact(lines[0].removeprefix("Fatal: "))[:200] if lines else "no message"
-        repository = redact(self._config.repository)
+        stderr = "\n".join(lines)
+        first = redact(_reason(lines))[:200]
+        repository = self._repository
         if code == 12 or "wrong password" in stderr:
             return self._error(SourceAuthError, f"wrong password or no key found for repository {repository}")
         if code == 10 or "Is there a repository at the following location" in stderr:
@@ -262,23 +327,40 @@ class ResticSource:
         if code == 11:
             return self._error(SourceUnreachable, f"repository {repository} is locked ({first})")
         if code == 130:
-            return self._error(SourceUnreachable, "restic was interrupted")
-        return self._error(SourceUnreachable, f"restic exited with code {code}: {first}")
+            return self._error(SourceUnreachable, f"restic was interrupted (repository {repository})")
+        if code < 0:  # ended by a signal: the OOM killer, someone's kill; no code of its own to show
+            name = _signal_name(-code)
+            return self._error(SourceUnreachable, f"restic was killed by {name} (out of memory?) on {repository}")
+        return self._error(SourceUnreachable, f"restic exited with code {code} on {repository}: {first}")
 
     async def poll(self) -> Observation:
         now = self._clock()
-        raw = await self._run("snapshots", "--json", "--no-lock")
+        raw, complaints = await self._run("snapshots", "--json", "--no-lock")
+        repository = self._repository
+        unloaded: list[str] = []
+        for line in complaints:
+            if (unlisted := _UNLISTED.match(line)) is not None:
+                reason = redact(unlisted.group(1))[:200]
+                raise self._error(SourceUnreachable, f"restic could not list the snapshots of {repository} ({reason})")
+            if (found := _UNLOADED.match(line)) is not None:
+                snapshot_id, reason = (found.group(1) or found.group(2))[:8], redact(found.group(3))[:200]
+                unloaded.append(f"restic could not load snapshot {snapshot_id} ({reason})")
+        if not raw.strip():
+            raise self._error(SourceProtocolError, f"restic printed nothing (repository {repository})")
         try:
             items = json_loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise self._error(
-                SourceProtocolError, f"restic printed malformed JSON ({exc.__class__.__name__})"
+                SourceProtocolError,
+                f"restic printed malformed JSON ({exc.__class__.__name__}) (repository {repository})",
             ) from None
         if items is None:  # restic 0.9-0.11 print `null` for an empty repository
             items = []
         if not isinstance(items, list):
-            raise self._error(SourceProtocolError, "restic snapshots --json did not print a list")
-        return self._observation(now, [item for item in items if isinstance(item, dict)])
+            raise self._error(
+                SourceProtocolError, f"restic snapshots --json did not print a list (repository {repository})"
+            )
+        return self._observation(now, items, unloaded)
 
     def group_of(self, item: Mapping[str, Any]) -> str:
         """The group label: parts in `group_by` order joined by ':' (e.g. "nas01:/data/home")."""
@@ -290,19 +372,41 @@ class ResticSource:
                 parts.append(_joined(item.get(part)))
         return ":".join(parts)
 
-    def _observation(self, now: datetime, items: list[dict[str, Any]]) -> Observation:
-        location = redact(self._config.repository)
+    def _observation(self, now: datetime, items: list[Any], unloaded: list[str] | None = None) -> Observation:
+        """`unloaded`: the snapshots restic said it left out."""
+        location = self._repository
         targets: dict[str, Target] = {}
         snapshots: list[Snapshot] = []
         runs: list[JobRun] = []
         unreadable: list[str] = []  # entries left out, and why: one bad entry costs that snapshot, not the poll
-        for item in items:
+        noise: list[str] = []  # entries that are no snapshot at all
+        twice: list[str] = []
+        readable: list[tuple[dict[str, Any], datetime, str]] = []
+        for number, item in enumerate(items, 1):
+            if not isinstance(item, dict):
+                noise.append(f"entry {number} is no snapshot ({_JSON_KINDS.get(type(item), 'not an object')})")
+                continue
+            full_id = item.get("id")  # 64 hex digits in every restic; `short_id` is deprecated
+            if not isinstance(full_id, str) or not full_id:
+                unreadable.append("unreadable snapshot entry (no id)")
+                continue
             try:
                 taken_at = parse_time(str(item["time"]))
-                snapshot_id = str(item.get("short_id") or str(item["id"])[:8])
             except (KeyError, ValueError) as exc:
                 unreadable.append(f"unreadable snapshot entry ({exc.__class__.__name__}: {exc})")
                 continue
+            readable.append((item, taken_at, full_id))
+        # A snapshot id is unique within a source (history keys on it), and restic's short ids are 8 hex digits:
+        # at 100,000 snapshots two share one more likely than not. Those keep their full id; the very same id
+        # listed again (no repository can hold it twice) costs the later entry.
+        shorts = Counter(full_id[:8] for full_id in {full_id for _item, _at, full_id in readable})
+        seen: set[str] = set()
+        for item, taken_at, full_id in readable:
+            if full_id in seen:
+                twice.append(f"snapshot {full_id[:8]} listed twice")
+                continue
+            seen.add(full_id)
+            snapshot_id = full_id[:8] if shorts[full_id[:8]] == 1 else full_id
             group = self.group_of(item)
             key = f"restic:{self.name}/{group}"
             targets.setdefault(key, Target(key, self.name, group, "restic"))
@@ -377,13 +481,34 @@ class ResticSource:
             jobs=tuple(jobs),
             runs=tuple(sorted(runs, key=lambda r: r.started_at)),
             offsite_locations=(location,) if offsite else (),
-            problems=left_out(unreadable),
+            problems=(*left_out(unloaded or ()), *left_out(noise), *left_out(unreadable), *left_out(twice)),
         )
 
 
 def _joined(names: object) -> str:
     """Paths or tags as one label part, sorted; anything but a JSON list (5, true) names nothing."""
     return ",".join(sorted(str(n) for n in names)) if isinstance(names, list) else ""
+
+
+def _reason(lines: list[str]) -> str:
+    """The line of restic's stderr that says why it failed: the message of restic 0.18+'s JSON exit error (it
+    comes last), else the first line that is no backend's retry notice, without "Fatal: "."""
+    for line in reversed(lines):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError, TypeError, RecursionError):
+                said = json.loads(line)
+                if isinstance(said, dict) and said.get("message_type") == "exit_error":
+                    message = str(said.get("message") or "").strip()
+                    return message.splitlines()[0].removeprefix("Fatal: ") if message else "no message"
+    plain = [line for line in lines if not _RETRYING.search(line)] or lines
+    return plain[0].removeprefix("Fatal: ") if plain else "no message"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _maybe_time(value: object) -> datetime | None:
