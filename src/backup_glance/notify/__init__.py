@@ -7,6 +7,7 @@ are health's; this package only compares them over time and says so, once, at th
     _messages.py   pure: how it reads (title: the worst; one line per service; the digest)
     _store.py      what was announced, and the outbox, in the history database (written as it happens)
     _deliver.py    Apprise in a thread pool of its own; one worker per target; retries with backoff
+    _http.py       what a target's HTTP answer may cost: bounded reads, no redirects, why a send failed
     _notifier.py   the wiring: `build_notifier(config, board_store, history_path=..., clock=...)`
     heartbeat.py   pings a Healthchecks / Uptime Kuma URL while the collector polls
 

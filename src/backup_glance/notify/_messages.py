@@ -5,7 +5,8 @@
     merge(messages, zone)            # what quiet hours or a target's outage held back, as one message
 
 Plain text only (every Apprise service can show it); names and reasons come from sources, so control
-characters become spaces (no forged lines) and long ones are cut.
+characters and direction overrides become spaces (no forged lines, nothing that reads backwards), invalid
+Unicode becomes U+FFFD (e-mail and HTTP headers refuse it), and long ones are cut.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ..model import SEVERITY_RANK, Board, DatastoreView, Severity, SlotOutcome, Status
-from ._policy import Change, Line, worst
+from ._policy import Change, Line, valid_text, worst
 
 MAX_LINES = 40  # a message stays readable on a phone; the rest is on the board
 MAX_TEXT = 300
 DIGEST_RUNS = 15  # jobs in the digest's "next 7 days"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# What piled up while a target was away goes out as one message of at most about this many characters: a day's
+# outbox (200 messages) in full would be megabytes, which a proxy refuses (nginx: 1 MB) and no phone shows.
+MERGED_TEXT = 16_000
+DROPPED = "dropped"  # the kind of the outbox note that stands for messages a full outbox let go
+# Control characters, and the direction overrides and isolates that show a line in another order than it reads.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+")
+_DROPPED_TITLE = re.compile(r"Backups: (\d+) older messages? not delivered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +41,12 @@ class Message:
 
 
 def clean(text: str, limit: int = MAX_TEXT) -> str:
-    """One line of text from anything a source sent."""
-    flat = _CONTROL.sub(" ", text).strip()
+    """One line of text from anything a source sent.
+
+    >>> clean("pg\\r\\nBcc: x@evil\\u202edeliaf \\udcff")
+    'pg Bcc: x@evil deliaf \ufffd'
+    """
+    flat = _CONTROL.sub(" ", valid_text(text)).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -181,17 +192,54 @@ def _next_runs(board: Board, now: datetime, zone: ZoneInfo) -> list[str]:
     return lines or ["- no scheduled runs"]
 
 
-def merge(messages: Sequence[tuple[datetime, Message]], zone: ZoneInfo) -> Message:
+def merge(messages: Sequence[tuple[datetime, Message]], zone: ZoneInfo, budget: int = MERGED_TEXT) -> Message:
     """Messages held back (quiet hours, a target that did not accept) as one: the worst title, each part under
-    the time it was written."""
+    the time it was written, oldest first. Within about `budget` characters: the newest parts in full (the
+    board holds the older state anyway), older ones by their title, the oldest, when even their titles do not
+    fit, as one line that counts them. A note for messages a full outbox let go always shows."""
     if len(messages) == 1:
         return messages[0][1]
     rank = {"critical": 0, "unknown": 1, "warning": 2, "info": 3, "ok": 4}
     _worst_at, worst_message = min(messages, key=lambda m: (rank.get(m[1].level, 5), m[0]))
-    parts = [f"[{_when(at, zone)}] {message.title}\n{message.body}" for at, message in messages]
+    heads = [f"[{_when(at, zone)}] {message.title}" for at, message in messages]
+    shown: dict[int, str] = {}
+    left = budget
+    newest_first = range(len(messages) - 1, -1, -1)
+    for index in newest_first:
+        part = f"{heads[index]}\n{messages[index][1].body}"
+        if len(part) > left and shown:
+            break
+        shown[index] = part
+        left -= len(part) + 2
+    for index in newest_first:
+        if index not in shown and (len(heads[index]) <= left or messages[index][1].kind == DROPPED):
+            shown[index] = heads[index]
+            left -= len(heads[index]) + 2
+    parts = [shown[index] for index in sorted(shown)]
+    left_out = [at for index, (at, _message) in enumerate(messages) if index not in shown]
+    if left_out:
+        span = f"{_when(left_out[0], zone)} to {_when(left_out[-1], zone)}"
+        many = "s" * (len(left_out) != 1)
+        parts.insert(0, f"… {len(left_out)} older message{many} left out ({span}); the board has the current state")
     title = worst_message.title + f" (+{len(messages) - 1} more message{'s' * (len(messages) != 2)})"
     kind = "digest" if all(m.kind == "digest" for _, m in messages) else "alert"
     return Message(title, "\n\n".join(parts), worst_message.level, kind)
+
+
+def dropped_note(count: int, kept: int) -> Message:
+    """What stands in the outbox for the `count` oldest messages a full outbox let go (it keeps `kept`)."""
+    many = "s" * (count != 1)
+    body = (
+        f"This target did not accept messages for so long that more than {kept} waited for it; the oldest "
+        f"{count} message{many} were dropped. The board has the current state."
+    )
+    return Message(f"Backups: {count} older message{many} not delivered", body, "info", DROPPED)
+
+
+def dropped_count(message: Message) -> int:
+    """How many messages an outbox row stands for: 1, or the count of a `dropped_note`."""
+    found = _DROPPED_TITLE.fullmatch(message.title) if message.kind == DROPPED else None
+    return int(found.group(1)) if found else 1
 
 
 def test_message(base_url: str | None) -> Message:
@@ -199,4 +247,17 @@ def test_message(base_url: str | None) -> Message:
     return Message("Backups: test message", _with_link(body, base_url), "info", kind="test")
 
 
-__all__ = ["MAX_LINES", "Message", "alert", "clean", "digest", "line_text", "merge", "test_message"]
+__all__ = [
+    "DROPPED",
+    "MAX_LINES",
+    "MERGED_TEXT",
+    "Message",
+    "alert",
+    "clean",
+    "digest",
+    "dropped_count",
+    "dropped_note",
+    "line_text",
+    "merge",
+    "test_message",
+]

@@ -71,7 +71,9 @@ class Notifier:
         self._clock = clock
         self._zone = ZoneInfo(timezone)
         self._base_url = base_url
-        self._executor = ThreadPoolExecutor(max_workers=min(4, max(1, len(self.targets))), thread_name_prefix="notify")
+        # One thread per target, as each has one worker: a send to a target that hangs holds its thread for up to
+        # SEND_TIMEOUT_S, and with fewer threads than targets a few such targets would hold up all the others.
+        self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.targets)), thread_name_prefix="notify")
         self._digest_at = store.prepare([t.key for t in self.targets], clock())
         loaded = store.load()
         self._announced: dict[str, dict[str, Announced]] = {t.key: loaded.get(t.key, {}) for t in self.targets}
@@ -138,7 +140,7 @@ class Notifier:
             messages.append(digest(board, now, self._base_url))
         not_before = quiet_until(now, target.quiet, self._zone) or now
         try:
-            await asyncio.to_thread(
+            dropped = await asyncio.to_thread(
                 self._store.commit,
                 target.key,
                 decision,
@@ -150,6 +152,11 @@ class Notifier:
             # Nothing is sent that is not recorded: the next step finds the same change and tries again.
             log.error("notification state not written", extra={"target": target.sender.shown, "error": str(exc)})
             return
+        if dropped:
+            log.warning(
+                "notification outbox full; its oldest messages are now one note that counts them",
+                extra={"target": target.sender.shown, "dropped": dropped},
+            )
         _apply(announced, decision)
         if digest_due:
             self._digest_at[target.key] = now

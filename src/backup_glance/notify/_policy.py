@@ -19,6 +19,7 @@ nothing is decided before the first complete board (every source has answered or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -31,6 +32,25 @@ DOWN = "down"  # the announced status of a source that stopped answering
 SERVICE = "service:"
 SOURCE = "source:"
 QUIET_STATUSES = frozenset({Status.OK, Status.RUNNING, Status.SILENCED})
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate as U+FFFD. A source's JSON may carry one ("\\udcff"); SQLite, e-mail and
+    HTTP headers take only valid UTF-8, and one such name in the history database's transaction would fail
+    every announcement of every target.
+
+    >>> valid_text("vm-\\udcff")
+    'vm-\ufffd'
+    """
+    if text.isascii():  # O(1) in CPython (a flag of the string): the policy's hot path pays nothing for the rest
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _item(prefix: str, name: str) -> str:
+    """The key of a service or source in the announced state, the same in memory as in the database."""
+    return prefix + valid_text(name)
 
 
 class Change(StrEnum):
@@ -120,7 +140,7 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
     riders: dict[str, list[str]] = {}
     seen: set[str] = set()
     for verdict in board.verdicts:
-        item = SERVICE + verdict.service_id
+        item = _item(SERVICE, verdict.service_id)
         seen.add(item)
         status = verdict.status
         before = announced.get(item)
@@ -142,7 +162,7 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
             lines.append(_with_previous(line, before.status))
             deletes.append(item)
     for name, state in down.items():
-        item = SOURCE + name
+        item = _item(SOURCE, name)
         seen.add(item)
         if item not in announced:
             error = state.error or ""
@@ -179,12 +199,13 @@ def _reminders(
     ]
     if not due:
         return []
-    verdicts = {SERVICE + v.service_id: v for v in board.verdicts}
+    verdicts = {_item(SERVICE, v.service_id): v for v in board.verdicts}
+    sources = {_item(SOURCE, name): state for name, state in down.items()}
     lines = []
     for item in due:
         before = announced[item]
         if item.startswith(SOURCE):
-            state = down.get(item.removeprefix(SOURCE))
+            state = sources.get(item)
             if state is None:
                 continue
             reason, severity = state.error or before.detail, Severity.UNKNOWN
@@ -282,5 +303,6 @@ __all__ = [
     "is_complete",
     "is_down",
     "quiet_until",
+    "valid_text",
     "worst",
 ]

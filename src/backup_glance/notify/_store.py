@@ -4,6 +4,7 @@
     store.commit(target, decision, outbox=[(message, not_before)], now=now)   # state + messages, one transaction
     store.pending(target)                                                   # the outbox, oldest first
     store.delivered(ids)                                                    # the target accepted them
+    store.dropped(ids)                                                      # or refused them for good
 
 A change and the message announcing it are written together, in one transaction, the moment the change is
 found; the message leaves the outbox only when its target accepts it. So a restart — graceful or `kill -9` —
@@ -14,7 +15,6 @@ collector's writes and these take short turns under SQLite's busy timeout); call
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,12 +25,13 @@ from pathlib import Path
 
 from ..errors import HistoryError
 from ..history._schema import migrate
-from ._messages import Message
-from ._policy import Announced, Decision
+from ._messages import DROPPED, Message, dropped_count, dropped_note
+from ._policy import Announced, Decision, valid_text
 
-log = logging.getLogger(__name__)
-
-MAX_PENDING = 200  # per target: a target down for a month must not grow the file without bound
+# Per target: a target down for a month must not grow the file without bound. Beyond it the oldest messages are
+# folded into one note that says how many were let go (`dropped_note`), so whoever reads the target learns it.
+MAX_PENDING = 200
+MAX_DETAIL = 2000  # of an announced reason, kept for reminders: a source's 1 MB error need not be stored per target
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,15 @@ class NotifyStore:
                 yield conn
                 if write:
                     conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Whatever went wrong (also a value sqlite3 cannot bind, a ValueError), the transaction ends here:
+                # one left open would hold the history database's write lock, and the collector's writes with it.
                 if write and conn.in_transaction:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                raise HistoryError(f"cannot {doing} in {self._where}: {exc}") from exc
+                if isinstance(exc, sqlite3.Error | ValueError):
+                    raise HistoryError(f"cannot {doing} in {self._where}: {exc}") from exc
+                raise
 
     # --- targets and their state ---
 
@@ -133,8 +138,10 @@ class NotifyStore:
         now: datetime,
         outbox: Sequence[tuple[Message, datetime]] = (),
         digest_at: datetime | None = None,
-    ) -> None:
-        """The target's new state and the message that announces it, together or not at all."""
+    ) -> int:
+        """The target's new state and the message that announces it, together or not at all. Returns how many
+        messages a full outbox let go to make room (folded into a note that counts them)."""
+        dropped = 0
         with self._using("record what was announced", write=True) as conn:
             conn.executemany(
                 """INSERT INTO notify_state (target, item, status, detail, announced_at, reminded_at)
@@ -142,12 +149,20 @@ class NotifyStore:
                    ON CONFLICT (target, item) DO UPDATE SET status = excluded.status, detail = excluded.detail,
                    announced_at = excluded.announced_at, reminded_at = excluded.reminded_at""",
                 [
-                    (target, item, a.status, a.detail, _epoch(a.announced_at), _epoch(a.reminded_at))
+                    (
+                        target,
+                        valid_text(item),
+                        a.status,
+                        valid_text(a.detail[:MAX_DETAIL]),
+                        _epoch(a.announced_at),
+                        _epoch(a.reminded_at),
+                    )
                     for item, a in decision.upserts.items()
                 ],
             )
             conn.executemany(
-                "DELETE FROM notify_state WHERE target = ? AND item = ?", [(target, item) for item in decision.deletes]
+                "DELETE FROM notify_state WHERE target = ? AND item = ?",
+                [(target, valid_text(item)) for item in decision.deletes],
             )
             if digest_at is not None:
                 conn.execute("UPDATE notify_targets SET digest_at = ? WHERE target = ?", (_epoch(digest_at), target))
@@ -156,17 +171,20 @@ class NotifyStore:
                     """INSERT INTO notify_outbox (target, created_at, not_before, level, kind, title, body)
                        VALUES (?, ?, ?, ?, ?, ?, ?)""",
                     [
-                        (target, _epoch(now), _epoch(not_before), m.level, m.kind, m.title, m.body)
+                        (
+                            target,
+                            _epoch(now),
+                            _epoch(not_before),
+                            m.level,
+                            m.kind,
+                            valid_text(m.title),
+                            valid_text(m.body),
+                        )
                         for m, not_before in outbox
                     ],
                 )
-                dropped = conn.execute(
-                    """DELETE FROM notify_outbox WHERE target = :target AND id NOT IN
-                       (SELECT id FROM notify_outbox WHERE target = :target ORDER BY id DESC LIMIT :kept)""",
-                    {"target": target, "kept": MAX_PENDING},  # named: Python 3.14 refuses ?1 with a tuple
-                ).rowcount
-                if dropped > 0:
-                    log.warning("notification outbox full; oldest messages dropped", extra={"dropped": dropped})
+                dropped = _fold_overflow(conn, target)
+        return dropped
 
     # --- the outbox ---
 
@@ -187,9 +205,35 @@ class NotifyStore:
         with self._using("remove delivered messages", write=True) as conn:
             conn.executemany("DELETE FROM notify_outbox WHERE id = ?", [(i,) for i in ids])
 
+    def dropped(self, ids: Iterable[int]) -> None:
+        """The target refuses these for good (their content, not the moment): they leave the outbox too."""
+        with self._using("remove refused messages", write=True) as conn:
+            conn.executemany("DELETE FROM notify_outbox WHERE id = ?", [(i,) for i in ids])
+
     def attempted(self, ids: Iterable[int]) -> None:
         with self._using("count a delivery attempt", write=True) as conn:
             conn.executemany("UPDATE notify_outbox SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids])
+
+
+def _fold_overflow(conn: sqlite3.Connection, target: str) -> int:
+    """Keep the target's outbox at MAX_PENDING rows: the oldest ones, and a note already among them, become one
+    note in the place of the oldest (so it goes out first, where they would have). Returns how many messages it
+    let go this time."""
+    rows = conn.execute(
+        "SELECT id, level, kind, title FROM notify_outbox WHERE target = ? ORDER BY id", (target,)
+    ).fetchall()
+    excess = len(rows) - MAX_PENDING
+    if excess <= 0:
+        return 0
+    folded = rows[: excess + 1]  # the note takes one of the places
+    stands_for = [dropped_count(Message(title, "", level, kind)) for _id, level, kind, title in folded]
+    note = dropped_note(sum(stands_for), MAX_PENDING)
+    conn.execute(
+        "UPDATE notify_outbox SET level = ?, kind = ?, title = ?, body = ? WHERE id = ?",
+        (note.level, note.kind, note.title, note.body, folded[0][0]),
+    )
+    conn.executemany("DELETE FROM notify_outbox WHERE id = ?", [(row[0],) for row in folded[1:]])
+    return sum(1 for _id, _level, kind, _title in folded if kind != DROPPED)
 
 
 __all__ = ["MAX_PENDING", "NotifyStore", "Pending"]

@@ -9,6 +9,10 @@ While the board is critical and `fail_url` is set, `fail_url` is pinged instead 
 polls, so a collector that dies or hangs stops them and the external monitor notices. A failed ping is logged
 (once per streak) and tried again at the next poll after `RETRY_S`; it never delays anything else. URLs
 appear in logs as scheme://host/… only.
+
+A ping counts when the URL itself answers 2xx, within `TIMEOUT_S` in all. A redirect is not followed: the
+login page of an auth proxy in front of the monitor, or any other host, answering 200 is no ping the monitor
+got. The answer's body is never read (a 2 GB or endless one costs nothing).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import httpx
 
@@ -30,7 +35,7 @@ log = logging.getLogger(__name__)
 
 MIN_EVERY = timedelta(seconds=5)
 RETRY_S = 30.0
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # the whole ping: httpx's own timeout is per read, which a byte at a time never trips
 
 
 class Heartbeat:
@@ -74,12 +79,20 @@ class Heartbeat:
 
     async def _ping(self, url: str, failing: bool) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=TIMEOUT_S, transport=self._transport, follow_redirects=True)
+            self._client = httpx.AsyncClient(timeout=TIMEOUT_S, transport=self._transport, follow_redirects=False)
         shown = display_url(url)
         try:
-            response = await self._client.get(url, headers={"User-Agent": "backup-glance heartbeat"})
-            ok = response.status_code < 400
-            problem = f"HTTP {response.status_code}"
+            async with (
+                asyncio.timeout(TIMEOUT_S),
+                self._client.stream("GET", url, headers={"User-Agent": "backup-glance heartbeat"}) as response,
+            ):
+                status, location = response.status_code, response.headers.get("Location")
+            ok = 200 <= status < 300
+            problem = f"HTTP {status}"
+            if 300 <= status < 400 and location:
+                problem += f" to {display_url(urljoin(url, location))} (redirects are not followed: use that URL)"
+        except TimeoutError:
+            ok, problem = False, f"no answer within {TIMEOUT_S:.0f} s"
         except httpx.HTTPError as exc:
             ok, problem = False, exc.__class__.__name__
         if ok:
