@@ -112,10 +112,16 @@ class TestNotifyTestCommand:
         refused = f"json://bg:{PASSWORD}@127.0.0.1:1/{TOKEN}"
         done = notify_test(tmp_path, [inbox.url("/ok"), refused])
         assert done.returncode == 1
-        assert "FAILED    json://****@127.0.0.1:1/****\n" in done.stdout
+        assert "FAILED    json://****@127.0.0.1:1/****" in done.stdout
         assert "1 of 2 target(s) did not accept" in done.stdout
         output = done.stdout + done.stderr
         assert PASSWORD not in output and TOKEN not in output, output
+
+    def test_a_refusing_target_is_shown_with_what_it_answered(self, tmp_path: Path, inbox: Receiver) -> None:
+        inbox.status = 503
+        done = notify_test(tmp_path, [inbox.url("/down")])
+        assert done.returncode == 1
+        assert f"FAILED    json://127.0.0.1:{inbox.port}/down  (HTTP 503)" in done.stdout, done.stdout
 
     def test_no_targets_exits_1(self, tmp_path: Path) -> None:
         done = notify_test(tmp_path, [])

@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
         results = list(pool.map(lambda target: target.sender.send(message), targets))
     for target, accepted in zip(targets, results, strict=True):
-        print(f"{'accepted' if accepted else 'FAILED  '}  {target.sender.shown}")
+        # What its HTTP exchange met (a redirect, a 429, an untrusted certificate): Apprise's own log line is vaguer.
+        answer = getattr(target.sender, "last", None)
+        why = answer.describe() if answer is not None and not accepted else None
+        print(f"{'accepted' if accepted else 'FAILED  '}  {target.sender.shown}" + (f"  ({why})" if why else ""))
     failed = results.count(False)
     if failed:
         print(f"{failed} of {len(targets)} target(s) did not accept the test message; the log above says why")
