@@ -3,6 +3,7 @@ a heartbeat pings), and small builders for boards that state only what a test is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from backup_glance.model import (
     STATUS_SEVERITY,
@@ -32,6 +34,35 @@ from backup_glance.model import (
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday; 13:00 in Madrid
 ZONE = "Europe/Madrid"
 HOSTILE = 'evil"name\\with\nnewline} {label="x"} <b>&'
+
+if TYPE_CHECKING:
+    from backup_glance.notify import Notifier
+
+
+@dataclass
+class Clock:
+    """The time a test says it is (a notifier's, a runtime's `clock`)."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def local(self, text: str) -> None:
+        """Set it to a wall time in the test zone, "2026-11-26T23:10"."""
+        self.now = datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(ZONE))
+
+
+class Driving:
+    """Runs a notifier's steps on the test's own event loop (`loop`), one at a time, with no background task."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def flush(self, notifier: Notifier) -> dict[str, bool | None]:
+        return self.loop.run_until_complete(notifier.flush())
+
+    def close(self, notifier: Notifier) -> None:
+        self.loop.run_until_complete(notifier.stop())
 
 
 @dataclass

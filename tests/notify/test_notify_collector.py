@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from notify_helpers import Receiver, receiver
+from notify_helpers import Clock, Receiver, receiver
 
 from backup_glance.demo import DemoLab
 from backup_glance.runtime import Runtime, build_runtime
@@ -34,14 +34,6 @@ DEMO_PROBLEMS = {
     "ntfy",
     "vault (Backrest)",
 }
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from notify_helpers import NOW, ZONE, Receiver, a_board, a_datastore, a_source, a_verdict, receiver
+from notify_helpers import NOW, ZONE, Clock, Driving, Receiver, a_board, a_datastore, a_source, a_verdict, receiver
 
 from backup_glance.errors import BackupGlanceError
 from backup_glance.model import Board, Severity, Status
@@ -29,22 +28,9 @@ from backup_glance.notify._policy import Rule
 from backup_glance.notify._store import NotifyStore
 from backup_glance.schedule import parse_schedule
 
-MADRID = ZoneInfo(ZONE)
-
 
 @dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def local(self, text: str) -> None:
-        self.now = datetime.fromisoformat(text).replace(tzinfo=MADRID)
-
-
-@dataclass
-class Rig:
+class Rig(Driving):
     """A notifier over a history file in tmp_path, its targets posting to one receiver."""
 
     db: Path
@@ -80,12 +66,6 @@ class Rig:
             return await notifier.flush()
 
         return self.loop.run_until_complete(go())
-
-    def flush(self, notifier: Notifier) -> dict[str, bool | None]:
-        return self.loop.run_until_complete(notifier.flush())
-
-    def close(self, notifier: Notifier) -> None:
-        self.loop.run_until_complete(notifier.stop())
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import trustme
-from notify_helpers import NOW, ZONE, Hit, a_board, a_verdict, receiver
+from notify_helpers import NOW, ZONE, Clock, Driving, Hit, a_board, a_verdict, receiver
 
 import backup_glance.notify._http
 import backup_glance.notify._messages
@@ -115,6 +115,13 @@ def send_until_cut_off(conn: socket.socket, tally: Tally, piece: bytes, limit: i
         tally.sent += len(piece)
 
 
+def endless_chunked(conn: socket.socket, tally: Tally) -> None:
+    """A 200 whose chunked body never ends."""
+    read_request(conn, tally)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    send_until_cut_off(conn, tally, b"10000\r\n" + b"y" * 0x10000 + b"\r\n")
+
+
 Respond = Callable[[Hit], tuple[int, dict[str, str]]]
 
 
@@ -193,15 +200,7 @@ def smtp_receiver() -> Iterator[tuple[int, list[bytes]]]:
 
 
 @dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Rig:
+class Rig(Driving):
     db: Path
     clock: Clock = field(default_factory=Clock)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
@@ -220,12 +219,6 @@ class Rig:
     def step(self, notifier: Notifier, board: Board) -> None:
         notifier.on_board(board)
         self.loop.run_until_complete(notifier.step())
-
-    def flush(self, notifier: Notifier) -> dict[str, bool | None]:
-        return self.loop.run_until_complete(notifier.flush())
-
-    def close(self, notifier: Notifier) -> None:
-        self.loop.run_until_complete(notifier.stop())
 
 
 @pytest.fixture
@@ -286,12 +279,7 @@ class TestAnswersAreBounded:
             assert open_fds() <= before  # the connection is closed, not left open with the rest unread
 
     def test_an_endless_chunked_body_is_not_read_to_its_end(self) -> None:
-        def endless(conn: socket.socket, tally: Tally) -> None:
-            read_request(conn, tally)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            send_until_cut_off(conn, tally, b"10000\r\n" + b"y" * 0x10000 + b"\r\n")
-
-        with raw_target(endless) as (port, tally):
+        with raw_target(endless_chunked) as (port, tally):
             sender = AppriseSender(f"json://127.0.0.1:{port}/hook")
             assert sender.send(MESSAGE) is True
             assert tally.sent < 32 << 20, tally.sent
@@ -724,12 +712,7 @@ class TestHeartbeat:
         assert_no_secret_logged(logged)
 
     def test_a_ping_answered_with_an_endless_body_costs_nothing(self) -> None:
-        def endless(conn: socket.socket, tally: Tally) -> None:
-            read_request(conn, tally)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            send_until_cut_off(conn, tally, b"10000\r\n" + b"y" * 0x10000 + b"\r\n")
-
-        with raw_target(endless) as (port, tally):
+        with raw_target(endless_chunked) as (port, tally):
             heartbeat = Heartbeat(f"http://127.0.0.1:{port}/ping")
             ping_once(heartbeat)
             assert heartbeat.pings == 1  # its status said so; the body is nobody's business
