@@ -19,6 +19,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ import pytest
 
 from backup_glance.config import ResticSourceConfig
 from backup_glance.errors import SourceAuthError, SourceProtocolError, SourceTimeout, SourceUnreachable
+from backup_glance.health import evaluate
+from backup_glance.model import HistoryView, SourceState, Status
 from backup_glance.sources import restic
 from backup_glance.sources._bounds import EdgeBounds
 from backup_glance.sources.restic import ResticSource, redact
@@ -121,6 +124,39 @@ class TestRealRepository:
         (problem,) = obs.problems
         assert problem.startswith(f"restic could not load snapshot {damaged.name[:8]} (")
         assert problem.endswith("; left out")
+
+    async def test_while_a_snapshot_cannot_be_loaded_every_group_is_unread_and_not_judged_fine(
+        self, made: Path, tmp_path: Path
+    ) -> None:
+        # Which group the snapshot restic could not load belonged to is not known (here h3's only one): before, h1
+        # and h2 stayed ok as if the repository had been read in full, and h3 looked as it last was.
+        repository = a_copy(made, tmp_path)
+        source = a_source(str(repository), tmp_path, password_env="PW", PW=PASSWORD)
+        whole = await source.poll()
+        assert whole.unread == ()
+        keys = sorted(t.key for t in whole.targets)
+        snapshot_files(repository)["h3"].write_bytes(b"not a restic blob")
+        shutil.rmtree(tmp_path / "c")  # restic's cache still holds the snapshot as it was
+        damaged = await source.poll()
+        assert len(damaged.targets) == 2 and sorted(damaged.unread) == [(key, NOW) for key in keys]
+
+        history = HistoryView(snapshots=whole.snapshots, recorded_since=NOW)
+        poll_interval = timedelta(minutes=5)
+
+        def statuses(at: datetime) -> dict[str, tuple[Status, tuple[str, ...]]]:
+            state = SourceState("rs", "restic", poll_interval, damaged, NOW, NOW)  # the damaged poll, at NOW
+            board = evaluate(services=[], sources=[state], history=history, now=at, display_tz="UTC")
+            return {v.service_id.removeprefix("rs-")[:2]: (v.status, v.reasons) for v in board.verdicts}  # by host
+
+        assert {name for name, (status, _) in statuses(NOW).items() if status is not Status.OK} == set()
+        later = statuses(NOW + 3 * poll_interval)  # unreadable for longer than two poll intervals
+        assert {name: status for name, (status, _) in later.items()} == dict.fromkeys(
+            ("h1", "h2", "h3"), Status.UNKNOWN
+        )
+        assert later["h1"][1][0].startswith("its backups on source 'rs' unreadable since ")
+
+        fresh = await a_source(str(repository), tmp_path, password_env="PW", PW=PASSWORD).poll()
+        assert sorted(fresh.unread) == [(t.key, None) for t in sorted(fresh.targets, key=lambda t: t.key)]
 
     async def test_a_repository_file_that_never_answers_is_a_timeout_naming_the_repository(
         self, made: Path, tmp_path: Path

@@ -30,6 +30,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -211,6 +212,8 @@ class ResticSource:
         # when it was started: no other is started for this repository until it ended, or one would pile up, with
         # the thread that waits for it, at every poll.
         self._unended: tuple[asyncio.subprocess.Process, float] | None = None
+        # Each group's key -> when the last poll in which restic loaded every snapshot listed it (see `_unread`).
+        self._read_in_full: dict[str, datetime] = {}
 
     async def aclose(self) -> None:
         return None
@@ -360,7 +363,20 @@ class ResticSource:
             raise self._error(
                 SourceProtocolError, f"restic snapshots --json did not print a list (repository {repository})"
             )
-        return self._observation(now, items, unloaded)
+        observation = self._observation(now, items, unloaded)
+        return replace(observation, unread=self._unread(observation, now, damaged=bool(unloaded)))
+
+    def _unread(
+        self, observation: Observation, now: datetime, *, damaged: bool
+    ) -> tuple[tuple[str, datetime | None], ...]:
+        """While restic cannot load a snapshot, which group it was is not known (the newest of any, say, or the
+        only one of a group no longer listed): every group is as last read in full, and health says so after two
+        poll intervals, as for a PBS namespace it could not read. A group first seen then was never read in full."""
+        listed = [target.key for target in observation.targets]
+        if not damaged:
+            self._read_in_full = dict.fromkeys(listed, now)
+            return ()
+        return tuple((key, self._read_in_full.get(key)) for key in dict.fromkeys([*self._read_in_full, *listed]))
 
     def group_of(self, item: Mapping[str, Any]) -> str:
         """The group label: parts in `group_by` order joined by ':' (e.g. "nas01:/data/home")."""
