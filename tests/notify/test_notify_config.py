@@ -123,6 +123,14 @@ class TestNotifyTestCommand:
         assert done.returncode == 1
         assert f"FAILED    json://127.0.0.1:{inbox.port}/down  (HTTP 503)" in done.stdout, done.stdout
 
+    def test_a_target_that_follows_redirects_reads_apart_from_one_that_does_not(
+        self, tmp_path: Path, inbox: Receiver
+    ) -> None:
+        done = notify_test(tmp_path, [inbox.url("/h"), inbox.url("/h") + "?redirect=yes"])
+        assert done.returncode == 0, done.stderr
+        assert f"accepted  json://127.0.0.1:{inbox.port}/h\n" in done.stdout
+        assert f"accepted  json://127.0.0.1:{inbox.port}/h?redirect=yes\n" in done.stdout
+
     def test_no_targets_exits_1(self, tmp_path: Path) -> None:
         done = notify_test(tmp_path, [])
         assert done.returncode == 1 and "no notify targets" in done.stdout

@@ -412,7 +412,7 @@ class TestRedirects:
                 assert rig.flush(notifier) == {"t1": False}
                 assert len(hits) == 1 and elsewhere.hits == []
                 (line,) = records(logged, "notification not accepted; will retry")
-                shown = f"HTTP {status} to http://localhost:{elsewhere.port}/… (redirects are not followed"
+                shown = f"HTTP {status} to http://localhost:{elsewhere.port}/… (not followed: if the target moved"
                 assert line.problem.startswith(shown)  # type: ignore[attr-defined]
                 assert len(NotifyStore.open(rig.db).pending("t1")) == 1  # not lost: waits for a fixed URL
                 rig.close(notifier)

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'accepted' if accepted else 'FAILED  '}  {target.sender.shown}" + (f"  ({why})" if why else ""))
     failed = results.count(False)
     if failed:
-        print(f"{failed} of {len(targets)} target(s) did not accept the test message; the log above says why")
+        print(f"{failed} of {len(targets)} target(s) did not accept the test message (why: in brackets, and the log)")
         return EXIT_NOT_ACCEPTED
     print(f"all {len(targets)} target(s) accepted the test message")
     return EXIT_OK

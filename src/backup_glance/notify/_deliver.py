@@ -118,6 +118,8 @@ class AppriseSender:
         # Apprise masks the secrets it knows of each service; the query is only its defaults.
         self._private = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
         self.shown = private(self._private.split("?", 1)[0], url)
+        if self._follow_redirects:  # two targets differing only in it must not read the same in a log or in notify-test
+            self.shown += "?redirect=yes"
 
     def send(self, message: Message) -> bool:
         self.last = None

@@ -56,7 +56,10 @@ class Exchange:
         if self.status is not None and not 200 <= self.status < 300:
             words = f"HTTP {self.status}"
             if self.redirect_to is not None:
-                words += f" to {self.redirect_to} (redirects are not followed: put that address in the URL)"
+                words += (
+                    f" to {self.redirect_to} (not followed: if the target moved there, put that address in the URL;"
+                    " redirect=yes follows it anyway)"
+                )
             return words
         return self.problem
 
