@@ -158,6 +158,30 @@ class TestRealRepository:
         fresh = await a_source(str(repository), tmp_path, password_env="PW", PW=PASSWORD).poll()
         assert sorted(fresh.unread) == [(t.key, None) for t in sorted(fresh.targets, key=lambda t: t.key)]
 
+    async def test_a_group_whose_every_snapshot_was_forgotten_is_unprotected_not_ok(
+        self, made: Path, tmp_path: Path
+    ) -> None:
+        # restic lists the others without a word (as after `restic forget` of them all): history still has h3's
+        # backup, which is why it was judged ok, with 0 snapshots left.
+        repository = a_copy(made, tmp_path)
+        source = a_source(str(repository), tmp_path, password_env="PW", PW=PASSWORD)
+        whole = await source.poll()
+        snapshot_files(repository)["h3"].unlink()
+        shutil.rmtree(tmp_path / "c")
+        now = await source.poll()
+        assert now.problems == () and now.unread == () and len(now.targets) == 2
+        state = SourceState("rs", "restic", timedelta(minutes=5), now, NOW, NOW)
+        history = HistoryView(snapshots=whole.snapshots, recorded_since=NOW)
+        board = evaluate(services=[], sources=[state], history=history, now=NOW, display_tz="UTC")
+        by_host = {v.service_id.removeprefix("rs-")[:2]: v for v in board.verdicts}
+        assert {host: v.status for host, v in by_host.items()} == {
+            "h1": Status.OK,
+            "h2": Status.OK,
+            "h3": Status.UNPROTECTED,
+        }
+        assert by_host["h3"].reasons[0].startswith("no backup left: the one snapshot seen, taken ")
+        assert by_host["h3"].snapshot_count == 0
+
     async def test_a_repository_file_that_never_answers_is_a_timeout_naming_the_repository(
         self, made: Path, tmp_path: Path
     ) -> None:

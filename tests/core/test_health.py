@@ -300,6 +300,26 @@ class TestUnprotected:
         assert v.status is Status.UNPROTECTED
         assert v.reasons == ("CT 121 (old-wiki) is only in disabled backup job(s): legacy",)
 
+    def test_a_guest_whose_every_snapshot_is_gone_is_unprotected(self) -> None:
+        # Its runs went fine and history remembers their snapshots, but the source lists none of them now (a group
+        # deleted, a retention that kept nothing): nothing is left to restore. Before, it was ok.
+        v = verdict(judge(pve(), pbs([]), history=HistoryView(snapshots=tuple(nightly(days=3)))))
+        assert v.status is Status.UNPROTECTED and v.snapshot_count == 0
+        (reason,) = v.reasons
+        assert reason.startswith("no backup left: the 3 snapshots seen, the newest taken ")
+        assert reason.endswith(", no longer exist on 'pbs'")
+        one = verdict(judge(pve(), pbs([]), history=HistoryView(snapshots=tuple(nightly(days=1)))))
+        assert one.reasons[0].startswith("no backup left: the one snapshot seen, taken ")
+
+    def test_snapshots_a_source_cannot_show_now_are_not_called_gone(self) -> None:
+        history = HistoryView(snapshots=tuple(nightly(days=3)))
+        down = verdict(judge(pve(), pbs([], error="connection refused", age=timedelta(minutes=11)), history=history))
+        assert down.status is Status.UNKNOWN  # not answering: they may well be there
+        unconfigured = verdict(judge(pve(), history=history))  # their source is no longer configured
+        assert unconfigured.status is not Status.UNPROTECTED, unconfigured.reasons
+        one_left = verdict(judge(pve(), pbs(nightly(days=1)), history=history))
+        assert one_left.status is Status.OK and one_left.snapshot_count == 1
+
 
 class TestUnknown:
     def test_a_source_down_past_two_intervals_makes_its_services_unknown(self) -> None:

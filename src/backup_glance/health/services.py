@@ -68,6 +68,7 @@ def judge(
     last_attempt = facts.runs[-1] if facts.runs else None
     enabled = [j for j in facts.jobs if j.enabled and j.schedule is not None]
     _check_coverage(facts, evidence, enabled, findings)
+    _check_kept(facts, evidence, display_tz, findings)
     plan = plan_of(enabled, findings)
 
     is_running = _check_running(facts, last_attempt, plan, evidence, durations, now, display_tz, findings)
@@ -201,6 +202,28 @@ def unread_since(state: SourceState, since: datetime, observed: datetime) -> dat
     """Since when (by this process's clock, as `now` is) a part of the source has been unreadable: `since` and
     `observed` are by the source's clock, so the span between them is counted back from when its poll began."""
     return since if state.last_success_at is None else state.last_success_at - (observed - since)
+
+
+def _check_kept(facts: Facts, evidence: Evidence, tz: str, findings: Findings) -> None:
+    """Backups that existed and exist no more: every snapshot history saw of the service is gone from sources that
+    were read in full (a group deleted, a repository emptied, a retention that kept nothing). Its last run may well
+    have succeeded, and history remembers it; but nothing is left to restore."""
+    if not facts.snapshots or facts.unfinished or evidence.live(facts.keys, facts.snapshots):
+        return
+    if any(key in evidence.unread for key in facts.keys):
+        return  # what could not be read is the source's part to say (unknown), not gone
+    sources = sorted({s.source for s in facts.snapshots})
+    for name in sources:
+        state = evidence.states.get(name)
+        if state is None or state.observation is None or state.error is not None:
+            return  # a source no longer configured, or not answering now: its snapshots may well be there
+    count, taken, where = len(facts.snapshots), when(facts.snapshots[-1].taken_at, tz), ", ".join(map(repr, sources))
+    seen = (
+        f"the {count} snapshots seen, the newest taken {taken}, no longer exist"
+        if count > 1
+        else (f"the one snapshot seen, taken {taken}, no longer exists")
+    )
+    findings.add(Status.UNPROTECTED, f"no backup left: {seen} on {where}")
 
 
 def _check_coverage(facts: Facts, evidence: Evidence, enabled: list[Job], findings: Findings) -> None:
