@@ -68,7 +68,8 @@ def judge(
     last_attempt = facts.runs[-1] if facts.runs else None
     enabled = [j for j in facts.jobs if j.enabled and j.schedule is not None]
     _check_coverage(facts, evidence, enabled, findings)
-    _check_kept(facts, evidence, display_tz, findings)
+    live_count = len(evidence.live(facts.keys, facts.snapshots))
+    _check_kept(facts, evidence, live_count, display_tz, findings)
     plan = plan_of(enabled, findings)
 
     is_running = _check_running(facts, last_attempt, plan, evidence, durations, now, display_tz, findings)
@@ -125,7 +126,7 @@ def judge(
         last_success_at=facts.success_times[-1] if facts.success_times else None,
         last_attempt_at=last_attempt.started_at if last_attempt else None,
         last_outcome=last_attempt.outcome if last_attempt else None,
-        snapshot_count=len(evidence.live(facts.keys, facts.snapshots)),
+        snapshot_count=live_count,
         newest_size_bytes=newest.size_bytes if newest else None,
         verification=newest.verification if newest else None,
         verified_at=newest.verified_at if newest else None,
@@ -204,11 +205,11 @@ def unread_since(state: SourceState, since: datetime, observed: datetime) -> dat
     return since if state.last_success_at is None else state.last_success_at - (observed - since)
 
 
-def _check_kept(facts: Facts, evidence: Evidence, tz: str, findings: Findings) -> None:
+def _check_kept(facts: Facts, evidence: Evidence, live_count: int, tz: str, findings: Findings) -> None:
     """Backups that existed and exist no more: every snapshot history saw of the service is gone from sources that
     were read in full (a group deleted, a repository emptied, a retention that kept nothing). Its last run may well
     have succeeded, and history remembers it; but nothing is left to restore."""
-    if not facts.snapshots or facts.unfinished or evidence.live(facts.keys, facts.snapshots):
+    if not facts.snapshots or facts.unfinished or live_count:
         return
     if any(key in evidence.unread for key in facts.keys):
         return  # what could not be read is the source's part to say (unknown), not gone
