@@ -17,6 +17,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -406,6 +407,46 @@ class TestHostileBinary:
 
 
 class TestNothingPilesUp:
+    async def test_a_password_file_on_a_hung_mount_stops_neither_the_service_nor_piles_up_checks(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # On a hung NFS or SMB mount, asking whether the password file can be read never returns: asked on the
+        # event loop (as before), every source and the web server stopped with it. Simulated: the check blocks.
+        password = tmp_path / "pw"
+        password.write_text("x")
+        password.chmod(0o600)
+        release, asked, access = threading.Event(), [], os.access
+
+        def hung(path: Any, mode: int, **kwargs: Any) -> bool:
+            if str(path) == str(password):
+                asked.append(path)
+                release.wait(30)
+            return access(path, mode, **kwargs)
+
+        monkeypatch.setattr(restic, "_ACCESS_S", 0.3)
+        monkeypatch.setattr(restic.os, "access", hung)
+        source = a_source("/r", tmp_path, password_file=str(password), restic_binary=printing(tmp_path, [entry(ID_A)]))
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            for _ in range(3):
+                with pytest.raises(SourceUnreachable, match=r"password_file .* did not answer within 0.3 s"):
+                    await source.poll()
+            assert ticks > 40  # the event loop went on while the check waited
+            assert len(asked) == 1  # one check, waited for again at each poll: not one more stuck thread each time
+            release.set()
+            assert [s.snapshot_id for s in (await source.poll()).snapshots] == ["abababab"]
+        finally:
+            release.set()
+            ticker.cancel()
+
     async def test_a_restic_that_does_not_end_when_killed_is_not_joined_by_another(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -48,6 +48,7 @@ _MAX_STDERR = 64 * 1024  # its start: the first line is shown; also kept: its en
 _CHUNK = 1024 * 1024
 _REAP_SECONDS = 5.0
 _LINGER_S = 1.0  # after restic ended, for the end of its output
+_ACCESS_S = 5.0  # for the password file to say whether it can be read (a hung NFS or SMB mount never does)
 _EXIT_CHECK_S = 0.2
 # Inherited variables that would override ours or point restic elsewhere.
 _SCRUB = frozenset(
@@ -214,6 +215,7 @@ class ResticSource:
         self._unended: tuple[asyncio.subprocess.Process, float] | None = None
         # Each group's key -> when the last poll in which restic loaded every snapshot listed it (see `_unread`).
         self._read_in_full: dict[str, datetime] = {}
+        self._access: asyncio.Future[bool] | None = None  # the password file's check, while it has not answered
 
     async def aclose(self) -> None:
         return None
@@ -229,10 +231,6 @@ class ResticSource:
         env.update(self._config.env)
         env["RESTIC_REPOSITORY"] = self._config.repository
         if self._config.password_file:
-            if not os.access(self._config.password_file, os.R_OK):
-                raise self._error(
-                    SourceError, f"cannot read password_file {self._config.password_file!r}", permanent=True
-                )
             env["RESTIC_PASSWORD_FILE"] = self._config.password_file
         elif self._config.password_env:
             password = self._environ.get(self._config.password_env)
@@ -242,6 +240,25 @@ class ResticSource:
                 )
             env["RESTIC_PASSWORD"] = password
         return env
+
+    async def _readable(self, path: str) -> bool:
+        """Whether restic will be able to read `path`, asked in a thread: on a hung NFS or SMB mount the answer
+        never comes, and on the event loop that would stop every source and the web server with it. A check
+        still waiting is waited for again, not joined by another at every poll (each would hold a thread of the
+        pool the history writes use too)."""
+        if self._access is None:
+            self._access = asyncio.ensure_future(asyncio.to_thread(os.access, path, os.R_OK))
+        try:
+            async with asyncio.timeout(_ACCESS_S):
+                return await asyncio.shield(self._access)
+        except TimeoutError:
+            raise self._error(
+                SourceUnreachable,
+                f"password_file {path!r} did not answer within {_ACCESS_S:g} s (on a hung NFS or SMB mount?)",
+            ) from None
+        finally:
+            if self._access.done():  # answered (or failed): the next poll asks afresh
+                self._access = None
 
     def _check_unended(self) -> None:
         if self._unended is None:
@@ -261,6 +278,8 @@ class ResticSource:
     async def _run(self, *args: str) -> tuple[bytes, list[str]]:
         """restic's stdout and the lines of its stderr, when it exited 0."""
         self._check_unended()
+        if self._config.password_file and not await self._readable(self._config.password_file):
+            raise self._error(SourceError, f"cannot read password_file {self._config.password_file!r}", permanent=True)
         env = self._child_env()
         binary = self._config.restic_binary
         started = time.monotonic()
