@@ -320,6 +320,14 @@ class TestUnprotected:
         one_left = verdict(judge(pve(), pbs(nightly(days=1)), history=history))
         assert one_left.status is Status.OK and one_left.snapshot_count == 1
 
+    def test_an_unfinished_snapshot_holds_the_verdict_back_only_while_it_exists(self) -> None:
+        writing = evolve(nightly(days=1)[0], snapshot_id="main//vm/101/writing", finished=False)
+        history = HistoryView(snapshots=(*nightly(days=3), writing))
+        running = verdict(judge(pve(), pbs([writing]), history=history))
+        assert running.status is not Status.UNPROTECTED, running.reasons  # a backup on its way
+        aborted = verdict(judge(pve(), pbs([]), history=history))  # it vanished unfinished: it was none
+        assert aborted.status is Status.UNPROTECTED, aborted.reasons
+
 
 class TestUnknown:
     def test_a_source_down_past_two_intervals_makes_its_services_unknown(self) -> None:

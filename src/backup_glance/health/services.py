@@ -209,8 +209,8 @@ def _check_kept(facts: Facts, evidence: Evidence, live_count: int, tz: str, find
     """Backups that existed and exist no more: every snapshot history saw of the service is gone from sources that
     were read in full (a group deleted, a repository emptied, a retention that kept nothing). Its last run may well
     have succeeded, and history remembers it; but nothing is left to restore."""
-    if not facts.snapshots or facts.unfinished or live_count:
-        return
+    if not facts.snapshots or live_count or evidence.live(facts.keys, facts.unfinished):
+        return  # (one still being written is a backup on its way; one that vanished unfinished was none)
     if any(key in evidence.unread for key in facts.keys):
         return  # what could not be read is the source's part to say (unknown), not gone
     sources = sorted({s.source for s in facts.snapshots})
