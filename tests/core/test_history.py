@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -607,6 +608,20 @@ class TestSchema:
         History.open(db_path, retention=RETENTION).close()
 
         assert pragma(db_path, "user_version") == SCHEMA_VERSION == 6
+
+    def test_a_new_file_is_said_once_and_an_upgrade_step_by_step(
+        self, db_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A new user's first `check` printed six "history schema migrated" lines for a file it had just made.
+        with caplog.at_level(logging.INFO, logger="backup_glance.history"):
+            History.open(db_path, retention=RETENTION).close()
+            assert [r.getMessage() for r in caplog.records] == ["history file created"]
+            caplog.clear()
+            old = db_path.parent / "old.sqlite3"
+            a_version_1_database(old)
+            History.open(old, retention=RETENTION).close()
+        migrated = [r for r in caplog.records if r.getMessage() == "history schema migrated"]
+        assert [r.version for r in migrated] == list(range(2, SCHEMA_VERSION + 1))  # type: ignore[attr-defined]
 
     def test_it_upgrades_a_version_1_database_keeping_its_rows(self, db_path: Path) -> None:
         db_path.parent.mkdir()

@@ -162,7 +162,10 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        log.info("history schema migrated", extra={"path": where, "version": number})
+        if version > 0:  # a new file is said once, below, not once per step it was made in
+            log.info("history schema migrated", extra={"path": where, "version": number})
+    if version == 0:
+        log.info("history file created", extra={"path": where, "version": SCHEMA_VERSION})
     if 0 < version < SCHEMA_VERSION:  # an upgrade of a file in use, not a new one
         _give_back_free_pages(conn, where)
 
