@@ -353,7 +353,7 @@ class TestHostileBinary:
         binary = printing(tmp_path, [entry(ID_A), 5, "x", None, [entry(ID_B)]])
         obs = await a_source("/r", tmp_path, password_env="PW", PW="x", restic_binary=binary).poll()
         assert [s.snapshot_id for s in obs.snapshots] == ["abababab"]
-        assert obs.problems == ("entry 2 is no snapshot (a number) and 3 more; left out",)
+        assert obs.problems == ("entry 2 is no snapshot: 5 and 3 more; left out",)
 
     @pytest.mark.parametrize("snapshot_id", ["", 5, None, {"a": 1}])
     async def test_an_entry_without_a_usable_id_is_named(self, tmp_path: Path, snapshot_id: object) -> None:

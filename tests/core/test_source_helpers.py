@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -28,7 +29,8 @@ def test_a_name_becomes_one_path_segment_whatever_it_holds() -> None:
 
 def test_byte_counts_no_float_holds_cost_the_dedup_factor_only() -> None:
     gc = {"index-data-bytes": 10**400, "disk-bytes": 3}
-    store = parse_datastore("pbs", {"store": "main", "total": 100, "used": 10, "gc-status": gc}, None)
+    item = {"store": "main", "total": 100, "used": 10, "gc-status": gc}
+    store = parse_datastore("pbs", item, None, now=datetime(2026, 12, 1, tzinfo=UTC), said=[])
     assert store.dedup_factor is None and store.total_bytes == 100
 
 

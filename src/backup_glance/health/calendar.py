@@ -133,7 +133,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
                 else:
                     summary = add_up()
             outcome, detail, duration = _slot_outcome(
-                slot, window, job_runs, summary.combined, now=now, grace=grace, start=job_start, evidence=evidence
+                slot, window, job_runs, summary.combined, now=now, grace=grace, start=job_start
             )
             if outcome is None:
                 continue
@@ -271,11 +271,10 @@ def _slot_outcome(
     now: datetime,
     grace: timedelta,
     start: datetime | None,  # of the job's evidence: a slot before it has no data, it was not missed
-    evidence: Evidence,
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
         return SlotOutcome.UPCOMING, "", None
-    for run in _window(job_runs, *window, evidence=evidence):
+    for run in _between(job_runs, *window, _run_start):  # the window is in UTC, as the evidence: no zone lookups
         return _run_outcome(run)
     if combined is not None:
         return combined
@@ -442,14 +441,6 @@ def _between(items: list[T], low: datetime, high: datetime, key: Callable[[T], d
     if not items:
         return items
     return items[bisect.bisect_left(items, low, key=key) : bisect.bisect_left(items, high, key=key)]
-
-
-def _window(items: list[T], low: datetime, high: datetime, *, evidence: Evidence) -> list[T]:
-    """The items taken (snapshots) or started (runs) in [low, high), from a list sorted that way (evidence lists
-    are). Evidence is in UTC: bounds given in UTC spare every comparison a zone lookup."""
-    if not items:
-        return items
-    return _between(items, low, high, _taken if isinstance(items[0], Snapshot) else _run_start)  # type: ignore[arg-type]
 
 
 def _resources(job: Job, evidence: Evidence) -> frozenset[str]:

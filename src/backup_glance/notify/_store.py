@@ -202,12 +202,14 @@ class NotifyStore:
 
     def delivered(self, ids: Iterable[int]) -> None:
         """The target accepted these: they leave the outbox."""
-        with self._using("remove delivered messages", write=True) as conn:
-            conn.executemany("DELETE FROM notify_outbox WHERE id = ?", [(i,) for i in ids])
+        self._remove(ids, "remove delivered messages")
 
     def dropped(self, ids: Iterable[int]) -> None:
         """The target refuses these for good (their content, not the moment): they leave the outbox too."""
-        with self._using("remove refused messages", write=True) as conn:
+        self._remove(ids, "remove refused messages")
+
+    def _remove(self, ids: Iterable[int], doing: str) -> None:
+        with self._using(doing, write=True) as conn:
             conn.executemany("DELETE FROM notify_outbox WHERE id = ?", [(i,) for i in ids])
 
     def attempted(self, ids: Iterable[int]) -> None:

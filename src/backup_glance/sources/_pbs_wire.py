@@ -502,13 +502,11 @@ def parse_datastore(
     item: dict[str, Any],
     maintenance: str | None,
     *,
-    now: datetime | None = None,
-    said: list[str] | None = None,
+    now: datetime,
+    said: list[str],
 ) -> Datastore:
     """One record of `/status/datastore-usage`; what it holds that PBS could not have sent is left out and named
-    in `said`. An estimate before `now` (default: this machine's clock) means usage is not growing."""
-    now = now or datetime.now(UTC)
-    said = [] if said is None else said
+    in `said`. An estimate before `now` means usage is not growing."""
     name = str(item.get("store"))
     full_at, flat = _full_date(item.get("estimated-full-date"), now, said)
     raw_gc = item.get("gc-status")

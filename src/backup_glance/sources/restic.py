@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from ..clean import quoted
 from ..config import ResticSourceConfig
 from ..errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from ..model import Job, JobKind, JobRun, Observation, RunOutcome, ScheduleRef, Snapshot, Target
@@ -70,14 +71,6 @@ _USERINFO = re.compile(r"(?<=://)[^/\s]*@")
 # about a listing it could not make (then it prints what it had, often nothing).
 _UNLOADED = re.compile(r'(?:could not load snapshot ([0-9a-f]+)|Ignoring "([0-9a-f]+)"): (.*)')
 _UNLISTED = re.compile(r"could not load snapshots: (.*)")
-_JSON_KINDS: dict[type, str] = {
-    int: "a number",
-    float: "a number",
-    bool: "true or false",
-    str: "a string",
-    list: "a list",
-    type(None): "null",
-}
 _RETRYING = re.compile(r"\) returned error, retrying after ")  # a backend's retry notice: no reason of its own
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 # Starting the binary failed in a way only a config change fixes (not a binary, a directory, a bad path).
@@ -419,7 +412,7 @@ class ResticSource:
         readable: list[tuple[dict[str, Any], datetime, str]] = []
         for number, item in enumerate(items, 1):
             if not isinstance(item, dict):
-                noise.append(f"entry {number} is no snapshot ({_JSON_KINDS.get(type(item), 'not an object')})")
+                noise.append(f"entry {number} is no snapshot: {quoted(item)}")
                 continue
             full_id = item.get("id")  # 64 hex digits in every restic; `short_id` is deprecated
             if not isinstance(full_id, str) or not full_id:
