@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 from .errors import BackupGlanceError
+from .heap import limit_heaps
 from .httpserver import GuardedProtocol, GuardedServer, Limits
 from .logs import flush_suppressed
 from .runtime import Runtime
@@ -168,6 +169,7 @@ async def _flush_logs() -> None:
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` on uvloop when it is installed (the faster loop the project depends on), else asyncio's."""
+    limit_heaps()  # before the loop starts its worker threads
     try:
         import uvloop
     except ImportError:  # e.g. on Windows, where uvloop does not exist

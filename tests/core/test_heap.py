@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -44,3 +45,46 @@ def test_the_free_pages_of_the_heap_go_back_to_the_system() -> None:
 def test_without_malloc_trim_it_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("backup_glance.heap._malloc_trim", lambda: None)
     assert release_free_memory() is False
+
+
+# Eight threads, each allocating blocks glibc serves from the heap the thread was given; `malloc_stats` then
+# writes one "Arena N:" section per heap to stderr.
+_THREADS = """
+import ctypes, sys, threading
+from backup_glance.heap import limit_heaps
+
+limited = limit_heaps() if sys.argv[1] == "limit" else None
+start = threading.Barrier(8)
+
+def allocate():
+    start.wait()  # all at once: a thread that finds every heap busy is given a new one, when it may have one
+    held = [bytearray(4096) for _ in range(2000)]
+    start.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(limited, flush=True)
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+def _heaps(mode: str, **env: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS, mode], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    return done.stdout.strip(), done.stderr.count("Arena ")
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="not glibc")
+def test_threads_share_at_most_two_heaps() -> None:
+    assert _heaps("limit") == ("True", 2)
+    limited, unlimited = _heaps("no limit")
+    assert limited == "None" and unlimited > 2  # what the cap prevents: a heap per thread
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="not glibc")
+def test_an_operators_malloc_arena_max_stands() -> None:
+    assert _heaps("limit", MALLOC_ARENA_MAX="4") == ("False", 4)
