@@ -197,6 +197,19 @@ class TestRealRepository:
             await source.poll()
         assert time.monotonic() - began < 5
 
+    async def test_a_timeout_while_restic_retries_says_what_it_kept_retrying(self, made: Path, tmp_path: Path) -> None:
+        # restic retries an unreadable snapshots/ for ~45 s before it says anything else: with the default 10 s
+        # timeout, the board said only "did not finish", and the reason sat unread in its retry notices.
+        repository = a_copy(made, tmp_path)
+        shutil.rmtree(repository / "snapshots")
+        (repository / "snapshots").write_text("not a folder")
+        source = a_source(str(repository), tmp_path, password_env="PW", PW=PASSWORD, timeout="3s")
+        with pytest.raises(SourceTimeout) as raised:
+            await source.poll()
+        assert str(raised.value).endswith(
+            f"did not finish within 3s (it kept retrying: readdirent {repository}/snapshots: not a directory)"
+        )
+
     async def test_a_repository_a_prune_holds_locked_exclusively_is_still_read(
         self, made: Path, tmp_path: Path
     ) -> None:
@@ -272,6 +285,28 @@ class TestWhatOtherResticReleasesPrint:
         source = a_source("/srv/restic", tmp_path, password_env="PW", PW="x", restic_binary=binary)
         with pytest.raises(SourceUnreachable, match="could not list the snapshots"):
             await source.poll()
+
+    async def test_a_timeout_names_the_last_retry_reason_without_credentials(self, tmp_path: Path) -> None:
+        notices = (
+            "Load(<config/0000000000>, 0, 0) returned error, retrying after 552ms: connection refused\n"
+            "List(snapshot) returned error, retrying after 1.2s: Get https://u:secret@host/x: TLS handshake timeout\n"
+        )
+        notices_file = tmp_path / "notices"
+        notices_file.write_text(notices)
+        binary = fake_restic(tmp_path, f"cat '{notices_file}' >&2; exec sleep 30")
+        source = a_source("/srv/restic", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="1s")
+        with pytest.raises(SourceTimeout) as raised:
+            await source.poll()
+        said = str(raised.value)
+        assert said.endswith("(it kept retrying: Get https://***@host/x: TLS handshake timeout)")
+        assert "secret" not in said
+
+    async def test_a_timeout_without_retries_says_only_that(self, tmp_path: Path) -> None:
+        binary = fake_restic(tmp_path, "echo 'reading index' >&2; exec sleep 30")
+        source = a_source("/srv/restic", tmp_path, password_env="PW", PW="x", restic_binary=binary, timeout="1s")
+        with pytest.raises(SourceTimeout) as raised:
+            await source.poll()
+        assert str(raised.value).endswith("restic snapshots of /srv/restic did not finish within 1s")
 
     async def test_snapshots_restic_ignored_are_named_in_either_wording(self, tmp_path: Path) -> None:
         stderr = (

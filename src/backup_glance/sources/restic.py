@@ -72,6 +72,7 @@ _USERINFO = re.compile(r"(?<=://)[^/\s]*@")
 _UNLOADED = re.compile(r'(?:could not load snapshot ([0-9a-f]+)|Ignoring "([0-9a-f]+)"): (.*)')
 _UNLISTED = re.compile(r"could not load snapshots: (.*)")
 _RETRYING = re.compile(r"\) returned error, retrying after ")  # a backend's retry notice: no reason of its own
+_RETRY_REASON = re.compile(r"\) returned error, retrying after [^:]*: (.+)")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 # Starting the binary failed in a way only a config change fixes (not a binary, a directory, a bad path).
 _PERMANENT_ERRNOS = frozenset({errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
@@ -309,9 +310,12 @@ class ResticSource:
                 await _until_done(process, readers)
         except TimeoutError:
             seconds = self._config.timeout.total_seconds()
-            raise self._error(
-                SourceTimeout, f"restic snapshots of {self._repository} did not finish within {seconds:g}s"
-            ) from None
+            message = f"restic snapshots of {self._repository} did not finish within {seconds:g}s"
+            # A backend retries a failing read for about 45 s (restic 0.14): its notice says why, where a bare
+            # timeout would not.
+            if (retrying := _last_retry(complained.lines())) is not None:
+                message += f" (it kept retrying: {redact(retrying)[:200]})"
+            raise self._error(SourceTimeout, message) from None
         finally:
             # Done, timed out, too much said, or the poll was cancelled (shutdown): never leave restic, or anything
             # it started, running behind us.
@@ -530,6 +534,14 @@ def _reason(lines: list[str]) -> str:
                     return message.splitlines()[0].removeprefix("Fatal: ") if message else "no message"
     plain = [line for line in lines if not _RETRYING.search(line)] or lines
     return plain[0].removeprefix("Fatal: ") if plain else "no message"
+
+
+def _last_retry(lines: list[str]) -> str | None:
+    """What the last of a backend's retry notices says failed (the notice without its own words), if any."""
+    for line in reversed(lines):
+        if (found := _RETRY_REASON.search(line)) is not None:
+            return found.group(1).strip()
+    return None
 
 
 def _signal_name(number: int) -> str:
