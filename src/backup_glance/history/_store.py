@@ -37,6 +37,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot, Target
+from ._batch import insert_rows, update_where_in
 from ._listed import Change, Listed
 from ._rows import (
     OUTCOME_TEXT,
@@ -105,10 +106,13 @@ _LAST_SEEN = """CASE WHEN s.gone_at IS NOT NULL THEN s.last_seen_at ELSE MAX(s.l
     (SELECT c.last_covered_at FROM scopes c
      WHERE c.source = s.source AND c.location = s.location AND c.target_key = s.target_key), 0)) END"""
 
-_UPSERT_SNAPSHOT = f"""
-INSERT INTO snapshots ({SNAPSHOT_COLUMNS}, first_seen_at, last_seen_at, gone_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
-ON CONFLICT (source, snapshot_id) DO UPDATE SET
+_MARK_GONE = f"UPDATE snapshots AS s SET gone_at = ?, last_seen_at = {_LAST_SEEN} WHERE source = ? AND snapshot_id IN"
+
+# Upserts in three parts (`_batch.insert_rows`): the INSERT, one row's values, what a conflict does.
+_UPSERT_SNAPSHOT = (
+    f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}, first_seen_at, last_seen_at, gone_at)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+    """ON CONFLICT (source, snapshot_id) DO UPDATE SET
     target_key = excluded.target_key, location = excluded.location, taken_at = excluded.taken_at,
     finished = excluded.finished, size_bytes = excluded.size_bytes, verification = excluded.verification,
     verified_at = excluded.verified_at, last_seen_at = excluded.last_seen_at, gone_at = NULL
@@ -116,31 +120,34 @@ WHERE snapshots.gone_at IS NOT NULL OR snapshots.target_key IS NOT excluded.targ
     OR snapshots.location IS NOT excluded.location OR snapshots.taken_at IS NOT excluded.taken_at
     OR snapshots.finished IS NOT excluded.finished OR snapshots.size_bytes IS NOT excluded.size_bytes
     OR snapshots.verification IS NOT excluded.verification
-    OR snapshots.verified_at IS NOT excluded.verified_at
-"""
+    OR snapshots.verified_at IS NOT excluded.verified_at""",
+)
 
 # A finished run never goes back to running: a stale task list must not undo what we already know.
-_UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (source, run_id, target_key) DO UPDATE SET
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS})",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    """ON CONFLICT (source, run_id, target_key) DO UPDATE SET
     job_key = excluded.job_key, started_at = excluded.started_at, ended_at = excluded.ended_at,
     outcome = excluded.outcome, message = excluded.message, size_bytes = excluded.size_bytes
 WHERE (runs.ended_at IS NULL OR excluded.ended_at IS NOT NULL) AND (
     runs.job_key IS NOT excluded.job_key OR runs.started_at IS NOT excluded.started_at
     OR runs.ended_at IS NOT excluded.ended_at OR runs.outcome IS NOT excluded.outcome
-    OR runs.message IS NOT excluded.message OR runs.size_bytes IS NOT excluded.size_bytes)
-"""
+    OR runs.message IS NOT excluded.message OR runs.size_bytes IS NOT excluded.size_bytes)""",
+)
 
-_UPSERT_NAME = """
-INSERT INTO target_names (source, target_key, name, named_at) VALUES (?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET name = excluded.name, named_at = excluded.named_at
-"""
+_UPSERT_NAME = (
+    "INSERT INTO target_names (source, target_key, name, named_at)",
+    "(?, ?, ?, ?)",
+    "ON CONFLICT DO UPDATE SET name = excluded.name, named_at = excluded.named_at",
+)
 _SELECT_NAMES = "SELECT source, target_key, name FROM target_names"
 
-_UPSERT_SCOPE = """
-INSERT INTO scopes (source, location, target_key, last_covered_at) VALUES (?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET last_covered_at = MAX(last_covered_at, excluded.last_covered_at)
-"""
+_UPSERT_SCOPE = (
+    "INSERT INTO scopes (source, location, target_key, last_covered_at)",
+    "(?, ?, ?, ?)",
+    "ON CONFLICT DO UPDATE SET last_covered_at = MAX(last_covered_at, excluded.last_covered_at)",
+)
 
 # Job-level runs are preferred; a job told only per target lasts from its first start to its last end. Each
 # query walks one job's index entries from the newest, so its cost follows the sample, not the years stored.
@@ -329,10 +336,10 @@ class History:
                 _upsert_snapshots(conn, plan, seen_at)
             scopes = memory.scopes_of(observation, change.listed if change is not None else fresh)
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
-            conn.executemany(_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
-            runs_written = max(conn.executemany(_UPSERT_RUN, map(run_row, new_runs.values())).rowcount, 0)
+            insert_rows(conn, *_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
+            runs_written = insert_rows(conn, *_UPSERT_RUN, map(run_row, new_runs.values()))
             renamed = self._renamed(conn, observation)
-            conn.executemany(_UPSERT_NAME, ((observation.source, key, name, seen_at) for key, name in renamed))
+            insert_rows(conn, *_UPSERT_NAME, ((observation.source, key, name, seen_at) for key, name in renamed))
         memory.recorded[observation.source] = observation.snapshots
         memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
         memory.covered.update(dict.fromkeys(stale, seen_at))
@@ -613,18 +620,15 @@ def _plan(
 def _mark_gone(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
     # Before the scopes are written: the last sighting of a vanished snapshot is its scope's coverage *before*
     # this poll.
-    conn.executemany(
-        f"""UPDATE snapshots AS s SET gone_at = ?, last_seen_at = {_LAST_SEEN}
-            WHERE source = ? AND snapshot_id = ?""",
-        [(seen_at, plan.source, snapshot_id) for snapshot_id in plan.gone],
-    )
+    update_where_in(conn, _MARK_GONE, (seen_at, plan.source), plan.gone)
 
 
 def _upsert_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
-    # One row at a time: a big first poll's 600,000 rows in a list would hold 90 MB for the length of the write.
+    # Made as written, a statement's worth at a time: a big first poll's 600,000 rows in a list would hold 90 MB
+    # for the length of the write.
     rows = (snapshot_row(s, seen_at) for s in chain(plan.added, plan.updated))
     with _indexes_set_aside(conn, len(plan.added) + len(plan.updated)):
-        conn.executemany(_UPSERT_SNAPSHOT, rows)
+        insert_rows(conn, *_UPSERT_SNAPSHOT, rows)
 
 
 @contextmanager
