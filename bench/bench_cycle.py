@@ -1,6 +1,6 @@
 """What does the running service spend per cycle, from poll to the first answer after it?
 
-Run: .venv/bin/python bench/bench_cycle.py [--rounds N] [GUESTS ...]      (default: 3 rounds; 2000 10000)
+Run: .venv/bin/python bench/bench_cycle.py [--rounds N] [--restart] [GUESTS ...]  (default: 3 rounds; 2000 10000)
 
 For each size: N guests x 60 snapshots on 3 datastores and 20 namespaces (the PBS and PVE simulators of
 bench_proxmox_poll, in a child process, over real HTTPS). The real collector polls both, bounds, records into a
@@ -16,6 +16,9 @@ Printed per cycle: wall and CPU seconds of this process (the simulators do not c
 first cycle, peak RSS, and the first request's time after the publish. The first cycle also tells when its board
 was out: the collector publishes before it writes the new snapshots to the history file (seconds at 10,000
 guests), so a cycle's end is later than its board. Each size runs in a fresh process, so its peak RSS is its own.
+With --restart, each size runs twice on one history file: the second run is a service restarted on the history the
+first one wrote (its first record compares 600,000 listed snapshots with the rows the file holds), as after an
+upgrade or a reboot.
 Targets (issue 12): the first board (poll + verdicts with history) under 10 s wall and 300 MB at 10,000 guests; quiet
 <= 10 % and still <= 2 % of the first cycle's CPU.
 """
@@ -23,6 +26,7 @@ Targets (issue 12): the first board (poll + verdicts with history) under 10 s wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import resource
 import statistics
@@ -131,7 +135,7 @@ def first_request_ms(web: Any) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-async def measure(guests: int) -> None:
+async def measure(guests: int, history_dir: str | None = None) -> None:
     lab_bench.GUESTS = guests
     parent, child = multiprocessing.Pipe()
     process = multiprocessing.get_context("spawn").Process(target=_serve, args=(child, guests), daemon=True)
@@ -142,7 +146,7 @@ async def measure(guests: int) -> None:
     pve_url, pve_pin = endpoints["pve"]
     pbs = PbsSource(PbsSourceConfig(name="pbs", type="pbs", url=pbs_url, fingerprint=pbs_pin, **common))
     pve = PveSource(PveSourceConfig(name="pve", type="pve", url=pve_url, fingerprint=pve_pin, **common))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() if history_dir is None else contextlib.nullcontext(history_dir) as tmp:
         history = History.open(Path(tmp) / "history.sqlite3", retention=timedelta(days=90))
         store = BoardStore(timezone=lab_bench.DISPLAY_TZ)
         app = create_app(Config(timezone=lab_bench.DISPLAY_TZ), store)
@@ -198,10 +202,10 @@ async def measure(guests: int) -> None:
     print(f"  {'PASS' if still <= 0.02 else 'FAIL'}  still cycle <= 2 % of the first cycle's CPU (median {still:.1%})")
 
 
-def _measure(guests: int, rounds: int) -> None:
+def _measure(guests: int, rounds: int, history_dir: str | None) -> None:
     global ROUNDS
     ROUNDS = rounds
-    run_event_loop(measure(guests))  # on uvloop, as `serve` runs
+    run_event_loop(measure(guests, history_dir))  # on uvloop, as `serve` runs
 
 
 def _serve(conn: Any, guests: int) -> None:
@@ -218,13 +222,22 @@ if __name__ == "__main__":
             sys.exit("bench_cycle: --rounds needs a count of 1 or more, e.g. --rounds 5")
         ROUNDS = int(count[0])
         del arguments[at : at + 2]
+    restart = "--restart" in arguments
+    if restart:
+        arguments.remove("--restart")
     if not all(arg.isdigit() and int(arg) > 0 for arg in arguments):
         sys.exit(f"bench_cycle: guest counts are whole numbers, not {' '.join(arguments)}")
     sizes = [int(arg) for arg in arguments] or [2000, 10000]
     for size in sizes:
-        # Each size in a process of its own: its peak RSS is its own, not the peak of the sizes before it.
-        run = multiprocessing.get_context("spawn").Process(target=_measure, args=(size, ROUNDS))
-        run.start()
-        run.join()
-        if run.exitcode != 0:
-            sys.exit(f"bench_cycle: the run at {size} guests failed (exit code {run.exitcode})")
+        with tempfile.TemporaryDirectory() as kept:
+            for label in ("on a new history file", "restarted on the history file of the run before")[: 1 + restart]:
+                if restart:
+                    print(f"-- {label}")
+                # Each run in a process of its own: its peak RSS is its own, not the peak of the runs before it.
+                run = multiprocessing.get_context("spawn").Process(
+                    target=_measure, args=(size, ROUNDS, kept if restart else None)
+                )
+                run.start()
+                run.join()
+                if run.exitcode != 0:
+                    sys.exit(f"bench_cycle: the run at {size} guests failed (exit code {run.exitcode})")

@@ -299,6 +299,49 @@ class TestEvidence:
             assert gone_at(history, second.snapshot_id) == (LATER + timedelta(hours=1)).isoformat()
             assert gone_at(history, first.snapshot_id) is None
 
+    def test_a_restart_compares_the_listing_with_the_stored_rows_field_by_stored_field(self, db_path: Path) -> None:
+        """The first record after a start reads the file's present rows and compares what a row stores: a
+        snapshot that knows more than its row (encrypted, protected) is no change; a changed size is; a stored one
+        the listing lacks is gone where the poll speaks for its location and kept where it does not."""
+        same = a_snapshot(taken_at=NOW - timedelta(days=3))
+        grown = a_snapshot(taken_at=NOW - timedelta(days=2))
+        pruned = a_snapshot(taken_at=NOW - timedelta(days=1))
+        elsewhere = a_snapshot(taken_at=NOW - timedelta(days=1), location="offsite")
+        with History.open(db_path, retention=RETENTION) as before_restart:
+            before_restart.record(an_observation(snapshots=[same, grown, pruned, elsewhere]))
+        relisted = [
+            msgspec.structs.replace(same, encrypted=True, protected=True),
+            msgspec.structs.replace(grown, size_bytes=5_000),
+            a_snapshot(taken_at=NOW),
+        ]
+        with History.open(db_path, retention=RETENTION) as history:
+            # A poll with a problem speaks only for what it lists: "offsite" holds nothing it lists.
+            stats = history.record(an_observation(at=LATER, snapshots=relisted, problems=["store 'offsite' unread"]))
+
+            assert (stats.snapshots_added, stats.snapshots_updated, stats.snapshots_gone) == (1, 1, 1)
+            assert gone_at(history, pruned.snapshot_id) == LATER.isoformat()
+            assert gone_at(history, elsewhere.snapshot_id) is None
+            assert {s.snapshot_id: s.size_bytes for s in everything(history)}[grown.snapshot_id] == 5_000
+
+            offsite_now = a_snapshot(taken_at=NOW, location="offsite")
+            again = history.record(an_observation(at=LATER + timedelta(hours=1), snapshots=[*relisted, offsite_now]))
+            # The next poll, complete and listing "offsite", speaks for it: the snapshot kept there is gone now.
+            assert (again.snapshots_added, again.snapshots_updated, again.snapshots_gone) == (1, 0, 1)
+            assert gone_at(history, elsewhere.snapshot_id) == (LATER + timedelta(hours=1)).isoformat()
+
+    def test_a_restart_with_nothing_changed_writes_no_snapshot(self, db_path: Path) -> None:
+        listed = [
+            a_snapshot(target=f"guest:{i}", taken_at=NOW - timedelta(hours=i), verification=Verification.OK)
+            for i in range(50)
+        ]
+        with History.open(db_path, retention=RETENTION) as before_restart:
+            before_restart.record(an_observation(snapshots=listed))
+        knowing_more = [msgspec.structs.replace(s, encrypted=False, protected=i == 0) for i, s in enumerate(listed)]
+        with History.open(db_path, retention=RETENTION) as history:
+            stats = history.record(an_observation(at=LATER, snapshots=knowing_more))
+            assert (stats.snapshots_added, stats.snapshots_updated, stats.snapshots_gone) == (0, 0, 0)
+            assert len(history.view(since=NOW - timedelta(days=3), until=LATER).snapshots) == 50
+
     def test_it_records_first_and_last_sighting(self, history: History) -> None:
         snapshot = a_snapshot()
         for hours in range(3):
