@@ -627,7 +627,7 @@ def _stored_as(snapshot: Snapshot, row: tuple[Any, ...]) -> bool:
     """Whether `row` (snapshot_id, then SNAPSHOT_FIELDS) stores what `snapshot` says: field by field, the likeliest
     to differ first (one call instead of making the row and comparing, at each of 600,000 snapshots)."""
     verified_at = snapshot.verified_at
-    return (
+    return bool(
         row[5] == snapshot.size_bytes
         and row[6] == VERIFICATION_TEXT[snapshot.verification]
         and row[4] == snapshot.finished
