@@ -7,7 +7,7 @@ first poll of 10,000 guests about 100 MB sat free in them for the life of the pr
 this does nothing.
 
 glibc also gives each new thread a heap of its own (up to eight per core), each keeping its own free memory:
-with the history writes, the judging and the feed in worker threads, that was 20 to 40 MB more after a few
+with the history writes, the judging and the feed in worker threads, that was 10 to 25 MB more after a few
 cycles at 10,000 guests. Python lets one thread allocate at a time anyway, so `limit_heaps` caps them at two.
 """
 
