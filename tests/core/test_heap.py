@@ -57,7 +57,7 @@ limited = limit_heaps() if sys.argv[1] == "limit" else None
 start = threading.Barrier(8)
 
 def allocate():
-    start.wait()  # all at once: a thread that finds every heap busy is given a new one, when it may have one
+    start.wait()  # all alive at once: a thread that started after one ended would take over that one's heap
     held = [bytearray(4096) for _ in range(2000)]
     start.wait()
 
@@ -72,8 +72,9 @@ ctypes.CDLL(None).malloc_stats()
 
 
 def _heaps(mode: str, **env: str) -> tuple[str, int]:
+    inherited = {name: value for name, value in os.environ.items() if name != "MALLOC_ARENA_MAX"}
     done = subprocess.run(
-        [sys.executable, "-c", _THREADS, mode], capture_output=True, text=True, check=True, env={**os.environ, **env}
+        [sys.executable, "-c", _THREADS, mode], capture_output=True, text=True, check=True, env={**inherited, **env}
     )
     return done.stdout.strip(), done.stderr.count("Arena ")
 
