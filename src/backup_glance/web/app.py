@@ -193,7 +193,7 @@ class _Web:
 
         def build(board: Board) -> Payload:
             try:
-                return Payload(self.renderer.widget(spec.build(self.shown(board), self.zone, params)).encode("utf-8"))
+                return Payload(self.renderer.widget_body(spec.build(self.shown(board), self.zone, params)))
             except Exception:
                 # Logged once here, at the boundary; Glance shows the body whatever the status code.
                 log.exception("widget rendering failed", extra={"widget": name})
@@ -258,7 +258,7 @@ def _widget_response(web: _Web, request: Request, title: str, payload: Payload) 
 
 
 def _error(web: _Web, status_code: int, message: str) -> Payload:
-    return Payload(web.renderer.error(message).encode("utf-8"), status_code)
+    return Payload(web.renderer.error(message), status_code)
 
 
 async def glance_widget(request: Request) -> Response:
