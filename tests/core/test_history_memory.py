@@ -372,6 +372,7 @@ def test_a_record_worked_out_from_the_last_list_equals_a_full_comparison(
     monkeypatch.setattr(Listed, "followed_by", counted)
     listed = [snapshot(target, START - timedelta(days=day)) for target in range(40) for day in range(5)]
     now = START
+    shared = kept_in_place = 0
     with History.open(tmp_path / "kept.db", retention=RETENTION) as kept:
         for step in range(150):
             now += timedelta(minutes=10)
@@ -381,12 +382,36 @@ def test_a_record_worked_out_from_the_last_list_equals_a_full_comparison(
             observation = Observation(
                 source="pbs", kind="pbs", observed_at=now, timezone="UTC", snapshots=tuple(shown), problems=problems
             )
+            calls, memory = len(differences), kept._memory
+            was_shared = "pbs" in memory.listed and memory.listed["pbs"].by_id is memory.present.get("pbs")
+            shared_before = memory.present.get("pbs") if was_shared else None
             stats = kept.record(observation)
+            if len(differences) > calls and differences[-1] is not None and shared_before is not None:
+                # worked out from a list that shared its dict with `present`: that dict serves on, not a copy
+                assert kept._memory.present["pbs"] is shared_before, f"seed {seed}, step {step}"
+                kept_in_place += 1
             with History.open(tmp_path / "full.db", retention=RETENTION) as full:
                 assert full.record(observation) == stats, f"seed {seed}, step {step}"
             assert stored_snapshots(tmp_path / "kept.db") == stored_snapshots(tmp_path / "full.db"), step
+            shared += kept_list_is_the_listing(kept, observation, f"seed {seed}, step {step}")
     worked_out = sum(change is not None for change in differences)
     assert len(differences) / 2 < worked_out < len(differences)  # both ways taken, the difference mostly
+    assert 0 < shared < len(differences)  # the kept list shares its dict with what is present, and does not
+    assert kept_in_place
+
+
+def kept_list_is_the_listing(store: History, observation: Observation, step: str) -> bool:
+    """What the store keeps for the next record names the listed snapshots by id (one dict with `present`
+    when the two hold the same ids: a copy of 600,000 entries would cost 15 MB). -> whether the dict is shared."""
+    memory = store._memory
+    kept = memory.listed.get(observation.source)
+    if kept is None:
+        return False
+    assert kept.snapshots is observation.snapshots, step
+    assert kept.by_id == {s.snapshot_id: s for s in observation.snapshots}, step
+    present = memory.present[observation.source]
+    assert (present is kept.by_id) == (len(present) == len(kept.by_id)), step
+    return present is kept.by_id
 
 
 def changed(rng: random.Random, listed: list[Snapshot], now: datetime) -> list[Snapshot]:

@@ -59,31 +59,52 @@ class Listed:
         appeared, vanished = difference
         if any(s.source != observation.source for s in appeared):
             return None
-        by_id = self.by_id.copy()
-        for snapshot in vanished:
-            by_id.pop(snapshot.snapshot_id, None)
-        for snapshot in appeared:
-            by_id[snapshot.snapshot_id] = snapshot
+        # The ids the new list names, told from the few that changed: the list before named each of its ids once,
+        # so the new one does when no id appeared twice and none appeared that stays listed.
+        left = {s.snapshot_id for s in vanished}
+        relisted = {s.snapshot_id for s in appeared}
+        by_id = self.by_id
+        if len(relisted) != len(appeared) or any(i in by_id and i not in left for i in relisted):
+            return None
         locations = _adjusted(self.locations, (s.location for s in vanished), (s.location for s in appeared))
-        if len(by_id) != len(snapshots) or locations.keys() != self.locations.keys():
+        if locations.keys() != self.locations.keys():
             return None
         scopes = _adjusted(self.scopes, map(_scope, vanished), map(_scope, appeared))
-        return Change(Listed(snapshots, by_id, locations, scopes), appeared, vanished)
+        return Change(self, snapshots, locations, scopes, appeared, vanished, relisted)
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A list next to the one before it: the new `Listed`, and the objects that appeared in it or left it."""
+    """A list next to the one before it: the objects that appeared in it or left it, and what the new `Listed`
+    will hold (made by `listed`, once the store's present snapshots were brought up to date)."""
 
-    listed: Listed
+    before: Listed
+    snapshots: tuple[Snapshot, ...]
+    locations: Counter[str]
+    scopes: Counter[Scope]
     appeared: list[Snapshot]
     vanished: list[Snapshot]
+    relisted: set[str]  # the ids of `appeared`
 
     def gone(self, present: dict[str, Snapshot]) -> list[str]:
         """Ids present before and listed no more. The covered locations did not change, so the list before
         spoke for every one of them and left no other id present there."""
-        by_id = self.listed.by_id
-        return [s.snapshot_id for s in self.vanished if s.snapshot_id not in by_id and s.snapshot_id in present]
+        relisted = self.relisted
+        return [s.snapshot_id for s in self.vanished if s.snapshot_id not in relisted and s.snapshot_id in present]
+
+    def listed(self, present: dict[str, Snapshot]) -> Listed:
+        """The new list, after the record applied this change to `present`. When the list before shared its dict
+        with `present` (`_Memory.share_present`), that dict now holds the new list's ids: it serves again, where a
+        copy cost a quiet poll 15 MB at 10,000 guests. The appeared objects go in either way, as into a copy: where
+        the record found one equal to the snapshot present, that one is let go for the listed one."""
+        by_id = self.before.by_id
+        if by_id is not present:
+            by_id = by_id.copy()
+            for snapshot in self.vanished:
+                by_id.pop(snapshot.snapshot_id, None)
+        for snapshot in self.appeared:
+            by_id[snapshot.snapshot_id] = snapshot
+        return Listed(self.snapshots, by_id, self.locations, self.scopes)
 
 
 # In C: a first record of a big source makes one for each of its hundreds of thousands of snapshots.

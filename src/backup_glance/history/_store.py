@@ -25,6 +25,7 @@ import statistics
 import threading
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot, Target
 from ._batch import insert_rows, update_where_in
-from ._listed import Change, Listed
+from ._listed import Change, Listed, Scope
 from ._rows import (
     OUTCOME_TEXT,
     RUN_COLUMNS,
@@ -299,11 +300,13 @@ class History:
         relisted = observation.snapshots is memory.recorded.get(observation.source)
         if not relisted:
             before = memory.listed.get(observation.source)
-            if before is not None and before.generation == memory.generations.get(observation.source, 0):
+            if (
+                before is not None
+                and before.generation == memory.generations.get(observation.source, 0)
+                and observation.source in memory.present
+            ):
                 change = before.followed_by(observation)
-            if change is not None:
-                by_source[observation.source] = change.listed.by_id
-            else:
+            if change is None:
                 by_source = _by_source(observation.snapshots)
         listed = memory.recorded_runs.get(observation.source)
         if listed is not None and listed[0] is observation.runs:  # the same tuple as last time: nothing to compare
@@ -323,13 +326,16 @@ class History:
             fresh = Listed.of(observation, by_source[observation.source])
         plans: list[_SnapshotPlan] = []
         with self._transaction(f"record the observation of '{observation.source}'") as conn:
+            if change is not None:
+                current = memory.present[observation.source]
+                plan = _plan(observation.source, change.appeared, change.gone(current), current)
+                _mark_gone(conn, plan, seen_at)
+                plans.append(plan)
             for source, snapshots in by_source.items():
                 present = memory.present.get(source)
                 whole = observation.snapshots if len(snapshots) == len(observation.snapshots) else snapshots
                 if present is None:  # the source's first record since the start (a change follows a record)
                     plan, memory.present[source] = _first_plan(conn, source, snapshots, whole, observation)
-                elif change is not None:
-                    plan = _plan(source, change.appeared, change.gone(present), present)
                 else:
                     plan = _plan(source, whole, _gone(snapshots, present, observation), present)
                 _mark_gone(conn, plan, seen_at)
@@ -337,7 +343,8 @@ class History:
             deferring = defer and sum(len(plan.added) + len(plan.updated) for plan in plans) >= DEFERRED_ROWS
             for plan in [] if deferring else plans:
                 _upsert_snapshots(conn, plan, seen_at)
-            scopes = memory.scopes_of(observation, change.listed if change is not None else fresh)
+            counted = change.scopes if change is not None else fresh.scopes if fresh is not None else None
+            scopes = memory.scopes_of(observation, counted)
             stale = [scope for scope in scopes if seen_at - memory.covered.get(scope, 0) >= COVERAGE_REFRESH]
             insert_rows(conn, *_UPSERT_SCOPE, ((*scope, seen_at) for scope in stale))
             runs_written = insert_rows(conn, *_UPSERT_RUN, map(run_row, new_runs.values()))
@@ -349,7 +356,7 @@ class History:
         for plan in plans:
             memory.apply(plan, seen_at, by_source.get(plan.source))
         if not relisted:
-            memory.list(observation, change.listed if change is not None else fresh)
+            memory.list(observation, change.listed(memory.present[observation.source]) if change else fresh)
             memory.share_present(observation.source)
         memory.note_runs(new_runs)
         memory.name(observation, renamed)
@@ -898,13 +905,13 @@ class _Memory:
                 self.window.put_run(key, run)
             self.durations_dirty = self.durations_dirty or run.ended_at is not None
 
-    def scopes_of(self, observation: Observation, listed: Listed | None) -> set[tuple[str, str, str]]:
-        """The scopes `observation` lists snapshots in (`listed`: its list, when one was made of it)."""
+    def scopes_of(self, observation: Observation, counted: Counter[Scope] | None) -> set[Scope]:
+        """The scopes `observation` lists snapshots in (`counted`: of its list, when one was made of it)."""
         known = self.scopes.get(observation.source)
         if known is not None and known[0] is observation.snapshots:
             return known[1]
-        if listed is not None:
-            scopes = set(listed.scopes)
+        if counted is not None:
+            scopes = set(counted)
         else:
             scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
         self.scopes[observation.source] = (observation.snapshots, scopes)
@@ -923,8 +930,8 @@ class _Memory:
         """After `apply` and `list`: when the file holds as present exactly what the source listed, one dict
         serves as both (600,000 entries at 10,000 guests: 15 MB less). Every listed id is present after a
         record, so equal sizes mean equal ids, and the snapshots under them are equal if not the same objects.
-        `apply` changes `present` in place: the `Listed` it is shared with has made its `Change` by then, and is
-        replaced by the record that applies it."""
+        `apply` changes `present` in place: the `Listed` it is shared with has made its `Change` by then, and
+        the `Listed` of that change is this very dict again (`Change.listed`)."""
         listed, present = self.listed.get(source), self.present.get(source)
         if listed is not None and present is not None and len(present) == len(listed.by_id):
             self.present[source] = listed.by_id
