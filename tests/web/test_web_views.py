@@ -252,6 +252,26 @@ class TestRememberedRows:
         assert len(bounded._by_value) == healthy, "and only their values"
 
 
+class TestGridRows:
+    """The grid makes its rows anew for every board: they are found by value, and must stay found while rows
+    equal to them are in use, through any number of renders."""
+
+    def test_rows_made_anew_for_each_board_are_rendered_once(self) -> None:
+        board = a_full_board(40)
+        zone = ZoneInfo(board.timezone)
+        params = calendar.Params(view="grid", column="full")
+        renderer = Renderer(max_rows=10)  # every render sweeps
+        first = renderer.widget_body(calendar.build_view(board, zone, params))
+        encoded = {row: renderer._by_value[("grid_row", row)] for row in calendar.build_view(board, zone, params).rows}
+        for _ in range(3 * KEEP_ROWS_FOR_RENDERS):
+            view = calendar.build_view(board, zone, params)
+            assert renderer.widget_body(view) == first
+        again = calendar.build_view(board, zone, params).rows
+        assert all(renderer._by_value[("grid_row", row)] is encoded[row] for row in again), "no row rendered again"
+        assert len(renderer._by_value) == len(set(again))
+        assert first == Renderer().widget_body(calendar.build_view(board, zone, params))
+
+
 class TestSplicedRows:
     """A widget's remembered rows are put into its bytes after the template ran: the body must be, byte for byte,
     what the template makes with the rows joined in place, whatever the services are called."""

@@ -172,10 +172,12 @@ class Renderer:
         entries = list(self._rows.items())  # one step: another thread may be rendering and adding rows
         self._rows = {key: entry for key, entry in entries if entry[2] > recent}
         # Only the rows let go are hashed to find their values: at 10,000 services, a sweep runs at every render,
-        # and hashing every kept row again cost more than the render. A kept row equal to one let go loses its
-        # value entry too, which costs one render of it at most (it is still found by identity).
-        for (macro, _), (row, _, used) in entries:
-            if used <= recent:
+        # and hashing every kept row again cost more than the render. A row let go whose output a kept row shares
+        # (an equal row, found by value) keeps its value entry: widgets that make their rows anew for each board
+        # (the grid) find them by value only, and lost all 2,000 of them every few publishes.
+        shared = {id(entry[1]) for entry in self._rows.values()}
+        for (macro, _), (row, encoded, used) in entries:
+            if used <= recent and id(encoded) not in shared:
                 self._by_value.pop((macro, row), None)
         if len(self._by_value) > 2 * len(self._rows) + self._max_rows:  # rows added by another thread mid-sweep
             self._by_value = {(key[0], entry[0]): entry[1] for key, entry in self._rows.items()}
