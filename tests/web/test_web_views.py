@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import doctest
+import gzip
 import importlib
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,7 +31,16 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
-from backup_glance.web.render import KEEP_ROWS_FOR_RENDERS, WARM_FOR_S, WARM_KEYS, Renderer, VersionCache
+from backup_glance.web.render import (
+    FAST_GZIP_FROM,
+    KEEP_ROWS_FOR_RENDERS,
+    SWEEP_EVERY,
+    WARM_FOR_S,
+    WARM_KEYS,
+    Payload,
+    Renderer,
+    VersionCache,
+)
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
@@ -250,6 +261,32 @@ class TestRememberedRows:
         healthy = len(status.build_view(later, ZoneInfo(later.timezone), status.parse_params({})).healthy)
         assert len(bounded._rows) == healthy, "only the rows the latest renders used are kept"
         assert len(bounded._by_value) == healthy, "and only their values"
+
+
+class TestSweeps:
+    def test_rows_not_used_lately_are_swept_now_and_then_not_at_every_render(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A page of 2,000 services uses more rows than MAX_REMEMBERED_ROWS: a sweep at every render walked them
+        all six times a page."""
+        board = a_full_board(40)
+        zone = ZoneInfo(board.timezone)
+        renderer = Renderer(max_rows=10)
+        sweeps = []
+        forget = renderer._forget_rows
+        monkeypatch.setattr(renderer, "_forget_rows", lambda: (sweeps.append(renderer._renders), forget())[1])
+        for hours in range(4 * SWEEP_EVERY):
+            later = replace(board, generated_at=NOW + timedelta(hours=hours))  # new rows at every render
+            renderer.widget_body(status.build_view(later, zone, status.parse_params({})))
+        assert len(sweeps) == 4
+        assert all(b - a == SWEEP_EVERY for a, b in pairwise(sweeps))
+        assert len(renderer._rows) <= (KEEP_ROWS_FOR_RENDERS + SWEEP_EVERY) * 40
+
+    def test_a_big_body_is_compressed_for_speed(self) -> None:
+        small, big = Payload(b"<li>ok</li>" * 1000), Payload(bytes(range(256)) * (FAST_GZIP_FROM // 256 + 1))
+        assert gzip.decompress(small.gzipped) == small.body and gzip.decompress(big.gzipped) == big.body
+        assert small.gzipped == gzip.compress(small.body, compresslevel=6, mtime=0)
+        assert big.gzipped == gzip.compress(big.body, compresslevel=3, mtime=0)
 
 
 class TestGridRows:

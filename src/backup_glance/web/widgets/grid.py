@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from ...model import Board, CalendarSlot, Severity, SlotOutcome, Status
@@ -28,6 +29,7 @@ GRID_DAYS_AFTER = 7
 GRID_DAYS: dict[str, tuple[int, int]] = {"full": (GRID_DAYS_BEFORE, GRID_DAYS_AFTER), "small": (10, 3)}
 # Names longer than this may be cut in their column: they get a popover with the whole name.
 CUT_AT: dict[str, int] = {"full": 40, "small": 11}
+MAX_ROWS_KEPT = 20_000  # rows remembered per column for `_same_row`, beyond which they are all let go at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,23 @@ def _cell(
     return GridCell(css, tip[:300])
 
 
+_css = attrgetter("css")
+# (column, service id) -> its row as last built: an equal row built again is handed back as that very object, so
+# the renderer finds it by identity (hashing 2,000 rows of 22 cells to find them by value was half the render).
+_built: dict[tuple[str, str], GridRow] = {}
+
+
+def _same_row(column: str, row: GridRow) -> GridRow:
+    key = (column, row.service_id)
+    known = _built.get(key)
+    if known is not None and known == row:
+        return known
+    if len(_built) > 4 * MAX_ROWS_KEPT and known is None:
+        _built.clear()  # services gone long ago (a config change) are not kept for ever
+    _built[key] = row
+    return row
+
+
 def build_grid(
     board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source: str | None, column: str, limit: int | None
 ) -> GridView:
@@ -108,47 +127,63 @@ def build_grid(
     days = [today + timedelta(days=o) for o in range(-before, after + 1)]
     first, last = days[0], days[-1]
     column_of = {day: index for index, day in enumerate(days)}
-    # Per service, per day (by its column): what its slots that day meant for it, and their problems.
-    entries: dict[str, list[list[Entry] | None]] = {}
-    problems: dict[tuple[str, date], list[tuple[Status, str]]] = defaultdict(list)
-    empty: list[list[Entry] | None] = [None] * len(days)
+    labels = {key: names.job(key) for key in {s.job_key for s in slots}}
+    # Per service, each day's cell (by its column) as the one slot that day makes it: a slot's services share
+    # a few outcomes, so each of its cells is made once. A day with more slots, or with problems, is worked out
+    # whole after the others.
+    cells_of: dict[str, list[GridCell]] = {}
+    firsts: dict[str, list[Entry | None]] = {}  # per service, each day's first entry
+    more: dict[tuple[str, int], list[Entry]] = {}
+    problems: dict[tuple[str, int], list[tuple[Status, str]]] = defaultdict(list)
+    no_cells: list[GridCell] = [_NO_RUN] * len(days)
+    no_entries: list[Entry | None] = [None] * len(days)
     for slot in slots:
         day = local_day(slot.start_at, zone)
         at = column_of.get(day)
         if at is None:
             continue
         own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
+        shared = (slot.outcome, slot.detail)
+        made: dict[tuple[SlotOutcome, str], tuple[Entry, GridCell]] = {}
         for service_id in slot.service_ids:
-            if slot.service_outcomes and service_id not in own:
+            if own and service_id not in own:
                 continue  # health says: no data for this service at that time
-            outcome, detail = own.get(service_id, (slot.outcome, slot.detail))
-            row = entries.get(service_id)
-            if row is None:
-                row = entries[service_id] = empty.copy()
-            here = row[at]
+            meant = own.get(service_id, shared)
+            found = made.get(meant)
+            if found is None:
+                entry = (slot, *meant)
+                found = made[meant] = (entry, _cell(day, [entry], labels, zone, _NO_PROBLEMS))
+            entries = firsts.get(service_id)
+            if entries is None:
+                entries = firsts[service_id] = no_entries.copy()
+                cells_of[service_id] = no_cells.copy()
+            here = entries[at]
             if here is None:
-                row[at] = [(slot, outcome, detail)]
+                entries[at] = found[0]
+                cells_of[service_id][at] = found[1]
             else:
-                here.append((slot, outcome, detail))
+                more.setdefault((service_id, at), [here]).append(found[0])
         for service_id, status, text in slot.problems:
-            problems[(service_id, day)].append((status, text))
-    labels = {key: names.job(key) for key in {s.job_key for s in slots}}
+            problems[(service_id, at)].append((status, text))
+    for service_id, at in more.keys() | problems.keys():
+        entries = firsts.get(service_id)
+        here = entries[at] if entries is not None else None
+        if here is not None:  # a day without a run shows none, whatever its problems
+            whole = more.get((service_id, at), [here])
+            cells_of[service_id][at] = _cell(days[at], whole, labels, zone, problems.get((service_id, at), []))
     verdicts = sorted((v for v in board.verdicts if source is None or source in v.sources), key=sort_key)
     rows = []
     used: set[str] = set()
     for v in verdicts:
         name = names.service(v.service_id, v.name)
-        service_id = v.service_id
-        cells = tuple(
-            _cell(d, here, labels, zone, problems.get((service_id, d), _NO_PROBLEMS) if problems else _NO_PROBLEMS)
-            for d, here in zip(days, entries.get(service_id, empty), strict=True)
-        )
-        used.update(c.css for c in cells)
+        cells = tuple(cells_of.get(v.service_id, no_cells))
+        used.update(map(_css, cells))
         bad = v.severity is not Severity.OK
         mark = mark_of(v, names, zone) if bad else None
         note = mark.cause if mark is not None and not any(c.css for c in cells) else ""
         tip = f"{name} · {mark.word}: {mark.cause}" if mark else (name if len(name) > CUT_AT[column] else "")
-        rows.append(GridRow(v.service_id, name, mark.css if mark else "", mark.icon if mark else "", tip, note, cells))
+        row = GridRow(v.service_id, name, mark.css if mark else "", mark.icon if mark else "", tip, note, cells)
+        rows.append(_same_row(column, row))
     head = tuple(
         GridHead(
             weekday=f"{d:%a}"[:1],
