@@ -102,3 +102,13 @@ def test_an_equal_row_built_again_is_the_row_built_before() -> None:
     later = replace(board, generated_at=NOW + timedelta(days=1))  # every row's days move on
     moved = grid.build_grid(later, zone, list(later.slots), None, "full", None)
     assert not any(a is b for a, b in zip(first.rows, moved.rows, strict=True))
+
+
+def test_rows_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grid, "MAX_ROWS_KEPT", 5)
+    for seed in range(20):  # boards of other services each time, as after config changes
+        board = random_board(random.Random(seed))
+        renamed = tuple(replace(v, service_id=f"{v.service_id}-{seed}") for v in board.verdicts)
+        board = replace(board, verdicts=renamed)
+        grid.build_grid(board, ZoneInfo(board.timezone), list(board.slots), None, "full", None)
+        assert len(grid._built) <= 5

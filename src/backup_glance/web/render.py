@@ -179,8 +179,8 @@ class Renderer:
         recent = self._renders - KEEP_ROWS_FOR_RENDERS
         entries = list(self._rows.items())  # one step: another thread may be rendering and adding rows
         self._rows = {key: entry for key, entry in entries if entry[2] > recent}
-        # Only the rows let go are hashed to find their values: at 10,000 services, a sweep runs at every render,
-        # and hashing every kept row again cost more than the render. A row let go whose output a kept row shares
+        # Only the rows let go are hashed to find their values: at 10,000 services, hashing every kept row again
+        # cost more than a render. A row let go whose output a kept row shares
         # (an equal row, found by value) keeps its value entry: widgets that make their rows anew for each board
         # (the grid) find them by value only, and lost all 2,000 of them every few publishes.
         shared = {id(entry[1]) for entry in self._rows.values()}

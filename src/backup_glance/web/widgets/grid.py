@@ -29,7 +29,7 @@ GRID_DAYS_AFTER = 7
 GRID_DAYS: dict[str, tuple[int, int]] = {"full": (GRID_DAYS_BEFORE, GRID_DAYS_AFTER), "small": (10, 3)}
 # Names longer than this may be cut in their column: they get a popover with the whole name.
 CUT_AT: dict[str, int] = {"full": 40, "small": 11}
-MAX_ROWS_KEPT = 20_000  # rows remembered per column for `_same_row`, beyond which they are all let go at once
+MAX_ROWS_KEPT = 50_000  # rows `_same_row` remembers (10,000 services in both columns are 20,000); past it, none
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ _PLAIN = {outcome: GridCell(SLOT_CLASS[outcome], "") for outcome in (SlotOutcome
 
 
 def _cell(
-    day: date, entries: list[Entry] | None, labels: dict[str, str], zone: ZoneInfo, problems: list[tuple[Status, str]]
+    day: date, entries: list[Entry], labels: dict[str, str], zone: ZoneInfo, problems: list[tuple[Status, str]]
 ) -> GridCell:
     if not entries:
         return _NO_RUN
@@ -112,8 +112,8 @@ def _same_row(column: str, row: GridRow) -> GridRow:
     known = _built.get(key)
     if known is not None and known == row:
         return known
-    if len(_built) > 4 * MAX_ROWS_KEPT and known is None:
-        _built.clear()  # services gone long ago (a config change) are not kept for ever
+    if known is None and len(_built) >= MAX_ROWS_KEPT:
+        _built.clear()  # rows of services gone long ago (config changes) are not kept for ever
     _built[key] = row
     return row
 
