@@ -211,8 +211,9 @@ async def measure(guests: int, history_dir: str | None = None) -> None:
             f"first request {request_ms:6.2f} ms  peak RSS {rss:6.1f} MB  ({judged})"
         )
     print(f"  first board out {first_board:.2f} s after the first cycle began (its cycle: {rows[0][1]:.2f} s)")
-    page_ms = statistics.median(pages)
-    print(f"  the page's first request after a quiet or still cycle: {', '.join(f'{ms:.0f}' for ms in pages)} ms")
+    after_quiet, after_still = statistics.median(pages[0::2]), statistics.median(pages[1::2])
+    shown = ", ".join(f"{ms:.0f}" for ms in pages)
+    print(f"  the page's first request after a quiet, a still, ... cycle: {shown} ms")
     print(f"  first cycle, step by step (wall; CPU where it differs): {first_steps}")
     quiet, still = (statistics.median(row[2] for row in rows if row[0] == label) / first_cpu for label in QUIET_STILL)
     print(f"  medians of {ROUNDS} rounds: quiet {quiet:.1%}, still {still:.1%} of the first cycle's CPU")
@@ -221,7 +222,9 @@ async def measure(guests: int, history_dir: str | None = None) -> None:
     print(f"  {'PASS' if quiet <= 0.10 else 'FAIL'}  quiet cycle <= 10 % of the first cycle's CPU (median {quiet:.1%})")
     print(f"  {'PASS' if still <= 0.02 else 'FAIL'}  still cycle <= 2 % of the first cycle's CPU (median {still:.1%})")
     if guests == 2000:
-        print(f"  {'PASS' if page_ms < 50 else 'FAIL'}  the page under 50 ms at 2,000 guests (median {page_ms:.0f} ms)")
+        page_ms = max(after_quiet, after_still)
+        medians = f"medians {after_quiet:.0f} ms after a quiet cycle, {after_still:.0f} ms after a still one"
+        print(f"  {'PASS' if page_ms < 50 else 'FAIL'}  the page under 50 ms at 2,000 guests ({medians})")
 
 
 def _measure(guests: int, rounds: int, history_dir: str | None) -> None:

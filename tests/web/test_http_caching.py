@@ -19,15 +19,16 @@ import pytest
 import uvicorn
 from icalendar import Calendar
 from pydantic import SecretStr
-from web_builders import NOW, ZONE, a_board, a_slot, a_source
+from web_builders import NOW, ZONE, a_board, a_slot, a_source, a_verdict
 
 import backup_glance.collector as collector_module
+import backup_glance.web.app as app_module
 from backup_glance.board import BoardStore
 from backup_glance.collector import Collector
 from backup_glance.config import Config, ServerConfig
 from backup_glance.health import Defaults
 from backup_glance.httpserver import GuardedProtocol, GuardedServer, Limits
-from backup_glance.model import Board, CalendarSlot, SlotOutcome
+from backup_glance.model import Board, CalendarSlot, SlotOutcome, SourceState
 from backup_glance.serving import bind_socket
 from backup_glance.web import conditional, create_app
 from backup_glance.web.conditional import http_date
@@ -298,6 +299,51 @@ class TestOtherAnswers:
         answer = served.get("/api/v1/status", {"If-None-Match": etag})
         assert answer.status_code == 200 and answer.headers["etag"] != etag
         assert answer.json()["sources"][0]["last_success_at"] == "2026-11-26T14:04:00+01:00"
+
+
+class TestPageWidgets:
+    """The page is made again after every poll (its sources' times), its widgets only when they read differently."""
+
+    @staticmethod
+    def counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+        made: list[object] = []
+        real = app_module.panels_of
+
+        def panels_of(board: Board, zone: ZoneInfo) -> object:
+            made.append(board)
+            return real(board, zone)
+
+        monkeypatch.setattr(app_module, "panels_of", panels_of)
+        return made
+
+    @staticmethod
+    def polled(at: datetime) -> SourceState:
+        return replace(a_source(), last_attempt_at=at, last_success_at=at)
+
+    def test_a_poll_without_news_keeps_the_widgets_and_a_publish_makes_them_again(
+        self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        made = self.counting(monkeypatch)
+        served = serve(a_board((a_verdict(),), slots=(a_slot(),)))
+        first = served.get("/").text
+        served.store.note_poll(self.polled(NOW + timedelta(minutes=4)))
+        second = served.get("/").text
+        assert len(made) == 1, "the widgets of one board, read alike, are rendered once"
+        assert "14:04" in second and "14:04" not in first  # when the source last answered: the latest poll
+        assert second.replace("14:04", "13:59") == first  # and nothing else differs
+        served.publish(a_board((a_verdict(name="renamed vault"),), slots=(a_slot(),)))
+        assert "renamed vault" in served.get("/").text and len(made) == 2
+
+    def test_widgets_that_would_read_differently_after_a_poll_are_made_again(
+        self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        made = self.counting(monkeypatch)
+        never = replace(a_source(), last_attempt_at=None, last_success_at=None)
+        served = serve(a_board((a_verdict(),), slots=(a_slot(),), sources=(never,)))
+        assert served.get("/").text.count("not polled yet") >= 2  # the page's banner and its widgets' notices
+        served.store.note_poll(self.polled(NOW + timedelta(minutes=4)))
+        assert "not polled yet" not in served.get("/").text
+        assert len(made) == 2
 
 
 class TestJudgingFailedAt:

@@ -24,11 +24,12 @@ from markupsafe import Markup
 from ..board import BoardStore
 from ..model import Board
 from .conditional import entity_tag
-from .page import PageView
+from .page import PageView, Panels
 from .views import WidgetState
 from .widgets._spec import View
 
 T = TypeVar("T")
+RenderedPanels = tuple[list[tuple[str, Markup]], list[tuple[str, Markup]]]  # (title, widget HTML): main, side
 MAX_ENTRIES = 512  # distinct query strings per board version; arbitrary `source=` / `limit=` values are bounded
 # Answers rendered ahead of each publish: those asked for within a day, at most this many (the latest asked). A
 # Glance page asks for the same few widgets again and again; odd query strings must not make every publish slow,
@@ -193,11 +194,17 @@ class Renderer:
     def error(self, message: str) -> bytes:
         return self.widget_body(ErrorView(WidgetState(error=message)))
 
-    def page(self, page: PageView) -> str:
+    def panels(self, panels: Panels) -> RenderedPanels:
         # Markup here wraps HTML that our own autoescaped widget templates just produced, not source strings.
-        panels = [(title, Markup(self.widget(view))) for title, view in page.panels]
-        side = [(title, Markup(self.widget(view))) for title, view in page.side]
-        return self.env.get_template("page.html").render(page=page, panels=panels, side=side)
+        main, side = panels
+        return [(title, Markup(self.widget(view))) for title, view in main], [
+            (title, Markup(self.widget(view))) for title, view in side
+        ]
+
+    def page(self, page: PageView, rendered: RenderedPanels | None = None) -> str:
+        """`rendered`: the page's widgets as `panels` rendered them, else those of `page`."""
+        main, side = rendered if rendered is not None else self.panels((page.panels, page.side))
+        return self.env.get_template("page.html").render(page=page, panels=main, side=side)
 
 
 class _Splice:
