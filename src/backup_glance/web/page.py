@@ -70,9 +70,9 @@ def panels_of(board: Board, zone: ZoneInfo) -> Panels:
 
 
 def panels_read(board: Board) -> Hashable:
-    """What the panels read of a board's sources: their notices (a source failing or late) and each source's kind
-    (in the names they give). A poll with no news changes the sources' times only: while this stays the same, so
-    do the panels of one board."""
+    """What the panels read of a board's sources: their notices (a source failing, not read yet, or read in part)
+    and each source's kind (in the names they give). A poll with no news changes the sources' times only: while
+    this stays the same, so do the panels of one board."""
     return widget_state(board), tuple((s.name, s.kind) for s in board.sources)
 
 

@@ -195,11 +195,12 @@ class Renderer:
         return self.widget_body(ErrorView(WidgetState(error=message)))
 
     def panels(self, panels: Panels) -> RenderedPanels:
-        # Markup here wraps HTML that our own autoescaped widget templates just produced, not source strings.
         main, side = panels
-        return [(title, Markup(self.widget(view))) for title, view in main], [
-            (title, Markup(self.widget(view))) for title, view in side
-        ]
+        return self._rendered(main), self._rendered(side)
+
+    def _rendered(self, views: Iterable[tuple[str, View]]) -> list[tuple[str, Markup]]:
+        # Markup here wraps HTML that our own autoescaped widget templates just produced, not source strings.
+        return [(title, Markup(self.widget(view))) for title, view in views]
 
     def page(self, page: PageView, rendered: RenderedPanels | None = None) -> str:
         """`rendered`: the page's widgets as `panels` rendered them, else those of `page`."""
