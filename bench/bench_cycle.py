@@ -140,7 +140,7 @@ def first_page_ms(web: Any) -> float:
     """What the first request for the page (`/`) after the cycle costs in the process: the page is made on request,
     once per board and poll."""
     began = time.perf_counter()
-    web.pages.get("page", web.build_page, web.up_to_date)
+    web.pages.get("page", web.build_page, web.up_to_date)[1].result()
     return (time.perf_counter() - began) * 1000
 
 

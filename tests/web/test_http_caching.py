@@ -10,6 +10,7 @@ import doctest
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -344,6 +345,32 @@ class TestPageWidgets:
         served.store.note_poll(self.polled(NOW + timedelta(minutes=4)))
         assert "not polled yet" not in served.get("/").text
         assert len(made) == 2
+
+    def test_a_page_still_being_made_holds_up_no_other_answer(
+        self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """At 10,000 services the page takes half a second or more: it is made in a thread of its own."""
+        entered, release = threading.Event(), threading.Event()
+        real = app_module.panels_of
+
+        def slow(board: Board, zone: ZoneInfo) -> object:
+            entered.set()
+            release.wait(10)
+            return real(board, zone)
+
+        monkeypatch.setattr(app_module, "panels_of", slow)
+        served = serve(a_board((a_verdict(),), slots=(a_slot(),)))
+        with ThreadPoolExecutor(max_workers=1) as client:
+            page = client.submit(served.get, "/")
+            try:
+                assert entered.wait(10), "the page was never asked for"
+                began = time.monotonic()
+                assert served.get("/healthz").status_code == 200
+                assert served.get("/glance/status").status_code == 200
+                assert time.monotonic() - began < 5 and not page.done()
+            finally:
+                release.set()
+            assert page.result(10).status_code == 200 and "vault" in page.result().text
 
 
 class TestJudgingFailedAt:

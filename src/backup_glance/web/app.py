@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -53,17 +54,25 @@ from .widgets import WIDGETS
 from .widgets._names import apply_job_config
 
 log = logging.getLogger(__name__)
-_feed_executor: ThreadPoolExecutor | None = None
-_feed_lock = threading.Lock()
+T = TypeVar("T")
+_workers: dict[str, ThreadPoolExecutor] = {}
+_workers_lock = threading.Lock()
 
 
-def _feed_worker() -> ThreadPoolExecutor:
-    """The one thread the calendar feed is written in (made at the first request for it)."""
-    global _feed_executor
-    with _feed_lock:
-        if _feed_executor is None:
-            _feed_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed")
-        return _feed_executor
+def _worker(name: str) -> ThreadPoolExecutor:
+    """The one thread the answers `name` ("feed", "page") are made in, made at the first request for one. At
+    thousands of services each takes from a tenth of a second to a second: on the event loop, every other
+    request would wait for it."""
+    with _workers_lock:
+        worker = _workers.get(name)
+        if worker is None:
+            worker = _workers[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        return worker
+
+
+async def _made(future: Future[T]) -> T:
+    """What a worker thread made, waited for without holding up the event loop."""
+    return future.result() if future.done() else await asyncio.wrap_future(future)
 
 
 HTML = "text/html; charset=utf-8"
@@ -114,7 +123,7 @@ class _Web:
         self._feed_stamped: datetime | None = None
         # Answers that show when each source last answered: built again after a poll, even one with no news.
         self.polled: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
-        self.pages: VersionCache[tuple[int, Payload]] = VersionCache(store, max_entries=1)
+        self.pages: VersionCache[tuple[int, Future[Payload]]] = VersionCache(store, max_entries=1)
         # The page's widgets as last rendered: (the board, what they read of its sources, their HTML).
         self._panels: tuple[Board, Hashable, RenderedPanels] | None = None
         store.subscribe(self._forget_panels)
@@ -157,7 +166,7 @@ class _Web:
 
     def build_ics(self, board: Board) -> Future[Feed]:
         # Thousands of events take a second or more to write: in a worker thread, never on the event loop.
-        return _feed_worker().submit(self.feed, board)
+        return _worker("feed").submit(self.feed, board)
 
     def feed(self, board: Board) -> Feed:
         """The feed for `board`; the last one again, bytes, ETag and Last-Modified, while its events are the same.
@@ -186,10 +195,13 @@ class _Web:
         self._feed = Feed(Payload(body), stamp if later else None, events)
         return self._feed
 
-    def build_page(self, board: Board) -> tuple[int, Payload]:
+    def build_page(self, board: Board) -> tuple[int, Future[Payload]]:
+        polls = self.store.polls  # read before the sources: an answer is never older than the polls it says
+        return polls, _worker("page").submit(self.page, board)
+
+    def page(self, board: Board) -> Payload:
         """The page is made again after every poll, for its sources' times; its widgets only when they would
         read differently (at 2,000 services they are nearly all of its 60 to 90 ms)."""
-        polls = self.store.polls
         shown = self.shown(self.with_latest_polls(board))
         read = panels_read(shown)
         last = self._panels
@@ -199,7 +211,7 @@ class _Web:
             rendered = self.renderer.panels(panels_of(shown, self.zone))
             self._panels = (board, read, rendered)
         page = build_page(shown, self.zone, self.demo_note, self.link, panels=False)
-        return polls, Payload(self.renderer.page(page, rendered).encode("utf-8"))
+        return Payload(self.renderer.page(page, rendered).encode("utf-8"))
 
     def _forget_panels(self, _board: Board) -> None:
         self._panels = None  # a publish: the old board's widgets go with it, not at the next request for the page
@@ -325,22 +337,20 @@ async def metrics(request: Request) -> Response:
     # Rendered once per board version and poll in a worker thread (60 ms for 500 services), never on the event loop.
     web = _web(request)
     _, future = web.metrics.get("metrics", web.build_metrics, web.up_to_date)
-    payload = future.result() if future.done() else await asyncio.wrap_future(future)
-    return _send(request, payload, METRICS_TYPE)
+    return _send(request, await _made(future), METRICS_TYPE)
 
 
 async def calendar_ics(request: Request) -> Response:
     web = _web(request)
-    future = web.feeds.get("ics", web.build_ics)
-    feed = future.result() if future.done() else await asyncio.wrap_future(future)
+    feed = await _made(web.feeds.get("ics", web.build_ics))
     return _send(request, feed.payload, "text/calendar; charset=utf-8", last_modified=feed.last_modified)
 
 
 async def page(request: Request) -> Response:
     web = _web(request)
     # No X-Frame-Options: CSP frame-ancestors (server.frame_ancestors) says who may embed it, e.g. Glance's iframe.
-    _, payload = web.pages.get("page", web.build_page, web.up_to_date)
-    return _send(request, payload, HTML)
+    _, future = web.pages.get("page", web.build_page, web.up_to_date)
+    return _send(request, await _made(future), HTML)
 
 
 def root_path_of(config: Config) -> str:
