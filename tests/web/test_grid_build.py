@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from web_builders import NOW, a_board, a_slot, a_verdict
+from web_builders import NOW, a_board, a_slot, a_source, a_verdict
 
-from backup_glance.model import Board, CalendarSlot, SlotOutcome, Status
+from backup_glance.model import STATUS_SEVERITY, Board, CalendarSlot, SlotOutcome, Status
 from backup_glance.web.widgets import grid
 from backup_glance.web.widgets._marks import local_day
 from backup_glance.web.widgets._names import names_for
@@ -112,3 +114,92 @@ def test_rows_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         board = replace(board, verdicts=renamed)
         grid.build_grid(board, ZoneInfo(board.timezone), list(board.slots), None, "full", None)
         assert len(grid._built) <= 5
+
+
+@contextmanager
+def nothing_remembered() -> Iterator[None]:
+    """A grid built as if it were the first: none of the days, cells or rows of earlier builds."""
+    kept = grid._days, grid._across, grid._built
+    grid._days, grid._across, grid._built = {}, {}, {}
+    try:
+        yield
+    finally:
+        grid._days, grid._across, grid._built = kept
+
+
+def a_step(board: Board, rng: random.Random) -> Board:
+    """The board after a poll: a little changed, or nothing but new objects of equal slots and verdicts."""
+    slots, verdicts = list(board.slots), list(board.verdicts)
+    steps = ["outcome", "problems", "job name", "verdict", "namesake", "sources", "equal copies", "clock", "nothing"]
+    step = rng.choice(steps)
+    if step == "outcome" and slots:
+        at = rng.randrange(len(slots))
+        slots[at] = replace(slots[at], outcome=rng.choice(OUTCOMES), detail=rng.choice(["", "exit code 2"]))
+    elif step == "problems" and slots and verdicts:
+        at = rng.randrange(len(slots))
+        problems = ((rng.choice(verdicts).service_id, rng.choice(PROBLEM_STATUSES), "verify failed"),)
+        slots[at] = replace(slots[at], problems=problems if not slots[at].problems else ())
+    elif step == "job name" and slots:
+        key = rng.choice(slots).job_key
+        slots = [replace(s, job_name=f"{s.job_name}!") if s.job_key == key else s for s in slots]
+    elif step == "verdict" and verdicts:
+        at = rng.randrange(len(verdicts))
+        status = rng.choice([Status.OK, Status.LATE, Status.FAILED, Status.UNPROTECTED])
+        verdicts[at] = replace(verdicts[at], status=status, severity=STATUS_SEVERITY[status])
+    elif step == "namesake" and len(verdicts) > 1:  # tags both names with their systems: one verdict is new
+        one, other = rng.sample(range(len(verdicts)), 2)
+        verdicts[one] = replace(verdicts[one], name=verdicts[other].name, sources=("pve1",))
+    elif step == "sources":  # a second PVE: every job's label names its source, and not one slot changed
+        two = (a_source("pve1", kind="pve"), a_source("pve2", kind="pve"))
+        return replace(board, sources=two if len(board.sources) == 1 else two[:1])
+    elif step == "equal copies":
+        slots, verdicts = [replace(s) for s in slots], [replace(v) for v in verdicts]
+    elif step == "clock":
+        return replace(board, generated_at=board.generated_at + timedelta(hours=rng.choice([1, 11, 24])))
+    return replace(board, slots=tuple(slots), verdicts=tuple(verdicts))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_grid_built_after_others_reads_as_one_built_first(seed: int) -> None:
+    """Days, cells and rows are kept from one build to the next: whatever the polls change, the grid is the one a
+    first build makes of the same board."""
+    rng = random.Random(seed)
+    board = random_board(rng)
+    for _ in range(40):
+        board = a_step(board, rng)
+        zone = ZoneInfo(rng.choice([board.timezone, "UTC", "America/New_York"]))
+        column, source = rng.choice(["full", "small"]), rng.choice([None, None, "pve1", "elsewhere"])
+        slots = [s for s in board.slots if source is None or s.source == source]
+        built = grid.build_grid(board, zone, slots, source, column, None)
+        with nothing_remembered():
+            assert built == grid.build_grid(board, zone, slots, source, column, None)
+
+
+def test_a_poll_that_changes_one_day_makes_that_day_and_its_rows_again_only() -> None:
+    services = ("db", "web", "mail")
+    days = [a_slot(start=timedelta(days=-back, hours=-2), service_ids=services) for back in range(5)]
+    board = a_board(tuple(a_verdict(s) for s in services), slots=(*days, a_slot(service_ids=("mail",))))
+    zone = ZoneInfo(board.timezone)
+    first = grid.build_grid(board, zone, list(board.slots), None, "full", None)
+    kept = dict(grid._days)
+    told = (("db", SlotOutcome.FAILED, "exit code 2"), ("web", SlotOutcome.SUCCEEDED, ""))
+    failed = replace(days[0], service_outcomes=(*told, ("mail", SlotOutcome.SUCCEEDED, "")))  # today, 11:00
+    later = replace(board, slots=(failed, *[replace(s) for s in board.slots[1:]]))
+    again = grid.build_grid(later, zone, list(later.slots), None, "full", None)
+    assert [key for key, day in grid._days.items() if kept.get(key) is not day] == [(None, local_day(NOW, zone))]
+    assert [row.service_id for row in again.rows] == ["db", "mail", "web"]
+    assert [a is b for a, b in zip(first.rows, again.rows, strict=True)] == [False, True, True]
+    assert [row.cells[grid.GRID_DAYS_BEFORE].css for row in again.rows] == ["bkg-fail", "bkg-ok", "bkg-ok"]
+    assert grid.build_grid(later, zone, list(later.slots), None, "full", None).rows == again.rows
+
+
+def test_days_and_cells_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grid, "MAX_DAYS_KEPT", 30)
+    board = random_board(random.Random(5))
+    with nothing_remembered():
+        for day in range(40):  # a grid looked at every day for weeks, in both columns
+            later = replace(board, generated_at=NOW + timedelta(days=day))
+            for column in ("full", "small"):
+                grid.build_grid(later, ZoneInfo(board.timezone), list(later.slots), None, column, None)
+            assert len(grid._days) <= 30
+        assert len(grid._across) == 2  # one per column and source shown

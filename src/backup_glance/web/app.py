@@ -211,7 +211,7 @@ class _Web:
             rendered = self.renderer.panels(panels_of(shown, self.zone))
             self._panels = (board, read, rendered)
         page = build_page(shown, self.zone, self.demo_note, self.link, panels=False)
-        return Payload(self.renderer.page(page, rendered).encode("utf-8"))
+        return Payload(self.renderer.page(page, rendered))
 
     def _forget_panels(self, _board: Board) -> None:
         self._panels = None  # a publish: the old board's widgets go with it, not at the next request for the page

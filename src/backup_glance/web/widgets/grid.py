@@ -11,15 +11,15 @@ Sample row:  ▲ postgres   ✓✓✓✓✓✓✓✓✓✓✓✓✓✗ | · · �
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from ...model import Board, CalendarSlot, Severity, SlotOutcome, Status
+from ...model import Board, CalendarSlot, Severity, SlotOutcome, Status, Verdict
 from ..views import SLOT_CLASS, SLOT_RANK, WidgetState, outcome_text, widget_state
 from ._marks import flag_class, legend, local_day, mark_of
-from ._names import names_for
+from ._names import Names, names_for
 from .status import sort_key
 
 GRID_DAYS_BEFORE = 14
@@ -101,47 +101,27 @@ def _cell(
     return GridCell(css, tip[:300])
 
 
-_css = attrgetter("css")
-# (column, service id) -> its row as last built: an equal row built again is handed back as that very object, so
-# the renderer finds it by identity (hashing 2,000 rows of 22 cells to find them by value was half the render).
-_built: dict[tuple[str, str], GridRow] = {}
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """The cells one day's slots make, per service: kept while that day's slots and job names read the same."""
+
+    zone: ZoneInfo
+    slots: tuple[CalendarSlot, ...]
+    labels: tuple[str, ...]
+    cells: dict[str, GridCell]
 
 
-def _same_row(column: str, row: GridRow) -> GridRow:
-    key = (column, row.service_id)
-    known = _built.get(key)
-    if known is not None and known == row:
-        return known
-    if known is None and len(_built) >= MAX_ROWS_KEPT:
-        _built.clear()  # rows of services gone long ago (config changes) are not kept for ever
-    _built[key] = row
-    return row
-
-
-def build_grid(
-    board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source: str | None, column: str, limit: int | None
-) -> GridView:
-    names = names_for(board)
-    today = board.generated_at.astimezone(zone).date()
-    before, after = GRID_DAYS[column]
-    days = [today + timedelta(days=o) for o in range(-before, after + 1)]
-    first, last = days[0], days[-1]
-    column_of = {day: index for index, day in enumerate(days)}
-    labels = {key: names.job(key) for key in {s.job_key for s in slots}}
-    # Per service, each day's cell (by its column) as the one slot that day makes it: a slot's services share
-    # a few outcomes, so each of its cells is made once. A day with more slots, or with problems, is worked out
-    # whole after the others.
-    cells_of: dict[str, list[GridCell]] = {}
-    firsts: dict[str, list[Entry | None]] = {}  # per service, each day's first entry
-    more: dict[tuple[str, int], list[Entry]] = {}
-    problems: dict[tuple[str, int], list[tuple[Status, str]]] = defaultdict(list)
-    no_cells: list[GridCell] = [_NO_RUN] * len(days)
-    no_entries: list[Entry | None] = [None] * len(days)
+def _day_cells(
+    day: date, slots: tuple[CalendarSlot, ...], labels: dict[str, str], zone: ZoneInfo
+) -> dict[str, GridCell]:
+    """Each service's cell for `day`, as the one slot that day makes it: a slot's services share a few outcomes,
+    so each of its cells is made once. A service with more slots that day, or with problems, is worked out whole
+    after the others."""
+    cells: dict[str, GridCell] = {}
+    firsts: dict[str, Entry] = {}
+    more: dict[str, list[Entry]] = {}
+    problems: dict[str, list[tuple[Status, str]]] = defaultdict(list)
     for slot in slots:
-        day = local_day(slot.start_at, zone)
-        at = column_of.get(day)
-        if at is None:
-            continue
         own = {sid: (outcome, detail) for sid, outcome, detail in slot.service_outcomes}
         shared = (slot.outcome, slot.detail)
         made: dict[tuple[SlotOutcome, str], tuple[Entry, GridCell]] = {}
@@ -153,37 +133,137 @@ def build_grid(
             if found is None:
                 entry = (slot, *meant)
                 found = made[meant] = (entry, _cell(day, [entry], labels, zone, _NO_PROBLEMS))
-            entries = firsts.get(service_id)
-            if entries is None:
-                entries = firsts[service_id] = no_entries.copy()
-                cells_of[service_id] = no_cells.copy()
-            here = entries[at]
+            here = firsts.get(service_id)
             if here is None:
-                entries[at] = found[0]
-                cells_of[service_id][at] = found[1]
+                firsts[service_id] = found[0]
+                cells[service_id] = found[1]
             else:
-                more.setdefault((service_id, at), [here]).append(found[0])
+                more.setdefault(service_id, [here]).append(found[0])
         for service_id, status, text in slot.problems:
-            problems[(service_id, at)].append((status, text))
-    for service_id, at in more.keys() | problems.keys():
-        entries = firsts.get(service_id)
-        here = entries[at] if entries is not None else None
+            problems[service_id].append((status, text))
+    for service_id in more.keys() | problems.keys():
+        here = firsts.get(service_id)
         if here is not None:  # a day without a run shows none, whatever its problems
-            whole = more.get((service_id, at), [here])
-            cells_of[service_id][at] = _cell(days[at], whole, labels, zone, problems.get((service_id, at), []))
+            whole = more.get(service_id, [here])
+            cells[service_id] = _cell(day, whole, labels, zone, problems.get(service_id, []))
+    return cells
+
+
+# (source shown, day) -> that day's cells as last made. A poll with news changes a day or two of slots, and the
+# other days' 2,000 services x 4 slots were three quarters of the grid's time.
+_days: dict[tuple[str | None, date], _Day] = {}
+MAX_DAYS_KEPT = 1_000  # past it, none: days long gone, sources filtered once
+
+
+def _cells_by_day(
+    days: list[date], slots: list[CalendarSlot], source: str | None, labels: dict[str, str], zone: ZoneInfo
+) -> list[dict[str, GridCell]]:
+    on: dict[date, list[CalendarSlot]] = {day: [] for day in days}
+    for slot in slots:
+        found = on.get(local_day(slot.start_at, zone))
+        if found is not None:
+            found.append(slot)
+    by_day = []
+    for day, day_slots in on.items():
+        key = (source, day)
+        made = _Day(zone, tuple(day_slots), tuple(labels.get(s.job_key, s.job_name) for s in day_slots), {})
+        known = _days.get(key)
+        if known is not None and (known.zone, known.slots, known.labels) == (made.zone, made.slots, made.labels):
+            by_day.append(known.cells)
+            continue
+        made.cells.update(_day_cells(day, made.slots, labels, zone))
+        if known is None and len(_days) >= MAX_DAYS_KEPT:
+            _days.clear()
+        _days[key] = made
+        by_day.append(made.cells)
+    return by_day
+
+
+class _Across:
+    """Each service's cells across the days shown, made again only at the days whose cells are new since the last
+    build of the same grid (44,000 lookups at 2,000 services were most of a grid with nothing new)."""
+
+    def __init__(self, by_day: list[dict[str, GridCell]], last: _Across | None) -> None:
+        self.by_day = by_day
+        self.cells: dict[str, tuple[GridCell, ...]] = {}
+        self.last: dict[str, tuple[GridCell, ...]] = {}
+        self.new_days: Sequence[int] = range(len(by_day))
+        if last is not None and len(last.by_day) == len(by_day):
+            self.new_days = [
+                at for at, (now, then) in enumerate(zip(by_day, last.by_day, strict=True)) if now is not then
+            ]
+            self.last = last.cells
+
+    def of(self, service_id: str) -> tuple[GridCell, ...]:
+        cells = self.last.get(service_id)
+        if cells is None:
+            cells = tuple([day.get(service_id, _NO_RUN) for day in self.by_day])
+        elif self.new_days:
+            changed = list(cells)
+            for at in self.new_days:
+                changed[at] = self.by_day[at].get(service_id, _NO_RUN)
+            cells = tuple(changed)
+        self.cells[service_id] = cells
+        return cells
+
+
+# (source shown, column) -> the services' cells of its last build
+_across: dict[tuple[str | None, str], _Across] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    verdict: Verdict
+    name: str
+    zone: ZoneInfo
+    cells: tuple[GridCell, ...]  # as `_Across` gave them: the row's own may be an equal tuple made before
+    row: GridRow
+    classes: frozenset[str]  # the cell classes it uses, for the legend
+
+
+# (column, service id) -> its row as last built. The same verdict, name and cells make the same row: it is handed
+# back as that very object, so the renderer finds it by identity (hashing 2,000 rows of 22 cells to find them by
+# value was half the render), and nothing of it is made again.
+_built: dict[tuple[str, str], _Built] = {}
+
+
+def _row(v: Verdict, name: str, cells: tuple[GridCell, ...], column: str, names: Names, zone: ZoneInfo) -> _Built:
+    key = (column, v.service_id)
+    known = _built.get(key)
+    if known is not None and known.verdict is v and known.cells is cells and known.name == name and known.zone == zone:
+        return known
+    mark = mark_of(v, names, zone) if v.severity is not Severity.OK else None
+    note = mark.cause if mark is not None and not any(c.css for c in cells) else ""
+    tip = f"{name} · {mark.word}: {mark.cause}" if mark else (name if len(name) > CUT_AT[column] else "")
+    row = GridRow(v.service_id, name, mark.css if mark else "", mark.icon if mark else "", tip, note, cells)
+    if known is not None and known.row == row:
+        row = known.row
+    elif known is None and len(_built) >= MAX_ROWS_KEPT:
+        _built.clear()  # rows of services gone long ago (config changes) are not kept for ever
+    _built[key] = made = _Built(v, name, zone, cells, row, frozenset(cell.css for cell in row.cells))
+    return made
+
+
+def build_grid(
+    board: Board, zone: ZoneInfo, slots: list[CalendarSlot], source: str | None, column: str, limit: int | None
+) -> GridView:
+    names = names_for(board)
+    today = board.generated_at.astimezone(zone).date()
+    before, after = GRID_DAYS[column]
+    days = [today + timedelta(days=o) for o in range(-before, after + 1)]
+    first, last = days[0], days[-1]
+    labels = {key: names.job(key) for key in {s.job_key for s in slots}}
+    across = _Across(_cells_by_day(days, slots, source, labels, zone), _across.get((source, column)))
     verdicts = sorted((v for v in board.verdicts if source is None or source in v.sources), key=sort_key)
     rows = []
     used: set[str] = set()
     for v in verdicts:
         name = names.service(v.service_id, v.name)
-        cells = tuple(cells_of.get(v.service_id, no_cells))
-        used.update(map(_css, cells))
-        bad = v.severity is not Severity.OK
-        mark = mark_of(v, names, zone) if bad else None
-        note = mark.cause if mark is not None and not any(c.css for c in cells) else ""
-        tip = f"{name} · {mark.word}: {mark.cause}" if mark else (name if len(name) > CUT_AT[column] else "")
-        row = GridRow(v.service_id, name, mark.css if mark else "", mark.icon if mark else "", tip, note, cells)
-        rows.append(_same_row(column, row))
+        built = _row(v, name, across.of(v.service_id), column, names, zone)
+        rows.append(built.row)
+        used.update(built.classes)
+    across.last = {}  # the one before is not kept, nor what it saw
+    _across[(source, column)] = across
     head = tuple(
         GridHead(
             weekday=f"{d:%a}"[:1],
