@@ -31,6 +31,7 @@ from backup_glance.model import (
     Status,
     Verdict,
 )
+from backup_glance.web.page import build_page
 from backup_glance.web.render import (
     FAST_GZIP_FROM,
     KEEP_ROWS_FOR_RENDERS,
@@ -44,6 +45,7 @@ from backup_glance.web.render import (
 from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
+from backup_glance.web.widgets._spec import View
 from backup_glance.web.widgets.timeline import fit_axis
 
 Z = ZoneInfo(ZONE)
@@ -356,6 +358,24 @@ class TestSplicedRows:
             tracemalloc.stop()
         assert "▸".encode() in body and len(body) > 500_000
         assert peak < 3.5 * len(body), f"a {len(body):,}-byte body peaked at {peak:,} bytes"
+
+    def test_a_page_is_its_template_with_its_widgets_in_place(self) -> None:
+        """The page's widgets go into its bytes after its template ran, as rows go into a widget's."""
+        first = a_full_board(30)
+        names = ["Ελληνικά 🗄", "nul\x00rows-0123456789abcdef-0\x00 mark-alike", "<b>bold</b> & café"]
+        board = replace(first, verdicts=tuple(replace(v, name=names[i % 3]) for i, v in enumerate(first.verdicts)))
+        page = build_page(board, ZoneInfo(board.timezone), "a demo <note>", lambda route: f"/sub{route}")
+        plain = Renderer()
+
+        def rendered(views: tuple[tuple[str, View], ...]) -> list[tuple[str, Markup]]:
+            return [(title, Markup(plain.widget(view))) for title, view in views]
+
+        expected = plain.env.get_template("page.html").render(
+            page=page, panels=rendered(page.panels), side=rendered(page.side)
+        )
+        body = Renderer().page(page)
+        assert body == expected.encode("utf-8")
+        assert "Ελληνικά 🗄".encode() in body and body.count(b"<section>") > 6
 
 
 class TestWidgetState:
