@@ -129,7 +129,7 @@ class TestStatusView:
         tested = Protection((local,), last_restore_test_at=NOW - timedelta(days=3, hours=23, minutes=58))
         verdicts = (
             a_verdict("fresh", last_success_ago=timedelta(seconds=20), next_run_in=timedelta(minutes=1)),
-            replace(a_verdict("tested"), protection=tested),
+            replace(a_verdict("tested", last_success_ago=None, next_run_in=None), protection=tested),
             a_verdict("late", status=Status.LATE, reasons=("late: last backup 26 hours ago",)),
             a_verdict("never", last_success_ago=None, next_run_in=None),
         )
@@ -140,6 +140,7 @@ class TestStatusView:
             timedelta(minutes=3),
             timedelta(hours=2),
             timedelta(days=40),
+            timedelta(seconds=40),  # the clock stepped back
         ):
             board = replace(a_board(verdicts), generated_at=NOW + later)
             rows = status.build_view(board, Z, status.Params()).rows

@@ -135,6 +135,42 @@ def relative(at: datetime, now: datetime) -> str:
     return f"in {text}" if seconds > 0 else text
 
 
+_MINUTE = timedelta(minutes=1)
+_MICROSECOND = timedelta(microseconds=1)
+# `relative`'s units, each up to where the next one takes over
+_RELATIVE_UNITS = (
+    (_MINUTE, timedelta(hours=1)),
+    (timedelta(hours=1), timedelta(days=1)),
+    (timedelta(days=1), timedelta(days=30)),
+    (timedelta(days=30), timedelta(days=365)),
+    (timedelta(days=365), timedelta.max),
+)
+
+
+def relative_until(at: datetime, now: datetime) -> datetime:
+    """The last moment `relative(at, ...)` reads as it reads at `now` (to the microsecond, datetimes' step): till
+    then, a text made at `now` can be shown again as it is.
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    >>> relative_until(now - timedelta(hours=3, minutes=20), now).time()  # "3h" until it is 4h ago
+    datetime.time(12, 39, 59, 999999)
+    >>> relative_until(now + timedelta(hours=3, minutes=20), now).time()  # "in 3h" while it is 3h away or more
+    datetime.time(12, 20)
+    >>> relative_until(now + timedelta(seconds=90), now).time()  # "in 1m" until it is due
+    datetime.time(12, 1, 29, 999999)
+    """
+    ahead = at - now
+    if ahead > timedelta(0):
+        unit = next(unit for unit, end in _RELATIVE_UNITS if ahead < end)
+        count = ahead // unit
+        return at - _MICROSECOND if unit == _MINUTE and count <= 1 else at - unit * count
+    ago = -ahead
+    unit, end = next((unit, end) for unit, end in _RELATIVE_UNITS if ago < end)
+    # "1m" is anything under two minutes
+    return at + min(unit * max(2 if unit == _MINUTE else 1, ago // unit + 1), end) - _MICROSECOND
+
+
 def size(num_bytes: int | None) -> str:
     """Binary units, as Proxmox shows them; three significant digits.
 

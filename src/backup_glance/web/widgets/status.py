@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ...model import SEVERITY_RANK, Board, Severity, Status, Verdict
@@ -178,34 +178,38 @@ class _Built:
     verdict: Verdict
     zone: ZoneInfo
     row: StatusRow
+    # When its "3h ago" texts read as they do: from the board it was built for up to the first one to change.
+    since: datetime
+    until: datetime
 
 
 # service id -> its row as last built, for any board: health hands back the very same verdict while nothing about
-# a service changed, and its row then stays the same but for the times it reads as "3h ago" (checked each time).
+# a service changed, and its row then stays the same until one of the times it reads as "3h ago" would change.
 _built: dict[str, _Built] = {}
 
 
 def _row(v: Verdict, board: Board, zone: ZoneInfo, moments: dict[datetime, Moment]) -> StatusRow:
     known = _built.get(v.service_id)
+    now = board.generated_at
     if (
         known is not None
         and known.verdict is v
+        and known.since <= now <= known.until
         and known.zone == zone
         and known.row.name == names_for(board).service(v.service_id, v.name)
-        and _same_times(known.row, v, board.generated_at)
+        and _same_protection(known.row, v, now)
     ):
         return known.row
     row = build_row(v, board, zone, moments)
-    _built[v.service_id] = _Built(v, zone, row)
+    shown = [at for at in (v.last_success_at, v.next_run_at) if at is not None]
+    until = min((fmt.relative_until(at, now) for at in shown), default=datetime.max.replace(tzinfo=UTC))
+    _built[v.service_id] = _Built(v, zone, row, now, until)
     return row
 
 
-def _same_times(row: StatusRow, v: Verdict, now: datetime) -> bool:
-    """Whether every text of `row` that depends on the clock reads the same at `now` (`build_row` and
-    `protection_text` are the only places one is made)."""
-    for shown, at in ((row.last_success, v.last_success_at), (row.next_run, v.next_run_at)):
-        if shown is not None and at is not None and shown.text != fmt.relative(at, now):
-            return False
+def _same_protection(row: StatusRow, v: Verdict, now: datetime) -> bool:
+    """Whether the row's protection line, which says how long ago a restore was tested, reads the same at `now`
+    (`protection_text` is the only place it is made)."""
     restored = v.protection.last_restore_test_at if v.protection is not None else None
     return restored is None or row.protection is None or row.protection == protection_text(v.protection, now)
 
