@@ -193,13 +193,19 @@ def test_a_poll_that_changes_one_day_makes_that_day_and_its_rows_again_only() ->
     assert grid.build_grid(later, zone, list(later.slots), None, "full", None).rows == again.rows
 
 
-def test_days_and_cells_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(grid, "MAX_DAYS_KEPT", 30)
+def test_days_remembered_are_the_days_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     board = random_board(random.Random(5))
+    zone = ZoneInfo(board.timezone)
     with nothing_remembered():
         for day in range(40):  # a grid looked at every day for weeks, in both columns
             later = replace(board, generated_at=NOW + timedelta(days=day))
             for column in ("full", "small"):
-                grid.build_grid(later, ZoneInfo(board.timezone), list(later.slots), None, column, None)
-            assert len(grid._days) <= 30
+                grid.build_grid(later, zone, list(later.slots), None, column, None)
+            today = local_day(later.generated_at, zone)
+            shown = {today + timedelta(days=o) for o in range(-grid.GRID_DAYS_BEFORE, grid.GRID_DAYS_AFTER + 1)}
+            assert {day for _, day in grid._days} == shown
         assert len(grid._across) == 2  # one per column and source shown
+        monkeypatch.setattr(grid, "MAX_DAYS_KEPT", 30)
+        for source in ("pve1", "pve2", "pbs"):  # more grids than days kept
+            grid.build_grid(board, zone, [s for s in board.slots if s.source == source], source, "full", None)
+            assert len(grid._days) <= 30

@@ -201,9 +201,10 @@ class Renderer:
 
     def panels(self, panels: Panels) -> RenderedPanels:
         main, side = panels
-        return [(title, self.widget_body(view)) for title, view in main], [
-            (title, self.widget_body(view)) for title, view in side
-        ]
+        return self._bodies(main), self._bodies(side)
+
+    def _bodies(self, views: Iterable[tuple[str, View]]) -> list[tuple[str, bytes]]:
+        return [(title, self.widget_body(view)) for title, view in views]
 
     def page(self, page: PageView, rendered: RenderedPanels | None = None) -> bytes:
         """The page, UTF-8. `rendered`: its widgets as `panels` rendered them, else those of `page`.
@@ -213,10 +214,11 @@ class Renderer:
         again took a third of the page's time."""
         main, side = rendered if rendered is not None else self.panels((page.panels, page.side))
         splice = _Splice(self)
-        panels = [(title, splice.put([body])) for title, body in main]
-        return self._render(
-            "page.html", splice, page=page, panels=panels, side=[(title, splice.put([body])) for title, body in side]
-        )
+
+        def marked(bodies: list[tuple[str, bytes]]) -> list[tuple[str, Markup]]:
+            return [(title, splice.put([body])) for title, body in bodies]
+
+        return self._render("page.html", splice, page=page, panels=marked(main), side=marked(side))
 
 
 class _Splice:

@@ -152,11 +152,25 @@ def _day_cells(
 # (source shown, day) -> that day's cells as last made. A poll with news changes a day or two of slots, and the
 # other days' 2,000 services x 4 slots were three quarters of the grid's time.
 _days: dict[tuple[str | None, date], _Day] = {}
-MAX_DAYS_KEPT = 1_000  # past it, none: days long gone, sources filtered once
+MAX_DAYS_KEPT = 8 * (GRID_DAYS_BEFORE + 1 + GRID_DAYS_AFTER)  # a grid of everything and of seven sources
+
+
+def _forget_days(today: date) -> None:
+    """Days no grid shows any more go (at 10,000 services a day is 300 KB); all of them past MAX_DAYS_KEPT."""
+    first, last = today - timedelta(days=GRID_DAYS_BEFORE), today + timedelta(days=GRID_DAYS_AFTER)
+    for key in [key for key in list(_days) if not first <= key[1] <= last]:  # list: another thread may add one
+        _days.pop(key, None)
+    if len(_days) >= MAX_DAYS_KEPT:
+        _days.clear()
 
 
 def _cells_by_day(
-    days: list[date], slots: list[CalendarSlot], source: str | None, labels: dict[str, str], zone: ZoneInfo
+    today: date,
+    days: list[date],
+    slots: list[CalendarSlot],
+    source: str | None,
+    labels: dict[str, str],
+    zone: ZoneInfo,
 ) -> list[dict[str, GridCell]]:
     on: dict[date, list[CalendarSlot]] = {day: [] for day in days}
     for slot in slots:
@@ -172,8 +186,8 @@ def _cells_by_day(
             by_day.append(known.cells)
             continue
         made.cells.update(_day_cells(day, made.slots, labels, zone))
-        if known is None and len(_days) >= MAX_DAYS_KEPT:
-            _days.clear()
+        if known is None:
+            _forget_days(today)
         _days[key] = made
         by_day.append(made.cells)
     return by_day
@@ -253,7 +267,7 @@ def build_grid(
     days = [today + timedelta(days=o) for o in range(-before, after + 1)]
     first, last = days[0], days[-1]
     labels = {key: names.job(key) for key in {s.job_key for s in slots}}
-    across = _Across(_cells_by_day(days, slots, source, labels, zone), _across.get((source, column)))
+    across = _Across(_cells_by_day(today, days, slots, source, labels, zone), _across.get((source, column)))
     verdicts = sorted((v for v in board.verdicts if source is None or source in v.sources), key=sort_key)
     rows = []
     used: set[str] = set()
