@@ -239,6 +239,7 @@ class _Built:
 # back as that very object, so the renderer finds it by identity (hashing 2,000 rows of 22 cells to find them by
 # value was half the render), and nothing of it is made again.
 _built: dict[tuple[str, str], _Built] = {}
+_classes: dict[frozenset[str], frozenset[str]] = {}  # the few sets of cell classes rows use, each kept once
 
 
 def _row(v: Verdict, name: str, cells: tuple[GridCell, ...], column: str, names: Names, zone: ZoneInfo) -> _Built:
@@ -254,7 +255,8 @@ def _row(v: Verdict, name: str, cells: tuple[GridCell, ...], column: str, names:
         row = known.row
     elif known is None and len(_built) >= MAX_ROWS_KEPT:
         _built.clear()  # rows of services gone long ago (config changes) are not kept for ever
-    _built[key] = made = _Built(v, name, zone, cells, row, frozenset(cell.css for cell in row.cells))
+    classes = frozenset(cell.css for cell in row.cells)
+    _built[key] = made = _Built(v, name, zone, cells, row, _classes.setdefault(classes, classes))
     return made
 
 
