@@ -181,7 +181,7 @@ def test_a_poll_that_changes_one_day_makes_that_day_and_its_rows_again_only() ->
     board = a_board(tuple(a_verdict(s) for s in services), slots=(*days, a_slot(service_ids=("mail",))))
     zone = ZoneInfo(board.timezone)
     first = grid.build_grid(board, zone, list(board.slots), None, "full", None)
-    kept = dict(grid._days)
+    kept, rows_kept = dict(grid._days), dict(grid._built)
     told = (("db", SlotOutcome.FAILED, "exit code 2"), ("web", SlotOutcome.SUCCEEDED, ""))
     failed = replace(days[0], service_outcomes=(*told, ("mail", SlotOutcome.SUCCEEDED, "")))  # today, 11:00
     later = replace(board, slots=(failed, *[replace(s) for s in board.slots[1:]]))
@@ -189,6 +189,8 @@ def test_a_poll_that_changes_one_day_makes_that_day_and_its_rows_again_only() ->
     assert [key for key, day in grid._days.items() if kept.get(key) is not day] == [(None, local_day(NOW, zone))]
     assert [row.service_id for row in again.rows] == ["db", "mail", "web"]
     assert [a is b for a, b in zip(first.rows, again.rows, strict=True)] == [False, True, True]
+    made_again = [sid for sid in ("db", "mail", "web") if grid._built[("full", sid)] is not rows_kept[("full", sid)]]
+    assert made_again == ["db"], "a row whose cells that day read the same is not made again"
     assert [row.cells[grid.GRID_DAYS_BEFORE].css for row in again.rows] == ["bkg-fail", "bkg-ok", "bkg-ok"]
     assert grid.build_grid(later, zone, list(later.slots), None, "full", None).rows == again.rows
 

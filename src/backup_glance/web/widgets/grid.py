@@ -213,10 +213,12 @@ class _Across:
         if cells is None:
             cells = tuple([day.get(service_id, _NO_RUN) for day in self.by_day])
         elif self.new_days:
-            changed = list(cells)
-            for at in self.new_days:
-                changed[at] = self.by_day[at].get(service_id, _NO_RUN)
-            cells = tuple(changed)
+            new = [(at, self.by_day[at].get(service_id, _NO_RUN)) for at in self.new_days]
+            if any(cell != cells[at] for at, cell in new):  # else the very tuple before: its row is found as is
+                changed = list(cells)
+                for at, cell in new:
+                    changed[at] = cell
+                cells = tuple(changed)
         self.cells[service_id] = cells
         return cells
 
