@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import tempfile
 import threading
@@ -30,6 +31,7 @@ class SimulatorServer:
         self.app = app
         self.tls = tls
         self.host = host
+        self._port_asked = port is not None
         self.port = port or free_port(host)
         self._dir = tempfile.TemporaryDirectory(prefix="backup-glance-sim-")
         self.ca_file: str | None = None
@@ -66,7 +68,10 @@ class SimulatorServer:
             **options,
         )
         self._server = QuietServer(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"sim-{self.port}", daemon=True)
+        sockets = [self._listening_socket()]
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": sockets}, name=f"sim-{self.port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -74,6 +79,24 @@ class SimulatorServer:
                 raise RuntimeError(f"simulator on port {self.port} did not start")
             time.sleep(0.01)
         return self
+
+    def _listening_socket(self) -> socket.socket:
+        """The server's socket, bound now. The port picked at `__init__` may have been taken since (a busy machine
+        hands the same range out as the local ports of its own connections): one not asked for is picked anew."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        for _ in range(10):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or self._port_asked:
+                    raise
+                self.port = free_port(self.host)
+                continue
+            return sock
+        raise RuntimeError(f"no free port for a simulator on {self.host}")
 
     def stop(self) -> None:
         if self._server is not None:
