@@ -214,7 +214,7 @@ class TestRememberedRows:
     @staticmethod
     def html(renderer: Renderer, board: Board, query: dict[str, str]) -> str:
         zone = ZoneInfo(board.timezone)
-        return renderer.widget(status.build_view(board, zone, status.parse_params(query)))
+        return renderer.widget_body(status.build_view(board, zone, status.parse_params(query))).decode()
 
     def test_a_board_after_another_reads_as_if_rendered_afresh(self) -> None:
         first = a_full_board(40)
@@ -339,7 +339,7 @@ class TestSplicedRows:
         for shown in (first, board, board):  # rows rendered afresh, then remembered
             body = renderer.widget_body(status.build_view(shown, zone, status.parse_params(query)))
             assert body == self.joined_in_place(shown, query)
-        assert "\x00" not in renderer.widget(status.build_view(first, zone, status.parse_params(query)))
+        assert b"\x00" not in renderer.widget_body(status.build_view(first, zone, status.parse_params(query)))
 
     def test_a_render_holds_little_more_than_its_body(self) -> None:
         """3,000 remembered rows, in a widget whose CSS is not Latin-1: joined into the template's text they were
@@ -369,7 +369,7 @@ class TestSplicedRows:
         plain = Renderer()
 
         def rendered(views: tuple[tuple[str, View], ...]) -> list[tuple[str, Markup]]:
-            return [(title, Markup(plain.widget(view))) for title, view in views]
+            return [(title, Markup(plain.widget_body(view).decode())) for title, view in views]
 
         expected = plain.env.get_template("page.html").render(
             page=page, panels=rendered(page.panels), side=rendered(page.side)

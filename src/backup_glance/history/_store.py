@@ -356,7 +356,7 @@ class History:
         for plan in plans:
             memory.apply(plan, seen_at, by_source.get(plan.source))
         if not relisted:
-            memory.list(observation, change.listed(memory.present[observation.source]) if change else fresh)
+            memory.list(observation, change.listed(memory.present[observation.source]) if change is not None else fresh)
             memory.share_present(observation.source)
         memory.note_runs(new_runs)
         memory.name(observation, renamed)

@@ -201,7 +201,7 @@ class _Web:
 
     def page(self, board: Board) -> Payload:
         """The page is made again after every poll, for its sources' times; its widgets only when they would
-        read differently (at 2,000 services they are nearly all of its 60 to 90 ms)."""
+        read differently (at 2,000 services they are most of its time)."""
         shown = self.shown(self.with_latest_polls(board))
         read = panels_read(shown)
         last = self._panels

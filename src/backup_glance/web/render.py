@@ -176,9 +176,6 @@ class Renderer:
                 pieces.append(part.encode("utf-8"))
         return b"".join(pieces)
 
-    def widget(self, view: View) -> str:
-        return self.widget_body(view).decode("utf-8")
-
     def _forget_rows(self) -> None:
         """Keep the rows used by the last few renders (a publish renders up to WARM_KEYS answers): the rows
         of boards long gone, whose times or names have moved on, go."""
@@ -186,9 +183,9 @@ class Renderer:
         entries = list(self._rows.items())  # one step: another thread may be rendering and adding rows
         self._rows = {key: entry for key, entry in entries if entry[2] > recent}
         # Only the rows let go are hashed to find their values: at 10,000 services, hashing every kept row again
-        # cost more than a render. A row let go whose output a kept row shares
-        # (an equal row, found by value) keeps its value entry: widgets that make their rows anew for each board
-        # (the grid) find them by value only, and lost all 2,000 of them every few publishes.
+        # cost more than a render. A row let go whose output a kept row shares (an equal row, found by value)
+        # keeps its value entry: widgets that make their rows anew for each board (the grid) find them by value
+        # only, and lost all 2,000 of them every few publishes.
         shared = {id(entry[1]) for entry in self._rows.values()}
         for (macro, _), (row, encoded, used) in entries:
             if used <= recent and id(encoded) not in shared:
@@ -222,8 +219,8 @@ class Renderer:
 
 
 class _Splice:
-    """One widget render's remembered row lists: each stands in the template's output as a mark, and is put back
-    in as the rows' bytes (`Renderer.widget_body`)."""
+    """What one render puts in after its template ran (a widget's remembered row lists, a page's widgets): each
+    stands in the template's output as a mark, and is put back in as its bytes (`Renderer._render`)."""
 
     def __init__(self, renderer: Renderer) -> None:
         self._renderer = renderer
