@@ -6,6 +6,7 @@ and leaves what it hides unread (health's "unknown"), not empty (health's "fine 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,3 +162,46 @@ class TestARemoteScanThatFails:
         assert far.asked == 1 and [c.newest_at for c in scanner.copies] == [None]
         assert await poll(NOW + RETRY_FAILED) == first
         assert far.asked == 2  # asked again well before a good scan would be
+
+
+def commented(data: Any) -> Any:
+    """Every third snapshot of a group with a note; the newest noted one's is the group's name when the group
+    list says none."""
+    return [
+        {**item, "comment": f"note {item['backup-time'] % 97}"} if item["backup-time"] % 3 else item for item in data
+    ]
+
+
+def without_comments(data: Any) -> Any:
+    return [{key: value for key, value in item.items() if key != "comment"} for item in data]
+
+
+class TestASnapshotListInAnyOrder:
+    @pytest.mark.parametrize("seed", range(3))
+    @pytest.mark.parametrize("interleaved", [False, True], ids=["grouped", "interleaved"])
+    @pytest.mark.parametrize("lenient", [False, True], ids=["typed", "lenient"])
+    async def test_reads_as_the_same_list_in_pbs_order(
+        self, server: SimulatorServer, rules: dict[str, Rule], seed: int, interleaved: bool, lenient: bool
+    ) -> None:
+        """A group's snapshots in any order (PBS lists a group's directory as it reads it), and groups interleaved
+        (a list PBS would not write): the same snapshots in time order and the same names (the newest note) as the
+        list in time order. A record of another shape sends the whole list down the lenient path, which must group
+        as the typed one does."""
+        rng = random.Random(seed)
+        odd = [{"backup-type": "vm", "backup-id": "101", "backup-time": "soon"}] if lenient else []
+        rules["/admin/datastore/main/groups"] = without_comments
+        rules["/admin/datastore/main/snapshots"] = lambda data: [*commented(data), *odd]
+        in_order = await first_poll(server)
+
+        def shuffled(data: Any) -> Any:
+            items = [*commented(data), *odd]
+            rng.shuffle(items)
+            return items if interleaved else sorted(items, key=lambda item: (item["backup-type"], item["backup-id"]))
+
+        rules["/admin/datastore/main/snapshots"] = shuffled
+        shuffled_poll = await first_poll(server)
+        assert len(in_order.snapshots) > 100 and any(t.name.startswith("note ") for t in in_order.targets)
+        assert shuffled_poll.snapshots == in_order.snapshots
+        assert [(t.key, t.name) for t in shuffled_poll.targets] == [(t.key, t.name) for t in in_order.targets]
+        assert shuffled_poll.problems == in_order.problems
+        assert bool(in_order.problems) is lenient

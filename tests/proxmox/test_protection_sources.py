@@ -29,7 +29,7 @@ from backup_glance.simulators.proxmox_lab import (
     sync_snapshots,
 )
 from backup_glance.simulators.pve import create_pve_app
-from backup_glance.sources._pbs_wire import _CLOCKS_LIMIT, SnapshotDecoder, parse_snapshot
+from backup_glance.sources._pbs_wire import _CLOCKS_LIMIT, SnapshotDecoder, listed_groups, parse_snapshot
 from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
 
@@ -156,7 +156,7 @@ class TestPbsSource:
             body = httpx.Response(200, json={"data": [item]}).content
             typed_page = SnapshotDecoder("p").page(body, store="s", ns="")
             assert typed_page is not None
-            typed = typed_page[0][2]
+            typed = typed_page[0].snapshots[0]
             assert (lenient.encrypted, typed.encrypted) == (expected, expected)
             assert lenient.protected is typed.protected is True
         unfinished = {k: v for k, v in base.items() if k != "size"} | {"files": [{"filename": "root.pxar.didx"}]}
@@ -201,10 +201,11 @@ class TestPbsSource:
 
         body = httpx.Response(200, json={"data": items}).content
         typed = SnapshotDecoder("p").page(body, store="s", ns="n", known=known)
-        assert typed == expected
-        for t, i, snap, _ in typed or []:
-            reused = before.get((t, i, int(snap.taken_at.timestamp())))
-            assert reused is None or reused != snap or snap is reused
+        assert typed == listed_groups(expected)
+        for group in typed or []:
+            for snap in group.snapshots:
+                reused = before.get((group.backup_type, group.backup_id, int(snap.taken_at.timestamp())))
+                assert reused is None or reused != snap or snap is reused
 
     def test_ids_and_times_of_a_typed_page_are_the_lenient_ones_at_every_edge_of_a_day(self) -> None:
         """The typed page puts an id's time together from the texts of its day and its time of day, kept from one
@@ -221,10 +222,10 @@ class TestPbsSource:
                 parse_snapshot(item, source="p", store="s", ns="n", path="/x", error=ValueError) for item in items
             ]  # type: ignore[arg-type]
             assert typed is not None
-            assert [(s.snapshot_id, s.taken_at) for _, _, s, _ in typed] == [
+            assert [(s.snapshot_id, s.taken_at) for group in typed for s in group.snapshots] == [
                 (s.snapshot_id, s.taken_at) for _, _, s, _ in lenient
             ]
-        assert typed[-1][2].snapshot_id == "s/n/ct/6/9999-12-31T23:59:59Z"
+        assert typed[-1].snapshots[-1].snapshot_id == "s/n/ct/6/9999-12-31T23:59:59Z"
 
     async def test_verify_outdated_after_and_prune_keep_are_read(self, protected_server: SimulatorServer) -> None:
         obs = await poll(PbsSource(pbs_config(protected_server), clock=Clock()))

@@ -26,8 +26,10 @@ from ._http import DEFAULT_MAX_BYTES
 from ._pbs_remotes import RemoteScanner, endpoint_of
 from ._pbs_wire import (
     GroupState,
+    ListedGroup,
     SnapshotDecoder,
     decode_group_page,
+    listed_groups,
     make_target,
     parse_group,
     parse_job,
@@ -422,32 +424,33 @@ class PbsSource(ProxmoxSource):
         refused: list[str] = []
         pages = await asyncio.gather(*(self._snapshot_page(path, params, store, ns, refused) for params in requests))
         problems.extend(left_out(refused))
-        out: dict[GroupKey, list[Snapshot]] = {}
-        newest: dict[GroupKey, tuple[datetime, str]] = {}
+        listed: dict[GroupKey, ListedGroup] = {}
         for page in pages:
-            key: GroupKey | None = None
-            group: list[Snapshot] = []
-            for backup_type, backup_id, snapshot, comment in page:
-                if key is None or backup_id != key[3] or backup_type != key[2]:  # a group's snapshots come together
-                    key = (store, ns, backup_type, backup_id)
-                    group = out.setdefault(key, [])
-                group.append(snapshot)
-                if comment and (key not in newest or newest[key][0] < snapshot.taken_at):
-                    newest[key] = (snapshot.taken_at, comment)
-        for key, (_at, comment) in newest.items():
-            self._newest_comment[key] = comment
+            for group in page:
+                key = (store, ns, group.backup_type, group.backup_id)
+                if key in listed:
+                    listed[key].merge(group)
+                else:
+                    listed[key] = group
+        out: dict[GroupKey, list[Snapshot]] = {}
         twice: list[str] = []
-        for key, group in out.items():
-            group.sort(key=attrgetter("taken_at"))
-            if len(set(map(attrgetter("taken_at"), group))) < len(group):  # rare: no loop in Python otherwise
-                out[key] = _listed_once(group, twice)
+        for key, group in listed.items():
+            if group.comment is not None:
+                self._newest_comment[key] = group.comment[1]
+            snapshots = group.snapshots
+            if not group.in_order:
+                snapshots.sort(key=attrgetter("taken_at"))
+                if len(set(map(attrgetter("taken_at"), snapshots))) < len(snapshots):
+                    snapshots = _listed_once(snapshots, twice)
+            out[key] = snapshots
         problems.extend(left_out(twice))
         return out
 
     async def _snapshot_page(
         self, path: str, params: dict[str, Any], store: str, ns: str, refused: list[str]
-    ) -> list[tuple[str, str, Snapshot, str | None]]:
-        """The records of one snapshot list; each one PBS could not have written costs itself, said in `refused`."""
+    ) -> list[ListedGroup]:
+        """The groups of one snapshot list; each record PBS could not have written costs itself, said in
+        `refused`."""
         body = await self.client.get_body(path, params)
         typed = self._decoder.page(body, store=store, ns=ns, known=partial(self._known, store, ns), refused=refused)
         if typed is not None:
@@ -464,7 +467,7 @@ class PbsSource(ProxmoxSource):
                 )
             except SourceProtocolError as exc:
                 refused.append(str(exc))
-        return parsed
+        return listed_groups(parsed)
 
     def _known(self, store: str, ns: str, backup_type: str, backup_id: str) -> dict[int, Snapshot]:
         """A group's snapshots as last read, by backup time (what PBS lists them by)."""
