@@ -64,6 +64,67 @@ class TestDemoLab:
             t for t in first if t.key != "guest:121"
         ]
 
+    async def test_lists_read_as_before_are_not_parsed_again_and_each_change_shows(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The guest and job lists are parsed again only when their bytes, the guests or the zone changed; what
+        they said stays said (a guest listed twice on every poll), and every change shows on the next poll."""
+        parsed: list[str] = []
+        real_parse_job, real_unique = pve_module.parse_job, pve_module._unique_guests
+
+        def parse_job(*args: Any, **kwargs: Any) -> Any:
+            parsed.append("job")
+            return real_parse_job(*args, **kwargs)
+
+        def unique_guests(*args: Any, **kwargs: Any) -> Any:
+            parsed.append("guests")
+            return real_unique(*args, **kwargs)
+
+        monkeypatch.setattr(pve_module, "parse_job", parse_job)
+        monkeypatch.setattr(pve_module, "_unique_guests", unique_guests)
+        with lab.lock:
+            wiki = next(g for g in lab.guests if g.vmid == 121)
+            lab.guests.append(Guest(121, wiki.type, "wiki-twin", node="pve2"))
+            lab.vzdump_jobs.append(VzdumpJob("everything", "05:00", all=True, exclude=(120,), storage="pbs-main"))
+        source = a_source(pve_server)
+
+        async def poll() -> tuple[Any, list[str]]:
+            parsed.clear()
+            obs = await source.poll()
+            return obs, list(parsed)
+
+        try:
+            first, work = await poll()
+            assert work.count("guests") == 1 and work.count("job") == len(lab.vzdump_jobs)
+            twice = "guest 121: listed 2 times (nodes 'pve', 'pve2'); the one on 'pve' is used"
+            again, work = await poll()
+            assert work == []  # nothing read again
+            assert again.problems == first.problems and twice in again.problems
+            assert again.jobs == first.jobs and again.targets is first.targets
+
+            with lab.lock:
+                lab.guests.append(Guest(132, "lxc", "newcomer"))
+            added, work = await poll()  # the job list is the same bytes, its "all" selection is not
+            assert work.count("guests") == 1 and work.count("job") == len(lab.vzdump_jobs)
+            everything = {j.job_id: j for j in added.jobs}["everything"]
+            assert "guest:132" in everything.target_keys and "guest:120" not in everything.target_keys
+
+            with lab.lock:
+                next(j for j in lab.vzdump_jobs if j.id == "everything").schedule = "06:30"
+            rescheduled, work = await poll()
+            assert work == ["job"] * len(lab.vzdump_jobs)  # the guests were not read again
+            everything = {j.job_id: j for j in rescheduled.jobs}["everything"]
+            assert everything.schedule is not None and everything.schedule.expression == "06:30"
+
+            with lab.lock:
+                lab.pve_timezone = "America/New_York"
+            moved, work = await poll()
+            assert work == ["job"] * len(lab.vzdump_jobs)
+            assert {j.schedule.timezone for j in moved.jobs if j.schedule} == {"America/New_York"}
+            assert moved.timezone == "America/New_York" and twice in moved.problems
+        finally:
+            await source.aclose()
+
     async def test_it_resolves_job_selections(self, pve_server: SimulatorServer) -> None:
         source = a_source(pve_server)
         obs = await source.poll()
