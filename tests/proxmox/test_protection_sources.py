@@ -178,7 +178,28 @@ class TestPbsSource:
             item["backup-time"] = rng.choice([1736906405, 1736906405 + 86400, rng.randrange(2**31), 2**62, -86400])
             if rng.random() < 0.8:
                 item["size"] = rng.randrange(10**6)
-                item["files"] = [{"filename": "root.pxar.didx", "crypt-mode": rng.choice(["encrypt", "none"])}]
+                # Archives whose sizes differ from one snapshot to the next (as on a real PBS), the two files
+                # outside the encryption, archives of mixed or no crypt-mode, and none at all.
+                files = [
+                    {
+                        "filename": name,
+                        "crypt-mode": rng.choice(["encrypt", "none", "sign-only"]),
+                        "size": rng.randrange(10**9),
+                    }
+                    for name in rng.sample(
+                        ["root.pxar.didx", "catalog.pcat1.didx", "index.json.blob"], rng.randrange(4)
+                    )
+                ]
+                if rng.random() < 0.3:
+                    files.append({"filename": "client.log.blob", "size": rng.randrange(10**4)})
+                if rng.random() < 0.2:
+                    files.append({"filename": "drive-scsi1.img.fidx"})
+                if rng.random() < 0.5:
+                    files = [
+                        {**file, "crypt-mode": "encrypt"} if file["filename"].endswith("idx") else file
+                        for file in files
+                    ]
+                item["files"] = files
             if rng.random() < 0.5:
                 item["verification"] = {"state": rng.choice(["ok", "failed"]), "upid": rng.choice(upids)}
             if rng.random() < 0.3:

@@ -250,6 +250,7 @@ class _SnapshotPage(msgspec.Struct):
 _SNAPSHOT_PAGE = msgspec.json.Decoder(_SnapshotPage)
 _CACHE_LIMIT = 100_000
 _CLOCKS_LIMIT = 20_000
+_FILES_LIMIT = 10_000  # `files` texts (a few hundred bytes each) whose encryption is known
 
 
 class SnapshotDecoder:
@@ -401,15 +402,23 @@ class SnapshotDecoder:
         return text
 
     def _files_encrypted(self, files: bytes) -> bool | None:
+        """`files_encrypted` of a finished snapshot's raw `files`. Archive sizes are in those bytes, and they
+        differ from one snapshot to the next on a real PBS: most calls decode, few find the bytes known."""
         if files in self._encrypted:
             return self._encrypted[files]
-        if len(self._encrypted) > _CACHE_LIMIT:
+        if len(self._encrypted) > _FILES_LIMIT:
             self._encrypted.clear()
+        known: bool | None = None  # also for an odd `files`: it costs its encryption fact, not the snapshot
         try:
-            parsed = [(f.filename, f.crypt_mode) for f in _FILES.decode(files)]
+            for file in _FILES.decode(files):
+                if file.filename not in _NOT_ENCRYPTED_FILES:
+                    if file.crypt_mode != "encrypt":
+                        known = False
+                        break
+                    known = True
         except (msgspec.ValidationError, msgspec.DecodeError):
-            parsed = []  # an odd `files` costs its encryption fact (None), not the snapshot
-        known = self._encrypted[files] = files_encrypted(parsed, True)
+            known = None
+        self._encrypted[files] = known
         return known
 
     def _verified_at(self, upid: str) -> datetime | None:

@@ -258,14 +258,18 @@ def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) 
             if current is not None and (at := local(started_at)) is not None:
                 current.started_at = at
         elif finished is not None:
-            guest = result.guests.setdefault(int(finished), _GuestResult(int(finished), task_start))
+            guest = result.guests.get(vmid := int(finished)) or result.guests.setdefault(
+                vmid, _GuestResult(vmid, task_start)
+            )
             hours, minutes, seconds = map(int, match.group("hours", "minutes", "seconds"))
             guest.outcome = RunOutcome.OK
             with suppress(OverflowError):  # a start in the year 9999: no end, rather than no poll
                 guest.ended_at = guest.started_at + timedelta(hours=hours, minutes=minutes, seconds=seconds)
             current = guest
         elif failed is not None:
-            guest = result.guests.setdefault(int(failed), _GuestResult(int(failed), task_start))
+            guest = result.guests.get(vmid := int(failed)) or result.guests.setdefault(
+                vmid, _GuestResult(vmid, task_start)
+            )
             guest.outcome, guest.message = RunOutcome.FAILED, match.group("reason").strip()
             current = guest
         elif ended_at is not None and current is not None and (at := local(ended_at)) is not None:
