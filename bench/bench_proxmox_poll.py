@@ -173,7 +173,9 @@ def _push_offsite(lab: ProxmoxLab) -> None:
 def _snapshot(lab: ProxmoxLab, at: datetime, vmid: int) -> Any:
     from backup_glance.simulators.proxmox_lab import PbsSnapshot
 
-    return PbsSnapshot(int(at.timestamp()), 4 * 1024**3 + vmid, "ok", None, comment=f"guest-{vmid}")
+    # Sizes differ from one night to the next, as a real guest's do (and so do its archives' sizes in `files`).
+    size = 4 * 1024**3 + vmid * 4096 + int(at.timestamp()) // 86400 % 61 * 1024**2
+    return PbsSnapshot(int(at.timestamp()), size, "ok", None, comment=f"guest-{vmid}")
 
 
 def serve(conn: Connection, protection: bool = True) -> None:

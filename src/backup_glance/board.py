@@ -61,11 +61,13 @@ class BoardStore:
         self._subscribers.append(callback)
 
     def add_warmer(self, warm: Callable[[Board], None]) -> None:
-        """`warm(board)` runs in `prepare`, before the board is published (renderers fill their caches)."""
+        """`warm(board)` runs in `prepare`, before the board is published (the first board: after), and fills
+        the renderers' caches for it."""
         self._warmers.append(warm)
 
     def prepare(self, board: Board) -> None:
-        """Let the renderers get ready for `board`; call it off the event loop, right before `publish`."""
+        """Let the renderers get ready for `board`; call it off the event loop, right before `publish` (or right
+        after it, when nothing was on show before)."""
         for warm in self._warmers:
             try:
                 warm(board)

@@ -254,8 +254,15 @@ class Collector:
                 notices=notices,
                 memo=self._memo,
             )
-            self._store.prepare(board)
-            self._store.publish(board)
+            if self._store.version == 0:
+                # No verdict is on show yet: the first board goes out at once, and the usual answers are made for
+                # it right after (at 10,000 guests that takes half a second). Later boards wait for theirs, so
+                # that no request after a publish pays for a render.
+                self._store.publish(board)
+                self._store.prepare(board)
+            else:
+                self._store.prepare(board)
+                self._store.publish(board)
             self._garbage.collect()  # while still paused: enabled first, Python would walk them all at once
         release_free_memory()  # the old board's
         return board

@@ -105,6 +105,21 @@ def test_a_crashing_source_is_an_error_on_that_source_and_the_others_still_publi
     assert [v.service_id for v in board.verdicts] == ["guest101"]
 
 
+def test_the_first_board_is_on_show_before_its_answers_are_made_and_later_ones_after() -> None:
+    """Nothing judged is on show at the start: the first board goes out before the renderers warm up for it.
+    Every later one waits for its answers, so that the first request after its publish finds them made."""
+    collector, store = a_collector(ScriptedSource("pbs", [an_observation()]))
+    on_show: list[bool] = []
+    store.add_warmer(lambda board: on_show.append(store.current() is board))
+
+    async def twice() -> None:
+        await collector.poll_once()
+        await collector.rebuild()
+
+    asyncio.run(twice())
+    assert on_show == [True, False] and store.version == 2
+
+
 def test_a_failed_poll_keeps_the_last_known_good_observation(tmp_path: Path) -> None:
     history = History.open(tmp_path / "h.sqlite3", retention=timedelta(days=90))
     source = ScriptedSource(

@@ -714,6 +714,16 @@ class TestVersionCache:
         store.publish(new)
         assert cache.get("status", lambda board: "built on request") == "warmed new"
 
+    def test_an_answer_warmed_for_the_board_on_show_is_served_from_then_on(self) -> None:
+        board = a_board((a_verdict("first"),))
+        store = BoardStore(a_board(()))
+        cache: VersionCache[str] = VersionCache(store)
+        store.publish(board)  # the first board: on show before its answers are made
+        cache.warm(board, "status", lambda board: "warmed " + board.verdicts[0].service_id)
+        assert cache.get("status", lambda board: "built on request") == "warmed first"
+        cache.warm(a_board((a_verdict("next"),)), "status", lambda board: "warmed next")  # not on show: kept aside
+        assert cache.get("status", lambda board: "built on request") == "warmed first"
+
     def test_what_was_asked_for_lately_is_warmed_and_what_was_not_asked_for_a_day_is_not(self) -> None:
         now = [0.0]
         store = BoardStore(a_board((a_verdict("first"),)))

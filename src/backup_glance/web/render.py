@@ -303,11 +303,17 @@ class VersionCache(Generic[T]):
             del self._asked[next(iter(self._asked))]
 
     def warm(self, board: Board, key: Hashable, build: Callable[[Board], T]) -> None:
-        """Render `key` for `board`, the board about to be published."""
+        """Render `key` for `board`, the board about to be published, or the one just published."""
+        answer = build(board)
+        board_shown, entries = self._current
+        if board_shown is board:  # already on show: among its answers at once (a request may have made it too)
+            if len(entries) < self._max or key in entries:
+                entries[key] = answer
+            return
         ready = self._next
         if ready is None or ready[0] is not board:
             ready = (board, {})
-        ready[1][key] = build(board)
+        ready[1][key] = answer
         self._next = ready
 
     def warm_asked(self, board: Board) -> None:
