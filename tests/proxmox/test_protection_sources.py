@@ -175,7 +175,9 @@ class TestPbsSource:
         for _ in range(rng.randrange(1, 60)):
             group = rng.choice(groups)
             item: dict[str, Any] = {"backup-type": group[0], "backup-id": group[1], "protected": rng.random() < 0.2}
-            item["backup-time"] = rng.choice([1736906405, 1736906405 + 86400, rng.randrange(2**31), 2**62, -86400])
+            item["backup-time"] = rng.choice(
+                [1736906405, 1736906405 + 86400, rng.randrange(2**31), 2**62, -86400, -1, 253402300799, 253402300800]
+            )
             if rng.random() < 0.8:
                 item["size"] = rng.randrange(10**6)
                 # Archives whose sizes differ from one snapshot to the next (as on a real PBS), the two files

@@ -268,9 +268,10 @@ class SnapshotDecoder:
         self._verified: dict[str, datetime | None] = {}
         self._encrypted: dict[bytes, bool | None] = {}
         # A snapshot's id ends in its backup time, "2025-01-15T04:00:05Z": put together from the texts of its day
-        # and of its time of day, each made once (`isoformat` took 0.6 s of a 10,000-guest first poll).
-        self._days: dict[int, str] = {}  # days since 1970 -> "2025-01-15T"
-        self._clocks: dict[int, str] = {}  # seconds into the day -> "04:00:05Z"
+        # and of its time of day, each made once (`isoformat` took 0.6 s of a 10,000-guest first poll). Its
+        # instant too: the day's midnight plus the time of day is a quarter of what `fromtimestamp` costs.
+        self._days: dict[int, tuple[str, datetime] | None] = {}  # days since 1970 -> ("2025-01-15T", midnight)
+        self._clocks: dict[int, tuple[str, timedelta]] = {}  # seconds into the day -> ("04:00:05Z", the same)
 
     def page(
         self, body: bytes, *, store: str, ns: str, known: Known | None = None, refused: list[str] | None = None
@@ -337,19 +338,17 @@ class SnapshotDecoder:
                     ):
                         snapshot = same
                 if snapshot is None:
-                    # Before 1970: no time, as `epoch` reads it on the lenient path. (Not `suppress`: entering a
-                    # context manager for each of 600,000 snapshots cost a tenth of a second.)
-                    try:
-                        taken_at = datetime.fromtimestamp(item.backup_time, UTC) if item.backup_time >= 0 else None
-                    except (OverflowError, ValueError, OSError):  # a time no calendar holds: this record goes
-                        taken_at = None
-                    if taken_at is None:
+                    day, second = divmod(item.backup_time, 86400)
+                    dated = days[day] if day in days else self._day(day)
+                    # Before 1970 (as `epoch` reads it on the lenient path), or a day no calendar holds: no time, and
+                    # this record goes.
+                    if dated is None or item.backup_time < 0:
                         if refused is not None:
                             refused.append(f"snapshot {group_prefix}{item.backup_time}: 'backup-time' is no date")
                         continue
-                    day, second = divmod(item.backup_time, 86400)
-                    date = days[day] if day in days else self._day(day, taken_at)
-                    clock = clocks[second] if second in clocks else self._clock(second)
+                    date, midnight = dated
+                    clock, time_of_day = clocks[second] if second in clocks else self._clock(second)
+                    taken_at = midnight + time_of_day
                     snapshot = Snapshot(
                         key,
                         source,
@@ -389,17 +388,24 @@ class SnapshotDecoder:
             )
         return key
 
-    def _day(self, day: int, taken_at: datetime) -> str:
+    def _day(self, day: int) -> tuple[str, datetime] | None:
         if len(self._days) > _CACHE_LIMIT:
             self._days.clear()
-        text = self._days[day] = taken_at.isoformat()[:11]
-        return text
+        try:
+            midnight = datetime.fromtimestamp(day * 86400, UTC)
+        except (OverflowError, ValueError, OSError):  # the year 10000 or later (or 2^62): no calendar holds it
+            dated = None
+        else:
+            dated = (midnight.isoformat()[:11], midnight)
+        self._days[day] = dated
+        return dated
 
-    def _clock(self, second: int) -> str:
+    def _clock(self, second: int) -> tuple[str, timedelta]:
         if len(self._clocks) > _CLOCKS_LIMIT:  # times spread over the whole day: bounded, not 86,400 texts
             self._clocks.clear()
-        text = self._clocks[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
-        return text
+        text = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+        clock = self._clocks[second] = (text, timedelta(seconds=second))
+        return clock
 
     def _files_encrypted(self, files: bytes) -> bool | None:
         """`files_encrypted` of a finished snapshot's raw `files`. Archive sizes are in those bytes, and they
