@@ -75,6 +75,19 @@ def snap(
     )
 
 
+def copies_of(verdict: Verdict) -> dict[tuple[str, str], tuple[int | None, datetime | None, bool | None]]:
+    assert verdict.protection is not None
+    return {(c.source, c.location): (c.snapshots, c.newest_at, c.encrypted) for c in verdict.protection.copies}
+
+
+def taken(snapshot: Snapshot) -> datetime:
+    return snapshot.taken_at
+
+
+def replace_places(snapshot: Snapshot, places: tuple[str, ...]) -> Snapshot:
+    return evolve(snapshot, places=places, snapshot_id=f"{snapshot.snapshot_id}@{'+'.join(places)}")
+
+
 def nightly(days: int = 14, *, skip: tuple[int, ...] = (), **kw: Any) -> list[Snapshot]:
     return [snap(SLOT - n * DAY + timedelta(minutes=2), **kw) for n in range(days) if n not in skip]
 
@@ -181,6 +194,23 @@ class TestCopies:
         assert kinds(verdict) == [RiskKind.COPIES, RiskKind.OFFSITE]
         assert verdict.reasons[0] == "1 copy with a backup from the last 14d (pbs:main); the policy asks for 2"
         assert verdict.protection is not None and verdict.protection.copy_count == 1
+
+    def test_each_place_is_a_copy_with_its_newest_snapshot_and_its_count(self) -> None:
+        """Two datastores of one PBS, interleaved in time; then a backup kept in two places at once as well (as
+        Databasement's volumes): each place counts its own snapshots and shows its own newest."""
+        main = nightly(5, encrypted=True)
+        site = nightly(3, location="main/site-b", encrypted=False)
+        pbs = state("pbs", "pbs", snapshots=sorted(main + site, key=taken))
+        expected = {("pbs", "main"): (5, main[0].taken_at, True), ("pbs", "main/site-b"): (3, site[0].taken_at, False)}
+        assert copies_of(vault(judge(pve(), pbs))) == expected
+        both = replace_places(snap(SLOT - 2 * DAY, source="db", location="", encrypted=None), ("nas", "s3"))
+        once = replace_places(snap(SLOT - DAY, source="db", location="", encrypted=None), ("nas",))
+        databasement = state("db", "databasement", snapshots=[both, once])
+        assert copies_of(vault(judge(pve(), pbs, databasement))) == {
+            **expected,
+            ("db", "nas"): (2, once.taken_at, None),
+            ("db", "s3"): (1, both.taken_at, None),
+        }
 
     def test_no_policy_no_risk_but_the_facts_are_there(self) -> None:
         verdict = vault(judge(pve(), state("pbs", "pbs", snapshots=nightly(protected=False))))
