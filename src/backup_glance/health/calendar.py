@@ -240,15 +240,20 @@ class _TargetRows:
         runs = evidence.runs_by_target.get(key, _NO_RUNS)
         snapshots = evidence.snapshots.get(key, _NO_SNAPSHOTS)
         mine = self._slots[key]
+        count = len(mine)
         row = []
+        # Inline where it is cheap to (`min`, `_between` of an empty list): 140,000 windows at 10,000 guests.
         for window in self._windows:
             low, high = window.low, window.high
             index = bisect.bisect_right(mine, window.at)
-            if index < len(mine):
-                high = min(high, mine[index] - SLOT_TOLERANCE)
-            in_runs = _between(runs, low, high, _run_start)
-            taken = _between(snapshots, low, high, _taken)
-            row.append(_target_result(in_runs, [s for s in taken if s.finished]))
+            if index < count and (until := mine[index] - SLOT_TOLERANCE) < high:
+                high = until
+            in_runs = _between(runs, low, high, _run_start) if runs else runs
+            taken = _between(snapshots, low, high, _taken) if snapshots else snapshots
+            if not in_runs and not taken:
+                row.append(_EMPTY_RESULT)
+            else:
+                row.append(_target_result(in_runs, [s for s in taken if s.finished]))
         return row
 
 
