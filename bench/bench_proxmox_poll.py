@@ -2,10 +2,11 @@
 
 Run: .venv/bin/python bench/bench_proxmox_poll.py [--no-protection]
 
-2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator (half of them
-encrypted, one protected snapshot each, the first datastore pushed to a remote PBS and scanned), the same 2,000
-guests on the PVE simulator (two nightly vzdump runs with full logs, 2 days of PBS backup tasks). The simulators
-run in a child process (multiprocessing) over real HTTPS, so the CPU time printed is the client's own.
+2,000 guests x 60 snapshots spread over 3 datastores and 20 namespaces on the PBS simulator (sizes that differ
+from night to night, as do their archives' sizes in `files`; half of them encrypted, one protected snapshot each,
+the first datastore pushed to a remote PBS and scanned), the same 2,000 guests on the PVE simulator (two nightly
+vzdump runs with full logs, 2 days of PBS backup tasks). The simulators run in a child process (multiprocessing)
+over real HTTPS, so the CPU time printed is the client's own.
 
 After the first poll the verdicts are computed as the service does: `health.evaluate` with no configured
 services (so 2,000 services are discovered, calendar slots included), once with an empty history and once with
