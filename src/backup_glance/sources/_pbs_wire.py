@@ -116,28 +116,43 @@ def _stamp(at: datetime) -> str:
 _NOT_ENCRYPTED_FILES = frozenset({"index.json.blob", "client.log.blob"})
 
 
-def files_encrypted(files: list[tuple[str, str | None]], finished: bool) -> bool | None:
+class ArchiveFile(msgspec.Struct, rename="kebab", gc=False):
+    """One of a snapshot's `files`, as far as its encryption goes."""
+
+    filename: str
+    crypt_mode: str | None = None
+
+
+def files_encrypted(files: Iterable[ArchiveFile], finished: bool) -> bool | None:
     """PVE's rule: a snapshot is encrypted when every file except `index.json.blob` and `client.log.blob` has
     crypt-mode "encrypt" (`sign-only` and `none` are not; the snapshot's `fingerprint` is no proof, signed-only
     snapshots carry one too). None while unfinished (names only) or when there is nothing to tell by.
 
-    >>> files_encrypted([("drive-scsi0.img.fidx", "encrypt"), ("index.json.blob", "sign-only")], True)
+    >>> manifest = ArchiveFile("index.json.blob", "sign-only")
+    >>> files_encrypted([ArchiveFile("drive-scsi0.img.fidx", "encrypt"), manifest], True)
     True
-    >>> files_encrypted([("root.pxar.didx", "sign-only"), ("index.json.blob", "sign-only")], True)
+    >>> files_encrypted([ArchiveFile("root.pxar.didx", "sign-only"), manifest], True)
     False
+    >>> files_encrypted([ArchiveFile("index.json.blob", "encrypt")], True) is None
+    True
     """
-    modes = [mode for name, mode in files if name not in _NOT_ENCRYPTED_FILES]
-    if not finished or not modes:
+    if not finished:
         return None
-    return all(mode == "encrypt" for mode in modes)
+    encrypted = None
+    for file in files:
+        if file.filename not in _NOT_ENCRYPTED_FILES:
+            if file.crypt_mode != "encrypt":
+                return False
+            encrypted = True
+    return encrypted
 
 
-def _wire_files(raw: Any) -> list[tuple[str, str | None]]:
+def _wire_files(raw: Any) -> list[ArchiveFile]:
     files = []
     for entry in raw if isinstance(raw, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
             mode = entry.get("crypt-mode")
-            files.append((entry["filename"], mode if isinstance(mode, str) else None))
+            files.append(ArchiveFile(entry["filename"], mode if isinstance(mode, str) else None))
     return files
 
 
@@ -222,14 +237,9 @@ class _VerificationItem(msgspec.Struct):
     upid: str | None = None
 
 
-class _FileItem(msgspec.Struct, rename="kebab", gc=False):
-    filename: str
-    crypt_mode: str | None = None
-
-
 # A snapshot's `files` are decoded on their own, from the raw bytes the page decode keeps: several times faster
 # than nesting them, and the same bytes (a VM's archives keep their sizes) are read only once.
-_FILES = msgspec.json.Decoder(list[_FileItem])
+_FILES = msgspec.json.Decoder(list[ArchiveFile])
 
 
 class _SnapshotItem(msgspec.Struct, rename="kebab"):
@@ -414,16 +424,10 @@ class SnapshotDecoder:
             return self._encrypted[files]
         if len(self._encrypted) > _FILES_LIMIT:
             self._encrypted.clear()
-        known: bool | None = None  # also for an odd `files`: it costs its encryption fact, not the snapshot
         try:
-            for file in _FILES.decode(files):
-                if file.filename not in _NOT_ENCRYPTED_FILES:
-                    if file.crypt_mode != "encrypt":
-                        known = False
-                        break
-                    known = True
+            known = files_encrypted(_FILES.decode(files), True)
         except (msgspec.ValidationError, msgspec.DecodeError):
-            known = None
+            known = None  # an odd `files` costs its encryption fact, not the snapshot
         self._encrypted[files] = known
         return known
 
@@ -637,6 +641,7 @@ def parse_usage(
 
 __all__ = [
     "KEEP_OPTIONS",
+    "ArchiveFile",
     "GroupState",
     "ListedGroup",
     "files_encrypted",
