@@ -217,6 +217,13 @@ class VzdumpLog:
     def vmids(self) -> set[int]:
         return set(self.guests)
 
+    def guest(self, vmid: int, task_start: datetime) -> _GuestResult:
+        """The guest's result so far; a guest first named by its result line started with the task."""
+        found = self.guests.get(vmid)
+        if found is None:
+            found = self.guests[vmid] = _GuestResult(vmid, task_start)
+        return found
+
 
 _LOG_SLACK = timedelta(days=1)  # a node clock or zone a little off the task's start
 _LONGEST_TASK = timedelta(days=31)  # a vzdump of many big guests runs for days, not for months
@@ -258,18 +265,14 @@ def parse_vzdump_log(lines: Iterable[str], task_start: datetime, timezone: str) 
             if current is not None and (at := local(started_at)) is not None:
                 current.started_at = at
         elif finished is not None:
-            guest = result.guests.get(vmid := int(finished)) or result.guests.setdefault(
-                vmid, _GuestResult(vmid, task_start)
-            )
+            guest = result.guest(int(finished), task_start)
             hours, minutes, seconds = map(int, match.group("hours", "minutes", "seconds"))
             guest.outcome = RunOutcome.OK
             with suppress(OverflowError):  # a start in the year 9999: no end, rather than no poll
                 guest.ended_at = guest.started_at + timedelta(hours=hours, minutes=minutes, seconds=seconds)
             current = guest
         elif failed is not None:
-            guest = result.guests.get(vmid := int(failed)) or result.guests.setdefault(
-                vmid, _GuestResult(vmid, task_start)
-            )
+            guest = result.guest(int(failed), task_start)
             guest.outcome, guest.message = RunOutcome.FAILED, match.group("reason").strip()
             current = guest
         elif ended_at is not None and current is not None and (at := local(ended_at)) is not None:
