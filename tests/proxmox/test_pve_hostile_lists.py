@@ -178,3 +178,25 @@ class TestListedTwice:
         assert len(postgres) == 1 and postgres[0].guest and postgres[0].guest.node == "pve"
         assert postgres[0].name != "imposter"
         assert "guest 104: listed 2 times (nodes 'pve', 'pve2'); the one on 'pve' is used" in obs.problems
+
+
+def without_next_run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{name: value for name, value in job.items() if name != "next-run"} for job in jobs]
+
+
+async def test_a_new_zone_reads_the_same_job_list_again(
+    lab: ProxmoxLab, rules: dict[str, Rule], server: SimulatorServer
+) -> None:
+    """The job list as the very same bytes (no `next-run` to move with the zone), the node's zone changed: the jobs
+    are read again in the new zone, not handed back as the last poll made them."""
+    rules["/cluster/backup"] = without_next_run
+    source = PveSource(pve_config(server), clock=Clock())
+    try:
+        before = await source.poll()
+        with lab.lock:
+            lab.pve_timezone = "America/New_York"
+        after = await source.poll()
+    finally:
+        await source.aclose()
+    assert {j.schedule.timezone for j in before.jobs if j.schedule} == {"Europe/Madrid"}
+    assert {j.schedule.timezone for j in after.jobs if j.schedule} == {"America/New_York"}
