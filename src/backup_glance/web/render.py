@@ -241,8 +241,8 @@ class VersionCache(Generic[T]):
 
     `warm` renders answers for a board before it is published (in the collector's worker thread), so that the
     first request after a publish finds them ready instead of paying for the render itself (the first board
-    after a start is published first, and warmed right after). Which answers: those
-    asked for lately (`get`); until the first request, those announced with `expect`."""
+    after a start is published first, and warmed right after). Which answers: those asked for lately (`get`);
+    until the first request, those announced with `expect`."""
 
     def __init__(
         self, store: BoardStore, *, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
