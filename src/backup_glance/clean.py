@@ -10,6 +10,8 @@ import re
 
 MARK = "…"  # where text was cut
 MAX_NAME = 200
+_LONGEST_NUMBER_BITS = 1000  # about 300 digits: longer numbers are shown by their size
+_DIGITS_PER_BIT = 0.30103  # log10(2)
 
 # Control characters, and the bidirectional overrides and isolates that make text display in another order than
 # it reads (a name "\u202egnp.exe" shows as "exe.png").
@@ -31,4 +33,15 @@ def clean_text(value: object, limit: int = MAX_NAME) -> str:
 def quoted(value: object, limit: int = 40) -> str:
     """A value from outside as a message quotes it: its repr (quotes, a lone surrogate written as \\ud800),
     cleaned and at most `limit` characters. A long string is cut before its repr is made (one may be megabytes)."""
-    return clean_text(repr(value[: limit * 2] if isinstance(value, str) else value), limit)
+    return clean_text(safe_repr(value[: limit * 2] if isinstance(value, str) else value), limit)
+
+
+def safe_repr(value: object) -> str:
+    """`repr`, except of a whole number too long to print (Python refuses past 4,300 digits): its size instead.
+
+    >>> safe_repr(2**64), safe_repr(16**5000)
+    ('18446744073709551616', 'a number of about 6,021 digits')
+    """
+    if isinstance(value, int) and value.bit_length() > _LONGEST_NUMBER_BITS:
+        return f"a number of about {int(value.bit_length() * _DIGITS_PER_BIT) + 1:,} digits"
+    return repr(value)

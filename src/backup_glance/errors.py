@@ -49,7 +49,8 @@ class ScheduleError(BackupGlanceError, ValueError):
         """
         if self.position is None or not 0 <= self.position <= len(self.expression):
             return ""
-        shown = self.expression.replace("\t", " ")
+        # One column a character, and no line break: the caret stays under its part, and the line stays one.
+        shown = "".join(char if char.isprintable() else " " if char == "\t" else "\ufffd" for char in self.expression)
         return f"\n  {shown}\n  {' ' * self.position}^"
 
 

@@ -47,6 +47,11 @@ def test_it_says_when_there_are_no_more_runs(capsys: pytest.CaptureFixture[str])
     assert "no runs after 2025-01-01T00:00:00+00:00" in capsys.readouterr().out
 
 
+def test_the_first_years_print_with_four_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["04:00", "--after", "0001-01-03T00:00Z", "--tz", "UTC", "-n", "1"]) == 0
+    assert "  1  Wed 0001-01-03 04:00:00 +00:00  in 4h" in capsys.readouterr().out
+
+
 def test_a_bad_expression_exits_2_with_a_caret(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["mon,xyz 02:00"]) == 2
     err = capsys.readouterr().err
@@ -59,6 +64,11 @@ def test_a_bad_expression_exits_2_with_a_caret(capsys: pytest.CaptureFixture[str
     [
         (["daily", "--tz", "Nowhere/Town"], "unknown time zone 'Nowhere/Town'"),
         (["daily", "--after", "yesterday"], "--after: not an ISO-8601 time or epoch seconds: 'yesterday'"),
+        (  # the engine's range ends there: "no runs after 0001-01-01" would be a wrong answer
+            ["daily", "--after", "0001-01-01T00:00"],
+            "--after: '0001-01-01T00:00' is outside the years schedules are computed for (0001-01-03 to 9999-12-29)",
+        ),
+        (["daily", "--after", "9999-12-31T00:00Z"], "is outside the years schedules are computed for"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from .._log_choices import FORMATS, LEVELS
+
+_FORGED_LINE = re.compile(r"\n(?!  )")
 
 if TYPE_CHECKING:  # the command line is parsed before any of these is needed: `schedule` never needs them
     import logging
@@ -106,7 +109,17 @@ def print_problems(report: Report, stream: TextIO | None = None) -> None:
     from ..logs import escape_controls
 
     for problem in report.problems:
-        print(escape_controls(str(problem), keep_newlines=True), file=stream or sys.stderr)
+        # Only a line break that starts an indented line of ours (a caret under a schedule) stays one: a key or a
+        # value holding a line break could otherwise print a line that poses as a problem of its own.
+        text = _FORGED_LINE.sub(r"\\n", escape_controls(str(problem), keep_newlines=True))
+        print(text, file=stream or sys.stderr)
+
+
+def shown_path(path: object) -> str:
+    """A file name as a summary line prints it: control characters (a name may hold ESC) escaped."""
+    from ..logs import escape_controls
+
+    return escape_controls(str(path))
 
 
 def start_logging(args: argparse.Namespace) -> logging.Handler:
@@ -126,7 +139,8 @@ def checked_config(path: Path, handler: logging.Handler) -> Config | None:
     if report.config is None:
         print_problems(report)
         errors = len(report.errors)
-        print(f"backup-glance: {path}: {errors} error{'s' * (errors != 1)}; nothing was started", file=sys.stderr)
+        summary = f"{errors} error{'s' * (errors != 1)}; nothing was started"
+        print(f"backup-glance: {shown_path(path)}: {summary}", file=sys.stderr)
         return None
     update_secrets(handler, secrets_of(report.config))
     log = logging.getLogger("backup_glance")

@@ -18,6 +18,7 @@ from ._common import (
     add_config_argument,
     checked_config,
     find_config,
+    shown_path,
     start_logging,
 )
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     if not config.notify:
-        print(f"{path}: no notify targets to test; add them under notify: (see README, Notifications)")
+        print(f"{shown_path(path)}: no notify targets to test; add them under notify: (see README, Notifications)")
         return EXIT_NOT_ACCEPTED
 
     from ..notify import build_targets

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from ..errors import ScheduleError
 from ..schedule import DIALECTS, Schedule, parse_schedule
+from ..schedule._common import MAX_EPOCH, MIN_EPOCH, floor_epoch
 
 MAX_RUNS = 1000
 
@@ -63,7 +64,11 @@ def parse_after(text: str | None, schedule: Schedule) -> datetime:
         when = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"--after: not an ISO-8601 time or epoch seconds: {text!r}") from None
-    return when.replace(tzinfo=schedule.tzinfo) if when.tzinfo is None else when
+    when = when.replace(tzinfo=schedule.tzinfo) if when.tzinfo is None else when
+    if not MIN_EPOCH <= floor_epoch(when) <= MAX_EPOCH:  # the engine's range: it would answer "no runs"
+        first, last = (datetime.fromtimestamp(t, UTC).date() for t in (MIN_EPOCH, MAX_EPOCH))
+        raise ValueError(f"--after: {text!r} is outside the years schedules are computed for ({first} to {last})")
+    return when
 
 
 def relative(seconds: float) -> str:
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         print(f"  no runs after {after.astimezone(schedule.tzinfo).replace(microsecond=0).isoformat()}")
     for i, r in enumerate(runs, 1):
-        stamp = r.strftime("%a %Y-%m-%d %H:%M:%S ") + r.isoformat()[-6:]
+        stamp = f"{r:%a} {r.isoformat(sep=' ')[:19]} {r.isoformat()[-6:]}"  # %Y gives "1", not "0001"
         print(f"  {i:>{len(str(args.n))}}  {stamp}  {relative((r - after).total_seconds())}")
     return 0
 

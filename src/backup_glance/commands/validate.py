@@ -19,6 +19,7 @@ from ._common import (
     add_config_argument,
     find_config,
     print_problems,
+    shown_path,
     start_logging,
 )
 
@@ -50,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
     print_problems(report, sys.stdout)
     errors, warnings = len(report.errors), len(report.warnings)
     if report.config is None:
-        print(f"{path}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        print(f"{shown_path(path)}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
         return EXIT_CONFIG
     config = report.config
     services = len(config.services) or "all discovered"
     note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
-    print(f"{path}: ok — {len(config.sources)} source(s), {services} service(s), display zone {config.timezone}{note}")
+    counts = f"{len(config.sources)} source(s), {services} service(s)"
+    print(f"{shown_path(path)}: ok — {counts}, display zone {config.timezone}{note}")
     return EXIT_OK

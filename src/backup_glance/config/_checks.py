@@ -17,10 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ScheduleError
-from ..schedule import parse_schedule
-from ._notify import notify_findings
-from ._schema import parse_duration, path_problem
+from ._notify import notify_findings, schedule_problem
+from ._schema import as_text, parse_duration, path_problem
 from ._variables import DEFAULT_SECRETS_DIR, SecretFileError, read_secret_file
 from ._yaml import KeyPath, dotted
 
@@ -67,10 +65,7 @@ def _items(data: dict[str, Any], key: str) -> Iterator[tuple[KeyPath, dict[str, 
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:
-    value = mapping.get(key)
-    if isinstance(value, bool) or value is None:
-        return None
-    return str(value) if isinstance(value, str | int | float) else None
+    return as_text(mapping.get(key))
 
 
 def _unique(items: list[tuple[KeyPath, dict[str, Any]]], key: str, what: str) -> list[Finding]:
@@ -128,10 +123,9 @@ def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secre
         dialect = source.get("dialect", "cron")
         zone = source.get("timezone", "UTC")
         if dialect in ("cron", "proxmox") and isinstance(zone, str):
-            try:
-                parse_schedule(schedule, dialect=dialect, tz=zone)
-            except ScheduleError as exc:
-                findings.append(Finding((*path, "schedule"), f"{exc}{exc.caret()}"))
+            problem = schedule_problem(schedule, dialect, zone)
+            if problem is not None:
+                findings.append(Finding((*path, "schedule"), problem))
     binary = _text(source, "restic_binary") or "restic"
     if shutil.which(binary) is None:
         findings.append(
@@ -177,6 +171,7 @@ def _services(
     service_ids = {sid for _, s in services if (sid := _text(s, "id")) is not None}
     source_names = {name for _, s in sources if (name := _text(s, "name")) is not None}
     claimed: dict[str, KeyPath] = {}
+    waits_for: dict[str, list[tuple[str, KeyPath]]] = {}  # service id -> the services its after: names, and where
     for path, service in services:
         sid = _text(service, "id") or f"#{path[-1]}"
         targets = [key for key in SERVICE_TARGET_KEYS if service.get(key) not in (None, [], "")]
@@ -202,12 +197,44 @@ def _services(
         if source is not None and source not in source_names:
             findings.append(Finding((*path, "source"), f"no source is named '{source}'" + _close(source, source_names)))
         after = service.get("after")
-        if isinstance(after, list):
-            for index, name in enumerate(after):
-                if isinstance(name, str):
-                    _, problem = resolve_after(name, service_ids, source_names)
-                    if problem:
-                        findings.append(Finding((*path, "after", index), problem))
+        for index, name in enumerate(after if isinstance(after, list) else []):
+            text = as_text(name)
+            if text is None:
+                continue
+            resolved, problem = resolve_after(text, service_ids, source_names)
+            if resolved == f"service:{sid}":
+                problem = "a service cannot wait for itself"
+            if problem:
+                findings.append(Finding((*path, "after", index), problem))
+            elif resolved.startswith("service:"):
+                waits_for.setdefault(sid, []).append((resolved.removeprefix("service:"), (*path, "after", index)))
+    return findings + _circles(waits_for)
+
+
+def _circles(waits_for: dict[str, list[tuple[str, KeyPath]]]) -> list[Finding]:
+    """Each `after:` that closes a circle (a waits for b, b for a): none of its services could ever go first.
+    A walk with a stack of its own, not recursion: a generated config may chain thousands of services."""
+    findings = []
+    state: dict[str, bool] = {}  # service id -> True while on the walked trail, False once done
+    for root in waits_for:
+        if root in state:
+            continue
+        trail, steps = [root], [iter(waits_for[root])]
+        state[root] = True
+        while steps:
+            step = next(steps[-1], None)
+            if step is None:
+                state[trail.pop()] = False
+                steps.pop()
+                continue
+            ahead, where = step
+            if state.get(ahead) is True:
+                circle = " → ".join([*trail[trail.index(ahead) :], ahead])
+                findings.append(Finding(where, f"after: goes round in a circle ({circle}): none can ever go first"))
+            elif ahead not in state:
+                state[ahead] = True
+                trail.append(ahead)
+                steps.append(iter(waits_for.get(ahead, ())))
     return findings
 
 
@@ -378,25 +405,25 @@ def _server(data: dict[str, Any]) -> list[Finding]:
         return []
     findings = []
     for key in ("auth_token", "calendar_key"):
-        value = server.get(key)
-        if isinstance(value, str) and value and len(value) < MIN_TOKEN_LENGTH:
+        value = _text(server, key)
+        if value and len(value) < MIN_TOKEN_LENGTH:
             findings.append(
                 Finding(
                     ("server", key),
                     f"must be at least {MIN_TOKEN_LENGTH} characters (e.g. the output of 'openssl rand -hex 24')",
                 )
             )
-    token, calendar_key = server.get("auth_token"), server.get("calendar_key")
-    if isinstance(token, str) and token and token == calendar_key:
+    token, calendar_key = _text(server, "auth_token"), _text(server, "calendar_key")
+    if token and token == calendar_key:
         findings.append(Finding(("server", "calendar_key"), "must differ from auth_token: it opens the calendar only"))
-    if isinstance(calendar_key, str) and calendar_key and not token:
+    if calendar_key and not token:
         findings.append(
             Finding(("server", "calendar_key"), "has no effect without auth_token (everything is open)", warning=True)
         )
-    root_path = server.get("root_path")
-    if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
+    root_path = _text(server, "root_path")
+    if root_path and not root_path.startswith("/"):
         findings.append(Finding(("server", "root_path"), "must start with '/', e.g. /backups"))
-    elif isinstance(root_path, str) and (problem := path_problem(root_path)) is not None:
+    elif root_path is not None and (problem := path_problem(root_path)) is not None:
         findings.append(Finding(("server", "root_path"), problem))
     findings += _exposure(server)
     return findings

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..clean import safe_repr
 from ._schema import PROTECTION_OFF, PROTECTION_POLICY, SOURCE_TYPES, Config
 from ._yaml import KeyPath
 
@@ -94,7 +95,7 @@ def _shown(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = repr(value)
+    text = safe_repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ScheduleError
 from ..schedule import parse_schedule
-from ._schema import machine_zone, parse_duration
+from ._schema import as_text, http_url_problem, machine_zone, parse_duration
 from ._yaml import KeyPath
 
 MIN_REPEAT = timedelta(minutes=1)
@@ -108,16 +108,16 @@ def notify_findings(data: dict[str, Any]) -> Iterator[tuple[KeyPath, str, bool]]
         for index, target in enumerate(targets):
             if isinstance(target, dict):
                 yield from _target(("notify", index), target, str(zone))
-                url = target.get("url")
-                if isinstance(url, str) and url.strip():
+                url = as_text(target.get("url"))
+                if url is not None and url.strip():
                     if url.strip() in urls:
                         yield ("notify", index, "url"), f"the same URL as notify[{urls[url.strip()]}]", False
                     urls.setdefault(url.strip(), index)
     heartbeat = data.get("heartbeat")
     if isinstance(heartbeat, dict):
         for key in ("url", "fail_url"):
-            url = heartbeat.get(key)
-            if isinstance(url, str) and (problem := _http_problem(url)):
+            url = as_text(heartbeat.get(key))
+            if url is not None and (problem := http_url_problem(url, example="https://hc-ping.com/UUID")):
                 yield ("heartbeat", key), problem, False
         every = _duration(heartbeat.get("every"))
         if every is not None and every < MIN_HEARTBEAT:
@@ -125,28 +125,52 @@ def notify_findings(data: dict[str, Any]) -> Iterator[tuple[KeyPath, str, bool]]
 
 
 def _target(path: KeyPath, target: dict[str, Any], zone: str) -> Iterator[tuple[KeyPath, str, bool]]:
-    url = target.get("url")
-    if isinstance(url, str):
+    # Numbers count as the text the model reads them as (`quiet: 99` is "99"), so they are checked too.
+    url = as_text(target.get("url"))
+    if url is not None:
         problem = apprise_problem(url)
         if problem:
             yield (*path, "url"), problem, False
     repeat = _duration(target.get("repeat"))
     if repeat is not None and repeat < MIN_REPEAT:
         yield (*path, "repeat"), "must be at least 1m (a reminder every few seconds is a flood)", False
-    quiet = target.get("quiet")
-    if isinstance(quiet, str):
+    quiet = as_text(target.get("quiet"))
+    if quiet is not None:
         try:
             quiet_hours(quiet)
         except ValueError as exc:
             yield (*path, "quiet"), str(exc), False
-    digest = target.get("digest")
-    if isinstance(digest, str):
-        try:
-            parse_schedule(digest, dialect="proxmox", tz=zone)
-        except ScheduleError as exc:
-            yield (*path, "digest"), f"{exc}{exc.caret()}", False
+    digest = as_text(target.get("digest"))
+    if digest is not None and (problem := schedule_problem(digest, "proxmox", zone, least_gap=MIN_REPEAT)):
+        yield (*path, "digest"), problem, False
     if target.get("alerts") is False and not digest:
         yield path, "alerts: false without a digest: this target would never hear anything", True
+
+
+def schedule_problem(
+    expression: str, dialect: str, zone: str, *, least_gap: timedelta | None = None, now: datetime | None = None
+) -> str | None:
+    """Why `expression` is no schedule to keep: it does not parse, it never comes again (a date long past, a
+    February 30th), or two of its runs lie less than `least_gap` apart. None when it is fine.
+
+    >>> schedule_problem("*-02-30 03:00", "proxmox", "UTC")
+    'never comes: no run after now (a date that is past, or that no calendar has)'
+    """
+    try:
+        schedule = parse_schedule(expression, dialect=dialect, tz=zone)
+    except ScheduleError as exc:
+        return f"{exc}{exc.caret()}"
+    first = schedule.next_after(now or datetime.now(UTC))
+    if first is None:
+        return "never comes: no run after now (a date that is past, or that no calendar has)"
+    if least_gap is not None and (second := schedule.next_after(first)) is not None and second - first < least_gap:
+        return f"comes again within {_span(least_gap)} (a flood): write when it is due, e.g. mon 08:00"
+    return None
+
+
+def _span(gap: timedelta) -> str:
+    seconds = int(gap.total_seconds())
+    return f"{seconds // 60} minute{'s' * (seconds != 60)}" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def apprise_problem(url: str) -> str | None:
@@ -165,17 +189,6 @@ def apprise_problem(url: str) -> str | None:
             f"{scheme_of(text)}: Apprise does not understand this URL (an unknown service, or a part it needs is "
             "missing); see Apprise's list of services and their URL formats"
         )
-    return None
-
-
-def _http_problem(url: str) -> str | None:
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
-    except ValueError:
-        return "the port is not a number from 1 to 65535"
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "must start with http:// or https://, e.g. https://hc-ping.com/UUID"
     return None
 
 

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..clean import safe_repr
+
 _FLAG_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 
@@ -41,6 +43,28 @@ def _flag_word(value: object) -> object:
 # Only `true` and `false`: pydantic would read the text "no", "off" or "0" as false, the YAML 1.1 booleans this
 # project's YAML 1.2 loader deliberately leaves as text.
 Flag = Annotated[bool, Strict(), BeforeValidator(_flag_word)]
+
+
+def _no_flag(value: object) -> object:
+    """true and false are no numbers: pydantic reads them as 1 and 0 (`port: true` would serve on port 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_no_flag)]
+Real = Annotated[float, BeforeValidator(_no_flag)]
+
+
+def as_text(value: object) -> str | None:
+    """A value as the model reads text: a string, or a number written where text goes (`url: 42` is "42", as
+    `coerce_numbers_to_str` reads it); None for anything else, which the model refuses on its own."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value) if not isinstance(value, int) or value.bit_length() <= 1000 else None
+    return None
+
 
 MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
 
@@ -98,7 +122,7 @@ def _offsite_shape(value: object) -> object:
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    text = safe_repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -144,16 +168,36 @@ def without_userinfo(url: str) -> str:
 def _check_url(value: str) -> str:
     if without_userinfo(value) != value:  # first: every later message shows the URL
         raise ValueError("put credentials in their own keys (token, password), not in the URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{_shown(value)}: must start with http:// or https://, e.g. https://pbs.lan:8007")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise ValueError(f"{_shown(value)}: the port is not a number from 1 to 65535")
+    problem = http_url_problem(value, example="https://pbs.lan:8007")
+    if problem is not None:
+        raise ValueError(f"{_shown(value)}: {problem}")
     return value
+
+
+def http_url_problem(url: str, *, example: str) -> str | None:
+    """Why `url` is no http(s) URL the HTTP client can reach, worded without the URL (a ping URL is a secret);
+    None when it is one.
+
+    >>> http_url_problem("https://pbs lan:8007", example="https://pbs.lan:8007")
+    'holds a space or a control character (write a space in a path as %20)'
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        if "IPv6" in str(exc):
+            return "has a '[' without its ']': write an IPv6 address as [fd00::2]"
+        port = 0
+    if parts.scheme not in ("http", "https"):
+        return f"must start with http:// or https://, e.g. {example}"
+    host = parts.hostname or ""
+    if not host:
+        return f"names no host, e.g. {example}"
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    if any(char.isspace() or not char.isprintable() for char in url.strip()):
+        return "holds a space or a control character (write a space in a path as %20)"
+    return None
 
 
 def path_problem(path: str) -> str | None:
@@ -254,7 +298,7 @@ class SourceConfig(_Strict):
     poll_interval: Duration = timedelta(minutes=5)
     timeout: Duration = timedelta(seconds=10)  # each request
     poll_deadline: Duration | None = None  # the whole poll; default: half the interval, at least 3 timeouts
-    max_in_flight: int = Field(default=4, ge=1, le=64)
+    max_in_flight: Whole = Field(default=4, ge=1, le=64)
     # Which of its locations are offsite (README: Protection): true = all of them, a list = those named
     # (datastores or "store/namespace", storages, repositories, volumes, PBS remotes), false = none. Unset: a
     # remote repository URI and the far side of a PBS sync are offsite, the rest is not.
@@ -329,7 +373,7 @@ class DatabasementSourceConfig(HttpSourceConfig):
     token_file: str | None = None
     organization_id: HeaderText | None = None
     timezone: Zone = "UTC"
-    per_page: int = Field(default=100, ge=1, le=100)
+    per_page: Whole = Field(default=100, ge=1, le=100)
 
     @model_validator(mode="after")
     def _secret(self) -> DatabasementSourceConfig:
@@ -405,8 +449,8 @@ class SilenceConfig(_Strict):
 class ProtectionConfig(_Strict):
     """What backups must achieve beyond running (README: Protection). Unset keys ask nothing."""
 
-    copies: int | None = Field(default=None, ge=1, le=100)  # locations holding a snapshot within the lookback
-    offsite: int | None = Field(default=None, ge=0, le=100)  # ... of which offsite
+    copies: Whole | None = Field(default=None, ge=1, le=100)  # locations holding a snapshot within the lookback
+    offsite: Whole | None = Field(default=None, ge=0, le=100)  # ... of which offsite
     offsite_lag: Duration | None = None  # the newest offsite copy at most this much older than the newest copy
     encrypted_offsite: Flag | None = None  # every offsite copy encrypted
     restore_test: Duration | None = None  # a successful restore test within this long
@@ -416,9 +460,9 @@ class AnomaliesConfig(_Strict):
     """A newest backup far smaller, or a run far longer, than usual (README: Protection). On by default."""
 
     enabled: Flag = True
-    size_drop: float = Field(default=0.5, gt=0, lt=1)
-    duration_rise: float = Field(default=3.0, gt=1, le=1000)
-    min_history: int = Field(default=7, ge=3, le=1000)
+    size_drop: Real = Field(default=0.5, gt=0, lt=1)
+    duration_rise: Real = Field(default=3.0, gt=1, le=1000)
+    min_history: Whole = Field(default=7, ge=3, le=1000)
 
     @model_validator(mode="before")
     @classmethod
@@ -445,7 +489,7 @@ ServiceProtection = Annotated[
 class ServiceConfig(_Strict):
     id: Name
     name: str | None = None
-    guest: int | None = Field(default=None, ge=1, le=999_999_999)
+    guest: Whole | None = Field(default=None, ge=1, le=999_999_999)
     database: str | None = None  # Databasement "server/database"
     plan: str | None = None  # Backrest plan id
     restic: str | None = None  # restic group ("host" or "host:/path")
@@ -525,7 +569,7 @@ FrameAncestor = Annotated[str, AfterValidator(_check_frame_ancestor)]
 
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=1, le=65535)
+    port: Whole = Field(default=8765, ge=1, le=65535)
     auth_token: SecretStr | None = None
     # The public URL (behind a reverse proxy): Widget-Title-URL and every link point there; its path, if any,
     # is the sub-path the proxy serves backup-glance under.

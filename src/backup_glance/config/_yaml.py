@@ -27,6 +27,7 @@ ScalarHook = Callable[[str, KeyPath, Position], "str | None"]
 
 MAX_NODES = 200_000  # an alias bomb ("billion laughs") expands to far more; a real config has a few hundred
 MAX_DEPTH = 64  # nesting levels; a real config has under ten, and Python's stack ends somewhere near 300
+_LONGEST_NUMBER = 1000  # characters of a whole number (a numeric token is a few dozen)
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -226,6 +227,9 @@ def _check_characters(text: str, node: Node, path: KeyPath, where: str = "") -> 
 
 
 def _integer(text: str, node: ScalarNode) -> int:
+    if len(text) > _LONGEST_NUMBER:  # Python refuses decimals past 4,300 digits
+        too_long = f"a number {len(text):,} characters long: no setting takes one that long (is a quote missing?)"
+        raise YamlProblem(too_long, *_at(node))
     try:
         if text.startswith("0o"):
             return int(text[2:], 8)
