@@ -52,15 +52,15 @@ class TestReferences:
         ]
 
     def test_after_that_is_both_a_service_and_a_source_must_say_which(self) -> None:
-        services = "  - {id: pbs, guest: 1}\n  - {id: files, plan: files, after: [pbs]}\n"
+        services = "  - {id: pbs, guest: 1}\n  - {id: files, guest: 2222, after: [pbs]}\n"
         assert findings(services=services) == [
             "bg.yaml:6:38: services[1].after[0]: 'pbs' is both a service and a source: write service:pbs or source:pbs"
         ]
-        services = "  - {id: pbs, guest: 1}\n  - {id: files, plan: files, after: ['service:pbs', 'source:pbs']}\n"
+        services = "  - {id: pbs, guest: 1}\n  - {id: files, guest: 2222, after: ['service:pbs', 'source:pbs']}\n"
         assert findings(services=services) == []
 
     def test_after_naming_nothing_suggests_a_name(self) -> None:
-        services = "  - {id: database, guest: 1}\n  - {id: files, plan: files, after: [databse, 'source:pbx']}\n"
+        services = "  - {id: database, guest: 1}\n  - {id: files, guest: 2222, after: [databse, 'source:pbx']}\n"
         assert findings(services=services) == [
             "bg.yaml:6:38: services[1].after[0]: 'databse' names no service id and no source "
             "— did you mean 'database'?",

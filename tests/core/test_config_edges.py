@@ -176,3 +176,62 @@ class TestPrintedProblems:
         at = next(i for i, line in enumerate(lines) if "notify[0].digest" in line)
         assert lines[at + 1 : at + 3] == ["  mon\ufffd08:00 x", "     ^"]
         assert all(line.startswith(str(tmp_path)) or line.startswith("  ") for line in lines)
+
+
+class TestTargetsNoSourceCanReport:
+    """Warnings, not errors: a config may name its targets before its sources are added."""
+
+    SOURCES = PBS + (
+        "  - {name: pve-b, type: pve, url: 'https://pve.lan:8006', token_id: 'a@pve!b', token_secret: s,"
+        " pbs_namespace: cluster-b}\n"
+    )
+
+    def warnings(self, services: str) -> list[str]:
+        text = f"timezone: UTC\nsources:\n{self.SOURCES}services:\n{services}"
+        report = parse_text(text, filename="bg.yaml", env={})
+        assert report.config is not None  # they pass
+        return [str(p) for p in report.warnings]
+
+    def test_keys_of_every_kind(self) -> None:
+        targets = [
+            "guest:101",
+            "guest:pve-b/102",
+            "pbs-group:pbs/vm/7",
+            "pbs-host:pbs/nas",
+            "guest:nosuch/101",
+            "bogus:1",
+            "guest:x1",
+            "pbs-host:pbz/x",
+            "restic:r/x",
+        ]
+        found = self.warnings(f"  - {{id: a, targets: {targets}}}\n".replace("'", '"'))
+        assert [line.split(": warning: ", 1)[1] for line in found] == [
+            "no PVE source named 'nosuch' has a pbs_namespace",
+            "'bogus' is no kind of target; write one of guest:VMID, guest:CLUSTER/VMID, pbs-host:SOURCE/ID, "
+            "pbs-group:SOURCE/TYPE/ID, databasement:SOURCE/SERVER/DATABASE, backrest:SOURCE/PLAN, restic:SOURCE/NAME",
+            "'x1' is no VMID (a whole number)",
+            "no pbs source is named 'pbz' — did you mean 'pbs'?",
+            "no restic source is named 'r'",
+        ]
+        assert [line.split(": ", 2)[1] for line in found] == [
+            "services[0].targets[4]",
+            "services[0].targets[5]",
+            "services[0].targets[6]",
+            "services[0].targets[7]",
+            "services[0].targets[8]",
+        ]
+
+    def test_a_shorthand_without_its_kind_of_source(self) -> None:
+        found = self.warnings("  - {id: a, database: mariadb/x}\n  - {id: b, plan: p}\n  - {id: c, restic: host}\n")
+        assert [line.split(": ", 1)[1] for line in found] == [
+            "services[0].database: warning: no databasement source is configured: nothing can report it",
+            "services[1].plan: warning: no backrest source is configured: nothing can report it",
+            "services[2].restic: warning: no restic source is configured: nothing can report it",
+        ]
+
+    def test_a_database_without_its_server(self) -> None:
+        source = "  - {name: db, type: databasement, url: 'https://db.lan', token: t}\n"
+        self.SOURCES += source
+        assert [w.split(": ", 1)[1] for w in self.warnings("  - {id: a, database: nextcloud}\n")] == [
+            "services[0].database: warning: write the server and the database, e.g. mariadb/nextcloud"
+        ]

@@ -196,6 +196,7 @@ def _services(
         source = _text(service, "source")
         if source is not None and source not in source_names:
             findings.append(Finding((*path, "source"), f"no source is named '{source}'" + _close(source, source_names)))
+        findings += _named_targets(path, service, sources)
         after = service.get("after")
         for index, name in enumerate(after if isinstance(after, list) else []):
             text = as_text(name)
@@ -209,6 +210,61 @@ def _services(
             elif resolved.startswith("service:"):
                 waits_for.setdefault(sid, []).append((resolved.removeprefix("service:"), (*path, "after", index)))
     return findings + _circles(waits_for)
+
+
+# What each kind of target key names before its first "/": a source of this type (a guest: a PVE cluster).
+_TARGET_SOURCES = {"pbs-host": "pbs", "pbs-group": "pbs", "databasement": "databasement", "backrest": "backrest"}
+_TARGET_SOURCES |= {"restic": "restic"}
+_TARGET_FORMS = (
+    "guest:VMID, guest:CLUSTER/VMID, pbs-host:SOURCE/ID, pbs-group:SOURCE/TYPE/ID, "
+    "databasement:SOURCE/SERVER/DATABASE, backrest:SOURCE/PLAN, restic:SOURCE/NAME"
+)
+# The keys that name a target of one kind, and the source type that must exist for it to be seen.
+_SHORTHANDS = {"database": "databasement", "plan": "backrest", "restic": "restic"}
+
+
+def _named_targets(
+    path: KeyPath, service: dict[str, Any], sources: list[tuple[KeyPath, dict[str, Any]]]
+) -> list[Finding]:
+    """Warnings for targets no source could ever report: a kind of key that does not exist, or a source (or PVE
+    cluster) by a name no source of that type has. Such a service would only ever say "never seen"; a warning, as
+    the config may be ahead of its sources."""
+    names_of: dict[str, set[str]] = {}
+    clusters = set()
+    for _, source in sources:
+        kind, name = source.get("type"), _text(source, "name")
+        if isinstance(kind, str) and name is not None:
+            names_of.setdefault(kind, set()).add(name)
+            if kind == "pve" and source.get("pbs_namespace") is not None:
+                clusters.add(name)
+    findings = []
+    for key, kind in _SHORTHANDS.items():
+        if as_text(service.get(key)) is not None and not names_of.get(kind) and _text(service, "source") is None:
+            findings.append(Finding((*path, key), f"no {kind} source is configured: nothing can report it", True))
+    database = as_text(service.get("database"))
+    if database is not None and "/" not in database:
+        findings.append(Finding((*path, "database"), "write the server and the database, e.g. mariadb/nextcloud", True))
+    targets = service.get("targets")
+    for index, entry in enumerate(targets if isinstance(targets, list) else []):
+        text = as_text(entry)
+        if text is None:
+            continue
+        kind, _, rest = text.partition(":")
+        owner, sep, inner = rest.partition("/")
+        if kind == "guest":
+            vmid = inner if sep else owner
+            problem = None if vmid.isdigit() and vmid.isascii() else f"'{vmid}' is no VMID (a whole number)"
+            if problem is None and sep and owner not in clusters:
+                problem = f"no PVE source named '{owner}' has a pbs_namespace" + _close(owner, clusters)
+        elif kind in _TARGET_SOURCES:
+            pool = names_of.get(_TARGET_SOURCES[kind], set())
+            problem = None if owner in pool else f"no {_TARGET_SOURCES[kind]} source is named '{owner}'"
+            problem = problem and problem + _close(owner, pool)
+        else:
+            problem = f"'{kind}' is no kind of target; write one of {_TARGET_FORMS}"
+        if problem:
+            findings.append(Finding((*path, "targets", index), problem, warning=True))
+    return findings
 
 
 def _circles(waits_for: dict[str, list[tuple[str, KeyPath]]]) -> list[Finding]:
