@@ -235,3 +235,13 @@ class TestTargetsNoSourceCanReport:
         assert [w.split(": ", 1)[1] for w in self.warnings("  - {id: a, database: nextcloud}\n")] == [
             "services[0].database: warning: write the server and the database, e.g. mariadb/nextcloud"
         ]
+
+
+def test_a_misspelled_key_is_named_even_when_its_secret_cannot_be_read() -> None:
+    """The unread secret was the only problem shown: the typo came to light only after the file was made."""
+    source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b', tokn_secret: ${PBS}}\n"
+    found = problems(sources=source)
+    assert [line.split(": ", 2)[2] for line in found] == [
+        "environment variable PBS is not set",
+        "unknown key 'tokn_secret' — did you mean 'token_secret'?",
+    ]

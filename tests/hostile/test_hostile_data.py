@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,16 @@ class TestImpossibleRecords:
         table = render_table(board).splitlines()
         at = table.index("source pbs-main (pbs): read in part")
         assert "impossible dates" in table[at + 1] and table[at + 1].startswith("      - ")
+
+    def test_check_prints_the_board_notices_and_marks_a_cut_line(
+        self, lab: Lab, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A damaged history database was said only by `check --json`: the text showed `overall: unknown` alone."""
+        board = replace(lab.poll(lab.start()), notices=("history database h.sqlite3 is damaged; " + "x" * 300,))
+        monkeypatch.setenv("COLUMNS", "100")
+        table = render_table(board).splitlines()
+        assert table[-2] == ("notice: history database h.sqlite3 is damaged; " + "x" * 300)[:99] + "…"
+        assert table[-1].startswith("overall: ") and all(len(line) <= 100 for line in table)
 
     def test_a_byte_no_utf8_has_in_one_comment_costs_that_text_only(self, lab: Lab) -> None:
         """A namespace's whole snapshot list was refused for it: every guest of it at 0 snapshots (and a failed

@@ -52,6 +52,15 @@ def test_the_first_years_print_with_four_digits(capsys: pytest.CaptureFixture[st
     assert "  1  Wed 0001-01-03 04:00:00 +00:00  in 4h" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("after", "until"), [("2027-03-28T00:00", "in 3h"), ("2027-10-31T00:00", "in 5h")])
+def test_the_time_until_a_run_counts_real_hours_across_a_dst_change(
+    after: str, until: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two times of one zone subtract by wall clock in Python: 00:00 to 04:00 is four hours on no DST night."""
+    assert run(["04:00", "--tz", "Europe/Vienna", "--after", after, "-n", "1"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(until)
+
+
 def test_a_bad_expression_exits_2_with_a_caret(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["mon,xyz 02:00"]) == 2
     err = capsys.readouterr().err

@@ -90,16 +90,22 @@ def render_table(board: Board) -> str:
     for verdict in board.verdicts:
         lines.append(_row(verdict, name_width, zone))
         for reason in verdict.reasons:
-            lines.append(f"{'':6}{'':{name_width}}  - {reason}"[:width])
+            lines.append(_fit(f"{'':6}{'':{name_width}}  - {reason}", width))
     lines.append("")
     for state in board.sources:
         observation = state.observation if state.error is None else None  # failing: its error says it all
         problems = observation.problems if observation is not None else ()
         health = f"ERROR: {state.error}" if state.error is not None else "read in part" if problems else "ok"
         lines.append(f"source {state.name} ({state.kind}): {health}")
-        lines += [f"{'':6}- {problem}"[:width] for problem in problems]
+        lines += [_fit(f"{'':6}- {problem}", width) for problem in problems]
+    lines += [_fit(f"notice: {notice}", width) for notice in board.notices]  # e.g. a damaged history database
     lines.append(f"overall: {board.overall.value}")
     return "\n".join(lines)
+
+
+def _fit(line: str, width: int) -> str:
+    """The line, cut to the terminal's width with a mark where it was cut."""
+    return line if len(line) <= width else line[: max(width - 1, 1)] + "…"
 
 
 def _row(verdict: Verdict, name_width: int, zone: ZoneInfo) -> str:

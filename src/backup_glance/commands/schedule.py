@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  no runs after {after.astimezone(schedule.tzinfo).replace(microsecond=0).isoformat()}")
     for i, r in enumerate(runs, 1):
         stamp = f"{r:%a} {r.isoformat(sep=' ')[:19]} {r.isoformat()[-6:]}"  # %Y gives "1", not "0001"
-        print(f"  {i:>{len(str(args.n))}}  {stamp}  {relative((r - after).total_seconds())}")
+        print(f"  {i:>{len(str(args.n))}}  {stamp}  {relative(r.timestamp() - after.timestamp())}")
     return 0
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ._checks import Finding, check, file_mode_findings, resolve_after
-from ._messages import translate
+from ._messages import UNKNOWN_KEY, translate
 from ._notify import display_url, quiet_hours, scheme_of, url_secrets
 from ._schema import (
     MAX_DURATION,
@@ -197,9 +197,10 @@ def parse_text(
     except ValidationError as exc:
         findings += [Finding(path, message) for path, message in translate(exc, data)]
     findings += check(data, env, secrets_dir)
-    skipped = variables.unresolved
+    skipped = variables.unresolved  # their value is a stand-in: what is said of it is not about the file
     for finding in findings:
-        if not any(finding.path[: len(p)] == p for p in skipped):
+        about_value = any(finding.path[: len(p)] == p for p in skipped)
+        if not about_value or finding.message.startswith(UNKNOWN_KEY):  # a misspelled key is wrong all the same
             problems.append(_problem(finding, filename, positions))
     problems.sort(key=lambda p: (p.line, p.column))
     literal = [p for p in _secret_paths(data) if p not in variables.substituted]

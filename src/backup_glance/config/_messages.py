@@ -63,12 +63,15 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> KeyPath:
     return tuple(out)
 
 
+UNKNOWN_KEY = "unknown key"  # a finding about the key itself, whatever its value (read or not)
+
+
 def _message(item: Any, loc: KeyPath, data: Any) -> str:
     kind = item["type"]
     ctx = item.get("ctx") or {}
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
-        return f"unknown key '{key}'" + _did_you_mean(key, allowed_keys(loc[:-1], data))
+        return f"{UNKNOWN_KEY} '{key}'" + _did_you_mean(key, allowed_keys(loc[:-1], data))
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
