@@ -95,7 +95,8 @@ class TestUrls:
         [
             ("https://", "names no host, e.g. https://pbs.lan:8007"),
             ("https://pbs lan:8007", "holds a space or a control character (write a space in a path as %20)"),
-            ("https://[::1:8007", "has a '[' without its ']': write an IPv6 address as [fd00::2]"),
+            ("https://[::1:8007", "has a '[' without its ']', or no IPv6 address inside them: write one as [fd00::2]"),
+            ("https://[pbs]/", "has a '[' without its ']', or no IPv6 address inside them: write one as [fd00::2]"),
             ("https://pbs.lan:0", "the port is not a number from 1 to 65535"),
         ],
     )

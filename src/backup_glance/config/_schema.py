@@ -183,10 +183,11 @@ def http_url_problem(url: str, *, example: str) -> str | None:
     """
     try:
         parts = urlsplit(url.strip())
+    except ValueError:  # only a bracketed host that is no IPv6 address, or a '[' left open
+        return "has a '[' without its ']', or no IPv6 address inside them: write one as [fd00::2]"
+    try:
         port = parts.port
-    except ValueError as exc:
-        if "IPv6" in str(exc):
-            return "has a '[' without its ']': write an IPv6 address as [fd00::2]"
+    except ValueError:
         port = 0
     if parts.scheme not in ("http", "https"):
         return f"must start with http:// or https://, e.g. {example}"
