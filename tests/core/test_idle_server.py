@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -165,3 +166,71 @@ async def test_a_write_stall_is_reported_at_once_even_with_nobody_else_connected
     writer.close()
     server.should_exit = True
     await task
+
+
+CONNECTION_TYPES = {"GuardedProtocol", "RequestResponseCycle", "FlowControl"}
+
+
+@pytest.mark.parametrize("loop_factory", ["uvloop", "asyncio"])
+def test_a_stalled_answer_closed_under_pipelined_requests_ends_quietly(
+    loop_factory: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that pipelines and never reads: when the write-stall limit closes it, the answer being written
+    must learn of it. uvicorn marks only the newest request read as disconnected, so the one writing woke up,
+    wrote to the closed transport and logged a 60-line traceback per connection (uvloop raises there)."""
+    import socket
+
+    import uvloop
+
+    finished: list[bool] = []
+    server_stalls: list[int] = []
+
+    async def streamed(scope: dict[str, object], receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": b"x" * 256 * 1024, "more_body": True})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+        finished.append(True)
+
+    async def main() -> None:
+        server = GuardedServer(guarded_config(streamed), Limits(write_stall_s=0.5))
+        task, url = await serving(server)
+        gc.disable()  # what the connection leaves in cycles stays for the check below
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", port_of(url)))
+        client.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n" * 3)  # and never read a byte
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if server.guard.counters.write_stalls or not server.guard.open:
+                break
+        server_stalls.append(server.guard.counters.write_stalls)
+        await asyncio.sleep(0.5)  # the writer wakes on the close
+        client.close()
+        server.should_exit = True
+        await task
+        # Nothing of the connection is left for the cyclic collector, which walks old objects once an hour only
+        # (OldGeneration): the requests read ahead held the protocol, and it them.
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            left.extend(type(o).__name__ for o in gc.garbage if type(o).__name__ in CONNECTION_TYPES)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+
+    left: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        factory = uvloop.new_event_loop if loop_factory == "uvloop" else asyncio.new_event_loop
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(main())
+        finally:
+            gc.enable()
+    assert server_stalls, "the write-stall limit closed the connection"
+    assert not left, f"in reference cycles after the close: {sorted(set(left))}"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
+    # asyncio's loop does not raise: it warned for every write into the closed socket instead
+    assert not [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+    assert finished, "the answer ran to its end (its writes became no-ops), holding nothing"
