@@ -21,15 +21,17 @@ closed. `GuardedProtocol` adds, per connection:
 - uvicorn's own keep-alive idle limit (`keep_alive_s`), and a limit on how long a response may wait for a
   client that does not read it (`write_stall_s`).
 
-`GuardedServer` accepts connections itself rather than through `loop.create_server`: a connection is
-accepted only while fewer than `max_connections` are open, and at the cap the OLDEST connection that has not
-finished its request head is shed to make room (a cap that turns the newcomer away would itself be the denial
-of service). The cap sits below the open-file limit (`Limits.for_this_process`: soft limit raised to the hard
-one, minus headroom for the collector's outgoing connections, SQLite and the log), so `accept()` never meets
-EMFILE. That matters beyond the log: on uvloop, libuv answers EMFILE by accepting and dropping every pending
-connection, and a listen error that reaches uvloop closes the listening socket for good. When nothing can be
-shed (every connection is mid-request), accepting pauses until one closes; newcomers wait in the kernel's
-backlog instead of being refused.
+`GuardedServer` accepts connections itself rather than through `loop.create_server`: a connection is accepted
+only while fewer than `max_connections` are open, and at the cap the OLDEST connection that has not finished its
+request head is shed to make room (a cap that turns the newcomer away would itself be the denial of service);
+with none, the one whose answer has waited longest for its client to read it (clients that send requests and
+never read filled the cap for the 30 s of the write-stall limit, wave after wave). The cap sits below the
+open-file limit (`Limits.for_this_process`: soft limit raised to the hard one, minus headroom for the
+collector's outgoing connections, SQLite and the log), so `accept()` never meets EMFILE. That matters beyond the
+log: on uvloop, libuv answers EMFILE by accepting and dropping every pending connection, and a listen error that
+reaches uvloop closes the listening socket for good. When nothing can be shed (every connection is mid-request,
+its answer not waiting on the client), accepting pauses until one closes; newcomers wait in the kernel's backlog
+instead of being refused.
 
 What the guard did is logged as one line a minute at most (connections shed, heads refused or timed out),
 never one line per client.
@@ -156,6 +158,9 @@ class Guard:
         self.limits = limits
         self.open = 0  # accepted sockets not yet closed, shed ones still closing included
         self.waiting: dict[GuardedProtocol, float] = {}  # insertion order is deadline order
+        # Answers waiting for a client to read, since when: at the cap, the longest waiting goes when no
+        # connection waits for a head (clients that send requests and never read would otherwise fill the cap).
+        self.stalled: dict[GuardedProtocol, float] = {}
         self.closing: set[GuardedProtocol] = set()
         self.counters = _Counters()
         self.reported_at = -REPORT_EVERY_S
@@ -170,6 +175,7 @@ class Guard:
 
     def closed_by_us(self, protocol: GuardedProtocol) -> None:
         self.waiting.pop(protocol, None)
+        self.stalled.pop(protocol, None)
         self.closing.add(protocol)
 
     def release(self) -> None:
@@ -178,6 +184,7 @@ class Guard:
 
     def forget(self, protocol: GuardedProtocol) -> None:
         self.waiting.pop(protocol, None)
+        self.stalled.pop(protocol, None)
         self.closing.discard(protocol)
         self.release()
 
@@ -187,9 +194,13 @@ class Guard:
     def over_budget(self) -> bool:
         return self.open >= self.limits.max_connections + SHED_SLACK
 
+    def can_shed(self) -> bool:
+        return bool(self.waiting or self.stalled)
+
     def shed_oldest(self) -> bool:
-        """Close the connection that has waited longest for a request head; False when there is none."""
-        oldest = next(iter(self.waiting), None)
+        """Close the connection that has waited longest for a request head, else the one whose answer has waited
+        longest for the client to read it; False when there is none."""
+        oldest = next(iter(self.waiting), None) or next(iter(self.stalled), None)
         if oldest is None:
             return False
         self.counters.shed += 1
@@ -474,9 +485,12 @@ class GuardedProtocol(HttpToolsProtocol):
         super().pause_writing()
         if self._stall_timer is None:
             self._stall_timer = self.loop.call_later(self.limits.write_stall_s, self._write_stalled)
+            if not self._forgotten and not self.transport.is_closing():
+                self.guard.stalled[self] = time.monotonic()
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self.guard.stalled.pop(self, None)
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
@@ -518,7 +532,7 @@ class _Acceptor:
     def _accept(self) -> None:
         guard = self.guard
         for _ in range(ACCEPT_BATCH):
-            if guard.over_budget() or (guard.at_cap() and not guard.waiting):
+            if guard.over_budget() or (guard.at_cap() and not guard.can_shed()):
                 self.pause()  # resumed when a connection closes, or by the next tick
                 return
             try:

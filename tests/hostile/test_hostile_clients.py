@@ -294,3 +294,49 @@ async def _at_eof(reader: asyncio.StreamReader) -> bool:
         return await asyncio.wait_for(reader.read(1), 0.05) == b""
     except TimeoutError:
         return False
+
+
+async def test_at_the_cap_an_answer_nobody_reads_makes_room() -> None:
+    """Clients that send a request and never read fill the cap with answers stuck on their way out; they were
+    never shed (only connections waiting for a head were), so a newcomer waited for the 30 s write-stall limit,
+    and an attacker who reconnects kept the cap full. Now the answer that has waited longest goes."""
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        parts = 64 if scope["path"] == "/big" else 1  # 64 MiB: more than any socket buffer holds
+        body = b"x" * (1024 * 1024) if parts > 1 else b"ok"
+        length = b"%d" % (len(body) * parts)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]})
+        for _ in range(parts):
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, http=GuardedProtocol, ws="none", log_config=None, lifespan="off")
+    server = GuardedServer(config, Limits(max_connections=20, write_stall_s=60))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    stuck = []
+    for _ in range(20):
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")  # and never read
+        stuck.append(client)
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if len(server.guard.stalled) == 20:
+            break
+    assert len(server.guard.stalled) == 20 and not server.guard.waiting, "the cap is full of unread answers"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    shed = server.guard.counters.shed
+    for client in stuck:
+        client.close()
+    server.should_exit = True
+    await task
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    assert shed == 1, "one stuck answer made room"
