@@ -372,6 +372,35 @@ class TestPageWidgets:
                 release.set()
             assert page.result(10).status_code == 200 and "vault" in page.result().text
 
+    def test_a_widget_still_being_made_holds_up_no_other_answer(
+        self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A widget not made yet for this board (say, asked for with ever other parameters) is made in a thread of
+        its own too: on the event loop, 37 such requests a second held /healthz up for 1.3 s."""
+        entered, release = threading.Event(), threading.Event()
+        spec = app_module.WIDGETS["calendar"]
+        real = spec.build
+
+        def slow(board: Board, zone: ZoneInfo, params: object) -> object:
+            entered.set()
+            release.wait(10)
+            return real(board, zone, params)
+
+        monkeypatch.setitem(app_module.WIDGETS, "calendar", replace(spec, build=slow))
+        served = serve(a_board((a_verdict(),), slots=(a_slot(),)))
+        with ThreadPoolExecutor(max_workers=1) as client:
+            widget = client.submit(served.get, "/glance/calendar?view=upcoming&n=7")
+            try:
+                assert entered.wait(10), "the widget was never asked for"
+                began = time.monotonic()
+                assert served.get("/healthz").status_code == 200
+                assert served.get("/api/v1/status").status_code == 200  # other widgets wait their turn in it
+                assert time.monotonic() - began < 5 and not widget.done()
+            finally:
+                release.set()
+            assert widget.result(10).status_code == 200
+        assert served.get("/glance/calendar?view=upcoming&n=7").text == widget.result().text, "kept for the board"
+
 
 class TestJudgingFailedAt:
     def test_the_api_says_since_when_judging_fails_and_null_while_it_works(

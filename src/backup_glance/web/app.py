@@ -60,9 +60,9 @@ _workers_lock = threading.Lock()
 
 
 def _worker(name: str) -> ThreadPoolExecutor:
-    """The one thread the answers `name` ("feed", "page") are made in, made at the first request for one. At
-    thousands of services each takes from a tenth of a second to a second: on the event loop, every other
-    request would wait for it."""
+    """The one thread the answers `name` ("feed", "page", "widget") are made in, made at the first request for
+    one. At thousands of services each takes from a tenth of a second to a second: on the event loop, every
+    other request would wait for it."""
     with _workers_lock:
         worker = _workers.get(name)
         if worker is None:
@@ -304,9 +304,13 @@ async def glance_widget(request: Request) -> Response:
     if unknown is not None:  # a typo in a Glance widget's URL would otherwise show an empty widget as if all was well
         return _widget_response(web, request, spec.title, _error(web, 400, unknown))
 
-    return _widget_response(
-        web, request, spec.title, web.fragments.get((name, params), web.widget_builder(name, params))
-    )
+    key, build = (name, params), web.widget_builder(name, params)
+    payload = web.fragments.ready(key, build)
+    if payload is None:
+        # Made in a worker thread, as the page: a widget takes up to tens of milliseconds to render, and a client
+        # asking for ever other parameters (n=1, n=2, ...) would otherwise hold up every request in turn.
+        payload = await _made(_worker("widget").submit(web.fragments.get, key, build))
+    return _widget_response(web, request, spec.title, payload)
 
 
 def _unknown_source(web: _Web, source: str | None) -> str | None:

@@ -283,6 +283,13 @@ class VersionCache(Generic[T]):
                 entries[key] = entry
         return entry
 
+    def ready(self, key: Hashable, build: Callable[[Board], T]) -> T | None:
+        """The answer `key` for the current board when it is made already (`key` counts as asked for, as with
+        `get`); None: `get` makes it."""
+        entries = self._adopt(self._store.current())
+        self._asked_for(key, build)
+        return entries.get(key)
+
     def expect(self, key: Hashable, build: Callable[[Board], T]) -> None:
         """Warm `key` for every board until the first request: then only what is asked for is warmed."""
         with self._asked_lock:
