@@ -733,3 +733,51 @@ def test_a_service_found_while_its_source_is_down_keeps_the_name_and_id_history_
     named = judge(down, history=replace(seen, target_names={"guest:205": "gitea"}))
     assert [(v.service_id, v.name) for v in unnamed.verdicts] == [("205", "205")]
     assert [(v.service_id, v.name, v.status) for v in named.verdicts] == [("gitea", "gitea", Status.UNKNOWN)]
+
+
+class TestAcrossAClockChange:
+    """Python adds a timedelta to a zoned time by the wall clock: 01:30 + 2 h is 03:30, one real hour later on
+    the night the clocks go forward. A slot's grace is real time, as `late` has always counted it."""
+
+    # Madrid, 28 March 2027: 02:00 CET becomes 03:00 CEST. The 01:30 slot is 00:30 UTC.
+    SLOT = datetime(2027, 3, 28, 0, 30, tzinfo=UTC)
+
+    def board(self, now: datetime) -> Board:
+        job = a_job(schedule="01:30")
+        snaps = [a_snapshot(self.SLOT - n * DAY + timedelta(minutes=5)) for n in range(1, 8)]
+        observation = Observation(source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=tuple(snaps))
+        pbs_state = SourceState("pbs", "pbs", timedelta(minutes=5), observation, now, now)
+        pve_state = replace(pve(jobs=(job,)), last_attempt_at=now, last_success_at=now)
+        pve_state = replace(pve_state, observation=replace(pve_state.observation, observed_at=now))
+        return judge(pve_state, pbs_state, services=(a_service(grace=timedelta(hours=2)),), now=now)
+
+    def test_the_calendar_waits_the_whole_grace_in_real_time(self) -> None:
+        board = self.board(self.SLOT + timedelta(hours=1, minutes=30))  # 04:00 CEST: 1.5 real hours after it
+        (slot,) = [s for s in board.slots if s.start_at == self.SLOT]
+        assert slot.outcome is SlotOutcome.UPCOMING, "its 2 h grace is not over: not missed yet"
+        assert verdict(board).status is Status.OK  # the verdict agrees
+        nearly = self.board(self.SLOT + timedelta(hours=1, minutes=50))
+        assert nearly.next_change_at == self.SLOT + timedelta(hours=2), "judged again when the grace ends"
+        after = self.board(self.SLOT + timedelta(hours=2, minutes=1))
+        (slot,) = [s for s in after.slots if s.start_at == self.SLOT]
+        assert slot.outcome is SlotOutcome.MISSED and verdict(after).status is Status.LATE
+
+    def test_unverified_counts_the_verify_jobs_grace_in_real_time(self) -> None:
+        verify = Job(
+            key="pbs/verify/v1",
+            source="pbs",
+            kind=JobKind.VERIFY,
+            job_id="v1",
+            name="v1",
+            schedule=ScheduleRef("01:45", "proxmox", ZONE),  # 00:45 UTC
+            store="main",
+        )
+        snap = a_snapshot(self.SLOT + timedelta(minutes=5), verification=Verification.NONE)
+        now = self.SLOT + timedelta(hours=2)  # 1 h 45 real minutes after the verify slot: within its 2 h grace
+        observation = Observation(
+            source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=(snap,), jobs=(verify,)
+        )
+        pbs_state = SourceState("pbs", "pbs", timedelta(minutes=5), observation, now, now)
+        pve_state = replace(pve(jobs=(a_job(schedule="01:30"),)), last_attempt_at=now, last_success_at=now)
+        board = judge(pve_state, pbs_state, services=(a_service(grace=timedelta(hours=2)),), now=now)
+        assert verdict(board).status is not Status.UNVERIFIED, verdict(board).reasons

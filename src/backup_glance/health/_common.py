@@ -6,7 +6,7 @@ import collections
 import functools
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..errors import ScheduleError
 from ..model import Job, RunOutcome, ScheduleRef, Status
@@ -82,6 +82,22 @@ def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple
 
 
 @functools.lru_cache(maxsize=4096)
+def later(moment: datetime, span: timedelta) -> datetime:
+    """`moment + span` in real time, in `moment`'s zone. Python adds to a zoned time by the wall clock: a slot's
+    01:30 + 2 h is 03:30, one real hour later on the night the clocks go forward (three when they go back).
+
+    >>> from zoneinfo import ZoneInfo
+    >>> later(datetime(2027, 3, 28, 1, 30, tzinfo=ZoneInfo("Europe/Madrid")), timedelta(hours=2)).isoformat()
+    '2027-03-28T04:30:00+02:00'
+    """
+    return (moment.astimezone(UTC) + span).astimezone(moment.tzinfo)
+
+
+def earlier(moment: datetime, span: timedelta) -> datetime:
+    """`moment - span` in real time (see `later`); `slot > earlier(now, grace)` is "the grace is not over"."""
+    return (moment.astimezone(UTC) - span).astimezone(moment.tzinfo)
+
+
 def previous_slot(schedule: Schedule, moment: datetime) -> datetime | None:
     return schedule.previous_before(moment)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..model import JobKind, ServiceSpec, Verdict, Verification
-from ._common import Findings, job_duration, load_schedule, slot_after
+from ._common import Findings, job_duration, later, load_schedule, slot_after
 from ._due import _interval_anchor, plan_of
 from ._evidence import Evidence
 from ._facts import Facts
@@ -60,7 +60,7 @@ def verdict_expires(
             for _ in range(2):
                 if slot is None:
                     break
-                found.append(slot + shift)
+                found.append(later(slot, shift))
                 slot = slot_after(schedule, slot)
     anchor = _interval_anchor(facts)
     next_anchor = facts.runs[-1].started_at if facts.runs else anchor
@@ -90,7 +90,7 @@ def verdict_expires(
             verify = load_schedule(job.schedule)
             slot = verify.next_after(newest.taken_at) if verify else None
             if slot is not None:
-                found.append(slot + spec.grace + (job_duration(job, evidence, durations) or timedelta(0)))
+                found.append(later(slot, spec.grace + (job_duration(job, evidence, durations) or timedelta(0))))
     found += moments(spec, verdict)
     if verdict.protection is not None:  # a copy stops being current when it leaves the lookback
         found += [c.newest_at + spec.lookback for c in verdict.protection.copies if c.newest_at is not None]

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
 from ..schedule import Schedule
-from ._common import SLOT_TOLERANCE, SUCCESS, job_duration, load_schedule, next_run
+from ._common import SLOT_TOLERANCE, SUCCESS, earlier, job_duration, load_schedule, next_run
 from ._evidence import Evidence
 
 CALENDAR_PAST = timedelta(days=14)  # the grid shows two weeks back; the ICS feed one
@@ -59,9 +59,18 @@ class CalendarContext:
     # One tuple for each service outcome row met more than once: a service's "succeeded" in each of its job's
     # past slots is the same row (140,000 rows at 10,000 guests, 10,000 different).
     outcome_rows: dict[tuple[str, SlotOutcome, str], tuple[str, SlotOutcome, str]] = field(default_factory=dict)
+    _due_by: dict[timedelta, datetime] = field(default_factory=dict)
 
     def grace_for(self, service_ids: tuple[str, ...]) -> timedelta:
         return max((self.grace_by_service.get(s, self.default_grace) for s in service_ids), default=self.default_grace)
+
+    def due_by(self, grace: timedelta) -> datetime:
+        """The latest slot whose `grace` is over by `now`, counted in real time (`_common.later`): a slot after
+        it is still upcoming."""
+        found = self._due_by.get(grace)
+        if found is None:
+            found = self._due_by[grace] = earlier(self.now, grace)
+        return found
 
 
 def job_views(evidence: Evidence, ctx: CalendarContext) -> list[JobView]:
@@ -128,12 +137,12 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
             summary = _EMPTY_SUMMARY
             if results:
                 add_up = partial(_summary, results, starts, slot, service_ids, ctx)
-                if ctx.slot_summaries is not None and slot + grace <= now:  # now no longer matters to the sum
+                if ctx.slot_summaries is not None and slot <= ctx.due_by(grace):  # now no longer matters to the sum
                     summary = ctx.slot_summaries((job.key, slot, low, high), results, add_up)
                 else:
                     summary = add_up()
             outcome, detail, duration = _slot_outcome(
-                slot, window, job_runs, summary.combined, now=now, grace=grace, start=job_start
+                slot, window, job_runs, summary.combined, now=now, due_by=ctx.due_by(grace), start=job_start
             )
             if outcome is None:
                 continue
@@ -274,7 +283,7 @@ def _slot_outcome(
     combined: tuple[SlotOutcome, str, timedelta | None] | None,
     *,
     now: datetime,
-    grace: timedelta,
+    due_by: datetime,  # the latest slot whose grace is over
     start: datetime | None,  # of the job's evidence: a slot before it has no data, it was not missed
 ) -> tuple[SlotOutcome | None, str, timedelta | None]:
     if slot > now:
@@ -283,7 +292,7 @@ def _slot_outcome(
         return _run_outcome(run)
     if combined is not None:
         return combined
-    if slot + grace > now:
+    if slot > due_by:
         return SlotOutcome.UPCOMING, "due; not started yet", None
     if start is None or slot < start - SLOT_TOLERANCE:
         return None, "", None  # before the first thing known of the job: no data, not "missed"
@@ -304,7 +313,7 @@ def _service_outcomes(
                 row = (service_id, result.outcome, result.message)
             elif first is None or slot < first - SLOT_TOLERANCE:
                 continue
-            elif slot + ctx.grace_by_service.get(service_id, ctx.default_grace) > ctx.now:
+            elif slot > ctx.due_by(ctx.grace_by_service.get(service_id, ctx.default_grace)):
                 row = (service_id, SlotOutcome.UPCOMING, "")
             else:
                 row = (service_id, SlotOutcome.MISSED, "no backup")

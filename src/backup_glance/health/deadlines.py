@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from ..model import Job, ServiceSpec, SourceState, Verdict
-from ._common import SLOT_TOLERANCE, load_schedule, previous_slot
+from ._common import SLOT_TOLERANCE, earlier, later, load_schedule, previous_slot
 from ._evidence import Evidence
 from .protection import moments
 from .services import unread_since
@@ -42,7 +42,7 @@ def next_change(
         if job.schedule.interval is not None:
             anchor = _newest_run_start(evidence, job)
             if anchor is not None:
-                candidates += [anchor + job.schedule.interval + grace for grace in graces]
+                candidates += [later(anchor, job.schedule.interval + grace) for grace in graces]
             continue
         schedule = load_schedule(job.schedule)
         if schedule is None:
@@ -52,8 +52,9 @@ def next_change(
             candidates.append(upcoming)
         # A slot that already came still turns late (or missed) when one of the graces in use runs out.
         recent = previous_slot(schedule, now + _JUST_AFTER)  # a slot at exactly `now` counts as come
-        while recent is not None and recent + longest > now:
-            candidates += [recent + grace for grace in graces]
+        oldest_open = earlier(now, longest)  # a slot after it still has a grace running
+        while recent is not None and recent > oldest_open:
+            candidates += [later(recent, grace) for grace in graces]
             recent = previous_slot(schedule, recent - timedelta(seconds=1))
     for state in sources:  # a failing source's services turn unknown once it has been silent two intervals
         if state.error is not None and state.last_success_at is not None:

@@ -47,7 +47,7 @@ from ..model import (
     Verdict,
     Verification,
 )
-from ._common import SUCCESS, job_duration, load_schedule
+from ._common import SUCCESS, job_duration, later, load_schedule
 from ._evidence import Evidence
 from ._facts import Facts
 from ._text import size, span, when
@@ -348,7 +348,7 @@ def _verification(
             slot = schedule.next_after(outdated)
             if slot is None:
                 continue
-            moment = slot + spec.grace + (job_duration(job, evidence, durations) or timedelta(0))
+            moment = later(slot, spec.grace + (job_duration(job, evidence, durations) or timedelta(0)))
         else:
             moment = outdated
         stale = moment if stale is None or moment < stale else stale

@@ -26,7 +26,7 @@ from ..model import (
     Verdict,
     Verification,
 )
-from ._common import Findings, job_duration, load_schedule
+from ._common import Findings, earlier, job_duration, load_schedule
 from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
 from ._facts import Facts
@@ -312,7 +312,7 @@ def _check_verification(
         schedule = load_schedule(job.schedule)
         slot = schedule.next_after(newest.taken_at) if schedule else None
         allowance = spec.grace + (job_duration(job, evidence, durations) or timedelta(0))
-        if slot is not None and slot + allowance <= now:
+        if slot is not None and slot <= earlier(now, allowance):  # in real time, across a clock change too
             findings.add(
                 Status.UNVERIFIED,
                 f"newest snapshot ({when(newest.taken_at, tz)}) is not verified although verify job "
