@@ -23,7 +23,8 @@ import pytest
 from backup_glance.config import ResticSourceConfig
 from backup_glance.errors import SourceAuthError, SourceError, SourceProtocolError, SourceTimeout, SourceUnreachable
 from backup_glance.health import evaluate
-from backup_glance.model import HistoryView, JobKind, SourceState, Status
+from backup_glance.history import History
+from backup_glance.model import HistoryView, JobKind, ServiceSpec, SourceState, Status, Verdict
 from backup_glance.sources import restic
 from backup_glance.sources.restic import ResticSource, parse_time, redact
 
@@ -166,6 +167,37 @@ class TestRealRestic:
         last = datetime(2026, 8, 5, 2, 0, tzinfo=UTC)
         assert status_at(last + timedelta(days=7)) is Status.OK  # a weekly repo is fine at 7 days...
         assert status_at(last + timedelta(days=9, hours=2)) is Status.LATE  # ...and late after 8 days + 1h grace
+
+    async def test_a_service_whose_group_no_longer_exists_is_not_ok_on_its_past_runs(
+        self, repo: Repo, tmp_path: Path
+    ) -> None:
+        """group_by changed from host+paths to host: the service still naming the old group has no snapshot and no
+        target any more, only the runs history recorded under it. It read `ok` with 0 snapshots."""
+        history = History.open(tmp_path / "h.sqlite3", retention=timedelta(days=400))
+        old_key = f"restic:rs/nas01:{repo.data}"
+        spec = ServiceSpec(
+            id="data",
+            name="data",
+            target_keys=(old_key,),
+            grace=timedelta(hours=1),
+            max_age=timedelta(days=400),
+            lookback=timedelta(days=14),
+        )
+
+        async def judged(**overrides: object) -> Verdict:
+            obs = await a_source(str(repo.path), tmp_path, password_file=str(repo.password_file), **overrides).poll()
+            history.record(obs)
+            view = history.view(since=NOW - timedelta(days=400), until=NOW + timedelta(days=1))
+            state = SourceState("rs", "restic", timedelta(minutes=5), obs, NOW, NOW)
+            board = evaluate(services=[spec], sources=[state], history=view, now=NOW, display_tz="UTC")
+            return next(v for v in board.verdicts if v.service_id == "data")
+
+        before = await judged()
+        assert (before.status, before.snapshot_count) == (Status.OK, 2)
+        after = await judged(group_by=["host"])
+        history.close()
+        assert after.status is Status.UNKNOWN, after.reasons
+        assert after.reasons == (f"no source reports {old_key} now (last run known: Wed 05 Aug 02:00)",)
 
     async def test_a_wrong_password_is_an_auth_error_that_does_not_echo_it(self, repo: Repo, tmp_path: Path) -> None:
         source = a_source(str(repo.path), tmp_path, password_env="PW", PW="Wrong-Secret-123")

@@ -186,8 +186,14 @@ def _check_sources(
         if now - since > 2 * state.poll_interval:
             findings.add(Status.UNKNOWN, f"its backups on source '{name}' unreadable since {when(since, tz)}{why}")
             silent_since = min(silent_since or since, since)
-    if not facts.targets and not facts.snapshots and not facts.jobs and not facts.runs:
-        findings.add(Status.UNKNOWN, "never seen: no source reports " + ", ".join(spec.target_keys))
+    if not facts.targets and not facts.snapshots and not facts.jobs:
+        if not facts.runs:
+            findings.add(Status.UNKNOWN, "never seen: no source reports " + ", ".join(spec.target_keys))
+        else:
+            # Runs history remembers, and nothing else: no source reports it now (a restic group_by changed, a
+            # guest deleted with no backup anywhere). A run that once succeeded backs no snapshot of it any more.
+            keys, last = ", ".join(spec.target_keys), when(facts.runs[-1].started_at, tz)
+            findings.add(Status.UNKNOWN, f"no source reports {keys} now (last run known: {last})")
     return silent_since
 
 
