@@ -4,6 +4,7 @@ Each is found by `validate`, pointing at its key, instead of failing `serve` lat
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -246,3 +247,25 @@ def test_a_misspelled_key_is_named_even_when_its_secret_cannot_be_read() -> None
         "environment variable PBS is not set",
         "unknown key 'tokn_secret' — did you mean 'token_secret'?",
     ]
+
+
+def test_a_missing_secret_file_says_where_secret_files_are_looked_for() -> None:
+    """A first run with pipx: nothing said that secrets come from /run/secrets unless a variable says otherwise."""
+    source = PBS.replace("token_secret: s", "token_secret: ${secret:nope}")
+    (found,) = problems(sources=source)
+    assert found.endswith(
+        "secret 'nope': no file /run/secrets/nope (secret files are read from /run/secrets, the default; "
+        "set BACKUP_GLANCE_SECRETS_DIR to a folder of your own)"
+    )
+
+
+def test_a_notify_password_that_ends_the_url_early_gets_a_hint_and_apprise_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Apprise's own warning named the refused URL with the password's first and last characters."""
+    with caplog.at_level(logging.DEBUG):
+        found = problems("notify:\n  - {url: 'mailto://me:pa#ss@example.org'}\n")
+    (line,) = found
+    assert line.endswith("must have it percent-encoded (%23 %3F %2F %40)")
+    assert not [r for r in caplog.records if r.name.startswith("apprise")]
+    assert "pa#ss" not in line and "p...s" not in caplog.text

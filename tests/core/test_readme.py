@@ -82,7 +82,8 @@ def test_every_yaml_block_is_real(line: int, block: str, tmp_path: Path) -> None
 
 def check_glance_widget(widget: dict[str, Any]) -> None:
     assert widget["type"] in GLANCE_WIDGETS, widget["type"]
-    urls = [widget["url"]] if "url" in widget else [site["url"] for site in widget.get("sites", [])]
+    # A monitor site's check-url is what Glance asks (its url is what a click opens in the browser).
+    urls = [widget["url"]] if "url" in widget else [s.get("check-url", s["url"]) for s in widget.get("sites", [])]
     assert urls, widget
     for url in urls:
         parts = urlsplit(url)

@@ -182,14 +182,34 @@ def apprise_problem(url: str) -> str | None:
         return "is not an Apprise URL: write SERVICE://..., e.g. ntfy://ntfy.lan/backups or mailto://user:pass@host"
     import apprise  # only when the config has targets: it takes a fifth of a second to load
 
-    # Its DEBUG lines repeat the URL, and this runs before the log knows which secrets to hide.
-    logging.getLogger("apprise").setLevel(logging.WARNING)
-    if apprise.Apprise.instantiate(text) is None:
+    # Its log lines repeat the URL (a refused one in part: "mailto://me:a...z@host"), and this runs before the log
+    # knows which secrets to hide: it says nothing while it reads one; the message below says what is wrong.
+    quiet = logging.getLogger("apprise")
+    quiet.setLevel(logging.WARNING)
+    quiet.disabled, was = True, quiet.disabled
+    try:
+        understood = apprise.Apprise.instantiate(text) is not None
+    finally:
+        quiet.disabled = was
+    if not understood:
         return (
             f"{scheme_of(text)}: Apprise does not understand this URL (an unknown service, or a part it needs is "
-            "missing); see Apprise's list of services and their URL formats"
+            f"missing); see Apprise's list of services and their URL formats{_encoding_hint(text)}"
         )
     return None
+
+
+def _encoding_hint(url: str) -> str:
+    """A hint when the credentials of `url` hold a character that ends them early in a URL.
+
+    >>> _encoding_hint("mailto://me:pa#ss@example.org")
+    '; a user or password holding # ? / or @ must have it percent-encoded (%23 %3F %2F %40)'
+    """
+    rest = url.partition("://")[2]
+    credentials = rest.rpartition("@")[0]
+    if credentials and (any(char in credentials for char in "#?/") or "@" in credentials):
+        return "; a user or password holding # ? / or @ must have it percent-encoded (%23 %3F %2F %40)"
+    return ""
 
 
 def _duration(value: object) -> timedelta | None:

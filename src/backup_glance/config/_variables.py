@@ -240,7 +240,11 @@ class Variables:
         if kind == "secret":
             if not _SECRET_NAME.fullmatch(name):
                 raise LookupError(f"{reference.text}: a secret's name is a file name (letters, digits, . _ -)")
-            file = Path(self.env.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR) / name
+            folder = self.env.get(SECRETS_DIR_VARIABLE)
+            file = Path(folder or DEFAULT_SECRETS_DIR) / name
+            if not folder and not file.exists():  # a first run outside a container: say where they are looked for
+                where = f"{DEFAULT_SECRETS_DIR}, the default; set {SECRETS_DIR_VARIABLE} to a folder of your own"
+                raise LookupError(f"secret '{name}': no file {file} (secret files are read from {where})")
             return self._file(file, f"secret '{name}'"), True, file
         if kind == "readFileFromEnv":
             if not _ENV_NAME.fullmatch(name):
