@@ -283,6 +283,14 @@ class TestOtherAnswers:
         assert again.status_code == 304 and again.content == b""
         assert served.get(path, {"If-Modified-Since": http_date(datetime.now(UTC))}).status_code == 200
 
+    @pytest.mark.parametrize(("path", "method", "status"), [("/nope", "GET", 404), ("/", "POST", 405)])
+    def test_the_routers_own_answers_are_not_stored_either(
+        self, serve: Callable[..., Served], path: str, method: str, status: int
+    ) -> None:
+        answer = serve(a_board()).get(path, method=method)
+        assert answer.status_code == status and answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
     def test_an_error_answer_carries_no_tag_and_is_never_304(self, serve: Callable[..., Served]) -> None:
         served = serve(a_board())
         good = served.get("/glance/status")

@@ -145,8 +145,12 @@ class AllowedHosts:
         )
 
 
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
-    """ASGI middleware: refuses disallowed hosts and adds the security headers to every answer."""
+    """ASGI middleware: refuses disallowed hosts and adds the security headers to every answer (and
+    `Cache-Control: no-store` to one that has none)."""
 
     def __init__(self, app: ASGIApp, *, hosts: AllowedHosts, frame_ancestors: Iterable[str] = ("'self'",)) -> None:
         self.app = app
@@ -190,7 +194,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                headers = [*message.get("headers", ()), *extra]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)  # the router's own 404 and 405 come without: nothing goes out without
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
