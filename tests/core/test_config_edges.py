@@ -269,3 +269,17 @@ def test_a_notify_password_that_ends_the_url_early_gets_a_hint_and_apprise_says_
     assert line.endswith("must have it percent-encoded (%23 %3F %2F %40)")
     assert not [r for r in caplog.records if r.name.startswith("apprise")]
     assert "pa#ss" not in line and "p...s" not in caplog.text
+
+
+def test_a_silence_that_has_ended_is_a_warning() -> None:
+    services = (
+        "  - {id: a, guest: 1, silence: {reason: 'moved', until: 2020-01-01}}\n"
+        "  - {id: b, guest: 2, silence: {reason: 'later', until: 2999-01-01}}\n"
+        "  - {id: c, guest: 3, silence: {reason: 'for good'}}\n"
+    )
+    text = f"timezone: Europe/Madrid\nsources:\n{PBS}services:\n{services}"
+    report = parse_text(text, filename="bg.yaml", env={})
+    assert report.config is not None
+    assert [str(p) for p in report.warnings] == [
+        "bg.yaml:5:50: services[0].silence.until: warning: ended 2020-01-01 00:00: it silences nothing; remove it"
+    ]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -45,7 +47,7 @@ from ._schema import (
     SourceConfig,
     parse_duration,
 )
-from ._specs import anomaly_policy, protection_policy, secrets_of, service_specs
+from ._specs import anomaly_policy, protection_policy, secrets_of, service_specs, silence_end
 from ._variables import (
     DEFAULT_SECRETS_DIR,
     SECRETS_DIR_VARIABLE,
@@ -196,6 +198,8 @@ def parse_text(
         config = Config.model_validate(data)
     except ValidationError as exc:
         findings += [Finding(path, message) for path, message in translate(exc, data)]
+    else:
+        findings += _ended_silences(config)
     findings += check(data, env, secrets_dir)
     skipped = variables.unresolved  # their value is a stand-in: what is said of it is not about the file
     for finding in findings:
@@ -209,6 +213,20 @@ def parse_text(
     config = _resolved(config)
     config._substituted_secrets = (*variables.secret_values, *file_secrets)
     return Report(config, problems, literal)
+
+
+def _ended_silences(config: Config) -> list[Finding]:
+    """A warning for each silence whose end is past: it silences nothing, and its reason would mislead."""
+    zone, now = ZoneInfo(config.timezone), datetime.now(UTC)
+    findings = []
+    for index, service in enumerate(config.services):
+        end = silence_end(service.silence.until, zone) if service.silence is not None else None
+        if end is not None and end <= now:
+            shown = end.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            findings.append(
+                Finding(("services", index, "silence", "until"), f"ended {shown}: it silences nothing; remove it", True)
+            )
+    return findings
 
 
 def _secret_paths(data: dict[str, Any]) -> list[KeyPath]:

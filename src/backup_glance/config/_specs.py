@@ -14,6 +14,15 @@ from ._notify import url_secrets
 from ._schema import Config, ProtectionConfig, ResticSourceConfig
 
 
+def silence_end(until: date | datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A silence's `until` as an instant: a date is its midnight, a time without a zone is in the display zone."""
+    if isinstance(until, date) and not isinstance(until, datetime):
+        return datetime(until.year, until.month, until.day, tzinfo=zone)
+    if isinstance(until, datetime) and until.tzinfo is None:
+        return until.replace(tzinfo=zone)
+    return until
+
+
 def service_specs(config: Config) -> list[ServiceSpec]:
     """The configured services as health reads them (empty: every target is discovered)."""
     zone = ZoneInfo(config.timezone)
@@ -22,12 +31,7 @@ def service_specs(config: Config) -> list[ServiceSpec]:
     for service in config.services:
         silence = None
         if service.silence is not None:
-            until = service.silence.until
-            if isinstance(until, date) and not isinstance(until, datetime):
-                until = datetime(until.year, until.month, until.day, tzinfo=zone)
-            elif isinstance(until, datetime) and until.tzinfo is None:
-                until = until.replace(tzinfo=zone)
-            silence = Silence(reason=service.silence.reason, until=until)
+            silence = Silence(reason=service.silence.reason, until=silence_end(service.silence.until, zone))
         specs.append(
             ServiceSpec(
                 id=service.id,
