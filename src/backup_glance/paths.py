@@ -59,6 +59,15 @@ def history_path(configured: str | None, env: Mapping[str, str] | None = None) -
     return folder / HISTORY_FILE
 
 
+def folder_trouble(path: Path, exc: OSError) -> str:
+    """Why the folder for `path` could not be made, in plain words: an ancestor that is a file says "file exists",
+    which names neither the file nor the problem."""
+    for ancestor in path.parents:
+        if ancestor.exists() and not ancestor.is_dir():
+            return f"{ancestor} is a file, not a folder"
+    return (exc.strerror or exc.__class__.__name__).lower()
+
+
 def _home_of_user() -> str | None:
     try:
         return str(Path.home())

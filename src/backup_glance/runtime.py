@@ -16,7 +16,7 @@ from .config import Config, anomaly_policy, protection_policy, service_specs
 from .errors import HistoryError
 from .health import Defaults
 from .history import History
-from .paths import history_path
+from .paths import folder_trouble, history_path
 from .sources import create_source
 from .sources._util import utc_now
 
@@ -48,7 +48,7 @@ def claim_history(path: Path) -> IO[str]:
         real.parent.mkdir(parents=True, exist_ok=True)
         handle = lock.open("a+", encoding="ascii")
     except OSError as exc:
-        reason = (exc.strerror or exc.__class__.__name__).lower()
+        reason = folder_trouble(lock, exc)
         raise HistoryError(f"cannot create {lock} (it keeps a second serve off {path.name}): {reason}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -894,3 +894,16 @@ def test_a_serve_lock_on_a_symlink_loop_is_a_history_error(tmp_path: Path) -> No
     (tmp_path / "b").symlink_to(tmp_path / "a")
     with pytest.raises(HistoryError, match=r"cannot use the history path .*/a"):
         claim_history(tmp_path / "a")
+
+
+def test_a_history_path_below_a_file_names_that_file(tmp_path: Path) -> None:
+    """It said "[Errno 17] File exists" (open) and "file exists" (the lock), naming neither the file nor the fix."""
+    from backup_glance.runtime import claim_history
+
+    (tmp_path / "afile").write_text("x")
+    path = tmp_path / "afile" / "sub" / "h.sqlite3"
+    with pytest.raises(HistoryError) as opened:
+        History.open(path, retention=timedelta(days=30))
+    assert str(opened.value) == f"cannot open the history database {path}: {tmp_path / 'afile'} is a file, not a folder"
+    with pytest.raises(HistoryError, match=re.escape(f": {tmp_path / 'afile'} is a file, not a folder")):
+        claim_history(path)

@@ -38,6 +38,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
 from ..model import HistoryView, JobRun, Observation, Snapshot, Target
+from ..paths import folder_trouble
 from ._batch import insert_rows, update_where_in
 from ._listed import Change, Listed, Scope
 from ._rows import (
@@ -211,7 +212,9 @@ class History:
             if where != _MEMORY:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=10)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
+            raise HistoryError(f"cannot open the history database {where}: {folder_trouble(Path(path), exc)}") from None
+        except sqlite3.Error as exc:
             raise HistoryError(f"cannot open the history database {where}: {exc}") from None
         try:
             conn.execute("PRAGMA journal_mode = WAL")
