@@ -283,3 +283,13 @@ def test_a_silence_that_has_ended_is_a_warning() -> None:
     assert [str(p) for p in report.warnings] == [
         "bg.yaml:5:50: services[0].silence.until: warning: ended 2020-01-01 00:00: it silences nothing; remove it"
     ]
+
+
+def test_messages_spell_empty_true_and_false_as_the_file_does() -> None:
+    """They said `not None` and `not True`, Python's words for what the file wrote as nothing and `true`."""
+    found = problems("server: {host: true, port: }\n", sources=PBS.replace("}\n", ", poll_interval: }\n"))
+    assert [line.split(": ", 2)[2] for line in found] == [
+        "not a duration: null (empty); use a number with a unit, e.g. 30s, 5m, 2h, 14d, 1w or 1h30m",
+        "must be text, not true",
+        "must be a whole number, not null (empty)",
+    ]

@@ -79,7 +79,7 @@ def test_it_describes_through_cronsim() -> None:
         ("61 2 * * *", "bad minute '61'", 0),
         ("0 24 * * *", "bad hour '24'", 2),
         ("0 0 32 * *", "bad day-of-month '32'", 4),
-        ("0 0 30 2 *", "day-of-month '30' never comes in month '2': this never runs", 4),
+        ("0 0 30 2 *", "this never runs: day-of-month '30' never comes in month '2' at position 4$", 4),
         ("0 0 * 13 *", "bad month '13'", 6),
         ("0 0 * * 8", "bad day-of-week '8'", 8),
         ("*/0 * * * *", "bad minute", 0),

@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..clean import safe_repr
-from ._schema import PROTECTION_OFF, PROTECTION_POLICY, SOURCE_TYPES, Config
+from ._schema import PROTECTION_OFF, PROTECTION_POLICY, SOURCE_TYPES, Config, spelled
 from ._yaml import KeyPath
 
 _KINDS = {
@@ -98,7 +97,7 @@ def _shown(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = safe_repr(value)
+    text = spelled(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

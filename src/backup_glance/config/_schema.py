@@ -122,8 +122,15 @@ def _offsite_shape(value: object) -> object:
 
 
 def _shown(value: object) -> str:
-    text = safe_repr(value)
+    text = spelled(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def spelled(value: object) -> str:
+    """A value as a message quotes it: null, true and false as YAML spells them, anything else by its repr."""
+    if value is None or isinstance(value, bool):
+        return {None: "null (empty)", True: "true", False: "false"}[value]
+    return safe_repr(value)
 
 
 def _check_zone(value: object) -> str:

@@ -132,7 +132,7 @@ def parse_cron(expression: str, timezone_name: str, zone: ZoneInfo) -> CronSched
         tok = tokens[index] if index < len(tokens) else first
         what = f"bad {name} {tok.group()!r}" if name in FIELD_NAMES else message
         if name == "day-of-month" and len(tokens) == 5 and _any_month(fields, zone):
-            what = f"day-of-month {tok.group()!r} never comes in month {tokens[3].group()!r}: this never runs"
+            what = f"this never runs: day-of-month {tok.group()!r} never comes in month {tokens[3].group()!r}"
         raise ScheduleError(
             f"{what} at position {tok.start()}" if name in FIELD_NAMES else message,
             expression=expression,
