@@ -357,7 +357,7 @@ class TestFiles:
         (tmp_path / "binary.yaml").write_bytes(b"\x00\x01\x02ELF\x7f")
         (tmp_path / "folder.yaml").mkdir()
         expected = {
-            "latin1.yaml": "line 2, column 10: not UTF-8 text (byte 0xe9); save the file as UTF-8",
+            "latin1.yaml": "latin1.yaml:2:10: not UTF-8 text (byte 0xe9); save the file as UTF-8",  # as every problem
             "binary.yaml": "not valid YAML: a control character here (is this a binary file?)",
             "folder.yaml": "is a folder, not a configuration file",
             "missing.yaml": "cannot read the configuration file: no such file",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def read_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Re
     name = str(path)
     text, problem = _read_text(Path(path))
     if problem is not None:
-        return Report(None, [Problem(problem, name)])
+        return Report(None, [replace(problem, file=name)])
     assert text is not None
     report = parse_text(text, filename=name, env=env, base_dir=Path(path).resolve().parent)
     if report.literal_secrets:  # a file holding only ${...} references is no more secret than a README
@@ -141,28 +141,28 @@ def _config_or_raise(report: Report) -> Config:
     return report.config
 
 
-def _read_text(path: Path) -> tuple[str | None, str | None]:
+def _read_text(path: Path) -> tuple[str | None, Problem | None]:
     try:
         if path.is_dir():
-            return None, "is a folder, not a configuration file"
+            return None, Problem("is a folder, not a configuration file")
         raw = read_at_most(path, MAX_CONFIG_BYTES)
     except TimeoutError as exc:
-        return None, f"cannot read the configuration file: {exc}"
+        return None, Problem(f"cannot read the configuration file: {exc}")
     except FileNotFoundError:
-        return None, "cannot read the configuration file: no such file"
+        return None, Problem("cannot read the configuration file: no such file")
     except PermissionError:
-        return None, "cannot read the configuration file: permission denied (check its owner and mode)"
+        return None, Problem("cannot read the configuration file: permission denied (check its owner and mode)")
     except OSError as exc:
-        return None, f"cannot read the configuration file: {exc.strerror or exc.__class__.__name__}"
+        return None, Problem(f"cannot read the configuration file: {exc.strerror or exc.__class__.__name__}")
     if len(raw) > MAX_CONFIG_BYTES:
-        return None, f"larger than {MAX_CONFIG_BYTES // 1024} KB; is this the right file?"
+        return None, Problem(f"larger than {MAX_CONFIG_BYTES // 1024} KB; is this the right file?")
     try:
         return raw.decode("utf-8").removeprefix("\ufeff"), None
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        byte = raw[exc.start]
-        return None, f"line {line}, column {column}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+        message = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        return None, Problem(message, line=line, column=column)
 
 
 def parse_text(
