@@ -171,6 +171,7 @@ def _services(
     service_ids = {sid for _, s in services if (sid := _text(s, "id")) is not None}
     source_names = {name for _, s in sources if (name := _text(s, "name")) is not None}
     claimed: dict[str, KeyPath] = {}
+    kinds = _SourceKinds.of(sources)
     waits_for: dict[str, list[tuple[str, KeyPath]]] = {}  # service id -> the services its after: names, and where
     for path, service in services:
         sid = _text(service, "id") or f"#{path[-1]}"
@@ -196,7 +197,7 @@ def _services(
         source = _text(service, "source")
         if source is not None and source not in source_names:
             findings.append(Finding((*path, "source"), f"no source is named '{source}'" + _close(source, source_names)))
-        findings += _named_targets(path, service, sources)
+        findings += _named_targets(path, service, kinds)
         after = service.get("after")
         for index, name in enumerate(after if isinstance(after, list) else []):
             text = as_text(name)
@@ -213,8 +214,13 @@ def _services(
 
 
 # What each kind of target key names before its first "/": a source of this type (a guest: a PVE cluster).
-_TARGET_SOURCES = {"pbs-host": "pbs", "pbs-group": "pbs", "databasement": "databasement", "backrest": "backrest"}
-_TARGET_SOURCES |= {"restic": "restic"}
+_TARGET_SOURCES = {
+    "pbs-host": "pbs",
+    "pbs-group": "pbs",
+    "databasement": "databasement",
+    "backrest": "backrest",
+    "restic": "restic",
+}
 _TARGET_FORMS = (
     "guest:VMID, guest:CLUSTER/VMID, pbs-host:SOURCE/ID, pbs-group:SOURCE/TYPE/ID, "
     "databasement:SOURCE/SERVER/DATABASE, backrest:SOURCE/PLAN, restic:SOURCE/NAME"
@@ -223,23 +229,31 @@ _TARGET_FORMS = (
 _SHORTHANDS = {"database": "databasement", "plan": "backrest", "restic": "restic"}
 
 
-def _named_targets(
-    path: KeyPath, service: dict[str, Any], sources: list[tuple[KeyPath, dict[str, Any]]]
-) -> list[Finding]:
+@dataclass(frozen=True, slots=True)
+class _SourceKinds:
+    names: dict[str, set[str]]  # source type -> the names of its sources
+    clusters: set[str]  # PVE sources with a pbs_namespace: the CLUSTER of guest:CLUSTER/VMID
+
+    @classmethod
+    def of(cls, sources: list[tuple[KeyPath, dict[str, Any]]]) -> _SourceKinds:
+        names: dict[str, set[str]] = {}
+        clusters = set()
+        for _, source in sources:
+            kind, name = source.get("type"), _text(source, "name")
+            if isinstance(kind, str) and name is not None:
+                names.setdefault(kind, set()).add(name)
+                if kind == "pve" and source.get("pbs_namespace") is not None:
+                    clusters.add(name)
+        return cls(names, clusters)
+
+
+def _named_targets(path: KeyPath, service: dict[str, Any], kinds: _SourceKinds) -> list[Finding]:
     """Warnings for targets no source could ever report: a kind of key that does not exist, or a source (or PVE
     cluster) by a name no source of that type has. Such a service would only ever say "never seen"; a warning, as
     the config may be ahead of its sources."""
-    names_of: dict[str, set[str]] = {}
-    clusters = set()
-    for _, source in sources:
-        kind, name = source.get("type"), _text(source, "name")
-        if isinstance(kind, str) and name is not None:
-            names_of.setdefault(kind, set()).add(name)
-            if kind == "pve" and source.get("pbs_namespace") is not None:
-                clusters.add(name)
     findings = []
     for key, kind in _SHORTHANDS.items():
-        if as_text(service.get(key)) is not None and not names_of.get(kind) and _text(service, "source") is None:
+        if as_text(service.get(key)) is not None and not kinds.names.get(kind) and _text(service, "source") is None:
             findings.append(Finding((*path, key), f"no {kind} source is configured: nothing can report it", True))
     database = as_text(service.get("database"))
     if database is not None and "/" not in database:
@@ -249,22 +263,28 @@ def _named_targets(
         text = as_text(entry)
         if text is None:
             continue
-        kind, _, rest = text.partition(":")
-        owner, sep, inner = rest.partition("/")
-        if kind == "guest":
-            vmid = inner if sep else owner
-            problem = None if vmid.isdigit() and vmid.isascii() else f"'{vmid}' is no VMID (a whole number)"
-            if problem is None and sep and owner not in clusters:
-                problem = f"no PVE source named '{owner}' has a pbs_namespace" + _close(owner, clusters)
-        elif kind in _TARGET_SOURCES:
-            pool = names_of.get(_TARGET_SOURCES[kind], set())
-            problem = None if owner in pool else f"no {_TARGET_SOURCES[kind]} source is named '{owner}'"
-            problem = problem and problem + _close(owner, pool)
-        else:
-            problem = f"'{kind}' is no kind of target; write one of {_TARGET_FORMS}"
+        problem = _target_problem(text, kinds)
         if problem:
             findings.append(Finding((*path, "targets", index), problem, warning=True))
     return findings
+
+
+def _target_problem(key: str, kinds: _SourceKinds) -> str | None:
+    kind, _, rest = key.partition(":")
+    owner, sep, inner = rest.partition("/")
+    if kind == "guest":
+        vmid = inner if sep else owner
+        if not (vmid.isdigit() and vmid.isascii()):
+            return f"'{vmid}' is no VMID (a whole number)"
+        if sep and owner not in kinds.clusters:
+            return f"no PVE source named '{owner}' has a pbs_namespace" + _close(owner, kinds.clusters)
+        return None
+    if kind not in _TARGET_SOURCES:
+        return f"'{kind}' is no kind of target; write one of {_TARGET_FORMS}"
+    pool = kinds.names.get(_TARGET_SOURCES[kind], set())
+    if owner in pool or (owner == "*" and pool):  # "*": any source of the kind, as `database:` keys are made
+        return None
+    return f"no {_TARGET_SOURCES[kind]} source is named '{owner}'" + _close(owner, pool)
 
 
 def _circles(waits_for: dict[str, list[tuple[str, KeyPath]]]) -> list[Finding]:

@@ -163,7 +163,10 @@ def schedule_problem(
     first = schedule.next_after(now or datetime.now(UTC))
     if first is None:
         return "never comes: no run after now (a date that is past, or that no calendar has)"
-    if least_gap is not None and (second := schedule.next_after(first)) is not None and second - first < least_gap:
+    if least_gap is None:
+        return None
+    second = schedule.next_after(first)
+    if second is not None and second.timestamp() - first.timestamp() < least_gap.total_seconds():  # real time
         return f"comes again within {_span(least_gap)} (a flood): write when it is due, e.g. mon 08:00"
     return None
 
@@ -184,13 +187,14 @@ def apprise_problem(url: str) -> str | None:
 
     # Its log lines repeat the URL (a refused one in part: "mailto://me:a...z@host"), and this runs before the log
     # knows which secrets to hide: it says nothing while it reads one; the message below says what is wrong.
-    quiet = logging.getLogger("apprise")
-    quiet.setLevel(logging.WARNING)
-    quiet.disabled, was = True, quiet.disabled
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.WARNING)
+    was_disabled = apprise_log.disabled
+    apprise_log.disabled = True
     try:
         understood = apprise.Apprise.instantiate(text) is not None
     finally:
-        quiet.disabled = was
+        apprise_log.disabled = was_disabled
     if not understood:
         return (
             f"{scheme_of(text)}: Apprise does not understand this URL (an unknown service, or a part it needs is "
@@ -207,7 +211,7 @@ def _encoding_hint(url: str) -> str:
     """
     rest = url.partition("://")[2]
     credentials = rest.rpartition("@")[0]
-    if credentials and (any(char in credentials for char in "#?/") or "@" in credentials):
+    if any(char in credentials for char in "#?/@"):
         return "; a user or password holding # ? / or @ must have it percent-encoded (%23 %3F %2F %40)"
     return ""
 

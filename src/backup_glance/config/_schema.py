@@ -61,9 +61,11 @@ def as_text(value: object) -> str | None:
     `coerce_numbers_to_str` reads it); None for anything else, which the model refuses on its own."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value) if not isinstance(value, int) or value.bit_length() <= 1000 else None
-    return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and value.bit_length() > 1000:  # no text setting is such a number (str() refuses)
+        return None
+    return str(value)
 
 
 MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
