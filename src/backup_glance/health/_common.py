@@ -81,7 +81,6 @@ def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple
     return tuple(collections.deque(schedule.between(since, until + timedelta(seconds=1)), maxlen=MAX_DUE_SLOTS))
 
 
-@functools.lru_cache(maxsize=4096)
 def later(moment: datetime, span: timedelta) -> datetime:
     """`moment + span` in real time, in `moment`'s zone. Python adds to a zoned time by the wall clock: a slot's
     01:30 + 2 h is 03:30, one real hour later on the night the clocks go forward (three when they go back).
@@ -98,6 +97,7 @@ def earlier(moment: datetime, span: timedelta) -> datetime:
     return (moment.astimezone(UTC) - span).astimezone(moment.tzinfo)
 
 
+@functools.lru_cache(maxsize=4096)
 def previous_slot(schedule: Schedule, moment: datetime) -> datetime | None:
     return schedule.previous_before(moment)
 
