@@ -82,19 +82,20 @@ def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple
 
 
 def later(moment: datetime, span: timedelta) -> datetime:
-    """`moment + span` in real time, in `moment`'s zone. Python adds to a zoned time by the wall clock: a slot's
-    01:30 + 2 h is 03:30, one real hour later on the night the clocks go forward (three when they go back).
+    """`moment + span` in real time, in UTC (renderers show instants in the display zone anyway). Python adds to
+    a zoned time by the wall clock: a slot's 01:30 + 2 h is 03:30, one real hour later on the night the clocks go
+    forward (three when they go back).
 
     >>> from zoneinfo import ZoneInfo
     >>> later(datetime(2027, 3, 28, 1, 30, tzinfo=ZoneInfo("Europe/Madrid")), timedelta(hours=2)).isoformat()
-    '2027-03-28T04:30:00+02:00'
+    '2027-03-28T02:30:00+00:00'
     """
-    return (moment.astimezone(UTC) + span).astimezone(moment.tzinfo)
+    return moment.astimezone(UTC) + span
 
 
 def earlier(moment: datetime, span: timedelta) -> datetime:
-    """`moment - span` in real time (see `later`); `slot > earlier(now, grace)` is "the grace is not over"."""
-    return (moment.astimezone(UTC) - span).astimezone(moment.tzinfo)
+    """`moment - span` in real time, in UTC (see `later`); `slot > earlier(now, grace)`: the grace is not over."""
+    return moment.astimezone(UTC) - span
 
 
 @functools.lru_cache(maxsize=4096)
