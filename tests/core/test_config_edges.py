@@ -223,6 +223,9 @@ class TestTargetsNoSourceCanReport:
             "services[0].targets[8]",
         ]
 
+    def test_any_source_of_the_kind_is_written_as_a_star(self) -> None:
+        assert self.warnings('  - {id: a, targets: ["pbs-host:*/nas"]}\n') == []
+
     def test_a_shorthand_without_its_kind_of_source(self) -> None:
         found = self.warnings("  - {id: a, database: mariadb/x}\n  - {id: b, plan: p}\n  - {id: c, restic: host}\n")
         assert [line.split(": ", 1)[1] for line in found] == [
