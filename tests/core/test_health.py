@@ -67,6 +67,18 @@ def a_job(
     )
 
 
+def a_verify_job(at: str = "06:00") -> Job:
+    return Job(
+        key="pbs/verify/v1",
+        source="pbs",
+        kind=JobKind.VERIFY,
+        job_id="v1",
+        name="v1",
+        schedule=ScheduleRef(at, "proxmox", ZONE),
+        store="main",
+    )
+
+
 def a_snapshot(
     at: datetime, *, vmid: int = 101, verification: Verification = Verification.OK, finished: bool = True
 ) -> Snapshot:
@@ -269,15 +281,7 @@ class TestVerification:
         assert v.verification is Verification.FAILED
 
     def test_unverified_when_a_verify_job_was_due_after_the_newest_snapshot(self) -> None:
-        verify = Job(
-            key="pbs/verify/v1",
-            source="pbs",
-            kind=JobKind.VERIFY,
-            job_id="v1",
-            name="v1",
-            schedule=ScheduleRef("06:00", "proxmox", ZONE),
-            store="main",
-        )
+        verify = a_verify_job("06:00")
         snaps = [*nightly(start=1), a_snapshot(TODAY_SLOT + timedelta(minutes=5), verification=Verification.NONE)]
         v = verdict(judge(pve(), pbs(snaps, jobs=(verify,))))
         assert v.status is Status.UNVERIFIED
@@ -742,10 +746,13 @@ class TestAcrossAClockChange:
     # Madrid, 28 March 2027: 02:00 CET becomes 03:00 CEST. The 01:30 slot is 00:30 UTC.
     SLOT = datetime(2027, 3, 28, 0, 30, tzinfo=UTC)
 
-    def board(self, now: datetime) -> Board:
+    def board(self, now: datetime, snaps: list[Snapshot] | None = None, pbs_jobs: tuple[Job, ...] = ()) -> Board:
         job = a_job(schedule="01:30")
-        snaps = [a_snapshot(self.SLOT - n * DAY + timedelta(minutes=5)) for n in range(1, 8)]
-        observation = Observation(source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=tuple(snaps))
+        if snaps is None:
+            snaps = [a_snapshot(self.SLOT - n * DAY + timedelta(minutes=5)) for n in range(1, 8)]
+        observation = Observation(
+            source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=tuple(snaps), jobs=pbs_jobs
+        )
         pbs_state = SourceState("pbs", "pbs", timedelta(minutes=5), observation, now, now)
         pve_state = replace(pve(jobs=(job,)), last_attempt_at=now, last_success_at=now)
         pve_state = replace(pve_state, observation=replace(pve_state.observation, observed_at=now))
@@ -763,21 +770,10 @@ class TestAcrossAClockChange:
         assert slot.outcome is SlotOutcome.MISSED and verdict(after).status is Status.LATE
 
     def test_unverified_counts_the_verify_jobs_grace_in_real_time(self) -> None:
-        verify = Job(
-            key="pbs/verify/v1",
-            source="pbs",
-            kind=JobKind.VERIFY,
-            job_id="v1",
-            name="v1",
-            schedule=ScheduleRef("01:45", "proxmox", ZONE),  # 00:45 UTC
-            store="main",
-        )
         snap = a_snapshot(self.SLOT + timedelta(minutes=5), verification=Verification.NONE)
-        now = self.SLOT + timedelta(hours=2)  # 1 h 45 real minutes after the verify slot: within its 2 h grace
-        observation = Observation(
-            source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=(snap,), jobs=(verify,)
-        )
-        pbs_state = SourceState("pbs", "pbs", timedelta(minutes=5), observation, now, now)
-        pve_state = replace(pve(jobs=(a_job(schedule="01:30"),)), last_attempt_at=now, last_success_at=now)
-        board = judge(pve_state, pbs_state, services=(a_service(grace=timedelta(hours=2)),), now=now)
+        verify = a_verify_job("01:45")  # 00:45 UTC
+        # 1 h 45 real minutes after the verify slot: within its 2 h grace
+        board = self.board(self.SLOT + timedelta(hours=2), [snap], (verify,))
         assert verdict(board).status is not Status.UNVERIFIED, verdict(board).reasons
+        later = self.board(self.SLOT + timedelta(hours=2, minutes=46), [snap], (verify,))
+        assert verdict(later).status is Status.UNVERIFIED, "and once it is over, it is said"

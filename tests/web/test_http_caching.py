@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -34,6 +35,7 @@ from backup_glance.serving import bind_socket
 from backup_glance.web import conditional, create_app
 from backup_glance.web.conditional import http_date
 
+T = TypeVar("T")
 TOKEN = "caching-test-token-0123456789"
 KEY = "caching-calendar-key-0123456789"
 PLAIN = {"Accept-Encoding": "identity"}
@@ -358,56 +360,53 @@ class TestPageWidgets:
         self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """At 10,000 services the page takes half a second or more: it is made in a thread of its own."""
-        entered, release = threading.Event(), threading.Event()
+        held = Held()
         real = app_module.panels_of
-
-        def slow(board: Board, zone: ZoneInfo) -> object:
-            entered.set()
-            release.wait(10)
-            return real(board, zone)
-
-        monkeypatch.setattr(app_module, "panels_of", slow)
-        served = serve(a_board((a_verdict(),), slots=(a_slot(),)))
-        with ThreadPoolExecutor(max_workers=1) as client:
-            page = client.submit(served.get, "/")
-            try:
-                assert entered.wait(10), "the page was never asked for"
-                began = time.monotonic()
-                assert served.get("/healthz").status_code == 200
-                assert served.get("/glance/status").status_code == 200
-                assert time.monotonic() - began < 5 and not page.done()
-            finally:
-                release.set()
-            assert page.result(10).status_code == 200 and "vault" in page.result().text
+        monkeypatch.setattr(app_module, "panels_of", lambda board, zone: held.then(real, board, zone))
+        page = held.asked(serve(a_board((a_verdict(),), slots=(a_slot(),))), "/", others=("/glance/status",))
+        assert page.status_code == 200 and "vault" in page.text
 
     def test_a_widget_still_being_made_holds_up_no_other_answer(
         self, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A widget not made yet for this board (say, asked for with ever other parameters) is made in a thread of
         its own too: on the event loop, 37 such requests a second held /healthz up for 1.3 s."""
-        entered, release = threading.Event(), threading.Event()
+        held = Held()
         spec = app_module.WIDGETS["calendar"]
-        real = spec.build
-
-        def slow(board: Board, zone: ZoneInfo, params: object) -> object:
-            entered.set()
-            release.wait(10)
-            return real(board, zone, params)
-
-        monkeypatch.setitem(app_module.WIDGETS, "calendar", replace(spec, build=slow))
+        monkeypatch.setitem(
+            app_module.WIDGETS, "calendar", replace(spec, build=lambda *args: held.then(spec.build, *args))
+        )
         served = serve(a_board((a_verdict(),), slots=(a_slot(),)))
+        path = "/glance/calendar?view=upcoming&n=7"
+        widget = held.asked(served, path, others=("/api/v1/status",))  # other widgets wait their turn in its thread
+        assert widget.status_code == 200
+        assert served.get(path).text == widget.text, "kept for the board"
+
+
+class Held:
+    """An answer held up while it is being made, to see what else is answered meanwhile."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def then(self, make: Callable[..., T], *args: object) -> T:
+        self.entered.set()
+        self.release.wait(10)
+        return make(*args)
+
+    def asked(self, served: Served, path: str, *, others: tuple[str, ...]) -> httpx.Response:
+        """`path`'s answer, asked for while /healthz and `others` are answered, each in well under its making."""
         with ThreadPoolExecutor(max_workers=1) as client:
-            widget = client.submit(served.get, "/glance/calendar?view=upcoming&n=7")
+            held = client.submit(served.get, path)
             try:
-                assert entered.wait(10), "the widget was never asked for"
+                assert self.entered.wait(10), f"{path} was never asked for"
                 began = time.monotonic()
-                assert served.get("/healthz").status_code == 200
-                assert served.get("/api/v1/status").status_code == 200  # other widgets wait their turn in it
-                assert time.monotonic() - began < 5 and not widget.done()
+                for other in ("/healthz", *others):
+                    assert served.get(other).status_code == 200, other
+                assert time.monotonic() - began < 5 and not held.done()
             finally:
-                release.set()
-            assert widget.result(10).status_code == 200
-        assert served.get("/glance/calendar?view=upcoming&n=7").text == widget.result().text, "kept for the board"
+                self.release.set()
+            return held.result(10)
 
 
 class TestJudgingFailedAt:
