@@ -200,7 +200,9 @@ class Guard:
     def shed_oldest(self) -> bool:
         """Close the connection that has waited longest for a request head, else the one whose answer has waited
         longest for the client to read it; False when there is none."""
-        oldest = next(iter(self.waiting), None) or next(iter(self.stalled), None)
+        oldest = next(iter(self.waiting), None)
+        if oldest is None:
+            oldest = next(iter(self.stalled), None)
         if oldest is None:
             return False
         self.counters.shed += 1

@@ -48,9 +48,10 @@ def check(data: Any, env: Mapping[str, str], secrets_dir: str) -> list[Finding]:
     findings += _unique(services, "id", "two services have the id")
     for path, source in sources:
         findings += _source(path, source, env, secrets_dir)
-    findings += _services(services, sources)
+    kinds = _SourceKinds.of(sources)
+    findings += _services(services, sources, kinds)
     findings += _durations(data, sources, services)
-    findings += _protection(data, services) + _namespaces(sources)
+    findings += _protection(data, services) + _namespaces(sources, kinds.names.get("pbs", set()))
     findings += _server(data)
     findings += [Finding(path, message, warning) for path, message, warning in notify_findings(data)]
     return findings
@@ -165,13 +166,12 @@ def _has_pem_certificate(path: str) -> bool:
 
 
 def _services(
-    services: list[tuple[KeyPath, dict[str, Any]]], sources: list[tuple[KeyPath, dict[str, Any]]]
+    services: list[tuple[KeyPath, dict[str, Any]]], sources: list[tuple[KeyPath, dict[str, Any]]], kinds: _SourceKinds
 ) -> list[Finding]:
     findings: list[Finding] = []
     service_ids = {sid for _, s in services if (sid := _text(s, "id")) is not None}
     source_names = {name for _, s in sources if (name := _text(s, "name")) is not None}
     claimed: dict[str, KeyPath] = {}
-    kinds = _SourceKinds.of(sources)
     waits_for: dict[str, list[tuple[str, KeyPath]]] = {}  # service id -> the services its after: names, and where
     for path, service in services:
         sid = _text(service, "id") or f"#{path[-1]}"
@@ -447,9 +447,9 @@ def _protection(data: dict[str, Any], services: list[tuple[KeyPath, dict[str, An
     return findings
 
 
-def _namespaces(sources: list[tuple[KeyPath, dict[str, Any]]]) -> list[Finding]:
-    """`pbs_namespace` names PBS sources that exist, and no two clusters claim one namespace of one PBS."""
-    pbs = {name for _, s in sources if s.get("type") == "pbs" and (name := _text(s, "name")) is not None}
+def _namespaces(sources: list[tuple[KeyPath, dict[str, Any]]], pbs: set[str]) -> list[Finding]:
+    """`pbs_namespace` names PBS sources that exist (`pbs`: their names), and no two clusters claim one namespace
+    of one PBS."""
     claimed: dict[tuple[str, str], str] = {}
     findings = []
     for path, source in sources:
