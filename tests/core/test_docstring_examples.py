@@ -12,6 +12,7 @@ import backup_glance.config._checks
 import backup_glance.config._schema
 import backup_glance.config._yaml
 import backup_glance.errors
+import backup_glance.health._text
 import backup_glance.listdiff
 import backup_glance.logs
 import backup_glance.sources._bounds
@@ -27,6 +28,7 @@ MODULES = [
     backup_glance.config._yaml,
     backup_glance.clean,
     backup_glance.errors,
+    backup_glance.health._text,
     backup_glance.listdiff,
     backup_glance.logs,
     backup_glance.sources._bounds,

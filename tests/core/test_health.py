@@ -356,7 +356,7 @@ class TestSilenced:
         v = verdict(judge(pve(), pbs([]), services=(spec,)))
         assert v.status is Status.SILENCED
         assert v.severity is Severity.OK
-        assert v.reasons[0].startswith("silenced until Fri 01 Jan 01:00: throwaway test box (underneath: late)")
+        assert v.reasons[0].startswith("silenced until Fri 01 Jan 2027 01:00: throwaway test box (underneath: late)")
 
     def test_an_expired_silence_no_longer_hides_anything(self) -> None:
         spec = a_service("vault", silence=Silence("old", NOW - DAY))
@@ -737,6 +737,40 @@ def test_a_service_found_while_its_source_is_down_keeps_the_name_and_id_history_
     named = judge(down, history=replace(seen, target_names={"guest:205": "gitea"}))
     assert [(v.service_id, v.name) for v in unnamed.verdicts] == [("205", "205")]
     assert [(v.service_id, v.name, v.status) for v in named.verdicts] == [("gitea", "gitea", Status.UNKNOWN)]
+
+
+class TestTheYearOfAMoment:
+    """A reason names a moment's year when it is not the current one in the display zone: a backup from thirteen
+    months ago must not read as last week's."""
+
+    def test_a_backup_from_last_year_is_named_with_its_year(self) -> None:
+        v = verdict(judge(pve(), pbs([a_snapshot(TODAY_SLOT - 400 * DAY)])))
+        assert v.status is Status.LATE
+        assert "the run due Thu 26 Nov 04:00 " in v.reasons[0], "this year's moment: no year"
+        assert "last success Wed 22 Oct 2025 05:00" in v.reasons[0], v.reasons
+
+    # 23:30 in Madrid on New Year's Eve, then 00:30 on New Year's Day: nothing else changes.
+    EVE, NEW_YEAR = datetime(2026, 12, 31, 22, 30, tzinfo=UTC), datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+
+    def board(self, now: datetime, memo: Memo | None) -> Board:
+        snaps = [a_snapshot(datetime(2026, 12, 29, 3, 5, tzinfo=UTC) - n * DAY) for n in range(5)]
+        observation = Observation(source="pbs", kind="pbs", observed_at=now, timezone=ZONE, snapshots=tuple(snaps))
+        pbs_state = SourceState("pbs", "pbs", timedelta(minutes=5), observation, now, now)
+        pve_state = replace(pve(), last_attempt_at=now, last_success_at=now)
+        pve_state = replace(pve_state, observation=replace(pve_state.observation, observed_at=now))
+        return evaluate(
+            services=(), sources=(pve_state, pbs_state), history=HistoryView(), now=now, display_tz=ZONE, memo=memo
+        )
+
+    def test_the_year_appears_at_midnight_in_the_display_zone_with_a_memo_too(self) -> None:
+        memo = Memo()
+        eve = verdict(self.board(self.EVE, memo))
+        assert eve.status is Status.LATE
+        assert "the run due Thu 31 Dec 04:00 " in eve.reasons[0], eve.reasons
+        after = verdict(self.board(self.NEW_YEAR, memo))
+        assert after.reasons == verdict(self.board(self.NEW_YEAR, None)).reasons, "the memo judged again"
+        assert "the run due Thu 31 Dec 2026 04:00 " in after.reasons[0], after.reasons
+        assert "last success Tue 29 Dec 2026 04:05" in after.reasons[0]
 
 
 class TestAcrossAClockChange:

@@ -12,6 +12,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from ..model import (
     SEVERITY_RANK,
@@ -77,7 +78,13 @@ def evaluate(
             known_names=history.target_names,
         )
     if memo is not None:
-        memo.start(evidence, durations=history.typical_durations, display_tz=display_tz, anomalies=defaults.anomalies)
+        memo.start(
+            evidence,
+            durations=history.typical_durations,
+            display_tz=display_tz,
+            year=now.astimezone(ZoneInfo(display_tz)).year,
+            anomalies=defaults.anomalies,
+        )
         memo.forget_except({spec.id for spec in specs})
         facts = {spec.id: memo.facts(spec, evidence) for spec in specs}
     else:
@@ -87,7 +94,7 @@ def evaluate(
     out_of_order: dict[str, tuple[datetime, str]] = {}  # the run each ordering verdict is about, for the calendar
     for spec in specs:
         predecessors = [_predecessor(other, configured, by_id, facts, evidence) for other in spec.after]
-        ordering = ordering_reasons(spec, facts[spec.id], predecessors, display_tz)
+        ordering = ordering_reasons(spec, facts[spec.id], predecessors, display_tz, now)
         if ordering:
             out_of_order[spec.id] = (facts[spec.id].runs[-1].started_at, ordering[0])
         judged = partial(

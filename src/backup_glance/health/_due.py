@@ -96,13 +96,13 @@ def check_due(
         if not is_running:
             findings.add(Status.LATE, "no successful backup found")
     elif latest_due is not None and not is_running and not _covered(facts.success_times, latest_due):
-        last = f"last success {when(last_success, tz)}" if last_success else "no successful backup found"
+        last = f"last success {when(last_success, tz, now)}" if last_success else "no successful backup found"
         findings.add(
-            Status.LATE, f"no backup since the run due {when(latest_due, tz)} (grace {span(spec.grace)}); {last}"
+            Status.LATE, f"no backup since the run due {when(latest_due, tz, now)} (grace {span(spec.grace)}); {last}"
         )
     missed = _missed(spec, facts, plan, latest_due, now)
     if missed:
-        shown = ", ".join(when(m, tz) for m in missed[-3:])
+        shown = ", ".join(when(m, tz, now) for m in missed[-3:])
         more = f" and {len(missed) - 3} more" if len(missed) > 3 else ""
         findings.add(
             Status.GAPS,
@@ -180,5 +180,5 @@ def _check_max_age(
     elif now - last_success > spec.max_age + spec.grace:
         findings.add(
             Status.LATE,
-            f"last backup {when(last_success, tz)} is older than max_age {span(spec.max_age)} (no schedule known)",
+            f"last backup {when(last_success, tz, now)} is older than max_age {span(spec.max_age)} (no schedule known)",
         )

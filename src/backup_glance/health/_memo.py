@@ -8,8 +8,8 @@ the same as last time:
 - per target key, everything the evidence holds about it (targets, snapshots and which of them are live, runs,
   copies) is compared with what the last evaluation saw: the keys that differ are *changed*;
 - everything else a verdict reads (source states, the job list and with it the jobs and restore tests covering
-  each target, per-job runs, typical durations, the zone, the anomaly policy, since when history watches) is the
-  *context*: when it differs, nothing is reused;
+  each target, per-job runs, typical durations, the zone and the year there, the anomaly policy, since when
+  history watches) is the *context*: when it differs, nothing is reused;
 - a service's facts are reused when its spec and keys are the same and none of its keys changed;
 - its verdict is reused when, in addition, its ordering reasons are the same and the clock
   has not reached the moment `_expiry` gave for it;
@@ -68,10 +68,14 @@ class Memo:
         self.reused = 0  # verdicts reused by the last evaluation (for tests and benches)
         self.sums_reused = 0  # slot summaries reused by the last evaluation (likewise)
 
-    def start(self, evidence: Evidence, *, durations: dict[str, timedelta], display_tz: str, anomalies: object) -> None:
-        """Compare this evaluation's evidence with the last one's: which keys changed, or the whole context."""
+    def start(
+        self, evidence: Evidence, *, durations: dict[str, timedelta], display_tz: str, year: int, anomalies: object
+    ) -> None:
+        """Compare this evaluation's evidence with the last one's: which keys changed, or the whole context.
+        `year` is now's in the display zone: reasons name a moment's year when it is another one."""
         context = (
             display_tz,
+            year,
             anomalies,
             durations,
             evidence.recorded_since,

@@ -6,14 +6,22 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
-def when(moment: datetime, tz: str) -> str:
-    """A moment as a person reads it on the board.
+def when(moment: datetime, tz: str, now: datetime | None = None) -> str:
+    """A moment as a person reads it on the board; with its year when that is not `now`'s year there (a backup
+    from thirteen months ago must not read as last week's).
 
     >>> from datetime import UTC
     >>> when(datetime(2026, 11, 26, 3, 0, tzinfo=UTC), "Europe/Madrid")
     'Thu 26 Nov 04:00'
+    >>> when(datetime(2025, 11, 26, 3, 0, tzinfo=UTC), "Europe/Madrid", now=datetime(2026, 11, 27, tzinfo=UTC))
+    'Wed 26 Nov 2025 04:00'
+    >>> when(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "Europe/Madrid", now=datetime(2026, 12, 31, 22, tzinfo=UTC))
+    'Fri 01 Jan 2027 00:30'
     """
-    local = moment.astimezone(ZoneInfo(tz))
+    zone = ZoneInfo(tz)
+    local = moment.astimezone(zone)
+    if now is not None and now.astimezone(zone).year != local.year:
+        return local.strftime("%a %d %b %Y %H:%M")
     return local.strftime("%a %d %b %H:%M")
 
 

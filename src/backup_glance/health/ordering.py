@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..model import JobRun, RunOutcome, ServiceSpec
 from ._facts import Facts
@@ -13,7 +13,11 @@ ORDERING_WINDOW = timedelta(hours=12)
 
 
 def ordering_reasons(
-    spec: ServiceSpec, facts: Facts, predecessors: list[tuple[ServiceSpec, Facts]], tz: str
+    spec: ServiceSpec,
+    facts: Facts,
+    predecessors: list[tuple[ServiceSpec, Facts]],
+    tz: str,
+    now: datetime | None = None,
 ) -> list[str]:
     """Why this service's latest run broke an `after:` rule: per predecessor target, its latest run before ours
     was still going when ours started, or had failed (a retry that succeeded in time is fine)."""
@@ -30,13 +34,14 @@ def ordering_reasons(
         failed = [r for r in latest.values() if r.outcome is RunOutcome.FAILED and r not in unfinished]
         if unfinished:
             ends = [r.ended_at for r in unfinished if r.ended_at is not None]
-            finished = when(max(ends), tz) if len(ends) == len(unfinished) else "still running"
-            reasons.append(f"{spec.name} started {when(run.started_at, tz)} before {other.name} finished ({finished})")
+            finished = when(max(ends), tz, now) if len(ends) == len(unfinished) else "still running"
+            started = when(run.started_at, tz, now)
+            reasons.append(f"{spec.name} started {started} before {other.name} finished ({finished})")
         if failed:
             names = _labels(failed)
             reasons.append(
-                f"{spec.name} ran at {when(run.started_at, tz)} after {other.name} failed "
-                f"({when(failed[-1].started_at, tz)}{names})"
+                f"{spec.name} ran at {when(run.started_at, tz, now)} after {other.name} failed "
+                f"({when(failed[-1].started_at, tz, now)}{names})"
             )
     return reasons
 

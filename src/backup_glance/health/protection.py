@@ -88,14 +88,14 @@ def assess(
     unknown: list[str] = []
     doubt = _doubt(copies, live, evidence)
     _check_copies(policy, copies, spec.lookback, doubt, risks, unknown)
-    _check_lag(policy, copies, lag, newest_all, tz, doubt, risks, unknown)
+    _check_lag(policy, copies, lag, newest_all, now, tz, doubt, risks, unknown)
     if policy.encrypted_offsite:
         for copy in known:
             if copy.offsite and copy.encrypted is False:
                 risks.append(
                     Risk(
                         RiskKind.UNENCRYPTED,
-                        f"offsite copy {_label(copy)} is not encrypted (newest backup there {_when(copy, tz)})",
+                        f"offsite copy {_label(copy)} is not encrypted (newest backup there {_when(copy, tz, now)})",
                     )
                 )
     newest = facts.snapshots[-1] if facts.snapshots else None
@@ -104,7 +104,7 @@ def assess(
         risks.append(
             Risk(
                 RiskKind.VERIFICATION_AGE,
-                f"newest snapshot ({when(newest.taken_at, tz)}) was last verified {when(verified_at, tz)}: "
+                f"newest snapshot ({when(newest.taken_at, tz, now)}) was last verified {when(verified_at, tz, now)}: "
                 "older than its verify job's outdated-after, and the job has not verified it again",
             )
         )
@@ -116,12 +116,13 @@ def assess(
             risks.append(
                 Risk(
                     RiskKind.RESTORE_TEST,
-                    f"last successful restore test {when(restored, tz)}, more than {span(policy.restore_test)} ago",
+                    f"last successful restore test {when(restored, tz, now)}, "
+                    f"more than {span(policy.restore_test)} ago",
                 )
             )
     if anomalies.enabled:
-        risks += _size_anomaly(facts.snapshots, anomalies, tz)
-        risks += _duration_anomaly(facts, anomalies, tz)
+        risks += _size_anomaly(facts.snapshots, anomalies, now, tz)
+        risks += _duration_anomaly(facts, anomalies, now, tz)
     if missed:
         risks += _retention(spec, facts, evidence, live, missed)
     encrypted = None
@@ -288,6 +289,7 @@ def _check_lag(
     copies: tuple[Copy, ...],
     lag: timedelta | None,
     newest_all: datetime | None,
+    now: datetime,
     tz: str,
     doubt: str | None,
     risks: list[Risk],
@@ -308,8 +310,8 @@ def _check_lag(
         return
     offsite = max((c for c in copies if c.current and c.known and c.offsite), key=lambda c: c.newest_at or newest_all)
     detail = (
-        f"newest offsite copy ({_label(offsite)}, {_when(offsite, tz)}) is {span(lag)} behind the newest backup "
-        f"({when(newest_all, tz)}); the policy allows {span(limit)}"
+        f"newest offsite copy ({_label(offsite)}, {_when(offsite, tz, now)}) is {span(lag)} behind the newest backup "
+        f"({when(newest_all, tz, now)}); the policy allows {span(limit)}"
     )
     if doubt and any(not c.known and c.offsite for c in copies):
         unknown.append(f"offsite_lag: {detail}, but {doubt}")
@@ -321,8 +323,8 @@ def _label(copy: Copy) -> str:
     return copy.location if ":" in copy.location else f"{copy.source}:{copy.location}"
 
 
-def _when(copy: Copy, tz: str) -> str:
-    return when(copy.newest_at, tz) if copy.newest_at is not None else "unknown"
+def _when(copy: Copy, tz: str, now: datetime) -> str:
+    return when(copy.newest_at, tz, now) if copy.newest_at is not None else "unknown"
 
 
 # --- verification ------------------------------------------------------------------------------------------------
@@ -375,7 +377,7 @@ def _deviation(values: list[float], middle: float) -> float:
     return statistics.median(abs(v - middle) for v in values)
 
 
-def _size_anomaly(snapshots: list[Snapshot], policy: AnomalyPolicy, tz: str) -> list[Risk]:
+def _size_anomaly(snapshots: list[Snapshot], policy: AnomalyPolicy, now: datetime, tz: str) -> list[Risk]:
     if not snapshots or snapshots[-1].size_bytes is None:
         return []
     newest = snapshots[-1]
@@ -394,13 +396,13 @@ def _size_anomaly(snapshots: list[Snapshot], policy: AnomalyPolicy, tz: str) -> 
     return [
         Risk(
             RiskKind.SIZE_ANOMALY,
-            f"newest backup ({when(newest.taken_at, tz)}) is {size(current)}, usually {size(middle)} "
+            f"newest backup ({when(newest.taken_at, tz, now)}) is {size(current)}, usually {size(middle)} "
             f"(median of the {len(earlier)} before it)",
         )
     ]
 
 
-def _duration_anomaly(facts: Facts, policy: AnomalyPolicy, tz: str) -> list[Risk]:
+def _duration_anomaly(facts: Facts, policy: AnomalyPolicy, now: datetime, tz: str) -> list[Risk]:
     done = [r for r in facts.runs if r.ended_at is not None and r.outcome in SUCCESS]
     if len(done) <= policy.min_history:
         return []
@@ -423,7 +425,7 @@ def _duration_anomaly(facts: Facts, policy: AnomalyPolicy, tz: str) -> list[Risk
     return [
         Risk(
             RiskKind.DURATION_ANOMALY,
-            f"last backup ({when(newest.started_at, tz)}) took {span(timedelta(seconds=took))}, usually "
+            f"last backup ({when(newest.started_at, tz, now)}) took {span(timedelta(seconds=took))}, usually "
             f"{span(timedelta(seconds=round(middle)))} (median of the {len(earlier)} before it)",
         )
     ]

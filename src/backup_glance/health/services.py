@@ -69,7 +69,7 @@ def judge(
     enabled = [j for j in facts.jobs if j.enabled and j.schedule is not None]
     _check_coverage(facts, evidence, enabled, findings)
     live_count = len(evidence.live(facts.keys, facts.snapshots))
-    _check_kept(facts, evidence, live_count, display_tz, findings)
+    _check_kept(facts, evidence, live_count, now, display_tz, findings)
     plan = plan_of(enabled, findings)
 
     is_running = _check_running(facts, last_attempt, plan, evidence, durations, now, display_tz, findings)
@@ -80,7 +80,7 @@ def judge(
         and not is_running
     ):
         message = f": {last_attempt.message}" if last_attempt.message else ""
-        findings.add(Status.FAILED, f"last attempt {when(last_attempt.started_at, display_tz)} failed{message}")
+        findings.add(Status.FAILED, f"last attempt {when(last_attempt.started_at, display_tz, now)} failed{message}")
     due = check_due(spec, facts, plan, is_running=is_running, now=now, tz=display_tz, findings=findings)
     if newest is not None:
         _check_verification(newest, evidence, spec, durations, now, display_tz, findings)
@@ -107,7 +107,7 @@ def judge(
     reasons = findings.reasons(status)
     silence = spec.silence
     if silence is not None and (silence.until is None or now < silence.until):
-        until = f" until {when(silence.until, display_tz)}" if silence.until else ""
+        until = f" until {when(silence.until, display_tz, now)}" if silence.until else ""
         underlying = f" (underneath: {status.value})" if status is not Status.OK else ""
         reasons = (f"silenced{until}: {silence.reason}{underlying}", *reasons)
         status = Status.SILENCED
@@ -169,7 +169,7 @@ def _check_sources(
         elif now - state.last_success_at > 2 * state.poll_interval:
             findings.add(
                 Status.UNKNOWN,
-                f"source '{name}' unreachable since {when(state.last_success_at, tz)}: {state.error}",
+                f"source '{name}' unreachable since {when(state.last_success_at, tz, now)}: {state.error}",
             )
             silent_since = min(silent_since or state.last_success_at, state.last_success_at)
     for name, since, observed in unread_parts(facts, evidence):
@@ -184,7 +184,7 @@ def _check_sources(
             continue
         since = unread_since(state, since, observed)
         if now - since > 2 * state.poll_interval:
-            findings.add(Status.UNKNOWN, f"its backups on source '{name}' unreadable since {when(since, tz)}{why}")
+            findings.add(Status.UNKNOWN, f"its backups on source '{name}' unreadable since {when(since, tz, now)}{why}")
             silent_since = min(silent_since or since, since)
     if not facts.targets and not facts.snapshots and not facts.jobs:
         if not facts.runs:
@@ -192,7 +192,7 @@ def _check_sources(
         else:
             # Runs history remembers, and nothing else: no source reports it now (a restic group_by changed, a
             # guest deleted with no backup anywhere). A run that once succeeded backs no snapshot of it any more.
-            keys, last = ", ".join(spec.target_keys), when(facts.runs[-1].started_at, tz)
+            keys, last = ", ".join(spec.target_keys), when(facts.runs[-1].started_at, tz, now)
             findings.add(Status.UNKNOWN, f"no source reports {keys} now (last run known: {last})")
     return silent_since
 
@@ -211,7 +211,7 @@ def unread_since(state: SourceState, since: datetime, observed: datetime) -> dat
     return since if state.last_success_at is None else state.last_success_at - (observed - since)
 
 
-def _check_kept(facts: Facts, evidence: Evidence, live_count: int, tz: str, findings: Findings) -> None:
+def _check_kept(facts: Facts, evidence: Evidence, live_count: int, now: datetime, tz: str, findings: Findings) -> None:
     """Backups that existed and exist no more: every snapshot history saw of the service is gone from sources that
     were read in full (a group deleted, a repository emptied, a retention that kept nothing). Its last run may well
     have succeeded, and history remembers it; but nothing is left to restore."""
@@ -224,7 +224,8 @@ def _check_kept(facts: Facts, evidence: Evidence, live_count: int, tz: str, find
         state = evidence.states.get(name)
         if state is None or state.observation is None or state.error is not None:
             return  # a source no longer configured, or not answering now: its snapshots may well be there
-    count, taken, where = len(facts.snapshots), when(facts.snapshots[-1].taken_at, tz), ", ".join(map(repr, sources))
+    count, where = len(facts.snapshots), ", ".join(map(repr, sources))
+    taken = when(facts.snapshots[-1].taken_at, tz, now)
     seen = (
         f"the {count} snapshots seen, the newest taken {taken}, no longer exist"
         if count > 1
@@ -274,11 +275,11 @@ def _check_running(
     if typical is not None and now - since > RUNNING_LIMIT_FACTOR * typical:
         findings.add(
             Status.LATE,
-            f"a backup has been running since {when(since, tz)}, "
+            f"a backup has been running since {when(since, tz, now)}, "
             f"over {RUNNING_LIMIT_FACTOR}x its usual {span(typical)}",
         )
         return False
-    findings.add(Status.RUNNING, f"backup in progress since {when(since, tz)}")
+    findings.add(Status.RUNNING, f"backup in progress since {when(since, tz, now)}")
     return True
 
 
@@ -306,7 +307,7 @@ def _check_verification(
     findings: Findings,
 ) -> None:
     if newest.verification is Verification.FAILED:
-        findings.add(Status.VERIFY_FAILED, f"newest snapshot ({when(newest.taken_at, tz)}) failed verification")
+        findings.add(Status.VERIFY_FAILED, f"newest snapshot ({when(newest.taken_at, tz, now)}) failed verification")
         return
     if newest.verification is Verification.OK:
         return
@@ -321,8 +322,8 @@ def _check_verification(
         if slot is not None and slot <= earlier(now, allowance):  # in real time, across a clock change too
             findings.add(
                 Status.UNVERIFIED,
-                f"newest snapshot ({when(newest.taken_at, tz)}) is not verified although verify job "
-                f"'{job.name}' was due {when(slot, tz)}",
+                f"newest snapshot ({when(newest.taken_at, tz, now)}) is not verified although verify job "
+                f"'{job.name}' was due {when(slot, tz, now)}",
             )
             return
 

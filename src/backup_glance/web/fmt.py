@@ -35,7 +35,8 @@ def iso(at: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 def clock(at: datetime, zone: ZoneInfo, *, now: datetime | None = None) -> str:
-    """Wall-clock time in the display zone; the date is added when it is not `now`'s day.
+    """Wall-clock time in the display zone; the date is added when it is not `now`'s day, the year when it is
+    not `now`'s year.
 
     >>> from datetime import UTC
     >>> z = ZoneInfo("Europe/Vienna")
@@ -43,10 +44,16 @@ def clock(at: datetime, zone: ZoneInfo, *, now: datetime | None = None) -> str:
     '04:05'
     >>> clock(datetime(2026, 7, 3, 2, 5, tzinfo=UTC), z, now=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
     'Fri 3 Jul 04:05'
+    >>> clock(datetime(2025, 7, 3, 2, 5, tzinfo=UTC), z, now=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    'Thu 3 Jul 2025 04:05'
     """
     local = at.astimezone(zone)
-    if now is not None and now.astimezone(zone).date() == local.date():
-        return local.strftime("%H:%M")
+    if now is not None:
+        today = now.astimezone(zone).date()
+        if today == local.date():
+            return local.strftime("%H:%M")
+        if today.year != local.year:
+            return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
