@@ -8,13 +8,14 @@ Screenshots go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ClientFactory
-from web_builders import a_full_board, a_source, demo_board
+from web_builders import a_board, a_datastore, a_full_board, a_slot, a_source, a_verdict, demo_board
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 COLUMNS = {"small": 300, "full": 1200}
@@ -176,3 +177,76 @@ def test_a_run_explains_itself_in_a_popover_on_hover(browser: Any, demo_client: 
         assert details.is_visible() and "Connection refused" in details.inner_text()
     finally:
         page.close()
+
+
+# A real PBS error: a chunk's path holds its 64-character digest, a word no line can break at a space.
+CHUNK = "/mnt/datastore/main/.chunks/4f2a/4f2a" + "9c1e" * 15 + " - No such file or directory (os error 2)"
+
+
+def test_a_long_unbroken_word_wraps_in_every_widget_and_the_page(browser: Any, client_for: Any) -> None:
+    from dataclasses import replace
+
+    board = a_full_board(20)
+    board = replace(
+        board,
+        sources=(*board.sources, a_source("pbs-chunks", error=f"datastore main: {CHUNK}")),
+        verdicts=tuple(replace(v, reasons=(*v.reasons, f"verify failed: {CHUNK}")) for v in board.verdicts),
+        datastores=(
+            *board.datastores,
+            replace(board.datastores[0], datastore=a_datastore("broken", error=CHUNK, maintenance=CHUNK)),
+        ),
+    )
+    client = client_for(board)
+    for name, (url, _) in FRAGMENTS.items():
+        for column, width in COLUMNS.items():
+            page = browser.new_page(viewport={"width": width + 80, "height": 900})
+            try:
+                page.set_content(_frame(client.get(url.format(column=column)).text, width, "dark"))
+                widths = page.eval_on_selector(".widget-content", "e => [e.scrollWidth, e.clientWidth]")
+                assert widths[0] <= widths[1], f"{name}/{column}: content {widths[0]} px in a {widths[1]} px widget"
+                if name == "status":  # the reasons' popover: as wide as Glance lets it be, the digest wrapped
+                    row = page.locator("[data-popover-type=html]").first
+                    row.hover()
+                    popover = row.locator("[data-popover-html]")
+                    assert "4f2a9c1e" in popover.inner_text()
+                    inner = popover.evaluate("e => [e.scrollWidth, e.clientWidth]")
+                    assert inner[0] <= inner[1], f"the popover's text is {inner[0]} px in {inner[1]} px"
+            finally:
+                page.close()
+    context = browser.new_context(viewport={"width": 390, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_content(client.get("/").text)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner, f"the page is {scroll} px wide on a {inner} px phone"
+    finally:
+        context.close()
+
+
+def test_one_run_failing_for_150_services_stays_a_few_lines(browser: Any, client_for: Any) -> None:
+    """The PBS storage went away overnight: one job, 150 guests, all failed. Every calendar view names a few and
+    counts the rest, which open behind the count (every problem stays marked on every view)."""
+    from dataclasses import replace
+
+    from backup_glance.model import SlotOutcome, Status
+
+    def board(guests: int) -> Any:
+        ids = tuple(f"guest{i:03d}" for i in range(guests))
+        verdicts = tuple(
+            a_verdict(sid, name=f"guest {i:03d}", status=Status.FAILED, reasons=("last attempt failed: offline",))
+            for i, sid in enumerate(ids)
+        )
+        run = a_slot("nightly", job_key="pve/backup/nightly", start=-timedelta(hours=20), outcome=SlotOutcome.FAILED)
+        outcomes = tuple((sid, SlotOutcome.FAILED, "storage 'pbs' is offline") for sid in ids)
+        return a_board(verdicts, slots=(replace(run, service_ids=ids, service_outcomes=outcomes),))
+
+    many, one = client_for(board(150)), client_for(board(1))
+    for view in ("week", "month"):
+        for column in COLUMNS:
+            url = f"/glance/calendar?view={view}&column={column}"
+            html = many.get(url).text
+            assert html.count("storage &#39;pbs&#39; is offline") <= 6, f"{view}/{column}: every failure listed"
+            assert "+144 more" in html or "+142 more" in html, f"{view}/{column}: the rest not counted"
+            assert 'data-mark="guest149"' in html, f"{view}/{column}: the rest not marked (behind the count)"
+            height, alone = _widget_height(browser, html, column), _widget_height(browser, one.get(url).text, column)
+            assert height <= alone + 250, f"{view}/{column}: {height} px for 150 failed guests, {alone} px for one"

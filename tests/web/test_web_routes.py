@@ -84,7 +84,7 @@ class TestStatusFragment:
     def test_problem_reasons_go_in_a_glance_popover(self, client_for: ClientFactory) -> None:
         board = a_board((a_verdict("vault", status=Status.LATE, reasons=("due 04:00 + 1h grace",)),))
         text = client_for(board).get("/glance/status").text
-        assert 'data-popover-type="html"' in text and "<div data-popover-html>" in text
+        assert 'data-popover-type="html"' in text and '<div data-popover-html class="bkg-wrap">' in text
         assert "due 04:00 + 1h grace" in text
 
     @pytest.mark.parametrize("column", ["small", "full"])
@@ -94,7 +94,7 @@ class TestStatusFragment:
         reason = "last attempt failed: zfs error: cannot create snapshot 'rpool/data/subvol-104-disk-0': out of space"
         board = a_board((a_verdict("postgres", status=Status.FAILED, reasons=(reason, "no backup since 04:00")),))
         text = client_for(board).get(f"/glance/status?column={column}").text
-        popover, row = text.split("<div data-popover-html>", 1)[1].split("</div>", 1)
+        popover, row = text.split('<div data-popover-html class="bkg-wrap">', 1)[1].split("</div>", 1)
         escaped = reason.replace("'", "&#39;")
         assert escaped in popover and "no backup since 04:00" in popover
         assert escaped not in row  # the raw error stays out of the row
@@ -183,7 +183,7 @@ class TestCalendarFragment:
     def test_the_week_says_what_a_run_waits_for_in_its_popover(self, client_for: ClientFactory) -> None:
         chained = replace(a_slot(start=timedelta(hours=2), outcome=SlotOutcome.RUNNING), after=("databasement",))
         text = client_for(a_board(slots=(chained,))).get("/glance/calendar?view=week&column=full").text
-        assert "waits for databasement" in text.split("<div data-popover-html>", 1)[1]
+        assert "waits for databasement" in text.split('<div data-popover-html class="bkg-wrap">', 1)[1]
 
     def test_the_legend_lists_only_the_marks_shown(self, client_for: ClientFactory) -> None:
         text = client_for(a_board(slots=(a_slot(),))).get("/glance/calendar?view=week&column=full").text

@@ -44,7 +44,7 @@ LEGEND: tuple[tuple[str, str], ...] = (
 )
 BAD = (SlotOutcome.FAILED, SlotOutcome.MISSED)
 MAX_TEXT = 160  # a source's message in a popover; the full text is in the JSON and the ICS feed
-MAX_COVERS = 6  # services (or overlapping jobs) named in a run's popover before "+N"
+MAX_COVERS = 6  # services (or overlapping jobs, or services' problems) named in a run's popover before "+N"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +188,8 @@ def run_of(slot: CalendarSlot, board: Board, zone: ZoneInfo, names: Names, marks
     for sid, status, text in slot.problems:
         css = status_class(status, STATUS_SEVERITY[status])
         lines.append((css, f"{names.service(sid)}: {_short(text)}"))
+    if len(lines) > MAX_COVERS:  # a job failing for 150 guests: the first few, as "covers" names them
+        lines[MAX_COVERS:] = [("color-subdue", f"+{len(lines) - MAX_COVERS} more services with a problem in this run")]
     if slot.overlaps:
         lines.append(("bkg-warn", f"{overlap_text(slot, names)} on the same datastore or guest"))
     if slot.after:
