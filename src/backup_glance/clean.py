@@ -17,6 +17,7 @@ _DIGITS_PER_BIT = 0.30103  # log10(2)
 # it reads (a name "\u202egnp.exe" shows as "exe.png").
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
+_HIDDEN = re.compile(_CONTROL.pattern[:-1] + r"\t\n\r]")  # either of the two
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -28,6 +29,17 @@ def clean_text(value: object, limit: int = MAX_NAME) -> str:
         text = _SURROGATE.sub("\ufffd", text)
     text = _CONTROL.sub("", _LINE_BREAKS.sub(" ", text))
     return text if len(text) <= limit else text[: limit - 1] + MARK
+
+
+def hidden_character(text: str) -> str | None:
+    """The first character of `text` that does not show as itself (a control character, a line break or tab, a
+    direction override), as "U+202E"; None when there is none.
+
+    >>> hidden_character("Nextcloud · ☁"), hidden_character("va\\u202eult"), hidden_character("a\\tb")
+    (None, 'U+202E', 'U+0009')
+    """
+    found = _HIDDEN.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
 
 
 def quoted(value: object, limit: int = 40) -> str:

@@ -296,3 +296,40 @@ def test_messages_spell_empty_true_and_false_as_the_file_does() -> None:
         "must be text, not true",
         "must be a whole number, not null (empty)",
     ]
+
+
+class TestShownNames:
+    """A service's or a job's name and a silence's reason are shown as written: a character that hides itself or
+    reorders what follows (U+202E shows "Nextcloud" + reason backwards) is refused, a folded line is one line."""
+
+    def test_a_direction_override_or_a_bell_is_refused_where_it_is(self) -> None:
+        found = problems(
+            'jobs:\n  pbs/verify/v1: {name: "v\\a1"}\n', services='  - {id: a, guest: 1, name: "Next\\u202ecloud"}\n'
+        )
+        assert found == [
+            "bg.yaml:5:23: services[0].name: 'Next\\u202ecloud' holds the character U+202E, which does not show as "
+            "itself: the board would hide it, or show the text after it in another order; remove it",
+            "bg.yaml:7:19: jobs.pbs/verify/v1.name: 'v\\x071' holds the character U+0007, which does not show as "
+            "itself: the board would hide it, or show the text after it in another order; remove it",
+        ]
+
+    def test_a_folded_reason_is_one_line_and_a_long_name_is_refused(self) -> None:
+        services = (
+            "  - id: a\n    guest: 1\n    name: "
+            + "n" * 201
+            + "\n    silence:\n      reason: >\n        moved\n        to the new box\n"
+        )
+        found = problems(services=services)
+        assert found == [
+            f"bg.yaml:7:5: services[0].name: '{'n' * 56}... is 201 characters long; a name shown has at most 200"
+        ]
+        text = (
+            "timezone: UTC\nsources:\n"
+            + PBS
+            + "services:\n  - id: a\n    guest: 1\n    silence:\n"
+            + "      reason: >\n        moved\n        to\tthe new box\n"
+        )
+        report = parse_text(text, filename="bg.yaml", env={})
+        assert not report.problems and report.config is not None
+        assert report.config.services[0].silence is not None
+        assert report.config.services[0].silence.reason == "moved to the new box"

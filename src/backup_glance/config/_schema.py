@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..clean import safe_repr
+from ..clean import MAX_NAME, hidden_character, safe_repr
 
 _FLAG_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
@@ -155,6 +155,26 @@ def _check_name(value: str) -> str:
         )
     if len(value) > MAX_NAME_LENGTH:
         raise ValueError(f"{_shown(value)} is {len(value):,} characters long; a name has at most {MAX_NAME_LENGTH}")
+    return value
+
+
+def _check_shown_text(value: str) -> str:
+    """Text the board shows as it is written (a service's or a job's name, a silence's reason): on one line (a
+    folded YAML scalar ends in a line break), without characters that hide or reorder what follows them."""
+    value = " ".join(value.split())
+    hidden = hidden_character(value)
+    if hidden is not None:
+        raise ValueError(
+            f"{_shown(value)} holds the character {hidden}, which does not show as itself: the board would hide "
+            "it, or show the text after it in another order; remove it"
+        )
+    return value
+
+
+def _check_shown_name(value: str) -> str:
+    value = _check_shown_text(value)
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{_shown(value)} is {len(value):,} characters long; a name shown has at most {MAX_NAME}")
     return value
 
 
@@ -290,6 +310,8 @@ HeaderText = Annotated[str, AfterValidator(_check_header_text)]
 HeaderSecret = Annotated[SecretStr, AfterValidator(_check_header_secret)]
 Zone = Annotated[str, BeforeValidator(_check_zone)]
 Name = Annotated[str, AfterValidator(_check_name)]
+ShownName = Annotated[str, AfterValidator(_check_shown_name)]
+ShownText = Annotated[str, AfterValidator(_check_shown_text)]
 Url = Annotated[str, AfterValidator(_check_url)]
 PublicUrl = Annotated[str, AfterValidator(_check_url), AfterValidator(_check_public_url)]
 Fingerprint = Annotated[str, AfterValidator(_check_fingerprint)]
@@ -452,7 +474,7 @@ AnySourceConfig = Annotated[
 
 
 class SilenceConfig(_Strict):
-    reason: str
+    reason: ShownText
     until: date | datetime | None = None
 
 
@@ -498,7 +520,7 @@ ServiceProtection = Annotated[
 
 class ServiceConfig(_Strict):
     id: Name
-    name: str | None = None
+    name: ShownName | None = None
     guest: Whole | None = Field(default=None, ge=1, le=999_999_999)
     database: str | None = None  # Databasement "server/database"
     plan: str | None = None  # Backrest plan id
@@ -522,7 +544,7 @@ class ServiceConfig(_Strict):
 class JobConfig(_Strict):
     """How one job shows on the calendar, by its key ("pbs-main/verify/v-main-daily"): presentation only."""
 
-    name: str | None = None  # replaces the job's own name; the system stays in front ("PBS · Verify main")
+    name: ShownName | None = None  # replaces the job's own name; the system stays in front ("PBS · Verify main")
     hide: Flag = False  # leave it off the calendar views and the ICS feed (it is still judged)
 
 
