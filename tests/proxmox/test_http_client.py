@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import os
 import resource
 import socket
@@ -384,6 +385,20 @@ class TestCompression:
             with pytest.raises(error, match=message):
                 await http.get_json("/version")
             await http.aclose()
+
+    async def test_a_long_error_message_is_read_whole_and_shown_cut_with_a_mark(self) -> None:
+        """PBS names the chunk it could not open by its path: the JSON is longer than a first glance at it."""
+        path = "/mnt/datastore/main/.chunks/3f1c/3f1c" + "0a9b" * 15
+        message = f'unable to open chunk store at "{path}" - No such file or directory (os error 2)\n' * 3
+        body = json.dumps({"data": None, "message": message}).encode()
+        async with encoded_server("identity", body, status="400 Bad Request") as (url, _heads):
+            http = client(url, max_in_flight=1)
+            with pytest.raises(SourceProtocolError) as raised:
+                await http.get_json("/admin/datastore/main/namespace")
+            await http.aclose()
+        shown = str(raised.value)
+        assert "HTTP 400 on /admin/datastore/main/namespace: unable to open chunk store at" in shown, shown
+        assert shown.endswith("…") and "\n" not in shown and len(shown) < 300, shown
 
     @pytest.mark.parametrize("layers", [1, 2])
     async def test_a_gzip_bomb_is_refused_at_the_limit_without_inflating_it(self, layers: int) -> None:

@@ -33,6 +33,8 @@ from ._util import gc_paused, json_loads
 
 ACCEPTED_ENCODING = "gzip, deflate"  # read in bounded steps (`_read_limited`); PVE sends gzip, PBS deflate
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
+DETAIL_LIMIT = 200  # characters of a server's error message that an error shows
+ERROR_BODY_READ = 16 * 1024  # bytes of an error answer read for its message (a JSON cut short would not parse)
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -377,20 +379,21 @@ class HttpClient:
 
 
 def _error_detail(body: bytes) -> str:
-    """PBS sends a plain message string, PVE `{"message": ...}`, Laravel `{"message": ...}`."""
+    """PBS sends a plain message string, PVE `{"message": ...}`, Laravel `{"message": ...}`. At most
+    `DETAIL_LIMIT` characters, marked where cut (a PBS message naming a chunk's path is longer)."""
     if _is_html(body):
         return "an HTML page (a proxy's or a login page?)"
-    text = body[:500].decode("utf-8", "replace").strip()
+    text = body[:ERROR_BODY_READ].decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        return text.splitlines()[0][:200] if text else ""
+        return clean_text(text.splitlines()[0], DETAIL_LIMIT) if text else ""
     if isinstance(data, dict):
         for key in ("message", "msg", "error"):
             if isinstance(data.get(key), str):
-                return str(data[key])[:200]
+                return clean_text(data[key].strip(), DETAIL_LIMIT)
     if isinstance(data, str):
-        return data[:200]
+        return clean_text(data.strip(), DETAIL_LIMIT)
     return ""
 
 
@@ -455,4 +458,4 @@ def _tls_reason(exc: Exception) -> str:
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0][:200]
+    return clean_text(text.splitlines()[0], DETAIL_LIMIT)
