@@ -46,7 +46,7 @@ from backup_glance.web.views import STATUS_WORD, widget_state
 from backup_glance.web.widgets import calendar, datastores, status
 from backup_glance.web.widgets._names import Names, apply_job_config
 from backup_glance.web.widgets._spec import View
-from backup_glance.web.widgets.timeline import fit_axis
+from backup_glance.web.widgets.timeline import build_week_view, fit_axis
 
 Z = ZoneInfo(ZONE)
 WEB_MODULES = [
@@ -494,6 +494,18 @@ class TestNames:
         names = Names(board)
         assert names.job("databasement/backup/01k") == "Databasement · Daily dumps"
         assert names.job("pbs-main/verify/v") == "PBS · v-main-daily verify"
+
+    def test_a_right_to_left_name_is_set_apart_from_what_follows_it(self) -> None:
+        """In "covers web, db, خادم النسخ +2" the count joined the Arabic run and showed before the name."""
+        rtl = "خادم النسخ"
+        ids = ("web", "db", "mail", "dns", "git", "backup-ar", "x1", "x2")
+        verdicts = tuple(a_verdict(i, name=rtl if i == "backup-ar" else i) for i in ids)
+        board = a_board(verdicts, slots=(a_slot("نسخ يومي", job_key="pve/backup/ar", service_ids=ids),))
+        names = Names(board)
+        assert names.service("backup-ar") == f"\u2068{rtl}\u2069" and names.service("web") == "web"
+        assert names.job("pve/backup/ar") == "pve1 · \u2068نسخ يومي\u2069 backup"
+        (lane,) = build_week_view(board, Z, list(board.slots), None).lanes
+        assert lane.covers == f"web, db, mail, dns, git, \u2068{rtl}\u2069 +2"
 
     def test_config_renames_and_hides_jobs_on_the_calendar(self) -> None:
         from backup_glance.config import Config

@@ -45,6 +45,9 @@ KIND_ALIASES: dict[JobKind, tuple[str, ...]] = {
     JobKind.RESTORE_TEST: ("restore",),
 }
 _WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+# Letters of the scripts written right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and their presentation
+# forms): a name holding them is set apart from the text around it.
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefe]")
 
 
 class JobPresentation(Protocol):
@@ -83,6 +86,16 @@ def _kind_word(kind: JobKind, source_kind: str) -> str:
     return KIND_WORD[kind]
 
 
+def isolated(name: str) -> str:
+    """A name written right to left, between U+2068 and U+2069: what follows it in a line ("+2", ", nightly")
+    keeps its place instead of joining the name's direction. Any other name as it is.
+
+    >>> isolated("vault"), isolated("خادم النسخ")
+    ('vault', '\u2068خادم النسخ\u2069')
+    """
+    return f"\u2068{name}\u2069" if _RIGHT_TO_LEFT.search(name) else name
+
+
 def job_label(system: str, name: str, kind: JobKind, source_kind: str = "") -> str:
     """
     >>> job_label("Databasement", "Daily", JobKind.BACKUP, "databasement")
@@ -96,7 +109,8 @@ def job_label(system: str, name: str, kind: JobKind, source_kind: str = "") -> s
     """
     folded = name.casefold()
     aliases = (*KIND_ALIASES.get(kind, ()), KIND_WORD[kind].casefold())
-    text = name if any(a in folded for a in aliases) else f"{name} {_kind_word(kind, source_kind)}".strip()
+    text = isolated(name) if any(a in folded for a in aliases) else f"{isolated(name)} {_kind_word(kind, source_kind)}"
+    text = text.strip()
     if system and not folded.startswith(system.casefold()):
         text = f"{system} · {text}"
     return text
@@ -138,10 +152,10 @@ class Names:
         return self._systems.get(source, source)
 
     def job(self, key: str, fallback: str = "") -> str:
-        return self._jobs.get(key) or fallback or key
+        return self._jobs.get(key) or isolated(fallback or key)
 
     def service(self, service_id: str, fallback: str = "") -> str:
-        return self._services.get(service_id) or fallback or service_id
+        return self._services.get(service_id) or isolated(fallback or service_id)
 
     def service_system(self, verdict: Verdict) -> str:
         """The system that holds a service's backups: PBS for a guest PBS backs up, Backrest for a plan, ..."""
@@ -173,7 +187,8 @@ class Names:
             system = systems[verdict.service_id]
             bare = _without_tag(verdict.name, system)
             alike = len(systems_by_stem[_stem(verdict.name)]) > 1  # a tag only helps across systems
-            names[verdict.service_id] = f"{bare} · {system}" if system and (alike or bare != verdict.name) else bare
+            label = isolated(bare)
+            names[verdict.service_id] = f"{label} · {system}" if system and (alike or bare != verdict.name) else label
         return names
 
 
