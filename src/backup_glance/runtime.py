@@ -31,10 +31,10 @@ class Runtime:
     collector: Collector
     history: History | None
     notifier: Notifier | None = None  # `serve` only: alerts, digests and the heartbeat (notify, heartbeat)
-    claim: IO[str] | None = None  # `serve` only: held while it runs (`claim_history`)
+    claim: IO[bytes] | None = None  # `serve` only: held while it runs (`claim_history`)
 
 
-def claim_history(path: Path) -> IO[str]:
+def claim_history(path: Path) -> IO[bytes]:
     """Keep any other `serve` off the history file at `path` while the returned file stays open: two would both
     send every notification. Raises HistoryError naming the process that holds it."""
     try:
@@ -46,7 +46,8 @@ def claim_history(path: Path) -> IO[str]:
     lock = real.with_name(real.name + ".lock")
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock.open("a+", encoding="ascii")
+        # Unbuffered: a process id that cannot be written (a full disk) is not written again at the close.
+        handle = lock.open("a+b", buffering=0)
     except OSError as exc:
         reason = folder_trouble(lock, exc)
         raise HistoryError(f"cannot create {lock} (it keeps a second serve off {path.name}): {reason}") from None
@@ -54,16 +55,18 @@ def claim_history(path: Path) -> IO[str]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.seek(0)
-        holder = handle.read(20).strip()
+        holder = handle.read(20).decode("ascii", "replace").strip()
         handle.close()
         who = f"process {holder}" if holder.isdigit() else "another process"
         raise HistoryError(
             f"{path} is in use by another backup-glance serve ({who}); stop it, or give this one its own history.path"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n".encode("ascii"))
+    except OSError:  # a full disk: the lock holds all the same, only a second serve cannot name this one
+        pass
     return handle
 
 

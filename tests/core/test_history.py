@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ import pytest
 from backup_glance.errors import HistoryError
 from backup_glance.history import History
 from backup_glance.history import _store as history_store
-from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages
+from backup_glance.history._schema import MIGRATIONS, SCHEMA_VERSION, _give_back_free_pages, migrate
 from backup_glance.history._store import _what_to_do
 from backup_glance.model import Job, JobKind, JobRun, Observation, RunOutcome, Snapshot, Target, Verification
 from backup_glance.runtime import claim_history
@@ -735,6 +736,36 @@ class TestSchema:
             assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
         assert "not compacted after the upgrade" in caplog.text
 
+    def test_an_upgrade_that_fills_the_disk_says_so_and_gives_the_space_back(self, tmp_path: Path) -> None:
+        """On SQLITE_FULL, SQLite may roll the step back itself: the ROLLBACK after it raised "cannot rollback - no
+        transaction is active", which hid the reason, and the WAL it grew kept the disk full."""
+
+        class FullDisk:  # the connection as `migrate` uses it, on a disk that fills during step 3
+            def __init__(self, conn: sqlite3.Connection) -> None:
+                self.conn, self.checkpoints = conn, []
+
+            @property
+            def in_transaction(self) -> bool:
+                return self.conn.in_transaction
+
+            def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+                if sql.startswith("PRAGMA wal_checkpoint"):
+                    self.checkpoints.append(sql)
+                if sql == "PRAGMA user_version = 3":
+                    self.conn.execute("ROLLBACK")
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.conn.execute(sql, *args)
+
+        with closing(sqlite3.connect(tmp_path / "h.db", isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            full = FullDisk(conn)
+            with pytest.raises(sqlite3.OperationalError, match=r"^database or disk is full$"):
+                migrate(full, "h.db")  # type: ignore[arg-type]
+            assert conn.execute("PRAGMA user_version").fetchone() == (2,), "the steps before it stay done"
+            assert full.checkpoints == ["PRAGMA wal_checkpoint(TRUNCATE)"]
+        hint = _what_to_do(str(tmp_path / "h.db"), sqlite3.OperationalError("database or disk is full"))
+        assert hint.startswith("; free some space beside it: upgrading its schema may take about "), hint
+
     def test_it_refuses_a_database_from_a_newer_version(self, db_path: Path) -> None:
         History.open(db_path, retention=RETENTION).close()
         pragma(db_path, f"user_version = {SCHEMA_VERSION + 1}")
@@ -785,6 +816,23 @@ class TestSchema:
 
         with pytest.raises(HistoryError, match=r"history database .* is closed"):
             history.view(since=NOW)
+
+
+class TestLockedByAnotherProcess:
+    def test_a_database_another_process_locks_is_on_the_board_until_a_write_works(self, db_path: Path) -> None:
+        """A backup tool copying the file (or a second backup-glance run by hand) holds it locked: every write
+        failed in the log only, and the board said nothing."""
+        with History.open(db_path, retention=RETENTION) as history:
+            assert history._conn is not None
+            history._conn.execute("PRAGMA busy_timeout = 50")  # not the 10 s a service waits
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+                other.execute("BEGIN EXCLUSIVE")
+                with pytest.raises(HistoryError, match="database is locked"):
+                    history.record(an_observation(snapshots=[a_snapshot()]))
+                assert history.problem is not None and "another process holds the database locked" in history.problem
+                other.execute("ROLLBACK")
+            history.record(an_observation(snapshots=[a_snapshot()]))
+            assert history.problem is None
 
 
 class TestThreads:
@@ -907,3 +955,20 @@ def test_a_history_path_below_a_file_names_that_file(tmp_path: Path) -> None:
     assert str(opened.value) == f"cannot open the history database {path}: {tmp_path / 'afile'} is a file, not a folder"
     with pytest.raises(HistoryError, match=re.escape(f": {tmp_path / 'afile'} is a file, not a folder")):
         claim_history(path)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_serve_lock_on_a_full_disk_holds_without_naming_its_process(tmp_path: Path) -> None:
+    """Writing the process id into the lock failed on a full disk: `serve` ended in "internal error (a bug)"
+    and a stray "Exception ignored" at the close. /dev/full refuses every write with ENOSPC, as a full disk does."""
+    path = tmp_path / "history.sqlite3"
+    (tmp_path / "history.sqlite3.lock").symlink_to("/dev/full")
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        claim = claim_history(path)
+        claim.close()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert claim.closed and not unraisable

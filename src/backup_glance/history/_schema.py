@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from contextlib import suppress
 
 from ..errors import HistoryError
 
@@ -159,7 +160,12 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             MIGRATIONS[number - 1](conn)
             conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # On a full disk SQLite may have rolled the step back itself: a second ROLLBACK would raise "no
+            # transaction is active" in place of the reason. Either way the WAL it grew is given back.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             raise
         conn.execute("COMMIT")
         if version > 0:  # a new file is said once, below, not once per step it was made in

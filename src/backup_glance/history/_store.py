@@ -84,6 +84,8 @@ _TROUBLE = {
     "SQLITE_IOERR": "an I/O error",
     "SQLITE_CANTOPEN": "the file cannot be opened",
     "SQLITE_PERM": "permission denied",
+    "SQLITE_BUSY": "another process holds the database locked",
+    "SQLITE_LOCKED": "another process holds the database locked",
 }
 
 
@@ -566,6 +568,12 @@ def _what_to_do(where: str, exc: sqlite3.Error) -> str:
     """A hint for a file SQLite refused as no database: a damaged history (it starts as every SQLite file does),
     or another file. Other errors (read-only, locked, no permission) say what they are already."""
     text = str(exc)
+    if "disk is full" in text:
+        try:
+            size = os.stat(where).st_size
+        except OSError:
+            return ""
+        return f"; free some space beside it: upgrading its schema may take about {2 * size / 1e6:,.0f} MB more"
     if "malformed" not in text and "not a database" not in text:
         return ""
     try:
