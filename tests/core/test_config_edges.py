@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -333,3 +334,37 @@ class TestShownNames:
         assert not report.problems and report.config is not None
         assert report.config.services[0].silence is not None
         assert report.config.services[0].silence.reason == "moved to the new box"
+
+
+class TestTheMachinesZone:
+    """The display zone when `timezone:` is not set. A Docker `-v /etc/localtime:/etc/localtime:ro` makes the file a
+    copy, not a link: the board then showed UTC while the machine and the log said Berlin."""
+
+    @pytest.fixture
+    def machine(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        from backup_glance.config import _schema
+
+        monkeypatch.delenv("TZ", raising=False)
+        monkeypatch.setattr(_schema, "LOCALTIME", tmp_path / "localtime")
+        monkeypatch.setattr(_schema, "TIMEZONE_FILE", tmp_path / "timezone")
+        return tmp_path
+
+    def test_a_copied_zone_file_is_known_by_its_content(self, machine: Path) -> None:
+        from backup_glance.config._schema import machine_zone
+
+        (machine / "localtime").write_bytes(Path("/usr/share/zoneinfo/Europe/Berlin").read_bytes())
+        found = machine_zone()
+        assert found != "UTC" and ZoneInfo(found).utcoffset(datetime(2027, 1, 1)) == timedelta(hours=1), found
+        (machine / "timezone").write_text("Europe/Berlin\n")
+        assert machine_zone() == "Europe/Berlin", "Debian's /etc/timezone names it"
+
+    def test_a_link_a_zone_variable_and_nothing(self, machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from backup_glance.config._schema import machine_zone
+
+        assert machine_zone() == "UTC"
+        (machine / "localtime").symlink_to("/usr/share/zoneinfo/America/New_York")
+        assert machine_zone() == "America/New_York"
+        monkeypatch.setenv("TZ", ":Europe/Madrid")
+        assert machine_zone() == "Europe/Madrid"
+        monkeypatch.setenv("TZ", "Mars/Olympus")
+        assert machine_zone() == "America/New_York"

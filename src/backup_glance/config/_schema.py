@@ -11,7 +11,9 @@ import ipaddress
 import math
 import os
 import re
+import zoneinfo
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -660,19 +662,57 @@ class Config(_Strict):
     _substituted_secrets: tuple[str, ...] = PrivateAttr(default=())
 
 
+LOCALTIME = Path("/etc/localtime")
+TIMEZONE_FILE = Path("/etc/timezone")  # Debian's name of the zone, beside a copied /etc/localtime
+
+
 def machine_zone() -> str:
+    """The machine's zone name: `TZ`, else where /etc/localtime links to, else (a copy of the zone's file, as a
+    Docker `-v /etc/localtime:/etc/localtime:ro` makes it) /etc/timezone, or the zone whose file it is."""
     tz = os.environ.get("TZ")
-    if tz:
-        try:
-            ZoneInfo(tz.lstrip(":"))
-            return tz.lstrip(":")
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
+    if tz and (named := _zone_named(tz.lstrip(":"))):
+        return named
     try:
-        link = os.readlink("/etc/localtime")
+        link = os.readlink(LOCALTIME)
+    except OSError:
+        pass
+    else:
         marker = "zoneinfo/"
         if marker in link:
             return link.split(marker, 1)[1]
+    try:
+        named = _zone_named(TIMEZONE_FILE.read_text(encoding="utf-8", errors="replace").strip())
     except OSError:
-        pass
+        named = None
+    if named:
+        return named
+    try:
+        return _zone_of_file(LOCALTIME.read_bytes())
+    except OSError:
+        return "UTC"
+
+
+def _zone_named(name: str) -> str | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    return name
+
+
+def _zone_of_file(data: bytes) -> str:
+    """The first zone, Region/City first, whose compiled file is `data`; UTC when none is."""
+    found = []
+    for root in map(Path, zoneinfo.TZPATH):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in ("posix", "right"))
+            for file in files:
+                candidate = Path(folder, file)
+                try:
+                    if candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
+                        found.append(candidate.relative_to(root).as_posix())
+                except OSError:
+                    continue
+        if found:
+            return min(found, key=lambda name: ("/" not in name, name.startswith("Etc/"), name))
     return "UTC"
