@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .sources._util import utc_now
 
 if TYPE_CHECKING:
     from .notify import Notifier
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +73,24 @@ def claim_history(path: Path) -> IO[bytes]:
     return handle
 
 
+# Where the first versions kept the history when the config named none: relative to the folder started in.
+OLDER_DEFAULT = Path("data") / "history.sqlite3"
+
+
+def _tell_of_an_older_default(path: Path) -> None:
+    """A history about to start afresh while the file an older version used by default is right here: after an
+    upgrade, everything recorded so far (gone snapshots, first sightings) would be left behind unsaid."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    older = OLDER_DEFAULT.absolute()
+    if older.is_file():
+        log.warning(
+            "starting a new history file: an older version's history is at the former default place; to keep what "
+            "it recorded, stop this, move that file to the new place (or set history.path to it) and start again",
+            extra={"new": str(path), "former": str(older)},
+        )
+
+
 def build_runtime(
     config: Config,
     *,
@@ -84,6 +105,7 @@ def build_runtime(
     claim = None
     if with_history:
         path = history_path(config.history.path)
+        _tell_of_an_older_default(path)
         if notify and str(path) != ":memory:":
             claim = claim_history(path)  # before opening it: a second serve must not touch the file at all
         try:

@@ -972,3 +972,28 @@ def test_a_serve_lock_on_a_full_disk_holds_without_naming_its_process(tmp_path: 
     finally:
         sys.unraisablehook = hook
     assert claim.closed and not unraisable
+
+
+def test_a_new_history_beside_the_former_default_file_says_where_that_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first versions kept the history in ./data/history.sqlite3 when the config named none; a later one in
+    the data folder. An upgrade then started afresh, saying only "history file created"."""
+    from backup_glance.config import Config, HistoryConfig
+    from backup_glance.runtime import build_runtime
+
+    monkeypatch.chdir(tmp_path)
+    History.open(tmp_path / "data" / "history.sqlite3", retention=RETENTION).close()
+    config = Config(timezone="UTC", history=HistoryConfig(path=str(tmp_path / "state" / "history.sqlite3")))
+
+    def warnings_at_start() -> list[logging.LogRecord]:
+        caplog.clear()
+        runtime = build_runtime(config)
+        assert runtime.history is not None
+        runtime.history.close()
+        return [r for r in caplog.records if r.levelno == logging.WARNING]
+
+    (told,) = warnings_at_start()
+    assert told.former == str(tmp_path / "data" / "history.sqlite3")  # type: ignore[attr-defined]
+    assert "move that file to the new place (or set history.path to it)" in told.getMessage()
+    assert warnings_at_start() == [], "the second start finds its own file: nothing to say"
