@@ -18,12 +18,14 @@ import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import trustme
 
-from backup_glance.errors import SourceAuthError, SourceProtocolError, SourceUnreachable
+from backup_glance.errors import SourceAuthError, SourceProtocolError, SourceTLSError, SourceUnreachable
 from backup_glance.sources._http import HttpClient
 from backup_glance.sources._transport import StreamTransport, _raise_mapped
 
@@ -433,6 +435,81 @@ class TestCompression:
             with pytest.raises(SourceProtocolError, match=message):
                 await http.get_json("/version")
             await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("headers", "auth", "secret", "kept"),
+    [
+        ({"Authorization": "PBSAPIToken=monitor@pbs!glance:0Delok-7c1e"}, None, "0Delok-7c1e", "monitor@pbs!glance"),
+        ({"Authorization": "PVEAPIToken=monitor@pve!glance=aa11-bb22"}, None, "aa11-bb22", "monitor@pve!glance"),
+        ({"Authorization": "Bearer 42|dbm-token-xyz"}, None, "42|dbm-token-xyz", "Bearer"),
+        ({}, httpx.BasicAuth("monitor", "hunter22"), "bW9uaXRvcjpodW50ZXIyMg", "Basic"),
+    ],
+    ids=["pbs", "pve", "bearer", "basic"],
+)
+async def test_a_server_quoting_the_request_back_does_not_put_the_secret_on_the_board(
+    headers: dict[str, str], auth: httpx.Auth | None, secret: str, kept: str
+) -> None:
+    """A proxy's error page that quotes the request: the secret went on the board and every page showing it."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            quoted = next(line for line in head.split("\r\n") if line.lower().startswith("authorization"))
+            body = json.dumps({"message": f"bad request: {quoted} (password hunter22)"}).encode()
+            writer.write(b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    http = HttpClient(source="lab", kind="pbs", base_url=url, headers=headers, auth=auth, timeout_s=5)
+    try:
+        with pytest.raises(SourceUnreachable) as raised:
+            await http.get_json("/nodes/localhost/time")
+    finally:
+        await http.aclose()
+        server.close()
+    shown = str(raised.value)
+    assert "bad request: " in shown and "********" in shown and kept in shown, shown
+    assert secret not in shown and ("hunter22" not in shown or auth is None), shown
+
+
+@pytest.mark.parametrize(
+    ("names", "expired", "said"),
+    [
+        (("127.0.0.1",), True, "certificate not accepted: certificate has expired"),
+        (("pbs.example",), False, "certificate not accepted: IP address mismatch, certificate is not valid for"),
+    ],
+    ids=["expired", "another-host"],
+)
+async def test_a_certificate_the_ca_file_signs_but_that_is_wrong_says_what_is_wrong(
+    tmp_path: Path, names: tuple[str, ...], expired: bool, said: str
+) -> None:
+    """Both said "certificate not trusted (set fingerprint: ... or ca_file:)", with ca_file set already."""
+    import trustme
+
+    ca = trustme.CA()
+    past = datetime.now(UTC) - timedelta(days=1)
+    leaf = (
+        ca.issue_cert(*names, not_before=past - timedelta(days=30), not_after=past)
+        if expired
+        else ca.issue_cert(*names)
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0, ssl=context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    http = HttpClient(source="lab", kind="pbs", base_url=url, ca_file=str(ca_file), timeout_s=5)
+    try:
+        with pytest.raises(SourceTLSError) as raised:
+            await http.get_json("/version")
+    finally:
+        await http.aclose()
+        server.close()
+    assert said in str(raised.value) and "fingerprint" not in str(raised.value), raised.value
 
 
 class TestAnswersThatAreNotTheApi:

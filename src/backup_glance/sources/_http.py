@@ -7,11 +7,14 @@ It never puts a credential in a URL, a message or a log line: credentials travel
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import re
 import ssl
 import zlib
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlencode
 from urllib.request import getproxies
@@ -131,6 +134,7 @@ class HttpClient:
     ) -> None:
         self.source = source
         self.kind = kind
+        self._secrets = _secrets_sent(headers or {}, auth)
         self._max_bytes = max_bytes
         self.requests_made = 0
         self.bytes_received = 0
@@ -196,6 +200,8 @@ class HttpClient:
         )
 
     def _error(self, cls: type[SourceError], message: str, http_status: int | None = None) -> SourceError:
+        for secret in self._secrets:  # a server (or a proxy) that quotes the request back in its error
+            message = message.replace(secret, "********")
         return cls(message, source=self.source, kind=self.kind, http_status=http_status)
 
     async def aclose(self) -> None:
@@ -378,6 +384,22 @@ class HttpClient:
             )
 
 
+def _secrets_sent(headers: Mapping[str, str], auth: httpx.Auth | None) -> list[str]:
+    """What of the credentials this client sends must never be shown: the last part of each credential header
+    (the secret after "PBSAPIToken=id:", a Bearer token, the base64 of Basic) and the password inside Basic;
+    longest first, so that a part of a longer one does not leave the rest of it shown. A token's id is no secret:
+    an error naming it stays readable."""
+    sent = [value for name, value in headers.items() if name.lower() in ("authorization", "x-api-key", "cookie")]
+    secrets = set()
+    basic = getattr(auth, "_auth_header", None)  # httpx.BasicAuth keeps the header it sends
+    if isinstance(basic, str):
+        sent.append(basic)
+        with suppress(ValueError, UnicodeDecodeError):
+            secrets.add(base64.b64decode(basic.split()[-1], validate=True).decode("utf-8").partition(":")[2])
+    secrets.update(re.split(r"[\s=:]", value.rstrip("="))[-1] for value in sent)  # base64 ends in "="s
+    return sorted((secret for secret in secrets if len(secret) >= 4), key=len, reverse=True)
+
+
 def _error_detail(body: bytes) -> str:
     """PBS sends a plain message string, PVE `{"message": ...}`, Laravel `{"message": ...}`. At most
     `DETAIL_LIMIT` characters, marked where cut (a PBS message naming a chunk's path is longer)."""
@@ -444,14 +466,26 @@ def _is_tls_failure(exc: Exception) -> bool:
     return "SSL" in str(exc) or "certificate" in str(exc).lower()
 
 
+_UNKNOWN_ISSUER = ("self-signed", "self signed", "unable to get local issuer")
+
+
 def _tls_reason(exc: Exception) -> str:
+    """Why the handshake failed, as OpenSSL said it ("certificate has expired", "Hostname mismatch, ..."), with
+    the way out when the certificate is merely not one the system trusts."""
     cause: BaseException | None = exc
+    why = ""
     while cause is not None:
         if isinstance(cause, FingerprintMismatch):
             return str(cause.args[0]) if cause.args else "certificate fingerprint mismatch"
+        if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_message:
+            why = clean_text(cause.verify_message, DETAIL_LIMIT)
         cause = cause.__cause__ or cause.__context__
     text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if not why and "certificate verify failed: " in text:
+        why = clean_text(text.split("certificate verify failed: ", 1)[1].split(" (_ssl.c", 1)[0], DETAIL_LIMIT)
+    if why and not any(words in why.lower() for words in _UNKNOWN_ISSUER):
+        return f"certificate not accepted: {why}"
+    if why or "CERTIFICATE_VERIFY_FAILED" in text:
         return "certificate not trusted (set `fingerprint:` to pin a self-signed certificate, or `ca_file:`)"
     return _short(exc)
 
