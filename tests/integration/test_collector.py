@@ -155,7 +155,7 @@ class TestTheDemoHomelab:
 
         scratch = verdict(h.board(silence_scratch), "scratch")
         assert scratch.status is Status.SILENCED
-        assert scratch.reasons[0].startswith("silenced until Fri 01 Jan 00:00: throwaway test box")
+        assert scratch.reasons[0].startswith("silenced until Fri 01 Jan 2027 00:00: throwaway test box")
 
 
 def test_backups_in_progress_are_running_not_late() -> None:

@@ -504,6 +504,20 @@ class TestReviewFixes:
         assert not [j for j in obs.jobs if j.kind is JobKind.GC]
         assert {j.kind for j in obs.jobs} == {JobKind.PRUNE, JobKind.VERIFY}
 
+    async def test_a_job_list_that_fails_once_keeps_the_jobs_last_read(self, pbs_server: SimulatorServer) -> None:
+        """A busy PBS answered /admin/verify with an error once: its verify jobs vanished for that poll, and with
+        them the services' `unverified` (the board looked better while PBS said less)."""
+        source = a_source(pbs_server)
+        before = await source.poll()
+        pbs_server.app.faults.missing_paths = {"/admin/verify", "/admin/prune"}
+        during = await source.poll()
+        await source.aclose()
+        kinds = (JobKind.VERIFY, JobKind.PRUNE)
+        assert {j.key for j in during.jobs if j.kind in kinds} == {j.key for j in before.jobs if j.kind in kinds}
+        assert any(j.kind is JobKind.VERIFY for j in during.jobs)
+        assert any(p.startswith("verify jobs: ") for p in during.problems), during.problems
+        assert any(p.startswith("prune jobs: ") for p in during.problems), during.problems
+
 
 class TestLongTaskLists:
     async def test_a_task_list_longer_than_the_pages_read_says_so_and_one_that_fits_does_not(

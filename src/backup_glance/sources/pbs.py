@@ -107,6 +107,9 @@ class PbsSource(ProxmoxSource):
         self._offsite = config.offsite
         self._endpoint = endpoint_of(config.url)
         self._sync_items: list[Any] = []
+        # Each job list as last read: one that fails this once (a 503 from a busy PBS) keeps its jobs, so that a
+        # verify or prune job does not vanish for a poll and take its findings (unverified, retention) with it.
+        self._job_items: dict[JobKind, list[Any]] = {}
         self._remotes = RemoteScanner(self.name, config.offsite, self._clusters)
 
     async def poll(self) -> Observation:
@@ -204,11 +207,14 @@ class PbsSource(ProxmoxSource):
         jobs: list[Job] = []
         prune_keys: dict[Any, str] = {}
         verify_last: dict[str, str] = {}
-        if results[2] is not None:  # a sync list that failed this once keeps the last one: no copy vanishes for it
-            self._sync_items = list(results[2])  # the remotes' side is read once the groups are known
+        for (kind, _path, _params), items in zip(kinds, results, strict=True):
+            if items is not None:
+                self._job_items[kind] = list(items)
+        listed = [self._job_items.get(kind, []) for kind, _path, _params in kinds]  # its problem is said meanwhile
+        self._sync_items = listed[2]  # the remotes' side is read once the groups are known
         refused: list[str] = []
-        for (kind, path, _params), items in zip(kinds, results, strict=True):
-            for item in items or []:
+        for (kind, path, _params), items in zip(kinds, listed, strict=True):
+            for item in items:
                 try:
                     job = parse_job(self.name, kind, item, timezone, path, self._protocol)
                 except SourceProtocolError as exc:  # one job PBS could not have written costs that job
