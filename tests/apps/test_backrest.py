@@ -208,7 +208,9 @@ class TestSteadyState:
 class TestFailures:
     async def test_it_reports_rejected_credentials_without_echoing_them(self, backrest: Sim) -> None:
         _scenario, server = backrest
-        with pytest.raises(SourceAuthError, match=r"HTTP 401\) on /v1.Backrest/GetConfig") as exc:
+        with pytest.raises(
+            SourceAuthError, match=r"^backrest .*: username or password rejected \(HTTP 401\) on /v1.Backrest/GetConfig"
+        ) as exc:
             await poll_once(a_source(server, password="not-the-S3CRET-pass"))
         assert "S3CRET" not in str(exc.value)
 

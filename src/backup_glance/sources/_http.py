@@ -135,6 +135,7 @@ class HttpClient:
         self.source = source
         self.kind = kind
         self._secrets = _secrets_sent(headers or {}, auth)
+        self._credential = "username or password" if isinstance(auth, httpx.BasicAuth) else "token"
         self._max_bytes = max_bytes
         self.requests_made = 0
         self.bytes_received = 0
@@ -365,7 +366,7 @@ class HttpClient:
     def _check_status(self, response: httpx.Response, body: bytes, path: str) -> None:
         status = response.status_code
         if status in (401, 403):
-            what = "token rejected" if status == 401 else "permission denied"
+            what = f"{self._credential} rejected" if status == 401 else "permission denied"
             raise self._error(SourceAuthError, f"{what} (HTTP {status}) on {path}", status)
         if 300 <= status < 400:  # followed, a redirect could carry the token to another host: said, not taken
             where = clean_text(response.headers.get("location", ""))[:200]
