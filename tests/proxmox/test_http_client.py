@@ -15,6 +15,7 @@ import resource
 import socket
 import ssl
 import struct
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -401,6 +402,19 @@ class TestCompression:
         shown = str(raised.value)
         assert "HTTP 400 on /admin/datastore/main/namespace: unable to open chunk store at" in shown, shown
         assert shown.endswith("…") and "\n" not in shown and len(shown) < 300, shown
+
+    async def test_millions_of_tiny_records_are_refused_before_they_are_decoded(self) -> None:
+        """20 KB of gzip that inflate to `{"data": [{}, {}, ...]}`: under the byte limit, it decoded into gigabytes
+        of Python objects and held the event loop (the web server with it) for seconds."""
+        packed = gzip.compress(b'{"data": [' + b"{}," * 5_000_000 + b"{}]}", compresslevel=9)
+        assert len(packed) < 100_000
+        before, began = peak_rss_mb(), time.perf_counter()
+        async with encoded_server("gzip", packed) as (url, _heads):
+            http = HttpClient(source="lab", kind="pbs", base_url=url, timeout_s=5)
+            with pytest.raises(SourceProtocolError, match=r"on /groups holds about 5,000,000 values, more than the"):
+                await http.get_json("/groups")
+            await http.aclose()
+        assert time.perf_counter() - began < 3 and peak_rss_mb() - before < 100
 
     @pytest.mark.parametrize("layers", [1, 2])
     async def test_a_gzip_bomb_is_refused_at_the_limit_without_inflating_it(self, layers: int) -> None:

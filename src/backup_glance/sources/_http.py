@@ -36,6 +36,9 @@ from ._util import gc_paused, json_loads
 
 ACCEPTED_ENCODING = "gzip, deflate"  # read in bounded steps (`_read_limited`); PVE sends gzip, PBS deflate
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a PBS snapshot list of a big datastore is a few MB; 64 MB means broken
+# JSON values (counted by their commas) in one answer at most. A real one is far below: a PBS snapshot list at the
+# byte limit holds about 2.5 million; four million tiny ones decode into about 300 MB of Python objects.
+MAX_VALUES = 4_000_000
 DETAIL_LIMIT = 200  # characters of a server's error message that an error shows
 ERROR_BODY_READ = 16 * 1024  # bytes of an error answer read for its message (a JSON cut short would not parse)
 
@@ -290,11 +293,21 @@ class HttpClient:
         few kilobytes of gzip inside gzip are gigabytes. The body of an answer that is no success is only its
         detail: one that does not unpack is read as empty, and the status says what went wrong."""
         try:
-            return await self._read_body(response, path)
+            body = await self._read_body(response, path)
         except SourceProtocolError:
             if response.is_success:
                 raise
             return b""
+        # Counted in C, before any decoding: a list of millions of tiny records ("[{},{},...]", 20 KB as gzip)
+        # decoded into Python objects took gigabytes and held the event loop, web server included, for seconds.
+        values = body.count(b",")
+        if values > MAX_VALUES and response.is_success:
+            raise self._error(
+                SourceProtocolError,
+                f"response on {path} holds about {values:,} values, more than the {MAX_VALUES:,} a real answer "
+                "holds; refused",
+            )
+        return body
 
     async def _read_body(self, response: httpx.Response, path: str) -> bytes:
         chunks: list[bytes] = []
