@@ -478,13 +478,7 @@ async def test_a_server_quoting_the_request_back_does_not_put_the_secret_on_the_
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     http = HttpClient(source="lab", kind="pbs", base_url=url, headers=headers, auth=auth, timeout_s=5)
-    try:
-        with pytest.raises(SourceUnreachable) as raised:
-            await http.get_json("/nodes/localhost/time")
-    finally:
-        await http.aclose()
-        server.close()
-    shown = str(raised.value)
+    shown = await refusal(http, server, "/nodes/localhost/time", SourceUnreachable)
     assert "bad request: " in shown and "********" in shown and kept in shown, shown
     assert secret not in shown and ("hunter22" not in shown or auth is None), shown
 
@@ -517,13 +511,19 @@ async def test_a_certificate_the_ca_file_signs_but_that_is_wrong_says_what_is_wr
     ca.cert_pem.write_to_path(str(ca_file))
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     http = HttpClient(source="lab", kind="pbs", base_url=url, ca_file=str(ca_file), timeout_s=5)
+    shown = await refusal(http, server, "/version", SourceTLSError)
+    assert said in shown and "fingerprint" not in shown, shown
+
+
+async def refusal(http: HttpClient, server: asyncio.Server, path: str, error: type[Exception]) -> str:
+    """What `http` raises asking `server` for `path`; both are closed after."""
     try:
-        with pytest.raises(SourceTLSError) as raised:
-            await http.get_json("/version")
+        with pytest.raises(error) as raised:
+            await http.get_json(path)
     finally:
         await http.aclose()
         server.close()
-    assert said in str(raised.value) and "fingerprint" not in str(raised.value), raised.value
+    return str(raised.value)
 
 
 class TestAnswersThatAreNotTheApi:
