@@ -80,10 +80,12 @@ OLDER_DEFAULT = Path("data") / "history.sqlite3"
 def _tell_of_an_older_default(path: Path) -> None:
     """A history about to start afresh while the file an older version used by default is right here: after an
     upgrade, everything recorded so far (gone snapshots, first sightings) would be left behind unsaid."""
-    if str(path) == ":memory:" or path.exists():
-        return
     older = OLDER_DEFAULT.absolute()
-    if older.is_file():
+    try:  # a folder this user may not look into: the history's own checks say so, in their words
+        fresh = str(path) != ":memory:" and not path.exists() and older.is_file()
+    except OSError:
+        return
+    if fresh:
         log.warning(
             "starting a new history file: an older version's history is at the former default place; to keep what "
             "it recorded, stop this, move that file to the new place (or set history.path to it) and start again",

@@ -90,8 +90,8 @@ def isolated(name: str) -> str:
     """A name written right to left, between U+2068 and U+2069: what follows it in a line ("+2", ", nightly")
     keeps its place instead of joining the name's direction. Any other name as it is.
 
-    >>> isolated("vault"), isolated("خادم النسخ")
-    ('vault', '\u2068خادم النسخ\u2069')
+    >>> isolated("vault"), isolated("خادم النسخ") == "\\u2068خادم النسخ\\u2069"
+    ('vault', True)
     """
     return f"\u2068{name}\u2069" if _RIGHT_TO_LEFT.search(name) else name
 
@@ -109,8 +109,8 @@ def job_label(system: str, name: str, kind: JobKind, source_kind: str = "") -> s
     """
     folded = name.casefold()
     aliases = (*KIND_ALIASES.get(kind, ()), KIND_WORD[kind].casefold())
-    text = isolated(name) if any(a in folded for a in aliases) else f"{isolated(name)} {_kind_word(kind, source_kind)}"
-    text = text.strip()
+    shown = isolated(name)
+    text = shown if any(a in folded for a in aliases) else f"{shown} {_kind_word(kind, source_kind)}".strip()
     if system and not folded.startswith(system.casefold()):
         text = f"{system} · {text}"
     return text
