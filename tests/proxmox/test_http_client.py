@@ -26,7 +26,13 @@ import httpx
 import pytest
 import trustme
 
-from backup_glance.errors import SourceAuthError, SourceProtocolError, SourceTLSError, SourceUnreachable
+from backup_glance.errors import (
+    SourceAuthError,
+    SourceProtocolError,
+    SourceTimeout,
+    SourceTLSError,
+    SourceUnreachable,
+)
 from backup_glance.sources._http import HttpClient
 from backup_glance.sources._transport import StreamTransport, _raise_mapped
 
@@ -366,7 +372,7 @@ class TestCompression:
             if packed:
                 assert await http.get_json("/version") == {"data": 1}
             else:
-                with pytest.raises(SourceProtocolError, match="malformed JSON on /version"):
+                with pytest.raises(SourceProtocolError, match="an empty answer on /version, where JSON belongs"):
                     await http.get_json("/version")
             await http.aclose()
         assert b"\r\naccept-encoding: gzip, deflate\r\n" in heads[0].lower()
@@ -524,6 +530,19 @@ async def refusal(http: HttpClient, server: asyncio.Server, path: str, error: ty
         await http.aclose()
         server.close()
     return str(raised.value)
+
+
+async def test_a_server_that_never_completes_the_handshake_cannot_be_connected_to() -> None:
+    """It accepts the connection and says nothing: that read "no answer within the timeout", as if a request had
+    been sent and was waiting for its answer."""
+    held: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda _r, w: held.append(w), "127.0.0.1", 0)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    http = HttpClient(source="lab", kind="pbs", base_url=url, fingerprint="00" * 32, timeout_s=0.5)
+    shown = await refusal(http, server, "/version", SourceTimeout)
+    assert shown.endswith("cannot connect within the timeout (asking for /version)"), shown
+    for writer in held:
+        writer.close()
 
 
 class TestAnswersThatAreNotTheApi:

@@ -257,6 +257,8 @@ class HttpClient:
                     # A pooled keep-alive connection the server had already closed: nothing was processed, and a
                     # GET is safe to send once more on a fresh connection.
                     response = await client.send(request, stream=True)
+            except httpx.ConnectTimeout:  # the TCP connection or the TLS handshake never completed
+                raise self._error(SourceTimeout, f"cannot connect within the timeout (asking for {path})") from None
             except httpx.TimeoutException:
                 raise self._error(SourceTimeout, f"no answer within the timeout on {path}") from None
             except httpx.LocalProtocolError:  # its text quotes the header it refused: the token itself
@@ -373,6 +375,8 @@ class HttpClient:
                 raise self._error(
                     SourceProtocolError, f"an HTML page, not JSON, on {path}: is the source's url its API's address?"
                 ) from None
+            if not body.strip():
+                raise self._error(SourceProtocolError, f"an empty answer on {path}, where JSON belongs") from None
             what = "truncated JSON" if _looks_truncated(body) else "malformed JSON"
             raise self._error(SourceProtocolError, f"{what} on {path} ({exc.__class__.__name__})") from None
 
