@@ -150,6 +150,16 @@ class TestConnections:
             await http.aclose()
         assert seen.requests == [("GET", "/first"), ("POST", "/change")]
 
+    async def test_a_query_sent_as_post_on_a_dropped_connection_is_sent_once_more(self) -> None:
+        """Backrest's Connect RPC asks everything by POST: a poll failed on "Server disconnected" when its kept-alive
+        connection closed just as the query went out."""
+        async with raw_server(second_request_dropped) as (url, seen):
+            http = client(url, max_in_flight=1)
+            await http.get_json("/first")
+            assert await http.post_json("/v1.Backrest/GetOperations", {}, reads_only=True) == {"data": "ok"}
+            await http.aclose()
+        assert seen.requests == [("GET", "/first"), *[("POST", "/v1.Backrest/GetOperations")] * 2]
+
     @pytest.mark.parametrize("cancelled", ["the request being answered", "the request waiting for a connection"])
     async def test_a_cancelled_request_gives_its_connection_back(self, cancelled: str) -> None:
         async with raw_server(slow_ok) as (url, seen):

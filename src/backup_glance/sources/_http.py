@@ -221,8 +221,10 @@ class HttpClient:
         self._check_status(response, body, path)
         return body
 
-    async def post_json(self, path: str, body: Any) -> Any:
-        return await self.request_json("POST", path, json_body=body)
+    async def post_json(self, path: str, body: Any, *, reads_only: bool = False) -> Any:
+        """`reads_only`: the call changes nothing on the server (a Connect RPC query), so, like a GET, it is sent
+        once more when a kept-alive connection turns out closed."""
+        return await self.request_json("POST", path, json_body=body, resend=reads_only)
 
     async def request_json(
         self,
@@ -231,13 +233,14 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        resend: bool = False,
     ) -> Any:
         """Send one request and return the decoded JSON body, or raise a SourceError naming `path`."""
-        response, body = await self._exchange(method, path, params=params, json_body=json_body)
+        response, body = await self._exchange(method, path, params=params, json_body=json_body, resend=resend)
         return self._decode(response, body, path)
 
     async def _exchange(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any
+        self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, resend: bool = False
     ) -> tuple[httpx.Response, bytes]:
         client = await self._idle.get()
         try:
@@ -252,10 +255,10 @@ class HttpClient:
                 try:
                     response = await client.send(request, stream=True)
                 except httpx.RemoteProtocolError:
-                    if method != "GET":
+                    if method != "GET" and not resend:
                         raise
                     # A pooled keep-alive connection the server had already closed: nothing was processed, and a
-                    # GET is safe to send once more on a fresh connection.
+                    # GET (or a query sent as POST) is safe to send once more on a fresh connection.
                     response = await client.send(request, stream=True)
             except httpx.ConnectTimeout:  # the TCP connection or the TLS handshake never completed
                 raise self._error(SourceTimeout, f"cannot connect within the timeout (asking for {path})") from None

@@ -186,7 +186,7 @@ class BackrestSource(SourceBase):
         await self._client.aclose()
 
     async def _call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        reply = await self._client.post_json(RPC + method, body)
+        reply = await self._client.post_json(RPC + method, body, reads_only=True)  # every call here is a query
         if not isinstance(reply, dict):
             raise self._protocol(f"{method}: expected a JSON object")
         return reply
