@@ -58,6 +58,7 @@ WEB_MODULES = [
     "ics",
     "monitor",
     "widgets.timeline",
+    "widgets.datastores",
     "widgets.month",
     "widgets._names",
     "widgets._marks",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
 def epoch(at: datetime) -> int:
@@ -187,8 +187,8 @@ def size(num_bytes: int | None) -> str:
     '1.50 KiB'
     >>> size(3 * 1024**4 + 1024**3 * 512)
     '3.50 TiB'
-    >>> size(None)
-    '–'
+    >>> size(2**60), size(None)
+    ('1.00 EiB', '–')
     """
     if num_bytes is None:
         return "–"

@@ -98,13 +98,24 @@ def task_lines(ds: Datastore, board: Board, zone: ZoneInfo) -> tuple[TaskLine, .
     return tuple(lines)
 
 
+def _days(days: float) -> str:
+    """ "41d"; beyond two years in years, and beyond a century not counted (a PBS estimate for the year 2199).
+
+    >>> _days(41.4), _days(1000), _days(63210)
+    ('41d', '3y', 'over 100y')
+    """
+    if days < 730:
+        return f"{days:.0f}d"
+    return f"{days / 365.25:.0f}y" if days < 36525 else "over 100y"
+
+
 def build_card(view: DatastoreView, board: Board, zone: ZoneInfo) -> DatastoreCard:
     ds, fraction, days = view.datastore, view.used_fraction, view.full_in_days
     concern = SEVERITY_CLASS[view.severity] if view.severity is not Severity.OK else ""
     if days is None:
         full_in, full_css = ("usage flat", "color-subdue") if ds.usage_is_flat else (None, "")
     else:
-        full_in, full_css = f"full in {days:.0f}d", concern
+        full_in, full_css = f"full in {_days(days)}", concern
     if fraction is None:
         usage = f"{fmt.size(ds.used_bytes)} used" if ds.used_bytes is not None else "usage unknown"
     else:
