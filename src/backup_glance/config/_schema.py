@@ -140,10 +140,8 @@ def spelled(value: object) -> str:
 def _check_zone(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not a time zone: {_shown(value)}; use an IANA name like Europe/Vienna")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {_shown(value)}; use an IANA name like Europe/Vienna") from None
+    if _zone_named(value) is None:
+        raise ValueError(f"unknown time zone {_shown(value)}; use an IANA name like Europe/Vienna")
     return value
 
 
@@ -693,6 +691,7 @@ def machine_zone() -> str:
 
 
 def _zone_named(name: str) -> str | None:
+    """`name` when it is a zone this machine knows, else None."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -17,7 +17,7 @@ def ordering_reasons(
     facts: Facts,
     predecessors: list[tuple[ServiceSpec, Facts]],
     tz: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[str]:
     """Why this service's latest run broke an `after:` rule: per predecessor target, its latest run before ours
     was still going when ours started, or had failed (a retry that succeeded in time is fine)."""
