@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from notify_helpers import HOSTILE, NOW, ZONE, a_board, a_verdict
 
 from backup_glance.model import CalendarSlot, JobKind, Severity, SlotOutcome, Status, Verdict
 from backup_glance.notify._messages import MAX_LINES, Message, alert, digest, merge
-from backup_glance.notify._policy import Rule, decide
+from backup_glance.notify._policy import Change, Line, Rule, decide
 
 MADRID = ZoneInfo(ZONE)
 
@@ -21,7 +21,7 @@ WARNING = Rule(Severity.WARNING)
 def lines_of(*verdicts: Verdict) -> Message:
     board = a_board(*verdicts)
     decision = decide(board, {}, WARNING, NOW)
-    return alert(decision.lines, MADRID, None)
+    return alert(decision.lines, MADRID, None, NOW)
 
 
 def test_a_hostile_name_cannot_forge_a_line_or_a_title() -> None:
@@ -42,8 +42,8 @@ def test_a_night_of_failures_is_one_message_with_a_line_each_and_a_cap() -> None
 def test_without_base_url_there_is_no_link_and_with_it_one() -> None:
     board = a_board(a_verdict("x", Status.FAILED))
     lines = decide(board, {}, Rule(), NOW).lines
-    assert "Board:" not in alert(lines, MADRID, None).body
-    assert alert(lines, MADRID, "https://home.lan/b").body.endswith("\n\nBoard: https://home.lan/b/")
+    assert "Board:" not in alert(lines, MADRID, None, NOW).body
+    assert alert(lines, MADRID, "https://home.lan/b", NOW).body.endswith("\n\nBoard: https://home.lan/b/")
 
 
 def test_the_digest_lists_next_weeks_runs_one_line_per_job() -> None:
@@ -76,3 +76,17 @@ def test_held_messages_merge_under_the_worst_title() -> None:
         "[Thu 26 Nov 13:00] Backups: a: gaps\na: gaps",
         "[Thu 26 Nov 14:00] Backups: b: failed\nb: failed",
     ]
+
+
+def test_a_time_from_another_year_carries_its_year() -> None:
+    """ "still failed since Mon 01 Dec" read as last week's for a problem announced thirteen months ago."""
+    announced = NOW - timedelta(days=360)  # Mon 01 Dec 2025
+    reminder = Line(Change.REMINDER, "service:x", "x", Status.FAILED.value, "", Severity.CRITICAL, since=announced)
+    recent = replace(reminder, since=NOW - timedelta(days=2))
+    body = alert([reminder, recent], MADRID, None, NOW).body.splitlines()
+    assert body == ["x: still failed since Mon 01 Dec 2025 13:00", "x: still failed since Tue 24 Nov 13:00"]
+    new_year = datetime(2026, 12, 31, 22, 30, tzinfo=UTC)  # 23:30 in Madrid; the next part is written in 2027
+    parts = merge(
+        [(new_year, Message("a", "a", "warning")), (new_year + timedelta(hours=1), Message("b", "b", "ok"))], MADRID
+    )
+    assert parts.body.split("\n\n") == ["[Thu 31 Dec 2026 23:30] a\na", "[Fri 01 Jan 00:30] b\nb"]

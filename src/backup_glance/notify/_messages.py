@@ -54,7 +54,7 @@ def _status_word(status: str) -> str:
     return status.replace("_", " ")
 
 
-def line_text(line: Line, zone: ZoneInfo) -> str:
+def line_text(line: Line, zone: ZoneInfo, now: datetime) -> str:
     name = clean(line.name, 80)
     reason = clean(line.reason)
     tail = f" — {reason}" if reason else ""
@@ -68,10 +68,10 @@ def line_text(line: Line, zone: ZoneInfo) -> str:
     if line.change is Change.UP:
         return f"source {name} answers again"
     if line.change is Change.RECOVERED:
-        now = "" if line.status == Status.OK.value else f", now {_status_word(line.status)}"
-        return f"{name}: recovered{now}{tail}"
+        current = "" if line.status == Status.OK.value else f", now {_status_word(line.status)}"
+        return f"{name}: recovered{current}{tail}"
     if line.change is Change.REMINDER:
-        since = f" since {_when(line.since, zone)}" if line.since is not None else ""
+        since = f" since {_when(line.since, zone, now)}" if line.since is not None else ""
         if line.item.startswith("source:"):
             return f"source {name} still not answering{since}: {reason}"
         return f"{name}: still {_status_word(line.status)}{since}{tail}"
@@ -92,13 +92,14 @@ def _title(line: Line) -> str:
     return f"{name}: {_status_word(line.status)}"
 
 
-def alert(lines: Sequence[Line], zone: ZoneInfo, base_url: str | None) -> Message:
-    """One message for the changes one board update brought to one target (lines sorted worst first)."""
+def alert(lines: Sequence[Line], zone: ZoneInfo, base_url: str | None, now: datetime) -> Message:
+    """One message for the changes one board update brought to one target (lines sorted worst first), as read
+    at `now`."""
     level = worst(list(lines))
     title = _title(lines[0]) + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
     if all(line.change is Change.REMINDER for line in lines):
         title = "still open: " + title
-    body = [line_text(line, zone) for line in lines[:MAX_LINES]]
+    body = [line_text(line, zone, now) for line in lines[:MAX_LINES]]
     if len(lines) > MAX_LINES:
         body.append(f"… and {len(lines) - MAX_LINES} more on the board")
     return Message("Backups: " + title, _with_link(body, base_url), level.value)
@@ -110,10 +111,14 @@ def _with_link(body: list[str], base_url: str | None) -> str:
     return "\n".join(body)
 
 
-def _when(at: datetime | None, zone: ZoneInfo) -> str:
+def _when(at: datetime | None, zone: ZoneInfo, now: datetime) -> str:
+    """As the board says it: with the year when that is not `now`'s ("still late since" a day 13 months ago)."""
     if at is None:
         return "?"
-    return at.astimezone(zone).strftime("%a %d %b %H:%M")
+    local = at.astimezone(zone)
+    if local.year != now.astimezone(zone).year:
+        return local.strftime("%a %d %b %Y %H:%M")
+    return local.strftime("%a %d %b %H:%M")
 
 
 def digest(board: Board, now: datetime, base_url: str | None) -> Message:
@@ -184,7 +189,8 @@ def _next_runs(board: Board, now: datetime, zone: ZoneInfo) -> list[str]:
             first[slot.job_key] = (start, seen[1], seen[2], seen[3] + 1)
     runs = sorted(first.values(), key=lambda r: (r[0], r[1]))
     lines = [
-        f"- {_when(start, zone)} {clean(name, 60)} ({clean(source, 40)})" + (f", {count} runs" if count > 1 else "")
+        f"- {_when(start, zone, now)} {clean(name, 60)} ({clean(source, 40)})"
+        + (f", {count} runs" if count > 1 else "")
         for start, name, source, count in runs[:DIGEST_RUNS]
     ]
     if len(runs) > DIGEST_RUNS:
@@ -201,7 +207,8 @@ def merge(messages: Sequence[tuple[datetime, Message]], zone: ZoneInfo, budget: 
         return messages[0][1]
     rank = {"critical": 0, "unknown": 1, "warning": 2, "info": 3, "ok": 4}
     _worst_at, worst_message = min(messages, key=lambda m: (rank.get(m[1].level, 5), m[0]))
-    heads = [f"[{_when(at, zone)}] {message.title}" for at, message in messages]
+    newest = max(at for at, _message in messages)  # the year a part's time leaves out is this one's
+    heads = [f"[{_when(at, zone, newest)}] {message.title}" for at, message in messages]
     shown: dict[int, str] = {}
     left = budget
     newest_first = range(len(messages) - 1, -1, -1)
@@ -218,7 +225,7 @@ def merge(messages: Sequence[tuple[datetime, Message]], zone: ZoneInfo, budget: 
     parts = [shown[index] for index in sorted(shown)]
     left_out = [at for index, (at, _message) in enumerate(messages) if index not in shown]
     if left_out:
-        span = f"{_when(left_out[0], zone)} to {_when(left_out[-1], zone)}"
+        span = f"{_when(left_out[0], zone, newest)} to {_when(left_out[-1], zone, newest)}"
         many = "s" * (len(left_out) != 1)
         parts.insert(0, f"… {len(left_out)} older message{many} left out ({span}); the board has the current state")
     title = worst_message.title + f" (+{len(messages) - 1} more message{'s' * (len(messages) != 2)})"

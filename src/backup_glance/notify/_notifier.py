@@ -135,7 +135,7 @@ class Notifier:
             return
         messages: list[Message] = []
         if decision.lines:
-            messages.append(alert(decision.lines, self._zone, self._base_url))
+            messages.append(alert(decision.lines, self._zone, self._base_url, now))
         if digest_due:
             messages.append(digest(board, now, self._base_url))
         not_before = quiet_until(now, target.quiet, self._zone) or now
