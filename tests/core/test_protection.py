@@ -287,6 +287,48 @@ class TestCopies:
         assert verdict.status is Status.OK, verdict.reasons
 
 
+class TestASourceThatNeverAnswered:
+    """A Backrest whose password is wrong from day one: its plan's service was 'never seen', blamed PVE and PBS
+    (answering or not) instead, and fell short of copies and restore tests it may well have."""
+
+    @staticmethod
+    def judge_plan(*sources: SourceState) -> Verdict:
+        spec = ServiceSpec(
+            id="vault",
+            name="Vault",
+            target_keys=("backrest:backrest/vault",),
+            grace=timedelta(hours=1),
+            max_age=timedelta(hours=26),
+            lookback=timedelta(days=14),
+            protection=ProtectionPolicy(copies=2, restore_test=90 * DAY),
+        )
+        board = evaluate(services=[spec], sources=sources, history=HistoryView(), now=NOW, display_tz=ZONE)
+        return vault(board)
+
+    def test_its_own_source_is_named_and_nothing_is_missing_for_sure(self) -> None:
+        rejected = SourceState("backrest", "backrest", timedelta(minutes=5), error="username or password rejected")
+        verdict = self.judge_plan(pve(), state("pbs", "pbs", snapshots=nightly()), rejected)
+        assert verdict.status is Status.UNKNOWN and verdict.kind == "plan"
+        assert verdict.reasons[0] == "source 'backrest' has not answered yet: username or password rejected"
+        assert verdict.protection is not None and verdict.protection.risks == ()
+        assert [line.split(":")[0] for line in verdict.protection.unknown] == ["copies", "restore_test"]
+        assert all(line.endswith("but source 'backrest' has not answered yet") for line in verdict.protection.unknown)
+
+    def test_sources_that_cannot_hold_it_are_not_blamed(self) -> None:
+        silent = [
+            SourceState(kind, kind, timedelta(minutes=5), error="timed out") for kind in ("pve", "pbs", "backrest")
+        ]
+        verdict = self.judge_plan(*silent)
+        assert [r for r in verdict.reasons if "has not answered" in r] == [
+            "source 'backrest' has not answered yet: timed out"
+        ]
+
+    def test_once_it_answered_without_the_plan_the_shortfalls_are_certain(self) -> None:
+        verdict = self.judge_plan(pve(), state("backrest", "backrest"))
+        assert verdict.protection is not None and verdict.protection.unknown == ()
+        assert kinds(verdict) == [RiskKind.COPIES, RiskKind.RESTORE_TEST]
+
+
 class TestOffsiteLagAndEncryption:
     def test_an_offsite_copy_further_behind_than_allowed_is_a_lag_risk(self) -> None:
         pbs = state("pbs", "pbs", snapshots=nightly(), remote_copies=(remote_copy(SLOT - 4 * DAY),))

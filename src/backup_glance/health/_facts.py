@@ -12,6 +12,25 @@ from ..model import Job, JobRun, ServiceSpec, Snapshot, Target
 from ._common import SUCCESS
 from ._evidence import Evidence
 
+# The kind of target a key's prefix names (the sources' own `Target.kind` for it), for a service none of whose
+# targets was seen yet: its kind still tells which sources may hold its backups.
+KIND_OF_PREFIX = {
+    "guest": "guest",
+    "pbs-host": "host",
+    "pbs-group": "group",
+    "databasement": "database",
+    "backrest": "plan",
+    "restic": "restic",
+}
+# Which kinds of target a source can hold backups of.
+SOURCE_COVERS = {
+    "pbs": ("guest", "host", "group"),
+    "pve": ("guest",),
+    "databasement": ("database",),
+    "backrest": ("plan",),
+    "restic": ("restic",),
+}
+
 
 @dataclass
 class Facts:
@@ -23,14 +42,29 @@ class Facts:
     jobs: list[Job]  # backup jobs covering them, enabled or not
     success_times: list[datetime]  # sorted
     judged_from: datetime | None  # before this, an empty slot means "no data", not "missed"
+    named: tuple[str, ...] = ()  # the keys and patterns the service is configured with
 
     @property
     def kind(self) -> str:
+        """What the service backs up: its targets' kind; before any was seen, what its keys name."""
         if self.targets:
             return self.targets[0].kind
-        for key in self.keys:
-            return key.split(":", 1)[0] if ":" in key else "guest"
+        for key in (*self.keys, *self.named):
+            prefix, sep, _rest = key.partition(":")
+            if sep and prefix in KIND_OF_PREFIX:
+                return KIND_OF_PREFIX[prefix]
         return "guest"
+
+
+def unanswered_sources(spec: ServiceSpec, facts: Facts, evidence: Evidence) -> list[str]:
+    """The sources that never answered yet and may hold the service's backups: until they do, nothing that is
+    missing is certain to be missing."""
+    kind = facts.kind
+    return [
+        state.name
+        for state in evidence.states.values()
+        if state.observation is None and kind in SOURCE_COVERS.get(state.kind, ()) and spec.source in (None, state.name)
+    ]
 
 
 def matching_keys(spec: ServiceSpec, evidence: Evidence) -> list[str]:
@@ -73,6 +107,7 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
         list(jobs.values()),
         success_times,
         judged_from(success_times, runs, evidence.recorded_since),
+        spec.target_keys,
     )
 
 

@@ -49,7 +49,7 @@ from ..model import (
 )
 from ._common import SUCCESS, job_duration, later, load_schedule
 from ._evidence import Evidence
-from ._facts import Facts
+from ._facts import Facts, unanswered_sources
 from ._text import size, span, when
 
 SPREAD = 3 * 1.4826  # scaled median absolute deviations: "outside the usual spread"
@@ -86,7 +86,11 @@ def assess(
     lag = newest_all - offsite_newest if newest_all is not None and offsite_newest is not None else None
     risks: list[Risk] = []
     unknown: list[str] = []
-    doubt = _doubt(copies, live, evidence)
+    # A source that never answered may hold copies and restore tests of the service: none is missing for sure.
+    waiting = next(
+        (f"source '{name}' has not answered yet" for name in unanswered_sources(spec, facts, evidence)), None
+    )
+    doubt = waiting or _doubt(copies, live, evidence)
     _check_copies(policy, copies, spec.lookback, doubt, risks, unknown)
     _check_lag(policy, copies, lag, newest_all, now, tz, doubt, risks, unknown)
     if policy.encrypted_offsite:
@@ -110,16 +114,17 @@ def assess(
         )
     restored = last_restore_test(facts.keys, evidence, spec.source)
     if policy.restore_test is not None:
+        shortfall = None
         if restored is None:
-            risks.append(Risk(RiskKind.RESTORE_TEST, "no successful restore test found"))
+            shortfall = "no successful restore test found"
         elif now - restored > policy.restore_test:
-            risks.append(
-                Risk(
-                    RiskKind.RESTORE_TEST,
-                    f"last successful restore test {when(restored, tz, now)}, "
-                    f"more than {span(policy.restore_test)} ago",
-                )
+            shortfall = (
+                f"last successful restore test {when(restored, tz, now)}, more than {span(policy.restore_test)} ago"
             )
+        if shortfall is not None and waiting is not None:
+            unknown.append(f"{RiskKind.RESTORE_TEST.value}: {shortfall}, but {waiting}")
+        elif shortfall is not None:
+            risks.append(Risk(RiskKind.RESTORE_TEST, shortfall))
     if anomalies.enabled:
         risks += _size_anomaly(facts.snapshots, anomalies, now, tz)
         risks += _duration_anomaly(facts, anomalies, now, tz)

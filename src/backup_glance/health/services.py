@@ -29,20 +29,12 @@ from ..model import (
 from ._common import Findings, earlier, job_duration, load_schedule
 from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
-from ._facts import Facts
+from ._facts import Facts, unanswered_sources
 from ._text import span, when
 from .protection import assess, reaches
 
 # "running" stops excusing a missing backup once a run takes this many times its usual duration.
 RUNNING_LIMIT_FACTOR = 3
-# Which kinds of service a source can hold backups of (for a source whose first poll has not succeeded).
-SOURCE_COVERS = {
-    "pbs": ("guest", "host", "group"),
-    "pve": ("guest",),
-    "databasement": ("database",),
-    "backrest": ("plan",),
-    "restic": ("restic",),
-}
 
 
 def judge(
@@ -154,12 +146,8 @@ def _check_sources(
     findings: Findings,
 ) -> datetime | None:
     """Adds why sources leave the service unknown; returns since when the earliest of them has been silent."""
-    relevant = list(sources or ([spec.source] if spec.source else []))
+    relevant = [*(sources or ([spec.source] if spec.source else [])), *unanswered_sources(spec, facts, evidence)]
     silent_since: datetime | None = None
-    for candidate in evidence.states.values():
-        # A source that never answered may hold this service's backups: until it does, nothing is certain.
-        if candidate.observation is None and facts.kind in SOURCE_COVERS.get(candidate.kind, ()):
-            relevant.append(candidate.name)
     for name in dict.fromkeys(relevant):
         state = evidence.states.get(name)
         if state is None or state.error is None:
