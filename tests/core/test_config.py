@@ -79,6 +79,8 @@ class TestProblems:
             ("poll_interval: 2 hours", "not a duration: '2 hours'"),
             ("poll_interval: 99999999999w", "is out of range (at most 100 years)"),
             ("poll_interval: .inf", "is out of range"),
+            ("poll_interval: 300", "'300' has no unit: write 300s, 300m, 300h or 300d"),
+            ("poll_interval: '1.5'", "'1.5' has no unit"),
         ],
     )
     def test_values_are_explained_without_regexes_or_library_wording(self, line: str, message: str) -> None:

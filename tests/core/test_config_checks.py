@@ -254,8 +254,8 @@ class TestSafeValues:
         ("line", "message"),
         [
             ("poll_interval: 0s", "sources[0].poll_interval: must be at least 10s"),
-            ("poll_interval: -5", "sources[0].poll_interval: must be at least 10s"),
-            ("timeout: -1", "sources[0].timeout: must be more than 0s"),
+            ("poll_interval: -5s", "sources[0].poll_interval: must be at least 10s"),
+            ("timeout: -1s", "sources[0].timeout: must be more than 0s"),
             ("timeout: 10m", "sources[0].timeout: must be shorter than poll_interval (5m)"),
         ],
     )
@@ -265,7 +265,7 @@ class TestSafeValues:
         assert finding == f"bg.yaml:8:5: {message}"
 
     def test_negative_grace_and_short_retention_are_refused(self) -> None:
-        extra = "defaults: {grace: -3600, lookback: 30d}\nhistory: {retention: 20d}\n"
+        extra = "defaults: {grace: -1h, lookback: 30d}\nhistory: {retention: 20d}\n"
         assert findings(extra=extra) == [
             "bg.yaml:4:12: defaults.grace: must not be negative",
             "bg.yaml:5:11: history.retention: must be at least 30d: the longest lookback and the calendar's past "

@@ -73,6 +73,7 @@ def as_text(value: object) -> str | None:
 MAX_DURATION = timedelta(days=36500)  # a hundred years: anything longer is a typo, and timedelta overflows soon
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_HINT = "use a number with a unit, e.g. 30s, 5m, 2h, 14d, 1w or 1h30m"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -80,19 +81,20 @@ _FINGERPRINT = re.compile(r"[0-9a-fA-F]{2}(?::?[0-9a-fA-F]{2}){31}")
 
 
 def parse_duration(value: object) -> timedelta:
-    """ "90s", "5m", "2h", "14d", "1w", "1h30m" or a number of seconds.
+    """ "90s", "5m", "2h", "14d", "1w", "1h30m", or 0. A number without a unit is refused, written as text or not:
+    `max_age: 26` meant hours or days, never 26 seconds.
 
-    >>> parse_duration("2h"), parse_duration("1h30m"), parse_duration(90)
-    (datetime.timedelta(seconds=7200), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=90))
+    >>> parse_duration("2h"), parse_duration("1h30m"), parse_duration(0)
+    (datetime.timedelta(seconds=7200), datetime.timedelta(seconds=5400), datetime.timedelta(0))
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, int | float | str):
+    elif isinstance(value, float) and math.isinf(value):  # `.inf`: a duration, if one past any range
+        seconds = value
+    elif (text := as_text(value)) is None:
         raise ValueError(f"not a duration: {_shown(value)}; {_DURATION_HINT}")
-    elif isinstance(value, int | float):
-        seconds = float(value)
     else:
-        seconds = _duration_text(value)
+        seconds = _duration_text(text)
     if math.isnan(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {_shown(value)} is out of range (at most {MAX_DURATION.days // 365} years)")
     return timedelta(seconds=seconds)
@@ -108,6 +110,10 @@ def _duration_text(text: str) -> float:
             break
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
         end = match.end()
+    if _BARE_NUMBER.fullmatch(body):
+        if float(body) == 0:  # nothing, in any unit
+            return 0.0
+        raise ValueError(f"{_shown(text)} has no unit: write {stripped}s, {stripped}m, {stripped}h or {stripped}d")
     if not body or end != len(body) or body[end:].strip():
         raise ValueError(f"not a duration: {_shown(text)}; {_DURATION_HINT}")
     return -total if negative else total
