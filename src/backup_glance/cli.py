@@ -8,13 +8,15 @@ Each subcommand lives in `backup_glance.commands.<name>` and exposes `add_parser
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .commands._common import EXIT_PIPE_CLOSED, logging_options
+from .commands._common import EXIT_OUTPUT, EXIT_PIPE_CLOSED, logging_options
 from .errors import BackupGlanceError
 
 COMMANDS = ("serve", "check", "validate", "schedule", "demo", "notify_test")  # modules; notify_test: notify-test
@@ -46,8 +48,13 @@ def _command_in(argv: Sequence[str] | None) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with it closed (`>&-`): what it would print goes nowhere, the rest works
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process's own, for its whole life
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command even began
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -62,20 +69,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader stopped reading (`| head`): the rest is not wanted, which is not an error of ours. What is
         # still buffered goes nowhere, and the exit code is a shell's for a command SIGPIPE ended.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _output_to_nowhere()
         return EXIT_PIPE_CLOSED
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRORS:
+            return _internal_error(args)
+        # A full disk under `check --json > report.json`, say: the output is not all there, which is no bug.
+        _output_to_nowhere()
+        print(f"backup-glance: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     except Exception:
-        import logging  # here only: `schedule` starts faster without it
-
-        # A bug, not bad input: say so in one line, keep the traceback in the log for a report.
-        logging.getLogger("backup_glance").debug("internal error", exc_info=True)
-        print(
-            "backup-glance: internal error (a bug); run again with --log-level debug and report the traceback",
-            file=sys.stderr,
-        )
-        return 70
+        return _internal_error(args)
     _exit_now_if_sends_are_stuck(code)
     return code
+
+
+# What writing the output can meet that is no bug of ours: a full disk or quota, a file too big, an I/O error, a
+# descriptor that is not open for writing.
+_OUTPUT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}
+
+
+def _output_to_nowhere() -> None:
+    """What is still buffered for standard output goes nowhere: Python's flush at exit must not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _internal_error(args: argparse.Namespace) -> int:
+    import logging  # here only: `schedule` starts faster without it
+
+    # A bug, not bad input: say so in one line, keep the traceback in the log for a report. A command that never
+    # set up logging (`schedule`) has no log: its traceback is printed when asked for.
+    logger = logging.getLogger("backup_glance")
+    if logger.hasHandlers():
+        logger.debug("internal error", exc_info=True)
+    elif getattr(args, "log_level", "") == "debug":
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    print(
+        "backup-glance: internal error (a bug); run again with --log-level debug and report the traceback",
+        file=sys.stderr,
+    )
+    return 70
 
 
 def _exit_now_if_sends_are_stuck(code: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -127,3 +128,53 @@ def test_a_reader_that_stops_reading_ends_it_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, err
     assert err == ""
+
+
+@pytest.mark.parametrize("argv", [["schedule", "daily", "-n", "3"], ["validate", "/nonexistent/bg.yaml"]])
+def test_a_closed_output_is_no_bug(argv: list[str]) -> None:
+    """`backup-glance schedule daily >&-`: Python starts with no sys.stdout at all, and its flush was a bug report
+    (exit 70). What would be printed goes nowhere; the exit code is the command's own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "backup_glance", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert done.returncode == (0 if argv[0] == "schedule" else 2), done.stderr
+    assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_a_full_disk_under_the_output_is_said_so() -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "backup_glance", "schedule", "daily", "-n", "3"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 74
+    assert done.stderr == "backup-glance: cannot write the output: No space left on device\n"
+
+
+def test_a_bug_in_a_command_without_a_log_shows_its_traceback_when_asked() -> None:
+    """`schedule` sets up no logging: "run again with --log-level debug" printed the same one line again."""
+    script = (
+        "import sys\n"
+        "from backup_glance.cli import main\n"
+        "from backup_glance.commands import schedule\n"
+        "def broken(_args):\n"
+        "    raise ZeroDivisionError('the bug')\n"
+        "schedule.run = broken\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+
+    def stderr_of(*argv: str) -> str:
+        done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 70, done.stderr
+        return done.stderr
+
+    assert "Traceback" not in stderr_of("schedule", "daily")
+    err = stderr_of("schedule", "daily", "--log-level", "debug")
+    assert "ZeroDivisionError: the bug" in err and err.endswith("report the traceback\n")

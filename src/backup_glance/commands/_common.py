@@ -30,6 +30,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_LISTEN = 4
 EXIT_DATA = 5
+EXIT_OUTPUT = 74  # sysexits' EX_IOERR: the output could not be written (a full disk)
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
