@@ -68,6 +68,20 @@ class TestProblems:
             "(known: pbs, pve, databasement, backrest, restic)"
         )
 
+    def test_a_source_without_a_known_type_still_has_its_unknown_keys_named(self) -> None:
+        """Every problem at once: `typ: pbs` said only "type is required", and hid the misspelt key beside it."""
+        problems = problems_of(config_text(sources=PBS.replace("type: pbs", "typ: pbs").replace("token_id", "tokn_id")))
+        assert problems == [
+            "bg.yaml:3:5: sources[0]: type is required: one of pbs, pve, databasement, backrest, restic",
+            "bg.yaml:4:5: sources[0].typ: unknown key 'typ' — did you mean 'type'?",
+            "bg.yaml:6:5: sources[0].tokn_id: unknown key 'tokn_id' — did you mean 'token_id'?",
+        ]
+        unknown_type = problems_of(config_text(sources=PBS.replace("type: pbs", "type: pbsx") + "    colour: red\n"))
+        assert len(unknown_type) == 2 and unknown_type[0].startswith(
+            "bg.yaml:4:5: sources[0].type: unknown source type"
+        )
+        assert unknown_type[1].startswith("bg.yaml:8:5: sources[0].colour: unknown key 'colour'")
+
     @pytest.mark.parametrize(
         ("line", "message"),
         [
@@ -93,6 +107,22 @@ class TestProblems:
         assert message in problem
         assert "String should" not in problem and "Input should" not in problem and "^(?:" not in problem
         assert problem.startswith(("bg.yaml:7:5: sources[0].", "bg.yaml:8:5: sources[0]."))
+
+    @pytest.mark.parametrize(
+        ("token_id", "message"),
+        [
+            (
+                "monitor@pve",
+                "'monitor@pve' is a user, not a token: add '!' and the token's name, e.g. monitor@pbs!glance",
+            ),
+            ("glance", "'glance' is not an API token id USER@REALM!TOKENNAME"),
+            ("root@pam!tok=d63e505a-e3ec", "holds more than the token's id: its secret (after ':' or '=') goes in"),
+        ],
+    )
+    def test_a_token_id_proxmox_cannot_know_is_named_not_met_by_a_401(self, token_id: str, message: str) -> None:
+        (problem,) = problems_of(config_text(sources=PBS.replace('"monitor@pbs!glance"', f'"{token_id}"')))
+        assert problem.startswith("bg.yaml:6:5: sources[0].token_id: ") and message in problem
+        assert "d63e505a" not in problem  # a secret pasted with the id is not shown back
 
     def test_a_name_with_spaces_is_refused_in_words(self) -> None:
         (problem,) = problems_of(config_text(sources=PBS.replace("name: pbs", "name: pbs main")))

@@ -84,14 +84,17 @@ class TestFiles:
         good = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(good))
         (tmp_path / "empty.pem").write_text("no certificate here\n")
-        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: t, token_secret: s, ca_file: %s}\n"
+        source = (
+            "  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!t', "
+            "token_secret: s, ca_file: %s}\n"
+        )
         assert findings(sources=source % good) == []
         assert findings(sources=source % (tmp_path / "empty.pem")) == [
-            f"bg.yaml:3:87: sources[0].ca_file: {tmp_path}/empty.pem holds no PEM certificate "
+            f"bg.yaml:3:95: sources[0].ca_file: {tmp_path}/empty.pem holds no PEM certificate "
             "(expected -----BEGIN CERTIFICATE-----)"
         ]
         assert findings(sources=source % (tmp_path / "missing.pem")) == [
-            f"bg.yaml:3:87: sources[0].ca_file: cannot read {tmp_path}/missing.pem: no such file"
+            f"bg.yaml:3:95: sources[0].ca_file: cannot read {tmp_path}/missing.pem: no such file"
         ]
 
     def test_restic_schedule_and_password_are_checked(self, tmp_path: Path) -> None:
@@ -127,7 +130,9 @@ class TestFiles:
         secret = tmp_path / "t"
         secret.write_text("x")
         secret.chmod(0)
-        source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+        source = (
+            f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret_file: {secret}}}\n"
+        )
         assert any("permission denied" in f for f in findings(sources=source))
 
     def test_secret_files_readable_by_others_are_warned_about(self, open_path: Path) -> None:
@@ -138,7 +143,7 @@ class TestFiles:
         config = tmp_path / "bg.yaml"
         config.write_text(
             "sources:\n"
-            f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+            f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret_file: {secret}}}\n"
         )
         config.chmod(0o644)  # only references: no more secret than a README, and a DynamicUser must read it
         report = read_config(config, env={})
@@ -150,7 +155,7 @@ class TestFiles:
     def test_a_config_holding_a_secret_itself_is_warned_about_when_others_can_read_it(self, open_path: Path) -> None:
         config = open_path / "bg.yaml"
         config.write_text(
-            "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: literal}\n"
+            "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret: literal}\n"
             "server: {auth_token: '${TOKEN}'}\n"
         )
         config.chmod(0o640)
@@ -167,12 +172,14 @@ class TestFiles:
         folder.mkdir(mode=0o700)
         (folder / "pbs").write_text("x")
         (folder / "pbs").chmod(0o444)
-        source = "  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: '${secret:pbs}'}\n"
+        source = (
+            "  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret: '${secret:pbs}'}\n"
+        )
         env = {"BACKUP_GLANCE_SECRETS_DIR": str(folder)}
         assert findings(sources=source, env=env) == []
         folder.chmod(0o755)  # e.g. a host folder made with a plain mkdir: every user reaches the file
         assert findings(sources=source, env=env) == [
-            f"bg.yaml:3:65: sources[0].token_secret: warning: {folder / 'pbs'} can be read by other users (mode 444); "
+            f"bg.yaml:3:73: sources[0].token_secret: warning: {folder / 'pbs'} can be read by other users (mode 444); "
             "chmod 600 it"
         ]
 
@@ -181,7 +188,9 @@ class TestFiles:
         folder.mkdir(parents=True)
         secret = folder / "pbs.token"
         secret.write_text("x")
-        source = f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret_file: {secret}}}\n"
+        source = (
+            f"  - {{name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret_file: {secret}}}\n"
+        )
 
         def warned() -> list[str]:
             return [f.split(": warning: ")[1] for f in findings(sources=source) if ": warning: " in f]
@@ -260,7 +269,7 @@ class TestSafeValues:
         ],
     )
     def test_source_timing_must_make_sense(self, line: str, message: str) -> None:
-        source = "  - name: pbs\n    type: pbs\n    url: https://pbs.lan\n    token_id: t\n    token_secret: s\n"
+        source = "  - name: pbs\n    type: pbs\n    url: https://pbs.lan\n    token_id: a@pbs!t\n    token_secret: s\n"
         (finding,) = findings(sources=source + f"    {line}\n")
         assert finding == f"bg.yaml:8:5: {message}"
 

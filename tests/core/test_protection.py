@@ -640,7 +640,7 @@ class TestStatusAndOutputs:
 
 BASE = """
 sources:
-  - {name: pbs, type: pbs, url: "https://pbs:8007", token_id: t, token_secret: s, offsite: [b2-store]}
+  - {name: pbs, type: pbs, url: "https://pbs:8007", token_id: 'a@pbs!t', token_secret: s, offsite: [b2-store]}
 """
 
 
@@ -690,10 +690,10 @@ services:
         report = parse_text(
             BASE
             + """
-  - {name: pve-a, type: pve, url: "https://a:8006", token_id: t, token_secret: s, pbs_namespace: site}
-  - {name: pve-b, type: pve, url: "https://b:8006", token_id: t, token_secret: s, pbs_namespace: {pbx: site}}
-  - {name: pve-c, type: pve, url: "https://c:8006", token_id: t, token_secret: s, pbs_namespace: site}
-  - {name: pve-d, type: pve, url: "https://d:8006", token_id: t, token_secret: s, pbs_namespace: "bad ns!"}
+  - {name: pve-a, type: pve, url: "https://a:8006", token_id: 'a@pbs!t', token_secret: s, pbs_namespace: site}
+  - {name: pve-b, type: pve, url: "https://b:8006", token_id: 'a@pbs!t', token_secret: s, pbs_namespace: {pbx: site}}
+  - {name: pve-c, type: pve, url: "https://c:8006", token_id: 'a@pbs!t', token_secret: s, pbs_namespace: site}
+  - {name: pve-d, type: pve, url: "https://d:8006", token_id: 'a@pbs!t', token_secret: s, pbs_namespace: "bad ns!"}
 """
         )
         text = "\n".join(str(p) for p in report.errors)

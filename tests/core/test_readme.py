@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 REFERENCE = re.compile(r"\$\{(?:([a-zA-Z]+):)?([A-Za-z0-9_.-]+)\}")
 GLANCE_WIDGETS = {"extension", "monitor", "custom-api"}
-MINIMAL_SOURCE = "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: s}\n"
+MINIMAL_SOURCE = "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret: s}\n"
 PARTIAL_CONFIG_KEYS = {"server", "history", "defaults", "timezone", "notify", "heartbeat"}  # + MINIMAL_SOURCE
 
 

@@ -11,7 +11,7 @@ from notify_helpers import Receiver, receiver
 
 from backup_glance.config import parse_text, secrets_of
 
-SOURCE = "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: t, token_secret: s}\n"
+SOURCE = "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan', token_id: 'a@pbs!t', token_secret: s}\n"
 PASSWORD = "Sup3r-Secret-Pass"
 TOKEN = "AbCdEf0123456789xyz"
 UUID = "0f4c5b2a-1d2e-4f3a-9b8c-7d6e5f4a3b2c"

@@ -414,11 +414,11 @@ class TestNamespaces:
 
         text = """
 sources:
-  - {name: pbs-a, type: pbs, url: "https://a:8007", token_id: t, token_secret: s}
-  - {name: pbs-b, type: pbs, url: "https://b:8007", token_id: t, token_secret: s}
-  - {name: pve-b, type: pve, url: "https://p:8006", token_id: t, token_secret: s,
+  - {name: pbs-a, type: pbs, url: "https://a:8007", token_id: 'a@pbs!t', token_secret: s}
+  - {name: pbs-b, type: pbs, url: "https://b:8007", token_id: 'a@pbs!t', token_secret: s}
+  - {name: pve-b, type: pve, url: "https://p:8006", token_id: 'a@pbs!t', token_secret: s,
      pbs_namespace: {pbs-a: site-b, pbs-b: b-copy}}
-  - {name: pve-c, type: pve, url: "https://q:8006", token_id: t, token_secret: s, pbs_namespace: site-c}
+  - {name: pve-c, type: pve, url: "https://q:8006", token_id: 'a@pbs!t', token_secret: s, pbs_namespace: site-c}
 """
         config = parse_config(text)
         a, b = (s for s in config.sources if isinstance(s, PbsSourceConfig))

@@ -45,7 +45,29 @@ def translate(error: ValidationError, data: Any) -> list[tuple[KeyPath, str]]:
         if item["type"] == "union_tag_invalid":  # at the `type:` key that names it, not at the item's first key
             loc = (*loc, "type")
         problems.append((loc, _message(item, loc, data)))
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            problems += _unknown_to_every_type(loc[:-1] if item["type"] == "union_tag_invalid" else loc, data)
     return problems
+
+
+def _unknown_to_every_type(path: KeyPath, data: Any) -> list[tuple[KeyPath, str]]:
+    """A source without a known type is not read further, yet a key no type knows is wrong whatever the type
+    (`typ: pbs`, `tokn: ...`): named now, not after the type is fixed."""
+    item = _at(data, path)
+    if not isinstance(item, dict):
+        return []
+    known = sorted({key for model in SOURCE_TYPES.values() for key in model.model_fields})
+    return [
+        ((*path, key), f"{UNKNOWN_KEY} '{key}'" + _did_you_mean(key, known))
+        for key in item
+        if isinstance(key, str) and key not in known
+    ]
+
+
+def _at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = _child(data, part)
+    return data
 
 
 def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> KeyPath:

@@ -355,8 +355,24 @@ class HttpSourceConfig(SourceConfig):
     fingerprint: Fingerprint | None = None
 
 
+# USER@REALM!TOKENNAME, as Proxmox writes an API token's id (`monitor@pbs!glance`).
+_TOKEN_ID = re.compile(r"[^\s@!:=]+@[A-Za-z0-9._-]+![A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def _check_token_id(value: str) -> str:
+    """An id Proxmox can know: without it, every poll would meet a bare 401 ("token rejected") and the user guess."""
+    if _TOKEN_ID.fullmatch(value):
+        return value
+    if "!" in value and any(c in value.partition("!")[2] for c in ":="):  # the header's whole value, secret and all
+        raise ValueError("holds more than the token's id: its secret (after ':' or '=') goes in token_secret")
+    example = "e.g. monitor@pbs!glance: a user, its realm and the token's name, as the token list shows it"
+    if "!" not in value and "@" in value:
+        raise ValueError(f"{_shown(value)} is a user, not a token: add '!' and the token's name, {example}")
+    raise ValueError(f"{_shown(value)} is not an API token id USER@REALM!TOKENNAME, {example}")
+
+
 class ProxmoxSourceConfig(HttpSourceConfig):
-    token_id: HeaderText
+    token_id: Annotated[HeaderText, AfterValidator(_check_token_id)]
     token_secret: HeaderSecret | None = None
     token_secret_file: str | None = None  # read into token_secret when the file is loaded
 
