@@ -779,3 +779,33 @@ class TestVersionCache:
         served = [cache.get(("status", limit), lambda board: "built on request") for limit in range(WARM_KEYS * 10)]
         warmed = [limit for limit, answer in enumerate(served) if answer != "built on request"]
         assert warmed == list(range(WARM_KEYS * 9, WARM_KEYS * 10))  # the latest asked, no more
+
+    def test_answers_are_kept_up_to_a_number_of_bytes_and_then_made_per_request(self) -> None:
+        """`limit=1..512` at 2,000 services: 512 alike answers of 1.6 MB (and their gzip) held 900 MB."""
+        store = BoardStore(a_board((a_verdict("first"),)))
+        cache: VersionCache[str] = VersionCache(store, weigh=len, max_bytes=100)
+        made: list[int] = []
+
+        def build(board: Board, limit: int) -> str:
+            made.append(limit)
+            return "x" * 30
+
+        for limit in (1, 2, 3, 4, 1, 2, 3, 4):
+            cache.get(("status", limit), lambda board, limit=limit: build(board, limit))
+        assert made == [1, 2, 3, 4, 4]  # three answers fit in 100 bytes; the fourth is made each time
+
+    def test_a_stream_of_odd_query_strings_does_not_push_out_what_glance_asks_for_again_and_again(self) -> None:
+        store = BoardStore(a_board((a_verdict("first"),)))
+        cache: VersionCache[str] = VersionCache(store)
+        for _ in range(3):  # a Glance page, reloaded
+            for widget in ("status", "calendar"):
+                cache.get(widget, lambda board, widget=widget: widget)
+        for limit in range(WARM_KEYS * 10):
+            cache.get(("status", limit), lambda board, limit=limit: str(limit))
+        built: list[str] = []
+        following = a_board((a_verdict("next"),))
+        cache.warm_asked(following)
+        store.publish(following)
+        for widget in ("status", "calendar"):
+            assert cache.get(widget, lambda board: built.append("made") or "made") == widget
+        assert built == []

@@ -113,7 +113,7 @@ class _Web:
         self.demo_note = demo_note
         self.renderer = Renderer()
         # Separate caches so a flood of odd widget query strings cannot evict the JSON or the page.
-        self.fragments: VersionCache[Payload] = VersionCache(store)
+        self.fragments: VersionCache[Payload] = VersionCache(store, weigh=Payload.weight)
         for name, query in WARM_WIDGETS:  # what a usual Glance page asks for, until it asks
             params = WIDGETS[name].parse(query)
             self.fragments.expect((name, params), self.widget_builder(name, params))

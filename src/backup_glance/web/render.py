@@ -31,6 +31,9 @@ from .widgets._spec import View
 T = TypeVar("T")
 RenderedPanels = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]  # (title, widget HTML, UTF-8): main, side
 MAX_ENTRIES = 512  # distinct query strings per board version; arbitrary `source=` / `limit=` values are bounded
+# ... and their bytes: at 2,000 services one full-column status answer is 1.6 MB (plus its gzip), and 512 of them
+# (`limit=1..512`, all alike) held 900 MB. Past this, an answer is made for each request and not kept.
+MAX_BYTES = 64 << 20
 # Answers rendered ahead of each publish: those asked for within a day, at most this many (the latest asked). A
 # Glance page asks for the same few widgets again and again; odd query strings must not make every publish slow,
 # and a board nobody opens costs no rendering.
@@ -71,6 +74,10 @@ class Payload:
         object.__setattr__(self, "gzipped", gzipped)
         object.__setattr__(self, "etag", entity_tag(self.body))
         object.__setattr__(self, "gzipped_etag", entity_tag(gzipped))
+
+    def weight(self) -> int:
+        """The bytes it holds."""
+        return len(self.body) + len(self.gzipped)
 
     def pick(self, accept_encoding: str) -> tuple[bytes, bool]:
         """The body to send and whether it is gzip, for a request's Accept-Encoding header."""
@@ -236,6 +243,21 @@ class _Splice:
         return Markup(f"{self._renderer._mark}{len(self.groups) - 1}\x00")
 
 
+class _Answers(dict[Hashable, T]):
+    """One board's answers, with what they weigh: in all (`weight`), and each (`weights`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = 0
+        self.weights: dict[Hashable, int] = {}
+
+    def copy(self) -> _Answers[T]:
+        answers: _Answers[T] = _Answers()
+        answers.update(self)
+        answers.weight, answers.weights = self.weight, dict(self.weights)
+        return answers
+
+
 class VersionCache(Generic[T]):
     """Finished responses for the current board; emptied when the collector publishes a new board.
 
@@ -245,31 +267,49 @@ class VersionCache(Generic[T]):
     until the first request, those announced with `expect`."""
 
     def __init__(
-        self, store: BoardStore, *, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
+        self,
+        store: BoardStore,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        weigh: Callable[[T], int] | None = None,
+        max_bytes: int = MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._max = max_entries
+        self._weigh = weigh  # an answer's bytes; None: answers count by number only
+        self._max_bytes = max_bytes
         self._clock = clock
         # A board and its answers, swapped as one: the publisher's thread and the event loop both switch it, and
         # an answer must only ever land beside the board it was built from.
-        self._current: tuple[Board | None, dict[Hashable, T]] = (None, {})
-        self._next: tuple[Board, dict[Hashable, T]] | None = None
-        # key -> (how to build it, when it was last asked for), the least recently asked first. Written on the
-        # event loop, read on the publisher's thread: under the lock.
-        self._asked: dict[Hashable, tuple[Callable[[Board], T], float]] = {}
+        self._current: tuple[Board | None, _Answers[T]] = (None, _Answers())
+        self._next: tuple[Board, _Answers[T]] | None = None
+        # key -> (how to build it, when it was last asked for, how often), the least recently asked first.
+        # Written on the event loop, read on the publisher's thread: under the lock.
+        self._asked: dict[Hashable, tuple[Callable[[Board], T], float, int]] = {}
         self._expected: set[Hashable] = set()  # announced by `expect`, not asked for yet
         self._asked_lock = threading.Lock()
         # Switch at the publish, on the publisher's thread: dropping the old board's answers (and with them
         # the last references to a big old board) then costs the publisher, not the next request.
         store.subscribe(self._adopt)
 
-    def _adopt(self, board: Board) -> dict[Hashable, T]:
+    def _adopt(self, board: Board) -> _Answers[T]:
         current = self._current
         if current[0] is not board:
             ready = self._next
-            current = (board, dict(ready[1]) if ready is not None and ready[0] is board else {})
+            current = (board, ready[1].copy() if ready is not None and ready[0] is board else _Answers())
             self._current = current
         return current[1]
+
+    def _keep(self, entries: _Answers[T], key: Hashable, answer: T) -> None:
+        """`answer` among `entries`, when they have room for it (an answer for a key they hold always)."""
+        weight = self._weigh(answer) if self._weigh is not None else 0
+        held = entries.weights.get(key)
+        if held is None and (len(entries) >= self._max or entries.weight + weight > self._max_bytes):
+            return
+        entries[key] = answer
+        entries.weight += weight - (held or 0)
+        entries.weights[key] = weight
 
     def get(self, key: Hashable, build: Callable[[Board], T], fresh: Callable[[T], bool] | None = None) -> T:
         """The answer `key` for the current board; `fresh(answer)` False: built again for this board too."""
@@ -279,8 +319,7 @@ class VersionCache(Generic[T]):
         entry = entries.get(key)
         if entry is None or (fresh is not None and not fresh(entry)):
             entry = build(board)
-            if len(entries) < self._max or key in entries:
-                entries[key] = entry
+            self._keep(entries, key, entry)
         return entry
 
     def ready(self, key: Hashable, build: Callable[[Board], T]) -> T | None:
@@ -305,32 +344,34 @@ class VersionCache(Generic[T]):
             self._remember(key, build)
 
     def _remember(self, key: Hashable, build: Callable[[Board], T]) -> None:
-        self._asked.pop(key, None)
-        self._asked[key] = (build, self._clock())
-        while len(self._asked) > WARM_KEYS:
-            del self._asked[next(iter(self._asked))]
+        asked = self._asked.pop(key, None)
+        self._asked[key] = (build, self._clock(), asked[2] + 1 if asked is not None else 1)
+        if len(self._asked) > WARM_KEYS:
+            # The one asked for least often goes, the least recently of those: Glance asks for its few widgets
+            # again and again, so a stream of odd query strings pushes out only its own (never the one just asked).
+            others = list(self._asked.items())[:-1]
+            del self._asked[min(others, key=lambda item: item[1][2])[0]]
 
     def warm(self, board: Board, key: Hashable, build: Callable[[Board], T]) -> None:
         """Render `key` for `board`, the board about to be published, or the one just published."""
         answer = build(board)
         board_shown, entries = self._current
         if board_shown is board:  # already on show: among its answers at once (a request may have made it too)
-            if len(entries) < self._max or key in entries:
-                entries[key] = answer
+            self._keep(entries, key, answer)
             return
         ready = self._next
         if ready is None or ready[0] is not board:
-            ready = (board, {})
-        ready[1][key] = answer
+            ready = (board, _Answers())
+        self._keep(ready[1], key, answer)
         self._next = ready
 
     def warm_asked(self, board: Board) -> None:
         """Render for `board` every answer asked for within the last day; forget the ones asked for before."""
         since = self._clock() - WARM_FOR_S
         with self._asked_lock:
-            for key in [key for key, (_, asked_at) in self._asked.items() if asked_at < since]:
+            for key in [key for key, (_, asked_at, _) in self._asked.items() if asked_at < since]:
                 del self._asked[key]
-            wanted = [(key, build) for key, (build, _) in self._asked.items()]
+            wanted = [(key, build) for key, (build, _, _) in self._asked.items()]
         for key, build in wanted:
             self.warm(board, key, build)
 
