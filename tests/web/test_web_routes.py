@@ -63,6 +63,10 @@ class TestGlanceHeaders:
             ("/glance/status?limit=0", "bad limit &#39;0&#39;"),
             ("/glance/calendar?view=year", "bad view &#39;year&#39;: use upcoming or week or month or grid"),
             ("/glance/nope", "no widget &#39;nope&#39;: calendar, datastores, status"),
+            # a typo in Glance's `parameters:` showed the defaults without a word; a list repeats the name
+            ("/glance/status?limt=8", "unknown parameter &#39;limt&#39;: did you mean limit? (known: column, limit,"),
+            ("/glance/datastores?n=5", "unknown parameter &#39;n&#39;: (known: column, source)"),
+            ("/glance/calendar?limit=5&limit=8", "limit given 2 times: give it once"),
         ],
     )
     def test_bad_parameters_get_an_error_fragment_naming_them(

@@ -47,7 +47,7 @@ from .headers import AllowedHosts, SecurityHeaders
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import render_later
 from .page import build_page, panels_of, panels_read
-from .params import ParamError
+from .params import ParamError, parsed
 from .render import Payload, RenderedPanels, Renderer, VersionCache
 from .subpath import SubPath
 from .widgets import WIDGETS
@@ -297,7 +297,7 @@ async def glance_widget(request: Request) -> Response:
         known = ", ".join(sorted(WIDGETS))
         return _widget_response(web, request, "Backups", _error(web, 404, f"no widget {name[:40]!r}: {known}"))
     try:
-        params = spec.parse(request.query_params)
+        params = parsed(spec.parse, request.query_params.multi_items())
     except ParamError as exc:
         return _widget_response(web, request, spec.title, _error(web, 400, str(exc)))
     unknown = _unknown_source(web, getattr(params, "source", None))
