@@ -100,6 +100,22 @@ class TestHostHeader:
         status, _, body = request(address(demo), "/api/v1/status", host=host)
         assert status == 200 and b"services" in body
 
+    def test_a_second_host_header_or_none_at_all_is_a_bad_request(self, demo: ServeProcess) -> None:
+        """One Host checked and another read by a proxy in front would disagree on whom the board answers: RFC 9112
+        (§3.2) asks for 400, as for an HTTP/1.1 request without one. `Host: 127.0.0.1` then `Host: evil...` was
+        a 200, the reverse a 421."""
+        where = address(demo)
+        for hosts in (("127.0.0.1", "evil.example.com"), ("evil.example.com", "127.0.0.1"), ("localhost", "localhost")):
+            extra = "".join(f"Host: {host}\r\n" for host in hosts[1:])
+            status, headers, body = request(where, "/api/v1/status", host=hosts[0], extra=extra)
+            assert (status, body) == (400, b"400 bad request: more than one Host header.\n") and _secure(headers)
+        with socket.create_connection(where, timeout=5) as sock:
+            sock.sendall(b"GET /api/v1/status HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 400 ")
+        with socket.create_connection(where, timeout=5) as sock:  # HTTP/1.0 had no Host: still answered
+            sock.sendall(b"GET /api/v1/status HTTP/1.0\r\n\r\n")
+            assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200 ")
+
     def test_healthz_answers_any_host(self, demo: ServeProcess) -> None:
         assert request(address(demo), "/healthz", host="backup-glance.service.consul")[0] == 200
 

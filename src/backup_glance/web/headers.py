@@ -46,6 +46,8 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 _CACHE_SIZE = 256
 
+_TWO_HOSTS_BODY = b"400 bad request: more than one Host header.\n"
+_NO_HOST_BODY = b"400 bad request: an HTTP/1.1 request needs a Host header.\n"
 _REFUSED_BODY = (
     b"421 misdirected request: this server does not answer to that host name. "
     b"Use its address, or add the name to server.allowed_hosts.\n"
@@ -162,11 +164,19 @@ class SecurityHeaders:
         ]
         self._verdicts: dict[bytes, bool] = {}  # Host header -> allowed; a small cache, the answer costs ~1 µs
 
-    def allowed(self, scope: Scope) -> bool:
+    def refusal(self, scope: Scope) -> tuple[int, bytes] | None:
+        """(status, body) when the request's Host is not to be answered; None when it is."""
+        hosts = [v for k, v in scope["headers"] if k == b"host"]
+        if len(hosts) > 1:  # one name checked, another read by a proxy in front: RFC 9112 §3.2 says 400
+            return 400, _TWO_HOSTS_BODY
+        if not hosts and scope.get("http_version") not in ("1.0", "0.9"):
+            return 400, _NO_HOST_BODY
+        if hosts and not self.allowed(hosts[0], scope):
+            return 421, _REFUSED_BODY
+        return None
+
+    def allowed(self, header: bytes, scope: Scope) -> bool:
         if self.hosts.any_host:
-            return True
-        header = next((v for k, v in scope["headers"] if k == b"host"), None)
-        if header is None:
             return True
         verdict = self._verdicts.get(header)
         if verdict is None:
@@ -181,15 +191,17 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = self.headers
-        if not self.allowed(scope):
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            status, body = refusal
             headers = [
                 (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(_REFUSED_BODY)).encode("ascii")),
+                (b"content-length", str(len(body)).encode("ascii")),
                 (b"cache-control", b"no-store"),
                 *extra,
             ]
-            await send({"type": "http.response.start", "status": 421, "headers": headers})
-            await send({"type": "http.response.body", "body": _REFUSED_BODY})
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
 
         async def send_with_headers(message: Message) -> None:
