@@ -365,6 +365,22 @@ class TestAnswersAreBounded:
             assert len(NotifyStore.open(rig.db).pending("t1")) == 1  # kept for the next try
             rig.close(notifier)
 
+    def test_a_receiver_that_thinks_for_seconds_before_it_answers_gets_the_message_once(self, rig: Rig) -> None:
+        """A webhook running an automation took 6 s: Apprise's 4 s read timeout counted each send refused, and the
+        same message went out five times in 91 s, for as long as the target stayed slow."""
+
+        def slow(hit: Hit) -> tuple[int, dict[str, str]]:
+            time.sleep(6)
+            return 200, {}
+
+        with answering(slow) as (port, hits):
+            notifier = rig.notifier(f"json://127.0.0.1:{port}/hook")
+            rig.step(notifier, failing("postgres"))
+            assert rig.flush(notifier) == {"t1": True}
+            assert rig.flush(notifier) == {"t1": None}
+            assert len(hits) == 1
+            rig.close(notifier)
+
     def test_many_targets_that_hang_do_not_delay_one_that_answers(self, rig: Rig) -> None:
         def drips_headers(conn: socket.socket, tally: Tally) -> None:
             read_request(conn, tally)

@@ -26,6 +26,7 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from ..config import url_secrets
@@ -40,6 +41,10 @@ FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 600.0
 IDLE_CHECK_S = 30.0  # a worker looks at its outbox at least this often (held messages, injected clocks)
 SEND_TIMEOUT_S = 60.0  # Apprise stops waiting for a send after this long (a socket read times out only when idle)
+# How long a target may think before its answer starts, unless its URL says (`rto=`). Apprise's own 4 s counted a
+# webhook running an automation, or a Gotify on a busy Pi, as refused after it took the message: sent again and
+# again, for as long as it stayed slow.
+READ_TIMEOUT_S = 30.0
 MAX_RETRY_AFTER_S = 3600.0  # a Retry-After beyond this (a day, the year 9999) would silence the target: capped
 # Statuses that refuse the message itself (malformed, too long): sending the same text again cannot succeed.
 # 401, 403, 404 ... say the URL or its token is wrong: those are retried, since a fix on the server lets the
@@ -112,6 +117,10 @@ class AppriseSender:
             self.shown = _scheme_only(url)
             self.usable = False
             return
+        if "rto" not in parse_qs(urlsplit(url).query) and isinstance(
+            getattr(plugin, "socket_read_timeout", None), float
+        ):
+            plugin.socket_read_timeout = max(plugin.socket_read_timeout, READ_TIMEOUT_S)
         self._apprise.add(plugin)
         self.usable = True
         self._follow_redirects = bool(getattr(plugin, "redirects", False))
