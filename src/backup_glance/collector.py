@@ -183,6 +183,8 @@ class Collector:
         state = self._states[name]
         if state.error != str(exc) or state.last_attempt_at is None:
             self._news.set()
+        else:  # the same failure again: the board says it already, and the collector works (the heartbeat beats)
+            self._store.confirm()
         self._failures[name] += 1
         self._states[name] = replace(state, last_attempt_at=started, error=str(exc))
         log.warning("poll failed", extra={"source": name, "kind": state.kind, "error": str(exc)})

@@ -157,3 +157,33 @@ def test_the_heartbeat_keeps_beating_while_polls_find_nothing_new(lab: Lab) -> N
 
     assert lab.loop.run_until_complete(go()) == 0  # nothing new was published ...
     assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid", "/ping/uuid"]  # ... and it beat again
+
+
+def test_the_heartbeat_keeps_beating_on_its_fail_url_while_a_source_stays_down(lab: Lab) -> None:
+    """The same failure poll after poll is no news: nothing was published, nothing confirmed, and the heartbeat
+    stopped, so the monitor said "backup-glance is dead" instead of hearing the fail_url."""
+    ping, fail = lab.inbox.url("/ping/uuid", scheme="http"), lab.inbox.url("/ping/uuid/fail", scheme="http")
+    lab.start(f"heartbeat:\n  url: {ping}\n  fail_url: {fail}\n  every: 5s\n")
+    runtime = lab.runtime
+    assert runtime is not None and runtime.notifier is not None
+    notifier, collector, store = runtime.notifier, runtime.collector, runtime.store
+
+    async def pings(count: int) -> None:
+        for _ in range(500):
+            if sum(hit.method == "GET" for hit in lab.inbox.hits) >= count:
+                return
+            await asyncio.sleep(0.01)
+
+    async def go() -> int:
+        notifier.start()
+        lab.demo.apps["pbs"].faults.down = True
+        await collector.poll_once()  # the demo is critical anyway; pbs down from the first poll
+        await pings(1)
+        published = store.version
+        await asyncio.sleep(5.2)  # past `every`
+        await collector._poll("pbs-main")  # the same failure again
+        await pings(2)
+        return store.version - published
+
+    assert lab.loop.run_until_complete(go()) == 0
+    assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid/fail", "/ping/uuid/fail"]
