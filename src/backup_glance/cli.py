@@ -114,15 +114,28 @@ def _internal_error(args: argparse.Namespace) -> int:
     return 70
 
 
+EXIT_GRACE_S = 5.0  # what a send on its way gets to end, after a stop (systemd's TimeoutStopSec is above it)
+
+
 def _exit_now_if_sends_are_stuck(code: int) -> None:
     """Python waits at exit for every thread of a pool to end; a notification target that answers a byte at a time
     keeps one of Apprise's in a read for ever, so `serve` would never end after its clean stop (nor `notify-test`
     after its report). Everything is closed by now: what is left is let go."""
     if "apprise.apprise" not in sys.modules:  # nothing was sent
         return
-    from .notify import stuck_sends
+    import threading
+    import time
 
-    stuck = stuck_sends()
+    from .notify import NOTIFY_THREADS, stuck_sends
+
+    # A send still within Apprise's own wait is not abandoned yet, but its thread (and the one Apprise reads in)
+    # would hold the exit just as long: for ever, for a target that answers a byte at a time. The notifier's
+    # threads still alive after its stop are all sending; they get a few seconds to end.
+    deadline = time.monotonic() + EXIT_GRACE_S
+    sending = [thread for thread in threading.enumerate() if thread.name.startswith(NOTIFY_THREADS)]
+    for thread in sending:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = stuck_sends() + [f"a send in {thread.name}" for thread in sending if thread.is_alive()]
     if not stuck:
         return
     import logging

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -236,3 +237,36 @@ def a_metrics_board() -> Board:
     )
     jobs = (a_job("pve/backup/nightly", RunOutcome.OK), a_job("pve/backup/" + HOSTILE, RunOutcome.FAILED))
     return replace(board, jobs=jobs)
+
+
+@contextmanager
+def dripping_target() -> Iterator[tuple[int, list[int]]]:
+    """A webhook that reads the request, then answers one byte every half second, never finishing: what a broken
+    proxy may do. -> (its port, one entry per connection)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    connections: list[int] = []
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn, suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            while not stop.wait(0.5):  # a header that never ends
+                conn.sendall(b"x")
+
+    def accept() -> None:
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                conn, _ = listener.accept()
+                connections.append(1)
+                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1], connections
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()

@@ -4,11 +4,8 @@ clock for quiet hours, digests and reminders, the history database for what was 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +14,19 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
-from notify_helpers import NOW, ZONE, Clock, Driving, Receiver, a_board, a_datastore, a_source, a_verdict, receiver
+from notify_helpers import (
+    NOW,
+    ZONE,
+    Clock,
+    Driving,
+    Receiver,
+    a_board,
+    a_datastore,
+    a_source,
+    a_verdict,
+    dripping_target,
+    receiver,
+)
 
 from backup_glance.errors import BackupGlanceError
 from backup_glance.model import Board, Severity, Status
@@ -313,39 +322,6 @@ class TestRestart:
         titles = [m["title"] for m in rig.inbox.messages]
         assert titles == ["Backups: postgres: failed", "Backups: still open: postgres: failed"]
         rig.close(notifier)
-
-
-@contextlib.contextmanager
-def dripping_target() -> Iterator[tuple[int, list[int]]]:
-    """A webhook that reads the request, then answers one byte every half second, never finishing: what a broken
-    proxy may do. -> (its port, one entry per connection)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    connections: list[int] = []
-    stop = threading.Event()
-
-    def drip(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
-            while not stop.wait(0.5):  # a header that never ends
-                conn.sendall(b"x")
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                conn, _ = listener.accept()
-                connections.append(1)
-                threading.Thread(target=drip, args=(conn,), daemon=True).start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
-        yield listener.getsockname()[1], connections
-    finally:
-        stop.set()
-        acceptor.join(5)
-        listener.close()
 
 
 class TestDrippingTarget:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from notify_helpers import Receiver, receiver
+from notify_helpers import Receiver, dripping_target, receiver
 from serve_process import ServeProcess
 
 from backup_glance.config._variables import SECRETS_DIR_VARIABLE
@@ -102,3 +102,22 @@ def test_a_second_serve_on_the_same_history_refuses_to_start(tmp_path: Path) -> 
             assert first.stop(signal.SIGTERM)[0] == 0
         with ServeProcess(["--config", str(config)], env=env) as again:  # the claim ends with its holder
             assert httpx.get(again.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_stop_during_a_send_that_never_finishes_ends_within_seconds(tmp_path: Path) -> None:
+    """SIGTERM while a send to a target answering a byte at a time was still inside Apprise's 60 s wait: the
+    notifier stopped, the log said "stopped", and the process waited at exit for that thread for ever (systemd
+    then killed it, and the unit failed)."""
+    with DemoLab() as lab, dripping_target() as (port, connections):
+        config = tmp_path / "bg.yaml"
+        config.write_text(lab.config_text() + f"notify:\n  - url: json://127.0.0.1:{port}/hook\n")
+        config.chmod(0o600)
+        env = {SECRETS_DIR_VARIABLE: lab.environment()[SECRETS_DIR_VARIABLE]}
+        with ServeProcess(["--config", str(config)], env=env) as serve:
+            deadline = time.monotonic() + 30
+            while not connections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert connections, serve.output  # the send is on its way, and will never end
+            code, took = serve.stop(signal.SIGTERM)
+            assert code == 0 and took < 15, serve.output
+            assert "exiting without waiting for notification sends that never finished" in serve.output

@@ -16,10 +16,20 @@ Nothing here is imported unless the config has `notify:` or `heartbeat:` (Appris
 
 from ._deliver import stuck_sends as stuck_sends
 from ._messages import Message as Message
+from ._notifier import NOTIFY_THREADS as NOTIFY_THREADS
 from ._notifier import Notifier as Notifier
 from ._notifier import Target as Target
 from ._notifier import build_notifier as build_notifier
 from ._notifier import build_targets as build_targets
 from .heartbeat import Heartbeat as Heartbeat
 
-__all__ = ["Heartbeat", "Message", "Notifier", "Target", "build_notifier", "build_targets", "stuck_sends"]
+__all__ = [
+    "NOTIFY_THREADS",
+    "Heartbeat",
+    "Message",
+    "Notifier",
+    "Target",
+    "build_notifier",
+    "build_targets",
+    "stuck_sends",
+]

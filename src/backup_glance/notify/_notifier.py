@@ -53,6 +53,9 @@ def target_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:20]
 
 
+NOTIFY_THREADS = "notify-send"  # the name of the threads sends run in, and the start of every such name
+
+
 class Notifier:
     def __init__(
         self,
@@ -73,7 +76,7 @@ class Notifier:
         self._base_url = base_url
         # One thread per target, as each has one worker: a send to a target that hangs holds its thread for up to
         # SEND_TIMEOUT_S, and with fewer threads than targets a few such targets would hold up all the others.
-        self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.targets)), thread_name_prefix="notify")
+        self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.targets)), thread_name_prefix=NOTIFY_THREADS)
         self._digest_at = store.prepare([t.key for t in self.targets], clock())
         loaded = store.load()
         self._announced: dict[str, dict[str, Announced]] = {t.key: loaded.get(t.key, {}) for t in self.targets}
