@@ -76,6 +76,17 @@ heartbeat: {{url: "https://hc.lan/ping/{UUID}"}}
     assert not {"gotify.lan", "example.org", "hc.lan", "ping", "me"} & set(hidden)  # the log stays readable
 
 
+def test_a_push_url_is_hidden_whatever_its_token_looks_like() -> None:
+    """An Uptime Kuma push token of letters only (`HBFAILTOKEN`) looked like no token, and httpx's debug line
+    showed the whole URL."""
+    text = 'heartbeat: {url: "http://kuma.lan:3001/api/push/HBOKTOKEN?status=up", fail_url: "http://kuma.lan:3001/api/push/HBFAILTOKEN"}\n'
+    config = parse_text(SOURCE + text, env={}).config
+    assert config is not None
+    hidden = secrets_of(config)
+    assert {"/api/push/HBOKTOKEN", "/api/push/HBFAILTOKEN", "http://kuma.lan:3001/api/push/HBFAILTOKEN"} <= set(hidden)
+    assert "kuma.lan" not in hidden and "kuma.lan:3001" not in hidden  # the host stays readable in the log
+
+
 def notify_test(tmp_path: Path, urls: list[str]) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "bg.yaml"
     config.write_text(SOURCE + "notify:" + ("\n" if urls else " []\n") + "".join(f"  - url: {url}\n" for url in urls))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
@@ -106,4 +107,10 @@ def secrets_of(config: Config) -> list[str]:
     for url in urls:
         if url is not None and url.get_secret_value():
             values += url_secrets(url.get_secret_value())
+    for ping in (heartbeat.url, heartbeat.fail_url) if heartbeat is not None else ():
+        # A push URL is a credential as a whole, whatever its token looks like (`/api/push/HBTOKEN`): the path and
+        # query too, as an HTTP library's debug line writes them.
+        if ping is not None:
+            parts = urlsplit(ping.get_secret_value())
+            values += [ping.get_secret_value(), *(part for part in (parts.path, parts.query) if len(part) >= 8)]
     return list(dict.fromkeys(values))
