@@ -97,3 +97,19 @@ def test_a_failed_ping_is_tried_again_soon_not_only_after_every() -> None:
 
 def test_every_is_at_least_five_seconds() -> None:
     assert Heartbeat("http://127.0.0.1:1/x", every=timedelta(seconds=1)).every == 5.0
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://no-such-host.invalid/ping/x", "the host name does not resolve"),
+        ("http://127.0.0.1:9/ping/x", "connection refused"),
+    ],
+)
+def test_a_failed_ping_says_why_in_words(url: str, said: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Every one of them was `problem=ConnectError`: a name, a refused port and an untrusted certificate alike."""
+    caplog.set_level("WARNING", logger="backup_glance")
+    clock = FakeMonotonic()
+    feed(Heartbeat(url, monotonic=clock), [(1000, OK)], clock)
+    (line,) = [r for r in caplog.records if r.getMessage() == "heartbeat ping failed"]
+    assert line.problem == said  # type: ignore[attr-defined]

@@ -375,3 +375,11 @@ def test_an_apprise_without_a_send_timeout_still_sends() -> None:
     sender._apprise = OldApprise()  # type: ignore[assignment]
     assert sender.send(Message("postgres: failed", "body", "critical")) is True
     assert sent == ["postgres: failed"]
+
+
+def test_a_refusal_without_an_http_answer_still_says_something() -> None:
+    """notify-test printed `FAILED  mailto://…` with nothing in brackets, under a footer saying "why: in brackets"."""
+    sender = AppriseSender("mailto://user:pass@example.org?smtp=127.0.0.1&port=9&to=me@example.org")
+    assert sender.send(Message("postgres: failed", "body", "critical")) is False
+    assert sender.last is not None
+    assert sender.last.describe() == "not accepted (Apprise's warning in the log says why)"

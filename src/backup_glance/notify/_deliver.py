@@ -21,6 +21,7 @@ import inspect
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -142,6 +143,7 @@ class AppriseSender:
         # Apprise 1.x has no `timeout` (its sends are bounded by their sockets' timeouts only).
         bounded = "timeout" in inspect.signature(self._apprise.notify).parameters
         bound: dict[str, Any] = {"timeout": SEND_TIMEOUT_S} if bounded else {}
+        began = time.monotonic()
         with watching(follow_redirects=self._follow_redirects) as exchange:
             self.last = exchange
             result = self._apprise.notify(
@@ -150,6 +152,12 @@ class AppriseSender:
                 notify_type=_TYPES.get(message.level, "info"),
                 body_format="text",
                 **bound,
+            )
+        if not result and exchange.describe() is None:  # no HTTP answer to quote: say what is known
+            exchange.problem = (
+                f"no complete answer within {SEND_TIMEOUT_S:.0f} s"
+                if time.monotonic() - began >= SEND_TIMEOUT_S - 1
+                else "not accepted (Apprise's warning in the log says why)"
             )
         return bool(result)
 

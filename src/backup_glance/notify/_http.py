@@ -21,6 +21,7 @@ Requests made outside `watching()` (nothing else in backup-glance uses requests)
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -176,6 +177,7 @@ def problem(exc: BaseException) -> str:
 
 
 _SOCKET_ERRORS: Mapping[type[BaseException], str] = {
+    socket.gaierror: "the host name does not resolve",
     ConnectionRefusedError: "connection refused",
     ConnectionResetError: "connection reset",
     ConnectionAbortedError: "connection aborted",

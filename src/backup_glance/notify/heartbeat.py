@@ -29,6 +29,7 @@ import httpx
 
 from ..config import display_url
 from ..model import Board, Severity
+from ._http import problem as reason
 from ._policy import is_complete
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,10 @@ class Heartbeat:
                 problem += f" to {display_url(urljoin(url, location))} (redirects are not followed: use that URL)"
         except TimeoutError:
             ok, problem = False, f"no answer within {TIMEOUT_S:.0f} s"
-        except httpx.HTTPError as exc:
-            ok, problem = False, exc.__class__.__name__
+        except httpx.ConnectTimeout:
+            ok, problem = False, "no connection within the timeout"
+        except httpx.HTTPError as exc:  # said as for a notification: an untrusted certificate, a name, refused
+            ok, problem = False, reason(exc)
         if ok:
             self._last_ok = self._monotonic()
             self.pings += 1
