@@ -624,6 +624,23 @@ class TestRetention:
         assert history.prune(now=NOW) == 1
         assert everything(history) == ()
 
+    def test_a_clock_days_behind_deletes_nothing_a_broken_far_future_row_goes(self, history: History) -> None:
+        """A Pi started without its clock set (no RTC, NTP not there yet) pruned the last days of real history as
+        "from the future". Only what no clock error explains (a year ahead and more, as an older build stored) goes."""
+        real, broken = a_snapshot(taken_at=NOW - timedelta(hours=3)), a_snapshot(taken_at=NOW + timedelta(days=800))
+        history.record(
+            an_observation(
+                snapshots=[real, broken],
+                runs=[
+                    a_run(run_id="real", started_at=NOW - timedelta(hours=3)),
+                    a_run(run_id="broken", started_at=NOW + timedelta(days=800)),
+                ],
+            )
+        )
+        assert history.prune(now=NOW - timedelta(days=5)) == 2
+        assert everything(history) == (real,)
+        assert [r.run_id for r in history.view(since=NOW - timedelta(days=1)).runs] == ["real"]
+
     def test_it_forgets_a_place_once_no_snapshot_is_left_in_it(self, history: History, db_path: Path) -> None:
         long_ago = NOW - RETENTION - timedelta(days=10)
         old = a_snapshot(target="guest:101", location="main", taken_at=long_ago - timedelta(hours=1))

@@ -72,7 +72,10 @@ DEFERRED_ROWS = 10_000
 READ_CHUNK = 10_000  # rows read from the file at a time where each is dealt with as it comes
 WAL_LIMIT = 16 * 1024 * 1024  # the WAL is cut back to this after any write that left it larger
 DURATION_REFRESH = 3600.0  # seconds between recomputations of typical durations (a slow-moving statistic)
-FUTURE_SLACK = timedelta(days=1)  # rows dated later than this past "now" are broken facts: ignored, then pruned
+FUTURE_SLACK = timedelta(days=1)  # rows dated later than this past "now" are broken facts: never in a view
+# ... and deleted only this far ahead (a year 9999 an older build stored): a machine started with its clock days
+# behind (a Pi without RTC, before NTP) deleted the last days of real history at its first prune.
+PRUNE_FUTURE = timedelta(days=366)
 _END_OF_TIME = 2**62  # `until=None`: an epoch no instant reaches
 _MEMORY = ":memory:"
 # SQLite result codes -> what a person needs to hear (sqlite3.Error.sqlite_errorname, Python 3.11+).
@@ -395,7 +398,7 @@ class History:
         old: deleting it would only have the next poll record it again as new.
         """
         cutoff = epoch(now - self._retention)
-        future = epoch(now + FUTURE_SLACK)
+        future = epoch(now + PRUNE_FUTURE)
         with self._lock:
             self._write_deferred()
             return self._prune(cutoff, future)
