@@ -383,3 +383,39 @@ def test_a_refusal_without_an_http_answer_still_says_something() -> None:
     assert sender.send(Message("postgres: failed", "body", "critical")) is False
     assert sender.last is not None
     assert sender.last.describe() == "not accepted (Apprise's warning in the log says why)"
+
+
+class TestAClockThatRanAhead:
+    """The machine's clock ran a month ahead for a minute (a bad NTP answer, a VM restored), then came back: a
+    digest or reminder stamped in that minute held every later one back until the month had passed."""
+
+    def test_digests_keep_their_calendar(self, rig: Rig) -> None:
+        notifier = rig.notifier(digest="*-*-* 08:00", alerts=False)
+
+        def digest_at(local: str) -> bool | None:
+            rig.clock.local(local)
+            return rig.publish(notifier, a_board(a_verdict("postgres", Status.FAILED), at=rig.clock.now))["t1"]
+
+        assert digest_at("2026-11-26T13:00") is None
+        assert digest_at("2026-12-27T08:00:20") is True  # a month ahead: that day's digest goes out, stamped then
+        assert digest_at("2026-11-27T08:00:20") is None  # back to the truth: the day's slot counts as taken ...
+        assert digest_at("2026-11-28T08:00:20") is True  # ... and the next morning's goes out, not next month's
+        assert [m["title"][:26] for m in rig.inbox.messages] == [
+            "Backups digest Sun 27 Dec:",
+            "Backups digest Sat 28 Nov:",
+        ]
+        rig.close(notifier)
+
+    def test_reminders_start_again_from_now(self, rig: Rig) -> None:
+        notifier = rig.notifier(repeat=timedelta(hours=24))
+        rig.clock.now = NOW + timedelta(days=30)
+        rig.publish(notifier, failing_board("postgres", at=rig.clock.now))  # announced "a month ahead"
+        rig.clock.now = NOW + timedelta(hours=1)
+        assert rig.publish(notifier, failing_board("postgres", at=rig.clock.now)) == {"t1": True}
+        rig.clock.now = NOW + timedelta(hours=2)
+        assert rig.publish(notifier, failing_board("postgres", at=rig.clock.now)) == {"t1": None}  # not again
+        rig.clock.now = NOW + timedelta(hours=25, minutes=1)
+        assert rig.publish(notifier, failing_board("postgres", at=rig.clock.now)) == {"t1": True}
+        titles = [m["title"] for m in rig.inbox.messages]
+        assert titles == ["Backups: postgres: failed", *["Backups: still open: postgres: failed"] * 2]
+        rig.close(notifier)

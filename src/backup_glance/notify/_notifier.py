@@ -171,8 +171,16 @@ class Notifier:
     def _digest_due(self, target: Target, now: datetime) -> bool:
         if target.digest is None:
             return False
-        upcoming = target.digest.next_after(self._digest_at.get(target.key, now))
+        upcoming = target.digest.next_after(self._last_digest(target, now))
         return upcoming is not None and upcoming <= now
+
+    def _last_digest(self, target: Target, now: datetime) -> datetime:
+        """When the target's last digest went out; never after `now`: one stamped while the clock ran a month
+        ahead would otherwise hold every digest back until that month came. The calendar starts again from now."""
+        last = self._digest_at.get(target.key, now)
+        if last > now:
+            last = self._digest_at[target.key] = now
+        return last
 
     def _next_wake_in(self) -> float:
         """Seconds until the next digest or reminder falls due. One already overdue is not counted: the step just
@@ -182,7 +190,7 @@ class Notifier:
         deadlines = [MAX_IDLE_S]
         for target in self.targets:
             if target.digest is not None:
-                upcoming = target.digest.next_after(self._digest_at.get(target.key, now))
+                upcoming = target.digest.next_after(self._last_digest(target, now))
                 if upcoming is not None:
                     deadlines.append((upcoming - now).total_seconds())
             if target.rule.repeat is not None:

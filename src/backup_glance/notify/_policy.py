@@ -195,7 +195,9 @@ def _reminders(
     due = [
         item
         for item, before in announced.items()
-        if now - before.reminded_at >= rule.repeat and item not in upserts and item not in deletes
+        # A stamp more than one repeat ahead of now was written while the clock ran ahead: remind now, and the
+        # schedule starts again from here (else reminders would wait for the day the clock had shown).
+        if abs(now - before.reminded_at) >= rule.repeat and item not in upserts and item not in deletes
     ]
     if not due:
         return []
