@@ -139,6 +139,11 @@ class TestProblems:
         (problem,) = problems_of("sources:\n\t- name: x\n")
         assert problem == "bg.yaml:2:1: not valid YAML: a tab character here; indent with spaces"
 
+    def test_a_second_document_is_named_as_such(self) -> None:
+        # It read backwards: "but found another document expected a single document in the stream".
+        (problem,) = problems_of("timezone: UTC\n---\nsources: []\n")
+        assert problem == "bg.yaml:2:1: not valid YAML: a second document starts here (after '---'); the file holds one"
+
     def test_a_duplicate_key_is_an_error_at_the_second_one(self) -> None:
         problems = problems_of(config_text(extra="timezone: UTC\n"))
         assert problems == ["bg.yaml:8:1: key 'timezone' appears twice (first on line 1); keep one"]
@@ -317,6 +322,14 @@ class TestSecretFiles:
         assert source.token_secret is not None and source.token_secret.get_secret_value() == "from-a-file"
         assert "from-a-file" not in repr(config)
         assert secrets_of(config) == ["from-a-file"]
+
+    def test_a_byte_order_mark_in_a_secret_file_is_no_part_of_the_secret(self, tmp_path: Path) -> None:
+        """Notepad saves one: it read as "a non-ASCII character (character 1)"."""
+        secret = tmp_path / "token"
+        secret.write_bytes(b"\xef\xbb\xbffrom-notepad\r\n")
+        text = config_text(sources=PBS.replace("token_secret: ${PBS_TOKEN}", f"token_secret_file: {secret}"))
+        source = parse_config(text, env={}).sources[0]
+        assert source.token_secret is not None and source.token_secret.get_secret_value() == "from-notepad"
 
     def test_relative_files_are_relative_to_the_config_file(self, tmp_path: Path) -> None:
         (tmp_path / "secrets").mkdir()

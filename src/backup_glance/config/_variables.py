@@ -95,7 +95,8 @@ def read_at_most(path: Path, most: int) -> bytes:
 
 
 def read_secret_file(path: str | Path) -> str:
-    """The text of a secret file without its trailing newline, or SecretFileError naming the path."""
+    """The text of a secret file without its trailing newline (nor a byte-order mark), or SecretFileError naming
+    the path."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -114,7 +115,9 @@ def read_secret_file(path: str | Path) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SecretFileError(f"{path} is not UTF-8 text") from None
-    return text.rstrip("\r\n")
+    # A byte-order mark (Notepad writes one) is never part of a token or a password: it read as "a non-ASCII
+    # character (character 1)".
+    return text.removeprefix("\ufeff").rstrip("\r\n")
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,8 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "syntax error"
     if "'\\t'" in problem:
         return "not valid YAML: a tab character here; indent with spaces"
+    if exc.context == "expected a single document in the stream":
+        return "not valid YAML: a second document starts here (after '---'); the file holds one"
     context = f" {exc.context}" if exc.context else ""
     return f"not valid YAML: {problem}{context}"
 
