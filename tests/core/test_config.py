@@ -139,6 +139,16 @@ class TestProblems:
         (problem,) = problems_of("sources:\n\t- name: x\n")
         assert problem == "bg.yaml:2:1: not valid YAML: a tab character here; indent with spaces"
 
+    def test_top_level_x_keys_hold_anchors_and_nothing_else(self) -> None:
+        text = (
+            "x-proxmox: &proxmox {url: 'https://pbs.lan:8007', token_id: 'monitor@pbs!glance', token_secret: x}\n"
+            + config_text(sources="  - {<<: *proxmox, name: pbs, type: pbs}\n")
+        )
+        config = parse_config(text, env={})
+        assert config.sources[0].url == "https://pbs.lan:8007"
+        (problem,) = problems_of(text.replace("x-proxmox:", "xproxmox:"))
+        assert problem.startswith("bg.yaml:1:1: xproxmox: unknown key 'xproxmox'")
+
     def test_a_second_document_is_named_as_such(self) -> None:
         # It read backwards: "but found another document expected a single document in the stream".
         (problem,) = problems_of("timezone: UTC\n---\nsources: []\n")

@@ -192,6 +192,8 @@ def parse_text(
             Problem("the top level must be a mapping of keys (timezone, sources, services, ...)", filename, 1, 1)
         )
         return Report(None, problems)
+    # Docker Compose's habit: top-level `x-...` keys hold what anchors point at (`x-pve: &pve {...}`), nothing else.
+    data = {key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith("x-"))}
     findings, file_secrets = _resolve_files(data, base_dir or Path.cwd(), secrets_dir)
     config: Config | None = None
     try:
