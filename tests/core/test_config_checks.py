@@ -31,6 +31,15 @@ def findings(sources: str = PBS, services: str = "", extra: str = "", env: dict[
     return [str(p) for p in parse_text(text, filename="bg.yaml", env=env or {}).problems]
 
 
+def test_plain_http_to_proxmox_is_warned_about() -> None:
+    """Its API speaks HTTPS only: a poll over http:// met only "Server disconnected without sending a response"."""
+    assert findings(sources=PBS.replace("https://pbs.lan:8007", "http://pbs.lan:8007")) == [
+        "bg.yaml:3:28: sources[0].url: warning: Proxmox answers HTTPS only (https://...:8007); http:// works only "
+        "through a proxy that adds TLS"
+    ]
+    assert findings() == []
+
+
 class TestReferences:
     def test_no_sources_at_all_is_an_error(self) -> None:
         assert findings(sources="  []\n") == [

@@ -91,6 +91,17 @@ def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secre
     for key in ("token_secret", "token", "password"):
         if source.get(key) == "":
             findings.append(Finding((*path, key), f"is empty; it must hold the {key}"))
+    url = _text(source, "url")
+    if source.get("type") in ("pve", "pbs") and url is not None and url.lower().startswith("http://"):
+        # Their API speaks HTTPS only: plain HTTP met only "Server disconnected without sending a response".
+        port = "8006" if source.get("type") == "pve" else "8007"
+        findings.append(
+            Finding(
+                (*path, "url"),
+                f"Proxmox answers HTTPS only (https://...:{port}); http:// works only through a proxy that adds TLS",
+                warning=True,
+            )
+        )
     if source.get("type") != "restic":
         return findings
     password_file = _text(source, "password_file")
