@@ -140,11 +140,12 @@ def judge(
     policy: ProtectionPolicy | None = None,
     now: datetime = NOW,
     anomalies: AnomalyPolicy | None = None,
+    target_keys: tuple[str, ...] = ("guest:101",),
 ) -> Board:
     spec = ServiceSpec(
         id="vault",
         name="Vault",
-        target_keys=("guest:101",),
+        target_keys=target_keys,
         grace=timedelta(hours=1),
         max_age=timedelta(hours=26),
         lookback=timedelta(days=14),
@@ -293,17 +294,8 @@ class TestASourceThatNeverAnswered:
 
     @staticmethod
     def judge_plan(*sources: SourceState) -> Verdict:
-        spec = ServiceSpec(
-            id="vault",
-            name="Vault",
-            target_keys=("backrest:backrest/vault",),
-            grace=timedelta(hours=1),
-            max_age=timedelta(hours=26),
-            lookback=timedelta(days=14),
-            protection=ProtectionPolicy(copies=2, restore_test=90 * DAY),
-        )
-        board = evaluate(services=[spec], sources=sources, history=HistoryView(), now=NOW, display_tz=ZONE)
-        return vault(board)
+        policy = ProtectionPolicy(copies=2, restore_test=90 * DAY)
+        return vault(judge(*sources, policy=policy, target_keys=("backrest:backrest/vault",)))
 
     def test_its_own_source_is_named_and_nothing_is_missing_for_sure(self) -> None:
         rejected = SourceState("backrest", "backrest", timedelta(minutes=5), error="username or password rejected")

@@ -4,7 +4,7 @@ board publishes: the first complete board, a source that stops answering and com
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from notify_helpers import Clock, Receiver, receiver
 
+from backup_glance.collector import Collector
 from backup_glance.demo import DemoLab
 from backup_glance.runtime import Runtime, build_runtime
 
@@ -48,6 +49,30 @@ class Lab:
         text = self.demo.config_text().replace("server:\n", "server:\n  base_url: https://home.lan/backups/\n")
         self.runtime = build_runtime(self.demo.config(text + extra), clock=self.clock, notify=True)
         return self.runtime
+
+    def beat_twice(self, poll_again: Callable[[Collector], Awaitable[object]]) -> int:
+        """The first poll and its ping, then `poll_again` past `every` and the ping after it; -> boards published
+        in between."""
+        assert self.runtime is not None and self.runtime.notifier is not None
+        notifier, collector, store = self.runtime.notifier, self.runtime.collector, self.runtime.store
+
+        async def pings(count: int) -> None:
+            for _ in range(500):
+                if sum(hit.method == "GET" for hit in self.inbox.hits) >= count:
+                    return
+                await asyncio.sleep(0.01)
+
+        async def go() -> int:
+            notifier.start()
+            await collector.poll_once()
+            await pings(1)
+            published = store.version
+            await asyncio.sleep(5.2)  # past `every`
+            await poll_again(collector)
+            await pings(2)
+            return store.version - published
+
+        return self.loop.run_until_complete(go())
 
     def poll(self) -> list[dict[str, Any]]:
         """One poll of every source (one board publish), then what the notifier sends for it."""
@@ -135,27 +160,7 @@ def test_the_heartbeat_is_pinged_after_the_first_complete_board(lab: Lab) -> Non
 def test_the_heartbeat_keeps_beating_while_polls_find_nothing_new(lab: Lab) -> None:
     """Boards are published only on news; a quiet night must not silence the heartbeat."""
     lab.start(f"heartbeat:\n  url: {lab.inbox.url('/ping/uuid', scheme='http')}\n  every: 5s\n")
-    runtime = lab.runtime
-    assert runtime is not None and runtime.notifier is not None
-    notifier, collector, store = runtime.notifier, runtime.collector, runtime.store
-
-    async def pings(count: int) -> None:
-        for _ in range(500):
-            if sum(hit.method == "GET" for hit in lab.inbox.hits) >= count:
-                return
-            await asyncio.sleep(0.01)
-
-    async def go() -> int:
-        notifier.start()
-        await collector.poll_once()
-        await pings(1)
-        published = store.version
-        await asyncio.sleep(5.2)  # past `every`
-        await asyncio.gather(*(collector._poll(name) for name in collector._sources))
-        await pings(2)
-        return store.version - published
-
-    assert lab.loop.run_until_complete(go()) == 0  # nothing new was published ...
+    assert lab.beat_twice(lambda collector: asyncio.gather(*map(collector._poll, collector._sources))) == 0
     assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid", "/ping/uuid"]  # ... and it beat again
 
 
@@ -164,26 +169,6 @@ def test_the_heartbeat_keeps_beating_on_its_fail_url_while_a_source_stays_down(l
     stopped, so the monitor said "backup-glance is dead" instead of hearing the fail_url."""
     ping, fail = lab.inbox.url("/ping/uuid", scheme="http"), lab.inbox.url("/ping/uuid/fail", scheme="http")
     lab.start(f"heartbeat:\n  url: {ping}\n  fail_url: {fail}\n  every: 5s\n")
-    runtime = lab.runtime
-    assert runtime is not None and runtime.notifier is not None
-    notifier, collector, store = runtime.notifier, runtime.collector, runtime.store
-
-    async def pings(count: int) -> None:
-        for _ in range(500):
-            if sum(hit.method == "GET" for hit in lab.inbox.hits) >= count:
-                return
-            await asyncio.sleep(0.01)
-
-    async def go() -> int:
-        notifier.start()
-        lab.demo.apps["pbs"].faults.down = True
-        await collector.poll_once()  # the demo is critical anyway; pbs down from the first poll
-        await pings(1)
-        published = store.version
-        await asyncio.sleep(5.2)  # past `every`
-        await collector._poll("pbs-main")  # the same failure again
-        await pings(2)
-        return store.version - published
-
-    assert lab.loop.run_until_complete(go()) == 0
+    lab.demo.apps["pbs"].faults.down = True  # the demo is critical anyway; pbs down from the first poll
+    assert lab.beat_twice(lambda collector: collector._poll("pbs-main")) == 0  # the same failure again
     assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid/fail", "/ping/uuid/fail"]
