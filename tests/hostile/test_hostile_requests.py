@@ -203,7 +203,7 @@ def test_each_failure_says_why_and_never_what_was_sent(caplog: pytest.LogCapture
         raise AssertionError("must not be reached")
 
     auth = TokenAuth(app, token="s3cret-token-value", calendar_key="calendar-key-value", failures=FailureLog(every=0))
-    client = TestClient(auth)  # no `with`: no lifespan, which TokenAuth would pass to the app
+    client = TestClient(auth, client=("192.0.2.7", 50000))  # no `with`: no lifespan, which TokenAuth would pass on
     with caplog.at_level(logging.WARNING, logger="backup_glance.web.auth"):
         assert client.get("/api/v1/status").status_code == 401
         assert client.get("/", headers={"Authorization": "Bearer nope-nope-nope"}).status_code == 401
@@ -214,11 +214,11 @@ def test_each_failure_says_why_and_never_what_was_sent(caplog: pytest.LogCapture
         assert client.get("/", auth=("glance", "wrong-password")).status_code == 401
     reasons = [(r.path, r.reason, r.client) for r in caplog.records]  # type: ignore[attr-defined]
     assert reasons == [
-        ("/api/v1/status", "no credentials", "testclient"),
-        ("/", "wrong token", "testclient"),
-        ("/calendar.ics", "wrong calendar key", "testclient"),
-        *[("/calendar.ics", "wrong calendar key", "testclient")] * 3,
-        ("/", "wrong token", "testclient"),
+        ("/api/v1/status", "no credentials", "192.0.2.7"),
+        ("/", "wrong token", "192.0.2.7"),
+        ("/calendar.ics", "wrong calendar key", "192.0.2.7"),
+        *[("/calendar.ics", "wrong calendar key", "192.0.2.7")] * 3,
+        ("/", "wrong token", "192.0.2.7"),
     ]
     assert "nope" not in caplog.text and "wrong-password" not in caplog.text
 
@@ -229,17 +229,31 @@ def test_a_path_cannot_pose_as_fields_of_the_failed_login_line(caplog: pytest.Lo
     async def app(scope: object, receive: object, send: object) -> None:
         raise AssertionError("must not be reached")
 
-    client = TestClient(TokenAuth(app, token="s3cret-token-value", failures=FailureLog(every=0)))
+    client = TestClient(TokenAuth(app, token="s3cret-token-value", failures=FailureLog(every=0)), client=("::1", 1))
     with caplog.at_level(logging.WARNING, logger="backup_glance.web.auth"):
         client.get("/x%20reason=wrong%20token%20failures=1%20client=192.168.1.66%E2%80%AE")
     (record,) = caplog.records
     line = ContextFormatter("%(message)s").format(record)
     assert line == (
-        'authentication failed client=testclient path="/x reason=wrong token failures=1 client=192.168.1.66\\u202e"'
+        'authentication failed client=::1 path="/x reason=wrong token failures=1 client=192.168.1.66\\u202e"'
         ' reason="no credentials" failures=1'
     )
     fields = [word.partition("=") for word in shlex.split(line) if "=" in word]  # as a logfmt reader splits it
-    assert [(key, value) for key, _, value in fields if key == "client"] == [("client", "testclient")]
+    assert [(key, value) for key, _, value in fields if key == "client"] == [("client", "::1")]
+
+
+def test_a_client_address_that_is_no_address_is_one_client(caplog: pytest.LogCaptureFixture) -> None:
+    """A proxy on this host passes X-Forwarded-For as it came: a new text for each failure had a line of its own
+    (and pushed the real clients' lines into "similar lines suppressed")."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("must not be reached")
+
+    auth = TokenAuth(app, token="s3cret-token-value", failures=FailureLog(every=10))
+    with caplog.at_level(logging.WARNING, logger="backup_glance.web.auth"):
+        for n in range(5):
+            TestClient(auth, client=(f'evil value {n} "quoted" path=/fake', 1)).get("/api/v1/status")
+    assert [r.client for r in caplog.records] == ["(not an address)"]  # type: ignore[attr-defined]
 
 
 def test_the_failure_log_folds_a_flood_per_client() -> None:

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -146,8 +147,15 @@ def _warn(client: str, path: str, reason: str, count: int) -> None:
 
 
 def _client_of(scope: Scope) -> str:
+    """The client's address, or what stands for one that is none: a proxy on this host may pass any text as
+    X-Forwarded-For, and a new text for each failure would have had a line of its own."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    try:
+        return str(ipaddress.ip_address(str(client[0])))
+    except ValueError:
+        return "(not an address)"
 
 
 class TokenAuth:
