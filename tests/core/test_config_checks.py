@@ -31,6 +31,18 @@ def findings(sources: str = PBS, services: str = "", extra: str = "", env: dict[
     return [str(p) for p in parse_text(text, filename="bg.yaml", env=env or {}).problems]
 
 
+def test_a_secret_with_a_space_at_an_end_is_warned_about_and_not_shown(tmp_path: Path) -> None:
+    """Pasted with a space into its file, it passed `validate`, and every poll met a 401."""
+    secret = tmp_path / "pbs.token"
+    secret.write_text("d63e505a-e3ec \n")
+    secret.chmod(0o600)
+    source = PBS.replace("token_secret: s", f"token_secret_file: {secret}")
+    (warning,) = findings(sources=source)
+    assert warning.endswith("sources[0].token_secret: warning: starts or ends with a space or tab: is that part of it?")
+    assert "d63e505a" not in warning
+    assert findings() == []
+
+
 def test_plain_http_to_proxmox_is_warned_about() -> None:
     """Its API speaks HTTPS only: a poll over http:// met only "Server disconnected without sending a response"."""
     assert findings(sources=PBS.replace("https://pbs.lan:8007", "http://pbs.lan:8007")) == [

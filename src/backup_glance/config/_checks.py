@@ -89,8 +89,12 @@ def _source(path: KeyPath, source: dict[str, Any], env: Mapping[str, str], secre
     if ca_file is not None:
         findings += _ca_file((*path, "ca_file"), ca_file, pinned=bool(source.get("fingerprint")))
     for key in ("token_secret", "token", "password"):
-        if source.get(key) == "":
+        value = source.get(key)
+        if value == "":
             findings.append(Finding((*path, key), f"is empty; it must hold the {key}"))
+        elif isinstance(value, str) and value != value.strip(" \t"):
+            # Never shown: a token's secret never starts or ends so, a pasted one often does (then every poll: 401).
+            findings.append(Finding((*path, key), "starts or ends with a space or tab: is that part of it?", True))
     url = _text(source, "url")
     if source.get("type") in ("pve", "pbs") and url is not None and url.lower().startswith("http://"):
         # Their API speaks HTTPS only: plain HTTP met only "Server disconnected without sending a response".
