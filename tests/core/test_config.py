@@ -124,6 +124,11 @@ class TestProblems:
         assert problem.startswith("bg.yaml:6:5: sources[0].token_id: ") and message in problem
         assert "d63e505a" not in problem  # a secret pasted with the id is not shown back
 
+    @pytest.mark.parametrize("token_id", ["root@pam!monitoring", "jo@example.org@ldap!glance-1", "a.b-c@pve!t_1"])
+    def test_token_ids_proxmox_knows_are_taken(self, token_id: str) -> None:
+        config = parse_config(config_text(sources=PBS.replace('"monitor@pbs!glance"', f'"{token_id}"')), env=ENV)
+        assert config.sources[0].token_id == token_id  # type: ignore[union-attr]
+
     def test_a_name_with_spaces_is_refused_in_words(self) -> None:
         (problem,) = problems_of(config_text(sources=PBS.replace("name: pbs", "name: pbs main")))
         assert problem == (

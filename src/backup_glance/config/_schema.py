@@ -355,8 +355,9 @@ class HttpSourceConfig(SourceConfig):
     fingerprint: Fingerprint | None = None
 
 
-# USER@REALM!TOKENNAME, as Proxmox writes an API token's id (`monitor@pbs!glance`).
-_TOKEN_ID = re.compile(r"[^\s@!:=]+@[A-Za-z0-9._-]+![A-Za-z0-9_][A-Za-z0-9._-]*")
+# USER@REALM!TOKENNAME, as Proxmox writes an API token's id (`monitor@pbs!glance`); a user name may hold an @
+# itself (`jo@example.org@ldap`), as Proxmox's own pattern for user ids allows.
+_TOKEN_ID = re.compile(r"[^\s:/!=]+@[A-Za-z][A-Za-z0-9._-]*![A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def _check_token_id(value: str) -> str:
