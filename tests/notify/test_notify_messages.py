@@ -90,3 +90,17 @@ def test_a_time_from_another_year_carries_its_year() -> None:
         [(new_year, Message("a", "a", "warning")), (new_year + timedelta(hours=1), Message("b", "b", "ok"))], MADRID
     )
     assert parts.body.split("\n\n") == ["[Thu 31 Dec 2026 23:30] a\na", "[Fri 01 Jan 00:30] b\nb"]
+
+
+def test_two_services_of_one_name_are_told_apart_by_their_sources() -> None:
+    """Two Backrest sources, each with a plan `vault`: "vault (Backrest): failed" said nothing of which one."""
+    message = lines_of(
+        a_verdict("flap/vault", Status.FAILED, name="vault (Backrest)", sources=("flapstatus",)),
+        a_verdict("down/vault", Status.LATE, name="vault (Backrest)", sources=("flapdown",)),
+        a_verdict("postgres", Status.FAILED),
+    )
+    assert sorted(line.split(":")[0] for line in message.body.splitlines()) == [
+        "postgres",
+        "vault (Backrest) · flapdown",
+        "vault (Backrest) · flapstatus",
+    ]

@@ -20,7 +20,8 @@ nothing is decided before the first complete board (every source has answered or
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -124,6 +125,23 @@ def alerting_statuses(rule: Rule) -> frozenset[Status]:
     return frozenset(s for s in Status if s not in QUIET_STATUSES and STATUS_SEVERITY[s] in wanted)
 
 
+class _Names:
+    """A service's name in a message; with its sources when another service on the board has the same name (two
+    Backrest sources each with a plan `vault`: "vault (Backrest)" twice said nothing of which one failed)."""
+
+    def __init__(self, board: Board) -> None:
+        self._verdicts = board.verdicts
+        self._twice: set[str] | None = None  # names shared by two services: counted once a line needs a name
+
+    def __call__(self, verdict: Verdict) -> str:
+        if self._twice is None:
+            counts = Counter(v.name for v in self._verdicts)
+            self._twice = {name for name, count in counts.items() if count > 1}
+        if verdict.name in self._twice and verdict.sources:
+            return f"{verdict.name} · {', '.join(verdict.sources)}"
+        return verdict.name
+
+
 def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: datetime) -> Decision:
     """The lines one target needs for `board` at `now`, and how its announced state changes with them.
 
@@ -139,6 +157,7 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
     deletes: list[str] = []
     riders: dict[str, list[str]] = {}
     seen: set[str] = set()
+    name_of = _Names(board)
     for verdict in board.verdicts:
         item = _item(SERVICE, verdict.service_id)
         seen.add(item)
@@ -147,7 +166,7 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
         if status is Status.UNKNOWN and down:
             carrier = _carrier(verdict, down)
             if carrier is not None:  # said once, on its source's line; its own state waits for the source
-                riders.setdefault(carrier, []).append(verdict.name)
+                riders.setdefault(carrier, []).append(name_of(verdict))
                 continue
         if status in alerting:
             if before is not None and before.status == status.value:
@@ -155,10 +174,10 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
             reason = _reason(verdict)
             change = Change.NEW if before is None else Change.CHANGED
             previous = None if before is None else before.status
-            lines.append(Line(change, item, verdict.name, status.value, reason, verdict.severity, previous))
+            lines.append(Line(change, item, name_of(verdict), status.value, reason, verdict.severity, previous))
             upserts[item] = Announced(status.value, reason, now, now)
         elif before is not None and status is not Status.RUNNING:
-            line = Line(Change.RECOVERED, item, verdict.name, status.value, _reason(verdict), verdict.severity)
+            line = Line(Change.RECOVERED, item, name_of(verdict), status.value, _reason(verdict), verdict.severity)
             lines.append(_with_previous(line, before.status))
             deletes.append(item)
     for name, state in down.items():
@@ -176,7 +195,7 @@ def decide(board: Board, announced: Mapping[str, Announced], rule: Rule, now: da
             deletes.append(item)
         elif item.startswith(SERVICE) and item not in seen:
             deletes.append(item)  # no longer on the board (removed from the config, or gone from discovery)
-    lines += _reminders(board, announced, rule, now, down, upserts, deletes)
+    lines += _reminders(board, announced, rule, now, down, upserts, deletes, name_of)
     lines.sort(key=_order)
     return Decision(tuple(lines), upserts, tuple(deletes))
 
@@ -189,6 +208,7 @@ def _reminders(
     down: Mapping[str, SourceState],
     upserts: dict[str, Announced],
     deletes: list[str],
+    name_of: Callable[[Verdict], str],
 ) -> list[Line]:
     if rule.repeat is None:
         return []
@@ -219,7 +239,7 @@ def _reminders(
             riding = verdict.status is Status.UNKNOWN and _carrier(verdict, down) is not None
             if riding or verdict.status.value != before.status:
                 continue  # its source's reminder speaks for it / a backup in progress: wait for the outcome
-            reason, severity, name = _reason(verdict), verdict.severity, verdict.name
+            reason, severity, name = _reason(verdict), verdict.severity, name_of(verdict)
         lines.append(Line(Change.REMINDER, item, name, before.status, reason, severity, since=before.announced_at))
         upserts[item] = Announced(before.status, before.detail, before.announced_at, now)
     return lines
