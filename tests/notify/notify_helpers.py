@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -239,34 +240,54 @@ def a_metrics_board() -> Board:
     return replace(board, jobs=jobs)
 
 
-@contextmanager
-def dripping_target() -> Iterator[tuple[int, list[int]]]:
-    """A webhook that reads the request, then answers one byte every half second, never finishing: what a broken
-    proxy may do. -> (its port, one entry per connection)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    connections: list[int] = []
-    stop = threading.Event()
+@dataclass
+class Tally:
+    """What a raw receiver saw and did: connections, bytes it managed to send, requests it read."""
 
-    def drip(conn: socket.socket) -> None:
-        with conn, suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
-            while not stop.wait(0.5):  # a header that never ends
-                conn.sendall(b"x")
+    connections: int = 0
+    sent: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def raw_target(handle: Callable[[socket.socket, Tally], None]) -> Iterator[tuple[int, Tally]]:
+    """A TCP listener on loopback; each connection goes to `handle` in a thread of its own. -> (port, tally)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    tally = Tally()
+
+    def serve(conn: socket.socket) -> None:
+        with conn, suppress(OSError, ssl.SSLError):
+            handle(conn, tally)
 
     def accept() -> None:
-        while not stop.is_set():
+        while not tally.stop.is_set():
             with suppress(TimeoutError):
                 conn, _ = listener.accept()
-                connections.append(1)
-                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+                tally.connections += 1
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
     try:
-        yield listener.getsockname()[1], connections
+        yield listener.getsockname()[1], tally
     finally:
-        stop.set()
+        tally.stop.set()
         acceptor.join(5)
         listener.close()
+
+
+@contextmanager
+def dripping_target() -> Iterator[tuple[int, Tally]]:
+    """A webhook that reads the request, then answers one byte every half second, never finishing: what a broken
+    proxy may do. -> (its port, what it saw)."""
+
+    def drip(conn: socket.socket, tally: Tally) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        while not tally.stop.wait(0.5):  # a header that never ends
+            conn.sendall(b"x")
+
+    with raw_target(drip) as (port, tally):
+        yield port, tally

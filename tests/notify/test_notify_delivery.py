@@ -327,17 +327,17 @@ class TestRestart:
 class TestDrippingTarget:
     def test_a_send_still_hanging_is_not_tried_again_beside_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(_deliver, "SEND_TIMEOUT_S", 1.0)
-        with dripping_target() as (port, connections):
+        with dripping_target() as (port, tally):
             sender = AppriseSender(f"json://127.0.0.1:{port}/hook")
             message = Message("postgres: failed", "body", "critical")
             began = time.monotonic()
             assert sender.send(message) is False  # Apprise stopped waiting; its thread still reads
             assert time.monotonic() - began < 10
             assert sender.send(message) is False
-            assert len(connections) == 1  # the second try did not take another of Apprise's threads
+            assert tally.connections == 1  # the second try did not take another of Apprise's threads
 
     def test_notify_test_ends_although_a_send_never_finishes(self, tmp_path: Path) -> None:
-        with dripping_target() as (port, _connections):
+        with dripping_target() as (port, _tally):
             config = tmp_path / "bg.yaml"
             config.write_text(
                 "sources:\n  - {name: pbs, type: pbs, url: 'https://pbs.lan:8007', token_id: 'a@pbs!b',"

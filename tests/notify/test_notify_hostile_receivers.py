@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import trustme
-from notify_helpers import NOW, ZONE, Clock, Driving, Hit, a_board, a_verdict, receiver
+from notify_helpers import NOW, ZONE, Clock, Driving, Hit, Tally, a_board, a_verdict, raw_target, receiver
 
 import backup_glance.notify._http
 import backup_glance.notify._messages
@@ -48,44 +48,6 @@ LOGGER = "backup_glance.notify"
 
 
 # --- receivers ---
-
-
-@dataclass
-class Tally:
-    """What a raw receiver saw and did: connections, bytes it managed to send, requests it read."""
-
-    connections: int = 0
-    sent: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-
-@contextlib.contextmanager
-def raw_target(handle: Callable[[socket.socket, Tally], None]) -> Iterator[tuple[int, Tally]]:
-    """A TCP listener on loopback; each connection goes to `handle` in a thread of its own. -> (port, tally)"""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    tally = Tally()
-
-    def serve(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError, ssl.SSLError):
-            handle(conn, tally)
-
-    def accept() -> None:
-        while not tally.stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                conn, _ = listener.accept()
-                tally.connections += 1
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
-        yield listener.getsockname()[1], tally
-    finally:
-        tally.stop.set()
-        acceptor.join(5)
-        listener.close()
 
 
 def read_request(conn: socket.socket, tally: Tally) -> bytes:

@@ -108,16 +108,16 @@ def test_a_stop_during_a_send_that_never_finishes_ends_within_seconds(tmp_path: 
     """SIGTERM while a send to a target answering a byte at a time was still inside Apprise's 60 s wait: the
     notifier stopped, the log said "stopped", and the process waited at exit for that thread for ever (systemd
     then killed it, and the unit failed)."""
-    with DemoLab() as lab, dripping_target() as (port, connections):
+    with DemoLab() as lab, dripping_target() as (port, tally):
         config = tmp_path / "bg.yaml"
         config.write_text(lab.config_text() + f"notify:\n  - url: json://127.0.0.1:{port}/hook\n")
         config.chmod(0o600)
         env = {SECRETS_DIR_VARIABLE: lab.environment()[SECRETS_DIR_VARIABLE]}
         with ServeProcess(["--config", str(config)], env=env) as serve:
             deadline = time.monotonic() + 30
-            while not connections and time.monotonic() < deadline:
+            while not tally.connections and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert connections, serve.output  # the send is on its way, and will never end
+            assert tally.connections, serve.output  # the send is on its way, and will never end
             code, took = serve.stop(signal.SIGTERM)
             assert code == 0 and took < 15, serve.output
             assert "exiting without waiting for notification sends that never finished" in serve.output
