@@ -90,6 +90,10 @@ class Collector:
         # are judged again (used by one rebuild at a time, under `_rebuild_lock`).
         self._memo = Memo()
         self._garbage = OldGeneration()
+        # Trouble of backup-glance itself that others know of (notification targets that do not accept), read at
+        # each judgement as notices beside the history's; `reconsider` when it changes.
+        self.notices_from: list[Callable[[datetime], list[str]]] = []
+        self._history_problem_shown: str | None = None  # the history's problem as the published board says it
 
     @property
     def states(self) -> list[SourceState]:
@@ -218,9 +222,18 @@ class Collector:
                 view = await self._in_thread(self._history.view, since=since, until=now + FUTURE_SLACK)
             except BackupGlanceError as exc:
                 log.error("history read failed", extra={"error": str(exc)})
-        notices = [problem] if self._history is not None and (problem := self._history.problem) else []
+        problem = self._history.problem if self._history is not None else None
+        notices = [problem] if problem else []
+        for more in self.notices_from:
+            notices += more(now)
         # In a thread: judging 2,000 services takes a second, and the web server shares this event loop.
-        return await self._in_thread(self._judge_and_publish, view, now, notices)
+        board = await self._in_thread(self._judge_and_publish, view, now, notices)
+        self._history_problem_shown = problem
+        return board
+
+    def reconsider(self) -> None:
+        """Judge and publish again soon: what `notices_from` says has changed."""
+        self._news.set()
 
     async def _write_deferred(self) -> bool:
         """Write the snapshots a record left for after the publish (a big first poll's take seconds); return
@@ -299,7 +312,7 @@ class Collector:
 
     def _published_problem(self) -> str | None:
         """The history's problem as the board shows it (a failed judging is no history problem)."""
-        return next((n for n in self._store.current().notices if not n.startswith(JUDGING_FAILED)), None)
+        return self._history_problem_shown
 
     async def _refresh(self) -> None:
         """Re-judge when a poll brought news, or when the board's next deadline passes (a slot comes, a grace

@@ -140,4 +140,7 @@ def build_runtime(
         from .notify import build_notifier  # Apprise loads only when there is something to send
 
         notifier = build_notifier(config, store, history_path=history_path(config.history.path), clock=clock)
+        # A target that stops accepting is on the board: the collector reads it at each judgement.
+        collector.notices_from.append(notifier.notices)
+        notifier.on_notices = collector.reconsider
     return Runtime(config=config, store=store, collector=collector, history=history, notifier=notifier, claim=claim)

@@ -14,6 +14,7 @@ from notify_helpers import Clock, Receiver, receiver
 
 from backup_glance.collector import Collector
 from backup_glance.demo import DemoLab
+from backup_glance.model import Severity
 from backup_glance.runtime import Runtime, build_runtime
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # Thursday 13:00 in Madrid: the nightly runs are done
@@ -172,3 +173,27 @@ def test_the_heartbeat_keeps_beating_on_its_fail_url_while_a_source_stays_down(l
     lab.demo.apps["pbs"].faults.down = True  # the demo is critical anyway; pbs down from the first poll
     assert lab.beat_twice(lambda collector: collector._poll("pbs-main")) == 0  # the same failure again
     assert [hit.path for hit in lab.inbox.hits] == ["/ping/uuid/fail", "/ping/uuid/fail"]
+
+
+def test_a_target_that_refuses_for_a_quarter_of_an_hour_is_on_the_board(lab: Lab) -> None:
+    """A revoked ntfy token: every alert refused, and only the log said so (read by nobody)."""
+    lab.start(f"notify:\n  - url: {lab.inbox.url()}\n")
+    assert lab.runtime is not None
+    collector, store = lab.runtime.collector, lab.runtime.store
+    lab.inbox.status = 500
+    lab.poll()  # the first board's message, refused
+    assert store.current().notices == ()
+    lab.clock.now = NOW + timedelta(minutes=16)
+    collector._news.clear()  # (no refresh task runs here to take it)
+    lab.poll()  # refused again, a quarter of an hour on: the collector is asked to judge again
+    assert collector._news.is_set()
+    lab.loop.run_until_complete(collector.rebuild())
+    (notice,) = store.current().notices
+    assert notice.startswith("notifications to json://127.0.0.1:")
+    assert notice.endswith("not accepted since Thu 26 Nov 13:00: HTTP 500; they wait in its outbox")
+    assert store.current().overall is not Severity.OK
+    lab.inbox.status = 200
+    lab.clock.now = NOW + timedelta(minutes=17)
+    lab.poll()  # accepted: what waited goes out, and the notice goes
+    lab.loop.run_until_complete(collector.rebuild())
+    assert store.current().notices == ()

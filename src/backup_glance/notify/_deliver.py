@@ -217,6 +217,10 @@ class TargetWorker:
         self.failures = 0
         self.sent = 0
         self.retry_in = 0.0  # seconds the worker waits after its latest refusal
+        # Since when the target has refused every attempt, and why the latest was refused (None: it accepts).
+        self.failing_since: datetime | None = None
+        self.problem: str | None = None
+        self.on_attempt: Callable[[], None] | None = None  # after each send, accepted or not
         # After a batch refused for its content: send one message at a time until the backlog is through, and
         # count how often the oldest one was refused that way (id, times).
         self._one_at_a_time = False
@@ -294,6 +298,10 @@ class TargetWorker:
             else:
                 self.failures += 1
                 await self._refused_by(answer, ids, message, now)
+            self.failing_since = None if accepted else self.failing_since or now
+            self.problem = None if accepted else (answer.describe() if answer is not None else None) or "refused"
+            if self.on_attempt is not None:
+                self.on_attempt()
             return accepted
 
     async def _refused_by(self, answer: Exchange | None, ids: list[int], message: Message, now: datetime) -> None:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,7 @@ from ..errors import BackupGlanceError
 from ..model import Board, Severity
 from ..schedule import Schedule, parse_schedule
 from ._deliver import AppriseSender, Sender, TargetWorker, backoff
-from ._messages import Message, alert, digest
+from ._messages import Message, _when, alert, digest
 from ._policy import Announced, Decision, Rule, decide, is_complete, quiet_until
 from ._store import NotifyStore
 from .heartbeat import Heartbeat
@@ -53,6 +53,7 @@ def target_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:20]
 
 
+NOTICE_AFTER = timedelta(minutes=15)  # a target refusing this long is a notice on the board
 NOTIFY_THREADS = "notify-send"  # the name of the threads sends run in, and the start of every such name
 
 
@@ -84,11 +85,39 @@ class Notifier:
             t.key: TargetWorker(t.key, t.sender, store, self._executor, clock=clock, zone=self._zone, retry=retry)
             for t in self.targets
         }
+        for worker in self.workers.values():
+            worker.on_attempt = self._attempted
+        # Told when what `notices` says changes (the collector judges again, and the board shows it).
+        self.on_notices: Callable[[], None] | None = None
+        self._noticed: list[str] = []
         self._latest: Board | None = None
         self._wake = asyncio.Event()
         self._step_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    # --- what the board says of the targets ---
+
+    def notices(self, now: datetime) -> list[str]:
+        """A notice for each target that has refused every message for `NOTICE_AFTER`: its alerts are not
+        reaching anyone, which the board must say (the log alone is read by nobody)."""
+        found = []
+        for target in self.targets:
+            worker = self.workers[target.key]
+            since = worker.failing_since
+            if since is not None and now - since >= NOTICE_AFTER:
+                found.append(
+                    f"notifications to {worker.sender.shown} not accepted since {_when(since, self._zone, now)}: "
+                    f"{worker.problem}; they wait in its outbox"
+                )
+        return found
+
+    def _attempted(self) -> None:
+        found = self.notices(self._clock())
+        if found != self._noticed:
+            self._noticed = found
+            if self.on_notices is not None:
+                self.on_notices()
 
     # --- the publish hook ---
 
