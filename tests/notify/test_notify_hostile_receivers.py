@@ -505,6 +505,17 @@ class TestRefusals:
             assert NotifyStore.open(rig.db).pending("t1") == []
             rig.close(notifier)
 
+    def test_a_target_whose_only_message_was_dropped_is_no_notice(self, rig: Rig) -> None:
+        """Refused for what it says, three times, then let go: nothing waits, and the board says nothing of it."""
+        with answering(lambda hit: (413, {})) as (_port, _hits):
+            notifier = rig.notifier(f"json://127.0.0.1:{_port}/hook")
+            rig.step(notifier, failing("postgres"))
+            assert [rig.flush(notifier)["t1"] for _ in range(3)] == [False, False, False]
+            rig.clock.now = NOW + timedelta(minutes=20)
+            assert rig.flush(notifier) == {"t1": None}  # the worker's next look finds nothing waiting
+            assert notifier.notices(rig.clock.now) == []
+            rig.close(notifier)
+
 
 # --- TLS ---
 

@@ -260,6 +260,10 @@ class TargetWorker:
             if len(due) <= 1:
                 self._one_at_a_time = False
             if not due:
+                if not pending and self.failing_since is not None:  # what it refused was let go: nothing waits
+                    self.failing_since = self.problem = None
+                    if self.on_attempt is not None:
+                        self.on_attempt()
                 return None
             if self._one_at_a_time:
                 due = due[:1]
