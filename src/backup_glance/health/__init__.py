@@ -30,6 +30,7 @@ from ..model import (
 from ._evidence import Evidence, gather
 from ._facts import Facts, gather_facts, matching_keys
 from ._memo import Memo
+from ._text import when
 from .calendar import CalendarContext, calendar_slots, job_views
 from .datastores import judge_datastore
 from .deadlines import next_change
@@ -269,4 +270,4 @@ def _display_name(key: str, targets: list[Target], known: Mapping[str, str]) -> 
     return known.get(key) or key.split(":", 1)[-1].replace("/", " ")
 
 
-__all__ = ["Defaults", "Memo", "discover", "evaluate", "matching_keys", "overall"]
+__all__ = ["Defaults", "Memo", "discover", "evaluate", "matching_keys", "overall", "when"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ..health import when
 from ..model import SEVERITY_RANK, Board, DatastoreView, Severity, SlotOutcome, Status
 from ._policy import Change, Line, valid_text, worst
 
@@ -112,13 +113,8 @@ def _with_link(body: list[str], base_url: str | None) -> str:
 
 
 def _when(at: datetime | None, zone: ZoneInfo, now: datetime) -> str:
-    """As the board says it: with the year when that is not `now`'s ("still late since" a day 13 months ago)."""
-    if at is None:
-        return "?"
-    local = at.astimezone(zone)
-    if local.year != now.astimezone(zone).year:
-        return local.strftime("%a %d %b %Y %H:%M")
-    return local.strftime("%a %d %b %H:%M")
+    """As the board's reasons say it (with the year when that is not `now`'s)."""
+    return "?" if at is None else when(at, zone.key, now)
 
 
 def digest(board: Board, now: datetime, base_url: str | None) -> Message:
