@@ -47,12 +47,32 @@ def _command_in(argv: Sequence[str] | None) -> str | None:
     return module if module in COMMANDS and first == module.replace("_", "-") else None
 
 
+# Every command's own options that are also taken before the command's name, each with a value to show.
+LEADING_OPTIONS = {"--log-level": "debug", "--log-format": "json"}
+
+
+def _options_after_command(words: list[str]) -> list[str]:
+    """`backup-glance --log-level debug serve` read as `backup-glance serve --log-level debug`: the options every
+    command takes belong to the command (its defaults would hide a value given before it), and a user writes them
+    where most tools take them, first."""
+    at = 0
+    while at < len(words) and words[at].partition("=")[0] in LEADING_OPTIONS:
+        at += 1 if "=" in words[at] else 2
+    if at == 0 or at >= len(words) or _command_in(words[at:]) is None:
+        return words  # nothing to move, or no command after it: argparse says what is wrong
+    return [words[at], *words[:at], *words[at + 1 :]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:  # started with it closed (`>&-`): what it would print goes nowhere, the rest works
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process's own, for its whole life
+    words = _options_after_command(sys.argv[1:] if argv is None else list(argv))
     try:
-        parser = build_parser(argv)
-        args = parser.parse_args(argv)
+        parser = build_parser(words)
+        option = words[0].partition("=")[0] if words else ""
+        if option in LEADING_OPTIONS:  # not moved: no command after it
+            parser.error(f"{option} goes with a command, e.g. backup-glance {option} {LEADING_OPTIONS[option]} serve")
+        args = parser.parse_args(words)
     except KeyboardInterrupt:  # Ctrl-C before the command even began
         return 130
     if not getattr(args, "func", None):

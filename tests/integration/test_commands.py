@@ -113,6 +113,18 @@ class TestCheck:
         failed = [e for e in events if e["message"] == "poll failed"]
         assert failed and failed[0]["source"] == "pbs-main" and failed[0]["level"] == "warning"
 
+    def test_logging_options_may_come_before_the_command(self, tmp_path: Path) -> None:
+        """`backup-glance --log-format json check`, as most tools take it: the command's own default (text) must
+        not hide the value given before it."""
+        config = str(pbs_config(tmp_path, "https://127.0.0.1:9"))
+        result = run("--log-format=json", "--log-level", "warning", "check", "--config", config)
+        events = [json.loads(line) for line in result.stderr.splitlines()]
+        assert events and {e["level"] for e in events} <= {"warning", "error"}, result.stderr
+        assert any(e["message"] == "poll failed" for e in events)
+        alone = run("--log-level", "debug")
+        assert alone.returncode == 2
+        assert "--log-level goes with a command, e.g. backup-glance --log-level debug serve" in alone.stderr
+
     def test_a_missing_config_file_is_a_message_not_a_traceback(self, tmp_path: Path) -> None:
         result = run("check", "--config", str(tmp_path / "nope.yaml"))
         assert result.returncode == 2
