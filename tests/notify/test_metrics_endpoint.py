@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from datetime import timedelta
 
@@ -37,6 +38,7 @@ REQUIRED = {
     "backup_glance_source_last_success_timestamp_seconds": ["source", "type"],
     "backup_glance_source_poll_duration_seconds": ["source", "type"],
     "backup_glance_overall_severity": [],
+    "backup_glance_board_notices": [],
 }
 
 
@@ -109,3 +111,12 @@ def test_an_empty_board_still_scrapes() -> None:
     status, _, text = scrape(Board(generated_at=NOW, timezone=ZONE))
     assert status == 200
     assert samples(text)["backup_glance_overall_severity"][0].value == 3
+    assert samples(text)["backup_glance_board_notices"][0].value == 0
+
+
+def test_the_board_s_own_problems_are_counted() -> None:
+    """A history file that cannot be written, a notification target that refuses everything: on the board as
+    notices, and here as their number, for an alert rule."""
+    notices = ("history: cannot write the history file: disk full", "notify: target 'ntfy' refuses every message")
+    board = dataclasses.replace(a_metrics_board(), notices=notices)
+    assert samples(scrape(board)[2])["backup_glance_board_notices"][0].value == 2

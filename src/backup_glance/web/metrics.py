@@ -61,6 +61,13 @@ class BoardCollector:
         )
         overall.add_metric([], SEVERITY_VALUE[self.board.overall])
         yield overall
+        notices = _gauge(
+            "board_notices",
+            "Problems of backup-glance itself on the board (its history file, a notification target refusing).",
+            [],
+        )
+        notices.add_metric([], len(self.board.notices))
+        yield notices
         generated = _gauge("board_generated_timestamp_seconds", "When the board these values come from was built.", [])
         generated.add_metric([], self.board.generated_at.timestamp())
         yield generated
