@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from msgspec.structs import replace as evolve
@@ -182,7 +183,7 @@ class TestOk:
         assert v.snapshot_count == 14
         assert v.last_success_at == TODAY_SLOT + timedelta(minutes=5)
         assert v.previous_due_at == TODAY_SLOT
-        assert v.next_run_at is not None and v.next_run_at.isoformat() == "2026-11-27T04:00:00+01:00"
+        assert v.next_run_at == TODAY_SLOT + DAY  # 04:00 in Madrid; every instant health gives is in UTC
         assert v.schedule is not None and v.schedule.expression == "04:00" and v.schedule.timezone == ZONE
         assert v.guest == GuestRef(101, "lxc", "pve")
         assert [at for at, _ in v.size_trend] == sorted(s.taken_at for s in nightly())
@@ -538,7 +539,7 @@ class TestCalendar:
     def test_jobs_show_their_next_run_from_the_schedule(self) -> None:
         board = judge(pve(), pbs(nightly()))
         (view,) = [j for j in board.jobs if j.job.key == "pve/backup/nightly"]
-        assert view.next_run_at is not None and view.next_run_at.isoformat() == "2026-11-27T04:00:00+01:00"
+        assert view.next_run_at == TODAY_SLOT + DAY
         assert view.service_ids == ("vault",)
 
 
@@ -802,6 +803,46 @@ class TestAcrossAClockChange:
         after = self.board(self.SLOT + timedelta(hours=2, minutes=1))
         (slot,) = [s for s in after.slots if s.start_at == self.SLOT]
         assert slot.outcome is SlotOutcome.MISSED and verdict(after).status is Status.LATE
+
+    def test_a_backup_after_the_first_slot_past_the_gap_counts_for_it(self) -> None:
+        """03:00 is the first time after the gap: 03:00 minus the slot's 5 minutes of tolerance, counted by the
+        wall clock, was 02:55, a time that does not exist and reads as an hour later: a backup at 03:15 fell
+        outside its own slot, the service was late and the calendar said missed."""
+        slot = datetime(2027, 3, 28, 1, 0, tzinfo=UTC)  # 03:00 CEST
+        job = a_job(schedule="03:00")
+        madrid = ZoneInfo(ZONE)
+        snaps = [a_snapshot(datetime(2027, 3, 28 - n, 3, 15, tzinfo=madrid).astimezone(UTC)) for n in range(7)]
+        now = slot + timedelta(hours=8)
+        pve_state = replace(pve(jobs=(job,)), last_attempt_at=now, last_success_at=now)
+        pbs_state = replace(pbs(snaps), last_attempt_at=now, last_success_at=now)
+        board = judge(pve_state, pbs_state, services=(a_service(),), now=now)
+        assert verdict(board).status is Status.OK, verdict(board).reasons
+        (today,) = [s for s in board.slots if s.start_at == slot]
+        assert today.outcome is SlotOutcome.SUCCEEDED
+
+    def test_every_slot_of_the_hour_the_clocks_go_back_is_a_slot_of_its_own(self) -> None:
+        """The hour 02:00-03:00 happens twice: a half-hourly cron schedule is due at both 02:00 and both 02:30.
+        Compared by the wall clock, the second 02:00 came before the first 02:30 and was merged into it."""
+        job = replace(a_job(), schedule=ScheduleRef("*/30 * * * *", "cron", ZONE))
+        first = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # midnight in Madrid
+        slots = [first + n * timedelta(minutes=30) for n in range(13)]  # to 04:00 CET, the double hour between
+        second_two = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)  # 02:00 CET, after 02:00 and 02:30 CEST
+        now = slots[-1] + timedelta(minutes=20)
+        pve_state = replace(pve(jobs=(job,)), last_attempt_at=now, last_success_at=now)
+
+        def board_with(snaps: list[Snapshot]) -> Board:
+            pbs_state = replace(pbs(snaps), last_attempt_at=now, last_success_at=now)
+            return judge(pve_state, pbs_state, services=(a_service(grace=timedelta(minutes=10)),), now=now)
+
+        every = board_with([a_snapshot(at + timedelta(minutes=1)) for at in slots])
+        assert verdict(every).status is Status.OK, verdict(every).reasons
+        shown = {s.start_at: s.outcome for s in every.slots if first <= s.start_at <= slots[-1]}
+        assert sorted(shown) == slots and set(shown.values()) == {SlotOutcome.SUCCEEDED}
+        one_missing = board_with([a_snapshot(at + timedelta(minutes=1)) for at in slots if at != second_two])
+        assert verdict(one_missing).status is Status.GAPS, verdict(one_missing).reasons
+        assert verdict(one_missing).missed_slots == (second_two,)
+        missed = [s.start_at for s in one_missing.slots if s.outcome is SlotOutcome.MISSED]
+        assert missed == [second_two]
 
     def test_unverified_counts_the_verify_jobs_grace_in_real_time(self) -> None:
         snap = a_snapshot(self.SLOT + timedelta(minutes=5), verification=Verification.NONE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,6 +35,26 @@ class TestCalendarFeed:
         (event,) = Calendar.from_ical(response.content).walk("VEVENT")
         assert event.decoded("dtstart") == start
         assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=45)
+
+    def test_the_second_time_of_the_hour_the_clocks_go_back_is_written_in_utc(self, client_for: ClientFactory) -> None:
+        """Madrid shows 02:00-03:00 twice on 25 October 2026. A local 02:30 names the first (RFC 5545 §3.3.5): the
+        second 02:30 was shown an hour early, and its end, added to by the wall clock, 1 h 34 min after it."""
+        first, second = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+        night = NOW.replace(year=2026, month=10, day=26)
+        slots = [
+            a_slot(job_key=key, start=at - NOW, duration=timedelta(minutes=34), timezone="Europe/Madrid")
+            for key, at in (("first", first), ("second", second))
+        ]
+        response = client_for(replace(a_board(slots=tuple(slots)), generated_at=night)).get("/calendar.ics")
+        assert "DTSTART;TZID=Europe/Madrid:20261025T023000" in response.text  # the first: local, as ever
+        assert "DTSTART:20261025T013000Z" in response.text
+        events = Calendar.from_ical(response.content).walk("VEVENT")
+        # In UTC: Python never calls a time of the double hour equal to one of another zone (PEP 495).
+        shown = [(e.decoded("dtstart").astimezone(UTC), e.decoded("dtend").astimezone(UTC)) for e in events]
+        assert [(start, end - start) for start, end in shown] == [
+            (first, timedelta(minutes=34)),
+            (second, timedelta(minutes=34)),
+        ]
 
     def test_it_says_how_often_to_fetch_it_and_never_ends_an_event_before_it_starts(
         self, client_for: ClientFactory

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import functools
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -58,11 +59,42 @@ class Findings:
         return tuple(reason for status in ordered for reason in self.found.get(status, []))
 
 
-def load_schedule(ref: ScheduleRef) -> Schedule | None:
+class Slots:
+    """A job's schedule whose times come out in UTC, as every other instant health works with.
+
+    The engine gives times in the job's zone, and Python adds, subtracts and compares two times of one zone by the
+    wall clock: on the night the clocks go forward a 03:00 slot minus 5 minutes is 02:55, which does not exist and
+    reads as an hour later (a backup at 03:15 fell outside its own slot); on the night they go back, 02:30 and the
+    second 02:30 are equal. In UTC none of that happens; renderers show instants in the display zone anyway."""
+
+    __slots__ = ("schedule",)
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Slots) and other.schedule is self.schedule
+
+    def __hash__(self) -> int:  # the engine's schedules are made once per expression: one key for the caches
+        return id(self.schedule)
+
+    def next_after(self, when: datetime) -> datetime | None:
+        found = self.schedule.next_after(when)
+        return found.astimezone(UTC) if found is not None else None
+
+    def previous_before(self, when: datetime) -> datetime | None:
+        found = self.schedule.previous_before(when)
+        return found.astimezone(UTC) if found is not None else None
+
+    def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        return (slot.astimezone(UTC) for slot in self.schedule.between(start, end))
+
+
+def load_schedule(ref: ScheduleRef) -> Slots | None:
     if ref.dialect == "interval" or not ref.expression:
         return None
     try:
-        return parse_schedule(ref.expression, dialect=ref.dialect, tz=ref.timezone)
+        return Slots(parse_schedule(ref.expression, dialect=ref.dialect, tz=ref.timezone))
     except ScheduleError:
         return None
 
@@ -70,13 +102,13 @@ def load_schedule(ref: ScheduleRef) -> Schedule | None:
 # One vzdump job often covers every guest: its slots are the same for all of them within one evaluation, so
 # they are worked out once. Schedules are immutable and the results depend only on the arguments.
 @functools.lru_cache(maxsize=4096)
-def slot_after(schedule: Schedule, when: datetime) -> datetime | None:
+def slot_after(schedule: Slots, when: datetime) -> datetime | None:
     """`schedule.next_after(when)`: thousands of services ask the same of one job's schedule at one `now`."""
     return schedule.next_after(when)
 
 
 @functools.lru_cache(maxsize=4096)
-def slots_between(schedule: Schedule, since: datetime, until: datetime) -> tuple[datetime, ...]:
+def slots_between(schedule: Slots, since: datetime, until: datetime) -> tuple[datetime, ...]:
     """Slots with since <= t <= until; a per-minute schedule has 20,160 in 14 days, and the newest matter."""
     return tuple(collections.deque(schedule.between(since, until + timedelta(seconds=1)), maxlen=MAX_DUE_SLOTS))
 
@@ -99,11 +131,11 @@ def earlier(moment: datetime, span: timedelta) -> datetime:
 
 
 @functools.lru_cache(maxsize=4096)
-def previous_slot(schedule: Schedule, moment: datetime) -> datetime | None:
+def previous_slot(schedule: Slots, moment: datetime) -> datetime | None:
     return schedule.previous_before(moment)
 
 
-def next_run(job: Job, schedule: Schedule | None, now: datetime) -> datetime | None:
+def next_run(job: Job, schedule: Slots | None, now: datetime) -> datetime | None:
     """The server's own next run when it gave one still ahead (PBS counts from the last run), else the schedule's."""
     if job.next_run_at is not None and job.next_run_at > now:
         return job.next_run_at

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..model import Job, ScheduleInfo, ServiceSpec, Status
-from ..schedule import Schedule
-from ._common import SLOT_TOLERANCE, Findings, load_schedule, next_run, previous_slot, slots_between
+from ._common import SLOT_TOLERANCE, Findings, Slots, load_schedule, next_run, previous_slot, slots_between
 from ._facts import Facts
 from ._text import span, when
 
@@ -32,7 +31,7 @@ class Due:
 class Plan:
     """The enabled jobs' schedules, parsed: calendar ones, and interval ones (Backrest maxFrequency)."""
 
-    calendars: tuple[tuple[Job, Schedule], ...]
+    calendars: tuple[tuple[Job, Slots], ...]
     intervals: tuple[Job, ...]
 
     @property
@@ -41,7 +40,7 @@ class Plan:
 
 
 def plan_of(enabled: list[Job], findings: Findings) -> Plan:
-    calendars: list[tuple[Job, Schedule]] = []
+    calendars: list[tuple[Job, Slots]] = []
     intervals: list[Job] = []
     for job in enabled:
         assert job.schedule is not None

@@ -21,8 +21,7 @@ from operator import attrgetter
 from typing import TypeVar
 
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
-from ..schedule import Schedule
-from ._common import SLOT_TOLERANCE, SUCCESS, earlier, job_duration, load_schedule, next_run
+from ._common import SLOT_TOLERANCE, SUCCESS, Slots, earlier, job_duration, load_schedule, next_run
 from ._evidence import Evidence
 
 CALENDAR_PAST = timedelta(days=14)  # the grid shows two weeks back; the ICS feed one
@@ -168,7 +167,7 @@ def calendar_slots(evidence: Evidence, ctx: CalendarContext) -> list[CalendarSlo
     return _mark_overlaps(slots, resources)
 
 
-def _enabled_schedule(job: Job) -> Schedule | None:
+def _enabled_schedule(job: Job) -> Slots | None:
     return load_schedule(job.schedule) if job.enabled and job.schedule is not None else None
 
 
@@ -176,7 +175,7 @@ def _per_target(job: Job) -> bool:
     return job.kind is JobKind.BACKUP and bool(job.target_keys)
 
 
-def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
+def _occurrences(schedule: Slots, now: datetime) -> list[datetime]:
     """The job's slots from CALENDAR_PAST before now to CALENDAR_FUTURE after it; of a job that runs every few
     minutes, the MAX_SLOTS_PER_JOB around now (half of them before it)."""
     found = list(islice(schedule.between(now - CALENDAR_PAST, now + CALENDAR_FUTURE), 4 * MAX_SLOTS_PER_JOB + 1))
@@ -198,7 +197,7 @@ def _occurrences(schedule: Schedule, now: datetime) -> list[datetime]:
 
 
 def _slots_by_target(
-    scheduled: list[tuple[Job, Schedule]], occurrences: dict[str, list[datetime]]
+    scheduled: list[tuple[Job, Slots]], occurrences: dict[str, list[datetime]]
 ) -> dict[str, list[datetime]]:
     """Every backup slot of every job covering each target, merged and sorted, in UTC (see `_TargetRows`)."""
     merged: dict[str, list[datetime]] = defaultdict(list)

@@ -316,13 +316,15 @@ def task_runs(
 
 def slot_of(calendar: Schedule | None, started: datetime) -> datetime | None:
     """The calendar's slot at `started` or the last one before it; None without one, and for a start at the end
-    of the year 9999 (a second later, or the zone's local time, is out of range)."""
+    of the year 9999 (a second later, or the zone's local time, is out of range). In UTC: two slots of the hour
+    the clocks go back are equal by the zone's wall clock."""
     if calendar is None:
         return None
     try:
-        return calendar.previous_before(started + timedelta(seconds=1))
+        slot = calendar.previous_before(started + timedelta(seconds=1))
     except OverflowError:
         return None
+    return slot.astimezone(UTC) if slot is not None else None
 
 
 def match_job(

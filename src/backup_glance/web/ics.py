@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vDuration
@@ -106,13 +106,30 @@ def _event(slot: CalendarSlot, board: Board) -> Event:
     # versions of one UID with the same SEQUENCE by DTSTAMP, which grows whenever an event changed. (Most apps
     # that subscribe by URL replace the whole feed at each fetch anyway.)
     event.add("dtstamp", board.generated_at.astimezone(UTC))
-    event.add("dtstart", slot.start_at.astimezone(zone))
+    start = slot.start_at.astimezone(UTC)  # added to in real time: a local time is added to by the wall clock
+    event.add("dtstart", _shown(start, zone))
     # RFC 5545 wants an end after the start: a run recorded as ending before it began still gets a minute.
-    event.add("dtend", (slot.start_at + max(slot.duration, MIN_DURATION)).astimezone(zone))
+    event.add("dtend", _shown(start + max(slot.duration, MIN_DURATION), zone))
     event.add("summary", summary(slot))
     event.add("description", description(slot))
     event.add("categories", [slot.kind.value])
     return event
+
+
+def _shown(moment: datetime, zone: ZoneInfo) -> datetime:
+    """`moment` in the job's zone, or in UTC when that zone's clock shows its time twice (the hour the clocks go
+    back) and this is the second time: a local time names the first of the two (RFC 5545 §3.3.5), an hour early.
+
+    >>> madrid = ZoneInfo("Europe/Madrid")
+    >>> _shown(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), madrid).isoformat()  # the first 02:30 there
+    '2026-10-25T02:30:00+02:00'
+    >>> _shown(datetime(2026, 10, 25, 1, 30, tzinfo=UTC), madrid).isoformat()  # the second
+    '2026-10-25T01:30:00+00:00'
+    """
+    local = moment.astimezone(zone)
+    if local.fold and local.replace(fold=0).utcoffset() != local.utcoffset():
+        return moment.astimezone(UTC)
+    return local
 
 
 def build_calendar(board: Board) -> Calendar:
