@@ -33,7 +33,7 @@ REQUIRED = {
     "backup_glance_job_next_run_timestamp_seconds": ["job", "kind", "source"],
     "backup_glance_datastore_used_bytes": ["datastore", "source"],
     "backup_glance_datastore_total_bytes": ["datastore", "source"],
-    "backup_glance_datastore_full_in_days": ["datastore", "source"],
+    "backup_glance_datastore_full_in_seconds": ["datastore", "source"],
     "backup_glance_source_up": ["source", "type"],
     "backup_glance_source_last_success_timestamp_seconds": ["source", "type"],
     "backup_glance_source_poll_duration_seconds": ["source", "type"],
@@ -67,6 +67,12 @@ def test_every_required_family_is_there_with_its_labels(parsed: dict[str, list[S
         assert all(sorted(s.labels) == sorted(labels) for s in parsed[name]), (name, parsed[name][:1])
 
 
+def test_every_family_is_in_prometheus_base_units(parsed: dict[str, list[Sample]]) -> None:
+    """What `promtool check metrics` asks of a name: seconds and bytes, never days or megabytes."""
+    units = ("days", "hours", "minutes", "milliseconds", "kilobytes", "megabytes", "gigabytes", "percent")
+    assert [name for name in parsed if name.rsplit("_", 1)[-1] in units] == []
+
+
 def test_one_status_series_per_possible_status_with_one_set(parsed: dict[str, list[Sample]]) -> None:
     postgres = [s for s in parsed["backup_glance_service_status"] if s.labels["service"] == "postgres"]
     assert sorted(s.labels["status"] for s in postgres) == sorted(status.value for status in Status)
@@ -92,8 +98,8 @@ def test_values_and_absent_facts(parsed: dict[str, list[Sample]]) -> None:
     assert up == {"pbs-main": 1, HOSTILE: 0}
     success = {s.labels["job"]: s.value for s in parsed["backup_glance_job_last_run_success"]}
     assert success == {"pve/backup/nightly": 1, "pve/backup/" + HOSTILE: 0}
-    full = parsed["backup_glance_datastore_full_in_days"]
-    assert [(s.labels["datastore"], s.value) for s in full] == [("main", 431.0)]  # no estimate: no series
+    full = parsed["backup_glance_datastore_full_in_seconds"]
+    assert [(s.labels["datastore"], s.value) for s in full] == [("main", 431.0 * 86400)]  # no estimate: no series
     last = {s.labels["source"] for s in parsed["backup_glance_source_last_success_timestamp_seconds"]}
     assert last == {"pbs-main"}  # never answered: absent, not 0
     success = {s.labels["service"]: s.value for s in parsed["backup_glance_service_last_success_timestamp_seconds"]}

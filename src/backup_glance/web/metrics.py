@@ -148,7 +148,9 @@ class BoardCollector:
         used = _gauge("datastore_used_bytes", "Bytes used on the datastore.", labels)
         total = _gauge("datastore_total_bytes", "The datastore's size in bytes.", labels)
         full = _gauge(
-            "datastore_full_in_days", "Days until full at the current growth (absent without an estimate).", labels
+            "datastore_full_in_seconds",
+            "Seconds until full at the current growth (absent without an estimate).",
+            labels,
         )
         for view in self.board.datastores:
             store = view.datastore
@@ -158,7 +160,7 @@ class BoardCollector:
             if store.total_bytes is not None:
                 total.add_metric(key, store.total_bytes)
             if view.full_in_days is not None:
-                full.add_metric(key, view.full_in_days)
+                full.add_metric(key, view.full_in_days * 86400)  # Prometheus' base unit (promtool checks it)
         yield from (used, total, full)
 
     def _sources(self) -> Iterator[Metric]:
