@@ -63,7 +63,7 @@ class BoardCollector:
         yield overall
         notices = _gauge(
             "board_notices",
-            "Problems of backup-glance itself on the board (its history file, a notification target refusing).",
+            "Problems of backup-glance itself on the board (history file, judging, a refusing notification target).",
             [],
         )
         notices.add_metric([], len(self.board.notices))
