@@ -233,7 +233,8 @@ async def poll_both(pbs: PbsSource, pve: PveSource) -> tuple[Poll, list[Observat
     wall, cpu = time.perf_counter(), time.process_time()
     pbs_obs, pve_obs = await asyncio.gather(pbs.poll(), pve.poll())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    assert len(pbs_obs.snapshots) >= GUESTS * SNAPSHOTS and len(pve_obs.targets) == GUESTS, "incomplete poll"
+    listed = sum(map(len, pbs_obs.series))
+    assert listed >= GUESTS * SNAPSHOTS and len(pve_obs.targets) == GUESTS, "incomplete poll"
     assert not pbs_obs.problems and not pve_obs.problems, (pbs_obs.problems, pve_obs.problems)
     received = pbs.client.bytes_received + pve.client.bytes_received - bytes_before
     requests = pbs.client.requests_made + pve.client.requests_made - requests_before
@@ -331,7 +332,7 @@ async def main() -> None:
             # The collector reads max(lookback, 8 days) back; the default lookback is 14 days.
             since = datetime.now(UTC) - timedelta(days=14)
             view, view_wall, _ = timed(lambda: history.view(since=since))
-            history_rows = (len(view.snapshots), len(view.runs))
+            history_rows = (len(view.all_snapshots()), len(view.runs))
             board, hist_wall, hist_cpu = timed(lambda: judge(observations, view))
             hist_statuses = Counter(v.status.value for v in board.verdicts)
         finally:

@@ -163,7 +163,7 @@ class Collector:
                 "kind": source.kind,
                 "seconds": round(time.monotonic() - began, 3),
                 "targets": len(observation.targets),
-                "snapshots": len(observation.snapshots),
+                "snapshots": len(observation.snapshots) + sum(map(len, observation.series)),
             },
         )
         return state.poll_interval.total_seconds()

@@ -8,9 +8,15 @@ board. Nothing here does I/O or reads the clock. All datetimes are timezone-awar
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
+from itertools import pairwise
+from typing import overload
 
 import msgspec
 
@@ -170,6 +176,258 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
     places: tuple[str, ...] = ()  # when one backup is stored in several places at once (Databasement volumes)
 
 
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the last instant a `datetime` holds
+NO_SIZE = 2**64 - 1  # `SnapshotSeries.sizes`: no size known
+NOT_VERIFIED = -1  # `SnapshotSeries.verified`: no verification
+_VERIFICATIONS = (Verification.NONE, Verification.OK, Verification.FAILED)
+_ENCRYPTED = (None, False, True)
+# `SnapshotSeries.flags`, a byte per snapshot: verification in bits 0-1, encryption in bits 2-3, then these.
+_PROTECTED = 16
+_UNFINISHED = 32
+ODD_SIZE = 64  # the source said a size no column holds (below 0, 2^64 - 1 or more): `sizes` says none
+STORED_FLAGS = 3 | _UNFINISHED  # the flags history stores (verification, finished): not encryption, protection
+
+
+def column_size(size: int | None) -> tuple[int, int]:
+    """(what `SnapshotSeries.sizes` holds for a size, the flag to add to the snapshot's)."""
+    if size is None:
+        return NO_SIZE, 0
+    if 0 <= size < NO_SIZE:
+        return size, 0
+    return NO_SIZE, ODD_SIZE
+
+
+def snapshot_flags(verification: Verification, encrypted: bool | None, protected: bool, finished: bool) -> int:
+    """The `SnapshotSeries.flags` byte of a snapshot."""
+    return (
+        _VERIFICATIONS.index(verification)
+        | _ENCRYPTED.index(encrypted) << 2
+        | (_PROTECTED if protected else 0)
+        | (0 if finished else _UNFINISHED)
+    )
+
+
+class SizeTrend(Sequence[tuple[datetime, int]]):
+    """(taken at, bytes) pairs, oldest first, in two arrays: a verdict holds one for each of 10,000 services, and
+    as tuples of a `datetime` and an `int` their points cost 140 bytes each, here 16."""
+
+    __slots__ = ("_micros", "_sizes")
+
+    def __init__(self, micros: array[int], sizes: array[int]) -> None:
+        self._micros, self._sizes = micros, sizes
+
+    @classmethod
+    def of(cls, points: Iterable[tuple[datetime, int]]) -> SizeTrend:
+        micros, sizes = array("q"), array("q")
+        for at, size in points:
+            micros.append((at - _EPOCH) // _MICROSECOND)
+            sizes.append(size)
+        return cls(micros, sizes)
+
+    def __len__(self) -> int:
+        return len(self._micros)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[datetime, int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[datetime, int]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[datetime, int] | list[tuple[datetime, int]]:
+        if isinstance(index, slice):
+            return [self._point(i) for i in range(*index.indices(len(self._micros)))]
+        return self._point(index)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SizeTrend):
+            return self._micros == other._micros and self._sizes == other._sizes
+        if isinstance(other, tuple | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._micros.tobytes(), self._sizes.tobytes()))
+
+    def __repr__(self) -> str:
+        return f"SizeTrend({list(self)!r})"
+
+    def _point(self, index: int) -> tuple[datetime, int]:
+        return _EPOCH + timedelta(microseconds=self._micros[index]), self._sizes[index]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+# A snapshot's id ends in its time, "2025-01-15T04:00:05Z", put together from the texts of its day and of its time of
+# day (`strftime` for each of 600,000 ids took a second); its instant is the day's midnight plus the time of day (a
+# quarter of what `fromtimestamp` costs).
+@lru_cache(maxsize=4096)
+def _midnight(day: int) -> datetime:
+    return datetime.fromtimestamp(day * 86400, UTC)
+
+
+def _instant(seconds: int) -> datetime:
+    day, second = divmod(seconds, 86400)
+    return _midnight(day) + _time_of_day(second)
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return _midnight(day).strftime("%Y-%m-%dT")
+
+
+@lru_cache(maxsize=20_000)
+def _time_of_day(second: int) -> timedelta:
+    return timedelta(seconds=second)
+
+
+@lru_cache(maxsize=20_000)
+def _clock_text(second: int) -> str:
+    return f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+
+
+class SnapshotSeries(Sequence[Snapshot]):
+    """One group's snapshots at one source and location, oldest first, held in columns.
+
+    A big PBS lists 600,000 snapshots at 10,000 guests: as `Snapshot`s, with their ids, instants and sizes, that
+    is about 170 MB; in columns it is 25 bytes a snapshot. A `Snapshot` is made when one is asked for and not
+    kept. Ids are `id_prefix` plus the backup time ("2025-01-15T04:00:05Z"), as PBS names a snapshot; backup
+    times are whole seconds, strictly increasing (PBS names a group's snapshots by them)."""
+
+    __slots__ = ("flags", "id_prefix", "location", "sizes", "source", "target_key", "times", "verified")
+
+    def __init__(
+        self,
+        target_key: str,
+        source: str,
+        location: str,
+        id_prefix: str,
+        times: array[int],
+        sizes: array[int],
+        verified: array[int],
+        flags: bytes,
+    ) -> None:
+        if not len(times) == len(sizes) == len(verified) == len(flags):
+            raise ValueError("a series' columns differ in length")
+        self.target_key, self.source, self.location, self.id_prefix = target_key, source, location, id_prefix
+        self.times, self.sizes, self.verified, self.flags = times, sizes, verified, flags
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @overload
+    def __getitem__(self, index: int) -> Snapshot: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Snapshot]: ...
+    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
+        if isinstance(index, slice):
+            return [self._made(i) for i in range(*index.indices(len(self.times)))]
+        if index < 0:
+            index += len(self.times)
+        if not 0 <= index < len(self.times):
+            raise IndexError("series index out of range")
+        return self._made(index)
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        return map(self._made, range(len(self.times)))
+
+    def __reversed__(self) -> Iterator[Snapshot]:
+        return map(self._made, range(len(self.times) - 1, -1, -1))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SnapshotSeries):
+            return NotImplemented
+        return (
+            self.id_prefix == other.id_prefix
+            and self.target_key == other.target_key
+            and self.source == other.source
+            and self.location == other.location
+            and self.times == other.times
+            and self.sizes == other.sizes
+            and self.verified == other.verified
+            and self.flags == other.flags
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.id_prefix, len(self.times)))
+
+    def __repr__(self) -> str:
+        return f"SnapshotSeries({self.source!r}, {self.id_prefix!r}, {len(self.times)} snapshots)"
+
+    def taken_at(self, index: int) -> datetime:
+        return _instant(self.times[index])
+
+    def snapshot_id(self, index: int) -> str:
+        day, second = divmod(self.times[index], 86400)
+        return f"{self.id_prefix}{_day_text(day)}{_clock_text(second)}"
+
+    @classmethod
+    def of(cls, snapshots: Sequence[Snapshot], id_prefix: str) -> SnapshotSeries:
+        """The series of one group's `snapshots` (oldest first, each time once, all of one target, source and
+        location, each id `id_prefix` plus its time)."""
+        if not snapshots:
+            raise ValueError("a series holds at least one snapshot")
+        first = snapshots[0]
+        try:
+            times = array("q", [int(s.taken_at.timestamp()) for s in snapshots])
+            series = cls(
+                first.target_key,
+                first.source,
+                first.location,
+                id_prefix,
+                times,
+                array("Q", [NO_SIZE if s.size_bytes is None else s.size_bytes for s in snapshots]),
+                array("q", [NOT_VERIFIED if (v := s.verified_at) is None else int(v.timestamp()) for s in snapshots]),
+                bytes(snapshot_flags(s.verification, s.encrypted, s.protected, s.finished) for s in snapshots),
+            )
+        except (OverflowError, TypeError) as exc:  # a size beyond 64 bits or below 0, a naive instant
+            raise ValueError(f"snapshots of {id_prefix} do not fit a series: {exc}") from None
+        if any(later <= earlier for earlier, later in pairwise(times)):
+            raise ValueError(f"snapshots of {id_prefix} not in time order, or a time twice")
+        if list(series) != list(snapshots):  # another target, location or id, a fraction of a second, places
+            raise ValueError(f"snapshots of {id_prefix} are not one group's")
+        return series
+
+    def finished(self, index: int) -> bool:
+        return not self.flags[index] & _UNFINISHED
+
+    def size(self, index: int) -> int | None:
+        size = self.sizes[index]
+        return None if size == NO_SIZE else size
+
+    def verification(self, index: int) -> Verification:
+        return _VERIFICATIONS[self.flags[index] & 3]
+
+    def verified_at(self, index: int) -> int | None:
+        """When the snapshot was verified (epoch seconds), if it was."""
+        verified = self.verified[index]
+        return None if verified == NOT_VERIFIED else verified
+
+    def unfinished(self) -> int:
+        """How many of its snapshots are not finished."""
+        return sum(1 for flags in self.flags if flags & _UNFINISHED)
+
+    def position(self, seconds: int) -> int | None:
+        """The index of the snapshot taken at `seconds` (epoch), if there is one."""
+        at = bisect_left(self.times, seconds)
+        return at if at < len(self.times) and self.times[at] == seconds else None
+
+    def _made(self, index: int) -> Snapshot:
+        size, flags, verified = self.sizes[index], self.flags[index], self.verified[index]
+        return Snapshot(
+            self.target_key,
+            self.source,
+            self.snapshot_id(index),
+            self.taken_at(index),
+            not flags & _UNFINISHED,
+            None if size == NO_SIZE else size,
+            _VERIFICATIONS[flags & 3],
+            None if verified == NOT_VERIFIED else _instant(verified),
+            self.location,
+            _ENCRYPTED[flags >> 2 & 3],
+            bool(flags & _PROTECTED),
+        )
+
+
 class JobRun(msgspec.Struct, frozen=True, gc=False):
     """One run of a job, or one target's part of it when the source tells per-target outcomes (a Struct for the
     same reason as `Snapshot`)."""
@@ -262,6 +520,7 @@ class Observation:
     timezone: str  # the zone the source evaluates its schedules in
     targets: tuple[Target, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
+    series: tuple[SnapshotSeries, ...] = ()  # a big source's snapshots, one group each (PBS)
     jobs: tuple[Job, ...] = ()
     runs: tuple[JobRun, ...] = ()
     datastores: tuple[Datastore, ...] = ()
@@ -279,6 +538,10 @@ class Observation:
     offsite_locations: tuple[str, ...] = ()
     endpoint: str = ""
     remotes_visible: bool = True
+
+    def all_snapshots(self) -> tuple[Snapshot, ...]:
+        """Every snapshot listed, those of the series made into `Snapshot`s (each time it is called)."""
+        return (*self.snapshots, *(snapshot for series in self.series for snapshot in series))
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,10 +616,24 @@ class HistoryView:
     """What history remembers, restricted to the lookback window: evidence that survives pruning."""
 
     snapshots: tuple[Snapshot, ...] = ()
+    # The series the sources listed last (present, as far as history knows), every one of its snapshots: those
+    # taken within `series_span` (epoch seconds, from and before) are in the window.
+    series: tuple[SnapshotSeries, ...] = ()
+    series_span: tuple[int, int] = (0, 0)
     runs: tuple[JobRun, ...] = ()
     typical_durations: dict[str, timedelta] = field(default_factory=dict)  # job_key -> median duration
     recorded_since: datetime | None = None  # when history first recorded anything: it has watched since then
     target_names: dict[str, str] = field(default_factory=dict)  # target key -> the name it last had
+
+    def all_snapshots(self) -> tuple[Snapshot, ...]:
+        """Every snapshot in the window: history's own and those of its series, made into `Snapshot`s."""
+        low, high = self.series_span
+        in_series = (
+            snapshot
+            for series in self.series
+            for snapshot in series[bisect_left(series.times, low) : bisect_left(series.times, high)]
+        )
+        return (*self.snapshots, *in_series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +668,7 @@ class Verdict:
     missed_slots: tuple[datetime, ...] = ()
     silence: Silence | None = None
     # (taken_at, size) of the finished snapshots inside the lookback, oldest first: the backup's size trend.
-    size_trend: tuple[tuple[datetime, int], ...] = ()
+    size_trend: Sequence[tuple[datetime, int]] = ()  # a `SizeTrend` (or a tuple of pairs)
     protection: Protection | None = None  # copies, encryption, verification and restore-test age, risks
 
 

@@ -308,7 +308,7 @@ class TestImpossibleRecords:
         board = lab.poll(runtime)
         assert any("impossible snapshot sizes" in p for p in problems_of(board, "pbs-main"))
         assert runtime.history is not None and runtime.history.problem is None
-        assert runtime.history.view(since=NOW - timedelta(days=1), until=NOW + timedelta(days=1)).snapshots
+        assert runtime.history.view(since=NOW - timedelta(days=1), until=NOW + timedelta(days=1)).all_snapshots()
         vault = verdict(board, "vault")
         assert vault.status is Status.OK and vault.newest_size_bytes is None
         all_endpoints_answer(board)

@@ -37,6 +37,7 @@ from backup_glance.model import (
     ServiceSpec,
     Silence,
     Snapshot,
+    SnapshotSeries,
     SourceState,
     Verification,
 )
@@ -66,6 +67,9 @@ class World:
     discover_rest: bool = True
     durations: dict[str, timedelta] = field(default_factory=dict)
     snapshots: dict[tuple[str, str], Snapshot] = field(default_factory=dict)  # history: everything ever seen
+    # History's present series, as a record leaves them: a series listed again replaces its group's, and the
+    # snapshots it no longer lists are history's own from then on (as `snapshots`).
+    series: dict[tuple[str, str], SnapshotSeries] = field(default_factory=dict)
     runs: dict[tuple[str, str, str | None], JobRun] = field(default_factory=dict)
     made: int = 0
 
@@ -74,21 +78,51 @@ class World:
             if state.observation is not None:
                 self.snapshots.update({(s.source, s.snapshot_id): s for s in state.observation.snapshots})
                 self.runs.update({(r.source, r.run_id, r.target_key): r for r in state.observation.runs})
+                listed = {(s.source, s.id_prefix): s for s in state.observation.series}
+                for where, before in list(self.series.items()):
+                    if where[0] == state.observation.source and listed.get(where) is not before:
+                        after = listed.get(where)
+                        kept = set(after.times) if after is not None else set()
+                        gone = (s for i, s in enumerate(before) if before.times[i] not in kept)
+                        self.snapshots.update({(s.source, s.snapshot_id): s for s in gone})
+                        del self.series[where]
+                self.series.update(listed)
 
     def history(self) -> HistoryView:
         since, until = self.now - WINDOW, self.now + timedelta(days=1)
+        present = {(s.source, s.snapshot_id) for one in self.series.values() for s in one}
         return HistoryView(
-            snapshots=tuple(sorted((s for s in self.snapshots.values() if since <= s.taken_at < until), key=_taken)),
+            snapshots=tuple(
+                sorted(
+                    (s for at, s in self.snapshots.items() if since <= s.taken_at < until and at not in present),
+                    key=_taken,
+                )
+            ),
+            series=tuple(self.series.values()),
+            series_span=(-(-int(since.timestamp() * 1e6) // 10**6), -(-int(until.timestamp() * 1e6) // 10**6)),
             runs=tuple(sorted((r for r in self.runs.values() if since <= r.started_at < until), key=_started)),
             typical_durations=dict(self.durations),
             recorded_since=self.start - timedelta(days=20),
         )
 
-    def evaluate(self, memo: Memo | None) -> Board:
+    def evaluate(self, memo: Memo | None, *, loose: bool = False) -> Board:
+        """`loose`: every series as the snapshots it holds, one by one (as the small sources list theirs)."""
+        states, history = self.states, self.history()
+        if loose:
+            states = [
+                replace(
+                    state,
+                    observation=replace(state.observation, snapshots=state.observation.all_snapshots(), series=()),
+                )
+                if state.observation is not None
+                else state
+                for state in states
+            ]
+            history = replace(history, snapshots=tuple(sorted(history.all_snapshots(), key=_taken)), series=())
         return evaluate(
             services=self.specs,
-            sources=self.states,
-            history=self.history(),
+            sources=states,
+            history=history,
             now=self.now,
             display_tz=ZONE,
             defaults=self.defaults,
@@ -135,6 +169,47 @@ class World:
         ended = None if outcome is RunOutcome.RUNNING else started + timedelta(minutes=self.rng.randrange(1, 200))
         run = evolve(model, run_id=f"{model.run_id}#{self.made}", started_at=started, ended_at=ended, outcome=outcome)
         self.change(index, runs=(*runs, run))
+
+    def new_series_snapshot(self) -> None:  # a PBS group's next backup, or its verification changing
+        index = self.observed("series")
+        listing = list(self.states[index].observation.series)  # type: ignore[union-attr]
+        at = self.rng.randrange(len(listing))
+        model = list(listing[at])
+        if self.rng.random() < 0.3:  # verified (or failed) since: the same snapshots, one record different
+            changed = self.rng.randrange(len(model))
+            verification = self.rng.choice(list(Verification))
+            model[changed] = evolve(model[changed], verification=verification)
+        else:
+            newest = model[-1]
+            taken = max(newest.taken_at + timedelta(seconds=1), self.now - timedelta(minutes=self.rng.randrange(180)))
+            taken = taken.replace(microsecond=0)
+            size = newest.size_bytes and (newest.size_bytes // 10 if self.rng.random() < 0.2 else newest.size_bytes)
+            stamp = taken.strftime("%Y-%m-%dT%H:%M:%SZ")
+            model.append(
+                evolve(
+                    newest,
+                    snapshot_id=listing[at].id_prefix + stamp,
+                    taken_at=taken,
+                    finished=self.rng.random() > 0.15,
+                    size_bytes=size if self.rng.random() > 0.2 else None,
+                    verification=Verification.NONE,
+                    verified_at=None,
+                )
+            )
+        listing[at] = SnapshotSeries.of(model, listing[at].id_prefix)
+        self.change(index, series=tuple(listing))
+
+    def remove_series_snapshot(self) -> None:  # pruned at the source (the oldest, usually): history has it
+        index = self.observed("series")
+        listing = list(self.states[index].observation.series)  # type: ignore[union-attr]
+        at = self.rng.randrange(len(listing))
+        model = list(listing[at])
+        del model[0 if self.rng.random() < 0.7 else self.rng.randrange(len(model))]
+        if model:
+            listing[at] = SnapshotSeries.of(model, listing[at].id_prefix)
+        else:
+            del listing[at]
+        self.change(index, series=tuple(listing))
 
     def remove_snapshot(self) -> None:  # pruned at the source: history still has it
         index = self.observed("snapshots")
@@ -308,8 +383,10 @@ def test_incremental_boards_equal_boards_judged_from_scratch(seed: int, start: d
     memo = Memo()
     polls = (
         world.new_snapshot,
+        world.new_series_snapshot,
         world.new_run,
         world.remove_snapshot,
+        world.remove_series_snapshot,
         world.remote_copy_moves,
         world.guest_locked,
         world.job_switched,
@@ -321,6 +398,9 @@ def test_incremental_boards_equal_boards_judged_from_scratch(seed: int, start: d
         scratch = world.evaluate(None)
         incremental = world.evaluate(memo)
         assert incremental == scratch, f"step {step} at {world.now}: {first_difference(incremental, scratch)}"
+        if step % 5 == 0:  # series judged as the very snapshots they hold are
+            loose = replace(world.evaluate(None, loose=True), sources=scratch.sources)  # the same but for the lists
+            assert scratch == loose, f"step {step} at {world.now}: {first_difference(scratch, loose)}"
         reused, judged = reused + memo.reused, judged + len(scratch.verdicts)
         sums_reused += memo.sums_reused
         roll = world.rng.random()

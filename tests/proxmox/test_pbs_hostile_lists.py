@@ -59,7 +59,7 @@ class TestAListThatFailsOnTheFirstPoll:
         rules[path] = answer
         obs = await first_poll(server)
         assert obs.problems and "datastore 'main'" in obs.problems[0]
-        assert not obs.snapshots  # nothing of the store was read ...
+        assert not obs.all_snapshots()  # nothing of the store was read ...
         assert dict(obs.unread) == dict.fromkeys(GUESTS)  # ... so its guests are never read, not backup-less
 
     async def test_a_namespace_that_fails_leaves_out_the_guests_read_in_another(
@@ -89,7 +89,7 @@ class TestANamespacePbsCouldNotHaveWritten:
         (problem,) = obs.problems
         assert "/admin/datastore/main/namespace: an item has no 'ns'" in problem and problem.endswith("left out")
         assert {t.key for t in obs.targets} == {*GUESTS, "pbs-host:pbs1/files"}  # every other namespace is read
-        assert {s.location for s in obs.snapshots} == {"main", "main/a"}
+        assert {s.location for s in obs.all_snapshots()} == {"main", "main/a"}
         assert obs.unread == ()
 
 
@@ -112,7 +112,7 @@ class TestASnapshotListedTwice:
     ) -> None:
         rules["/admin/datastore/main/snapshots"] = listed_twice(copy_first)
         obs = await first_poll(server)
-        vault = sorted((s for s in obs.snapshots if s.target_key == "guest:101"), key=lambda s: s.taken_at)
+        vault = sorted((s for s in obs.all_snapshots() if s.target_key == "guest:101"), key=lambda s: s.taken_at)
         assert len({s.snapshot_id for s in vault}) == len(vault)
         assert (vault[-1].verification, vault[-1].size_bytes) == (Verification.FAILED, 5)
         (problem,) = obs.problems
@@ -200,8 +200,8 @@ class TestASnapshotListInAnyOrder:
 
         rules["/admin/datastore/main/snapshots"] = shuffled
         shuffled_poll = await first_poll(server)
-        assert len(in_order.snapshots) > 100 and any(t.name.startswith("note ") for t in in_order.targets)
-        assert shuffled_poll.snapshots == in_order.snapshots
+        assert len(in_order.all_snapshots()) > 100 and any(t.name.startswith("note ") for t in in_order.targets)
+        assert shuffled_poll.all_snapshots() == in_order.all_snapshots()
         assert [(t.key, t.name) for t in shuffled_poll.targets] == [(t.key, t.name) for t in in_order.targets]
         assert shuffled_poll.problems == in_order.problems
         assert bool(in_order.problems) is lenient

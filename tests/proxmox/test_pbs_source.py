@@ -43,12 +43,12 @@ class TestDemoLab:
         source = a_source(pbs_server)
         obs = await source.poll()
         await source.aclose()
-        vault = sorted(s.taken_at for s in obs.snapshots if s.target_key == "guest:101")
-        jellyfin = sorted(s.taken_at for s in obs.snapshots if s.target_key == "guest:113")
+        vault = sorted(s.taken_at for s in obs.all_snapshots() if s.target_key == "guest:101")
+        jellyfin = sorted(s.taken_at for s in obs.all_snapshots() if s.target_key == "guest:113")
         assert NOW - vault[0] > timedelta(days=14)
         assert vault[-1].isoformat() == "2025-01-15T03:00:02+00:00"  # today 04:00:02 in Madrid
         assert len(jellyfin) >= 6 and NOW - jellyfin[0] > timedelta(weeks=6)
-        snap = next(s for s in obs.snapshots if s.target_key == "guest:101" and s.taken_at == vault[-1])
+        snap = next(s for s in obs.all_snapshots() if s.target_key == "guest:101" and s.taken_at == vault[-1])
         assert snap.snapshot_id == "main//ct/101/2025-01-15T03:00:02Z"
         assert snap.location == "main" and snap.finished and (snap.size_bytes or 0) > 10**9
 
@@ -56,18 +56,18 @@ class TestDemoLab:
         source = a_source(pbs_server)
         obs = await source.poll()
         await source.aclose()
-        newest = max(s.taken_at for s in obs.snapshots if s.target_key == "guest:104")
+        newest = max(s.taken_at for s in obs.all_snapshots() if s.target_key == "guest:104")
         assert newest.date().isoformat() == "2025-01-14"
 
     async def test_vaultwarden_newest_snapshot_failed_verification(self, pbs_server: SimulatorServer) -> None:
         source = a_source(pbs_server)
         obs = await source.poll()
         await source.aclose()
-        newest = max((s for s in obs.snapshots if s.target_key == "guest:105"), key=lambda s: s.taken_at)
+        newest = max((s for s in obs.all_snapshots() if s.target_key == "guest:105"), key=lambda s: s.taken_at)
         assert newest.verification is Verification.FAILED
         # verified_at comes from the hex start time inside the verify task's UPID: today 06:00 Madrid
         assert newest.verified_at == datetime(2025, 1, 15, 5, 0, tzinfo=UTC)
-        vault = max((s for s in obs.snapshots if s.target_key == "guest:101"), key=lambda s: s.taken_at)
+        vault = max((s for s in obs.all_snapshots() if s.target_key == "guest:101"), key=lambda s: s.taken_at)
         assert vault.verification is Verification.OK
 
     async def test_it_reports_prune_verify_and_gc_jobs(self, pbs_server: SimulatorServer) -> None:
@@ -120,7 +120,7 @@ class TestNamespacesAndPartialFailure:
         source = a_source(pbs_server)
         obs = await source.poll()
         await source.aclose()
-        erp = sorted((s for s in obs.snapshots if s.target_key == "guest:300"), key=lambda s: s.taken_at)
+        erp = sorted((s for s in obs.all_snapshots() if s.target_key == "guest:300"), key=lambda s: s.taken_at)
         assert [s.location for s in erp] == ["offsite/site-b/prod"] * 2
         assert erp[0].finished and not erp[1].finished  # in progress: no `size` on the wire
         assert erp[1].size_bytes is None
@@ -139,7 +139,7 @@ class TestNamespacesAndPartialFailure:
         await source.aclose()
         assert len(obs.problems) == 1
         assert "datastore 'offsite'" in obs.problems[0] and "unable to open chunk store" in obs.problems[0]
-        assert {s.location for s in obs.snapshots} == {"main"}
+        assert {s.location for s in obs.all_snapshots()} == {"main"}
         offsite = next(d for d in obs.datastores if d.name == "offsite")
         assert offsite.error and "unable to open chunk store" in offsite.error
         assert len(obs.targets) == 10
@@ -182,7 +182,7 @@ class TestNamespacesAndPartialFailure:
         obs = await source.poll()
         await source.aclose()
         assert any("are not integers; left out" in p for p in obs.problems)
-        keys = {s.target_key for s in obs.snapshots}
+        keys = {s.target_key for s in obs.all_snapshots()}
         assert "guest:101" not in keys and len(keys) > 1  # the namespace's other groups are all read
 
     async def test_a_running_verify_at_no_time_and_a_namespace_that_is_a_list_cost_nothing_else(
@@ -200,7 +200,7 @@ class TestNamespacesAndPartialFailure:
         source = a_source(pbs_server)
         obs = await source.poll()
         await source.aclose()
-        assert any(j.job_id == "odd-ns" for j in obs.jobs) and obs.snapshots
+        assert any(j.job_id == "odd-ns" for j in obs.jobs) and obs.all_snapshots()
 
     async def test_it_restricts_to_configured_datastores(self, lab: ProxmoxLab, pbs_server: SimulatorServer) -> None:
         add_store(lab)
@@ -264,7 +264,7 @@ class TestIncrementalPolling:
         second = await source.poll()
         await source.aclose()
         assert snapshot_calls(pbs_server) == []
-        assert second.snapshots is first.snapshots and second.runs is first.runs  # history skips them by identity
+        assert second.series is first.series and second.runs is first.runs  # history skips them by identity
 
     async def test_a_new_snapshot_refetches_only_its_group(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
@@ -278,7 +278,7 @@ class TestIncrementalPolling:
         obs = await source.poll()
         await source.aclose()
         assert snapshot_calls(pbs_server) == [{"ns": "", "backup-type": "ct", "backup-id": "104"}]
-        newest = max(s.taken_at for s in obs.snapshots if s.target_key == "guest:104")
+        newest = max(s.taken_at for s in obs.all_snapshots() if s.target_key == "guest:104")
         assert newest == NOW + timedelta(minutes=5)
         (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")]
         assert int(task_call["since"]) == int((NOW - timedelta(minutes=2)).timestamp())
@@ -302,7 +302,7 @@ class TestIncrementalPolling:
             clock.now = NOW + timedelta(minutes=minutes)
             obs = await source.poll()
             per_target: dict[str, int] = {}
-            for snapshot in obs.snapshots:
+            for snapshot in obs.all_snapshots():
                 per_target[snapshot.target_key] = per_target.get(snapshot.target_key, 0) + 1
             return len(decoded), per_target
 
@@ -335,21 +335,24 @@ class TestIncrementalPolling:
         assert len(second) == len(first) + 1
         assert all(run is first[run.run_id] for run in second if run.run_id in first)  # history and bounds skip them
 
-    async def test_a_group_read_again_keeps_its_unchanged_snapshots_as_they_were(
+    async def test_a_group_read_again_is_a_new_series_and_the_others_stay_as_they_were(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
     ) -> None:
         source = a_source(pbs_server)
-        before = [s for s in (await source.poll()).snapshots if s.target_key == "guest:104"]
+        first = {series.id_prefix: series for series in (await source.poll()).series}
         oldest = lab.datastores["main"].group("", "ct", "104").snapshots[0]
         oldest.protected = True
         clock.now = NOW + timedelta(minutes=10)
         lab.add_snapshot("main", "", "ct", "104", NOW + timedelta(minutes=5), 7 * 10**9, comment="postgres")
-        after = [s for s in (await source.poll()).snapshots if s.target_key == "guest:104"]
+        second = {series.id_prefix: series for series in (await source.poll()).series}
         await source.aclose()
+        assert second.keys() == first.keys()
+        before, after = list(first.pop("main//ct/104/")), list(second.pop("main//ct/104/"))
         assert len(after) == len(before) + 1
-        assert after[0] is not before[0] and after[0].protected and not before[0].protected
-        assert all(a is b for a, b in zip(after[1:-1], before[1:], strict=True))
+        assert after[0].protected and not before[0].protected
+        assert after[1:-1] == before[1:]
         assert after[-1].taken_at == NOW + timedelta(minutes=5)
+        assert all(second[prefix] is series for prefix, series in first.items())
 
     async def test_a_renamed_guest_gets_a_new_target_and_the_others_stay_as_they_were(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
@@ -370,7 +373,7 @@ class TestIncrementalPolling:
         lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=30), 7 * 10**9)
         source = a_source(pbs_server)
         first = await source.poll()
-        unverified = [s for s in first.snapshots if s.verification is Verification.NONE]
+        unverified = [s for s in first.all_snapshots() if s.verification is Verification.NONE]
         assert [s.target_key for s in unverified] == ["guest:104"]
         pbs_server.app.requests.clear()
         clock.now = NOW + timedelta(minutes=20)
@@ -378,7 +381,7 @@ class TestIncrementalPolling:
         obs = await source.poll()
         await source.aclose()
         assert snapshot_calls(pbs_server) == [{"ns": ""}]
-        assert not [s for s in obs.snapshots if s.verification is Verification.NONE]
+        assert not [s for s in obs.all_snapshots() if s.verification is Verification.NONE]
 
     async def test_a_first_poll_reads_the_lists_while_it_pages_through_the_tasks(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
@@ -397,7 +400,7 @@ class TestIncrementalPolling:
         second = await source.poll()
         await source.aclose()
         assert snapshot_calls(pbs_server) == []  # the verification ended before the lists were read
-        assert second.snapshots == first.snapshots
+        assert second.all_snapshots() == first.all_snapshots()
 
     async def test_a_verification_that_ends_during_the_first_poll_has_its_store_read_again(
         self, lab: ProxmoxLab, clock: Clock, pbs_server: SimulatorServer
@@ -418,14 +421,14 @@ class TestIncrementalPolling:
         snap = lab.add_snapshot("main", "", "ct", "104", NOW - timedelta(minutes=1), None)
         source = a_source(pbs_server)
         first = await source.poll()
-        assert [s.finished for s in first.snapshots if s.taken_at == NOW - timedelta(minutes=1)] == [False]
+        assert [s.finished for s in first.all_snapshots() if s.taken_at == NOW - timedelta(minutes=1)] == [False]
         with lab.lock:
             snap.size = 7 * 10**9  # same count, same last-backup: only the unfinished flag says "look again"
         pbs_server.app.requests.clear()
         obs = await source.poll()
         await source.aclose()
         assert snapshot_calls(pbs_server) == [{"ns": "", "backup-type": "ct", "backup-id": "104"}]
-        assert [s.finished for s in obs.snapshots if s.taken_at == NOW - timedelta(minutes=1)] == [True]
+        assert [s.finished for s in obs.all_snapshots() if s.taken_at == NOW - timedelta(minutes=1)] == [True]
 
 
 class TestReviewFixes:
@@ -443,7 +446,7 @@ class TestReviewFixes:
         task = lab.add_pbs_task("verify_snapshot", "main:ct/104/678716A5", NOW - timedelta(minutes=10), None, None)
         source = a_source(pbs_server)
         first = await source.poll()
-        assert [s.verification for s in first.snapshots if s.taken_at == NOW - timedelta(minutes=30)] == [
+        assert [s.verification for s in first.all_snapshots() if s.taken_at == NOW - timedelta(minutes=30)] == [
             Verification.NONE
         ]
         with lab.lock:  # it ends after the next poll's `since` has moved past its start
@@ -455,7 +458,7 @@ class TestReviewFixes:
         await source.aclose()
         (task_call,) = [q for _p, q in pbs_server.app.requests.matching("/tasks")]
         assert int(task_call["since"]) <= task.starttime
-        assert [s.verification for s in obs.snapshots if s.taken_at == NOW - timedelta(minutes=30)] == [
+        assert [s.verification for s in obs.all_snapshots() if s.taken_at == NOW - timedelta(minutes=30)] == [
             Verification.FAILED
         ]
 
@@ -470,13 +473,13 @@ class TestReviewFixes:
         pbs_server.app.faults.missing_paths = {"/admin/datastore/main/snapshots"}
         second = await source.poll()
         assert second.problems and "snapshots" in second.problems[0]
-        assert [s for s in second.snapshots if s.verification is Verification.NONE]
+        assert [s for s in second.all_snapshots() if s.verification is Verification.NONE]
         pbs_server.app.faults.missing_paths = set()
         clock.now = NOW + timedelta(minutes=30)
         third = await source.poll()
         await source.aclose()
         assert third.problems == ()
-        assert not [s for s in third.snapshots if s.verification is Verification.NONE]
+        assert not [s for s in third.all_snapshots() if s.verification is Verification.NONE]
 
     async def test_prune_runs_go_to_the_job_whose_last_run_they_are(
         self, lab: ProxmoxLab, pbs_server: SimulatorServer

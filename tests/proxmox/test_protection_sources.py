@@ -15,7 +15,7 @@ from conftest import NOW, PBS_SECRET, PBS_TOKEN_ID, PVE_SECRET, PVE_TOKEN_ID, Cl
 
 from backup_glance.config import PbsSourceConfig
 from backup_glance.health import evaluate
-from backup_glance.model import HistoryView, JobKind, Observation, SourceState
+from backup_glance.model import HistoryView, JobKind, Observation, SourceState, _clock_text
 from backup_glance.simulators._server import SimulatorServer
 from backup_glance.simulators.pbs import create_pbs_app
 from backup_glance.simulators.proxmox_lab import (
@@ -29,7 +29,7 @@ from backup_glance.simulators.proxmox_lab import (
     sync_snapshots,
 )
 from backup_glance.simulators.pve import create_pve_app
-from backup_glance.sources._pbs_wire import _CLOCKS_LIMIT, SnapshotDecoder, listed_groups, parse_snapshot
+from backup_glance.sources._pbs_wire import SnapshotDecoder, listed_groups, parse_snapshot
 from backup_glance.sources.pbs import PbsSource
 from backup_glance.sources.pve import PveSource
 
@@ -135,7 +135,7 @@ class TestPbsSource:
     async def test_encryption_and_protection_of_each_snapshot(self, protected_server: SimulatorServer) -> None:
         obs = await poll(PbsSource(pbs_config(protected_server), clock=Clock()))
         by_key: dict[str, list[Any]] = {}
-        for s in obs.snapshots:
+        for s in obs.all_snapshots():
             by_key.setdefault(s.target_key, []).append(s)
         assert all(s.encrypted is True for s in by_key["guest:101"] if s.finished)
         assert all(s.encrypted is False for s in by_key["guest:102"] if s.finished)
@@ -166,8 +166,8 @@ class TestPbsSource:
 
     @pytest.mark.parametrize("seed", range(8))
     def test_a_typed_page_equals_the_lenient_reading_of_each_item(self, seed: int) -> None:
-        """Groups one after another or interleaved, ids PBS would refuse, items read before: the typed page
-        gives what the lenient parser gives item by item, and hands back a known snapshot when it is the same."""
+        """Groups one after another or interleaved, ids PBS would refuse: the typed page gives what the lenient
+        parser gives item by item."""
         rng = random.Random(seed)
         groups = [("vm", "100"), ("ct", "100"), ("vm", "2"), ("host", "nas"), ("ct", ""), ("", "")]
         upids = ["UPID:pbs:00000001:00000002:00000003:6790A0C5:verify:s:root@pam:", "not a upid"]
@@ -217,27 +217,21 @@ class TestPbsSource:
                 return None
 
         expected = [found for found in map(lenient, items) if found is not None]
-        before = {(t, i, int(snap.taken_at.timestamp())): snap for t, i, snap, _ in expected if rng.random() < 0.5}
-
-        def known(backup_type: str, backup_id: str) -> dict[int, Any]:
-            return {at: snap for (t, i, at), snap in before.items() if (t, i) == (backup_type, backup_id)}
-
         body = httpx.Response(200, json={"data": items}).content
-        typed = SnapshotDecoder("p").page(body, store="s", ns="n", known=known)
+        typed = SnapshotDecoder("p").page(body, store="s", ns="n")
         assert typed == listed_groups(expected)
-        for group in typed or []:
-            for snap in group.snapshots:
-                reused = before.get((group.backup_type, group.backup_id, int(snap.taken_at.timestamp())))
-                assert reused is None or reused != snap or snap is reused
+        assert [s for group in typed or [] for s in group.snapshots] == [s for _, _, s, _ in expected]
 
     def test_ids_and_times_of_a_typed_page_are_the_lenient_ones_at_every_edge_of_a_day(self) -> None:
-        """The typed page puts an id's time together from the texts of its day and its time of day, kept from one
-        page to the next and let go when there are too many: every id and instant as the lenient parser gives."""
+        """A series puts an id's time together from the texts of its day and its time of day, kept from one page
+        to the next and let go when there are too many: every id and instant as the lenient parser gives."""
         edges = [0, 86399, 86400, 951782400, 1835395199, 1835395200, 253402300799]  # 1970, 29 Feb 2000/2028, 9999
         # More times of day than the cache keeps (7 s apart, wrapping past midnight), on three days.
-        spread = [1736906405 + 86400 * (second % 3) + 7 * second for second in range(_CLOCKS_LIMIT + 2000)]
+        kept = _clock_text.cache_info().maxsize
+        assert kept is not None
+        spread = [1736906405 + 86400 * (second % 3) + 7 * second for second in range(kept + 2000)]
         decoder = SnapshotDecoder("p")
-        assert len({at % 86400 for at in spread}) > _CLOCKS_LIMIT
+        assert len({at % 86400 for at in spread}) > kept
         for times in (edges, spread, edges):
             items = [{"backup-type": "ct", "backup-id": str(i % 7), "backup-time": at} for i, at in enumerate(times)]
             typed = decoder.page(httpx.Response(200, json={"data": items}).content, store="s", ns="n")
@@ -266,7 +260,7 @@ class TestPbsSource:
         vault, glance, ntfy = copies["guest:101"], copies["guest:106"], copies["guest:111"]
         assert vault.location == "offsite:backups" and vault.endpoint == "pbs-offsite.lan:8007/backups"
         assert vault.offsite and vault.job_key == "pbs1/sync/s-offsite"
-        newest_local = max(s.taken_at for s in obs.snapshots if s.target_key == "guest:101" and s.finished)
+        newest_local = max(s.taken_at for s in obs.all_snapshots() if s.target_key == "guest:101" and s.finished)
         assert vault.newest_at == newest_local and vault.encrypted is True
         assert glance.newest_at is not None and newest_local - glance.newest_at > 3 * DAY  # its push fails
         assert ntfy.encrypted is False

@@ -8,6 +8,7 @@ the search for gaps.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -110,7 +111,7 @@ def check_due(
     return Due(info, upcoming, previous_due(plan, facts, now), tuple(missed))
 
 
-def _covered(success_times: list[datetime], slot: datetime) -> bool:
+def _covered(success_times: Sequence[datetime], slot: datetime) -> bool:
     return bool(success_times) and success_times[-1] >= slot - SLOT_TOLERANCE
 
 

@@ -6,13 +6,15 @@ Pure: no clock, no I/O. Duplicates across the live observation and history colla
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from itertools import groupby
 from operator import attrgetter
+from typing import cast
 
 from .. import listdiff
 from ..model import (
@@ -24,9 +26,11 @@ from ..model import (
     Observation,
     RemoteCopy,
     Snapshot,
+    SnapshotSeries,
     SourceState,
     Target,
 )
+from ._held import Held, Snapshots
 
 # Lists are in time order; two items of one time by source and id (each is in a list once): the order follows from
 # the items alone, not from which source listed them first, so a list made again from its items reads the same.
@@ -43,7 +47,8 @@ MOSTLY_CHANGED = 4  # more than 1 in this many snapshots new or gone: finding th
 class Evidence:
     states: dict[str, SourceState]
     targets: dict[str, list[Target]] = field(default_factory=lambda: defaultdict(list))
-    snapshots: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
+    # Per target key, oldest first: a list, or (where a big source lists it) a series or a `Held` (see `_held`).
+    snapshots: dict[str, Snapshots] = field(default_factory=lambda: defaultdict(list))
     runs_by_target: dict[str, list[JobRun]] = field(default_factory=lambda: defaultdict(list))
     runs_by_job: dict[str, list[JobRun]] = field(default_factory=lambda: defaultdict(list))
     jobs: list[Job] = field(default_factory=list)
@@ -61,7 +66,12 @@ class Evidence:
     shared_ids: set[str] = field(default_factory=set)  # sources whose `live_ids` set belongs to a `LiveIds`
     live_counts: dict[str, int] = field(default_factory=dict)
     # The live snapshots per target key: what an incremental evaluation compares to tell which targets changed.
-    live_by_key: dict[str, list[Snapshot]] = field(default_factory=lambda: defaultdict(list))
+    live_by_key: dict[str, Snapshots] = field(default_factory=lambda: defaultdict(list))
+    # The live series by (source, id prefix), and per target key (in the order listed).
+    live_series: dict[tuple[str, str], SnapshotSeries] = field(default_factory=dict)
+    series_by_key: dict[str, list[SnapshotSeries]] = field(default_factory=lambda: defaultdict(list))
+    # Of the keys with series: the live snapshots of their own (what `live_by_key` holds of the others).
+    loose_live: dict[str, list[Snapshot]] = field(default_factory=dict)
     recorded_since: datetime | None = None  # history has watched since then
     # Protection facts: restore tests and copies seen through sync jobs, per target; jobs with a keep-* policy.
     restore_jobs_by_target: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
@@ -74,14 +84,25 @@ class Evidence:
         keys = set(self.targets) | set(self.snapshots) | set(self.runs_by_target)
         return frozenset(keys | set(self.backup_jobs_by_target) | self.uncovered)
 
-    def live(self, keys: Iterable[str], snapshots: list[Snapshot]) -> list[Snapshot]:
+    def live(self, keys: Iterable[str], snapshots: Snapshots) -> Snapshots:
         """Those of `snapshots` (of the targets `keys`, from `snapshots`) that exist at the source right now, in
         their order. Most targets have nothing pruned in history: then that is all of them, known from the counts
         without looking at each snapshot."""
         if all(self.live_counts.get(key, 0) == len(self.snapshots.get(key, ())) for key in keys):
-            return list(snapshots)
-        live = self.live_ids
-        return [s for s in snapshots if s.snapshot_id in live.get(s.source, _NONE)]
+            return snapshots
+        if isinstance(snapshots, SnapshotSeries):
+            return snapshots if self.live_series.get((snapshots.source, snapshots.id_prefix)) is snapshots else []
+        if isinstance(snapshots, Held):
+            series = [s for s in snapshots.series if self.live_series.get((s.source, s.id_prefix)) is s]
+            others = [s for s in snapshots.others if self.is_live(s)]
+            return series[0] if len(series) == 1 and not others else Held(series, others)
+        return [s for s in snapshots if self.is_live(s)]
+
+    def is_live(self, snapshot: Snapshot) -> bool:
+        """Whether the snapshot exists at its source right now (as a live listing says)."""
+        return snapshot.snapshot_id in self.live_ids.get(snapshot.source, _NONE) or in_series(
+            self.live_series, snapshot
+        )
 
     @cached_property
     def blind_sources(self) -> frozenset[str]:
@@ -114,15 +135,18 @@ def gather(
             continue
         add_context(evidence, observation)
         _add_live(evidence, observation.snapshots, live_ids.of(state.name, observation.snapshots) if live_ids else None)
+        _add_series(evidence, observation.series)
         _add_runs(evidence, observation.runs, seen_runs)
         _add_runs(evidence, last_runs(observation), seen_runs)
     for key, snapshots in evidence.snapshots.items():
         evidence.live_counts[key] = len(snapshots)
+    for key, series in evidence.series_by_key.items():
+        evidence.live_counts[key] = evidence.live_counts.get(key, 0) + sum(map(len, series))
     # Every snapshot seen so far is live; one both live and in history (or live twice) is in the lists once.
-    by_key, live, from_history = evidence.snapshots, evidence.live_ids, dict[str, set[str]]()
-    for snapshot in history.snapshots:
+    by_key, from_history = _lists(evidence.snapshots), dict[str, set[str]]()
+    for snapshot in history_snapshots(history, evidence.live_series):
         source, snapshot_id = snapshot.source, snapshot.snapshot_id
-        if snapshot_id in live.get(source, _NONE):
+        if evidence.is_live(snapshot):
             continue
         seen = from_history.setdefault(source, set())
         if snapshot_id not in seen:
@@ -134,9 +158,69 @@ def gather(
         snapshots.sort(key=_snapshot_order)
         if live_by_key.get(key) == snapshots:  # nothing but live ones, listed in time order: one list for both
             live_by_key[key] = snapshots
+    for key, series in evidence.series_by_key.items():
+        loose = _lists(evidence.live_by_key).get(key, [])
+        evidence.loose_live[key] = loose
+        evidence.snapshots[key], evidence.live_by_key[key] = held(
+            series, _lists(evidence.snapshots).get(key, []), loose
+        )
     for runs in (*evidence.runs_by_target.values(), *evidence.runs_by_job.values()):
         runs.sort(key=_run_order)
     return evidence
+
+
+def held(
+    series: list[SnapshotSeries], snapshots: Snapshots, live: Snapshots
+) -> tuple[SnapshotSeries | Held, SnapshotSeries | Held]:
+    """A key's (snapshots, live ones) where it has `series` besides the snapshots (sorted) and live ones (of
+    them) of its own."""
+    if not snapshots and len(series) == 1:
+        return series[0], series[0]
+    everything = Held(series, snapshots)
+    if len(live) == len(snapshots):
+        return everything, everything
+    return everything, Held(series, live)
+
+
+def history_snapshots(history: HistoryView, live: dict[tuple[str, str], SnapshotSeries]) -> Iterator[Snapshot]:
+    """History's snapshots: its own, then `series_snapshots`."""
+    yield from history.snapshots
+    yield from series_snapshots(history, live)
+
+
+def series_snapshots(history: HistoryView, live: dict[tuple[str, str], SnapshotSeries]) -> Iterator[Snapshot]:
+    """The snapshots of history's series (taken in its span) that are not the very ones a live listing holds
+    (the usual case: history recorded that listing)."""
+    low, high = history.series_span
+    for series in history.series:
+        if live.get((series.source, series.id_prefix)) is series:
+            continue
+        yield from series[bisect_left(series.times, low) : bisect_left(series.times, high)]
+
+
+_STAMP = len("2025-01-15T04:00:05Z")
+
+
+def in_series(live: dict[tuple[str, str], SnapshotSeries], snapshot: Snapshot) -> bool:
+    """Whether a live series holds `snapshot` (by its id: the series' prefix and its time)."""
+    series = live.get((snapshot.source, snapshot.snapshot_id[:-_STAMP]))
+    if series is None:
+        return False
+    index = series.position(int(snapshot.taken_at.timestamp()))
+    return index is not None and series.snapshot_id(index) == snapshot.snapshot_id
+
+
+def _add_series(evidence: Evidence, series: tuple[SnapshotSeries, ...]) -> None:
+    """One observation's series into the evidence; one another observation listed already (a source named in
+    two states) counts as its snapshots, each of them once."""
+    live = evidence.live_series
+    for one in series:
+        where = (one.source, one.id_prefix)
+        if where in live:
+            _add_live(evidence, tuple(s for s in one if not in_series(live, s)))
+        else:
+            live[where] = one
+            evidence.series_by_key[one.target_key].append(one)
 
 
 def last_runs(observation: Observation) -> list[JobRun]:
@@ -179,8 +263,8 @@ def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...], unique: tuple
         evidence.shared_ids.add(unique[0])
         for key, group in groupby(snapshots, _target_key):
             taken = list(group)
-            evidence.snapshots[key] += taken
-            evidence.live_by_key[key] += taken
+            _lists(evidence.snapshots)[key] += taken
+            _lists(evidence.live_by_key)[key] += taken
         return
     for snapshot in snapshots:  # mixed sources or a snapshot named twice: the first copy counts
         if snapshot.source in evidence.shared_ids:  # a set LiveIds keeps for the next gather: added to, copied
@@ -190,8 +274,13 @@ def _add_live(evidence: Evidence, snapshots: tuple[Snapshot, ...], unique: tuple
         key = snapshot.target_key
         if snapshot.snapshot_id not in live:
             live.add(snapshot.snapshot_id)
-            evidence.snapshots[key].append(snapshot)
-        evidence.live_by_key[key].append(snapshot)
+            _lists(evidence.snapshots)[key].append(snapshot)
+        _lists(evidence.live_by_key)[key].append(snapshot)
+
+
+def _lists(by_key: dict[str, Snapshots]) -> defaultdict[str, list[Snapshot]]:
+    """Evidence's snapshots by key while it is gathered: lists (series join them at the end)."""
+    return cast("defaultdict[str, list[Snapshot]]", by_key)
 
 
 def _unique_ids(snapshots: Sequence[Snapshot]) -> tuple[str, set[str]] | None:
@@ -202,10 +291,11 @@ def _unique_ids(snapshots: Sequence[Snapshot]) -> tuple[str, set[str]] | None:
 
 
 class LiveIds:
-    """Each observation's live snapshot ids, kept from one gather to the next.
+    """Each observation's live snapshot ids (of the snapshots it lists one by one), kept from one gather to the
+    next.
 
-    Hashing 120,000 ids into a set costs more than all the rest of what a quiet poll's snapshots need here,
-    yet such a poll changes a few hundred of them: the set of the last gather is adjusted by those (see
+    Hashing tens of thousands of ids into a set costs more than all the rest of what a quiet poll's snapshots
+    need here, yet such a poll changes a few of them: the set of the last gather is adjusted by those (see
     `listdiff`) instead. The set handed out is this object's own and changes at the next call."""
 
     def __init__(self) -> None:

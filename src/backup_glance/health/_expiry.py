@@ -19,6 +19,7 @@ from ._common import Findings, job_duration, later, load_schedule, slot_after
 from ._due import _interval_anchor, plan_of
 from ._evidence import Evidence
 from ._facts import Facts
+from ._held import sized_since
 from .protection import moments, reaches
 from .services import RUNNING_LIMIT_FACTOR, _running_since, unread_parts, unread_since
 
@@ -94,9 +95,8 @@ def verdict_expires(
     found += moments(spec, verdict)
     if verdict.protection is not None:  # a copy stops being current when it leaves the lookback
         found += [c.newest_at + spec.lookback for c in verdict.protection.copies if c.newest_at is not None]
-    for snapshot in facts.snapshots:  # oldest first: the first one inside the size trend's window leaves it first
-        if snapshot.size_bytes is not None and snapshot.taken_at >= now - spec.lookback:
-            found.append(snapshot.taken_at + spec.lookback)
-            break
+    sized = sized_since(facts.snapshots, now - spec.lookback)
+    if sized:  # oldest first: the first one inside the size trend's window leaves it first
+        found.append(sized[0][0] + spec.lookback)
     never = datetime.max.replace(tzinfo=now.tzinfo)
     return min((m for base in found for m in (base, base + _JUST_AFTER) if m > now), default=never)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -11,6 +11,7 @@ from operator import attrgetter
 from ..model import Job, JobRun, ServiceSpec, Snapshot, Target
 from ._common import SUCCESS
 from ._evidence import Evidence
+from ._held import Snapshots, finished_and_not, success_times
 
 # The kind of target a key's prefix names (the sources' own `Target.kind` for it), for a service none of whose
 # targets was seen yet: its kind still tells which sources may hold its backups.
@@ -36,11 +37,11 @@ SOURCE_COVERS = {
 class Facts:
     keys: list[str]
     targets: list[Target]
-    snapshots: list[Snapshot]  # finished, oldest first (live + history)
+    snapshots: Snapshots  # finished, oldest first (live + history)
     unfinished: list[Snapshot]
     runs: list[JobRun]  # attempts for these targets, oldest first
     jobs: list[Job]  # backup jobs covering them, enabled or not
-    success_times: list[datetime]  # sorted
+    success_times: Sequence[datetime]  # sorted
     judged_from: datetime | None  # before this, an empty slot means "no data", not "missed"
     named: tuple[str, ...] = ()  # the keys and patterns the service is configured with
 
@@ -97,7 +98,7 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
             if set(job.target_keys) <= set(keys):
                 runs.extend(evidence.runs_by_job.get(job.key, []))
     runs.sort(key=lambda r: r.started_at)
-    success_times = sorted([s.taken_at for s in finished] + [r.started_at for r in runs if r.outcome in SUCCESS])
+    success = success_times(finished, [r.started_at for r in runs if r.outcome in SUCCESS])
     return Facts(
         keys,
         targets,
@@ -105,31 +106,30 @@ def gather_facts(spec: ServiceSpec, evidence: Evidence) -> Facts:
         unfinished,
         runs,
         list(jobs.values()),
-        success_times,
-        judged_from(success_times, runs, evidence.recorded_since),
+        success,
+        judged_from(success, runs, evidence.recorded_since),
         spec.target_keys,
     )
 
 
-def _finished_and_not(keys: list[str], source: str | None, evidence: Evidence) -> tuple[list[Snapshot], list[Snapshot]]:
+def _finished_and_not(keys: list[str], source: str | None, evidence: Evidence) -> tuple[Snapshots, list[Snapshot]]:
     """The targets' finished and unfinished snapshots of the wanted source, each in time order. The usual service,
-    one target of any source whose snapshots all finished, gets the evidence's own list (sorted by time first): at
-    10,000 guests a copy for each was 600,000 list slots more (evidence lists are replaced, never changed)."""
+    one target of any source whose snapshots all finished, gets the evidence's own value (sorted by time first):
+    at 10,000 guests a copy for each was 600,000 list slots more (evidence values are replaced, never changed)."""
     if len(keys) == 1 and source is None:
-        listed = evidence.snapshots.get(keys[0], [])
-        if all(map(_is_finished, listed)):
-            return listed, []
+        return finished_and_not(evidence.snapshots.get(keys[0], []))
     wanted = [s for k in keys for s in evidence.snapshots.get(k, []) if source is None or s.source == source]
     finished = sorted((s for s in wanted if s.finished), key=_taken)
     unfinished = sorted((s for s in wanted if not s.finished), key=_taken)
     return finished, unfinished
 
 
-_is_finished: Callable[[Snapshot], bool] = attrgetter("finished")
 _taken: Callable[[Snapshot], datetime] = attrgetter("taken_at")
 
 
-def judged_from(success_times: list[datetime], runs: list[JobRun], recorded_since: datetime | None) -> datetime | None:
+def judged_from(
+    success_times: Sequence[datetime], runs: list[JobRun], recorded_since: datetime | None
+) -> datetime | None:
     """From when an empty slot can be called missed.
 
     Not before the first evidence of the service at all. And a source prunes old snapshots (keep-daily 7 leaves

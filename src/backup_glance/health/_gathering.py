@@ -1,11 +1,11 @@
 """What one gather keeps for the next, so that a quiet poll's evidence costs what changed, not every snapshot.
 
-A quiet poll of a big PBS changes a few hundred of the 600,000 snapshots and 200,000 runs the evidence merges,
-yet `gather` merges them all again (a tenth of such a cycle). `Gathering` finds what changed in each list it
-merges (`listdiff`: the live listings, their runs, history's snapshots and runs), which target keys and jobs
-that touches, and makes the lists of only those again, from indexes of every list by key. Every other key keeps
-the very list of the last evidence: the memo then sees it unchanged at one identity check, and the instants the
-calendar bisects stay made.
+A quiet poll of a big PBS changes a few hundred of the 200,000 runs the evidence merges (and of its 10,000
+snapshot series), yet `gather` merges them all again. `Gathering` finds what changed in each list it merges
+(`listdiff`: the live listings, their runs, history's snapshots and runs; the series are put by key afresh, a
+step per group, and a key whose series are not the very ones of the last gather changed), which target keys and
+jobs that touches, and makes the values of only those again, from indexes of every list by key. Every other key
+keeps the very value of the last evidence: the memo then sees it unchanged at one identity check.
 
 The lists made again are exactly what `gather` makes: each key's items are merged in the order `gather` takes
 them (live listings in state order, history last; the first copy of an identity wins) and sorted by an order
@@ -19,19 +19,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TypeVar
 
 from .. import listdiff
-from ..model import HistoryView, JobRun, Snapshot, SourceState
+from ..model import HistoryView, JobRun, Snapshot, SnapshotSeries, SourceState
 from ._evidence import (
     MOSTLY_CHANGED,
     Evidence,
     LiveIds,
+    _lists,
     _run_order,
     _snapshot_order,
     add_context,
     gather,
+    held,
+    in_series,
     last_runs,
+    series_snapshots,
 )
 
 T = TypeVar("T")
@@ -46,6 +51,7 @@ class _Inputs:
 
     shape: tuple[tuple[str, str | None], ...]  # (state, observation source) per state; None: no observation
     listings: list[tuple[Snapshot, ...]]
+    series: list[tuple[SnapshotSeries, ...]]
     runs: list[Sequence[JobRun]]
     history: tuple[Snapshot, ...]
 
@@ -56,7 +62,8 @@ class _Inputs:
         for observation in observations:
             runs += [observation.runs, last_runs(observation)]
         shape = tuple((s.name, s.observation.source if s.observation else None) for s in states)
-        return cls(shape, [o.snapshots for o in observations], [*runs, history.runs], history.snapshots)
+        listings, series = [o.snapshots for o in observations], [o.series for o in observations]
+        return cls(shape, listings, series, [*runs, history.runs], history.snapshots)
 
 
 @dataclass(slots=True)
@@ -124,6 +131,7 @@ class _Gathered:
     inputs: _Inputs
     index: _Index
     evidence: Evidence
+    extras: dict[str, list[Snapshot]]  # by key: history's series' snapshots not live (see `series_snapshots`)
 
 
 class Gathering:
@@ -143,19 +151,22 @@ class Gathering:
             made = self._from_last(last, inputs, states, history)
             if made is not None:
                 self.incremental = True
-                self._last = _Gathered(inputs, last.index, made)
-                return made
+                self._last = _Gathered(inputs, last.index, made[0], made[1])
+                return made[0]
         evidence = gather(states, history, self.live_ids)
         # Every listing with snapshots on the way `_from_last` follows: one source each, each id once.
         if len(evidence.shared_ids) == sum(1 for listing in inputs.listings if listing):
             index = _Index.of(inputs)
             if index is not None:
-                self._last = _Gathered(inputs, index, evidence)
+                extras: defaultdict[str, list[Snapshot]] = defaultdict(list)
+                for snapshot in series_snapshots(history, evidence.live_series):
+                    extras[snapshot.target_key].append(snapshot)
+                self._last = _Gathered(inputs, index, evidence, extras)
         return evidence
 
     def _from_last(
         self, last: _Gathered, inputs: _Inputs, states: tuple[SourceState, ...], history: HistoryView
-    ) -> Evidence | None:
+    ) -> tuple[Evidence, dict[str, list[Snapshot]]] | None:
         index, before = last.index, last.evidence
         dirty_snapshots: set[str] = set()
         dirty_runs: set[str] = set()
@@ -187,6 +198,28 @@ class Gathering:
         for rank, (old_runs, new_runs) in enumerate(zip(last.inputs.runs, inputs.runs, strict=True)):
             if not _runs_followed(index, rank, old_runs, new_runs, dirty_runs, dirty_jobs):
                 return None
+        # Series: by key afresh (a step per group, not per snapshot); a key whose series are not the very ones of
+        # the last gather is dirty, as is one whose snapshots from history's series changed.
+        live_series: dict[tuple[str, str], SnapshotSeries] = {}
+        series_by_key: defaultdict[str, list[SnapshotSeries]] = defaultdict(list)
+        for listing in inputs.series:
+            for series in listing:
+                where = (series.source, series.id_prefix)
+                if where in live_series:  # one source in two states: `gather` takes it apart
+                    return None
+                live_series[where] = series
+                series_by_key[series.target_key].append(series)
+        extras: defaultdict[str, list[Snapshot]] = defaultdict(list)
+        for snapshot in series_snapshots(history, live_series):
+            if snapshot.snapshot_id in index.history_keys.get(snapshot.source, {}):
+                return None  # named by history twice: `gather` keeps one
+            extras[snapshot.target_key].append(snapshot)
+        for key in series_by_key.keys() | before.series_by_key.keys():
+            if not _same_items(series_by_key.get(key, ()), before.series_by_key.get(key, ())):
+                dirty_snapshots.add(key)
+        for key in extras.keys() | last.extras.keys():
+            if extras.get(key) != last.extras.get(key):
+                dirty_snapshots.add(key)
 
         evidence = Evidence(states={state.name: state for state in states}, recorded_since=history.recorded_since)
         for state in states:
@@ -194,24 +227,43 @@ class Gathering:
                 add_context(evidence, state.observation)
         evidence.live_ids = live_ids
         evidence.shared_ids = set(live_ids)
+        evidence.live_series, evidence.series_by_key = live_series, series_by_key
         snapshots, live_by_key = defaultdict(list, before.snapshots), defaultdict(list, before.live_by_key)
+        loose_live = dict(before.loose_live)
         live_counts = dict(before.live_counts)
         for key in dirty_snapshots:
             gone = vanished_by_key.get(key, ())
-            listed = before.live_by_key.get(key, ())
+            listed = before.loose_live.get(key, ()) if key in before.series_by_key else before.live_by_key.get(key, ())
             live = [s for s in listed if id(s) not in gone]
             if len(listed) - len(live) != len(gone):  # one that left was listed as an equal copy before
                 return None
             live += appeared_by_key.get(key, [])
-            kept = [s for s in index.history.get(key, ()) if s.snapshot_id not in live_ids.get(s.source, _NONE)]
+            kept = [
+                s
+                for s in chain(index.history.get(key, ()), extras.get(key, ()))
+                if s.snapshot_id not in live_ids.get(s.source, _NONE) and not in_series(live_series, s)
+            ]
             in_order = sorted(live + kept, key=_snapshot_order)
             if in_order == live:  # as `gather` does: one list for both when they hold the same
                 live = in_order
-            _put(live_by_key, key, live)
+            its_series = series_by_key.get(key)
             live_counts.pop(key, None)
+            loose_live.pop(key, None)
+            if its_series:
+                loose_live[key] = live
+                entry, live_entry = held(its_series, in_order, live)
+                # The value of the last gather when equal: the memo then sees it unchanged at an identity check.
+                was = before.snapshots.get(key)
+                snapshots[key] = was if was is not None and was == entry else entry
+                was = before.live_by_key.get(key)
+                live_by_key[key] = was if was is not None and was == live_entry else live_entry
+                live_counts[key] = len(live) + sum(len(one) for one in its_series)
+                continue
+            _put(_lists(live_by_key), key, live)
             if live:
                 live_counts[key] = len(live)
-            _put(snapshots, key, in_order)
+            _put(_lists(snapshots), key, in_order)
+        evidence.loose_live = loose_live
         runs_by_target, runs_by_job = defaultdict(list, before.runs_by_target), defaultdict(list, before.runs_by_job)
         for key in dirty_runs:
             merged = _merged([by_target.get(key, ()) for by_target in index.runs_by_target])
@@ -225,7 +277,7 @@ class Gathering:
             _put(runs_by_job, job, merged)
         evidence.snapshots, evidence.live_by_key, evidence.live_counts = snapshots, live_by_key, live_counts
         evidence.runs_by_target, evidence.runs_by_job = runs_by_target, runs_by_job
-        return evidence
+        return evidence, extras
 
 
 def _history_followed(index: _Index, old: tuple[Snapshot, ...], new: tuple[Snapshot, ...], dirty: set[str]) -> bool:
@@ -301,6 +353,10 @@ def _merged(ranks: list[Sequence[JobRun]]) -> list[JobRun] | None:
                 return None
     merged.sort(key=_run_order)
     return merged
+
+
+def _same_items(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _removed(by_key: defaultdict[str, list[T]], key: str, item: T) -> bool:

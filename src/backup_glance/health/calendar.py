@@ -23,6 +23,7 @@ from typing import TypeVar
 from ..model import CalendarSlot, Job, JobKind, JobRun, JobView, RunOutcome, SlotOutcome, Snapshot, Status, Verification
 from ._common import SLOT_TOLERANCE, SUCCESS, Slots, earlier, job_duration, load_schedule, next_run
 from ._evidence import Evidence
+from ._held import taken_between
 
 CALENDAR_PAST = timedelta(days=14)  # the grid shows two weeks back; the ICS feed one
 CALENDAR_FUTURE = timedelta(days=30)
@@ -257,7 +258,7 @@ class _TargetRows:
             if index < count and (until := mine[index] - SLOT_TOLERANCE) < high:
                 high = until
             in_runs = _between(runs, low, high, _run_start) if runs else runs
-            taken = _between(snapshots, low, high, _taken) if snapshots else snapshots
+            taken = taken_between(snapshots, low, high) if snapshots else snapshots
             if not in_runs and not taken:
                 row.append(_EMPTY_RESULT)
             else:

@@ -26,7 +26,6 @@ age, restore tests, anomalies, retention. Pure; `services.judge` turns every ris
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -50,6 +49,9 @@ from ..model import (
 from ._common import SUCCESS, job_duration, later, load_schedule
 from ._evidence import Evidence
 from ._facts import Facts, unanswered_sources
+from ._held import Snapshots, by_place, earlier_sizes
+from ._held import protected as protected_count
+from ._held import sources as held_sources
 from ._text import size, span, when
 
 SPREAD = 3 * 1.4826  # scaled median absolute deviations: "outside the usual spread"
@@ -139,7 +141,7 @@ def assess(
         copies=copies,
         offsite_lag=lag,
         encrypted=encrypted,
-        protected_snapshots=sum(1 for s in live if s.protected),
+        protected_snapshots=protected_count(live),
         verified_at=verified_at,
         verification_stale_at=stale_at,
         last_restore_test_at=restored,
@@ -190,27 +192,11 @@ _PLACES = attrgetter("places")
 _SOURCE_LOCATION: Callable[[Snapshot], tuple[str, str]] = attrgetter("source", "location")
 
 
-def _copies(
-    spec: ServiceSpec, facts: Facts, evidence: Evidence, live: list[Snapshot], now: datetime
-) -> tuple[Copy, ...]:
+def _copies(spec: ServiceSpec, facts: Facts, evidence: Evidence, live: Snapshots, now: datetime) -> tuple[Copy, ...]:
     since = now - spec.lookback
-    # Per (source, place), in the order first seen; `live` is oldest first: the last one seen per place is its
-    # newest. Without `places` (all but Databasement), both are made in C: a first evaluation meets 600,000.
-    newest: dict[tuple[str, str], Snapshot]
-    counts: dict[tuple[str, str], int]
-    if not any(map(_PLACES, live)):
-        newest = dict(zip(map(_SOURCE_LOCATION, live), live, strict=True))
-        counts = Counter(map(_SOURCE_LOCATION, live))
-    else:
-        newest, counts = {}, {}
-        for snap in live:
-            for place in snap.places or (snap.location,):
-                at = (snap.source, place)
-                newest[at] = snap
-                counts[at] = counts.get(at, 0) + 1
     copies: dict[str, Copy] = {}
     offsite_of: dict[str, frozenset[str]] = {}
-    for (source, place), snap in newest.items():
+    for source, place, count, snap in by_place(live):  # in the order first seen
         observation = evidence.observation(source)
         if source not in offsite_of:
             offsite_of[source] = frozenset(observation.offsite_locations if observation else ())
@@ -221,7 +207,7 @@ def _copies(
             source=source,
             offsite=place in offsite_of[source],
             newest_at=snap.taken_at,
-            snapshots=counts[(source, place)],
+            snapshots=count,
             encrypted=snap.encrypted,
             current=snap.taken_at >= since,
         )
@@ -249,7 +235,7 @@ def _copies(
     return tuple(sorted(copies.values(), key=lambda c: (c.newest_at is None, -(c.newest_at or now).timestamp())))
 
 
-def _doubt(copies: tuple[Copy, ...], live: list[Snapshot], evidence: Evidence) -> str | None:
+def _doubt(copies: tuple[Copy, ...], live: Snapshots, evidence: Evidence) -> str | None:
     """Why copies may exist that could not be counted: a copy whose freshness is unknown, or a PBS holding the
     service's backups that cannot see its remotes (no Remote.Audit)."""
     unknown = [c for c in copies if not c.known]
@@ -257,7 +243,7 @@ def _doubt(copies: tuple[Copy, ...], live: list[Snapshot], evidence: Evidence) -
         return f"{_label(unknown[0])} could not be asked" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else "")
     if not evidence.blind_sources:
         return None
-    for source in dict.fromkeys(s.source for s in live):
+    for source in sorted(held_sources(live)):
         if source in evidence.blind_sources:
             return f"PBS '{source}' cannot see its remotes (its token needs Remote.Audit on /remote)"
     return None
@@ -382,16 +368,12 @@ def _deviation(values: list[float], middle: float) -> float:
     return statistics.median(abs(v - middle) for v in values)
 
 
-def _size_anomaly(snapshots: list[Snapshot], policy: AnomalyPolicy, now: datetime, tz: str) -> list[Risk]:
+def _size_anomaly(snapshots: Snapshots, policy: AnomalyPolicy, now: datetime, tz: str) -> list[Risk]:
     if not snapshots or snapshots[-1].size_bytes is None:
         return []
     newest = snapshots[-1]
-    earlier: list[float] = []
-    for snap in reversed(snapshots[:-1]):  # the same location only: another one may hold other archives
-        if snap.source == newest.source and snap.location == newest.location and snap.size_bytes is not None:
-            earlier.append(snap.size_bytes)
-            if len(earlier) == ANOMALY_WINDOW:
-                break
+    # The same location only: another one may hold other archives.
+    earlier: list[float] = list(earlier_sizes(snapshots, newest, ANOMALY_WINDOW))
     if len(earlier) < policy.min_history:
         return []
     middle = statistics.median(earlier)
@@ -478,7 +460,7 @@ def kept(snapshots: Iterable[tuple[datetime, bool]], keep: Sequence[tuple[str, i
 
 
 def _retention(
-    spec: ServiceSpec, facts: Facts, evidence: Evidence, live: list[Snapshot], missed: Sequence[datetime]
+    spec: ServiceSpec, facts: Facts, evidence: Evidence, live: Snapshots, missed: Sequence[datetime]
 ) -> list[Risk]:
     risks = []
     by_place: dict[tuple[str, str], list[Snapshot]] = {}

@@ -30,6 +30,8 @@ from ._common import Findings, earlier, job_duration, load_schedule
 from ._due import Plan, check_due, plan_of, previous_due
 from ._evidence import Evidence
 from ._facts import Facts, unanswered_sources
+from ._held import sized_since
+from ._held import sources as held_sources
 from ._text import span, when
 from .protection import assess, reaches
 
@@ -51,9 +53,7 @@ def judge(
     findings = Findings()
     for reason in ordering:
         findings.add(Status.OUT_OF_ORDER, reason)
-    sources = sorted(
-        {t.source for t in facts.targets} | {j.source for j in facts.jobs} | {s.source for s in facts.snapshots}
-    )
+    sources = sorted({t.source for t in facts.targets} | {j.source for j in facts.jobs} | held_sources(facts.snapshots))
     silent_since = _check_sources(spec, facts, evidence, sources, now, display_tz, findings)
 
     newest = facts.snapshots[-1] if facts.snapshots else None
@@ -68,7 +68,7 @@ def judge(
     if (
         last_attempt is not None
         and last_attempt.outcome is RunOutcome.FAILED
-        and not any(t > last_attempt.started_at for t in facts.success_times)
+        and not (facts.success_times and facts.success_times[-1] > last_attempt.started_at)
         and not is_running
     ):
         message = f": {last_attempt.message}" if last_attempt.message else ""
@@ -127,11 +127,7 @@ def judge(
         previous_due_at=due.previous_due_at,
         missed_slots=due.missed,
         silence=silence,
-        size_trend=tuple(
-            (s.taken_at, s.size_bytes)
-            for s in facts.snapshots
-            if s.size_bytes is not None and s.taken_at >= now - spec.lookback
-        ),
+        size_trend=sized_since(facts.snapshots, now - spec.lookback),
         protection=protection,
     )
 

@@ -1,8 +1,9 @@
 """What a source listed last time, so that its next record works on the difference, not on every snapshot.
 
-The PBS source hands back the very same `Snapshot` objects, in the same order, for the groups it did not read
-again: `listdiff` finds the few places a quiet poll of 120,000 snapshots differs in. Everything else a record
-needs (the snapshots by id, the locations it covers, its scopes) is carried over and adjusted by those few.
+For the sources that list their snapshots one by one (PVE storage, Databasement, Backrest, restic; a PBS lists
+series, see `_series`): they hand back the very same `Snapshot` objects, in the same order, for what they did not
+read again, and `listdiff` finds the few places a quiet poll differs in. Everything else a record needs (the
+snapshots by id, the locations it covers, its scopes) is carried over and adjusted by those few.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ runs and the view window), so a quiet poll compares in memory and writes only wh
 served from memory after the first one. The file stays the truth: every memory is rebuilt from it after a
 start, and a failed write leaves the memory as it was.
 
+A source that lists its snapshots as series (a PBS, one per group) is remembered by those very series, not a
+`Snapshot` and an id per snapshot; the view hands them on as they are (`HistoryView.series`), and holds as
+snapshots of their own only what no series lists any more (`_series`).
+
 A record may leave its new snapshot rows for later (`record(..., defer=True)`, then `flush`): the collector
 publishes the board first, as a big first poll's rows take seconds to write. Memory already holds them, so a
 view in between is the view after the write; any other use of the file writes them first, and a failed late
@@ -28,7 +32,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from operator import attrgetter
@@ -37,7 +41,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
-from ..model import HistoryView, JobRun, Observation, Snapshot, Target
+from ..model import HistoryView, JobRun, Observation, Snapshot, SnapshotSeries, Target
 from ..paths import folder_trouble
 from ._batch import insert_rows, update_where_in
 from ._listed import Change, Listed, Scope
@@ -58,6 +62,7 @@ from ._rows import (
     snapshot_row,
 )
 from ._schema import migrate
+from ._series import SeriesChange, compared, series_rows, stored_as
 
 log = logging.getLogger(__name__)
 
@@ -176,17 +181,20 @@ SELECT source, run_id, started_at, ended_at FROM runs INDEXED BY runs_by_job
 WHERE job_key = ? AND target_key <> '' ORDER BY started_at DESC"""
 
 
-def covers(observation: Observation, snapshots: Collection[Snapshot]) -> Callable[[str, str], bool]:
+def covers(
+    observation: Observation, snapshots: Collection[Snapshot], series: Iterable[SnapshotSeries] = ()
+) -> Callable[[str, str], bool]:
     """Which stored snapshots this observation speaks for, as `covers(location, target_key)`.
 
     A complete observation speaks for every location it lists a snapshot in. One with problems (an unreadable
     namespace, a failed page) speaks only for the targets it lists, at those locations: what it left out may
     be exactly what it could not read. An observation listing nothing speaks for nothing.
     """
+    series = tuple(series)
     if observation.problems:
-        pairs = {(s.location, s.target_key) for s in snapshots}
+        pairs = {(s.location, s.target_key) for s in snapshots} | {(s.location, s.target_key) for s in series}
         return lambda location, target_key: (location, target_key) in pairs
-    locations = {s.location for s in snapshots}
+    locations = {s.location for s in snapshots} | {s.location for s in series}
     return lambda location, _target_key: location in locations
 
 
@@ -339,6 +347,10 @@ class History:
                 plan = _plan(observation.source, change.appeared, change.gone(current), current)
                 _mark_gone(conn, plan, seen_at)
                 plans.append(plan)
+            series_plan = self._series_plan(conn, observation)
+            if series_plan is not None:
+                _mark_gone(conn, series_plan, seen_at)
+                plans.append(series_plan)
             for source, snapshots in by_source.items():
                 present = memory.present.get(source)
                 whole = observation.snapshots if len(snapshots) == len(observation.snapshots) else snapshots
@@ -348,7 +360,7 @@ class History:
                     plan = _plan(source, whole, _gone(snapshots, present, observation), present)
                 _mark_gone(conn, plan, seen_at)
                 plans.append(plan)
-            deferring = defer and sum(len(plan.added) + len(plan.updated) for plan in plans) >= DEFERRED_ROWS
+            deferring = defer and sum(plan.writes for plan in plans) >= DEFERRED_ROWS
             for plan in [] if deferring else plans:
                 _upsert_snapshots(conn, plan, seen_at)
             counted = change.scopes if change is not None else fresh.scopes if fresh is not None else None
@@ -359,6 +371,7 @@ class History:
             renamed = self._renamed(conn, observation)
             insert_rows(conn, *_UPSERT_NAME, ((observation.source, key, name, seen_at) for key, name in renamed))
         memory.recorded[observation.source] = observation.snapshots
+        memory.recorded_series[observation.source] = observation.series
         memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
         memory.covered.update(dict.fromkeys(stale, seen_at))
         for plan in plans:
@@ -369,13 +382,54 @@ class History:
         memory.note_runs(new_runs)
         memory.name(observation, renamed)
         if deferring:
-            self._deferred = _Deferred([plan for plan in plans if plan.added or plan.updated], seen_at)
+            self._deferred = _Deferred([plan for plan in plans if plan.writes], seen_at)
         stats = RecordStats(
-            sum(len(p.added) for p in plans), sum(len(p.updated) for p in plans), sum(len(p.gone) for p in plans),
+            sum(p.added_count for p in plans), sum(p.updated_count for p in plans), sum(len(p.gone) for p in plans),
             runs_written,
         )  # fmt: skip
         log.debug("observation recorded", extra={"source": observation.source, "stats": stats})
         return stats
+
+    def _series_plan(self, conn: sqlite3.Connection, observation: Observation) -> _SnapshotPlan | None:
+        """What the observation's series change (None: nothing, the very series recorded last, or none listed).
+
+        A listing of no series speaks for nothing: what is present stays so."""
+        source, given, memory = observation.source, observation.series, self._memory
+        if not given or given is memory.recorded_series.get(source):
+            return None
+        by_prefix = {series.id_prefix: series for series in given if series.source == source}
+        present = memory.series.get(source)
+        if present is None:
+            return _first_series_plan(conn, source, by_prefix, observation)
+        change = SeriesChange()
+        is_covered = covers(observation, (), by_prefix.values())
+        after: dict[str, SnapshotSeries] = {}
+        for prefix, old in present.items():
+            if prefix not in by_prefix and not is_covered(old.location, old.target_key):
+                after[prefix] = old  # a part this poll does not speak for: as last read
+        for prefix, new in by_prefix.items():
+            last = present.get(prefix)
+            after[prefix] = new
+            if last is new:
+                continue
+            if last is None:
+                change.added.append((new, range(len(new))))
+                continue
+            added, updated, gone = compared(last, new)
+            if added:
+                change.added.append((new, added))
+            if updated:
+                change.updated.append((new, updated))
+            change.gone += (last[index] for index in gone)
+        for prefix, old in present.items():
+            if prefix not in after:
+                change.gone += old
+        loose = memory.present.get(source)
+        relisted, left = _relisted(loose, change, is_covered) if loose else ([], [])
+        return _SnapshotPlan(
+            source, [], [], [s.snapshot_id for s in change.gone], change, after,
+            relisted=relisted, dropped=[*relisted, *left],
+        )  # fmt: skip
 
     def _renamed(self, conn: sqlite3.Connection, observation: Observation) -> list[tuple[str, str]]:
         """(target key, name) of the observation's targets whose name is not the one stored for its source."""
@@ -443,7 +497,7 @@ class History:
             memory.window.forget_before(low)
         with self._reading("read the history view") as conn:
             if memory.window is None or low < memory.window.since:
-                memory.window = _Window.read(conn, low, memory.present, memory.runs)
+                memory.window = _Window.read(conn, low, memory.present, memory.runs, set(memory.series))
             if memory.first_seen is _UNREAD:
                 (stored,) = conn.execute("SELECT MIN(first_seen_at) FROM snapshots").fetchone()
                 deferred = self._deferred
@@ -456,6 +510,8 @@ class History:
         first_seen = memory.first_seen
         return HistoryView(
             snapshots=snapshots,
+            series=memory.all_series(),
+            series_span=(low, high),
             runs=runs,
             typical_durations=dict(memory.durations or {}),
             recorded_since=instant(first_seen) if isinstance(first_seen, int) else None,
@@ -544,7 +600,7 @@ class _Deferred:
         if stored is not None and stored <= self.seen_at:
             return stored
         for plan in self.plans:
-            for snapshot in plan.added:
+            for snapshot in chain(plan.added, plan.series_added()):
                 if (
                     stored is None
                     or not conn.execute(
@@ -565,6 +621,28 @@ class _SnapshotPlan:
     added: Sequence[Snapshot]  # a first record's: the observation's own tuple when it lists exactly these
     updated: list[Snapshot]
     gone: list[str]
+    series: SeriesChange | None = None  # what the observation's series change
+    series_after: dict[str, SnapshotSeries] | None = None  # the source's present series after the record
+    kept: dict[str, Snapshot] | None = None  # rows of a first series record this poll does not speak for
+    relisted: list[str] = field(default_factory=list)  # such rows, of an earlier record, listed in a series again
+    dropped: list[str] = field(default_factory=list)  # those, and the ones gone
+
+    @property
+    def added_count(self) -> int:
+        return len(self.added) + (self.series.added_count if self.series else 0)
+
+    @property
+    def updated_count(self) -> int:
+        return len(self.updated) + (self.series.updated_count if self.series else 0)
+
+    @property
+    def writes(self) -> int:
+        return self.added_count + self.updated_count
+
+    def series_added(self) -> Iterator[Snapshot]:
+        """The added positions of the series, as snapshots (made as they are asked for)."""
+        for series, positions in self.series.added if self.series else ():
+            yield from map(series.__getitem__, positions)
 
 
 def _what_to_do(where: str, exc: sqlite3.Error) -> str:
@@ -659,6 +737,80 @@ def _stored_as(snapshot: Snapshot, row: tuple[Any, ...]) -> bool:
     )
 
 
+def _first_series_plan(
+    conn: sqlite3.Connection, source: str, by_prefix: dict[str, SnapshotSeries], observation: Observation
+) -> _SnapshotPlan:
+    """A source's first record of series since the start, against the rows the file holds as present for it (as
+    `_first_plan`, read a chunk at a time). A row is a series' snapshot when its id is the series' prefix plus its
+    backup time; a row this poll does not speak for stays present, as a snapshot of its own."""
+    is_covered = covers(observation, (), by_prefix.values())
+    seen = {prefix: bytearray(len(series)) for prefix, series in by_prefix.items()}
+    updated: dict[str, list[int]] = {}
+    gone: list[str] = []
+    kept: dict[str, Snapshot] = {}
+    stamp = len("2025-01-15T04:00:05Z")
+    rows = conn.execute(
+        f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
+    )
+    while chunk := rows.fetchmany(READ_CHUNK):
+        for row in chunk:
+            snapshot_id = row[0]
+            prefix = snapshot_id[:-stamp]
+            series = by_prefix.get(prefix)
+            index = series.position(row[3]) if series is not None and type(row[3]) is int else None
+            if series is not None and index is not None and series.snapshot_id(index) == snapshot_id:
+                seen[prefix][index] = 1
+                if not stored_as(series, index, row):
+                    updated.setdefault(prefix, []).append(index)
+            elif is_covered(row[2], row[1]):
+                gone.append(snapshot_id)
+            else:
+                kept[snapshot_id] = snapshot_from_row((source, *row))
+    change = SeriesChange()
+    for prefix, series in by_prefix.items():
+        marks = seen[prefix]
+        if not any(marks):
+            change.added.append((series, range(len(series))))
+        elif not all(marks):
+            change.added.append((series, [index for index, mark in enumerate(marks) if not mark]))
+        if prefix in updated:
+            change.updated.append((series, updated[prefix]))
+    return _SnapshotPlan(source, [], [], gone, change, dict(by_prefix), kept)
+
+
+def _relisted(
+    loose: dict[str, Snapshot], change: SeriesChange, is_covered: Callable[[str, str], bool]
+) -> tuple[list[str], list[str]]:
+    """Rows a first series record kept present as snapshots of their own (this poll did not speak for them),
+    met again: one now in a series is that series' (added only where a stored field changed), one now spoken
+    for and not listed is gone. -> (the ids of the first, of the second)."""
+    relisted: dict[str, tuple[SnapshotSeries, int]] = {}
+    for series, positions in change.added:
+        for index in positions:
+            snapshot_id = series.snapshot_id(index)
+            if snapshot_id in loose:
+                relisted[snapshot_id] = (series, index)
+    if relisted:
+        added: list[tuple[SnapshotSeries, Sequence[int]]] = []
+        updated: list[tuple[SnapshotSeries, Sequence[int]]] = []
+        for series, positions in change.added:
+            fresh = [i for i in positions if series.snapshot_id(i) not in relisted]
+            if fresh:
+                added.append((series, fresh))
+        for snapshot_id, (series, index) in relisted.items():
+            if not _stored_as(loose[snapshot_id], _row_of(series[index])):
+                updated.append((series, [index]))
+        change.added, change.updated = added, [*change.updated, *updated]
+    gone = [s for i, s in loose.items() if i not in relisted and is_covered(s.location, s.target_key)]
+    change.gone += gone
+    return list(relisted), [s.snapshot_id for s in gone]
+
+
+def _row_of(snapshot: Snapshot) -> tuple[Any, ...]:
+    """`snapshot_id, SNAPSHOT_FIELDS` as a row stores them."""
+    return snapshot_row(snapshot, 0)[1:9]
+
+
 def _gone(snapshots: dict[str, Snapshot], present: dict[str, Snapshot], observation: Observation) -> list[str]:
     is_covered = covers(observation, snapshots.values())
     return [
@@ -696,8 +848,11 @@ def _mark_gone(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> N
 def _upsert_snapshots(conn: sqlite3.Connection, plan: _SnapshotPlan, seen_at: int) -> None:
     # Made as written, a statement's worth at a time: a big first poll's 600,000 rows in a list would hold 90 MB
     # for the length of the write.
-    rows = (snapshot_row(s, seen_at) for s in chain(plan.added, plan.updated))
-    with _indexes_set_aside(conn, len(plan.added) + len(plan.updated)):
+    rows = chain(
+        (snapshot_row(s, seen_at) for s in chain(plan.added, plan.updated)),
+        series_rows(chain(plan.series.added, plan.series.updated), seen_at) if plan.series else (),
+    )
+    with _indexes_set_aside(conn, plan.writes):
         insert_rows(conn, *_UPSERT_SNAPSHOT, rows)
 
 
@@ -777,12 +932,13 @@ class _Window:
         since: int,
         present: dict[str, dict[str, Snapshot]],
         written: dict[RunKey, JobRun],
+        series_sources: Collection[str] = (),
     ) -> _Window:
         """Read the window from the file, except the snapshots memory holds as present: their rows were written
         (or, deferred, are yet to be) from those very objects, so they are taken as they are (no second copy of a
         big first poll). A run this process wrote is taken from memory too, when its row still says what that
         object says."""
-        known = list(present)
+        known = list(set(present) | set(series_sources))
         snapshots = conn.execute(
             f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE taken_at >= ? "
             f"AND (gone_at IS NOT NULL OR source NOT IN ({', '.join('?' * len(known))}))",
@@ -815,6 +971,16 @@ class _Window:
             by_id[snapshot.snapshot_id] = snapshot
             if self._timelines is not None:
                 self._timelines[0].put(before, snapshot)
+
+    def drop(self, source: str, snapshot_ids: Iterable[str]) -> None:
+        """Let go of snapshots a source lists again (present once more, in its series)."""
+        by_id = self.snapshots.get(source)
+        if not by_id:
+            return
+        for snapshot_id in snapshot_ids:
+            before = by_id.pop(snapshot_id, None)
+            if before is not None and self._timelines is not None:
+                self._timelines = None
 
     def put_run(self, key: RunKey, run: JobRun) -> None:
         if epoch(run.started_at) >= self.since:
@@ -870,10 +1036,15 @@ class _Memory:
     def __init__(self) -> None:
         self.present: dict[str, dict[str, Snapshot]] = {}  # per source: the snapshots the file holds as present
         self.recorded: dict[str, tuple[Snapshot, ...]] = {}  # per observed source: the tuple recorded last
+        # per source: the series the file holds as present, by id prefix (the very objects last recorded)
+        self.series: dict[str, dict[str, SnapshotSeries]] = {}
+        self.recorded_series: dict[str, tuple[SnapshotSeries, ...]] = {}  # per observed source: as `recorded`
+        self._all_series: tuple[SnapshotSeries, ...] | None = None
         self.listed: dict[str, Listed] = {}  # per observed source: that tuple, when the next can be diffed with it
         self.generations: dict[str, int] = {}  # per snapshot source: how many records changed `present`
         self.recorded_runs: dict[str, tuple[tuple[JobRun, ...], frozenset[RunKey]]] = {}  # the same for runs
-        self.scopes: dict[str, tuple[object, set[tuple[str, str, str]]]] = {}  # per source: (tuple, its scopes)
+        # per source: ((snapshots, series) as listed, their scopes)
+        self.scopes: dict[str, tuple[tuple[object, object], set[tuple[str, str, str]]]] = {}
         self.covered: dict[tuple[str, str, str], int] = {}  # scope -> coverage time last written
         self.runs: dict[RunKey, JobRun] = {}  # the version of each run last written
         self.window: _Window | None = None
@@ -922,13 +1093,15 @@ class _Memory:
     def scopes_of(self, observation: Observation, counted: Counter[Scope] | None) -> set[Scope]:
         """The scopes `observation` lists snapshots in (`counted`: of its list, when one was made of it)."""
         known = self.scopes.get(observation.source)
-        if known is not None and known[0] is observation.snapshots:
+        listed = (observation.snapshots, observation.series)
+        if known is not None and known[0][0] is listed[0] and known[0][1] is listed[1]:
             return known[1]
         if counted is not None:
             scopes = set(counted)
         else:
             scopes = {(s.source, s.location, s.target_key) for s in observation.snapshots}
-        self.scopes[observation.source] = (observation.snapshots, scopes)
+        scopes |= {(s.source, s.location, s.target_key) for s in observation.series}
+        self.scopes[observation.source] = (listed, scopes)
         return scopes
 
     def list(self, observation: Observation, listed: Listed | None) -> None:
@@ -950,8 +1123,38 @@ class _Memory:
         if listed is not None and present is not None and len(present) == len(listed.by_id):
             self.present[source] = listed.by_id
 
+    def all_series(self) -> tuple[SnapshotSeries, ...]:
+        """Every source's present series (one tuple while they do not change)."""
+        if self._all_series is None:
+            self._all_series = tuple(chain.from_iterable(by_prefix.values() for by_prefix in self.series.values()))
+        return self._all_series
+
+    def apply_series(self, plan: _SnapshotPlan, seen_at: int) -> None:
+        assert plan.series is not None and plan.series_after is not None
+        first = plan.source not in self.series
+        self.series[plan.source] = plan.series_after
+        self._all_series = None
+        self.generations[plan.source] = self.generations.get(plan.source, 0) + 1
+        if plan.kept:
+            self.present.setdefault(plan.source, {}).update(plan.kept)
+        for snapshot_id in plan.dropped:
+            self.present[plan.source].pop(snapshot_id, None)
+        if first:
+            # The window read the source's present rows from the file as snapshots of their own: they are its
+            # series now, and the next view reads the rest again.
+            self.window = None
+        elif self.window is not None:
+            for snapshot in plan.series.gone:
+                self.window.put_snapshot(snapshot)
+            self.window.drop(plan.source, chain((s.snapshot_id for s in plan.series_added()), plan.relisted))
+        if plan.series.added and self.first_seen is None:
+            self.first_seen = seen_at
+
     def apply(self, plan: _SnapshotPlan, seen_at: int, listed: dict[str, Snapshot] | None = None) -> None:
         """`listed`: the record's snapshots of `plan.source` by id, when it made such a dict."""
+        if plan.series is not None:
+            self.apply_series(plan, seen_at)
+            return
         present = self.present.setdefault(plan.source, {})
         self.generations[plan.source] = self.generations.get(plan.source, 0) + 1
         if not present and listed is not None and len(plan.added) == len(listed) and self.window is None:

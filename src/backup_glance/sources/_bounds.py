@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import operator
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,7 +35,20 @@ from msgspec.structs import replace as evolve
 
 from .. import listdiff
 from ..clean import MAX_NAME, clean_text, quoted
-from ..model import Datastore, Job, JobRun, Observation, RemoteCopy, ScheduleRef, Snapshot, Target
+from ..model import (
+    NO_SIZE,
+    NOT_VERIFIED,
+    ODD_SIZE,
+    Datastore,
+    Job,
+    JobRun,
+    Observation,
+    RemoteCopy,
+    ScheduleRef,
+    Snapshot,
+    SnapshotSeries,
+    Target,
+)
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)  # clocks drift and zones differ; a snapshot "from tomorrow" is a broken one
@@ -114,6 +129,9 @@ class EdgeBounds:
         # guests names them all again in every poll)
         self._last_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # id of a series given last poll -> (that series, kept alive for its id; what it was bounded to: itself, a
+        # series cut down, or None; what was said about it)
+        self._series: dict[int, tuple[SnapshotSeries, SnapshotSeries | None, _Notes]] = {}
 
     def _clean_keys(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = self._last_keys.get(keys)
@@ -132,6 +150,7 @@ class EdgeBounds:
             notes,
             lambda n: _snapshots(observation.snapshots, latest, n, self._memo.get("snapshots")),
         )
+        series = self._bound_series(observation.series, latest, notes)
         runs = self._reuse(
             "runs",
             observation.runs,
@@ -165,6 +184,7 @@ class EdgeBounds:
             timezone=timezone,
             targets=targets,
             snapshots=snapshots,
+            series=series,
             runs=runs,
             jobs=jobs,
             datastores=datastores,
@@ -190,6 +210,30 @@ class EdgeBounds:
         self._memo[name] = (given, result, own)
         notes.merge(own)
         return result
+
+    def _bound_series(
+        self, given: tuple[SnapshotSeries, ...], latest: datetime, notes: _Notes
+    ) -> tuple[SnapshotSeries, ...]:
+        """Each series as it is, or cut down to what passes (or gone, when nothing does). A series is checked
+        once, column by column, and passes as it is when the next poll hands it back."""
+        if not given and not self._series:
+            return given
+        bounded: list[SnapshotSeries] = []
+        memo: dict[int, tuple[SnapshotSeries, SnapshotSeries | None, _Notes]] = {}
+        bounds = (int(EARLIEST.timestamp()), int(latest.timestamp()))
+        for series in given:
+            last = self._series.get(id(series))
+            if last is None or last[0] is not series or last[2].future:
+                own = _Notes()
+                last = (series, series if _series_passes(series, *bounds) else _cut(series, *bounds, own), own)
+            memo[id(series)] = last
+            notes.merge(last[2])
+            if last[1] is not None:
+                bounded.append(last[1])
+        self._series = memo
+        if len(bounded) == len(given) and all(map(operator.is_, bounded, given)):
+            return given
+        return tuple(bounded)
 
     def _passed(self, name: str) -> frozenset[int]:
         """The ids of the records the last pass let through untouched (the memo keeps them alive)."""
@@ -250,6 +294,79 @@ def _all_pass(snapshots: list[Snapshot], latest: datetime) -> bool:
         )
     except TypeError:  # a naive datetime, a field of another type: the record by record pass names it
         return False
+
+
+def _series_passes(series: SnapshotSeries, earliest: int, latest: int) -> bool:
+    """Whether `_snapshot` would let each of the series' snapshots through untouched, told from its columns (its
+    times are in order; sizes and verification times have a mark for none)."""
+    if not series.times or series.times[0] < earliest or series.times[-1] > latest:
+        return False
+    verified = [at for at in series.verified if at != NOT_VERIFIED]
+    return (
+        _within(verified, earliest, latest)
+        and not any(flags & ODD_SIZE for flags in series.flags)
+        and all(size <= MAX_BYTES for size in series.sizes if size != NO_SIZE)
+        and _plain(series.target_key, MAX_KEY)
+        and _plain(series.location, MAX_NAME)
+        and _plain(series.snapshot_id(len(series) - 1), MAX_KEY)
+    )
+
+
+def _cut(series: SnapshotSeries, earliest: int, latest: int, notes: _Notes) -> SnapshotSeries | None:
+    """The series with the snapshots of impossible dates left out, impossible sizes and verification times
+    cleared and its texts cleaned (as `_snapshot` does record by record); None when no snapshot is left."""
+    example = clean_text(series.id_prefix)
+    kept = []
+    for index, at in enumerate(series.times):
+        if earliest <= at <= latest:
+            kept.append(index)
+        else:
+            notes.add("snapshots with impossible dates", f"{example}… at {_shown_epoch(at)}")
+            notes.future = notes.future or at > latest
+    if not kept:
+        return None
+    sizes = array("Q", (series.sizes[i] for i in kept))
+    flags = bytearray(series.flags[i] for i in kept)
+    for index, size in enumerate(sizes):
+        if flags[index] & ODD_SIZE:
+            notes.add("impossible snapshot sizes", f"{example}…: below 0 or beyond 64 bits")
+            flags[index] &= ~ODD_SIZE
+        elif size != NO_SIZE and size > MAX_BYTES:
+            notes.add("impossible snapshot sizes", f"{example}…: {_shown(size)}")
+            sizes[index] = NO_SIZE
+    verified = array("q", (series.verified[i] for i in kept))
+    for index, at in enumerate(verified):
+        if at != NOT_VERIFIED and not earliest <= at <= latest:
+            notes.add("impossible verification times", f"{example}… at {_shown_epoch(at)}")
+            notes.future = notes.future or at > latest
+            verified[index] = NOT_VERIFIED
+    return SnapshotSeries(
+        clean_key(series.target_key),
+        series.source,
+        clean_text(series.location),
+        _clean_prefix(series.id_prefix),
+        array("q", (series.times[i] for i in kept)),
+        sizes,
+        verified,
+        bytes(flags),
+    )
+
+
+def _shown_epoch(seconds: int) -> str:
+    try:
+        return _shown(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, ValueError, OSError):
+        return _shown(seconds)
+
+
+def _clean_prefix(prefix: str) -> str:
+    """An id prefix whose ids (it, plus a backup time) pass as ids: itself, or (too long, or with a character no
+    id may hold) a cleaned start plus a digest of what it was, unique and the same at every poll."""
+    room = MAX_KEY - len("2025-01-15T04:00:05Z")
+    if _plain(prefix, room):
+        return prefix
+    digest = hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{clean_text(prefix, limit=room - 18)}~{digest}/"
 
 
 def _within(values: list[Any], low: Any, high: Any) -> bool:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ..model import RemoteCopy, Snapshot
+from ..model import RemoteCopy, SnapshotSeries
 from ._pbs_wire import target_key
 from ._proxmox import epoch
 from ._util import as_int, segment
@@ -111,7 +111,7 @@ class _Built:
     scan: _Scan
     endpoint: str
     keys: tuple[GroupKey, ...]  # the local groups read
-    inputs: tuple[tuple[Snapshot, ...] | None, ...]  # their snapshot lists, compared by identity
+    inputs: tuple[SnapshotSeries | None, ...]  # their snapshots, compared by identity
     copies: tuple[RemoteCopy, ...]
 
     def still(
@@ -151,7 +151,7 @@ class RemoteScanner:
         partial: Callable[..., Awaitable[Any]],  # ProxmoxSource._partial: (problems, what, call, *args)
         sync_items: Iterable[Any],
         groups: Iterable[GroupKey],
-        snapshots: dict[GroupKey, tuple[Snapshot, ...]],
+        snapshots: dict[GroupKey, SnapshotSeries],
         now: datetime,
         problems: list[str],
     ) -> None:
@@ -265,7 +265,7 @@ class RemoteScanner:
         scan: _Scan,
         endpoint: str,
         local: tuple[GroupKey, ...],
-        snapshots: dict[GroupKey, tuple[Snapshot, ...]],
+        snapshots: dict[GroupKey, SnapshotSeries],
     ) -> list[RemoteCopy]:
         """`local`: the local groups of (job.store, ns), used when the scan failed."""
         cluster = self.clusters.get(ns)

@@ -8,23 +8,42 @@ proxmox/proxmox-backup `pbs-api-types/src/datastore.rs` and `jobs.rs`. No I/O, n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from ..clean import quoted
 from ..errors import SourceProtocolError
-from ..model import Datastore, GuestRef, Job, JobKind, JobRun, ScheduleRef, Snapshot, Target, Verification
+from ..model import (
+    LAST_SECOND,
+    NO_SIZE,
+    NOT_VERIFIED,
+    ODD_SIZE,
+    Datastore,
+    GuestRef,
+    Job,
+    JobKind,
+    JobRun,
+    ScheduleRef,
+    Snapshot,
+    SnapshotSeries,
+    Target,
+    Verification,
+    column_size,
+    snapshot_flags,
+)
 from ._bounds import LATEST_FORECAST, MAX_BYTES
 from ._proxmox import as_int, epoch, task_outcome, upid_started_at
 from ._util import as_name, gc_paused, guest_key, vmid_of
 
 ErrorFactory = Callable[[str], SourceProtocolError]
-Known = Callable[[str, str], Mapping[int, Snapshot]]  # (backup-type, backup-id) -> snapshots by backup time
 _GUEST_TYPES = {"vm": "qemu", "ct": "lxc"}
 
 
@@ -108,6 +127,10 @@ def decode_group_page(body: bytes) -> list[tuple[str, str, GroupState]] | None:
     return [(i.backup_type, i.backup_id, GroupState(i.last_backup, i.backup_count, i.comment)) for i in items]
 
 
+_STAMP_EXAMPLE = "2025-01-15T04:00:05Z"  # how a snapshot's id ends: its backup time
+_TAKEN_AT = attrgetter("taken_at")
+
+
 def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -158,30 +181,78 @@ def _wire_files(raw: Any) -> list[ArchiveFile]:
 
 @dataclass(slots=True)
 class ListedGroup:
-    """One group's snapshots as a snapshot list gives them, with what `pbs.py` needs to know of them at once."""
+    """One group's snapshots as a snapshot list gives them, in columns (see `SnapshotSeries`), with what `pbs.py`
+    needs to know of them at once."""
 
     backup_type: str
     backup_id: str
-    snapshots: list[Snapshot] = field(default_factory=list)
+    source: str
+    target_key: str
+    location: str
+    id_prefix: str
+    times: array[int] = field(default_factory=lambda: array("q"))
+    sizes: array[int] = field(default_factory=lambda: array("Q"))
+    verified: array[int] = field(default_factory=lambda: array("q"))
+    flags: bytearray = field(default_factory=bytearray)
     # Each backup time later than the one before: already in time order, each once (as PBS lists them), so the
     # 600,000 snapshots of a big first poll are neither sorted nor checked for repeats again.
     in_order: bool = True
-    comment: tuple[datetime, str] | None = None  # of its newest snapshot that has one (the first of equal times)
+    comment: tuple[int, str] | None = None  # of its newest snapshot that has one (the first of equal times)
+
+    @classmethod
+    def of(cls, backup_type: str, backup_id: str, snapshot: Snapshot) -> ListedGroup:
+        """An empty listing of the group `snapshot` (read on the lenient path) is of."""
+        prefix = snapshot.snapshot_id[: -len(_STAMP_EXAMPLE)]
+        return cls(backup_type, backup_id, snapshot.source, snapshot.target_key, snapshot.location, prefix)
 
     def add(self, snapshot: Snapshot, comment: str | None) -> None:
-        snapshots = self.snapshots
-        if snapshots and snapshots[-1].taken_at >= snapshot.taken_at:
+        at = int(snapshot.taken_at.timestamp())
+        if self.times and self.times[-1] >= at:
             self.in_order = False
-        snapshots.append(snapshot)
-        if comment and (self.comment is None or self.comment[0] < snapshot.taken_at):
-            self.comment = (snapshot.taken_at, comment)
+        self.times.append(at)
+        size, odd = column_size(snapshot.size_bytes)
+        self.sizes.append(size)
+        verified = snapshot.verified_at
+        self.verified.append(NOT_VERIFIED if verified is None else int(verified.timestamp()))
+        self.flags.append(
+            snapshot_flags(snapshot.verification, snapshot.encrypted, snapshot.protected, snapshot.finished) | odd
+        )
+        if comment and (self.comment is None or self.comment[0] < at):
+            self.comment = (at, comment)
 
     def merge(self, other: ListedGroup) -> None:
         """The same group listed again further on (a list PBS would not write, or a second page)."""
         self.in_order = False
-        self.snapshots.extend(other.snapshots)
+        self.times.extend(other.times)
+        self.sizes.extend(other.sizes)
+        self.verified.extend(other.verified)
+        self.flags.extend(other.flags)
         if other.comment is not None and (self.comment is None or self.comment[0] < other.comment[0]):
             self.comment = other.comment
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """The records as listed (in the list's order, repeats and all)."""
+        return list(self._columns())
+
+    def series(self, twice: list[str]) -> SnapshotSeries:
+        """The group's snapshots in time order, each once: a snapshot listed more than once is named in
+        `twice`, and its worse record kept, the same whatever the order of the list."""
+        if self.in_order:
+            return self._columns()
+        return SnapshotSeries.of(listed_once(sorted(self._columns(), key=_TAKEN_AT), twice), self.id_prefix)
+
+    def _columns(self) -> SnapshotSeries:
+        return SnapshotSeries(
+            self.target_key,
+            self.source,
+            self.location,
+            self.id_prefix,
+            self.times,
+            self.sizes,
+            self.verified,
+            bytes(self.flags),
+        )
 
 
 def listed_groups(records: Iterable[tuple[str, str, Snapshot, str | None]]) -> list[ListedGroup]:
@@ -191,10 +262,45 @@ def listed_groups(records: Iterable[tuple[str, str, Snapshot, str | None]]) -> l
     group: ListedGroup | None = None
     for backup_type, backup_id, snapshot, comment in records:
         if group is None or backup_id != group.backup_id or backup_type != group.backup_type:
-            group = ListedGroup(backup_type, backup_id)
+            group = ListedGroup.of(backup_type, backup_id, snapshot)
             groups.append(group)
         group.add(snapshot, comment)
     return groups
+
+
+# Of two records of one snapshot, the one that says less good is kept: a failed verification must not hide
+# behind a copy that says ok, whichever PBS lists first.
+_WORSE = {Verification.FAILED: 0, Verification.NONE: 1, Verification.OK: 2}
+
+
+def _worse_first(snapshot: Snapshot) -> tuple[object, ...]:
+    """Orders the records of one snapshot, the one kept first, by every fact they may differ in."""
+    return (
+        _WORSE[snapshot.verification],
+        snapshot.finished,
+        snapshot.size_bytes is not None,
+        snapshot.size_bytes or 0,
+        snapshot.verified_at is not None,
+        snapshot.verified_at or datetime.min.replace(tzinfo=UTC),
+        snapshot.encrypted is None,
+        snapshot.encrypted is True,
+        snapshot.protected,
+    )
+
+
+def listed_once(group: list[Snapshot], twice: list[str]) -> list[Snapshot]:
+    """A group's snapshots (in time order), each once: a snapshot PBS listed more than once is named in `twice`,
+    and its worse record kept, the same whatever the order of the list."""
+    out: list[Snapshot] = []
+    for _at, same in groupby(group, attrgetter("taken_at")):
+        records = list(same)
+        kept = min(records, key=_worse_first)
+        if len(records) > 1:
+            twice.append(
+                f"snapshot {kept.snapshot_id} listed {len(records)} times (kept: verification {kept.verification})"
+            )
+        out.append(kept)
+    return out
 
 
 def parse_snapshot(
@@ -258,8 +364,17 @@ class _SnapshotPage(msgspec.Struct):
 
 
 _SNAPSHOT_PAGE = msgspec.json.Decoder(_SnapshotPage)
+# (verification 0/1/2, encrypted, protected, finished) -> the flags byte, for the typed decoder's loop
+_FLAGS = {
+    (verification, encrypted, protected, finished): snapshot_flags(
+        (Verification.NONE, Verification.OK, Verification.FAILED)[verification], encrypted, protected, finished
+    )
+    for verification in range(3)
+    for encrypted in (None, False, True)
+    for protected in (False, True)
+    for finished in (False, True)
+}
 _CACHE_LIMIT = 100_000
-_CLOCKS_LIMIT = 20_000
 _FILES_LIMIT = 10_000  # `files` texts (a few hundred bytes each) whose encryption is known
 
 
@@ -275,20 +390,11 @@ class SnapshotDecoder:
         self.source = source
         self.guest_namespaces = guest_namespaces or {}  # namespace -> PVE cluster whose guests back up there
         self._keys: dict[tuple[str, str, str | None], str] = {}
-        self._verified: dict[str, datetime | None] = {}
+        self._verified: dict[str, int] = {}  # UPID -> its start (epoch), NOT_VERIFIED when it is no UPID
         self._encrypted: dict[bytes, bool | None] = {}
-        # A snapshot's id ends in its backup time, "2025-01-15T04:00:05Z": put together from the texts of its day
-        # and of its time of day, each made once (`isoformat` took 0.6 s of a 10,000-guest first poll). Its
-        # instant too: the day's midnight plus the time of day is a quarter of what `fromtimestamp` costs.
-        self._days: dict[int, tuple[str, datetime] | None] = {}  # days since 1970 -> ("2025-01-15T", midnight)
-        self._clocks: dict[int, tuple[str, timedelta]] = {}  # seconds into the day -> ("04:00:05Z", the same)
 
-    def page(
-        self, body: bytes, *, store: str, ns: str, known: Known | None = None, refused: list[str] | None = None
-    ) -> list[ListedGroup] | None:
-        """-> the page's groups, in the order listed. `known(backup_type, backup_id)` gives the group's snapshots
-        as last read, by backup time: one that is the same again is handed back as it was, so a group read again
-        for its one new snapshot makes one new record, not sixty."""
+    def page(self, body: bytes, *, store: str, ns: str, refused: list[str] | None = None) -> list[ListedGroup] | None:
+        """-> the page's groups, in the order listed."""
         try:
             with gc_paused(len(body)):
                 items = _SNAPSHOT_PAGE.decode(body).data
@@ -298,21 +404,17 @@ class SnapshotDecoder:
         prefix = f"{store}/{ns}/"
         cluster = self.guest_namespaces.get(ns)
         source, verified, by_files = self.source, self._verified, self._encrypted
-        days, clocks = self._days, self._clocks
-        unverified, verified_ok, verified_failed = Verification.NONE, Verification.OK, Verification.FAILED
+        flags_of = _FLAGS
         groups: list[ListedGroup] = []
-        by_group: dict[tuple[str, str], Mapping[int, Snapshot]] = {}
-        # PBS lists a group's snapshots one after another: what depends only on the group (its key, its
-        # snapshots as last read, the id's prefix) is looked up when the group changes, not for every snapshot.
+        # PBS lists a group's snapshots one after another: what depends only on the group (its key, the id's
+        # prefix) is looked up when the group changes, not for every snapshot.
         backup_type: str | None = None
         backup_id: str | None = None
         key, group_prefix = "", ""
-        same_group: Mapping[int, Snapshot] = {}
         # A group's listing starts at its first record kept: records refused in between do not split it (as on the
         # lenient path, which drops them before it groups).
         fresh = True
-        listing = ListedGroup("", "")
-        append = listing.snapshots.append
+        listing = ListedGroup("", "", source, "", location, "")
         previous = -1  # the backup time of the listing's last snapshot
         with gc_paused(len(body)):
             for item in items:
@@ -320,72 +422,46 @@ class SnapshotDecoder:
                     backup_type, backup_id = item.backup_type, item.backup_id
                     key = self._key(backup_type, backup_id, cluster)
                     group_prefix = f"{prefix}{backup_type}/{backup_id}/"
-                    if known is not None:
-                        if (backup_type, backup_id) not in by_group:
-                            by_group[(backup_type, backup_id)] = known(backup_type, backup_id)
-                        same_group = by_group[(backup_type, backup_id)]
                     fresh = True
-                verification, verified_at = unverified, None
+                at = item.backup_time
+                # Before 1970 (as `epoch` reads it on the lenient path), or a day no calendar holds: no time, and
+                # this record goes.
+                if not 0 <= at <= LAST_SECOND:
+                    if refused is not None:
+                        refused.append(f"snapshot {group_prefix}{at}: 'backup-time' is no date")
+                    continue
+                verification, verified_at = 0, NOT_VERIFIED
                 if item.verification is not None:
-                    verification = verified_ok if item.verification.state == "ok" else verified_failed
+                    verification = 1 if item.verification.state == "ok" else 2
                     upid = item.verification.upid or ""
                     verified_at = verified[upid] if upid in verified else self._verified_at(upid)
-                finished = item.size is not None
+                size = item.size
                 encrypted = None
-                if finished:
+                if size is not None:
                     files = bytes(item.files)
                     encrypted = by_files[files] if files in by_files else self._files_encrypted(files)
-                snapshot = None
-                if known is not None:
-                    same = same_group.get(item.backup_time)
-                    if (
-                        same is not None
-                        and same.size_bytes == item.size
-                        and same.verification is verification
-                        and same.verified_at == verified_at
-                        and same.encrypted == encrypted
-                        and same.protected == item.protected
-                    ):
-                        snapshot = same
-                if snapshot is None:
-                    day, second = divmod(item.backup_time, 86400)
-                    dated = days[day] if day in days else self._day(day)
-                    # Before 1970 (as `epoch` reads it on the lenient path), or a day no calendar holds: no time, and
-                    # this record goes.
-                    if dated is None or item.backup_time < 0:
-                        if refused is not None:
-                            refused.append(f"snapshot {group_prefix}{item.backup_time}: 'backup-time' is no date")
-                        continue
-                    date, midnight = dated
-                    clock, time_of_day = clocks[second] if second in clocks else self._clock(second)
-                    taken_at = midnight + time_of_day
-                    snapshot = Snapshot(
-                        key,
-                        source,
-                        f"{group_prefix}{date}{clock}",
-                        taken_at,
-                        finished,
-                        item.size,
-                        verification,
-                        verified_at,
-                        location,
-                        encrypted,
-                        item.protected,
-                    )
                 if fresh:
                     listing = groups[-1] if groups else listing
                     if not groups or listing.backup_id != backup_id or listing.backup_type != backup_type:
-                        groups.append(listing := ListedGroup(item.backup_type, item.backup_id))
+                        listing = ListedGroup(backup_type, backup_id, source, key, location, group_prefix)
+                        groups.append(listing)
                         previous = -1
-                    append = listing.snapshots.append
                     fresh = False
                 # `ListedGroup.add`, inline: a call per snapshot cost a third of a second at 600,000.
-                if item.backup_time <= previous:
+                if at <= previous:
                     listing.in_order = False
-                previous = item.backup_time
-                append(snapshot)
-                if item.comment and (listing.comment is None or listing.comment[0] < snapshot.taken_at):
-                    listing.comment = (snapshot.taken_at, item.comment)
+                previous = at
+                listing.times.append(at)
+                flags = flags_of[(verification, encrypted, item.protected, size is not None)]
+                if size is None:
+                    size = NO_SIZE
+                elif not 0 <= size < NO_SIZE:
+                    size, flags = NO_SIZE, flags | ODD_SIZE
+                listing.sizes.append(size)
+                listing.verified.append(verified_at)
+                listing.flags.append(flags)
+                if item.comment and (listing.comment is None or listing.comment[0] < at):
+                    listing.comment = (at, item.comment)
         return groups
 
     def _key(self, backup_type: str, backup_id: str, cluster: str | None = None) -> str:
@@ -397,25 +473,6 @@ class SnapshotDecoder:
                 self.source, backup_type, backup_id, cluster
             )
         return key
-
-    def _day(self, day: int) -> tuple[str, datetime] | None:
-        if len(self._days) > _CACHE_LIMIT:
-            self._days.clear()
-        try:
-            midnight = datetime.fromtimestamp(day * 86400, UTC)
-        except (OverflowError, ValueError, OSError):  # the year 10000 or later (or 2^62): no calendar holds it
-            dated = None
-        else:
-            dated = (midnight.isoformat()[:11], midnight)
-        self._days[day] = dated
-        return dated
-
-    def _clock(self, second: int) -> tuple[str, timedelta]:
-        if len(self._clocks) > _CLOCKS_LIMIT:  # times spread over the whole day: bounded, not 86,400 texts
-            self._clocks.clear()
-        text = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
-        clock = self._clocks[second] = (text, timedelta(seconds=second))
-        return clock
 
     def _files_encrypted(self, files: bytes) -> bool | None:
         """`files_encrypted` of a finished snapshot's raw `files`. Archive sizes are in those bytes, and they
@@ -431,11 +488,12 @@ class SnapshotDecoder:
         self._encrypted[files] = known
         return known
 
-    def _verified_at(self, upid: str) -> datetime | None:
+    def _verified_at(self, upid: str) -> int:
         if upid not in self._verified:
             if len(self._verified) > _CACHE_LIMIT:
                 self._verified.clear()
-            self._verified[upid] = upid_started_at(upid)
+            at = upid_started_at(upid)
+            self._verified[upid] = NOT_VERIFIED if at is None else int(at.timestamp())
         return self._verified[upid]
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from itertools import chain, groupby
 from operator import attrgetter
 from typing import Any
 
@@ -21,7 +19,7 @@ from msgspec.structs import replace as evolve
 
 from ..config import PbsSourceConfig
 from ..errors import SourceProtocolError
-from ..model import Datastore, Job, JobKind, JobRun, Observation, Snapshot, Target, Verification
+from ..model import Datastore, Job, JobKind, JobRun, Observation, SnapshotSeries, Target
 from ._http import DEFAULT_MAX_BYTES
 from ._pbs_remotes import RemoteScanner, endpoint_of
 from ._pbs_wire import (
@@ -72,7 +70,7 @@ class PbsSource(ProxmoxSource):
         super().__init__(config, max_bytes=max_bytes, clock=clock)
         self._stores_wanted = set(config.datastores)
         self._groups: dict[GroupKey, GroupState] = {}
-        self._snapshots: dict[GroupKey, tuple[Snapshot, ...]] = {}
+        self._snapshots: dict[GroupKey, SnapshotSeries] = {}
         self._names: dict[GroupKey, str] = {}
         self._unfinished: set[GroupKey] = set()  # groups holding an in-progress snapshot: read until it finishes
         # (store, ns) -> its group list as last read, and the groups in it, when that read left nothing to read
@@ -89,7 +87,7 @@ class PbsSource(ProxmoxSource):
         self._prune_upids: dict[str, str] = {}  # prune task UPID -> job id, from each job's `last-run-upid`
         self._last_server_time: datetime | None = None
         # targets + snapshots as last handed out; rebuilt only when a group changed, so a quiet poll stays cheap
-        self._assembled: tuple[tuple[Target, ...], tuple[Snapshot, ...]] | None = None
+        self._assembled: tuple[tuple[Target, ...], tuple[SnapshotSeries, ...]] | None = None
         self._targets: dict[GroupKey, Target] = {}  # each group's target as last made (rebuilt when renamed)
         # Groups whose snapshot list this poll could not read (their store, namespace or list failed), and since
         # when: the start of the last poll that read them, None if none did.
@@ -383,8 +381,12 @@ class PbsSource(ProxmoxSource):
                 self._unread.update(changed)  # as last read, if ever
             else:
                 for key in changed:
-                    self._snapshots[key] = tuple(fetched.get(key, ()))  # in time order, each once
-                    if any(not snap.finished for snap in self._snapshots[key]):
+                    series = fetched.get(key)
+                    if series is None:  # a group without a snapshot (all pruned since its list was read)
+                        self._snapshots.pop(key, None)
+                    elif series != self._snapshots.get(key):  # the same again stays the very same object
+                        self._snapshots[key] = series
+                    if series is not None and series.unfinished():
                         self._unfinished.add(key)
                     else:
                         self._unfinished.discard(key)
@@ -422,7 +424,7 @@ class PbsSource(ProxmoxSource):
 
     async def _fetch_snapshots(
         self, store: str, ns: str, keys: list[GroupKey], whole: bool, problems: list[str]
-    ) -> dict[GroupKey, list[Snapshot]]:
+    ) -> dict[GroupKey, SnapshotSeries]:
         path = f"/admin/datastore/{segment(store)}/snapshots"
         requests: list[dict[str, Any]] = [{"ns": ns}]  # the whole namespace in one answer
         if not whole:
@@ -438,17 +440,12 @@ class PbsSource(ProxmoxSource):
                     listed[key].merge(group)
                 else:
                     listed[key] = group
-        out: dict[GroupKey, list[Snapshot]] = {}
+        out: dict[GroupKey, SnapshotSeries] = {}
         twice: list[str] = []
         for key, group in listed.items():
             if group.comment is not None:
                 self._newest_comment[key] = group.comment[1]
-            snapshots = group.snapshots
-            if not group.in_order:
-                snapshots.sort(key=attrgetter("taken_at"))
-                if len(set(map(attrgetter("taken_at"), snapshots))) < len(snapshots):
-                    snapshots = _listed_once(snapshots, twice)
-            out[key] = snapshots
+            out[key] = group.series(twice)
         problems.extend(left_out(twice))
         return out
 
@@ -458,7 +455,7 @@ class PbsSource(ProxmoxSource):
         """The groups of one snapshot list; each record PBS could not have written costs itself, said in
         `refused`."""
         body = await self.client.get_body(path, params)
-        typed = self._decoder.page(body, store=store, ns=ns, known=partial(self._known, store, ns), refused=refused)
+        typed = self._decoder.page(body, store=store, ns=ns, refused=refused)
         if typed is not None:
             return typed
         page = unwrap(self.client.decode_json(body, path), path, list, self._protocol)
@@ -475,10 +472,6 @@ class PbsSource(ProxmoxSource):
                 refused.append(str(exc))
         return listed_groups(parsed)
 
-    def _known(self, store: str, ns: str, backup_type: str, backup_id: str) -> dict[int, Snapshot]:
-        """A group's snapshots as last read, by backup time (what PBS lists them by)."""
-        return {int(s.taken_at.timestamp()): s for s in self._snapshots.get((store, ns, backup_type, backup_id), ())}
-
     def _observation(
         self, observed_at: datetime, timezone: str, datastores: list[Datastore], jobs: list[Job], problems: list[str]
     ) -> Observation:
@@ -494,9 +487,9 @@ class PbsSource(ProxmoxSource):
                     target = make_target(self.name, key[2], key[3], name, self._clusters.get(key[1]))
                 self._targets[key] = target
                 targets.setdefault(target.key, target)  # one guest backed up to several stores/namespaces
-            snapshots = tuple(chain.from_iterable(self._snapshots.get(key, ()) for key in keys))
-            self._assembled = (tuple(targets.values()), snapshots)
-        targets_out, snapshots_out = self._assembled
+            series = tuple(self._snapshots[key] for key in keys if key in self._snapshots)
+            self._assembled = (tuple(targets.values()), series)
+        targets_out, series_out = self._assembled
         runs = sorted(self._runs.values(), key=attrgetter("started_at", "run_id"))
         if self._clusters:
             runs = self._attributed(runs)
@@ -508,7 +501,7 @@ class PbsSource(ProxmoxSource):
             observed_at=observed_at,
             timezone=timezone,
             targets=targets_out,
-            snapshots=snapshots_out,
+            series=series_out,
             jobs=tuple(jobs),
             runs=self._runs_out,
             datastores=tuple(datastores),
@@ -599,41 +592,6 @@ class PbsSource(ProxmoxSource):
             if setting is True or offsite_named(setting, *names):
                 out.add(location)
         return tuple(sorted(out))
-
-
-# Of two records of one snapshot, the one that says less good is kept: a failed verification must not hide
-# behind a copy that says ok, whichever PBS lists first.
-_WORSE = {Verification.FAILED: 0, Verification.NONE: 1, Verification.OK: 2}
-
-
-def _worse_first(snapshot: Snapshot) -> tuple[object, ...]:
-    """Orders the records of one snapshot, the one kept first, by every fact they may differ in."""
-    return (
-        _WORSE[snapshot.verification],
-        snapshot.finished,
-        snapshot.size_bytes is not None,
-        snapshot.size_bytes or 0,
-        snapshot.verified_at is not None,
-        snapshot.verified_at or datetime.min.replace(tzinfo=UTC),
-        snapshot.encrypted is None,
-        snapshot.encrypted is True,
-        snapshot.protected,
-    )
-
-
-def _listed_once(group: list[Snapshot], twice: list[str]) -> list[Snapshot]:
-    """A group's snapshots (in time order), each once: a snapshot PBS listed more than once is named in `twice`,
-    and its worse record kept, the same whatever the order of the list."""
-    out: list[Snapshot] = []
-    for _at, same in groupby(group, attrgetter("taken_at")):
-        records = list(same)
-        kept = min(records, key=_worse_first)
-        if len(records) > 1:
-            twice.append(
-                f"snapshot {kept.snapshot_id} listed {len(records)} times (kept: verification {kept.verification})"
-            )
-        out.append(kept)
-    return out
 
 
 def _verified_since(tasks: list[dict[str, Any]], jobs: list[Job], since: datetime) -> set[str]:
