@@ -169,6 +169,24 @@ class TestDemoLab:
         assert jellyfin.job_key == "pve1/backup/weekly" and jellyfin.outcome is RunOutcome.OK
         assert jellyfin.started_at.astimezone(UTC).date().isoformat() == "2025-01-13"  # Monday
 
+    async def test_a_change_of_jobs_files_finished_tasks_as_reading_their_logs_again_would(
+        self, lab: ProxmoxLab, pve_server: SimulatorServer
+    ) -> None:
+        """A finished task's log is kept only as the runs made of it: when the weekly job is switched off, its
+        last run is taken for a manual one, per guest too, exactly as a source reading every log afresh says."""
+        source = a_source(pve_server)
+        await source.poll()
+        weekly = next(job for job in lab.vzdump_jobs if job.id == "weekly")
+        weekly.enabled = False
+        kept = await source.poll()
+        fresh = a_source(pve_server)
+        again = await fresh.poll()
+        await source.aclose()
+        await fresh.aclose()
+        jellyfin = newest(kept.runs, "guest:113")
+        assert jellyfin.job_key == "pve1/backup/manual" and jellyfin.outcome is RunOutcome.OK
+        assert kept.runs == again.runs
+
     async def test_it_reads_vzdump_files_on_dir_storages_only(self, pve_server: SimulatorServer) -> None:
         source = a_source(pve_server)
         obs = await source.poll()

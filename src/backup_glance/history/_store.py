@@ -325,15 +325,17 @@ class History:
             if change is None:
                 by_source = _by_source(observation.snapshots)
         listed = memory.recorded_runs.get(observation.source)
-        if listed is not None and listed[0] is observation.runs:  # the same tuple as last time: nothing to compare
+        # Of the jobs' last runs, whether the task list (the fuller account) names each: told from the last record
+        # while the list is the same tuple, else from the list's keys (made for this record only: 100,000 runs).
+        last_keys = {run_key(job.last_run): job.last_run for job in observation.jobs if job.last_run is not None}
+        if listed is not None and listed[0] is observation.runs and last_keys.keys() <= listed[1].keys():
             runs: dict[RunKey, JobRun] = {}
-            listed_keys = listed[1]
+            in_list = listed[1]
         else:
             runs = {run_key(run): run for run in observation.runs}
-            listed_keys = frozenset(runs)
-        for job in observation.jobs:
-            last = job.last_run
-            if last is not None and (key := run_key(last)) not in listed_keys:  # the task list is the fuller account
+            in_list = {key: key in runs for key in last_keys}
+        for key, last in last_keys.items():
+            if not in_list[key]:
                 runs.setdefault(key, last)
         new_runs = {key: run for key, run in runs.items() if memory.run_changes(key, run)}
         # A full comparison's list, made once: its scopes are what this record covers, and what the next works on.
@@ -372,7 +374,7 @@ class History:
             insert_rows(conn, *_UPSERT_NAME, ((observation.source, key, name, seen_at) for key, name in renamed))
         memory.recorded[observation.source] = observation.snapshots
         memory.recorded_series[observation.source] = observation.series
-        memory.recorded_runs[observation.source] = (observation.runs, listed_keys)
+        memory.recorded_runs[observation.source] = (observation.runs, in_list)
         memory.covered.update(dict.fromkeys(stale, seen_at))
         for plan in plans:
             memory.apply(plan, seen_at, by_source.get(plan.source))
@@ -1042,7 +1044,8 @@ class _Memory:
         self._all_series: tuple[SnapshotSeries, ...] | None = None
         self.listed: dict[str, Listed] = {}  # per observed source: that tuple, when the next can be diffed with it
         self.generations: dict[str, int] = {}  # per snapshot source: how many records changed `present`
-        self.recorded_runs: dict[str, tuple[tuple[JobRun, ...], frozenset[RunKey]]] = {}  # the same for runs
+        # per source: the runs recorded last, and whether they name each of its jobs' last runs
+        self.recorded_runs: dict[str, tuple[tuple[JobRun, ...], dict[RunKey, bool]]] = {}
         # per source: ((snapshots, series) as listed, their scopes)
         self.scopes: dict[str, tuple[tuple[object, object], set[tuple[str, str, str]]]] = {}
         self.covered: dict[tuple[str, str, str], int] = {}  # scope -> coverage time last written

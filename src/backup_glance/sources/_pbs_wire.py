@@ -375,7 +375,7 @@ _FLAGS = {
     for finished in (False, True)
 }
 _CACHE_LIMIT = 100_000
-_FILES_LIMIT = 10_000  # `files` texts (a few hundred bytes each) whose encryption is known
+_FILES_LIMIT = 2_000  # `files` texts (a few hundred bytes each) whose encryption is known: 0.6 MB at most
 
 
 class SnapshotDecoder:
