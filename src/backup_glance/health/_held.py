@@ -23,7 +23,6 @@ from ..model import NO_SIZE, SizeTrend, Snapshot, SnapshotSeries
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _PROTECTED = 16  # the flag of a protected snapshot in a series (see `model.snapshot_flags`)
-_snapshot_order = attrgetter("taken_at", "source", "snapshot_id")
 OrderKey = tuple[int, str, str]  # (epoch microseconds, source, snapshot id)
 
 
