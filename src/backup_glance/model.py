@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
-from typing import overload
+from typing import TypeVar, overload
 
 import msgspec
 
@@ -207,7 +207,39 @@ def snapshot_flags(verification: Verification, encrypted: bool | None, protected
     )
 
 
-class SizeTrend(Sequence[tuple[datetime, int]]):
+T = TypeVar("T")
+
+
+class MadeOnAccess(Sequence[T]):
+    """A sequence whose items are made when asked for (`_get`) and not kept: the columns they are made of are
+    what is held."""
+
+    __slots__ = ()
+
+    def _get(self, index: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._get(index)
+
+    def __iter__(self) -> Iterator[T]:
+        return map(self._get, range(len(self)))
+
+    def __reversed__(self) -> Iterator[T]:
+        return map(self._get, range(len(self) - 1, -1, -1))
+
+
+class SizeTrend(MadeOnAccess[tuple[datetime, int]]):
     """(taken at, bytes) pairs, oldest first, in two arrays: a verdict holds one for each of 10,000 services, and
     as tuples of a `datetime` and an `int` their points cost 140 bytes each, here 16."""
 
@@ -227,15 +259,6 @@ class SizeTrend(Sequence[tuple[datetime, int]]):
     def __len__(self) -> int:
         return len(self._micros)
 
-    @overload
-    def __getitem__(self, index: int) -> tuple[datetime, int]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[datetime, int]]: ...
-    def __getitem__(self, index: int | slice) -> tuple[datetime, int] | list[tuple[datetime, int]]:
-        if isinstance(index, slice):
-            return [self._point(i) for i in range(*index.indices(len(self._micros)))]
-        return self._point(index)
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SizeTrend):
             return self._micros == other._micros and self._sizes == other._sizes
@@ -249,7 +272,7 @@ class SizeTrend(Sequence[tuple[datetime, int]]):
     def __repr__(self) -> str:
         return f"SizeTrend({list(self)!r})"
 
-    def _point(self, index: int) -> tuple[datetime, int]:
+    def _get(self, index: int) -> tuple[datetime, int]:
         return _EPOCH + timedelta(microseconds=self._micros[index]), self._sizes[index]
 
 
@@ -285,7 +308,7 @@ def _clock_text(second: int) -> str:
     return f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
 
 
-class SnapshotSeries(Sequence[Snapshot]):
+class SnapshotSeries(MadeOnAccess[Snapshot]):
     """One group's snapshots at one source and location, oldest first, held in columns.
 
     A big PBS lists 600,000 snapshots at 10,000 guests: as `Snapshot`s, with their ids, instants and sizes, that
@@ -313,25 +336,6 @@ class SnapshotSeries(Sequence[Snapshot]):
 
     def __len__(self) -> int:
         return len(self.times)
-
-    @overload
-    def __getitem__(self, index: int) -> Snapshot: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Snapshot]: ...
-    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
-        if isinstance(index, slice):
-            return [self._made(i) for i in range(*index.indices(len(self.times)))]
-        if index < 0:
-            index += len(self.times)
-        if not 0 <= index < len(self.times):
-            raise IndexError("series index out of range")
-        return self._made(index)
-
-    def __iter__(self) -> Iterator[Snapshot]:
-        return map(self._made, range(len(self.times)))
-
-    def __reversed__(self) -> Iterator[Snapshot]:
-        return map(self._made, range(len(self.times) - 1, -1, -1))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SnapshotSeries):
@@ -411,7 +415,7 @@ class SnapshotSeries(Sequence[Snapshot]):
         at = bisect_left(self.times, seconds)
         return at if at < len(self.times) and self.times[at] == seconds else None
 
-    def _made(self, index: int) -> Snapshot:
+    def _get(self, index: int) -> Snapshot:
         size, flags, verified = self.sizes[index], self.flags[index], self.verified[index]
         return Snapshot(
             self.target_key,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, pairwise
 from operator import attrgetter
-from typing import TypeAlias, overload
+from typing import TypeAlias
 
-from ..model import NO_SIZE, SizeTrend, Snapshot, SnapshotSeries
+from ..model import NO_SIZE, MadeOnAccess, SizeTrend, Snapshot, SnapshotSeries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -42,7 +42,7 @@ def _key_of(part: SnapshotSeries | tuple[Snapshot, ...], index: int) -> OrderKey
     return (micros(snapshot.taken_at), snapshot.source, snapshot.snapshot_id)
 
 
-class Held(Sequence[Snapshot]):
+class Held(MadeOnAccess[Snapshot]):
     """Series and snapshots of their own (sorted in `gather`'s order), read as one list in that order. Nothing
     made on access is kept."""
 
@@ -71,25 +71,6 @@ class Held(Sequence[Snapshot]):
 
     def __len__(self) -> int:
         return self._offsets[-1]
-
-    @overload
-    def __getitem__(self, index: int) -> Snapshot: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Snapshot]: ...
-    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
-        if isinstance(index, slice):
-            return [self._get(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("held index out of range")
-        return self._get(index)
-
-    def __iter__(self) -> Iterator[Snapshot]:
-        return map(self._get, range(len(self)))
-
-    def __reversed__(self) -> Iterator[Snapshot]:
-        return map(self._get, range(len(self) - 1, -1, -1))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Held):
@@ -134,7 +115,7 @@ class Held(Sequence[Snapshot]):
 Snapshots: TypeAlias = list[Snapshot] | SnapshotSeries | Held
 
 
-class Instants(Sequence[datetime]):
+class Instants(MadeOnAccess[datetime]):
     """Sorted instants held in an array (epoch seconds or microseconds): made into datetimes when read, as
     `bisect` does a few times."""
 
@@ -146,15 +127,6 @@ class Instants(Sequence[datetime]):
     def __len__(self) -> int:
         return len(self._values)
 
-    @overload
-    def __getitem__(self, index: int) -> datetime: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[datetime]: ...
-    def __getitem__(self, index: int | slice) -> datetime | list[datetime]:
-        if isinstance(index, slice):
-            return [self._made(value) for value in self._values[index]]
-        return self._made(self._values[index])
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Instants):
             return self._scale == other._scale and self._values == other._values
@@ -162,7 +134,8 @@ class Instants(Sequence[datetime]):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def _made(self, value: int) -> datetime:
+    def _get(self, index: int) -> datetime:
+        value = self._values[index]
         return _at(value * 1_000_000 if self._scale == 1 else value)
 
 
@@ -178,7 +151,7 @@ def success_times(finished: Snapshots, starts: list[datetime]) -> Sequence[datet
     return Instants(array("q", sorted([*finished.micros(), *map(micros, starts)])), 1_000_000)
 
 
-class Beside(Sequence[datetime]):
+class Beside(MadeOnAccess[datetime]):
     """Sorted instants and a few more (sorted), read as one sorted sequence without merging them: `at[k]` is
     where `more[k]` would go among `instants` (before equal ones)."""
 
@@ -189,19 +162,6 @@ class Beside(Sequence[datetime]):
 
     def __len__(self) -> int:
         return len(self._instants) + len(self._more)
-
-    @overload
-    def __getitem__(self, index: int) -> datetime: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[datetime]: ...
-    def __getitem__(self, index: int | slice) -> datetime | list[datetime]:
-        if isinstance(index, slice):
-            return [self._get(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("index out of range")
-        return self._get(index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Beside):
