@@ -18,6 +18,7 @@ from backup_glance.model import (
     RunOutcome,
     ScheduleRef,
     Snapshot,
+    SnapshotSeries,
     Target,
 )
 from backup_glance.schedule import ScheduleError, parse_schedule
@@ -213,3 +214,41 @@ def test_text_that_would_display_in_another_order_than_it_reads_loses_its_direct
         EdgeBounds().bound(replace(observation(), targets=(replace(tricky, name="שלום vault"),)), NOW).targets[0].name
         == "שלום vault"
     )  # right-to-left text itself stays
+
+
+def series_of(n: int, location: str, *snapshots: Snapshot) -> SnapshotSeries:
+    return SnapshotSeries.of(list(snapshots), f"{location}/ct/{n}/")
+
+
+def stamped(n: int, location: str, at: datetime, **fields: object) -> Snapshot:
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Snapshot(f"guest:{n}", "pbs", f"{location}/ct/{n}/{stamp}", at, location=location, **fields)  # type: ignore[arg-type]
+
+
+def test_a_series_is_cut_down_to_what_passes_and_passes_whole_when_it_can() -> None:
+    hour = NOW.replace(minute=0) - timedelta(hours=1)
+    clean = series_of(1, "main", stamped(1, "main", hour - timedelta(days=1)), stamped(1, "main", hour, size_bytes=5))
+    hostile = series_of(
+        2,
+        "main\x07",
+        stamped(2, "main\x07", hour - timedelta(days=2), size_bytes=2**61),  # more bytes than any disk holds
+        stamped(2, "main\x07", hour, verified_at=datetime(1999, 1, 1, tzinfo=UTC)),
+        stamped(2, "main\x07", NOW + timedelta(days=3)),  # from the future: gone now, looked at again later
+    )
+    given = Observation("pbs", "pbs", NOW, "UTC", series=(clean, hostile))
+    bounds = EdgeBounds()
+    first = bounds.bound(given, NOW)
+    kept, cut = first.series
+    assert kept is clean
+    assert [s.taken_at for s in cut] == [hour - timedelta(days=2), hour]
+    assert [s.size_bytes for s in cut] == [None, None] and cut[1].verified_at is None
+    assert cut.location == "main" and all(s.snapshot_id.isprintable() for s in cut)
+    assert {p.split(":")[0] for p in first.problems} == {
+        "snapshots with impossible dates",
+        "impossible snapshot sizes",
+        "impossible verification times",
+    }
+    again = bounds.bound(given, NOW + timedelta(minutes=5))  # looked at again (a future record), the same cut
+    assert again.series[0] is clean and again.series[1] is cut
+    later = bounds.bound(given, NOW + timedelta(days=3))  # its day came: it passes
+    assert [s.taken_at for s in later.series[1]][-1] == NOW + timedelta(days=3)

@@ -225,7 +225,10 @@ class EdgeBounds:
             last = self._series.get(id(series))
             if last is None or last[0] is not series or last[2].future:
                 own = _Notes()
-                last = (series, series if _series_passes(series, *bounds) else _cut(series, *bounds, own), own)
+                made = series if _series_passes(series, *bounds) else _cut(series, *bounds, own)
+                if last is not None and made is not None and made is not series and made == last[1]:
+                    made = last[1]  # cut down as at the last poll: the very series again, for history and health
+                last = (series, made, own)
             memo[id(series)] = last
             notes.merge(last[2])
             if last[1] is not None:
