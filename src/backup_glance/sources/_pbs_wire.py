@@ -238,9 +238,29 @@ class ListedGroup:
     def series(self, twice: list[str]) -> SnapshotSeries:
         """The group's snapshots in time order, each once: a snapshot listed more than once is named in
         `twice`, and its worse record kept, the same whatever the order of the list."""
+        listed = self._columns()
         if self.in_order:
-            return self._columns()
-        return SnapshotSeries.of(listed_once(sorted(self._columns(), key=_TAKEN_AT), twice), self.id_prefix)
+            return listed
+        kept = []  # indexes, in time order (a sort keeps a time's records in the list's order)
+        for _at, same in groupby(sorted(range(len(self.times)), key=self.times.__getitem__), self.times.__getitem__):
+            records = list(same)
+            index = min(records, key=lambda i: _worse_first(listed[i]))
+            if len(records) > 1:
+                twice.append(
+                    f"snapshot {listed.snapshot_id(index)} listed {len(records)} times "
+                    f"(kept: verification {listed.verification(index)})"
+                )
+            kept.append(index)
+        return SnapshotSeries(
+            self.target_key,
+            self.source,
+            self.location,
+            self.id_prefix,
+            array("q", (self.times[i] for i in kept)),
+            array("Q", (self.sizes[i] for i in kept)),
+            array("q", (self.verified[i] for i in kept)),
+            bytes(self.flags[i] for i in kept),
+        )
 
     def _columns(self) -> SnapshotSeries:
         return SnapshotSeries(
@@ -268,8 +288,8 @@ def listed_groups(records: Iterable[tuple[str, str, Snapshot, str | None]]) -> l
     return groups
 
 
-# Of two records of one snapshot, the one that says less good is kept: a failed verification must not hide
-# behind a copy that says ok, whichever PBS lists first.
+# Of two records of one snapshot, the one that says less good is kept (`ListedGroup.series`): a failed verification
+# must not hide behind a copy that says ok, whichever PBS lists first.
 _WORSE = {Verification.FAILED: 0, Verification.NONE: 1, Verification.OK: 2}
 
 
@@ -286,21 +306,6 @@ def _worse_first(snapshot: Snapshot) -> tuple[object, ...]:
         snapshot.encrypted is True,
         snapshot.protected,
     )
-
-
-def listed_once(group: list[Snapshot], twice: list[str]) -> list[Snapshot]:
-    """A group's snapshots (in time order), each once: a snapshot PBS listed more than once is named in `twice`,
-    and its worse record kept, the same whatever the order of the list."""
-    out: list[Snapshot] = []
-    for _at, same in groupby(group, attrgetter("taken_at")):
-        records = list(same)
-        kept = min(records, key=_worse_first)
-        if len(records) > 1:
-            twice.append(
-                f"snapshot {kept.snapshot_id} listed {len(records)} times (kept: verification {kept.verification})"
-            )
-        out.append(kept)
-    return out
 
 
 def parse_snapshot(
