@@ -267,7 +267,7 @@ class SizeTrend(MadeOnAccess[tuple[datetime, int]]):
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self._micros.tobytes(), self._sizes.tobytes()))
+        return hash(tuple(self))  # as the tuple of pairs it equals
 
     def __repr__(self) -> str:
         return f"SizeTrend({list(self)!r})"
