@@ -26,9 +26,8 @@ age, restore tests, anomalies, retention. Pure; `services.judge` turns every ris
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from ..model import (
@@ -186,10 +185,6 @@ def last_restore_test(keys: Iterable[str], evidence: Evidence, source: str | Non
 
 
 # --- copies ------------------------------------------------------------------------------------------------------
-
-
-_PLACES = attrgetter("places")
-_SOURCE_LOCATION: Callable[[Snapshot], tuple[str, str]] = attrgetter("source", "location")
 
 
 def _copies(spec: ServiceSpec, facts: Facts, evidence: Evidence, live: Snapshots, now: datetime) -> tuple[Copy, ...]:
