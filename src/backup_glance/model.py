@@ -182,7 +182,7 @@ NOT_VERIFIED = -1  # `SnapshotSeries.verified`: no verification
 _VERIFICATIONS = (Verification.NONE, Verification.OK, Verification.FAILED)
 _ENCRYPTED = (None, False, True)
 # `SnapshotSeries.flags`, a byte per snapshot: verification in bits 0-1, encryption in bits 2-3, then these.
-_PROTECTED = 16
+PROTECTED = 16
 _UNFINISHED = 32
 ODD_SIZE = 64  # the source said a size no column holds (below 0, 2^64 - 1 or more): `sizes` says none
 STORED_FLAGS = 3 | _UNFINISHED  # the flags history stores (verification, finished): not encryption, protection
@@ -202,7 +202,7 @@ def snapshot_flags(verification: Verification, encrypted: bool | None, protected
     return (
         _VERIFICATIONS.index(verification)
         | _ENCRYPTED.index(encrypted) << 2
-        | (_PROTECTED if protected else 0)
+        | (PROTECTED if protected else 0)
         | (0 if finished else _UNFINISHED)
     )
 
@@ -252,7 +252,7 @@ class SizeTrend(MadeOnAccess[tuple[datetime, int]]):
     def of(cls, points: Iterable[tuple[datetime, int]]) -> SizeTrend:
         micros, sizes = array("q"), array("q")
         for at, size in points:
-            micros.append((at - _EPOCH) // _MICROSECOND)
+            micros.append(epoch_micros(at))
             sizes.append(size)
         return cls(micros, sizes)
 
@@ -273,11 +273,26 @@ class SizeTrend(MadeOnAccess[tuple[datetime, int]]):
         return f"SizeTrend({list(self)!r})"
 
     def _get(self, index: int) -> tuple[datetime, int]:
-        return _EPOCH + timedelta(microseconds=self._micros[index]), self._sizes[index]
+        return instant_of_micros(self._micros[index]), self._sizes[index]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+STAMP_LENGTH = len("2025-01-15T04:00:05Z")  # how a PBS snapshot's id ends: its backup time
+
+
+def epoch_micros(at: datetime) -> int:
+    """Epoch microseconds of an aware instant, exactly (no float on the way)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def instant_of_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def id_prefix_of(snapshot_id: str) -> str:
+    """The group part of a PBS snapshot id ("store/ns/vm/101/"): what a `SnapshotSeries` names it by."""
+    return snapshot_id[:-STAMP_LENGTH]
 
 
 # A snapshot's id ends in its time, "2025-01-15T04:00:05Z", put together from the texts of its day and of its time of
@@ -428,7 +443,7 @@ class SnapshotSeries(MadeOnAccess[Snapshot]):
             None if verified == NOT_VERIFIED else _instant(verified),
             self.location,
             _ENCRYPTED[flags >> 2 & 3],
-            bool(flags & _PROTECTED),
+            bool(flags & PROTECTED),
         )
 
 

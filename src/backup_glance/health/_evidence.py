@@ -29,6 +29,7 @@ from ..model import (
     SnapshotSeries,
     SourceState,
     Target,
+    id_prefix_of,
 )
 from ._held import Held, Snapshots
 
@@ -198,12 +199,9 @@ def series_snapshots(history: HistoryView, live: dict[tuple[str, str], SnapshotS
         yield from series[bisect_left(series.times, low) : bisect_left(series.times, high)]
 
 
-_STAMP = len("2025-01-15T04:00:05Z")
-
-
 def in_series(live: dict[tuple[str, str], SnapshotSeries], snapshot: Snapshot) -> bool:
     """Whether a live series holds `snapshot` (by its id: the series' prefix and its time)."""
-    series = live.get((snapshot.source, snapshot.snapshot_id[:-_STAMP]))
+    series = live.get((snapshot.source, id_prefix_of(snapshot.snapshot_id)))
     if series is None:
         return False
     index = series.position(int(snapshot.taken_at.timestamp()))

@@ -13,26 +13,23 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import accumulate, pairwise
 from operator import attrgetter
 from typing import TypeAlias
 
-from ..model import NO_SIZE, MadeOnAccess, SizeTrend, Snapshot, SnapshotSeries
+from ..model import (
+    NO_SIZE,
+    PROTECTED,
+    MadeOnAccess,
+    SizeTrend,
+    Snapshot,
+    SnapshotSeries,
+    instant_of_micros,
+)
+from ..model import epoch_micros as micros
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-_PROTECTED = 16  # the flag of a protected snapshot in a series (see `model.snapshot_flags`)
 OrderKey = tuple[int, str, str]  # (epoch microseconds, source, snapshot id)
-
-
-def micros(at: datetime) -> int:
-    """Epoch microseconds, exactly (no float on the way)."""
-    return (at - _EPOCH) // _MICRO
-
-
-def _at(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
 
 
 def _key_of(part: SnapshotSeries | tuple[Snapshot, ...], index: int) -> OrderKey:
@@ -136,7 +133,7 @@ class Instants(MadeOnAccess[datetime]):
 
     def _get(self, index: int) -> datetime:
         value = self._values[index]
-        return _at(value * 1_000_000 if self._scale == 1 else value)
+        return instant_of_micros(value * 1_000_000 if self._scale == 1 else value)
 
 
 def success_times(finished: Snapshots, starts: list[datetime]) -> Sequence[datetime]:
@@ -218,7 +215,7 @@ def sources(snapshots: Snapshots) -> set[str]:
 def protected(snapshots: Snapshots) -> int:
     """How many are protected."""
     if isinstance(snapshots, SnapshotSeries):
-        return sum(1 for flags in snapshots.flags if flags & _PROTECTED)
+        return sum(1 for flags in snapshots.flags if flags & PROTECTED)
     if isinstance(snapshots, Held):
         return sum(map(protected, snapshots.series)) + sum(1 for s in snapshots.others if s.protected)
     return sum(1 for s in snapshots if s.protected)

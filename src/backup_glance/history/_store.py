@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import HistoryError
-from ..model import HistoryView, JobRun, Observation, Snapshot, SnapshotSeries, Target
+from ..model import HistoryView, JobRun, Observation, Snapshot, SnapshotSeries, Target, id_prefix_of
 from ..paths import folder_trouble
 from ._batch import insert_rows, update_where_in
 from ._listed import Change, Listed, Scope
@@ -750,14 +750,13 @@ def _first_series_plan(
     updated: dict[str, list[int]] = {}
     gone: list[str] = []
     kept: dict[str, Snapshot] = {}
-    stamp = len("2025-01-15T04:00:05Z")
     rows = conn.execute(
         f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
     )
     while chunk := rows.fetchmany(READ_CHUNK):
         for row in chunk:
             snapshot_id = row[0]
-            prefix = snapshot_id[:-stamp]
+            prefix = id_prefix_of(snapshot_id)
             series = by_prefix.get(prefix)
             index = series.position(row[3]) if series is not None and type(row[3]) is int else None
             if series is not None and index is not None and series.snapshot_id(index) == snapshot_id:

@@ -39,6 +39,7 @@ from ..model import (
     NO_SIZE,
     NOT_VERIFIED,
     ODD_SIZE,
+    STAMP_LENGTH,
     Datastore,
     Job,
     JobRun,
@@ -365,7 +366,7 @@ def _shown_epoch(seconds: int) -> str:
 def _clean_prefix(prefix: str) -> str:
     """An id prefix whose ids (it, plus a backup time) pass as ids: itself, or (too long, or with a character no
     id may hold) a cleaned start plus a digest of what it was, unique and the same at every poll."""
-    room = MAX_KEY - len("2025-01-15T04:00:05Z")
+    room = MAX_KEY - STAMP_LENGTH
     if _plain(prefix, room):
         return prefix
     digest = hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -37,6 +37,7 @@ from ..model import (
     Target,
     Verification,
     column_size,
+    id_prefix_of,
     snapshot_flags,
 )
 from ._bounds import LATEST_FORECAST, MAX_BYTES
@@ -127,7 +128,6 @@ def decode_group_page(body: bytes) -> list[tuple[str, str, GroupState]] | None:
     return [(i.backup_type, i.backup_id, GroupState(i.last_backup, i.backup_count, i.comment)) for i in items]
 
 
-_STAMP_EXAMPLE = "2025-01-15T04:00:05Z"  # how a snapshot's id ends: its backup time
 _TAKEN_AT = attrgetter("taken_at")
 
 
@@ -202,7 +202,7 @@ class ListedGroup:
     @classmethod
     def of(cls, backup_type: str, backup_id: str, snapshot: Snapshot) -> ListedGroup:
         """An empty listing of the group `snapshot` (read on the lenient path) is of."""
-        prefix = snapshot.snapshot_id[: -len(_STAMP_EXAMPLE)]
+        prefix = id_prefix_of(snapshot.snapshot_id)
         return cls(backup_type, backup_id, snapshot.source, snapshot.target_key, snapshot.location, prefix)
 
     def add(self, snapshot: Snapshot, comment: str | None) -> None:
