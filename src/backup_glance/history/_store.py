@@ -703,25 +703,30 @@ def _first_plan(
     updated: list[Snapshot] = []
     gone: list[str] = []
     kept: dict[str, Snapshot] = {}
-    # Without the source (one for all): one string object less to make for each of 600,000 rows.
-    rows = conn.execute(
-        f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
-    )
-    while chunk := rows.fetchmany(READ_CHUNK):
-        for row in chunk:
-            snapshot = listed.get(row[0])
-            if snapshot is not None:
-                stored.add(snapshot.snapshot_id)
-                if not _stored_as(snapshot, row):
-                    updated.append(snapshot)
-            elif is_covered(row[2], row[1]):
-                gone.append(row[0])
-            else:
-                kept[row[0]] = snapshot_from_row((source, *row))
+    for row in _present_rows(conn, source):
+        snapshot = listed.get(row[0])
+        if snapshot is not None:
+            stored.add(snapshot.snapshot_id)
+            if not _stored_as(snapshot, row):
+                updated.append(snapshot)
+        elif is_covered(row[2], row[1]):
+            gone.append(row[0])
+        else:
+            kept[row[0]] = snapshot_from_row((source, *row))
     if not stored and not kept:
         return _plan(source, whole, gone, {}), {}
     added = [s for s in listed.values() if s.snapshot_id not in stored] if len(stored) < len(listed) else []
     return _SnapshotPlan(source, added, updated, gone), {**kept, **listed} if kept else listed
+
+
+def _present_rows(conn: sqlite3.Connection, source: str) -> Iterator[tuple[Any, ...]]:
+    """(snapshot_id, then SNAPSHOT_FIELDS) of every row the file holds as present for `source`, read a chunk at a
+    time. Without the source (one for all): one string object less to make for each of 600,000 rows."""
+    rows = conn.execute(
+        f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
+    )
+    while chunk := rows.fetchmany(READ_CHUNK):
+        yield from chunk
 
 
 def _stored_as(snapshot: Snapshot, row: tuple[Any, ...]) -> bool:
@@ -750,23 +755,19 @@ def _first_series_plan(
     updated: dict[str, list[int]] = {}
     gone: list[str] = []
     kept: dict[str, Snapshot] = {}
-    rows = conn.execute(
-        f"SELECT snapshot_id, {SNAPSHOT_FIELDS} FROM snapshots WHERE source = ? AND gone_at IS NULL", (source,)
-    )
-    while chunk := rows.fetchmany(READ_CHUNK):
-        for row in chunk:
-            snapshot_id = row[0]
-            prefix = id_prefix_of(snapshot_id)
-            series = by_prefix.get(prefix)
-            index = series.position(row[3]) if series is not None and type(row[3]) is int else None
-            if series is not None and index is not None and series.snapshot_id(index) == snapshot_id:
-                seen[prefix][index] = 1
-                if not stored_as(series, index, row):
-                    updated.setdefault(prefix, []).append(index)
-            elif is_covered(row[2], row[1]):
-                gone.append(snapshot_id)
-            else:
-                kept[snapshot_id] = snapshot_from_row((source, *row))
+    for row in _present_rows(conn, source):
+        snapshot_id = row[0]
+        prefix = id_prefix_of(snapshot_id)
+        series = by_prefix.get(prefix)
+        index = series.position(row[3]) if series is not None and type(row[3]) is int else None
+        if series is not None and index is not None and series.snapshot_id(index) == snapshot_id:
+            seen[prefix][index] = 1
+            if not stored_as(series, index, row):
+                updated.setdefault(prefix, []).append(index)
+        elif is_covered(row[2], row[1]):
+            gone.append(snapshot_id)
+        else:
+            kept[snapshot_id] = snapshot_from_row((source, *row))
     change = SeriesChange()
     for prefix, series in by_prefix.items():
         marks = seen[prefix]
